@@ -1,0 +1,38 @@
+{
+  "targets": [
+    {
+      "target_name": "virga_native",
+      "sources": [
+        "src/arch/x86_64/boot_cpu.cc",
+        "src/arch/x86_64/boot_info.cc",
+        "src/arch/x86_64/cpuid.cc",
+        "src/arch/x86_64/kernel_loader.cc",
+        "src/arch/x86_64/mptable.cc",
+        "src/binding/addon.cc",
+        "src/chardev/chardev.cc",
+        "src/devices/bus.cc",
+        "src/devices/i8042.cc",
+        "src/devices/serial_8250.cc",
+        "src/io/event_loop.cc",
+        "src/kvm/system.cc",
+        "src/kvm/vcpu.cc",
+        "src/kvm/vm.cc",
+        "src/memory/guest_memory.cc",
+        "src/vcpu/vcpu_thread.cc",
+        "src/virtio/blk.cc",
+        "src/virtio/mmio_transport.cc",
+        "src/virtio/queue.cc",
+        "src/vm/machine.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "src"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "ldflags": ["-pthread"]
+    }
+  ]
+}

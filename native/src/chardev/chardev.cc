@@ -1,0 +1,224 @@
+#include "chardev/chardev.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/error.h"
+
+namespace virga {
+
+namespace {
+
+UniqueFd OpenPty(std::string* slave_path, UniqueFd* slave_out) {
+  UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK));
+  if (!master.valid()) throw ErrnoError("posix_openpt");
+  if (::grantpt(master.get()) < 0 || ::unlockpt(master.get()) < 0) throw ErrnoError("grantpt/unlockpt");
+  char name[128];
+  if (::ptsname_r(master.get(), name, sizeof(name)) != 0) throw ErrnoError("ptsname_r");
+  // Raw mode on the slave side so the guest sees bytes exactly as typed
+  // and its output is not rewritten (no \n -> \r\n).
+  // Keeping our own slave fd open means the master never reads EIO while
+  // no terminal is attached, so a user can attach and detach at will.
+  int slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) throw ErrnoError(std::string("open ") + name);
+  termios tio{};
+  if (::tcgetattr(slave, &tio) == 0) {
+    ::cfmakeraw(&tio);
+    ::tcsetattr(slave, TCSANOW, &tio);
+  }
+  slave_out->Reset(slave);
+  *slave_path = name;
+  return master;
+}
+
+UniqueFd ListenUnix(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) throw VmmError("socket path too long: " + path);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd.valid()) throw ErrnoError("socket");
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());  // stale socket
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) throw ErrnoError("bind " + path);
+  ::chmod(path.c_str(), 0600);
+  if (::listen(fd.get(), 4) < 0) throw ErrnoError("listen " + path);
+  return fd;
+}
+
+}  // namespace
+
+Chardev::Chardev(const ChardevConfig& config) : kind_(config.kind) {
+  try {
+    switch (kind_) {
+      case ChardevConfig::Kind::kStdio:
+        in_fd_ = STDIN_FILENO;
+        out_fd_ = STDOUT_FILENO;
+        break;
+      case ChardevConfig::Kind::kPty:
+        owned_out_ = OpenPty(&pty_path_, &pty_slave_);
+        in_fd_ = out_fd_ = owned_out_.get();
+        nonblocking_drop_ = true;
+        break;
+      case ChardevConfig::Kind::kFile:
+        owned_out_.Reset(::open(config.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        if (!owned_out_.valid()) throw ErrnoError("cannot open " + config.path);
+        out_fd_ = owned_out_.get();
+        break;
+      case ChardevConfig::Kind::kSocket:
+        listener_ = ListenUnix(config.path);
+        socket_path_ = config.path;
+        nonblocking_drop_ = true;
+        break;
+      case ChardevConfig::Kind::kNone:
+        break;
+    }
+  } catch (const VmmError& e) {
+    throw VmmError("serial backend", e);
+  }
+}
+
+Chardev::~Chardev() {
+  Detach();
+  if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
+}
+
+void Chardev::WaitWritable(int fd) {
+  pollfd p{fd, POLLOUT, 0};
+  ::poll(&p, 1, 1000);
+}
+
+void Chardev::Write(const uint8_t* data, size_t len) {
+  std::lock_guard guard(lock_);
+  int fd = kind_ == ChardevConfig::Kind::kSocket ? client_.get() : out_fd_;
+  if (fd < 0) return;
+  size_t done = 0;
+  int stalls = 0;
+  while (done < len) {
+    ssize_t n = kind_ == ChardevConfig::Kind::kSocket
+                    ? ::send(fd, data + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT)
+                    : ::write(fd, data + done, len - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      if (nonblocking_drop_) return;
+      // stdio may have been made non-blocking by whoever shares it: wait a
+      // little, but never hang the vCPU forever on a reader that is gone.
+      if (++stalls > 5) return;
+      WaitWritable(fd);
+      continue;
+    }
+    if (kind_ == ChardevConfig::Kind::kSocket) DropClient();
+    return;
+  }
+}
+
+void Chardev::Attach(EventLoop* loop, InputSink sink) {
+  std::lock_guard guard(lock_);
+  loop_ = loop;
+  sink_ = std::move(sink);
+  if (kind_ == ChardevConfig::Kind::kSocket) {
+    loop_->Add(listener_.get(), EPOLLIN, [this](uint32_t) { OnAccept(); });
+  } else if (in_fd_ >= 0) {
+    // A closed or unreadable stdin (e.g. </dev/null in tests) is not an error.
+    struct stat st {};
+    if (::fstat(in_fd_, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+      try {
+        loop_->Add(in_fd_, EPOLLIN, [this](uint32_t) { OnInputReadable(); });
+      } catch (const VmmError&) {
+        in_fd_ = -1;
+      }
+    }
+  }
+}
+
+void Chardev::Detach() {
+  std::lock_guard guard(lock_);
+  if (loop_ == nullptr) return;
+  if (listener_.valid()) loop_->Remove(listener_.get());
+  if (client_.valid()) loop_->Remove(client_.get());
+  if (in_fd_ >= 0 && kind_ != ChardevConfig::Kind::kSocket) loop_->Remove(in_fd_);
+  loop_ = nullptr;
+}
+
+void Chardev::OnAccept() {
+  std::lock_guard guard(lock_);
+  int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0) return;
+  if (client_.valid()) {
+    // One console client at a time, as QEMU's socket chardev: the host
+    // daemon fans it out to many.
+    ::close(fd);
+    return;
+  }
+  client_.Reset(fd);
+  in_fd_ = fd;
+  input_paused_ = false;
+  loop_->Add(fd, EPOLLIN | EPOLLRDHUP, [this](uint32_t) { OnInputReadable(); });
+}
+
+void Chardev::DropClient() {
+  if (!client_.valid()) return;
+  if (loop_ != nullptr) loop_->Remove(client_.get());
+  client_.Reset();
+  in_fd_ = -1;
+}
+
+void Chardev::OnInputReadable() {
+  // The sink takes the device's lock, and the device calls Write/ResumeInput
+  // under that lock: never hold lock_ while calling the sink.
+  int fd;
+  InputSink sink;
+  {
+    std::lock_guard guard(lock_);
+    fd = in_fd_;
+    sink = sink_;
+  }
+  if (fd < 0 || !sink) return;
+  uint8_t buffer[256];
+  // Read only what the device has room for, so unread input stays in the kernel.
+  size_t room = sink(nullptr, 0);
+  if (room == 0) {
+    std::lock_guard guard(lock_);
+    if (in_fd_ == fd && loop_ != nullptr) {
+      input_paused_ = true;
+      loop_->Modify(fd, 0);
+    }
+    return;
+  }
+  ssize_t n = ::read(fd, buffer, room < sizeof(buffer) ? room : sizeof(buffer));
+  if (n > 0) {
+    sink(buffer, static_cast<size_t>(n));
+    return;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  std::lock_guard guard(lock_);
+  if (in_fd_ != fd || loop_ == nullptr) return;
+  if (kind_ == ChardevConfig::Kind::kSocket) {
+    DropClient();
+  } else {
+    loop_->Remove(in_fd_);
+    in_fd_ = -1;
+  }
+}
+
+void Chardev::ResumeInput() {
+  std::lock_guard guard(lock_);
+  if (!input_paused_ || loop_ == nullptr || in_fd_ < 0) return;
+  input_paused_ = false;
+  loop_->Modify(in_fd_, kind_ == ChardevConfig::Kind::kSocket ? (EPOLLIN | EPOLLRDHUP) : EPOLLIN);
+}
+
+}  // namespace virga

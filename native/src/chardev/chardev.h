@@ -1,0 +1,62 @@
+// Where a serial port's bytes go: stdio, a pty, a file, or a unix socket
+// server. Output is written from the vCPU thread straight to the backend;
+// input is read on the I/O thread and handed to the device only as fast as
+// the device has room, so a flood never grows a buffer without bound.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "common/fd.h"
+#include "io/event_loop.h"
+
+namespace virga {
+
+struct ChardevConfig {
+  enum class Kind { kStdio, kPty, kFile, kSocket, kNone } kind = Kind::kNone;
+  std::string path;
+};
+
+class Chardev {
+ public:
+  // Accepts up to `len` bytes, returns how many it took.
+  using InputSink = std::function<size_t(const uint8_t* data, size_t len)>;
+
+  explicit Chardev(const ChardevConfig& config);
+  ~Chardev();
+
+  void Write(const uint8_t* data, size_t len);
+  // Registers input sources with the loop; `sink` receives guest input.
+  void Attach(EventLoop* loop, InputSink sink);
+  // Called by the device when it has room again after refusing input.
+  void ResumeInput();
+  void Detach();
+  const std::string& pty_path() const { return pty_path_; }
+
+ private:
+  void OnInputReadable();
+  void OnAccept();
+  void DropClient();
+  void WaitWritable(int fd);
+
+  ChardevConfig::Kind kind_;
+  std::string socket_path_;
+  std::string pty_path_;
+  UniqueFd owned_out_;   // file or pty master
+  UniqueFd pty_slave_;
+  UniqueFd listener_;    // socket backend
+  UniqueFd client_;      // socket backend's connected client
+  int in_fd_ = -1;
+  int out_fd_ = -1;
+  bool nonblocking_drop_ = false;  // pty/socket: drop output nobody reads rather than stall the guest
+
+  std::mutex lock_;
+  EventLoop* loop_ = nullptr;
+  InputSink sink_;
+  bool input_paused_ = false;
+};
+
+}  // namespace virga

@@ -1,0 +1,101 @@
+#include "devices/i8042.h"
+
+namespace virga {
+
+namespace {
+constexpr uint8_t kStatusOutputFull = 0x01;
+constexpr uint8_t kStatusSystemFlag = 0x04;
+constexpr uint8_t kStatusCommand = 0x08;
+
+constexpr uint8_t kCmdReadControl = 0x20;
+constexpr uint8_t kCmdWriteControl = 0x60;
+constexpr uint8_t kCmdDisableAux = 0xa7;
+constexpr uint8_t kCmdEnableAux = 0xa8;
+constexpr uint8_t kCmdTestAux = 0xa9;
+constexpr uint8_t kCmdSelfTest = 0xaa;
+constexpr uint8_t kCmdTestKbd = 0xab;
+constexpr uint8_t kCmdDisableKbd = 0xad;
+constexpr uint8_t kCmdEnableKbd = 0xae;
+constexpr uint8_t kCmdWriteAux = 0xd4;
+constexpr uint8_t kCmdPulseReset = 0xfe;
+
+constexpr uint8_t kKbdAck = 0xfa;
+constexpr uint8_t kKbdResend = 0xfe;
+constexpr uint8_t kSelfTestPassed = 0x55;
+}  // namespace
+
+void I8042::Read(uint64_t offset, uint8_t* data, uint32_t len) {
+  std::lock_guard guard(lock_);
+  uint8_t value = 0;
+  if (offset == 0) {
+    if (!output_.empty()) {
+      value = output_.front();
+      output_.pop_front();
+    }
+  } else if (offset == 4) {
+    value = static_cast<uint8_t>(kStatusSystemFlag | (output_.empty() ? 0 : kStatusOutputFull) |
+                                 (pending_command_ ? kStatusCommand : 0));
+  }
+  data[0] = value;
+  for (uint32_t i = 1; i < len; ++i) data[i] = 0;
+}
+
+void I8042::Write(uint64_t offset, const uint8_t* data, uint32_t len) {
+  if (len == 0) return;
+  bool reset = false;
+  {
+    std::lock_guard guard(lock_);
+    if (offset == 4) {
+      if (data[0] == kCmdPulseReset) {
+        reset = true;
+      } else {
+        Command(data[0]);
+      }
+    } else if (offset == 0) {
+      Data(data[0]);
+    }
+  }
+  if (reset) on_reset_({ExitKind::kGuestReset, ""});
+}
+
+void I8042::Command(uint8_t command) {
+  switch (command) {
+    case kCmdReadControl:
+      output_.push_back(control_);
+      break;
+    case kCmdWriteControl:
+    case kCmdWriteAux:
+      pending_command_ = command;
+      break;
+    case kCmdSelfTest:
+      output_.push_back(kSelfTestPassed);
+      break;
+    case kCmdTestKbd:
+    case kCmdTestAux:
+      output_.push_back(0x00);
+      break;
+    case kCmdDisableAux:
+    case kCmdEnableAux:
+    case kCmdDisableKbd:
+    case kCmdEnableKbd:
+    default:
+      break;
+  }
+}
+
+void I8042::Data(uint8_t value) {
+  uint8_t command = pending_command_;
+  pending_command_ = 0;
+  if (command == kCmdWriteControl) {
+    control_ = value;
+  } else if (command == kCmdWriteAux) {
+    // No mouse behind the aux port: the device does not answer.
+    output_.push_back(kKbdResend);
+  } else {
+    // Keyboard commands: acknowledge; 0xff (reset) also reports BAT passed.
+    output_.push_back(kKbdAck);
+    if (value == 0xff) output_.push_back(0xaa);
+  }
+}
+
+}  // namespace virga

@@ -1,0 +1,36 @@
+// Just enough of the PC keyboard controller (ports 0x60/0x64) for Linux to
+// probe it quickly and for `reboot=k` (command 0xfe pulses CPU reset).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+
+#include "devices/bus.h"
+#include "vm/exit_reason.h"
+
+namespace virga {
+
+class I8042 : public BusDevice {
+ public:
+  static constexpr uint16_t kDataPort = 0x60;
+  static constexpr uint16_t kCommandPort = 0x64;
+
+  explicit I8042(ExitRequest on_reset) : on_reset_(std::move(on_reset)) {}
+
+  // `offset` is relative to port 0x60: 0 = data, 4 = status/command.
+  void Read(uint64_t offset, uint8_t* data, uint32_t len) override;
+  void Write(uint64_t offset, const uint8_t* data, uint32_t len) override;
+
+ private:
+  void Command(uint8_t command);
+  void Data(uint8_t value);
+
+  ExitRequest on_reset_;
+  std::mutex lock_;
+  std::deque<uint8_t> output_;
+  uint8_t control_ = 0x47;  // kbd int, sys flag, translate (what firmware leaves)
+  uint8_t pending_command_ = 0;
+};
+
+}  // namespace virga

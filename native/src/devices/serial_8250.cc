@@ -1,0 +1,173 @@
+#include "devices/serial_8250.h"
+
+namespace virga {
+
+namespace {
+
+// Register offsets (DLAB=0 unless noted).
+constexpr uint64_t kRbrThr = 0;  // DLL with DLAB
+constexpr uint64_t kIer = 1;     // DLM with DLAB
+constexpr uint64_t kIirFcr = 2;
+constexpr uint64_t kLcr = 3;
+constexpr uint64_t kMcr = 4;
+constexpr uint64_t kLsr = 5;
+constexpr uint64_t kMsr = 6;
+constexpr uint64_t kScr = 7;
+
+constexpr uint8_t kLcrDlab = 0x80;
+constexpr uint8_t kIerRdi = 0x01;
+constexpr uint8_t kIerThri = 0x02;
+constexpr uint8_t kIirNoInt = 0x01;
+constexpr uint8_t kIirThri = 0x02;
+constexpr uint8_t kIirRdi = 0x04;
+constexpr uint8_t kIirFifoEnabled = 0xc0;
+constexpr uint8_t kFcrEnable = 0x01;
+constexpr uint8_t kFcrClearRx = 0x02;
+constexpr uint8_t kLsrDataReady = 0x01;
+constexpr uint8_t kLsrThrEmpty = 0x20;
+constexpr uint8_t kLsrTxIdle = 0x40;
+constexpr uint8_t kMcrLoop = 0x10;
+constexpr uint8_t kMsrDcdDsrCts = 0xb0;
+
+// Bounded so a flood of input waits in the backend, not in VMM memory.
+constexpr size_t kRxCapacity = 4096;
+
+}  // namespace
+
+Serial8250::Serial8250(Chardev* chardev, const IrqLine* irq) : chardev_(chardev), irq_(irq) {}
+
+void Serial8250::Read(uint64_t offset, uint8_t* data, uint32_t len) {
+  std::lock_guard guard(lock_);
+  data[0] = ReadRegister(offset);
+  for (uint32_t i = 1; i < len; ++i) data[i] = 0;
+  UpdateInterrupt();
+}
+
+void Serial8250::Write(uint64_t offset, const uint8_t* data, uint32_t len) {
+  if (len == 0) return;
+  std::lock_guard guard(lock_);
+  WriteRegister(offset, data[0]);
+  UpdateInterrupt();
+}
+
+uint8_t Serial8250::ModemStatus() const {
+  if (!(mcr_ & kMcrLoop)) return kMsrDcdDsrCts;
+  // Loopback: outputs feed inputs (RTS->CTS, DTR->DSR, OUT1->RI, OUT2->DCD);
+  // Linux's UART probe checks exactly this.
+  return static_cast<uint8_t>(((mcr_ & 0x02) << 3) | ((mcr_ & 0x01) << 5) | ((mcr_ & 0x04) << 4) |
+                              ((mcr_ & 0x08) << 4));
+}
+
+uint8_t Serial8250::InterruptId() const {
+  uint8_t fifo = (fcr_ & kFcrEnable) ? kIirFifoEnabled : 0;
+  if ((ier_ & kIerRdi) && !rx_.empty()) return fifo | kIirRdi;
+  if ((ier_ & kIerThri) && thr_empty_pending_) return fifo | kIirThri;
+  return fifo | kIirNoInt;
+}
+
+void Serial8250::UpdateInterrupt() {
+  // The line is edge-triggered through the IOAPIC: raise it on each new
+  // reason to interrupt, not on every register access.
+  bool asserted = !(InterruptId() & kIirNoInt) && (mcr_ & 0x08);
+  if (asserted && !line_asserted_) irq_->Trigger();
+  line_asserted_ = asserted;
+}
+
+uint8_t Serial8250::ReadRegister(uint64_t offset) {
+  switch (offset) {
+    case kRbrThr: {
+      if (lcr_ & kLcrDlab) return dll_;
+      if (rx_.empty()) return 0;
+      uint8_t byte = rx_.front();
+      rx_.pop_front();
+      if (input_refused_ && rx_.size() < kRxCapacity / 2) {
+        input_refused_ = false;
+        chardev_->ResumeInput();
+      }
+      // Next byte pending: let the guest take another interrupt.
+      if (!rx_.empty()) line_asserted_ = false;
+      return byte;
+    }
+    case kIer:
+      return (lcr_ & kLcrDlab) ? dlm_ : ier_;
+    case kIirFcr: {
+      uint8_t iir = InterruptId();
+      // Reading IIR acknowledges a THR-empty interrupt.
+      if ((iir & 0x0f) == kIirThri) thr_empty_pending_ = false;
+      return iir;
+    }
+    case kLcr:
+      return lcr_;
+    case kMcr:
+      return mcr_;
+    case kLsr:
+      return static_cast<uint8_t>((rx_.empty() ? 0 : kLsrDataReady) | kLsrThrEmpty | kLsrTxIdle);
+    case kMsr:
+      return ModemStatus();
+    case kScr:
+      return scr_;
+    default:
+      return 0;
+  }
+}
+
+void Serial8250::WriteRegister(uint64_t offset, uint8_t value) {
+  switch (offset) {
+    case kRbrThr:
+      if (lcr_ & kLcrDlab) {
+        dll_ = value;
+        return;
+      }
+      if (mcr_ & kMcrLoop) {
+        if (rx_.size() < kRxCapacity) rx_.push_back(value);
+      } else {
+        chardev_->Write(&value, 1);
+      }
+      // Transmission is instant, so the holding register is empty again.
+      thr_empty_pending_ = true;
+      line_asserted_ = false;
+      return;
+    case kIer:
+      if (lcr_ & kLcrDlab) {
+        dlm_ = value;
+        return;
+      }
+      // Enabling THRI while the holder is empty interrupts at once, as on hardware.
+      if (!(ier_ & kIerThri) && (value & kIerThri)) thr_empty_pending_ = true;
+      ier_ = value & 0x0f;
+      line_asserted_ = false;
+      return;
+    case kIirFcr:
+      fcr_ = value;
+      if (value & kFcrClearRx) rx_.clear();
+      return;
+    case kLcr:
+      lcr_ = value;
+      return;
+    case kMcr:
+      mcr_ = value & 0x1f;
+      return;
+    case kScr:
+      scr_ = value;
+      return;
+    default:
+      return;
+  }
+}
+
+size_t Serial8250::ReceiveInput(const uint8_t* data, size_t len) {
+  std::lock_guard guard(lock_);
+  size_t room = kRxCapacity - rx_.size();
+  if (data == nullptr) {
+    if (room == 0) input_refused_ = true;
+    return room;
+  }
+  size_t take = len < room ? len : room;
+  bool was_empty = rx_.empty();
+  rx_.insert(rx_.end(), data, data + take);
+  if (was_empty) line_asserted_ = false;
+  UpdateInterrupt();
+  return take;
+}
+
+}  // namespace virga

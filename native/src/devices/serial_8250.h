@@ -1,0 +1,48 @@
+// 16550A-compatible UART at COM1 (0x3f8, IRQ 4), what `console=ttyS0` drives.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+
+#include "chardev/chardev.h"
+#include "devices/bus.h"
+#include "devices/irq.h"
+
+namespace virga {
+
+class Serial8250 : public BusDevice {
+ public:
+  Serial8250(Chardev* chardev, const IrqLine* irq);
+
+  void Read(uint64_t offset, uint8_t* data, uint32_t len) override;
+  void Write(uint64_t offset, const uint8_t* data, uint32_t len) override;
+
+  // Input from the backend (I/O thread). With data == nullptr, returns the room left.
+  size_t ReceiveInput(const uint8_t* data, size_t len);
+
+ private:
+  uint8_t ReadRegister(uint64_t offset);
+  void WriteRegister(uint64_t offset, uint8_t value);
+  uint8_t InterruptId() const;
+  void UpdateInterrupt();
+  uint8_t ModemStatus() const;
+
+  Chardev* chardev_;
+  const IrqLine* irq_;
+  std::mutex lock_;
+
+  uint8_t ier_ = 0;
+  uint8_t lcr_ = 0x03;  // 8N1
+  uint8_t mcr_ = 0x08;  // OUT2: PCs gate the UART's interrupt with it
+  uint8_t scr_ = 0;
+  uint8_t fcr_ = 0;
+  uint8_t dll_ = 0x0c;  // 9600 baud divisor
+  uint8_t dlm_ = 0;
+  bool thr_empty_pending_ = false;
+  bool line_asserted_ = false;
+  std::deque<uint8_t> rx_;
+  bool input_refused_ = false;
+};
+
+}  // namespace virga

@@ -1,0 +1,40 @@
+// The VM's I/O thread: one epoll loop serving virtqueue ioeventfds, serial
+// input and socket accepts. Handlers run on this thread only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "common/fd.h"
+
+namespace virga {
+
+class EventLoop {
+ public:
+  using Handler = std::function<void(uint32_t events)>;
+
+  EventLoop();
+  ~EventLoop();
+
+  void Start();
+  void Stop();  // joins the thread; idempotent
+  void Add(int fd, uint32_t events, Handler handler);
+  void Modify(int fd, uint32_t events);
+  void Remove(int fd);
+
+ private:
+  void Run();
+
+  UniqueFd epoll_;
+  UniqueFd wake_;
+  std::mutex lock_;
+  std::map<int, std::shared_ptr<Handler>> handlers_;
+  std::thread thread_;
+  bool stopping_ = false;
+};
+
+}  // namespace virga

@@ -1,0 +1,53 @@
+// KVM structs ending in a flexible array (kvm_cpuid2, kvm_msrs) are declared
+// with __DECLARE_FLEX_ARRAY, which in C++ adds an empty struct member: the
+// entries move by 4-8 bytes and sizeof() changes, so the ioctl numbers that
+// encode the size come out wrong (EINVAL). These are the C layouts.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace virga::kvm {
+
+struct CpuidHeader {
+  uint32_t nent;
+  uint32_t padding;
+};
+struct MsrsHeader {
+  uint32_t nmsrs;
+  uint32_t pad;
+};
+static_assert(sizeof(CpuidHeader) == 8 && sizeof(MsrsHeader) == 8, "C layout");
+
+constexpr unsigned long kIoctlGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
+constexpr unsigned long kIoctlSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
+constexpr unsigned long kIoctlGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
+constexpr unsigned long kIoctlSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
+
+// A header followed by `count` entries, laid out as the kernel expects.
+template <typename Header, typename Entry>
+class FlexBuffer {
+ public:
+  explicit FlexBuffer(size_t count) : bytes_(sizeof(Header) + count * sizeof(Entry), 0) {}
+  void* data() { return bytes_.data(); }
+  Header header() const {
+    Header h;
+    std::memcpy(&h, bytes_.data(), sizeof(h));
+    return h;
+  }
+  void set_header(const Header& h) { std::memcpy(bytes_.data(), &h, sizeof(h)); }
+  Entry entry(size_t i) const {
+    Entry e;
+    std::memcpy(&e, bytes_.data() + sizeof(Header) + i * sizeof(Entry), sizeof(e));
+    return e;
+  }
+  void set_entry(size_t i, const Entry& e) { std::memcpy(bytes_.data() + sizeof(Header) + i * sizeof(Entry), &e, sizeof(e)); }
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
+}  // namespace virga::kvm

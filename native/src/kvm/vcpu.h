@@ -1,0 +1,46 @@
+// One vCPU fd and its shared kvm_run page.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "common/fd.h"
+
+namespace virga::kvm {
+
+struct MsrValue {
+  uint32_t index;
+  uint64_t value;
+};
+
+class Vcpu {
+ public:
+  Vcpu(UniqueFd fd, int mmap_size);
+  ~Vcpu();
+  Vcpu(const Vcpu&) = delete;
+  Vcpu& operator=(const Vcpu&) = delete;
+
+  kvm_run* run_state() const { return run_; }
+  // Returns 0, or -errno (EINTR/EAGAIN when kicked); other errors are for the caller to report.
+  int Run();
+
+  kvm_regs GetRegs() const;
+  void SetRegs(const kvm_regs& regs);
+  kvm_sregs GetSregs() const;
+  void SetSregs(const kvm_sregs& sregs);
+  void SetFpu(const kvm_fpu& fpu);
+  void SetMsrs(const std::vector<MsrValue>& msrs);
+  void SetCpuid(const std::vector<kvm_cpuid_entry2>& entries);
+  kvm_lapic_state GetLapic() const;
+  void SetLapic(const kvm_lapic_state& lapic);
+  kvm_mp_state GetMpState() const;
+
+ private:
+  UniqueFd fd_;
+  kvm_run* run_ = nullptr;
+  int mmap_size_ = 0;
+};
+
+}  // namespace virga::kvm

@@ -1,0 +1,34 @@
+// The VM fd: memory slots, in-kernel irqchip and PIT, irqfd, ioeventfd, vCPU creation.
+#pragma once
+
+#include <cstdint>
+
+#include "common/fd.h"
+#include "kvm/system.h"
+
+namespace virga::kvm {
+
+class Vm {
+ public:
+  explicit Vm(const System& system);
+
+  int fd() const { return fd_.get(); }
+  void SetUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, uint32_t flags);
+  void SetTssAddr(uint64_t address);
+  void SetIdentityMapAddr(uint64_t address);
+  void CreateIrqchip();
+  void CreatePit2();
+  // Interrupt line `gsi` raised whenever `event_fd` is written; no exit to userspace.
+  void RegisterIrqfd(int event_fd, uint32_t gsi);
+  void UnregisterIrqfd(int event_fd, uint32_t gsi);
+  // A guest write of `datamatch` (len bytes) at `address` signals `event_fd`
+  // inside the kernel instead of exiting to the vCPU thread.
+  void RegisterIoeventfd(int event_fd, uint64_t address, uint32_t len, uint64_t datamatch, bool pio);
+  void UnregisterIoeventfd(int event_fd, uint64_t address, uint32_t len, uint64_t datamatch, bool pio);
+  UniqueFd CreateVcpuFd(uint32_t vcpu_id);
+
+ private:
+  UniqueFd fd_;
+};
+
+}  // namespace virga::kvm

@@ -1,0 +1,47 @@
+// Guest RAM: anonymous host mappings registered as KVM memory slots, split
+// around the 32-bit MMIO hole. Device emulation reaches guest memory only
+// through Translate/Read/Write, which bounds-check every access so a
+// malicious descriptor cannot make the VMM touch memory outside guest RAM.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace virga {
+
+struct MemoryRegion {
+  uint64_t guest_base;
+  uint64_t size;
+  uint8_t* host;
+  uint32_t slot;
+};
+
+class GuestMemory {
+ public:
+  // Lays out `size` bytes of RAM: below `hole_start`, and the rest from 4 GiB.
+  GuestMemory(uint64_t size, uint64_t hole_start);
+  ~GuestMemory();
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+
+  const std::vector<MemoryRegion>& regions() const { return regions_; }
+  uint64_t size() const { return size_; }
+
+  // Host pointer for [gpa, gpa+len) when it lies inside one region, else nullptr.
+  uint8_t* Translate(uint64_t gpa, uint64_t len) const;
+  bool Read(uint64_t gpa, void* out, uint64_t len) const;
+  bool Write(uint64_t gpa, const void* data, uint64_t len) const;
+
+  template <typename T>
+  bool ReadObj(uint64_t gpa, T* out) const { return Read(gpa, out, sizeof(T)); }
+  template <typename T>
+  bool WriteObj(uint64_t gpa, const T& value) const { return Write(gpa, &value, sizeof(T)); }
+
+ private:
+  std::vector<MemoryRegion> regions_;
+  uint64_t size_;
+};
+
+}  // namespace virga

@@ -1,0 +1,66 @@
+// One host thread per vCPU, an explicit state machine driven by requests:
+// running <-> paused, then exited. A request kicks the thread out of KVM_RUN
+// with a signal plus kvm_run.immediate_exit, so it cannot be missed even if
+// it lands just before the thread re-enters the guest.
+#pragma once
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "devices/bus.h"
+#include "kvm/vcpu.h"
+#include "vm/exit_reason.h"
+
+namespace virga {
+
+class VcpuThread {
+ public:
+  enum class State { kCreated, kRunning, kPaused, kExited };
+
+  VcpuThread(uint32_t index, std::unique_ptr<kvm::Vcpu> vcpu, const Bus* pio, const Bus* mmio, ExitRequest on_exit);
+  ~VcpuThread();
+
+  void Start(bool paused);
+  // Both return once the thread has reached the state (or exited).
+  void Pause();
+  void Resume();
+  void Stop();
+
+  uint32_t index() const { return index_; }
+  pid_t thread_id() const { return tid_.load(); }
+  State state();
+  kvm::Vcpu& vcpu() { return *vcpu_; }
+
+  // Installs the no-op handler for the kick signal; call once per process.
+  static void InstallKickHandler();
+
+ private:
+  void Main();
+  void Kick();
+  // Returns false when the VM must stop (exit reported).
+  bool HandleExit();
+  void HandleIo(kvm_run* run);
+  void HandleMmio(kvm_run* run);
+
+  uint32_t index_;
+  std::unique_ptr<kvm::Vcpu> vcpu_;
+  const Bus* pio_;
+  const Bus* mmio_;
+  ExitRequest on_exit_;
+
+  std::mutex lock_;
+  std::condition_variable changed_;
+  State state_ = State::kCreated;
+  State requested_ = State::kRunning;
+  std::thread thread_;
+  pthread_t pthread_{};
+  std::atomic<pid_t> tid_{0};
+};
+
+}  // namespace virga

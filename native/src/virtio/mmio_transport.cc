@@ -1,0 +1,232 @@
+#include "virtio/mmio_transport.h"
+
+#include <sys/eventfd.h>
+
+#include <cstring>
+
+#include "common/error.h"
+
+namespace virga::virtio {
+
+namespace {
+constexpr uint32_t kMagic = 0x74726976;  // "virt"
+constexpr uint32_t kVersion = 2;
+constexpr uint32_t kVendorId = 0x56524741;  // "VRGA"
+
+constexpr uint64_t kRegMagic = 0x000;
+constexpr uint64_t kRegVersion = 0x004;
+constexpr uint64_t kRegDeviceId = 0x008;
+constexpr uint64_t kRegVendorId = 0x00c;
+constexpr uint64_t kRegDeviceFeatures = 0x010;
+constexpr uint64_t kRegDeviceFeaturesSel = 0x014;
+constexpr uint64_t kRegDriverFeatures = 0x020;
+constexpr uint64_t kRegDriverFeaturesSel = 0x024;
+constexpr uint64_t kRegQueueSel = 0x030;
+constexpr uint64_t kRegQueueNumMax = 0x034;
+constexpr uint64_t kRegQueueNum = 0x038;
+constexpr uint64_t kRegQueueReady = 0x044;
+constexpr uint64_t kRegInterruptStatus = 0x060;
+constexpr uint64_t kRegInterruptAck = 0x064;
+constexpr uint64_t kRegStatus = 0x070;
+constexpr uint64_t kRegQueueDescLow = 0x080;
+constexpr uint64_t kRegQueueDescHigh = 0x084;
+constexpr uint64_t kRegQueueDriverLow = 0x090;
+constexpr uint64_t kRegQueueDriverHigh = 0x094;
+constexpr uint64_t kRegQueueDeviceLow = 0x0a0;
+constexpr uint64_t kRegQueueDeviceHigh = 0x0a4;
+constexpr uint64_t kRegConfigGeneration = 0x0fc;
+constexpr uint64_t kRegConfig = 0x100;
+
+constexpr uint32_t kStatusDriverOk = 4;
+constexpr uint32_t kStatusFeaturesOk = 8;
+constexpr uint32_t kStatusNeedsReset = 64;
+constexpr uint32_t kInterruptUsedBuffer = 1;
+constexpr uint32_t kInterruptConfigChange = 2;
+
+void SetLow(uint64_t* field, uint32_t value) { *field = (*field & ~0xffffffffULL) | value; }
+void SetHigh(uint64_t* field, uint32_t value) { *field = (*field & 0xffffffffULL) | (uint64_t{value} << 32); }
+}  // namespace
+
+MmioTransport::MmioTransport(std::shared_ptr<VirtioDevice> device, const GuestMemory* memory, const IrqLine* irq)
+    : device_(std::move(device)), memory_(memory), irq_(irq) {
+  for (uint16_t i = 0; i < device_->queue_count(); ++i) {
+    queues_.emplace_back(device_->queue_max_size());
+    UniqueFd fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!fd.valid()) throw ErrnoError("eventfd for virtqueue");
+    notify_fds_.push_back(std::move(fd));
+  }
+}
+
+void MmioTransport::Read(uint64_t offset, uint8_t* data, uint32_t len) {
+  std::lock_guard guard(lock_);
+  if (offset >= kRegConfig) {
+    device_->ReadConfig(offset - kRegConfig, data, len);
+    return;
+  }
+  // Registers are 32-bit; other access sizes read as zero (spec 4.2.2.2).
+  uint32_t value = len == 4 ? ReadRegister(offset) : 0;
+  std::memcpy(data, &value, len < 4 ? len : 4);
+}
+
+void MmioTransport::Write(uint64_t offset, const uint8_t* data, uint32_t len) {
+  uint16_t notified = 0xffff;
+  {
+    std::lock_guard guard(lock_);
+    if (offset >= kRegConfig) {
+      device_->WriteConfig(offset - kRegConfig, data, len);
+      return;
+    }
+    if (len != 4) return;
+    uint32_t value;
+    std::memcpy(&value, data, 4);
+    if (offset == kQueueNotifyOffset) {
+      notified = static_cast<uint16_t>(value);
+    } else {
+      WriteRegister(offset, value);
+    }
+  }
+  if (notified != 0xffff) OnNotify(notified);
+}
+
+Queue* MmioTransport::SelectedQueue() { return queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr; }
+
+uint32_t MmioTransport::ReadRegister(uint64_t offset) {
+  Queue* queue = SelectedQueue();
+  switch (offset) {
+    case kRegMagic:
+      return kMagic;
+    case kRegVersion:
+      return kVersion;
+    case kRegDeviceId:
+      return device_->device_id();
+    case kRegVendorId:
+      return kVendorId;
+    case kRegDeviceFeatures:
+      return device_features_sel_ == 0   ? static_cast<uint32_t>(device_->features())
+             : device_features_sel_ == 1 ? static_cast<uint32_t>(device_->features() >> 32)
+                                         : 0;
+    case kRegQueueNumMax:
+      return queue ? queue->max_size() : 0;
+    case kRegQueueReady:
+      return queue && queue->ready() ? 1 : 0;
+    case kRegInterruptStatus:
+      return interrupt_status_;
+    case kRegStatus:
+      return status_;
+    case kRegConfigGeneration:
+      return config_generation_;
+    default:
+      return 0;
+  }
+}
+
+void MmioTransport::WriteRegister(uint64_t offset, uint32_t value) {
+  Queue* queue = SelectedQueue();
+  // Queue layout may change only before the driver says DRIVER_OK.
+  bool queue_writable = queue != nullptr && !(status_ & kStatusDriverOk);
+  switch (offset) {
+    case kRegDeviceFeaturesSel:
+      device_features_sel_ = value;
+      break;
+    case kRegDriverFeatures:
+      if (status_ & kStatusFeaturesOk) break;
+      if (driver_features_sel_ == 0) SetLow(&driver_features_, value);
+      if (driver_features_sel_ == 1) SetHigh(&driver_features_, value);
+      break;
+    case kRegDriverFeaturesSel:
+      driver_features_sel_ = value;
+      break;
+    case kRegQueueSel:
+      queue_sel_ = value;
+      break;
+    case kRegQueueNum:
+      if (queue_writable) queue->set_size(static_cast<uint16_t>(value));
+      break;
+    case kRegQueueReady:
+      if (queue_writable) queue->set_ready(value == 1);
+      break;
+    case kRegInterruptAck:
+      interrupt_status_ &= ~value;
+      break;
+    case kRegStatus:
+      SetStatus(value);
+      break;
+    case kRegQueueDescLow:
+      if (queue_writable) SetLow(&queue->desc_table, value);
+      break;
+    case kRegQueueDescHigh:
+      if (queue_writable) SetHigh(&queue->desc_table, value);
+      break;
+    case kRegQueueDriverLow:
+      if (queue_writable) SetLow(&queue->avail_ring, value);
+      break;
+    case kRegQueueDriverHigh:
+      if (queue_writable) SetHigh(&queue->avail_ring, value);
+      break;
+    case kRegQueueDeviceLow:
+      if (queue_writable) SetLow(&queue->used_ring, value);
+      break;
+    case kRegQueueDeviceHigh:
+      if (queue_writable) SetHigh(&queue->used_ring, value);
+      break;
+    default:
+      break;
+  }
+}
+
+void MmioTransport::SetStatus(uint32_t status) {
+  if (status == 0) {
+    ResetLocked();
+    return;
+  }
+  if ((status & kStatusFeaturesOk) && !(status_ & kStatusFeaturesOk)) {
+    // Refuse a feature set we did not offer, or a driver that is not virtio 1.x.
+    bool subset = (driver_features_ & ~device_->features()) == 0;
+    if (!subset || !(driver_features_ & kFeatureVersion1)) status &= ~kStatusFeaturesOk;
+  }
+  if ((status & kStatusDriverOk) && !activated_) {
+    for (const auto& queue : queues_) {
+      if (queue.ready() && !queue.IsValid(*memory_)) {
+        status_ = status | kStatusNeedsReset;
+        return;
+      }
+    }
+    status_ = status;
+    activated_ = true;
+    ActiveQueues active{memory_, &queues_,
+                        [this](uint16_t) { RaiseInterrupt(kInterruptUsedBuffer); },
+                        [this] { RaiseInterrupt(kInterruptConfigChange); }};
+    device_->Activate(active, driver_features_);
+    return;
+  }
+  status_ = status;
+}
+
+void MmioTransport::ResetLocked() {
+  device_->Reset();
+  for (auto& queue : queues_) queue.Reset();
+  status_ = 0;
+  driver_features_ = 0;
+  device_features_sel_ = driver_features_sel_ = queue_sel_ = 0;
+  interrupt_status_ = 0;
+  activated_ = false;
+}
+
+void MmioTransport::RaiseInterrupt(uint32_t bits) {
+  interrupt_status_ |= bits;
+  irq_->Trigger();
+}
+
+void MmioTransport::OnNotify(uint16_t queue) {
+  std::lock_guard guard(lock_);
+  if (!activated_ || queue >= queues_.size() || !queues_[queue].ready()) return;
+  device_->ProcessQueue(queue);
+}
+
+void MmioTransport::SignalConfigChange() {
+  std::lock_guard guard(lock_);
+  ++config_generation_;
+  if (status_ & kStatusDriverOk) RaiseInterrupt(kInterruptConfigChange);
+}
+
+}  // namespace virga::virtio

@@ -1,0 +1,83 @@
+#include "virtio/queue.h"
+
+#include <atomic>
+
+namespace virga::virtio {
+
+namespace {
+constexpr uint16_t kDescFlagNext = 1;
+constexpr uint16_t kDescFlagWrite = 2;
+constexpr uint16_t kDescFlagIndirect = 4;
+constexpr uint16_t kAvailFlagNoInterrupt = 1;
+
+struct __attribute__((packed)) Descriptor {
+  uint64_t address;
+  uint32_t length;
+  uint16_t flags;
+  uint16_t next;
+};
+}  // namespace
+
+bool Queue::IsValid(const GuestMemory& memory) const {
+  if (!ready_ || size_ == 0 || size_ > max_size_ || (size_ & (size_ - 1)) != 0) return false;
+  uint64_t desc_bytes = 16ULL * size_;
+  uint64_t avail_bytes = 6 + 2ULL * size_;
+  uint64_t used_bytes = 6 + 8ULL * size_;
+  return memory.Translate(desc_table, desc_bytes) != nullptr && memory.Translate(avail_ring, avail_bytes) != nullptr &&
+         memory.Translate(used_ring, used_bytes) != nullptr;
+}
+
+void Queue::Reset() {
+  ready_ = false;
+  size_ = max_size_;
+  desc_table = avail_ring = used_ring = 0;
+  next_avail_ = next_used_ = 0;
+}
+
+std::optional<DescriptorChain> Queue::Pop(const GuestMemory& memory) {
+  uint16_t avail_idx = 0;
+  if (!memory.ReadObj(avail_ring + 2, &avail_idx)) return std::nullopt;
+  if (avail_idx == next_avail_) return std::nullopt;
+  // Read the ring entry only after seeing the index the driver published.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  uint16_t head = 0;
+  memory.ReadObj(avail_ring + 4 + 2ULL * (next_avail_ % size_), &head);
+  ++next_avail_;
+
+  DescriptorChain chain{head, {}};
+  if (head >= size_) return chain;
+  uint16_t index = head;
+  // A chain longer than the table is a loop the driver built to hang us.
+  for (unsigned steps = 0; steps < size_; ++steps) {
+    Descriptor desc{};
+    if (!memory.ReadObj(desc_table + 16ULL * index, &desc) || (desc.flags & kDescFlagIndirect)) {
+      chain.segments.clear();
+      return chain;
+    }
+    chain.segments.push_back({desc.address, desc.length, (desc.flags & kDescFlagWrite) != 0});
+    if (!(desc.flags & kDescFlagNext)) return chain;
+    if (desc.next >= size_) break;
+    index = desc.next;
+  }
+  chain.segments.clear();
+  return chain;
+}
+
+void Queue::PushUsed(const GuestMemory& memory, uint16_t head, uint32_t written) {
+  uint64_t slot = used_ring + 4 + 8ULL * (next_used_ % size_);
+  memory.WriteObj<uint32_t>(slot, head);
+  memory.WriteObj<uint32_t>(slot + 4, written);
+  ++next_used_;
+  // The element must be visible before the index that publishes it.
+  std::atomic_thread_fence(std::memory_order_release);
+  memory.WriteObj<uint16_t>(used_ring + 2, next_used_);
+}
+
+bool Queue::ShouldInterrupt(const GuestMemory& memory) const {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  uint16_t flags = 0;
+  memory.ReadObj(avail_ring, &flags);
+  return !(flags & kAvailFlagNoInterrupt);
+}
+
+}  // namespace virga::virtio

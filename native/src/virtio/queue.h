@@ -1,0 +1,61 @@
+// A split virtqueue (virtio 1.x, 2.6) read from and written to guest memory.
+// Every index and address from the guest is checked: a bad descriptor ends
+// that request, never the VMM.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "memory/guest_memory.h"
+
+namespace virga::virtio {
+
+struct DescriptorSegment {
+  uint64_t address;
+  uint32_t length;
+  bool device_writable;
+};
+
+struct DescriptorChain {
+  uint16_t head;
+  std::vector<DescriptorSegment> segments;
+};
+
+class Queue {
+ public:
+  explicit Queue(uint16_t max_size) : max_size_(max_size), size_(max_size) {}
+
+  // Transport-facing configuration (driver writes these before QueueReady).
+  uint16_t max_size() const { return max_size_; }
+  uint16_t size() const { return size_; }
+  void set_size(uint16_t size) { size_ = size; }
+  bool ready() const { return ready_; }
+  void set_ready(bool ready) { ready_ = ready; }
+  uint64_t desc_table = 0;
+  uint64_t avail_ring = 0;
+  uint64_t used_ring = 0;
+
+  // Valid for use: ready, power-of-two size within the maximum, rings in RAM.
+  bool IsValid(const GuestMemory& memory) const;
+  void Reset();
+
+  // Next available chain, or nullopt when the driver has posted nothing new.
+  // A malformed chain is returned with no segments (the caller completes it with 0).
+  std::optional<DescriptorChain> Pop(const GuestMemory& memory);
+  void PushUsed(const GuestMemory& memory, uint16_t head, uint32_t written);
+  // False when the driver asked not to be interrupted (VIRTQ_AVAIL_F_NO_INTERRUPT).
+  bool ShouldInterrupt(const GuestMemory& memory) const;
+
+  uint16_t next_avail() const { return next_avail_; }
+  uint16_t next_used() const { return next_used_; }
+
+ private:
+  uint16_t max_size_;
+  uint16_t size_;
+  bool ready_ = false;
+  uint16_t next_avail_ = 0;
+  uint16_t next_used_ = 0;
+};
+
+}  // namespace virga::virtio

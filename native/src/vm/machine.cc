@@ -1,0 +1,212 @@
+#include "vm/machine.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "arch/x86_64/boot_info.h"
+#include "arch/x86_64/kernel_loader.h"
+#include "arch/x86_64/layout.h"
+#include "arch/x86_64/mptable.h"
+#include "common/error.h"
+#include "devices/i8042.h"
+#include "devices/sleep_control.h"
+#include "virtio/blk.h"
+#include "virtio/placeholder.h"
+
+namespace virga {
+
+namespace {
+constexpr uint16_t kCom1Port = 0x3f8;
+
+std::string Hex(uint64_t value) {
+  char buf[24];
+  snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(value));
+  return buf;
+}
+}  // namespace
+
+Machine::Machine(const MachineConfig& config, ExitRequest on_exit)
+    : on_exit_(std::move(on_exit)), system_(kvm::System::Open()), vm_(system_) {
+  VcpuThread::InstallKickHandler();
+  vm_.SetIdentityMapAddr(x86::kIdentityMapAddr);
+  vm_.SetTssAddr(x86::kTssAddr);
+  vm_.CreateIrqchip();
+  vm_.CreatePit2();
+
+  memory_ = std::make_unique<GuestMemory>(config.memory_bytes, x86::kMmioHoleStart);
+  for (const auto& region : memory_->regions()) {
+    vm_.SetUserMemoryRegion(region.slot, region.guest_base, region.size, region.host, 0);
+  }
+
+  chardev_ = std::make_unique<Chardev>(config.serial);
+  CreateLegacyDevices();
+  CreateVirtioSlots(config);
+  Boot(config);
+}
+
+Machine::~Machine() { Destroy(); }
+
+void Machine::CreateLegacyDevices() {
+  com1_irq_ = std::make_unique<IrqLine>(x86::kComIrq);
+  vm_.RegisterIrqfd(com1_irq_->fd(), com1_irq_->gsi());
+  serial_ = std::make_shared<Serial8250>(chardev_.get(), com1_irq_.get());
+  pio_.Insert(kCom1Port, 8, serial_);
+
+  auto report = [this](const ExitReason& reason) { ReportExit(reason); };
+  // 0x60..0x64 as one range: data at offset 0, status/command at offset 4.
+  pio_.Insert(I8042::kDataPort, 5, std::make_shared<I8042>(report));
+  pio_.Insert(x86::kSleepControlPort, 1, std::make_shared<SleepControl>(report));
+}
+
+void Machine::AddSlot(std::shared_ptr<virtio::VirtioDevice> device) {
+  uint32_t index = static_cast<uint32_t>(slots_.size());
+  Slot slot;
+  slot.base = x86::kVirtioMmioBase + index * x86::kVirtioMmioStride;
+  slot.irq = std::make_unique<IrqLine>(x86::kVirtioFirstGsi + index);
+  vm_.RegisterIrqfd(slot.irq->fd(), slot.irq->gsi());
+  slot.transport = std::make_shared<virtio::MmioTransport>(std::move(device), memory_.get(), slot.irq.get());
+  mmio_.Insert(slot.base, x86::kVirtioMmioStride, slot.transport);
+  const auto& fds = slot.transport->notify_fds();
+  for (uint16_t q = 0; q < fds.size(); ++q) {
+    vm_.RegisterIoeventfd(fds[q].get(), slot.base + virtio::MmioTransport::kQueueNotifyOffset, 4, q, false);
+    auto transport = slot.transport;
+    int fd = fds[q].get();
+    loop_.Add(fd, EPOLLIN, [transport, fd, q](uint32_t) {
+      uint64_t count;
+      // Drain the eventfd; one pass over the queue serves every notification.
+      [[maybe_unused]] ssize_t n = ::read(fd, &count, sizeof(count));
+      transport->OnNotify(q);
+    });
+  }
+  slots_.push_back(std::move(slot));
+}
+
+void Machine::CreateVirtioSlots(const MachineConfig& config) {
+  // Fixed slot layout (6 block + 2 NIC) so hot-plug later fills slots the
+  // guest already knows about, at addresses that never move.
+  std::vector<std::shared_ptr<virtio::VirtioDevice>> blocks(kBlockSlots);
+  for (const auto& disk : config.disks) {
+    if (disk.slot >= kBlockSlots) throw VmmError("disk " + disk.id + ": block slot " + std::to_string(disk.slot) +
+                                                 " out of range 0.." + std::to_string(kBlockSlots - 1));
+    if (blocks[disk.slot]) throw VmmError("disk " + disk.id + ": block slot " + std::to_string(disk.slot) + " already used");
+    try {
+      blocks[disk.slot] = std::make_shared<virtio::Block>(virtio::BlockBackendConfig{disk.path, disk.read_only, disk.direct});
+    } catch (const VmmError& e) {
+      throw VmmError("disk " + disk.id, e);
+    }
+  }
+  for (auto& block : blocks) AddSlot(block ? block : std::make_shared<virtio::Block>());
+  for (uint32_t i = 0; i < kNetSlots; ++i) AddSlot(std::make_shared<virtio::Placeholder>());
+}
+
+void Machine::Boot(const MachineConfig& config) {
+  x86::LoadedKernel kernel = x86::LoadKernel(*memory_, config.kernel);
+  uint64_t entry = 0;
+  if (config.boot_entry == x86::BootEntry::kPvh) {
+    if (kernel.pvh_entry == 0) throw VmmError("kernel " + config.kernel + " has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
+    entry = kernel.pvh_entry;
+  } else {
+    if (kernel.entry64 == 0) throw VmmError("kernel " + config.kernel + " has no 64-bit entry");
+    entry = kernel.entry64;
+  }
+
+  x86::InitrdPlacement initrd;
+  if (!config.initrd.empty()) {
+    uint64_t max_address = 0x7fffffff;
+    if (kernel.is_bzimage && kernel.setup_header.size() >= 0x22c - 0x1f1 + 4) {
+      uint32_t initrd_max;
+      std::memcpy(&initrd_max, kernel.setup_header.data() + (0x22c - 0x1f1), 4);
+      if (initrd_max != 0) max_address = initrd_max;
+    }
+    initrd.address = x86::LoadInitrd(*memory_, config.initrd, kernel.end, max_address, &initrd.size);
+  }
+
+  cmdline_ = config.cmdline;
+  for (const auto& slot : slots_) {
+    // Kernels built the StratoVirt/Firecracker way find virtio-mmio devices only from these.
+    cmdline_ += (cmdline_.empty() ? "" : " ") + std::string("virtio_mmio.device=4K@") + Hex(slot.base) + ":" +
+                std::to_string(slot.irq->gsi());
+  }
+  x86::WriteCmdline(*memory_, cmdline_);
+  std::vector<x86::E820Entry> e820 = x86::BuildE820(*memory_);
+  if (config.boot_entry == x86::BootEntry::kPvh) {
+    x86::WritePvhStartInfo(*memory_, initrd, e820);
+  } else {
+    x86::WriteBootParams(*memory_, kernel, cmdline_, initrd, e820);
+  }
+  x86::WriteBootTables(*memory_);
+  CreateVcpus(config, entry);
+  // The IOAPIC id follows the last possible APIC id so they never clash.
+  x86::WriteMpTable(*memory_, apic_ids_, x86::ApicIdFor(config.topology, config.max_cpus - 1) + 1);
+}
+
+void Machine::CreateVcpus(const MachineConfig& config, uint64_t entry) {
+  std::vector<kvm_cpuid_entry2> supported = system_.SupportedCpuid();
+  int mmap_size = system_.VcpuMmapSize();
+  for (uint32_t i = 0; i < config.cpus; ++i) {
+    uint32_t apic_id = x86::ApicIdFor(config.topology, i);
+    // The in-kernel LAPIC takes its id from the vCPU id.
+    auto vcpu = std::make_unique<kvm::Vcpu>(vm_.CreateVcpuFd(apic_id), mmap_size);
+    vcpu->SetCpuid(x86::CpuidForVcpu(supported, config.topology, i));
+    x86::SetupVcpuMsrsAndFpu(*vcpu);
+    x86::SetupLapicLints(*vcpu);
+    // Only the boot CPU gets registers; APs wait in KVM for INIT/SIPI.
+    if (i == 0) x86::SetupBootCpu(*vcpu, config.boot_entry, entry);
+    apic_ids_.push_back(apic_id);
+    vcpus_.push_back(std::make_unique<VcpuThread>(i, std::move(vcpu), &pio_, &mmio_,
+                                                  [this](const ExitReason& reason) { ReportExit(reason); }));
+  }
+}
+
+void Machine::ReportExit(const ExitReason& reason) {
+  // The first reason wins: a reset seen by two vCPUs is one event.
+  if (exit_reported_.exchange(true)) return;
+  on_exit_(reason);
+}
+
+void Machine::Start(bool paused) {
+  std::lock_guard guard(lifecycle_);
+  if (started_ || destroyed_) return;
+  started_ = true;
+  paused_ = paused;
+  chardev_->Attach(&loop_, [this](const uint8_t* data, size_t len) { return serial_->ReceiveInput(data, len); });
+  loop_.Start();
+  for (auto& vcpu : vcpus_) vcpu->Start(paused);
+}
+
+void Machine::Pause() {
+  std::lock_guard guard(lifecycle_);
+  if (!started_ || destroyed_) return;
+  for (auto& vcpu : vcpus_) vcpu->Pause();
+  paused_ = true;
+}
+
+void Machine::Resume() {
+  std::lock_guard guard(lifecycle_);
+  if (!started_ || destroyed_) return;
+  for (auto& vcpu : vcpus_) vcpu->Resume();
+  paused_ = false;
+}
+
+std::vector<VcpuSummary> Machine::Vcpus() const {
+  std::lock_guard guard(lifecycle_);
+  std::vector<VcpuSummary> out;
+  for (size_t i = 0; i < vcpus_.size(); ++i) {
+    out.push_back({vcpus_[i]->index(), apic_ids_[i], vcpus_[i]->thread_id(), false});
+  }
+  return out;
+}
+
+void Machine::Destroy() {
+  std::lock_guard guard(lifecycle_);
+  if (destroyed_) return;
+  destroyed_ = true;
+  for (auto& vcpu : vcpus_) vcpu->Stop();
+  chardev_->Detach();
+  loop_.Stop();
+}
+
+}  // namespace virga

@@ -1,0 +1,110 @@
+// The microvm: KVM VM, guest RAM, boot, legacy devices, virtio-mmio slots
+// and vCPU threads, assembled from one plain config. No Node types here.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "arch/x86_64/boot_cpu.h"
+#include "arch/x86_64/cpuid.h"
+#include "chardev/chardev.h"
+#include "devices/bus.h"
+#include "devices/irq.h"
+#include "devices/serial_8250.h"
+#include "io/event_loop.h"
+#include "kvm/system.h"
+#include "kvm/vm.h"
+#include "memory/guest_memory.h"
+#include "vcpu/vcpu_thread.h"
+#include "virtio/mmio_transport.h"
+#include "vm/exit_reason.h"
+
+namespace virga {
+
+struct DiskConfig {
+  uint32_t slot;
+  std::string id;
+  std::string path;
+  bool read_only;
+  bool direct;
+};
+
+struct MachineConfig {
+  uint64_t memory_bytes;
+  uint32_t cpus;
+  uint32_t max_cpus;
+  x86::CpuTopology topology;
+  std::string kernel;
+  std::string initrd;
+  std::string cmdline;
+  x86::BootEntry boot_entry;
+  ChardevConfig serial;
+  std::vector<DiskConfig> disks;
+};
+
+struct VcpuSummary {
+  uint32_t index;
+  uint32_t apic_id;
+  pid_t thread_id;
+  bool halted;
+};
+
+class Machine {
+ public:
+  static constexpr uint32_t kBlockSlots = 6;
+  static constexpr uint32_t kNetSlots = 2;
+
+  Machine(const MachineConfig& config, ExitRequest on_exit);
+  ~Machine();
+
+  void Start(bool paused);
+  void Pause();
+  void Resume();
+  bool paused() const { return paused_; }
+  std::vector<VcpuSummary> Vcpus() const;
+  const std::string& cmdline() const { return cmdline_; }
+  std::string pty_path() const { return chardev_->pty_path(); }
+  void Destroy();
+
+ private:
+  struct Slot {
+    uint64_t base;
+    std::unique_ptr<IrqLine> irq;
+    std::shared_ptr<virtio::MmioTransport> transport;
+  };
+
+  void CreateLegacyDevices();
+  void CreateVirtioSlots(const MachineConfig& config);
+  void AddSlot(std::shared_ptr<virtio::VirtioDevice> device);
+  void Boot(const MachineConfig& config);
+  void CreateVcpus(const MachineConfig& config, uint64_t entry);
+  void ReportExit(const ExitReason& reason);
+
+  ExitRequest on_exit_;
+  std::atomic<bool> exit_reported_{false};
+  kvm::System system_;
+  kvm::Vm vm_;
+  std::unique_ptr<GuestMemory> memory_;
+  Bus pio_;
+  Bus mmio_;
+  EventLoop loop_;
+  std::unique_ptr<Chardev> chardev_;
+  std::unique_ptr<IrqLine> com1_irq_;
+  std::shared_ptr<Serial8250> serial_;
+  std::vector<Slot> slots_;
+  std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+  std::vector<uint32_t> apic_ids_;
+  std::string cmdline_;
+  mutable std::mutex lifecycle_;
+  bool paused_ = false;
+  bool started_ = false;
+  bool destroyed_ = false;
+};
+
+}  // namespace virga
