@@ -1,0 +1,82 @@
+#include "virtio/queue.h"
+
+#include "unit_test.h"
+
+namespace virga::virtio {
+namespace {
+
+constexpr uint64_t kDesc = 0x1000, kAvail = 0x2000, kUsed = 0x3000;
+
+struct QueueFixture {
+  GuestMemory memory{1 << 20, 1ULL << 32};
+  Queue queue{8};
+  QueueFixture() {
+    queue.desc_table = kDesc;
+    queue.avail_ring = kAvail;
+    queue.used_ring = kUsed;
+    queue.set_ready(true);
+  }
+  void Desc(uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
+    memory.WriteObj(kDesc + 16 * i, addr);
+    memory.WriteObj(kDesc + 16 * i + 8, len);
+    memory.WriteObj(kDesc + 16 * i + 12, flags);
+    memory.WriteObj(kDesc + 16 * i + 14, next);
+  }
+  void Publish(uint16_t slot, uint16_t head, uint16_t idx) {
+    memory.WriteObj<uint16_t>(kAvail + 4 + 2 * slot, head);
+    memory.WriteObj<uint16_t>(kAvail + 2, idx);
+  }
+};
+
+TEST("virtqueue: a posted chain is popped with its segments and completed in the used ring") {
+  QueueFixture f;
+  EXPECT_TRUE(f.queue.IsValid(f.memory));
+  f.Desc(0, 0x8000, 16, 1, 1);
+  f.Desc(1, 0x9000, 512, 2, 0);
+  f.Publish(0, 0, 1);
+  auto chain = f.queue.Pop(f.memory);
+  EXPECT_TRUE(chain.has_value());
+  EXPECT_EQ(chain->segments.size(), 2u);
+  EXPECT_TRUE(chain->segments[1].device_writable);
+  EXPECT_TRUE(!f.queue.Pop(f.memory).has_value());
+  f.queue.PushUsed(f.memory, chain->head, 512);
+  uint16_t used_idx = 0;
+  uint32_t used_len = 0;
+  f.memory.ReadObj(kUsed + 2, &used_idx);
+  f.memory.ReadObj(kUsed + 8, &used_len);
+  EXPECT_EQ(used_idx, 1);
+  EXPECT_EQ(used_len, 512u);
+}
+
+TEST("virtqueue: a descriptor loop is cut off instead of hanging the device") {
+  QueueFixture f;
+  f.Desc(0, 0x8000, 16, 1, 1);
+  f.Desc(1, 0x8000, 16, 1, 0);
+  f.Publish(0, 0, 1);
+  auto chain = f.queue.Pop(f.memory);
+  EXPECT_TRUE(chain.has_value());
+  EXPECT_TRUE(chain->segments.empty());
+}
+
+TEST("virtqueue: an out-of-range head or next index yields an empty chain") {
+  QueueFixture f;
+  f.Publish(0, 42, 1);
+  auto chain = f.queue.Pop(f.memory);
+  EXPECT_TRUE(chain.has_value() && chain->segments.empty());
+  f.Desc(0, 0x8000, 16, 1, 9);
+  f.Publish(1, 0, 2);
+  chain = f.queue.Pop(f.memory);
+  EXPECT_TRUE(chain.has_value() && chain->segments.empty());
+}
+
+TEST("virtqueue: rings outside guest memory or a bad size make the queue invalid") {
+  QueueFixture f;
+  f.queue.used_ring = (1 << 20) - 8;
+  EXPECT_TRUE(!f.queue.IsValid(f.memory));
+  f.queue.used_ring = kUsed;
+  f.queue.set_size(6);
+  EXPECT_TRUE(!f.queue.IsValid(f.memory));
+}
+
+}  // namespace
+}  // namespace virga::virtio

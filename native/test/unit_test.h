@@ -1,0 +1,67 @@
+// A tiny test registry for the native unit tests: plain C++, no KVM, no
+// Node. The binary lists its tests (--list) and runs one by name (--run),
+// so the project's Node test runner reports each as its own test.
+#pragma once
+
+#include <functional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace virga::test {
+
+struct TestCase {
+  std::string name;
+  std::function<void()> body;
+};
+
+std::vector<TestCase>& Registry();
+
+struct Registrar {
+  Registrar(const char* name, std::function<void()> body) { Registry().push_back({name, std::move(body)}); }
+};
+
+class Failure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace virga::test
+
+#define VIRGA_CONCAT2(a, b) a##b
+#define VIRGA_CONCAT(a, b) VIRGA_CONCAT2(a, b)
+#define TEST(name)                                                                                   \
+  static void VIRGA_CONCAT(test_body_, __LINE__)();                                                  \
+  static ::virga::test::Registrar VIRGA_CONCAT(test_registrar_, __LINE__)(name, VIRGA_CONCAT(test_body_, __LINE__)); \
+  static void VIRGA_CONCAT(test_body_, __LINE__)()
+
+#define EXPECT_TRUE(cond)                                                                     \
+  do {                                                                                        \
+    if (!(cond)) throw ::virga::test::Failure(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " #cond); \
+  } while (0)
+
+#define EXPECT_EQ(a, b)                                                                                  \
+  do {                                                                                                   \
+    auto va = (a);                                                                                       \
+    auto vb = (b);                                                                                       \
+    if (!(va == vb)) {                                                                                   \
+      std::ostringstream out;                                                                            \
+      out << __FILE__ << ":" << __LINE__ << ": " #a " == " #b " (" << +va << " vs " << +vb << ")";     \
+      throw ::virga::test::Failure(out.str());                                                           \
+    }                                                                                                    \
+  } while (0)
+
+#define EXPECT_THROWS_WITH(expr, text)                                                                        \
+  do {                                                                                                        \
+    bool threw = false;                                                                                       \
+    try {                                                                                                     \
+      expr;                                                                                                   \
+    } catch (const std::exception& e) {                                                                       \
+      threw = true;                                                                                           \
+      if (std::string(e.what()).find(text) == std::string::npos)                                              \
+        throw ::virga::test::Failure(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": message '" + \
+                                     e.what() + "' lacks '" + text + "'");                                     \
+    }                                                                                                         \
+    if (!threw) throw ::virga::test::Failure(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": no exception"); \
+  } while (0)
