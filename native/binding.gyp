@@ -3,6 +3,8 @@
     {
       "target_name": "virga_native",
       "sources": [
+        "src/arch/x86_64/acpi/aml.cc",
+        "src/arch/x86_64/acpi/tables.cc",
         "src/arch/x86_64/boot_cpu.cc",
         "src/arch/x86_64/boot_info.cc",
         "src/arch/x86_64/cpuid.cc",

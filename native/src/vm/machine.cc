@@ -6,13 +6,14 @@
 #include <cstdio>
 #include <cstring>
 
+#include "arch/x86_64/acpi/tables.h"
 #include "arch/x86_64/boot_info.h"
 #include "arch/x86_64/kernel_loader.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
 #include "common/error.h"
 #include "devices/i8042.h"
-#include "devices/sleep_control.h"
+#include "devices/acpi_pm_registers.h"
 #include "virtio/blk.h"
 #include "virtio/placeholder.h"
 
@@ -58,7 +59,7 @@ void Machine::CreateLegacyDevices() {
   auto report = [this](const ExitReason& reason) { ReportExit(reason); };
   // 0x60..0x64 as one range: data at offset 0, status/command at offset 4.
   pio_.Insert(I8042::kDataPort, 5, std::make_shared<I8042>(report));
-  pio_.Insert(x86::kSleepControlPort, 1, std::make_shared<SleepControl>(report));
+  pio_.Insert(x86::kSleepControlPort, AcpiPmRegisters::kSize, std::make_shared<AcpiPmRegisters>(report));
 }
 
 void Machine::AddSlot(std::shared_ptr<virtio::VirtioDevice> device) {
@@ -131,16 +132,24 @@ void Machine::Boot(const MachineConfig& config) {
                 std::to_string(slot.irq->gsi());
   }
   x86::WriteCmdline(*memory_, cmdline_);
-  std::vector<x86::E820Entry> e820 = x86::BuildE820(*memory_);
-  if (config.boot_entry == x86::BootEntry::kPvh) {
-    x86::WritePvhStartInfo(*memory_, initrd, e820);
-  } else {
-    x86::WriteBootParams(*memory_, kernel, cmdline_, initrd, e820);
-  }
   x86::WriteBootTables(*memory_);
   CreateVcpus(config, entry);
+
+  std::vector<uint32_t> possible_apic_ids;
+  for (uint32_t i = 0; i < config.max_cpus; ++i) possible_apic_ids.push_back(x86::ApicIdFor(config.topology, i));
   // The IOAPIC id follows the last possible APIC id so they never clash.
-  x86::WriteMpTable(*memory_, apic_ids_, x86::ApicIdFor(config.topology, config.max_cpus - 1) + 1);
+  uint32_t ioapic_id = possible_apic_ids.back() + 1;
+  x86::WriteMpTable(*memory_, apic_ids_, ioapic_id);
+  acpi::AcpiLayout acpi_layout{apic_ids_, possible_apic_ids, ioapic_id, {}};
+  for (const auto& slot : slots_) acpi_layout.virtio_slots.push_back({slot.base, x86::kVirtioMmioStride, slot.irq->gsi()});
+  uint64_t rsdp = acpi::WriteAcpiTables(*memory_, acpi_layout);
+
+  std::vector<x86::E820Entry> e820 = x86::BuildE820(*memory_);
+  if (config.boot_entry == x86::BootEntry::kPvh) {
+    x86::WritePvhStartInfo(*memory_, initrd, e820, rsdp);
+  } else {
+    x86::WriteBootParams(*memory_, kernel, cmdline_, initrd, e820, rsdp);
+  }
 }
 
 void Machine::CreateVcpus(const MachineConfig& config, uint64_t entry) {

@@ -10,6 +10,7 @@ namespace virga::x86 {
 namespace {
 
 // Offsets in Linux's struct boot_params (Documentation/arch/x86/zero-page.rst).
+constexpr uint64_t kBpAcpiRsdpAddr = 0x070;
 constexpr uint64_t kBpExtRamdiskImage = 0x0c0;
 constexpr uint64_t kBpExtRamdiskSize = 0x0c4;
 constexpr uint64_t kBpExtCmdLinePtr = 0x0c8;
@@ -91,7 +92,7 @@ void WriteCmdline(const GuestMemory& memory, const std::string& cmdline) {
 }
 
 void WriteBootParams(const GuestMemory& memory, const LoadedKernel& kernel, const std::string& cmdline,
-                     const InitrdPlacement& initrd, const std::vector<E820Entry>& e820) {
+                     const InitrdPlacement& initrd, const std::vector<E820Entry>& e820, uint64_t rsdp) {
   uint8_t* page = memory.Translate(kZeroPageAddr, kZeroPageSize);
   if (page == nullptr) throw VmmError("guest memory too small for the zero page");
   std::memset(page, 0, kZeroPageSize);
@@ -104,6 +105,7 @@ void WriteBootParams(const GuestMemory& memory, const LoadedKernel& kernel, cons
     Put<uint16_t>(page, kBpVersion, 0x020f);
     Put<uint32_t>(page, kBpKernelAlignment, 0x1000000);
   }
+  Put<uint64_t>(page, kBpAcpiRsdpAddr, rsdp);
   Put<uint8_t>(page, kBpTypeOfLoader, 0xff);  // "undefined" boot loader id
   page[kBpLoadflags] |= kLoadedHigh | kCanUseHeap;
   Put<uint16_t>(page, kBpHeapEndPtr, 0xfe00);
@@ -125,7 +127,7 @@ void WriteBootParams(const GuestMemory& memory, const LoadedKernel& kernel, cons
 }
 
 void WritePvhStartInfo(const GuestMemory& memory, const InitrdPlacement& initrd,
-                       const std::vector<E820Entry>& e820) {
+                       const std::vector<E820Entry>& e820, uint64_t rsdp) {
   uint8_t* page = memory.Translate(kZeroPageAddr, kZeroPageSize);
   if (page == nullptr) throw VmmError("guest memory too small for hvm_start_info");
   std::memset(page, 0, kZeroPageSize);
@@ -135,6 +137,7 @@ void WritePvhStartInfo(const GuestMemory& memory, const InitrdPlacement& initrd,
   info.cmdline_paddr = kCmdlineAddr;
   info.memmap_paddr = kPvhMemmapAddr;
   info.memmap_entries = static_cast<uint32_t>(e820.size());
+  info.rsdp_paddr = rsdp;
   constexpr uint64_t kModlistAddr = kZeroPageAddr + 0x100;
   if (initrd.size != 0) {
     HvmModlistEntry module{initrd.address, initrd.size, 0, 0};

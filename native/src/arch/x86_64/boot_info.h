@@ -32,10 +32,10 @@ struct InitrdPlacement {
 
 // Linux zero page at kZeroPageAddr (for the 64-bit entry).
 void WriteBootParams(const GuestMemory& memory, const LoadedKernel& kernel, const std::string& cmdline,
-                     const InitrdPlacement& initrd, const std::vector<E820Entry>& e820);
+                     const InitrdPlacement& initrd, const std::vector<E820Entry>& e820, uint64_t rsdp);
 
 // hvm_start_info at kZeroPageAddr and its memory map (for the PVH entry).
 void WritePvhStartInfo(const GuestMemory& memory, const InitrdPlacement& initrd,
-                       const std::vector<E820Entry>& e820);
+                       const std::vector<E820Entry>& e820, uint64_t rsdp);
 
 }  // namespace virga::x86

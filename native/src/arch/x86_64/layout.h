@@ -43,7 +43,15 @@ constexpr uint32_t kComIrq = 4;
 // GSIs above the ISA range so they never collide with legacy devices.
 constexpr uint32_t kVirtioFirstGsi = 16;
 
-// Virga's ACPI hardware-reduced sleep control register (SLP_TYP<<2 | SLP_EN).
+// ACPI tables in the BIOS area, where kernels also scan for the RSDP.
+constexpr uint64_t kAcpiTablesAddr = 0xe0000;
+constexpr uint64_t kAcpiTablesEnd = 0x100000;
+
+// Virga's ACPI hardware-reduced registers (FADT): sleep control
+// (SLP_TYP<<2 | SLP_EN), sleep status, and the reset register.
 constexpr uint16_t kSleepControlPort = 0x600;
+constexpr uint16_t kSleepStatusPort = 0x601;
+constexpr uint16_t kAcpiResetPort = 0x602;
+constexpr uint8_t kAcpiResetValue = 0x1;
 
 }  // namespace virga::x86

@@ -1,0 +1,175 @@
+#include "arch/x86_64/acpi/tables.h"
+
+#include <cstring>
+#include <string>
+
+#include "arch/x86_64/acpi/aml.h"
+#include "arch/x86_64/layout.h"
+#include "common/error.h"
+
+namespace virga::acpi {
+
+namespace {
+
+constexpr char kOemId[] = "VIRGA ";
+constexpr char kOemTableId[] = "VIRGAMVM";
+constexpr uint32_t kCreatorId = 0x41475256;  // "VRGA"
+
+void Put(Bytes* table, size_t offset, uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) (*table)[offset + i] = static_cast<uint8_t>(value >> (8 * i));
+}
+
+uint8_t Checksum(const uint8_t* data, size_t len) {
+  uint8_t sum = 0;
+  for (size_t i = 0; i < len; ++i) sum = static_cast<uint8_t>(sum + data[i]);
+  return static_cast<uint8_t>(-sum);
+}
+
+// The 36-byte System Description Table header; length and checksum are
+// filled in by Finish once the body is complete.
+Bytes Header(const char signature[4], uint8_t revision) {
+  Bytes t(36, 0);
+  std::memcpy(t.data(), signature, 4);
+  t[8] = revision;
+  std::memcpy(t.data() + 10, kOemId, 6);
+  std::memcpy(t.data() + 16, kOemTableId, 8);
+  Put(&t, 24, 1, 4);            // OEM revision
+  Put(&t, 28, kCreatorId, 4);
+  Put(&t, 32, 1, 4);            // creator revision
+  return t;
+}
+
+void Finish(Bytes* table) {
+  Put(table, 4, table->size(), 4);
+  (*table)[9] = 0;
+  (*table)[9] = Checksum(table->data(), table->size());
+}
+
+// Generic Address Structure for one byte-wide I/O port.
+void PutIoGas(Bytes* table, size_t offset, uint16_t port) {
+  (*table)[offset] = 1;      // SystemIO
+  (*table)[offset + 1] = 8;  // bit width
+  (*table)[offset + 2] = 0;
+  (*table)[offset + 3] = 1;  // byte access
+  Put(table, offset + 4, port, 8);
+}
+
+Bytes BuildDsdt(const AcpiLayout& layout) {
+  std::vector<Bytes> devices;
+  devices.push_back(Device("COM1", {
+                                       Name("_HID", EisaId("PNP0501")),
+                                       Name("_UID", Integer(1)),
+                                       Name("_CRS", ResourceTemplate({Io(0x3f8, 8), IrqNoFlags(4)})),
+                                   }));
+  for (size_t i = 0; i < layout.virtio_slots.size(); ++i) {
+    const auto& slot = layout.virtio_slots[i];
+    char name[5];
+    snprintf(name, sizeof(name), "VR%02zu", i);
+    devices.push_back(Device(name, {
+                                       Name("_HID", String("LNRO0005")),
+                                       Name("_UID", Integer(i)),
+                                       Name("_CCA", Integer(1)),  // cache-coherent DMA
+                                       Name("_CRS", ResourceTemplate({
+                                                        Memory32Fixed(static_cast<uint32_t>(slot.base),
+                                                                      static_cast<uint32_t>(slot.size), true),
+                                                        ExtendedInterrupt(slot.gsi, true, false, false),
+                                                    })),
+                                   }));
+  }
+  Bytes dsdt = Header("DSDT", 2);
+  Bytes sb = Scope("\\_SB_", devices);
+  dsdt.insert(dsdt.end(), sb.begin(), sb.end());
+  // S5 with SLP_TYP 5: what the guest writes to the sleep control register to power off.
+  Bytes s5 = Name("\\_S5_", Package({Integer(5), Integer(0), Integer(0), Integer(0)}));
+  dsdt.insert(dsdt.end(), s5.begin(), s5.end());
+  Finish(&dsdt);
+  return dsdt;
+}
+
+Bytes BuildFadt(uint64_t dsdt_address) {
+  Bytes fadt = Header("FACP", 6);
+  fadt.resize(276, 0);
+  Put(&fadt, 40, dsdt_address, 4);
+  // IAPC_BOOT_ARCH: 8042 present (reboot=k), no VGA, no MSI-less-ness claims.
+  Put(&fadt, 109, (1u << 1) | (1u << 2), 2);
+  constexpr uint32_t kResetRegSup = 1u << 10;
+  constexpr uint32_t kPwrButton = 1u << 4;  // no fixed-feature power button
+  constexpr uint32_t kSlpButton = 1u << 5;
+  constexpr uint32_t kHwReducedAcpi = 1u << 20;
+  Put(&fadt, 112, kResetRegSup | kPwrButton | kSlpButton | kHwReducedAcpi, 4);
+  PutIoGas(&fadt, 116, x86::kAcpiResetPort);
+  fadt[128] = x86::kAcpiResetValue;
+  fadt[131] = 1;  // FADT minor version: ACPI 6.1
+  Put(&fadt, 140, dsdt_address, 8);
+  PutIoGas(&fadt, 244, x86::kSleepControlPort);
+  PutIoGas(&fadt, 256, x86::kSleepStatusPort);
+  std::memcpy(fadt.data() + 268, "VIRGAHV\0", 8);
+  Finish(&fadt);
+  return fadt;
+}
+
+Bytes BuildMadt(const AcpiLayout& layout) {
+  Bytes madt = Header("APIC", 5);
+  madt.resize(44, 0);
+  Put(&madt, 36, x86::kLapicAddr, 4);
+  Put(&madt, 40, 1, 4);  // PCAT_COMPAT: the 8259s are there (and masked by the guest)
+  auto append = [&madt](std::initializer_list<uint8_t> bytes) { madt.insert(madt.end(), bytes); };
+  for (uint32_t i = 0; i < layout.possible_apic_ids.size(); ++i) {
+    bool online = i < layout.apic_ids.size();
+    // Enabled, or online-capable (bit 1, MADT rev 5) for CPUs that can be hot-plugged later.
+    uint32_t flags = online ? 1u : 2u;
+    append({0, 8, static_cast<uint8_t>(i), static_cast<uint8_t>(layout.possible_apic_ids[i]),
+            static_cast<uint8_t>(flags), 0, 0, 0});
+  }
+  uint32_t ioapic = x86::kIoapicAddr;
+  append({1, 12, static_cast<uint8_t>(layout.ioapic_id), 0, static_cast<uint8_t>(ioapic),
+          static_cast<uint8_t>(ioapic >> 8), static_cast<uint8_t>(ioapic >> 16), static_cast<uint8_t>(ioapic >> 24), 0,
+          0, 0, 0});
+  // ISA IRQ 0 (PIT) is wired to IOAPIC pin 2.
+  append({2, 10, 0, 0, 2, 0, 0, 0, 0, 0});
+  // LINT1 of every processor is NMI.
+  append({4, 6, 0xff, 0, 0, 1});
+  Finish(&madt);
+  return madt;
+}
+
+}  // namespace
+
+uint64_t WriteAcpiTables(const GuestMemory& memory, const AcpiLayout& layout) {
+  uint64_t cursor = x86::kAcpiTablesAddr;
+  auto place = [&memory, &cursor](const Bytes& table) {
+    uint64_t at = cursor;
+    if (at + table.size() > x86::kAcpiTablesEnd || !memory.Write(at, table.data(), table.size())) {
+      throw VmmError("ACPI tables do not fit below 1 MiB");
+    }
+    cursor = (at + table.size() + 15) & ~15ULL;
+    return at;
+  };
+  uint64_t rsdp_address = cursor;
+  cursor += 48;  // RSDP (36 bytes), written last when the XSDT address is known
+  uint64_t dsdt = place(BuildDsdt(layout));
+  uint64_t fadt = place(BuildFadt(dsdt));
+  uint64_t madt = place(BuildMadt(layout));
+
+  Bytes xsdt = Header("XSDT", 1);
+  for (uint64_t entry : {fadt, madt}) {
+    size_t at = xsdt.size();
+    xsdt.resize(at + 8);
+    Put(&xsdt, at, entry, 8);
+  }
+  Finish(&xsdt);
+  uint64_t xsdt_address = place(xsdt);
+
+  Bytes rsdp(36, 0);
+  std::memcpy(rsdp.data(), "RSD PTR ", 8);
+  std::memcpy(rsdp.data() + 9, kOemId, 6);
+  rsdp[15] = 2;  // ACPI 2.0+ RSDP with XSDT
+  Put(&rsdp, 20, 36, 4);
+  Put(&rsdp, 24, xsdt_address, 8);
+  rsdp[8] = Checksum(rsdp.data(), 20);
+  rsdp[32] = Checksum(rsdp.data(), 36);
+  memory.Write(rsdp_address, rsdp.data(), rsdp.size());
+  return rsdp_address;
+}
+
+}  // namespace virga::acpi

@@ -1,0 +1,31 @@
+// ACPI tables of the microvm, as a hardware-reduced platform: RSDP, XSDT,
+// FADT (sleep/reset registers, no PM blocks), MADT (LAPICs, IOAPIC, ISA
+// override) and a DSDT describing COM1 and every virtio-mmio slot as
+// LNRO0005 devices, which is how stock distro kernels (built without
+// VIRTIO_MMIO_CMDLINE_DEVICES) find them.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "memory/guest_memory.h"
+
+namespace virga::acpi {
+
+struct VirtioMmioSlot {
+  uint64_t base;
+  uint64_t size;
+  uint32_t gsi;
+};
+
+struct AcpiLayout {
+  std::vector<uint32_t> apic_ids;           // online vCPUs
+  std::vector<uint32_t> possible_apic_ids;  // up to maxcpus; the MADT lists the rest as hot-pluggable
+  uint32_t ioapic_id;
+  std::vector<VirtioMmioSlot> virtio_slots;
+};
+
+// Writes every table into guest memory; returns the RSDP's address.
+uint64_t WriteAcpiTables(const GuestMemory& memory, const AcpiLayout& layout);
+
+}  // namespace virga::acpi

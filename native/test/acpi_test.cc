@@ -1,0 +1,83 @@
+#include <cstring>
+
+#include "arch/x86_64/acpi/aml.h"
+#include "arch/x86_64/acpi/tables.h"
+#include "arch/x86_64/layout.h"
+#include "unit_test.h"
+
+namespace virga::acpi {
+namespace {
+
+uint8_t Sum(const uint8_t* p, size_t n) {
+  uint8_t s = 0;
+  for (size_t i = 0; i < n; ++i) s = static_cast<uint8_t>(s + p[i]);
+  return s;
+}
+
+TEST("aml: PkgLength uses one byte below 64 and counts its own bytes above") {
+  EXPECT_TRUE(PkgLength(10) == Bytes({11}));
+  // 100-byte body: 2-byte encoding, total 102 = 0x66 -> 0x46 0x06.
+  EXPECT_TRUE(PkgLength(100) == Bytes({0x46, 0x06}));
+}
+
+TEST("aml: names, integers, strings and EISA ids encode as the spec's examples") {
+  EXPECT_TRUE(NameString("\\_SB_") == Bytes({'\\', '_', 'S', 'B', '_'}));
+  EXPECT_TRUE(NameString("\\_SB.VR0") == Bytes({'\\', 0x2e, '_', 'S', 'B', '_', 'V', 'R', '0', '_'}));
+  EXPECT_TRUE(Integer(0) == Bytes({0x00}));
+  EXPECT_TRUE(Integer(0x12) == Bytes({0x0a, 0x12}));
+  EXPECT_TRUE(Integer(0x1234) == Bytes({0x0b, 0x34, 0x12}));
+  EXPECT_TRUE(String("ab") == Bytes({0x0d, 'a', 'b', 0}));
+  // EISAID("PNP0501") is 0x0105D041.
+  EXPECT_TRUE(EisaId("PNP0501") == Bytes({0x0c, 0x41, 0xd0, 0x05, 0x01}));
+}
+
+TEST("acpi: every table checksums to zero and the RSDP points at an XSDT listing FADT and MADT") {
+  GuestMemory memory(64 << 20, x86::kMmioHoleStart);
+  AcpiLayout layout{{0, 1}, {0, 1, 2, 3}, 4, {{0xd0000000, 0x1000, 16}, {0xd0001000, 0x1000, 17}}};
+  uint64_t rsdp_at = WriteAcpiTables(memory, layout);
+  uint8_t* rsdp = memory.Translate(rsdp_at, 36);
+  EXPECT_TRUE(std::memcmp(rsdp, "RSD PTR ", 8) == 0);
+  EXPECT_EQ(Sum(rsdp, 20), 0);
+  EXPECT_EQ(Sum(rsdp, 36), 0);
+  uint64_t xsdt_at;
+  std::memcpy(&xsdt_at, rsdp + 24, 8);
+  uint8_t* xsdt = memory.Translate(xsdt_at, 36);
+  uint32_t xsdt_len;
+  std::memcpy(&xsdt_len, xsdt + 4, 4);
+  EXPECT_EQ(xsdt_len, 36u + 16u);
+  EXPECT_EQ(Sum(xsdt, xsdt_len), 0);
+  const char* expected[] = {"FACP", "APIC"};
+  for (int i = 0; i < 2; ++i) {
+    uint64_t at;
+    std::memcpy(&at, xsdt + 36 + 8 * i, 8);
+    uint8_t* table = memory.Translate(at, 36);
+    EXPECT_TRUE(std::memcmp(table, expected[i], 4) == 0);
+    uint32_t len;
+    std::memcpy(&len, table + 4, 4);
+    EXPECT_EQ(Sum(table, len), 0);
+    if (i == 0) {
+      uint64_t dsdt_at;
+      std::memcpy(&dsdt_at, table + 140, 8);
+      uint8_t* dsdt = memory.Translate(dsdt_at, 36);
+      EXPECT_TRUE(std::memcmp(dsdt, "DSDT", 4) == 0);
+      uint32_t dsdt_len;
+      std::memcpy(&dsdt_len, dsdt + 4, 4);
+      EXPECT_EQ(Sum(dsdt, dsdt_len), 0);
+      std::string body(reinterpret_cast<char*>(dsdt), dsdt_len);
+      EXPECT_TRUE(body.find("LNRO0005") != std::string::npos);
+      EXPECT_TRUE(body.find("VR01") != std::string::npos);
+      uint32_t flags;
+      std::memcpy(&flags, table + 112, 4);
+      EXPECT_TRUE(flags & (1u << 20));  // hardware-reduced
+    } else {
+      // 4 LAPIC entries (2 enabled, 2 online-capable), then IOAPIC, ISO, NMI.
+      EXPECT_EQ(table[44], 0);
+      EXPECT_EQ(table[44 + 4], 1);
+      EXPECT_EQ(table[44 + 3 * 8 + 4], 2);
+      EXPECT_EQ(table[44 + 4 * 8], 1);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace virga::acpi
