@@ -14,6 +14,7 @@
         "src/chardev/chardev.cc",
         "src/devices/bus.cc",
         "src/devices/i8042.cc",
+        "src/devices/rtc_cmos.cc",
         "src/devices/serial_8250.cc",
         "src/io/event_loop.cc",
         "src/kvm/system.cc",

@@ -13,6 +13,7 @@
 #include "arch/x86_64/mptable.h"
 #include "common/error.h"
 #include "devices/i8042.h"
+#include "devices/rtc_cmos.h"
 #include "devices/acpi_pm_registers.h"
 #include "virtio/blk.h"
 #include "virtio/placeholder.h"
@@ -59,6 +60,7 @@ void Machine::CreateLegacyDevices() {
   auto report = [this](const ExitReason& reason) { ReportExit(reason); };
   // 0x60..0x64 as one range: data at offset 0, status/command at offset 4.
   pio_.Insert(I8042::kDataPort, 5, std::make_shared<I8042>(report));
+  pio_.Insert(RtcCmos::kBasePort, 2, std::make_shared<RtcCmos>());
   pio_.Insert(x86::kSleepControlPort, AcpiPmRegisters::kSize, std::make_shared<AcpiPmRegisters>(report));
 }
 

@@ -61,10 +61,14 @@ Bytes BuildDsdt(const AcpiLayout& layout) {
                                        Name("_UID", Integer(1)),
                                        Name("_CRS", ResourceTemplate({Io(0x3f8, 8), IrqNoFlags(4)})),
                                    }));
+  devices.push_back(Device("RTC", {
+                                      Name("_HID", EisaId("PNP0B00")),
+                                      Name("_CRS", ResourceTemplate({Io(0x70, 2), IrqNoFlags(8)})),
+                                  }));
   for (size_t i = 0; i < layout.virtio_slots.size(); ++i) {
     const auto& slot = layout.virtio_slots[i];
     char name[5];
-    snprintf(name, sizeof(name), "VR%02zu", i);
+    snprintf(name, sizeof(name), "VR%02u", static_cast<unsigned>(i % 100));
     devices.push_back(Device(name, {
                                        Name("_HID", String("LNRO0005")),
                                        Name("_UID", Integer(i)),
