@@ -16,13 +16,27 @@ constexpr uint8_t kCmdSelfTest = 0xaa;
 constexpr uint8_t kCmdTestKbd = 0xab;
 constexpr uint8_t kCmdDisableKbd = 0xad;
 constexpr uint8_t kCmdEnableKbd = 0xae;
+constexpr uint8_t kCmdAuxLoop = 0xd3;
 constexpr uint8_t kCmdWriteAux = 0xd4;
 constexpr uint8_t kCmdPulseReset = 0xfe;
 
+constexpr uint8_t kCtrKbdInt = 0x01;
+constexpr uint8_t kCtrKbdDisable = 0x10;
+constexpr uint8_t kCtrAuxDisable = 0x20;
+
 constexpr uint8_t kKbdAck = 0xfa;
-constexpr uint8_t kKbdResend = 0xfe;
+constexpr uint8_t kKbdGetId = 0xf2;
+constexpr uint8_t kKbdEcho = 0xee;
+constexpr uint8_t kKbdReset = 0xff;
+constexpr uint8_t kKbdSelfTestPassed = 0xaa;
 constexpr uint8_t kSelfTestPassed = 0x55;
 }  // namespace
+
+void I8042::Output(std::initializer_list<uint8_t> bytes) {
+  bool was_empty = output_.empty();
+  output_.insert(output_.end(), bytes);
+  if (was_empty && (control_ & kCtrKbdInt)) keyboard_irq_->Trigger();
+}
 
 void I8042::Read(uint64_t offset, uint8_t* data, uint32_t len) {
   std::lock_guard guard(lock_);
@@ -31,6 +45,8 @@ void I8042::Read(uint64_t offset, uint8_t* data, uint32_t len) {
     if (!output_.empty()) {
       value = output_.front();
       output_.pop_front();
+      // One byte per interrupt, as the hardware delivers them.
+      if (!output_.empty() && (control_ & kCtrKbdInt)) keyboard_irq_->Trigger();
     }
   } else if (offset == 4) {
     value = static_cast<uint8_t>(kStatusSystemFlag | (output_.empty() ? 0 : kStatusOutputFull) |
@@ -61,23 +77,35 @@ void I8042::Write(uint64_t offset, const uint8_t* data, uint32_t len) {
 void I8042::Command(uint8_t command) {
   switch (command) {
     case kCmdReadControl:
+      // Controller replies are polled by drivers: no interrupt.
       output_.push_back(control_);
       break;
     case kCmdWriteControl:
     case kCmdWriteAux:
+    case kCmdAuxLoop:
       pending_command_ = command;
       break;
     case kCmdSelfTest:
       output_.push_back(kSelfTestPassed);
       break;
     case kCmdTestKbd:
-    case kCmdTestAux:
       output_.push_back(0x00);
       break;
+    case kCmdTestAux:
+      output_.push_back(0xff);  // no auxiliary port
+      break;
     case kCmdDisableAux:
+      control_ |= kCtrAuxDisable;
+      break;
     case kCmdEnableAux:
+      control_ &= ~kCtrAuxDisable;
+      break;
     case kCmdDisableKbd:
+      control_ |= kCtrKbdDisable;
+      break;
     case kCmdEnableKbd:
+      control_ &= ~kCtrKbdDisable;
+      break;
     default:
       break;
   }
@@ -88,13 +116,16 @@ void I8042::Data(uint8_t value) {
   pending_command_ = 0;
   if (command == kCmdWriteControl) {
     control_ = value;
-  } else if (command == kCmdWriteAux) {
-    // No mouse behind the aux port: the device does not answer.
-    output_.push_back(kKbdResend);
+  } else if (command == kCmdWriteAux || command == kCmdAuxLoop) {
+    // Nothing behind the aux port answers, so drivers conclude there is no mouse.
+  } else if (value == kKbdReset) {
+    Output({kKbdAck, kKbdSelfTestPassed});
+  } else if (value == kKbdGetId) {
+    Output({kKbdAck, 0xab, 0x83});  // MF2 keyboard
+  } else if (value == kKbdEcho) {
+    Output({kKbdEcho});
   } else {
-    // Keyboard commands: acknowledge; 0xff (reset) also reports BAT passed.
-    output_.push_back(kKbdAck);
-    if (value == 0xff) output_.push_back(0xaa);
+    Output({kKbdAck});
   }
 }
 

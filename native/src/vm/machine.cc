@@ -59,7 +59,9 @@ void Machine::CreateLegacyDevices() {
 
   auto report = [this](const ExitReason& reason) { ReportExit(reason); };
   // 0x60..0x64 as one range: data at offset 0, status/command at offset 4.
-  pio_.Insert(I8042::kDataPort, 5, std::make_shared<I8042>(report));
+  keyboard_irq_ = std::make_unique<IrqLine>(x86::kKeyboardIrq);
+  vm_.RegisterIrqfd(keyboard_irq_->fd(), keyboard_irq_->gsi());
+  pio_.Insert(I8042::kDataPort, 5, std::make_shared<I8042>(report, keyboard_irq_.get()));
   pio_.Insert(RtcCmos::kBasePort, 2, std::make_shared<RtcCmos>());
   pio_.Insert(x86::kSleepControlPort, AcpiPmRegisters::kSize, std::make_shared<AcpiPmRegisters>(report));
 }

@@ -96,6 +96,7 @@ class Machine {
   EventLoop loop_;
   std::unique_ptr<Chardev> chardev_;
   std::unique_ptr<IrqLine> com1_irq_;
+  std::unique_ptr<IrqLine> keyboard_irq_;
   std::shared_ptr<Serial8250> serial_;
   std::vector<Slot> slots_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;

@@ -40,6 +40,7 @@ constexpr uint64_t kTssAddr = 0xfeffd000;
 
 constexpr uint32_t kIoapicPins = 24;
 constexpr uint32_t kComIrq = 4;
+constexpr uint32_t kKeyboardIrq = 1;
 // GSIs above the ISA range so they never collide with legacy devices.
 constexpr uint32_t kVirtioFirstGsi = 16;
 

@@ -1,0 +1,139 @@
+#pragma once
+#include <stdint.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include "layout.h"
+
+typedef uint8_t u8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+typedef uint64_t u64;
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* A pointer to a fixed physical address (identity mapped), opaque to gcc so
+ * it does not warn about dereferencing small constants. */
+static inline void *phys(u64 a)
+{
+    __asm__("" : "+r"(a));
+    return (void *)a;
+}
+
+#define barrier() __asm__ __volatile__("" ::: "memory")
+
+/* lib.c */
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+void *memmove(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+int strcmp(const char *a, const char *b);
+int strncmp(const char *a, const char *b, size_t n);
+/* Parses decimal or 0x-hex; returns chars consumed (0 = no number). */
+int parse_u64(const char *s, u64 *out);
+
+/* print.c: formatted output to COM1 under a spinlock (APs print too).
+ * Supports %s %c %d %u %x with optional 0/width and l/ll. */
+void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void kprintf_nolock(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* serial.c */
+void serial_init(void);
+void serial_write(const char *s, size_t n);
+void serial_enable_rx_irq(void);
+void serial_irq(void);
+int serial_getc(void);   /* -1 when the RX buffer is empty; call with IF=0 */
+bool serial_rx_pending(void);
+
+/* boot_info.c */
+struct e820_entry {
+    u64 start;
+    u64 end;   /* exclusive */
+    u32 type;
+};
+#define MAX_E820 128
+#define CMDLINE_MAX 2048
+struct boot_info {
+    int entry;   /* BOOT_LINUX64 / BOOT_PVH */
+    bool valid;
+    char cmdline[CMDLINE_MAX];
+    int n_e820;
+    struct e820_entry e820[MAX_E820];
+    u64 mem_usable;
+};
+extern struct boot_info boot;
+void boot_info_parse(int entry, u64 ptr);
+bool e820_is_ram(u64 start, u64 end);
+
+/* idt.c */
+struct irq_frame {
+    u64 r11, r10, r9, r8, rdi, rsi, rdx, rcx, rax;
+    u64 vector, error;
+    u64 rip, cs, rflags, rsp, ss;
+};
+void idt_init(void);
+void idt_load(void);
+void isr_set_com1_gsi(u32 gsi);
+
+/* apic.c */
+void lapic_init(void);
+void lapic_enable(void);
+u32 lapic_id(void);
+void lapic_eoi(void);
+void lapic_send_ipi(u32 apic_id, u32 icr_low);
+u32 lapic_read(u32 reg);
+void lapic_write(u32 reg, u32 val);
+void ioapic_init(void);
+bool ioapic_route(u32 gsi, u8 vector, u32 dest_apic);
+#define LAPIC_TIMER_LVT  0x320
+#define LAPIC_TIMER_INIT 0x380
+#define LAPIC_TIMER_CUR  0x390
+#define LAPIC_TIMER_DIV  0x3e0
+
+/* timer.c: LAPIC timer, one interrupt per expiry; ticks counts them. */
+extern volatile u64 timer_ticks;
+void timer_irq(void);
+void timer_oneshot_us(u32 us);
+void timer_periodic_us(u32 us);
+void timer_stop(void);
+bool timer_expired(void);
+void delay_us(u32 us);
+
+/* mptable.c */
+struct mp_ioapic {
+    u8 id;
+    u32 addr;
+    u32 gsi_base;
+    u32 pins;
+};
+struct mp_info {
+    bool found;
+    u32 lapic_addr;
+    int ncpus;
+    u8 cpu_apic[MAX_CPUS];
+    int nioapics;
+    struct mp_ioapic ioapic[8];
+};
+extern struct mp_info mp;
+void mptable_parse(void);
+u32 mp_isa_irq_to_gsi(u8 irq);
+
+/* smp.c */
+extern int cpus_online;
+void smp_boot(void);
+void ap_main(void);
+
+/* virtio_mmio.c / virtio_blk.c */
+void virtio_probe_cmdline(const char *cmdline);
+void virtio_irq(u32 gsi);
+int virtio_blk_count(void);
+/* Returns the virtio status byte (0 = OK) or -1 on timeout. */
+int virtio_blk_rw(int n, bool write, u64 sector, u8 *buf);
+int virtio_blk_flush(int n);
+
+/* shell.c / power.c */
+void shell_run(void) __attribute__((noreturn));
+void print_info_markers(void);
+void power_off(void) __attribute__((noreturn));
+void power_reboot(void) __attribute__((noreturn));
+void halt_forever(void) __attribute__((noreturn));

@@ -1,0 +1,136 @@
+/*
+ * Minimal printf to COM1. Output of one call is contiguous on the wire: the
+ * BSP and the APs share the UART, so each call holds a spinlock (xchg, which
+ * every x86 emulator handles) while its bytes go out.
+ */
+#include "probe.h"
+#include "io.h"
+
+static volatile int print_lock;
+
+static void lock(void)
+{
+    while (__atomic_exchange_n(&print_lock, 1, __ATOMIC_ACQUIRE))
+        while (print_lock)
+            cpu_relax();
+}
+
+static void unlock(void)
+{
+    __atomic_store_n(&print_lock, 0, __ATOMIC_RELEASE);
+}
+
+struct outbuf {
+    char buf[128];
+    size_t len;
+};
+
+static void out_flush(struct outbuf *o)
+{
+    serial_write(o->buf, o->len);
+    o->len = 0;
+}
+
+static void out_char(struct outbuf *o, char c)
+{
+    if (o->len == sizeof(o->buf))
+        out_flush(o);
+    o->buf[o->len++] = c;
+}
+
+static void out_num(struct outbuf *o, u64 v, unsigned base, int width, char pad)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        unsigned d = (unsigned)(v % base);
+        tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
+        v /= base;
+    } while (v);
+    while (width > n) {
+        out_char(o, pad);
+        width--;
+    }
+    while (n)
+        out_char(o, tmp[--n]);
+}
+
+static void vformat(struct outbuf *o, const char *fmt, va_list ap)
+{
+    for (const char *p = fmt; *p; p++) {
+        if (*p != '%') {
+            out_char(o, *p);
+            continue;
+        }
+        p++;
+        char pad = ' ';
+        int width = 0, lng = 0;
+        if (*p == '0') {
+            pad = '0';
+            p++;
+        }
+        while (*p >= '0' && *p <= '9')
+            width = width * 10 + (*p++ - '0');
+        while (*p == 'l') {
+            lng++;
+            p++;
+        }
+        switch (*p) {
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+            while (*s)
+                out_char(o, *s++);
+            break;
+        }
+        case 'c':
+            out_char(o, (char)va_arg(ap, int));
+            break;
+        case 'd': {
+            long long v = lng ? va_arg(ap, long long) : va_arg(ap, int);
+            if (v < 0) {
+                out_char(o, '-');
+                v = -v;
+            }
+            out_num(o, (u64)v, 10, width, pad);
+            break;
+        }
+        case 'u':
+        case 'x': {
+            u64 v = lng ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned);
+            out_num(o, v, *p == 'u' ? 10 : 16, width, pad);
+            break;
+        }
+        case '%':
+            out_char(o, '%');
+            break;
+        default:
+            out_char(o, '?');
+            break;
+        }
+    }
+}
+
+void kprintf(const char *fmt, ...)
+{
+    struct outbuf o;
+    o.len = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    lock();
+    vformat(&o, fmt, ap);
+    out_flush(&o);
+    unlock();
+    va_end(ap);
+}
+
+/* For the exception path, which must not wait on a lock its own CPU holds. */
+void kprintf_nolock(const char *fmt, ...)
+{
+    struct outbuf o;
+    o.len = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vformat(&o, fmt, ap);
+    out_flush(&o);
+    va_end(ap);
+}

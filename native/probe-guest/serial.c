@@ -1,0 +1,87 @@
+/*
+ * COM1, an 8250/16550A at I/O 0x3f8. Output is polled (wait for THRE, then
+ * fill the FIFO); input is interrupt driven: IER.ERBFI raises IRQ 4 whenever
+ * received data is available and the ISR drains it into a ring buffer.
+ */
+#include "probe.h"
+#include "io.h"
+
+#define COM1 0x3f8
+#define RBR  0   /* receive buffer (read) / THR transmit (write) */
+#define IER  1
+#define FCR  2   /* FIFO control (write) / IIR (read) */
+#define LCR  3
+#define MCR  4
+#define LSR  5
+#define LSR_DR   0x01
+#define LSR_THRE 0x20
+
+/* Bytes we may write per THRE: 16 once the FIFO is known to work (IIR bits
+ * 7:6 read back 11 after enabling it), as Linux's 8250 driver does. */
+static unsigned tx_burst = 1;
+
+static char rx_buf[256];
+static volatile unsigned rx_head, rx_tail;
+
+void serial_init(void)
+{
+    outb(COM1 + IER, 0x00);
+    outb(COM1 + LCR, 0x80);          /* DLAB: divisor latch */
+    outb(COM1 + 0, 0x01);            /* 115200 baud */
+    outb(COM1 + 1, 0x00);
+    outb(COM1 + LCR, 0x03);          /* 8N1 */
+    outb(COM1 + FCR, 0x07);          /* FIFO on, clear both, RX trigger 1 byte */
+    if ((inb(COM1 + FCR) & 0xc0) == 0xc0)
+        tx_burst = 16;
+    /* OUT2 gates the UART's interrupt line on PC hardware. */
+    outb(COM1 + MCR, 0x0b);          /* DTR | RTS | OUT2 */
+}
+
+void serial_write(const char *s, size_t n)
+{
+    while (n) {
+        while (!(inb(COM1 + LSR) & LSR_THRE))
+            cpu_relax();
+        size_t k = n < tx_burst ? n : tx_burst;
+        for (size_t i = 0; i < k; i++)
+            outb(COM1, (u8)s[i]);
+        s += k;
+        n -= k;
+    }
+}
+
+void serial_enable_rx_irq(void)
+{
+    (void)inb(COM1 + FCR);           /* reading IIR clears a stale THRE irq */
+    outb(COM1 + IER, 0x01);          /* received data available */
+    /* Bytes typed before the route existed: collect them now. Emptying the
+     * FIFO also drops the line, so the next byte is a clean edge. */
+    serial_irq();
+}
+
+void serial_irq(void)
+{
+    /* Reading RBR until DR clears drops the line, so the next byte makes a
+     * fresh edge for the edge-triggered IOAPIC pin. */
+    while (inb(COM1 + LSR) & LSR_DR) {
+        char c = (char)inb(COM1 + RBR);
+        if (rx_head - rx_tail < sizeof(rx_buf)) {
+            rx_buf[rx_head % sizeof(rx_buf)] = c;
+            rx_head++;
+        }
+    }
+}
+
+int serial_getc(void)
+{
+    if (rx_head == rx_tail)
+        return -1;
+    char c = rx_buf[rx_tail % sizeof(rx_buf)];
+    rx_tail++;
+    return (u8)c;
+}
+
+bool serial_rx_pending(void)
+{
+    return rx_head != rx_tail;
+}

@@ -1,0 +1,223 @@
+/*
+ * Line-oriented command shell on COM1. Input arrives by interrupt; the shell
+ * sleeps in hlt between bytes and echoes what it consumes, like a terminal.
+ */
+#include "probe.h"
+#include "io.h"
+
+#define LINE_MAX 160
+#define COUNT_PERIOD_US 50000
+
+static bool skip_lf;   /* swallow the \n of a \r\n pair */
+
+static int getc_wait(void)
+{
+    int c;
+    while ((c = serial_getc()) < 0)
+        wait_for_interrupt();
+    return c;
+}
+
+static void read_line(char *line)
+{
+    size_t n = 0;
+    for (;;) {
+        int c = getc_wait();
+        if (c == '\n' && skip_lf) {
+            skip_lf = false;
+            continue;
+        }
+        skip_lf = false;
+        if (c == '\r' || c == '\n') {
+            skip_lf = (c == '\r');
+            kprintf("\n");
+            line[n] = 0;
+            return;
+        }
+        if (c == '\b' || c == 0x7f) {
+            if (n) {
+                n--;
+                kprintf("\b \b");
+            }
+            continue;
+        }
+        if (c < 0x20 || c > 0x7e || n >= LINE_MAX - 1)
+            continue;
+        line[n++] = (char)c;
+        kprintf("%c", c);
+    }
+}
+
+/* Splits on spaces in place; returns the number of words. */
+static int split(char *s, char **argv, int max)
+{
+    int argc = 0;
+    while (*s && argc < max) {
+        while (*s == ' ')
+            *s++ = 0;
+        if (!*s)
+            break;
+        argv[argc++] = s;
+        while (*s && *s != ' ')
+            s++;
+    }
+    return argc;
+}
+
+static bool num_arg(const char *s, u64 *v)
+{
+    int n = parse_u64(s, v);
+    return n > 0 && s[n] == 0;
+}
+
+void print_info_markers(void)
+{
+    kprintf("PROBE cmdline %s\n", boot.cmdline);
+    kprintf("PROBE mem usable=%lu\n", boot.mem_usable);
+    kprintf("PROBE cpus online=%d\n", cpus_online);
+}
+
+static void cmd_help(void)
+{
+    kprintf("commands:\n"
+            "  help\n"
+            "  info\n"
+            "  count [n]\n"
+            "  blk <n> write <sector> <seed>\n"
+            "  blk <n> read <sector>\n"
+            "  blk <n> verify <sector> <seed>\n"
+            "  blk <n> flush\n"
+            "  poweroff\n"
+            "  reboot\n"
+            "OK help\n");
+}
+
+static void cmd_count(int argc, char **argv)
+{
+    u64 n = 0;
+    if (argc > 1 && !num_arg(argv[1], &n)) {
+        kprintf("ERR count usage: count [n]\n");
+        return;
+    }
+    bool forever = argc < 2;
+    u64 t = timer_ticks;
+    timer_periodic_us(COUNT_PERIOD_US);
+    for (u64 i = 1; forever || i <= n; i++) {
+        while (timer_ticks == t && !(forever && serial_rx_pending()))
+            wait_for_interrupt();
+        if (forever && serial_rx_pending()) {
+            int c = serial_getc();   /* the key that stopped us */
+            skip_lf = (c == '\r');
+            break;
+        }
+        t = timer_ticks;
+        kprintf("count %lu\n", i);
+    }
+    timer_stop();
+    kprintf("OK count\n");
+}
+
+static void pattern(u8 *buf, u64 sector, u64 seed)
+{
+    for (u64 i = 0; i < 512; i++)
+        buf[i] = (u8)(i * 7 + sector * 13 + seed);
+}
+
+static void blk_err(const char *op, int s)
+{
+    if (s < 0)
+        kprintf("ERR blk %s timeout\n", op);
+    else
+        kprintf("ERR blk %s status=%d\n", op, s);
+}
+
+static void cmd_blk(int argc, char **argv)
+{
+    static u8 buf[512];
+    u64 n, sector = 0, seed = 0;
+    if (argc < 3 || !num_arg(argv[1], &n)) {
+        kprintf("ERR blk usage: blk <n> write|read|verify|flush ...\n");
+        return;
+    }
+    if (n >= (u64)virtio_blk_count()) {
+        kprintf("ERR blk no device %lu\n", n);
+        return;
+    }
+    const char *op = argv[2];
+    bool is_write = !strcmp(op, "write"), is_read = !strcmp(op, "read");
+    bool is_verify = !strcmp(op, "verify"), is_flush = !strcmp(op, "flush");
+    int need = is_flush ? 3 : is_read ? 4 : (is_write || is_verify) ? 5 : -1;
+    if (need < 0 || argc != need || (need >= 4 && !num_arg(argv[3], &sector)) ||
+        (need == 5 && !num_arg(argv[4], &seed))) {
+        kprintf("ERR blk usage: blk <n> write|read|verify|flush ...\n");
+        return;
+    }
+    int s;
+    if (is_flush) {
+        s = virtio_blk_flush((int)n);
+        if (s)
+            blk_err(op, s);
+        else
+            kprintf("OK blk flush\n");
+    } else if (is_write) {
+        pattern(buf, sector, seed);
+        s = virtio_blk_rw((int)n, true, sector, buf);
+        if (s)
+            blk_err(op, s);
+        else
+            kprintf("OK blk write\n");
+    } else {
+        s = virtio_blk_rw((int)n, false, sector, buf);
+        if (s) {
+            blk_err(op, s);
+        } else if (is_read) {
+            char hex[33];
+            for (int i = 0; i < 16; i++) {
+                hex[2 * i] = "0123456789abcdef"[buf[i] >> 4];
+                hex[2 * i + 1] = "0123456789abcdef"[buf[i] & 15];
+            }
+            hex[32] = 0;
+            kprintf("OK blk read %s\n", hex);
+        } else {
+            for (u64 i = 0; i < 512; i++) {
+                if (buf[i] != (u8)(i * 7 + sector * 13 + seed)) {
+                    kprintf("ERR blk verify mismatch at %lu\n", i);
+                    return;
+                }
+            }
+            kprintf("OK blk verify\n");
+        }
+    }
+}
+
+void shell_run(void)
+{
+    static char line[LINE_MAX];
+    char *argv[8];
+    for (;;) {
+        kprintf("probe> ");
+        read_line(line);
+        int argc = split(line, argv, ARRAY_SIZE(argv));
+        if (argc == 0)
+            continue;
+        const char *cmd = argv[0];
+        if (!strcmp(cmd, "help")) {
+            cmd_help();
+        } else if (!strcmp(cmd, "info")) {
+            print_info_markers();
+            kprintf("OK info\n");
+        } else if (!strcmp(cmd, "count")) {
+            cmd_count(argc, argv);
+        } else if (!strcmp(cmd, "blk")) {
+            cmd_blk(argc, argv);
+        } else if (!strcmp(cmd, "poweroff")) {
+            kprintf("OK poweroff\n");
+            power_off();
+        } else if (!strcmp(cmd, "reboot")) {
+            kprintf("OK reboot\n");
+            power_reboot();
+        } else {
+            kprintf("ERR unknown command %s\n", cmd);
+        }
+    }
+}

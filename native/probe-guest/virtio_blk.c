@@ -1,0 +1,144 @@
+/*
+ * virtio-blk: one request at a time on queue 0, as a three-descriptor chain
+ * header (device reads) -> 512-byte data -> status byte (device writes).
+ */
+#include "probe.h"
+#include "io.h"
+#include "virtio.h"
+
+#define VIRTIO_BLK_F_RO    5
+#define VIRTIO_BLK_F_FLUSH 9
+
+#define VIRTIO_BLK_T_IN    0
+#define VIRTIO_BLK_T_OUT   1
+#define VIRTIO_BLK_T_FLUSH 4
+
+#define MAX_BLK 16
+#define REQ_TIMEOUT_US 5000000
+
+struct blk_req {
+    u32 type;
+    u32 reserved;
+    u64 sector;
+};
+
+/* Device-visible memory: per device one queue page and one buffer page. */
+struct blk_dma {
+    struct virtq vq;
+    struct blk_req hdr;
+    u8 status;
+    u8 data[512] __attribute__((aligned(512)));
+} __attribute__((aligned(4096)));
+
+static struct blk_dma dma[MAX_BLK] __attribute__((section(".noinit")));
+
+struct blk {
+    struct virtio_dev dev;
+    u64 capacity;
+    bool ro;
+};
+static struct blk blks[MAX_BLK];
+static int n_blk;
+
+int virtio_blk_count(void) { return n_blk; }
+
+static u64 read_capacity(struct virtio_dev *d)
+{
+    u32 gen, lo, hi;
+    /* A config read spanning two 32-bit accesses is only consistent if the
+     * generation counter did not move in between. */
+    do {
+        gen = vm_read(d, VM_CONFIG_GENERATION);
+        lo = vm_read(d, VM_CONFIG + 0);
+        hi = vm_read(d, VM_CONFIG + 4);
+    } while (gen != vm_read(d, VM_CONFIG_GENERATION));
+    return ((u64)hi << 32) | lo;
+}
+
+void virtio_blk_probe(int slot, u64 base, u32 irq)
+{
+    if (n_blk >= MAX_BLK)
+        return;
+    struct blk *b = &blks[n_blk];
+    b->dev.base = base;
+    b->dev.irq = irq;
+    u64 dev_features = vm_device_features(&b->dev);
+    u64 want = (1ull << VIRTIO_F_VERSION_1) |
+               (dev_features & ((1ull << VIRTIO_BLK_F_RO) | (1ull << VIRTIO_BLK_F_FLUSH)));
+    if (!(dev_features & (1ull << VIRTIO_F_VERSION_1)) ||
+        !virtio_init(&b->dev, want, &dma[n_blk].vq)) {
+        kprintf("PROBE virtio %d init failed\n", slot);
+        return;
+    }
+    b->ro = (want >> VIRTIO_BLK_F_RO) & 1;
+    b->capacity = read_capacity(&b->dev);
+    if (irq <= VEC_GSI_LAST - VEC_GSI_BASE)
+        ioapic_route(irq, (u8)(VEC_GSI_BASE + irq), lapic_id());
+    virtio_driver_ok(&b->dev);
+    kprintf("PROBE virtio-blk %d base=0x%lx irq=%u capacity=%lu ro=%d\n",
+            n_blk, base, irq, b->capacity, b->ro);
+    n_blk++;
+}
+
+void virtio_blk_irq(u32 gsi)
+{
+    for (int i = 0; i < n_blk; i++) {
+        struct virtio_dev *d = &blks[i].dev;
+        if (d->irq != gsi)
+            continue;
+        u32 isr = vm_read(d, VM_INTERRUPT_STATUS);
+        if (isr)
+            vm_write(d, VM_INTERRUPT_ACK, isr);
+    }
+}
+
+static int do_request(int n, u32 type, u64 sector, bool has_data, bool dev_writes)
+{
+    struct blk *b = &blks[n];
+    struct blk_dma *m = &dma[n];
+    struct vq_desc *desc = m->vq.desc;
+    m->hdr.type = type;
+    m->hdr.reserved = 0;
+    m->hdr.sector = sector;
+    m->status = 0xff;
+
+    desc[0].addr = (u64)&m->hdr;
+    desc[0].len = sizeof(m->hdr);
+    desc[0].flags = VRING_DESC_F_NEXT;
+    desc[0].next = 1;
+    u16 st = 1;
+    if (has_data) {
+        desc[1].addr = (u64)m->data;
+        desc[1].len = sizeof(m->data);
+        desc[1].flags = VRING_DESC_F_NEXT | (dev_writes ? VRING_DESC_F_WRITE : 0);
+        desc[1].next = 2;
+        st = 2;
+    }
+    desc[st].addr = (u64)&m->status;
+    desc[st].len = 1;
+    desc[st].flags = VRING_DESC_F_WRITE;
+    desc[st].next = 0;
+
+    if (!virtio_submit_wait(&b->dev, 0, REQ_TIMEOUT_US))
+        return -1;
+    return *(volatile u8 *)&m->status;
+}
+
+int virtio_blk_rw(int n, bool write, u64 sector, u8 *buf)
+{
+    if (n < 0 || n >= n_blk)
+        return -2;
+    if (write)
+        memcpy(dma[n].data, buf, 512);
+    int s = do_request(n, write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, sector, true, !write);
+    if (!write && s == 0)
+        memcpy(buf, dma[n].data, 512);
+    return s;
+}
+
+int virtio_blk_flush(int n)
+{
+    if (n < 0 || n >= n_blk)
+        return -2;
+    return do_request(n, VIRTIO_BLK_T_FLUSH, 0, false, false);
+}
