@@ -1,0 +1,224 @@
+// `npm run bench`: virga-vmm side by side with QEMU's microvm, same probe
+// guest, vCPUs and memory, in the same run.
+//   boot:   process start → "PROBE ready" on the serial console (median of N)
+//   memory: VMM overhead = PSS of the process − PSS of guest RAM (median);
+//           also RSS and private (USS) overhead, since PSS splits the pages
+//           of the node binary with the benchmark's own node process
+//   qmp:    query-status round trips per second and p99 from one client
+// Prints a table and writes bench-results/bench.json at the repository root.
+// Options: --runs N (10), --smp N (1), --mem MiB (128), --qmp-seconds S (3).
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { bootOnce, median, qmpRoundTrips, type BootSample, type QmpSample } from "./measure";
+
+const root = path.resolve(__dirname, "..", "..", "..", "..");
+const probe = path.join(root, "native", "probe-guest", "build", "probe.elf");
+const vmmBin = path.join(root, "apps", "host", "bin", "virga-vmm.js");
+
+function option(name: string, fallback: number): number {
+  const index = process.argv.indexOf(`--${name}`);
+  const value = index >= 0 ? Number(process.argv[index + 1]) : fallback;
+  if (!Number.isFinite(value) || value <= 0)
+    throw new Error(`--${name}: expected a positive number`);
+  return value;
+}
+
+const runs = option("runs", 10);
+const smp = option("smp", 1);
+const memMiB = option("mem", 128);
+const qmpSeconds = option("qmp-seconds", 3);
+const guestBytes = memMiB * 1024 * 1024;
+const append = "console=ttyS0";
+
+function virgaArgs(extra: string[] = []): [string, string[]] {
+  return [
+    process.execPath,
+    [
+      vmmBin,
+      "-machine",
+      "microvm",
+      "-kernel",
+      probe,
+      "-smp",
+      String(smp),
+      "-m",
+      String(memMiB),
+      "-append",
+      append,
+      "-serial",
+      "stdio",
+      ...extra,
+    ],
+  ];
+}
+
+function qemuArgs(extra: string[] = []): [string, string[]] {
+  return [
+    "qemu-system-x86_64",
+    [
+      "-M",
+      "microvm,acpi=off",
+      "-enable-kvm",
+      "-cpu",
+      "host,-arch-capabilities",
+      "-smp",
+      String(smp),
+      "-m",
+      String(memMiB),
+      "-nodefaults",
+      "-no-user-config",
+      "-nographic",
+      "-no-reboot",
+      "-serial",
+      "stdio",
+      "-kernel",
+      probe,
+      "-append",
+      append,
+      ...extra,
+    ],
+  ];
+}
+
+interface Side {
+  boot: BootSample[];
+  qmp: QmpSample | null;
+}
+
+async function qmpSide(command: [string, string[]], socketPath: string): Promise<QmpSample> {
+  const child = spawn(command[0], command[1], { stdio: ["pipe", "pipe", "pipe"] });
+  const exited = new Promise<void>((resolve) => {
+    child.on("exit", () => {
+      resolve();
+    });
+  });
+  try {
+    const deadline = Date.now() + 30000;
+    while (!existsSync(socketPath)) {
+      if (Date.now() > deadline) throw new Error(`${command[0]}: no QMP socket`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    return await qmpRoundTrips(socketPath, qmpSeconds * 1000);
+  } finally {
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
+
+function summarise(side: Side) {
+  const overheadPss = side.boot.map((s) => (s.pssKiB - s.guestRamPssKiB) / 1024);
+  const overheadRss = side.boot.map((s) => (s.rssKiB - s.guestRamRssKiB) / 1024);
+  const overheadUss = side.boot.map((s) => s.ussKiB / 1024);
+  return {
+    bootMedianMs: median(side.boot.map((s) => s.readyMs)),
+    bootMinMs: Math.min(...side.boot.map((s) => s.readyMs)),
+    overheadPssMiB: median(overheadPss),
+    overheadRssMiB: median(overheadRss),
+    overheadUssMiB: median(overheadUss),
+    guestTouchedMiB: median(side.boot.map((s) => s.guestRamRssKiB / 1024)),
+    qmp: side.qmp,
+  };
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(probe)) throw new Error(`probe guest not built: ${probe} (npm install)`);
+  const virga: Side = { boot: [], qmp: null };
+  const qemu: Side = { boot: [], qmp: null };
+  console.log(`boot: ${runs} runs each, probe guest, ${smp} vCPU(s), ${memMiB} MiB (alternating)`);
+  for (let i = 0; i < runs; i++) {
+    virga.boot.push(await bootOnce(...virgaArgs(), "PROBE ready", guestBytes));
+    qemu.boot.push(await bootOnce(...qemuArgs(), "PROBE ready", guestBytes));
+    process.stdout.write(".");
+  }
+  process.stdout.write("\n");
+
+  const scratch = mkdtempSync(path.join(tmpdir(), "virga-bench-"));
+  try {
+    console.log(`qmp: ${qmpSeconds} s of sequential query-status from one client, each`);
+    const vSock = path.join(scratch, "virga.sock");
+    virga.qmp = await qmpSide(
+      virgaArgs(["-qmp", `unix:${vSock},server,nowait,rate-limit=0`]),
+      vSock,
+    );
+    const qSock = path.join(scratch, "qemu.sock");
+    qemu.qmp = await qmpSide(qemuArgs(["-qmp", `unix:${qSock},server=on,wait=off`]), qSock);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+
+  const v = summarise(virga);
+  const q = summarise(qemu);
+  const ratio = v.bootMedianMs / q.bootMedianMs;
+  const rows: [string, string, string, string][] = [
+    ["", "virga-vmm", "qemu microvm", "virga/qemu"],
+    [
+      "boot to PROBE ready, median (ms)",
+      v.bootMedianMs.toFixed(1),
+      q.bootMedianMs.toFixed(1),
+      ratio.toFixed(2),
+    ],
+    [
+      "boot, fastest (ms)",
+      v.bootMinMs.toFixed(1),
+      q.bootMinMs.toFixed(1),
+      (v.bootMinMs / q.bootMinMs).toFixed(2),
+    ],
+    [
+      "VMM overhead PSS, median (MiB)",
+      v.overheadPssMiB.toFixed(1),
+      q.overheadPssMiB.toFixed(1),
+      (v.overheadPssMiB / q.overheadPssMiB).toFixed(2),
+    ],
+    [
+      "VMM overhead RSS, median (MiB)",
+      v.overheadRssMiB.toFixed(1),
+      q.overheadRssMiB.toFixed(1),
+      (v.overheadRssMiB / q.overheadRssMiB).toFixed(2),
+    ],
+    [
+      "VMM overhead private (USS), median (MiB)",
+      v.overheadUssMiB.toFixed(1),
+      q.overheadUssMiB.toFixed(1),
+      (v.overheadUssMiB / q.overheadUssMiB).toFixed(2),
+    ],
+    ["guest RAM touched (MiB)", v.guestTouchedMiB.toFixed(1), q.guestTouchedMiB.toFixed(1), ""],
+    [
+      "QMP query-status per second",
+      v.qmp?.perSecond.toFixed(0) ?? "-",
+      q.qmp?.perSecond.toFixed(0) ?? "-",
+      v.qmp && q.qmp ? (v.qmp.perSecond / q.qmp.perSecond).toFixed(2) : "",
+    ],
+    ["QMP round trip p99 (us)", v.qmp?.p99Us.toFixed(0) ?? "-", q.qmp?.p99Us.toFixed(0) ?? "-", ""],
+  ];
+  const widths = [0, 1, 2, 3].map((c) => Math.max(...rows.map((r) => r[c]?.length ?? 0)));
+  for (const row of rows) {
+    console.log(
+      row
+        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0)))
+        .join("  "),
+    );
+  }
+  console.log(
+    `targets: boot <= 0.6 x QEMU (${ratio <= 0.6 ? "met" : "not met"}), overhead <= 15 MiB PSS (${v.overheadPssMiB <= 15 ? "met" : "not met"}), QMP rate >= QEMU (${v.qmp && q.qmp && v.qmp.perSecond >= q.qmp.perSecond ? "met" : "not met"})`,
+  );
+
+  const outDir = path.join(root, "bench-results");
+  mkdirSync(outDir, { recursive: true });
+  const result = {
+    date: new Date().toISOString(),
+    config: { runs, smp, memMiB, qmpSeconds, guest: "probe.elf" },
+    virga: { summary: v, samples: virga.boot },
+    qemu: { summary: q, samples: qemu.boot },
+    bootRatio: ratio,
+  };
+  writeFileSync(path.join(outDir, "bench.json"), JSON.stringify(result, null, 2) + "\n");
+  console.log(`wrote ${path.relative(process.cwd(), path.join(outDir, "bench.json"))}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

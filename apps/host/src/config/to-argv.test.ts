@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { parseCommandLine } from "../cli/command-line";
+import { toArgv } from "./to-argv";
+import type { VmConfig } from "./vm-config";
+
+const MiB = 1024 * 1024;
+
+function parse(argv: string[]): VmConfig {
+  const invocation = parseCommandLine(argv);
+  if (invocation.action !== "run") assert.fail("not a run");
+  return invocation.config;
+}
+
+const CONFIGS: VmConfig[] = [
+  {
+    machine: "microvm",
+    kernel: "/k",
+    append: "",
+    bootEntry: "linux64",
+    smp: { cpus: 1, maxCpus: 1, sockets: 1, cores: 1, threads: 1 },
+    memoryBytes: 256 * MiB,
+    drives: [],
+    devices: [],
+    serial: { kind: "stdio" },
+    daemonize: false,
+    startPaused: false,
+  },
+  {
+    name: "guest=web,1",
+    machine: "microvm",
+    kernel: "/boot/vmlinux",
+    initrd: "/boot/initrd.img",
+    append: "console=ttyS0 reboot=k -- init args",
+    bootEntry: "pvh",
+    smp: { cpus: 2, maxCpus: 8, sockets: 2, cores: 2, threads: 2 },
+    memoryBytes: 1536 * MiB,
+    drives: [
+      { id: "root", file: "/img/a,b.img", readOnly: true, direct: true },
+      { id: "data", file: "data.img", readOnly: false, direct: false },
+    ],
+    devices: [
+      { driver: "virtio-blk-device", id: "vdb", drive: "data" },
+      { driver: "virtio-blk-device", id: "root", drive: "root" },
+    ],
+    serial: { kind: "socket", path: "/run/vm/console.sock" },
+    qmp: { kind: "unix", path: "/run/vm/qmp.sock", rateLimit: 0 },
+    logFile: "/var/log/vm.log",
+    daemonize: true,
+    pidfile: "/run/vm/pid",
+    startPaused: true,
+  },
+  {
+    machine: "microvm",
+    kernel: "k",
+    append: "x",
+    bootEntry: "linux64",
+    smp: { cpus: 4, maxCpus: 4, sockets: 1, cores: 4, threads: 1 },
+    memoryBytes: 2048 * MiB,
+    drives: [],
+    devices: [],
+    serial: { kind: "pty" },
+    qmp: { kind: "tcp", host: "127.0.0.1", port: 4444, rateLimit: 100 },
+    logFile: null,
+    daemonize: false,
+    startPaused: false,
+  },
+  {
+    machine: "microvm",
+    kernel: "k",
+    append: "",
+    bootEntry: "linux64",
+    smp: { cpus: 1, maxCpus: 1, sockets: 1, cores: 1, threads: 1 },
+    memoryBytes: 16 * MiB,
+    drives: [],
+    devices: [],
+    serial: { kind: "file", path: "/tmp/serial.log" },
+    daemonize: false,
+    startPaused: false,
+  },
+];
+
+describe("toArgv", () => {
+  CONFIGS.forEach((config, index) => {
+    it(`round-trips config ${index}`, () => {
+      assert.deepEqual(parse(toArgv(config)), config);
+    });
+  });
+
+  it("round-trips what the command line parsed", () => {
+    const argv = [
+      "-kernel",
+      "k",
+      "-smp",
+      "4,sockets=2",
+      "-m",
+      "1G",
+      "-serial",
+      "none",
+      "-name",
+      "n",
+    ];
+    const config = parse(argv);
+    assert.deepEqual(parse(toArgv(config)), config);
+  });
+});

@@ -1,0 +1,37 @@
+// The command table: every QMP command virga-vmm answers, listed by hand.
+import type { QmpCommand } from "../command";
+import { makeTable } from "../dispatch";
+import { qmpCapabilities } from "./capabilities";
+import { queryCpus, queryCpusFast, queryHotpluggableCpus } from "./cpus";
+import {
+  queryChardev,
+  queryCommands,
+  queryEvents,
+  queryKvm,
+  queryMachines,
+  queryTarget,
+  queryVersion,
+} from "./introspection";
+import { cont, queryStatus, quit, stop, systemPowerdown, systemReset } from "./status";
+
+export const COMMANDS: readonly QmpCommand[] = [
+  qmpCapabilities,
+  queryStatus,
+  stop,
+  cont,
+  quit,
+  systemReset,
+  systemPowerdown,
+  queryCpus,
+  queryCpusFast,
+  queryHotpluggableCpus,
+  queryVersion,
+  queryCommands,
+  queryEvents,
+  queryTarget,
+  queryKvm,
+  queryMachines,
+  queryChardev,
+];
+
+export const COMMAND_TABLE = makeTable(COMMANDS);

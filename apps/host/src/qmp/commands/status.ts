@@ -1,0 +1,65 @@
+// Lifecycle: query-status, stop, cont, quit, system_reset, system_powerdown.
+import { z } from "zod";
+import { defineCommand } from "../command";
+import { genericError } from "../wire";
+
+const none = z.object({}).strict();
+
+export const queryStatus = defineCommand({
+  name: "query-status",
+  args: none,
+  handler(_args, { vm }) {
+    const status = vm.status();
+    return { running: status === "running", singlestep: false, status };
+  },
+});
+
+/** STOP is emitted by vm.pause() before this returns, so it precedes {}. */
+export const stop = defineCommand({
+  name: "stop",
+  args: none,
+  handler(_args, { vm }) {
+    vm.pause();
+    return {};
+  },
+});
+
+export const cont = defineCommand({
+  name: "cont",
+  args: none,
+  handler(_args, { vm }) {
+    vm.resume();
+    return {};
+  },
+});
+
+/** Answers {} first; SHUTDOWN follows and the process exits 0. */
+export const quit = defineCommand({
+  name: "quit",
+  args: none,
+  handler(_args, ctx) {
+    const { vm } = ctx;
+    ctx.afterReply(() => {
+      vm.shutdown({ guest: false, reason: "host-qmp-quit" });
+    });
+    return {};
+  },
+});
+
+export const systemReset = defineCommand({
+  name: "system_reset",
+  args: none,
+  handler() {
+    throw genericError("system_reset is not supported yet (the native core has no reset request)");
+  },
+});
+
+export const systemPowerdown = defineCommand({
+  name: "system_powerdown",
+  args: none,
+  handler() {
+    throw genericError(
+      "system_powerdown is not supported yet (the native core has no power-button event)",
+    );
+  },
+});

@@ -1,0 +1,139 @@
+// The QMP server of one VM: a unix socket (mode 0600, a stale file replaced,
+// removed on close) or a tcp listener; any number of clients, each greeted,
+// each sent every event.
+import { chmodSync, lstatSync, unlinkSync } from "node:fs";
+import net from "node:net";
+import type { QmpEndpoint } from "../config/vm-config";
+import type { VmControl } from "../vmm/control";
+import type { CommandTable } from "./dispatch";
+import { QmpSession } from "./session";
+import { eventLine } from "./wire";
+
+export interface QmpServerOptions {
+  endpoint: QmpEndpoint;
+  vm: VmControl;
+  table: CommandTable;
+  log?: (line: string) => void;
+}
+
+/** Replaces a leftover socket file, unless a live server still answers on it. */
+async function clearStaleSocket(path: string): Promise<void> {
+  try {
+    lstatSync(path);
+  } catch {
+    return;
+  }
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => {
+      resolve(false);
+    });
+  });
+  if (alive) throw new Error(`QMP socket ${path} is in use by another process`);
+  unlinkSync(path);
+}
+
+export class QmpServer {
+  private readonly sessions = new Set<QmpSession>();
+  private server: net.Server | null = null;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(private readonly options: QmpServerOptions) {}
+
+  async listen(): Promise<void> {
+    const { endpoint, vm, log } = this.options;
+    if (endpoint.kind === "unix") await clearStaleSocket(endpoint.path);
+    const server = net.createServer((socket) => {
+      this.accept(socket);
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      if (endpoint.kind === "unix") {
+        // Created 0600 from the start: no window where others can connect.
+        const mask = process.umask(0o177);
+        try {
+          server.listen(endpoint.path, () => {
+            resolve();
+          });
+        } finally {
+          process.umask(mask);
+        }
+      } else {
+        server.listen(endpoint.port, endpoint.host, () => {
+          resolve();
+        });
+      }
+    });
+    if (endpoint.kind === "unix") chmodSync(endpoint.path, 0o600);
+    this.unsubscribe = vm.onEvent((record) => {
+      const line = eventLine(record);
+      for (const session of this.sessions) session.write(line);
+    });
+    log?.(`qmp: listening on ${this.address()}`);
+  }
+
+  address(): string {
+    const { endpoint } = this.options;
+    if (endpoint.kind === "unix") return `unix:${endpoint.path}`;
+    const address = this.server?.address();
+    const port = typeof address === "object" && address !== null ? address.port : endpoint.port;
+    return `tcp:${endpoint.host}:${port}`;
+  }
+
+  private accept(socket: net.Socket): void {
+    const { vm, table, log, endpoint } = this.options;
+    const session = new QmpSession(socket, {
+      vm,
+      table,
+      rateLimit: endpoint.rateLimit,
+      ...(log ? { log } : {}),
+    });
+    this.sessions.add(session);
+    log?.(`qmp: client connected (${this.sessions.size} open)`);
+    socket.on("close", () => {
+      this.sessions.delete(session);
+      log?.(`qmp: client disconnected (${this.sessions.size} open)`);
+    });
+  }
+
+  /** Flushes what was written to each client, closes, removes the socket file. */
+  async close(timeoutMs = 500): Promise<void> {
+    this.unsubscribe?.();
+    const server = this.server;
+    this.server = null;
+    const closing = [...this.sessions].map(async (session) => {
+      session.end();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          session.close();
+          resolve();
+        }, timeoutMs);
+      });
+      await Promise.race([session.done, timeout]);
+      clearTimeout(timer);
+    });
+    if (server !== null) {
+      await Promise.all([
+        ...closing,
+        new Promise<void>((resolve) => {
+          server.close(() => {
+            resolve();
+          });
+        }),
+      ]);
+    }
+    if (this.options.endpoint.kind === "unix") {
+      try {
+        unlinkSync(this.options.endpoint.path);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}

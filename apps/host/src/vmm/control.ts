@@ -1,0 +1,43 @@
+// What the control plane (QMP commands now; the daemon and HTTP gateway
+// later) may do with a running VM. vmm/machine.ts implements it over the
+// native addon; unit tests use a fake.
+import type { VmConfig } from "../config/vm-config";
+import type { QmpEventRecord } from "../qmp/wire";
+
+/** QMP's RunState values that virga-vmm uses so far. */
+export type RunStatus = "prelaunch" | "running" | "paused" | "shutdown";
+
+export type ShutdownReason =
+  | { guest: true; reason: "guest-shutdown" | "guest-reset" }
+  | { guest: false; reason: "host-qmp-quit" | "host-signal" };
+
+export interface VcpuState {
+  index: number;
+  apicId: number;
+  threadId: number;
+  halted: boolean;
+}
+
+export interface ChardevInfo {
+  label: string;
+  filename: string;
+  frontendOpen: boolean;
+}
+
+export type EventListener = (record: QmpEventRecord) => void;
+
+export interface VmControl {
+  readonly config: VmConfig;
+  status(): RunStatus;
+  /** Pauses every vCPU; emits STOP when the VM was running. */
+  pause(): void;
+  /** Resumes from paused or prelaunch; emits RESUME. */
+  resume(): void;
+  /** The online vCPUs. */
+  vcpus(): VcpuState[];
+  chardevs(): ChardevInfo[];
+  /** Emits SHUTDOWN and ends the VM process (cleanly: exit code 0). */
+  shutdown(reason: ShutdownReason): void;
+  /** Subscribes to QMP events; returns the unsubscribe function. */
+  onEvent(listener: EventListener): () => void;
+}

@@ -1,0 +1,117 @@
+// virga-vmm as a command: bad flags exit 2 with one line naming the flag,
+// and `npx virga-vmm` works from the repository root. No KVM needed.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { describe, it } from "node:test";
+import { tempDir, makeDisk } from "../support/disk";
+import { repoRoot, vmmBin } from "../support/paths";
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [vmmBin, ...args], {
+    cwd: repoRoot,
+    encoding: "utf8",
+    timeout: 20000,
+  });
+}
+
+describe("virga-vmm command line", () => {
+  const tmp = tempDir();
+  const disk = makeDisk(tmp.dir);
+  const kernel = disk; // any existing file passes the flag checks
+  const cases: [string, string[], RegExp][] = [
+    [
+      "an unknown flag",
+      ["-kernel", kernel, "-vnc", ":1"],
+      /^virga-vmm: -vnc: unknown flag; expected one of /,
+    ],
+    [
+      "a bad -smp",
+      ["-kernel", kernel, "-smp", "x"],
+      /^virga-vmm: -smp: .*expected \[cpus=\]n\[,maxcpus=n\]\[,sockets=n\]\[,cores=n\]\[,threads=n\], got 'x'$/,
+    ],
+    ["a bad -m", ["-kernel", kernel, "-m", "12Q"], /^virga-vmm: -m: not a size; expected /],
+    ["a missing -kernel", ["-smp", "1"], /^virga-vmm: -kernel: required; expected /],
+    [
+      "a missing kernel file",
+      ["-kernel", "/nonexistent/vmlinux"],
+      /^virga-vmm: -kernel: no such file; expected .*got '\/nonexistent\/vmlinux'$/,
+    ],
+    [
+      "a missing disk file",
+      [
+        "-kernel",
+        kernel,
+        "-drive",
+        "file=/nonexistent.img,id=d",
+        "-device",
+        "virtio-blk-device,drive=d",
+      ],
+      /^virga-vmm: -drive: no such file/,
+    ],
+    [
+      "an unknown drive",
+      ["-kernel", kernel, "-device", "virtio-blk-device,drive=nope"],
+      /^virga-vmm: -device: unknown drive 'nope'/,
+    ],
+    [
+      "-daemonize with -serial stdio",
+      ["-kernel", kernel, "-daemonize", "-serial", "stdio"],
+      /^virga-vmm: -daemonize: cannot be used with -serial stdio/,
+    ],
+    [
+      "the q35 machine",
+      ["-machine", "q35", "-kernel", kernel],
+      /^virga-vmm: -machine: machine 'q35' is not supported yet/,
+    ],
+    [
+      "a virtio-net device",
+      ["-kernel", kernel, "-device", "virtio-net-device,netdev=n"],
+      /^virga-vmm: -device: virtio-net-device needs -netdev, not supported yet/,
+    ],
+    [
+      "a bad -qmp",
+      ["-kernel", kernel, "-qmp", "unix:/tmp/x.sock"],
+      /^virga-vmm: -qmp: the QMP socket must be server,nowait/,
+    ],
+    [
+      "a bad -serial",
+      ["-kernel", kernel, "-serial", "vc"],
+      /^virga-vmm: -serial: unknown backend 'vc'/,
+    ],
+    [
+      "a bad -boot-entry",
+      ["-kernel", kernel, "-boot-entry", "efi"],
+      /^virga-vmm: -boot-entry: unknown entry; expected linux64\|pvh/,
+    ],
+  ];
+  for (const [label, args, message] of cases) {
+    it(`exits 2 on ${label}, with one stderr line naming the flag`, () => {
+      const result = run(args);
+      assert.equal(result.status, 2, result.stderr);
+      assert.equal(result.stdout, "");
+      const lines = result.stderr.trimEnd().split("\n");
+      assert.equal(lines.length, 1, result.stderr);
+      assert.match(lines[0] ?? "", message);
+    });
+  }
+
+  it("prints usage on -help and exits 0", () => {
+    const result = run(["-help"]);
+    assert.equal(result.status, 0);
+    assert.match(result.stdout, /^usage: virga-vmm -kernel <path>/);
+  });
+
+  it("runs as `npx virga-vmm` from the repository root", () => {
+    const result = spawnSync("npx", ["--no-install", "virga-vmm", "-version"], {
+      cwd: repoRoot,
+      encoding: "utf8",
+      timeout: 60000,
+    });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stdout, "virga-vmm 0.1.0\n");
+  });
+
+  it("cleans up", () => {
+    tmp.cleanup();
+  });
+});

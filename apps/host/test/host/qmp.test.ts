@@ -1,0 +1,233 @@
+// QMP against a real virga-vmm running the probe guest: the greeting, run
+// state, stop/cont really stopping the guest, vCPU thread ids, quit, -S,
+// and SHUTDOWN events for each way a VM ends.
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { before, describe, it } from "node:test";
+import { QmpClient } from "../../src/qmp/client";
+import { tempDir } from "../support/disk";
+import { probeArgs, requireKvmHost, withVmm, type VmmProcess } from "../support/guest";
+
+const BOOT_MS = 30000;
+const TEST = { timeout: 90000 };
+
+async function connectWhenReady(
+  socketPath: string,
+  vm: VmmProcess,
+  timeoutMs = 10000,
+): Promise<QmpClient> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await QmpClient.connect(socketPath);
+    } catch (error) {
+      if (Date.now() > deadline || !vm.running) throw error;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+function lastCount(text: string): number {
+  const counts = [...text.matchAll(/count (\d+)/g)];
+  return Number(counts.at(-1)?.[1] ?? 0);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("QMP on a running VM", () => {
+  before(() => {
+    requireKvmHost();
+  });
+
+  it("greets, reports the status, and stop/cont really pause the guest", TEST, async () => {
+    const tmp = tempDir();
+    try {
+      const socketPath = path.join(tmp.dir, "qmp.sock");
+      await withVmm(
+        [...probeArgs({ smp: "2" }), "-qmp", `unix:${socketPath},server,nowait`],
+        async (vm) => {
+          await vm.waitFor(/probe> /, BOOT_MS);
+          // The exact greeting, as a raw line.
+          const raw = net.connect(socketPath);
+          const greeting = await new Promise<string>((resolve) => {
+            raw.once("data", (d: Buffer) => {
+              resolve(d.toString("utf8"));
+            });
+          });
+          raw.destroy();
+          assert.equal(
+            greeting,
+            '{"QMP":{"version":{"qemu":{"micro":1,"minor":0,"major":5},"package":"Virga-0.1.0"},"capabilities":[]}}\r\n',
+          );
+          assert.equal(statSync(socketPath).mode & 0o777, 0o600);
+
+          const qmp = await QmpClient.connect(socketPath);
+          assert.deepEqual(await qmp.execute("qmp_capabilities"), {});
+          assert.deepEqual(await qmp.execute("query-status"), {
+            running: true,
+            singlestep: false,
+            status: "running",
+          });
+
+          vm.send("count");
+          await vm.waitFor(/count 3\b/, BOOT_MS);
+          await qmp.execute("stop");
+          const stopEvent = qmp.messages.findIndex((m) => m.event === "STOP");
+          const stopReturn = qmp.messages.findIndex((m) => "return" in m && m.id === "c3");
+          assert.ok(
+            stopEvent > 0 && stopEvent < stopReturn,
+            "STOP is written before stop's return",
+          );
+          assert.deepEqual(await qmp.execute("query-status"), {
+            running: false,
+            singlestep: false,
+            status: "paused",
+          });
+          await sleep(300);
+          const frozen = lastCount(vm.serial.text);
+          await sleep(1500);
+          assert.equal(lastCount(vm.serial.text), frozen, "no count output while paused");
+
+          await qmp.execute("cont");
+          await qmp.waitForEvent("RESUME");
+          await vm.waitFor(new RegExp(`count ${frozen + 3}\\b`), BOOT_MS);
+          assert.deepEqual(await qmp.execute("query-status"), {
+            running: true,
+            singlestep: false,
+            status: "running",
+          });
+
+          // Real vCPU threads: their ids are tasks of the VM process.
+          const cpus = (await qmp.execute("query-cpus")) as { CPU: number; thread_id: number }[];
+          assert.deepEqual(
+            cpus.map((c) => c.CPU),
+            [0, 1],
+          );
+          const tasks = readdirSync(`/proc/${vm.child.pid ?? 0}/task`).map(Number);
+          for (const cpu of cpus)
+            assert.ok(
+              tasks.includes(cpu.thread_id),
+              `thread ${cpu.thread_id} in ${tasks.join(",")}`,
+            );
+          qmp.close();
+        },
+      );
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it("quit answers {}, sends SHUTDOWN, exits 0 and removes socket and pidfile", TEST, async () => {
+    const tmp = tempDir();
+    try {
+      const socketPath = path.join(tmp.dir, "qmp.sock");
+      const pidfile = path.join(tmp.dir, "vm.pid");
+      await withVmm(
+        [...probeArgs(), "-qmp", `unix:${socketPath},server,nowait`, "-pidfile", pidfile],
+        async (vm) => {
+          await vm.waitFor(/PROBE ready/, BOOT_MS);
+          const qmp = await connectWhenReady(socketPath, vm);
+          const other = await QmpClient.connect(socketPath);
+          assert.deepEqual(await qmp.execute("quit"), {});
+          const shutdown = await qmp.waitForEvent("SHUTDOWN");
+          assert.deepEqual(shutdown.data, { guest: false, reason: "host-qmp-quit" });
+          assert.deepEqual((await other.waitForEvent("SHUTDOWN")).data, shutdown.data);
+          assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+          assert.equal(existsSync(socketPath), false, "socket removed");
+          assert.equal(existsSync(pidfile), false, "pidfile removed");
+        },
+      );
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it("-S starts in prelaunch and runs the guest on cont", TEST, async () => {
+    const tmp = tempDir();
+    try {
+      const socketPath = path.join(tmp.dir, "qmp.sock");
+      await withVmm(
+        [...probeArgs(), "-S", "-qmp", `unix:${socketPath},server,nowait`],
+        async (vm) => {
+          const qmp = await connectWhenReady(socketPath, vm);
+          assert.deepEqual(await qmp.execute("query-status"), {
+            running: false,
+            singlestep: false,
+            status: "prelaunch",
+          });
+          await sleep(500);
+          assert.equal(vm.serial.text, "", "no guest output before cont");
+          await qmp.execute("cont");
+          await vm.waitFor(/PROBE ready/, BOOT_MS);
+          assert.equal(
+            ((await qmp.execute("query-status")) as { status: string }).status,
+            "running",
+          );
+          qmp.close();
+        },
+      );
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it("lists every possible vCPU with qom-path only on online ones", TEST, async () => {
+    const tmp = tempDir();
+    try {
+      const socketPath = path.join(tmp.dir, "qmp.sock");
+      const args = [
+        ...probeArgs({ smp: "2,maxcpus=4,sockets=2,cores=2" }),
+        "-qmp",
+        `unix:${socketPath},server,nowait`,
+      ];
+      await withVmm(args, async (vm) => {
+        await vm.waitFor(/PROBE ready/, BOOT_MS);
+        assert.equal(vm.serial.lines(/^PROBE cpus online=/)[0], "PROBE cpus online=2");
+        const qmp = await connectWhenReady(socketPath, vm);
+        const cpus = (await qmp.execute("query-hotpluggable-cpus")) as Record<string, unknown>[];
+        assert.equal(cpus.length, 4);
+        assert.deepEqual(
+          cpus.map((c) => "qom-path" in c),
+          [true, true, false, false],
+        );
+        assert.deepEqual(cpus[2]?.props, { "core-id": 0, "socket-id": 1, "thread-id": 0 });
+        qmp.close();
+      });
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it("reports guest power-off and SIGTERM as SHUTDOWN events", TEST, async () => {
+    const tmp = tempDir();
+    try {
+      const socketPath = path.join(tmp.dir, "qmp.sock");
+      const args = [...probeArgs(), "-qmp", `unix:${socketPath},server,nowait`];
+      await withVmm(args, async (vm) => {
+        await vm.waitFor(/probe> /, BOOT_MS);
+        const qmp = await connectWhenReady(socketPath, vm);
+        vm.send("poweroff");
+        assert.deepEqual((await qmp.waitForEvent("SHUTDOWN")).data, {
+          guest: true,
+          reason: "guest-shutdown",
+        });
+        assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+      });
+      await withVmm(args, async (vm) => {
+        await vm.waitFor(/PROBE ready/, BOOT_MS);
+        const qmp = await connectWhenReady(socketPath, vm);
+        vm.child.kill("SIGTERM");
+        assert.deepEqual((await qmp.waitForEvent("SHUTDOWN")).data, {
+          guest: false,
+          reason: "host-signal",
+        });
+        assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+        assert.equal(existsSync(socketPath), false);
+      });
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});

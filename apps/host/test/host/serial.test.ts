@@ -1,0 +1,113 @@
+// -serial pty, socket and file deliver the guest's console, and pty and
+// socket carry input to its shell.
+import assert from "node:assert/strict";
+import { constants, existsSync, openSync, readFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import tty from "node:tty";
+import { before, describe, it } from "node:test";
+import { SerialConsole } from "../support/console";
+import { tempDir } from "../support/disk";
+import { probeArgs, requireKvmHost, withVmm } from "../support/guest";
+
+const BOOT_MS = 30000;
+const TEST = { timeout: 90000 };
+
+/** The guest drops input sent before its shell runs: ask until it answers. */
+async function askUntilAnswered(console: SerialConsole, timeoutMs = BOOT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    console.send("info");
+    try {
+      await console.waitFor(/OK info/, 1500);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+  }
+}
+
+async function waitForFile(file: string, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(file)) {
+    if (Date.now() > deadline) throw new Error(`${file} did not appear`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("serial backends", () => {
+  before(() => {
+    requireKvmHost();
+  });
+
+  it("-serial pty: announces the pty like QEMU and carries output and input", TEST, async () => {
+    await withVmm([...probeArgs(), "-serial", "pty"], async (vm) => {
+      const match = await vm.waitForStderr(
+        /char device redirected to (\/dev\/pts\/\d+) \(label serial0\)/,
+      );
+      const ptyPath = match[1] ?? "";
+      const fd = openSync(ptyPath, constants.O_RDWR | constants.O_NOCTTY);
+      const stream = new tty.ReadStream(fd);
+      stream.setRawMode(true);
+      const console = new SerialConsole();
+      console.attach(stream, new tty.WriteStream(fd));
+      vm.extraConsoles.push({ label: `pty ${ptyPath}`, console });
+      try {
+        await askUntilAnswered(console);
+        assert.match(console.text, /PROBE cpus online=1/);
+        console.send("poweroff");
+        assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+        assert.equal(vm.serial.text, "", "nothing on stdout with -serial pty");
+      } finally {
+        stream.destroy();
+      }
+    });
+  });
+
+  it("-serial socket: a unix socket server carries output and input", TEST, async () => {
+    const tmp = tempDir();
+    try {
+      const socketPath = path.join(tmp.dir, "console.sock");
+      await withVmm(
+        [...probeArgs(), "-serial", `socket,path=${socketPath},server,nowait`],
+        async (vm) => {
+          await waitForFile(socketPath);
+          const socket = net.connect(socketPath);
+          const console = new SerialConsole();
+          console.attach(socket, socket);
+          vm.extraConsoles.push({ label: "socket", console });
+          try {
+            await askUntilAnswered(console);
+            assert.match(console.text, /PROBE cpus online=1/);
+            console.send("poweroff");
+            await console.waitFor(/OK poweroff/);
+            assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+          } finally {
+            socket.destroy();
+          }
+        },
+      );
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it("-serial file: the whole console lands in the file", TEST, async () => {
+    const tmp = tempDir();
+    try {
+      const file = path.join(tmp.dir, "console.log");
+      await withVmm([...probeArgs(), "-serial", `file,path=${file}`], async (vm) => {
+        const deadline = Date.now() + BOOT_MS;
+        while (!(existsSync(file) && readFileSync(file, "utf8").includes("PROBE ready"))) {
+          if (Date.now() > deadline) throw new Error("PROBE ready never reached the file");
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        vm.child.kill("SIGTERM");
+        assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+      });
+      assert.match(readFileSync(file, "utf8"), /PROBE boot entry=linux64[\s\S]*PROBE ready/);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
