@@ -59,6 +59,10 @@ export class Vm {
   /** Returns once every vCPU has left KVM_RUN and waits. Idempotent. */
   pause(): void;
   resume(): void;
+  /** Machine reset (QMP system_reset): vCPUs and devices to power-on state, kernel reloaded; keeps the paused state. */
+  reset(): void;
+  /** Presses the ACPI power button (QMP system_powerdown); the guest decides what to do. */
+  powerButton(): void;
   readonly paused: boolean;
   vcpus(): VcpuInfo[];
   /** The pty slave path when serial.kind is "pty", else null. */

@@ -92,6 +92,8 @@ class VmWrap : public Napi::ObjectWrap<VmWrap> {
                            InstanceMethod<&VmWrap::Start>("start"),
                            InstanceMethod<&VmWrap::Pause>("pause"),
                            InstanceMethod<&VmWrap::Resume>("resume"),
+                           InstanceMethod<&VmWrap::Reset>("reset"),
+                           InstanceMethod<&VmWrap::PowerButton>("powerButton"),
                            InstanceMethod<&VmWrap::Vcpus>("vcpus"),
                            InstanceMethod<&VmWrap::SerialPtyPath>("serialPtyPath"),
                            InstanceMethod<&VmWrap::Destroy>("destroy"),
@@ -152,6 +154,18 @@ class VmWrap : public Napi::ObjectWrap<VmWrap> {
   }
   Napi::Value Resume(const Napi::CallbackInfo& info) {
     Alive(info.Env())->Resume();
+    return info.Env().Undefined();
+  }
+  Napi::Value Reset(const Napi::CallbackInfo& info) {
+    try {
+      Alive(info.Env())->Reset();
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), std::string("reset failed: ") + e.what());
+    }
+    return info.Env().Undefined();
+  }
+  Napi::Value PowerButton(const Napi::CallbackInfo& info) {
+    Alive(info.Env())->PressPowerButton();
     return info.Env().Undefined();
   }
   Napi::Value Paused(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), Alive(info.Env())->paused()); }

@@ -10,6 +10,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "common/error.h"
@@ -38,6 +39,34 @@ UniqueFd OpenPty(std::string* slave_path, UniqueFd* slave_out) {
   slave_out->Reset(slave);
   *slave_path = name;
   return master;
+}
+
+// The terminal as it was before stdio went raw; restored at exit even if the
+// process ends without tearing the VM down.
+bool g_terminal_saved = false;
+termios g_terminal_state{};
+
+void RestoreTerminal() {
+  if (g_terminal_saved) ::tcsetattr(STDIN_FILENO, TCSANOW, &g_terminal_state);
+}
+
+// Keys go to the guest as typed, without the terminal echoing them a second
+// time or holding them until Enter; Ctrl-C still signals the VMM (ISIG), and
+// output keeps \n -> \r\n so guest text lines up.
+void MakeStdinRaw() {
+  if (!::isatty(STDIN_FILENO)) return;
+  termios tio{};
+  if (::tcgetattr(STDIN_FILENO, &tio) != 0) return;
+  if (!g_terminal_saved) {
+    g_terminal_state = tio;
+    g_terminal_saved = true;
+    std::atexit(RestoreTerminal);
+  }
+  tio.c_lflag &= ~static_cast<tcflag_t>(ECHO | ICANON | IEXTEN);
+  tio.c_iflag &= ~static_cast<tcflag_t>(ICRNL | IXON);
+  tio.c_cc[VMIN] = 1;
+  tio.c_cc[VTIME] = 0;
+  ::tcsetattr(STDIN_FILENO, TCSANOW, &tio);
 }
 
 UniqueFd ListenUnix(const std::string& path) {
@@ -132,6 +161,7 @@ void Chardev::Attach(EventLoop* loop, InputSink sink) {
   if (kind_ == ChardevConfig::Kind::kSocket) {
     loop_->Add(listener_.get(), EPOLLIN, [this](uint32_t) { OnAccept(); });
   } else if (in_fd_ >= 0) {
+    if (kind_ == ChardevConfig::Kind::kStdio) MakeStdinRaw();
     // A closed or unreadable stdin (e.g. </dev/null in tests) is not an error.
     struct stat st {};
     if (::fstat(in_fd_, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
@@ -150,6 +180,7 @@ void Chardev::Detach() {
   if (listener_.valid()) loop_->Remove(listener_.get());
   if (client_.valid()) loop_->Remove(client_.get());
   if (in_fd_ >= 0 && kind_ != ChardevConfig::Kind::kSocket) loop_->Remove(in_fd_);
+  if (kind_ == ChardevConfig::Kind::kStdio) RestoreTerminal();
   loop_ = nullptr;
 }
 
@@ -185,6 +216,7 @@ void Chardev::OnInputReadable() {
     std::lock_guard guard(lock_);
     fd = in_fd_;
     sink = sink_;
+    resume_requested_ = false;
   }
   if (fd < 0 || !sink) return;
   uint8_t buffer[256];
@@ -192,7 +224,8 @@ void Chardev::OnInputReadable() {
   size_t room = sink(nullptr, 0);
   if (room == 0) {
     std::lock_guard guard(lock_);
-    if (in_fd_ == fd && loop_ != nullptr) {
+    // The device may have made room between answering and now: then stay armed.
+    if (in_fd_ == fd && loop_ != nullptr && !resume_requested_) {
       input_paused_ = true;
       loop_->Modify(fd, 0);
     }
@@ -216,7 +249,11 @@ void Chardev::OnInputReadable() {
 
 void Chardev::ResumeInput() {
   std::lock_guard guard(lock_);
-  if (!input_paused_ || loop_ == nullptr || in_fd_ < 0) return;
+  if (!input_paused_) {
+    resume_requested_ = true;
+    return;
+  }
+  if (loop_ == nullptr || in_fd_ < 0) return;
   input_paused_ = false;
   loop_->Modify(in_fd_, kind_ == ChardevConfig::Kind::kSocket ? (EPOLLIN | EPOLLRDHUP) : EPOLLIN);
 }

@@ -57,6 +57,7 @@ class Chardev {
   EventLoop* loop_ = nullptr;
   InputSink sink_;
   bool input_paused_ = false;
+  bool resume_requested_ = false;
 };
 
 }  // namespace virga

@@ -29,8 +29,9 @@ constexpr uint8_t kLsrTxIdle = 0x40;
 constexpr uint8_t kMcrLoop = 0x10;
 constexpr uint8_t kMsrDcdDsrCts = 0xb0;
 
-// Bounded so a flood of input waits in the backend, not in VMM memory.
-constexpr size_t kRxCapacity = 4096;
+// The 16550A's receive FIFO. Input beyond it waits in the backend (pipe,
+// pty, socket), so nothing is lost when the guest is slow or not listening.
+constexpr size_t kRxFifoSize = 16;
 
 }  // namespace
 
@@ -80,7 +81,7 @@ uint8_t Serial8250::ReadRegister(uint64_t offset) {
       if (rx_.empty()) return 0;
       uint8_t byte = rx_.front();
       rx_.pop_front();
-      if (input_refused_ && rx_.size() < kRxCapacity / 2) {
+      if (input_refused_ && rx_.size() < RxCapacity()) {
         input_refused_ = false;
         chardev_->ResumeInput();
       }
@@ -119,7 +120,7 @@ void Serial8250::WriteRegister(uint64_t offset, uint8_t value) {
         return;
       }
       if (mcr_ & kMcrLoop) {
-        if (rx_.size() < kRxCapacity) rx_.push_back(value);
+        if (rx_.size() < kRxFifoSize) rx_.push_back(value);
       } else {
         chardev_->Write(&value, 1);
       }
@@ -134,12 +135,20 @@ void Serial8250::WriteRegister(uint64_t offset, uint8_t value) {
       }
       // Enabling THRI while the holder is empty interrupts at once, as on hardware.
       if (!(ier_ & kIerThri) && (value & kIerThri)) thr_empty_pending_ = true;
+      if (!(ier_ & kIerRdi) && (value & kIerRdi) && input_refused_) {
+        input_refused_ = false;
+        chardev_->ResumeInput();
+      }
       ier_ = value & 0x0f;
       line_asserted_ = false;
       return;
     case kIirFcr:
       fcr_ = value;
       if (value & kFcrClearRx) rx_.clear();
+      if (input_refused_ && rx_.size() < RxCapacity()) {
+        input_refused_ = false;
+        chardev_->ResumeInput();
+      }
       return;
     case kLcr:
       lcr_ = value;
@@ -155,9 +164,15 @@ void Serial8250::WriteRegister(uint64_t offset, uint8_t value) {
   }
 }
 
+size_t Serial8250::RxCapacity() const { return (fcr_ & kFcrEnable) ? kRxFifoSize : 1; }
+
 size_t Serial8250::ReceiveInput(const uint8_t* data, size_t len) {
   std::lock_guard guard(lock_);
-  size_t room = kRxCapacity - rx_.size();
+  // Until the driver has enabled the receive interrupt it is not listening
+  // (and will clear the FIFO when it initialises the port): keep input
+  // in the backend rather than drop it.
+  size_t capacity = (ier_ & kIerRdi) ? RxCapacity() : 0;
+  size_t room = rx_.size() < capacity ? capacity - rx_.size() : 0;
   if (data == nullptr) {
     if (room == 0) input_refused_ = true;
     return room;

@@ -27,6 +27,7 @@ class Serial8250 : public BusDevice {
   uint8_t InterruptId() const;
   void UpdateInterrupt();
   uint8_t ModemStatus() const;
+  size_t RxCapacity() const;
 
   Chardev* chardev_;
   const IrqLine* irq_;

@@ -86,4 +86,9 @@ kvm_mp_state Vcpu::GetMpState() const {
   return state;
 }
 
+void Vcpu::SetMpState(uint32_t state) {
+  kvm_mp_state mp{state};
+  if (::ioctl(fd_.get(), KVM_SET_MP_STATE, &mp) < 0) throw ErrnoError("KVM_SET_MP_STATE");
+}
+
 }  // namespace virga::kvm

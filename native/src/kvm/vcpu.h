@@ -36,6 +36,7 @@ class Vcpu {
   kvm_lapic_state GetLapic() const;
   void SetLapic(const kvm_lapic_state& lapic);
   kvm_mp_state GetMpState() const;
+  void SetMpState(uint32_t state);
 
  private:
   UniqueFd fd_;

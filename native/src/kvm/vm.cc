@@ -88,4 +88,27 @@ UniqueFd Vm::CreateVcpuFd(uint32_t vcpu_id) {
   return UniqueFd(fd);
 }
 
+kvm_irqchip Vm::GetIrqchip(uint32_t chip_id) const {
+  kvm_irqchip chip{};
+  chip.chip_id = chip_id;
+  if (::ioctl(fd_.get(), KVM_GET_IRQCHIP, &chip) < 0) throw ErrnoError("KVM_GET_IRQCHIP");
+  return chip;
+}
+
+void Vm::SetIrqchip(const kvm_irqchip& chip) {
+  kvm_irqchip copy = chip;
+  if (::ioctl(fd_.get(), KVM_SET_IRQCHIP, &copy) < 0) throw ErrnoError("KVM_SET_IRQCHIP");
+}
+
+kvm_pit_state2 Vm::GetPit2() const {
+  kvm_pit_state2 state{};
+  if (::ioctl(fd_.get(), KVM_GET_PIT2, &state) < 0) throw ErrnoError("KVM_GET_PIT2");
+  return state;
+}
+
+void Vm::SetPit2(const kvm_pit_state2& state) {
+  kvm_pit_state2 copy = state;
+  if (::ioctl(fd_.get(), KVM_SET_PIT2, &copy) < 0) throw ErrnoError("KVM_SET_PIT2");
+}
+
 }  // namespace virga::kvm

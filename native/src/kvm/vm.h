@@ -1,6 +1,8 @@
 // The VM fd: memory slots, in-kernel irqchip and PIT, irqfd, ioeventfd, vCPU creation.
 #pragma once
 
+#include <linux/kvm.h>
+
 #include <cstdint>
 
 #include "common/fd.h"
@@ -26,6 +28,11 @@ class Vm {
   void RegisterIoeventfd(int event_fd, uint64_t address, uint32_t len, uint64_t datamatch, bool pio);
   void UnregisterIoeventfd(int event_fd, uint64_t address, uint32_t len, uint64_t datamatch, bool pio);
   UniqueFd CreateVcpuFd(uint32_t vcpu_id);
+  // chip_id: KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE or KVM_IRQCHIP_IOAPIC.
+  kvm_irqchip GetIrqchip(uint32_t chip_id) const;
+  void SetIrqchip(const kvm_irqchip& chip);
+  kvm_pit_state2 GetPit2() const;
+  void SetPit2(const kvm_pit_state2& state);
 
  private:
   UniqueFd fd_;

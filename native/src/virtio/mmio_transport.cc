@@ -223,6 +223,11 @@ void MmioTransport::OnNotify(uint16_t queue) {
   device_->ProcessQueue(queue);
 }
 
+void MmioTransport::Reset() {
+  std::lock_guard guard(lock_);
+  ResetLocked();
+}
+
 void MmioTransport::SignalConfigChange() {
   std::lock_guard guard(lock_);
   ++config_generation_;

@@ -30,6 +30,8 @@ class MmioTransport : public BusDevice {
   void OnNotify(uint16_t queue);
   // Tells the driver the device configuration changed (e.g. a disk appeared).
   void SignalConfigChange();
+  // Machine reset: back to the state before the driver found the device.
+  void Reset();
 
  private:
   uint32_t ReadRegister(uint64_t offset);

@@ -31,7 +31,7 @@ std::string Hex(uint64_t value) {
 }  // namespace
 
 Machine::Machine(const MachineConfig& config, ExitRequest on_exit)
-    : on_exit_(std::move(on_exit)), system_(kvm::System::Open()), vm_(system_) {
+    : config_(config), on_exit_(std::move(on_exit)), system_(kvm::System::Open()), vm_(system_) {
   VcpuThread::InstallKickHandler();
   vm_.SetIdentityMapAddr(x86::kIdentityMapAddr);
   vm_.SetTssAddr(x86::kTssAddr);
@@ -43,10 +43,19 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit)
     vm_.SetUserMemoryRegion(region.slot, region.guest_base, region.size, region.host, 0);
   }
 
+  for (uint32_t i = 0; i < config.max_cpus; ++i) possible_apic_ids_.push_back(x86::ApicIdFor(config.topology, i));
+  apic_ids_.assign(possible_apic_ids_.begin(), possible_apic_ids_.begin() + config.cpus);
+
   chardev_ = std::make_unique<Chardev>(config.serial);
   CreateLegacyDevices();
   CreateVirtioSlots(config);
-  Boot(config);
+  uint64_t entry = LoadGuest();
+  CreateVcpus();
+  for (size_t i = 0; i < vcpus_.size(); ++i) SetBootState(i, entry);
+  for (uint32_t chip : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC}) {
+    initial_irqchips_.push_back(vm_.GetIrqchip(chip));
+  }
+  initial_pit_ = vm_.GetPit2();
 }
 
 Machine::~Machine() { Destroy(); }
@@ -63,6 +72,8 @@ void Machine::CreateLegacyDevices() {
   vm_.RegisterIrqfd(keyboard_irq_->fd(), keyboard_irq_->gsi());
   pio_.Insert(I8042::kDataPort, 5, std::make_shared<I8042>(report, keyboard_irq_.get()));
   pio_.Insert(RtcCmos::kBasePort, 2, std::make_shared<RtcCmos>());
+  power_button_irq_ = std::make_unique<IrqLine>(x86::kPowerButtonGsi);
+  vm_.RegisterIrqfd(power_button_irq_->fd(), power_button_irq_->gsi());
   pio_.Insert(x86::kSleepControlPort, AcpiPmRegisters::kSize, std::make_shared<AcpiPmRegisters>(report));
 }
 
@@ -107,7 +118,8 @@ void Machine::CreateVirtioSlots(const MachineConfig& config) {
   for (uint32_t i = 0; i < kNetSlots; ++i) AddSlot(std::make_shared<virtio::Placeholder>());
 }
 
-void Machine::Boot(const MachineConfig& config) {
+uint64_t Machine::LoadGuest() {
+  const MachineConfig& config = config_;
   x86::LoadedKernel kernel = x86::LoadKernel(*memory_, config.kernel);
   uint64_t entry = 0;
   if (config.boot_entry == x86::BootEntry::kPvh) {
@@ -137,14 +149,11 @@ void Machine::Boot(const MachineConfig& config) {
   }
   x86::WriteCmdline(*memory_, cmdline_);
   x86::WriteBootTables(*memory_);
-  CreateVcpus(config, entry);
 
-  std::vector<uint32_t> possible_apic_ids;
-  for (uint32_t i = 0; i < config.max_cpus; ++i) possible_apic_ids.push_back(x86::ApicIdFor(config.topology, i));
   // The IOAPIC id follows the last possible APIC id so they never clash.
-  uint32_t ioapic_id = possible_apic_ids.back() + 1;
+  uint32_t ioapic_id = possible_apic_ids_.back() + 1;
   x86::WriteMpTable(*memory_, apic_ids_, ioapic_id);
-  acpi::AcpiLayout acpi_layout{apic_ids_, possible_apic_ids, ioapic_id, {}};
+  acpi::AcpiLayout acpi_layout{apic_ids_, possible_apic_ids_, ioapic_id, {}, x86::kPowerButtonGsi};
   for (const auto& slot : slots_) acpi_layout.virtio_slots.push_back({slot.base, x86::kVirtioMmioStride, slot.irq->gsi()});
   uint64_t rsdp = acpi::WriteAcpiTables(*memory_, acpi_layout);
 
@@ -154,25 +163,53 @@ void Machine::Boot(const MachineConfig& config) {
   } else {
     x86::WriteBootParams(*memory_, kernel, cmdline_, initrd, e820, rsdp);
   }
+  return entry;
 }
 
-void Machine::CreateVcpus(const MachineConfig& config, uint64_t entry) {
+void Machine::CreateVcpus() {
   std::vector<kvm_cpuid_entry2> supported = system_.SupportedCpuid();
   int mmap_size = system_.VcpuMmapSize();
-  for (uint32_t i = 0; i < config.cpus; ++i) {
-    uint32_t apic_id = x86::ApicIdFor(config.topology, i);
+  for (uint32_t i = 0; i < config_.cpus; ++i) {
     // The in-kernel LAPIC takes its id from the vCPU id.
-    auto vcpu = std::make_unique<kvm::Vcpu>(vm_.CreateVcpuFd(apic_id), mmap_size);
-    vcpu->SetCpuid(x86::CpuidForVcpu(supported, config.topology, i));
-    x86::SetupVcpuMsrsAndFpu(*vcpu);
+    auto vcpu = std::make_unique<kvm::Vcpu>(vm_.CreateVcpuFd(apic_ids_[i]), mmap_size);
+    vcpu->SetCpuid(x86::CpuidForVcpu(supported, config_.topology, i));
+    initial_sregs_.push_back(vcpu->GetSregs());
     x86::SetupLapicLints(*vcpu);
-    // Only the boot CPU gets registers; APs wait in KVM for INIT/SIPI.
-    if (i == 0) x86::SetupBootCpu(*vcpu, config.boot_entry, entry);
-    apic_ids_.push_back(apic_id);
+    initial_lapics_.push_back(vcpu->GetLapic());
     vcpus_.push_back(std::make_unique<VcpuThread>(i, std::move(vcpu), &pio_, &mmio_,
                                                   [this](const ExitReason& reason) { ReportExit(reason); }));
   }
 }
+
+void Machine::SetBootState(size_t index, uint64_t entry) {
+  kvm::Vcpu& vcpu = vcpus_[index]->vcpu();
+  vcpu.SetSregs(initial_sregs_[index]);
+  vcpu.SetLapic(initial_lapics_[index]);
+  x86::SetupVcpuMsrsAndFpu(vcpu);
+  if (index == 0) {
+    vcpu.SetMpState(KVM_MP_STATE_RUNNABLE);
+    x86::SetupBootCpu(vcpu, config_.boot_entry, entry);
+  } else {
+    // APs wait in KVM for the guest's INIT/SIPI.
+    vcpu.SetMpState(KVM_MP_STATE_UNINITIALIZED);
+  }
+}
+
+void Machine::Reset() {
+  std::lock_guard guard(lifecycle_);
+  if (destroyed_) return;
+  for (auto& vcpu : vcpus_) vcpu->Pause();
+  for (auto& slot : slots_) slot.transport->Reset();
+  for (const auto& chip : initial_irqchips_) vm_.SetIrqchip(chip);
+  vm_.SetPit2(initial_pit_);
+  uint64_t entry = LoadGuest();
+  for (size_t i = 0; i < vcpus_.size(); ++i) SetBootState(i, entry);
+  if (!paused_) {
+    for (auto& vcpu : vcpus_) vcpu->Resume();
+  }
+}
+
+void Machine::PressPowerButton() { power_button_irq_->Trigger(); }
 
 void Machine::ReportExit(const ExitReason& reason) {
   // The first reason wins: a reset seen by two vCPUs is one event.

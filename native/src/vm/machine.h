@@ -66,6 +66,11 @@ class Machine {
   void Start(bool paused);
   void Pause();
   void Resume();
+  // QMP system_reset: devices and vCPUs back to power-on state, the kernel
+  // loaded afresh, guest RAM otherwise kept (as on a real reset button).
+  void Reset();
+  // QMP system_powerdown: press the ACPI power button.
+  void PressPowerButton();
   bool paused() const { return paused_; }
   std::vector<VcpuSummary> Vcpus() const;
   const std::string& cmdline() const { return cmdline_; }
@@ -82,10 +87,13 @@ class Machine {
   void CreateLegacyDevices();
   void CreateVirtioSlots(const MachineConfig& config);
   void AddSlot(std::shared_ptr<virtio::VirtioDevice> device);
-  void Boot(const MachineConfig& config);
-  void CreateVcpus(const MachineConfig& config, uint64_t entry);
+  // Kernel, initrd, command line and firmware tables into guest RAM; returns the entry.
+  uint64_t LoadGuest();
+  void CreateVcpus();
+  void SetBootState(size_t index, uint64_t entry);
   void ReportExit(const ExitReason& reason);
 
+  MachineConfig config_;
   ExitRequest on_exit_;
   std::atomic<bool> exit_reported_{false};
   kvm::System system_;
@@ -97,10 +105,17 @@ class Machine {
   std::unique_ptr<Chardev> chardev_;
   std::unique_ptr<IrqLine> com1_irq_;
   std::unique_ptr<IrqLine> keyboard_irq_;
+  std::unique_ptr<IrqLine> power_button_irq_;
   std::shared_ptr<Serial8250> serial_;
   std::vector<Slot> slots_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
-  std::vector<uint32_t> apic_ids_;
+  std::vector<uint32_t> apic_ids_;           // online vCPUs
+  std::vector<uint32_t> possible_apic_ids_;  // up to maxcpus
+  // Power-on state captured at creation, restored by Reset.
+  std::vector<kvm_sregs> initial_sregs_;
+  std::vector<kvm_lapic_state> initial_lapics_;
+  std::vector<kvm_irqchip> initial_irqchips_;
+  kvm_pit_state2 initial_pit_{};
   std::string cmdline_;
   mutable std::mutex lifecycle_;
   bool paused_ = false;

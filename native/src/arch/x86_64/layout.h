@@ -41,6 +41,7 @@ constexpr uint64_t kTssAddr = 0xfeffd000;
 constexpr uint32_t kIoapicPins = 24;
 constexpr uint32_t kComIrq = 4;
 constexpr uint32_t kKeyboardIrq = 1;
+constexpr uint32_t kPowerButtonGsi = 9;  // the SCI's traditional line, free on a hardware-reduced machine
 // GSIs above the ISA range so they never collide with legacy devices.
 constexpr uint32_t kVirtioFirstGsi = 16;
 

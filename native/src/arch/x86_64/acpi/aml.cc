@@ -16,6 +16,8 @@ constexpr uint8_t kQWordPrefix = 0x0e;
 constexpr uint8_t kScopeOp = 0x10;
 constexpr uint8_t kBufferOp = 0x11;
 constexpr uint8_t kPackageOp = 0x12;
+constexpr uint8_t kMethodOp = 0x14;
+constexpr uint8_t kNotifyOp = 0x86;
 constexpr uint8_t kExtOpPrefix = 0x5b;
 constexpr uint8_t kDeviceOp = 0x82;
 constexpr uint8_t kRootChar = 0x5c;
@@ -157,6 +159,20 @@ Bytes Scope(const std::string& name, const std::vector<Bytes>& body) {
   Bytes inner = NameString(name);
   Append(&inner, Concat(body));
   return WithPkgLength({kScopeOp}, inner);
+}
+
+Bytes Method(const std::string& name, uint8_t arg_count, const std::vector<Bytes>& body) {
+  Bytes inner = NameString(name);
+  inner.push_back(static_cast<uint8_t>(arg_count & 0x7));  // not serialized, sync level 0
+  Append(&inner, Concat(body));
+  return WithPkgLength({kMethodOp}, inner);
+}
+
+Bytes Notify(const std::string& object, uint64_t value) {
+  Bytes out{kNotifyOp};
+  Append(&out, NameString(object));
+  Append(&out, Integer(value));
+  return out;
 }
 
 Bytes Memory32Fixed(uint32_t base, uint32_t length, bool writable) {

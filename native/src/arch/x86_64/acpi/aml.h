@@ -22,6 +22,8 @@ Bytes Package(const std::vector<Bytes>& elements);
 Bytes Buffer(const Bytes& contents);
 Bytes Device(const std::string& name, const std::vector<Bytes>& body);
 Bytes Scope(const std::string& name, const std::vector<Bytes>& body);
+Bytes Method(const std::string& name, uint8_t arg_count, const std::vector<Bytes>& body);
+Bytes Notify(const std::string& object, uint64_t value);
 
 // Resource descriptors, to be wrapped by ResourceTemplate.
 Bytes Memory32Fixed(uint32_t base, uint32_t length, bool writable);

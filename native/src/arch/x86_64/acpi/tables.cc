@@ -65,6 +65,17 @@ Bytes BuildDsdt(const AcpiLayout& layout) {
                                       Name("_HID", EisaId("PNP0B00")),
                                       Name("_CRS", ResourceTemplate({Io(0x70, 2), IrqNoFlags(8)})),
                                   }));
+  // Hardware-reduced platforms have no fixed power button: a Generic Event
+  // Device raises an interrupt and its _EVT notifies the button device,
+  // which the guest's ACPI button driver turns into a power-off request.
+  devices.push_back(Device("PWRB", {Name("_HID", EisaId("PNP0C0C")), Name("_UID", Integer(0))}));
+  devices.push_back(Device("GED", {
+                                      Name("_HID", String("ACPI0013")),
+                                      Name("_UID", Integer(0)),
+                                      Name("_CRS", ResourceTemplate({ExtendedInterrupt(layout.power_button_gsi, true,
+                                                                                       false, false)})),
+                                      Method("_EVT", 1, {Notify("\\_SB.PWRB", 0x80)}),
+                                  }));
   for (size_t i = 0; i < layout.virtio_slots.size(); ++i) {
     const auto& slot = layout.virtio_slots[i];
     char name[5];

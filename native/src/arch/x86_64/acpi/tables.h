@@ -23,6 +23,7 @@ struct AcpiLayout {
   std::vector<uint32_t> possible_apic_ids;  // up to maxcpus; the MADT lists the rest as hot-pluggable
   uint32_t ioapic_id;
   std::vector<VirtioMmioSlot> virtio_slots;
+  uint32_t power_button_gsi;  // Generic Event Device interrupt that means "power button pressed"
 };
 
 // Writes every table into guest memory; returns the RSDP's address.
