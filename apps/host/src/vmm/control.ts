@@ -33,6 +33,10 @@ export interface VmControl {
   pause(): void;
   /** Resumes from paused or prelaunch; emits RESUME. */
   resume(): void;
+  /** Machine reset (the guest reboots; paused stays paused); emits RESET. */
+  reset(): void;
+  /** Presses the ACPI power button; emits POWERDOWN. The guest decides what follows. */
+  powerdown(): void;
   /** The online vCPUs. */
   vcpus(): VcpuState[];
   chardevs(): ChardevInfo[];

@@ -17,6 +17,8 @@ export interface NativeVm {
   start(paused?: boolean): void;
   pause(): void;
   resume(): void;
+  reset(): void;
+  powerButton(): void;
   vcpus(): VcpuInfo[];
   serialPtyPath(): string | null;
 }
@@ -61,6 +63,18 @@ export class Machine implements VmControl {
     this.vm.resume();
     this.state = "running";
     this.hub.emit("RESUME");
+  }
+
+  reset(): void {
+    if (this.state === "shutdown") return;
+    this.vm.reset();
+    this.hub.emit("RESET", { guest: false, reason: "host-qmp-system-reset" });
+  }
+
+  powerdown(): void {
+    if (this.state === "shutdown") return;
+    this.hub.emit("POWERDOWN");
+    this.vm.powerButton();
   }
 
   vcpus(): VcpuState[] {

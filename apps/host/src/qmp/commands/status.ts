@@ -46,20 +46,24 @@ export const quit = defineCommand({
   },
 });
 
+/** RESET precedes {}; the guest starts again from its kernel entry. */
 export const systemReset = defineCommand({
   name: "system_reset",
   args: none,
-  handler() {
-    throw genericError("system_reset is not supported yet (the native core has no reset request)");
+  handler(_args, { vm }) {
+    if (vm.status() === "shutdown") throw genericError("the VM has shut down");
+    vm.reset();
+    return {};
   },
 });
 
+/** POWERDOWN precedes {}; an ACPI-aware guest powers off, others ignore it. */
 export const systemPowerdown = defineCommand({
   name: "system_powerdown",
   args: none,
-  handler() {
-    throw genericError(
-      "system_powerdown is not supported yet (the native core has no power-button event)",
-    );
+  handler(_args, { vm }) {
+    if (vm.status() === "shutdown") throw genericError("the VM has shut down");
+    vm.powerdown();
+    return {};
   },
 });

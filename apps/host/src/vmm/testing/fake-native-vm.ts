@@ -23,6 +23,12 @@ export class FakeNativeVm implements NativeVm {
     this.calls.push("resume");
     this.paused = false;
   }
+  reset(): void {
+    this.calls.push("reset");
+  }
+  powerButton(): void {
+    this.calls.push("powerButton");
+  }
   vcpus(): VcpuInfo[] {
     return Array.from({ length: this.cpus }, (_, index) => ({
       index,
