@@ -17,6 +17,7 @@
         "src/devices/rtc_cmos.cc",
         "src/devices/serial_8250.cc",
         "src/io/event_loop.cc",
+        "src/io/fd_passing_reader.cc",
         "src/kvm/system.cc",
         "src/kvm/vcpu.cc",
         "src/kvm/vm.cc",

@@ -73,6 +73,17 @@ export class Vm {
   destroy(): void;
 }
 
+/** Reads a connected unix socket (given by fd; a duplicate is kept) with
+ *  recvmsg, so descriptors sent with SCM_RIGHTS reach JS (QMP getfd).
+ *  The received fds belong to the callee. */
+export class SocketReader {
+  constructor(fd: number, onData: (data: Buffer, fds: number[]) => void, onClose: (errno: number) => void);
+  pause(): void;
+  resume(): void;
+  /** Stops reading; idempotent. Pending callbacks may still arrive. */
+  close(): void;
+}
+
 /** Facts about this host's KVM; never throws (present=false with a reason). */
 export function kvmInfo(): { present: boolean; reason?: string; apiVersion?: number; capabilities: Record<string, boolean> };
 

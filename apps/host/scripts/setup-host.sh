@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Part of `npm install` (the root postinstall): installs what Virga needs from
-# Debian that npm cannot provide. Today that is QEMU (qemu-system-x86), the
-# independent reference the probe guest is checked against and that
-# `npm run bench` compares with. Installs only when it is missing and we are
-# root with apt-get; otherwise it says what to do and lets npm install go on.
-# Set VIRGA_SKIP_HOST_SETUP=1 to skip.
+# Debian that npm cannot provide:
+#   qemu-system-x86  the independent reference the probe guest is checked
+#                    against, what `npm run bench` compares with, and the L1
+#                    machine of the nested-KVM test harness
+#   ncat             the tool the StratoVirt user guide drives QMP with; the
+#                    QMP client tests use it as written there
+# Installs only what is missing, and only as root with apt-get; otherwise it
+# says what to do and lets npm install go on. VIRGA_SKIP_HOST_SETUP=1 skips.
 set -euo pipefail
 
 say() { echo "setup-host: $*"; }
@@ -18,26 +21,35 @@ if [ "${VIRGA_SKIP_HOST_SETUP:-}" = "1" ]; then
   exit 0
 fi
 
-if command -v qemu-system-x86_64 >/dev/null 2>&1; then
-  say "qemu-system-x86_64 present ($(qemu-system-x86_64 --version | head -n 1))"
+# command -> Debian package
+declare -A wanted=(
+  [qemu-system-x86_64]=qemu-system-x86
+  [ncat]=ncat
+)
+missing=()
+for command in "${!wanted[@]}"; do
+  if command -v "$command" >/dev/null 2>&1; then
+    say "$command present"
+  else
+    missing+=("${wanted[$command]}")
+  fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 
-if [ "$(id -u)" != "0" ]; then
-  say "qemu-system-x86_64 is missing and we are not root: run 'sudo apt-get install qemu-system-x86'"
-  say "(needed by npm run bench and the QEMU reference runs; virga-vmm itself does not need it)"
-  exit 0
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  say "qemu-system-x86_64 is missing and there is no apt-get: install QEMU for x86-64 by hand"
+if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+  say "missing: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
+  say "(tests that need them fail, naming what is missing; virga-vmm itself does not need them)"
   exit 0
 fi
 
-say "installing Debian's qemu-system-x86 (apt-get update, then apt-get install)"
+say "installing Debian packages: ${missing[*]} (apt-get update, then apt-get install)"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq || fail "apt-get update failed"
-apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null ||
-  fail "apt-get install qemu-system-x86 failed"
-command -v qemu-system-x86_64 >/dev/null 2>&1 ||
-  fail "qemu-system-x86 installed but qemu-system-x86_64 is not on PATH"
-say "installed $(qemu-system-x86_64 --version | head -n 1)"
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+  fail "apt-get install ${missing[*]} failed"
+for command in "${!wanted[@]}"; do
+  command -v "$command" >/dev/null 2>&1 || fail "$command still missing after installing ${wanted[$command]}"
+done
+say "installed ${missing[*]}"

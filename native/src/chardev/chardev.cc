@@ -166,7 +166,7 @@ void Chardev::Attach(EventLoop* loop, InputSink sink) {
     struct stat st {};
     if (::fstat(in_fd_, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
       try {
-        loop_->Add(in_fd_, EPOLLIN, [this](uint32_t) { OnInputReadable(); });
+        loop_->Add(in_fd_, EPOLLIN, [this](uint32_t events) { OnInputReadable(events); });
       } catch (const VmmError&) {
         in_fd_ = -1;
       }
@@ -197,7 +197,7 @@ void Chardev::OnAccept() {
   client_.Reset(fd);
   in_fd_ = fd;
   input_paused_ = false;
-  loop_->Add(fd, EPOLLIN | EPOLLRDHUP, [this](uint32_t) { OnInputReadable(); });
+  loop_->Add(fd, EPOLLIN | EPOLLRDHUP, [this](uint32_t events) { OnInputReadable(events); });
 }
 
 void Chardev::DropClient() {
@@ -207,7 +207,7 @@ void Chardev::DropClient() {
   in_fd_ = -1;
 }
 
-void Chardev::OnInputReadable() {
+void Chardev::OnInputReadable(uint32_t events) {
   // The sink takes the device's lock, and the device calls Write/ResumeInput
   // under that lock: never hold lock_ while calling the sink.
   int fd;
@@ -222,6 +222,20 @@ void Chardev::OnInputReadable() {
   uint8_t buffer[256];
   // Read only what the device has room for, so unread input stays in the kernel.
   size_t room = sink(nullptr, 0);
+  // A hang-up is reported even while input is paused (events = 0): a peer
+  // that is gone must be dropped here, or the loop spins on it.
+  bool hung_up = (events & (EPOLLHUP | EPOLLERR)) != 0 && (events & EPOLLIN) == 0;
+  if (room == 0 && hung_up) {
+    std::lock_guard guard(lock_);
+    if (in_fd_ != fd || loop_ == nullptr) return;
+    if (kind_ == ChardevConfig::Kind::kSocket) {
+      DropClient();
+    } else {
+      loop_->Remove(in_fd_);
+      in_fd_ = -1;
+    }
+    return;
+  }
   if (room == 0) {
     std::lock_guard guard(lock_);
     // The device may have made room between answering and now: then stay armed.

@@ -37,7 +37,7 @@ class Chardev {
   const std::string& pty_path() const { return pty_path_; }
 
  private:
-  void OnInputReadable();
+  void OnInputReadable(uint32_t events);
   void OnAccept();
   void DropClient();
   void WaitWritable(int fd);

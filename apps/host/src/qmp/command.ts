@@ -10,6 +10,8 @@ export interface CommandContext {
   afterReply(fn: () => void): void;
   /** Every command's name, for query-commands. */
   readonly commandNames: readonly string[];
+  /** The oldest file descriptor this client sent (SCM_RIGHTS) and no command took yet. */
+  takeReceivedFd(): number | undefined;
 }
 
 export interface QmpCommand<Args extends z.ZodTypeAny = z.ZodTypeAny> {

@@ -3,9 +3,11 @@
 // each sent every event.
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import net from "node:net";
+import type { Duplex } from "node:stream";
 import type { QmpEndpoint } from "../config/vm-config";
 import type { VmControl } from "../vmm/control";
 import type { CommandTable } from "./dispatch";
+import { FdPassingSocket } from "./fd-passing-socket";
 import { QmpSession } from "./session";
 import { eventLine } from "./wire";
 
@@ -14,6 +16,8 @@ export interface QmpServerOptions {
   vm: VmControl;
   table: CommandTable;
   log?: (line: string) => void;
+  /** The native recvmsg reader; with it, unix clients can pass fds (getfd). */
+  socketReader?: ConstructorParameters<typeof FdPassingSocket>[1];
 }
 
 /** Replaces a leftover socket file, unless a live server still answers on it. */
@@ -47,7 +51,9 @@ export class QmpServer {
   async listen(): Promise<void> {
     const { endpoint, vm, log } = this.options;
     if (endpoint.kind === "unix") await clearStaleSocket(endpoint.path);
-    const server = net.createServer((socket) => {
+    const passFds = endpoint.kind === "unix" && this.options.socketReader !== undefined;
+    // Paused so Node never reads (and so never drops) what the native reader must see.
+    const server = net.createServer({ pauseOnConnect: passFds }, (socket) => {
       this.accept(socket);
     });
     this.server = server;
@@ -86,8 +92,18 @@ export class QmpServer {
   }
 
   private accept(socket: net.Socket): void {
-    const { vm, table, log, endpoint } = this.options;
-    const session = new QmpSession(socket, {
+    const { vm, table, log, endpoint, socketReader } = this.options;
+    let stream: Duplex = socket;
+    if (endpoint.kind === "unix" && socketReader !== undefined) {
+      try {
+        stream = new FdPassingSocket(socket, socketReader);
+      } catch (error) {
+        log?.(`qmp: cannot read client natively: ${String(error)}`);
+        socket.destroy();
+        return;
+      }
+    }
+    const session = new QmpSession(stream, {
       vm,
       table,
       rateLimit: endpoint.rateLimit,
@@ -95,7 +111,7 @@ export class QmpServer {
     });
     this.sessions.add(session);
     log?.(`qmp: client connected (${this.sessions.size} open)`);
-    socket.on("close", () => {
+    stream.on("close", () => {
       this.sessions.delete(session);
       log?.(`qmp: client disconnected (${this.sessions.size} open)`);
     });

@@ -7,6 +7,7 @@ import type { VmControl } from "../vmm/control";
 import type { CommandContext } from "./command";
 import { execute, parseRequest, type CommandTable, type ParsedRequest } from "./dispatch";
 import { JsonStreamSplitter } from "./json-stream";
+import { closeQuietly } from "../vmm/named-fds";
 import { RateLimiter } from "./rate-limit";
 import { NO_ID, QmpError, errorLine, genericError, greetingLine, returnLine } from "./wire";
 
@@ -29,6 +30,8 @@ export class QmpSession {
   private running = false;
   private closed = false;
   private readonly commandNames: readonly string[];
+  /** Descriptors received with this client's messages, oldest first. */
+  private readonly receivedFds: number[] = [];
   /** Settles when the connection has closed. */
   readonly done: Promise<void>;
 
@@ -38,6 +41,9 @@ export class QmpSession {
   ) {
     this.limiter = new RateLimiter(options.rateLimit);
     this.commandNames = [...options.table.keys()];
+    stream.on("fds", (fds: number[]) => {
+      this.receivedFds.push(...fds);
+    });
     stream.on("data", (chunk: Buffer) => {
       this.onData(chunk);
     });
@@ -50,6 +56,7 @@ export class QmpSession {
     this.done = new Promise((resolve) => {
       stream.on("close", () => {
         this.closed = true;
+        this.receivedFds.splice(0).forEach(closeQuietly);
         resolve();
       });
     });
@@ -136,6 +143,7 @@ export class QmpSession {
       vm: this.options.vm,
       afterReply: (fn) => after.push(fn),
       commandNames: this.commandNames,
+      takeReceivedFd: () => this.receivedFds.shift(),
     };
     this.options.log?.(`qmp: ${request.name}`);
     let line: string;

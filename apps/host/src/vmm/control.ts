@@ -3,6 +3,7 @@
 // native addon; unit tests use a fake.
 import type { VmConfig } from "../config/vm-config";
 import type { QmpEventRecord } from "../qmp/wire";
+import type { NamedFds } from "./named-fds";
 
 /** QMP's RunState values that virga-vmm uses so far. */
 export type RunStatus = "prelaunch" | "running" | "paused" | "shutdown";
@@ -28,6 +29,8 @@ export type EventListener = (record: QmpEventRecord) => void;
 
 export interface VmControl {
   readonly config: VmConfig;
+  /** Descriptors handed over with QMP getfd, by name. */
+  readonly fds: NamedFds;
   status(): RunStatus;
   /** Pauses every vCPU; emits STOP when the VM was running. */
   pause(): void;

@@ -11,6 +11,7 @@ import type {
   VmControl,
 } from "./control";
 import { EventHub } from "./events";
+import { NamedFds } from "./named-fds";
 
 /** The part of the native Vm this class uses (a fake stands in for it in tests). */
 export interface NativeVm {
@@ -26,6 +27,7 @@ export interface NativeVm {
 export class Machine implements VmControl {
   private state: RunStatus = "prelaunch";
   private readonly hub = new EventHub();
+  readonly fds = new NamedFds();
 
   /** onShutdown ends the process; onError reports a fatal VMM error. */
   constructor(

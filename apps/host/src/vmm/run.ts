@@ -101,6 +101,8 @@ class VmProcess {
       endpoint,
       vm: machine,
       table: COMMAND_TABLE,
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      socketReader: (require("@virga/native") as typeof import("@virga/native")).SocketReader,
       log: (line) => {
         this.log.log(line);
       },

@@ -12,6 +12,7 @@ import {
   queryTarget,
   queryVersion,
 } from "./introspection";
+import { closefd, getfd } from "./fds";
 import { cont, queryStatus, quit, stop, systemPowerdown, systemReset } from "./status";
 
 export const COMMANDS: readonly QmpCommand[] = [
@@ -32,6 +33,8 @@ export const COMMANDS: readonly QmpCommand[] = [
   queryKvm,
   queryMachines,
   queryChardev,
+  getfd,
+  closefd,
 ];
 
 export const COMMAND_TABLE = makeTable(COMMANDS);
