@@ -83,6 +83,14 @@ std::vector<kvm_cpuid_entry2> CpuidForVcpu(const std::vector<kvm_cpuid_entry2>& 
         // No power management the guest could act on.
         entry.ecx &= ~1u;  // no APERF/MPERF
         break;
+      case 0xd:
+        if (entry.index == 0) {
+          // XSAVE area size: report the size for every supported feature, as
+          // QEMU does; left at KVM's value (the size for XCR0 = x87 only)
+          // Linux sees a mismatch with its own computation and warns.
+          entry.ebx = entry.ecx;
+        }
+        break;
       case 0xa:
         // No PMU: a guest perf counter would have nothing real to count here.
         entry.eax = entry.ebx = entry.ecx = entry.edx = 0;

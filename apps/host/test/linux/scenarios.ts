@@ -1,0 +1,170 @@
+// What the Linux guest tests check, run inside the L1 machine where
+// /dev/kvm is hardware-style KVM (the host's PVM cannot run stock Linux).
+// Each scenario boots the Debian guest under a real virga-vmm.
+import assert from "node:assert/strict";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { QmpClient } from "../../src/qmp/client";
+import { withVmm } from "../support/guest";
+import { linuxGuest } from "./guest-images";
+
+const BOOT_MS = 120000;
+
+export interface Scenario {
+  name: string;
+  run(scratch: string): Promise<void>;
+}
+
+/** The seed document's microvm command line, paths replaced, plus an initrd. */
+function seedArgs(rootfs: string, qmpSocket: string, extraAppend = ""): string[] {
+  return [
+    "-machine",
+    "microvm",
+    "-kernel",
+    linuxGuest.kernel,
+    "-initrd",
+    linuxGuest.initrd,
+    "-smp",
+    "1",
+    "-m",
+    "1024",
+    "-append",
+    `console=ttyS0 pci=off reboot=k quiet panic=1 root=/dev/vda${extraAppend}`,
+    "-drive",
+    `file=${rootfs},id=rootfs,readonly=off,direct=off`,
+    "-device",
+    "virtio-blk-device,drive=rootfs",
+    "-qmp",
+    `unix:${qmpSocket},server,nowait`,
+    "-serial",
+    "stdio",
+  ];
+}
+
+async function connect(socketPath: string): Promise<QmpClient> {
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    try {
+      return await QmpClient.connect(socketPath);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: "the seed's microvm command line boots the ext4 root's init",
+    async run(scratch) {
+      const rootfs = path.join(scratch, "rootfs.ext4");
+      copyFileSync(linuxGuest.rootfs, rootfs);
+      await withVmm(seedArgs(rootfs, path.join(scratch, "seed.sock")), async (vm) => {
+        await vm.waitFor(/VIRGA-GUEST rootfs ready/, BOOT_MS);
+        await vm.waitFor(/VIRGA-GUEST root=\/dev\/vda ext4/, BOOT_MS);
+        assert.deepEqual(await vm.waitForExit(BOOT_MS), { code: 0, signal: null });
+      });
+    },
+  },
+  {
+    name: "-smp 2 boots with both CPUs and a second disk the guest writes and the host reads",
+    async run(scratch) {
+      const data = path.join(scratch, "data.img");
+      writeFileSync(data, Buffer.alloc(8 * 1024 * 1024));
+      const args = [
+        "-machine",
+        "microvm",
+        "-kernel",
+        linuxGuest.kernel,
+        "-initrd",
+        linuxGuest.initrd,
+        "-smp",
+        "2",
+        "-m",
+        "512",
+        "-append",
+        "console=ttyS0 quiet virga.write=/dev/vdb virga.action=poweroff",
+        "-drive",
+        `file=${linuxGuest.rootfs},id=root,readonly=on`,
+        "-device",
+        "virtio-blk-device,drive=root",
+        "-drive",
+        `file=${data},id=data`,
+        "-device",
+        "virtio-blk-device,drive=data",
+      ];
+      await withVmm(args, async (vm) => {
+        await vm.waitFor(/VIRGA-GUEST ready/, BOOT_MS);
+        await vm.waitFor(/VIRGA-GUEST cpus=2\b/, BOOT_MS);
+        await vm.waitFor(/VIRGA-GUEST disk vda sectors=131072 ro=1/, BOOT_MS);
+        await vm.waitFor(/VIRGA-GUEST wrote \/dev\/vdb/, BOOT_MS);
+        assert.deepEqual(await vm.waitForExit(BOOT_MS), { code: 0, signal: null });
+      });
+      const written = readFileSync(data).subarray(0, 64).toString("latin1");
+      assert.ok(written.startsWith("VIRGA-WRITE-OK\n1\n2\n3\n"), `the disk holds ${JSON.stringify(written)}`);
+    },
+  },
+  {
+    name: "reboot=k ends the process with exit code 0",
+    async run() {
+      const args = [
+        "-machine",
+        "microvm",
+        "-kernel",
+        linuxGuest.kernel,
+        "-initrd",
+        linuxGuest.initrd,
+        "-m",
+        "256",
+        "-append",
+        "console=ttyS0 quiet reboot=k virga.action=reboot",
+      ];
+      await withVmm(args, async (vm) => {
+        await vm.waitFor(/VIRGA-GUEST ready/, BOOT_MS);
+        assert.deepEqual(await vm.waitForExit(BOOT_MS), { code: 0, signal: null });
+      });
+    },
+  },
+  {
+    name: "QMP drives a Linux guest: status, query-cpus, stop/cont, quit",
+    async run(scratch) {
+      const socketPath = path.join(scratch, "qmp.sock");
+      const args = [
+        "-machine",
+        "microvm",
+        "-kernel",
+        linuxGuest.kernel,
+        "-initrd",
+        linuxGuest.initrd,
+        "-smp",
+        "2",
+        "-m",
+        "256",
+        "-append",
+        "console=ttyS0 quiet virga.action=stay",
+        "-qmp",
+        `unix:${socketPath},server,nowait`,
+      ];
+      await withVmm(args, async (vm) => {
+        await vm.waitFor(/VIRGA-GUEST ready/, BOOT_MS);
+        const qmp = await connect(socketPath);
+        assert.equal(((await qmp.execute("query-status")) as { status: string }).status, "running");
+        const cpus = (await qmp.execute("query-cpus")) as { CPU: number; thread_id: number }[];
+        assert.deepEqual(
+          cpus.map((c) => c.CPU),
+          [0, 1],
+        );
+        await qmp.execute("stop");
+        assert.equal(((await qmp.execute("query-status")) as { status: string }).status, "paused");
+        await qmp.execute("cont");
+        // The guest still answers on its console after the pause.
+        vm.send("echo alive-$((6*7))");
+        await vm.waitFor(/alive-42/, BOOT_MS);
+        await qmp.execute("quit");
+        const shutdown = await qmp.waitForEvent("SHUTDOWN");
+        assert.deepEqual(shutdown.data, { guest: false, reason: "host-qmp-quit" });
+        assert.deepEqual(await vm.waitForExit(BOOT_MS), { code: 0, signal: null });
+      });
+    },
+  },
+];
