@@ -6,6 +6,9 @@
 #                    machine of the nested-KVM test harness
 #   ncat             the tool the StratoVirt user guide drives QMP with; the
 #                    QMP client tests use it as written there
+# and then builds the stock-Linux test guest and the nested-KVM harness's L1
+# machine from Debian packages (apps/host/test/images/build.sh; a no-op when
+# they are current; VIRGA_SKIP_GUEST_IMAGES=1 skips it).
 # Installs only what is missing, and only as root with apt-get; otherwise it
 # says what to do and lets npm install go on. VIRGA_SKIP_HOST_SETUP=1 skips.
 set -euo pipefail
@@ -34,13 +37,24 @@ for command in "${!wanted[@]}"; do
     missing+=("${wanted[$command]}")
   fi
 done
+images=$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/images" && pwd)/build.sh
+build_images() {
+  if [ "$(id -u)" != "0" ]; then
+    say "not root: build the Linux test guest with: sudo $images"
+    return 0
+  fi
+  "$images" --quiet || fail "building the Linux test guest images failed (see above)"
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
+  build_images
   exit 0
 fi
 
 if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
   say "missing: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
   say "(tests that need them fail, naming what is missing; virga-vmm itself does not need them)"
+  build_images
   exit 0
 fi
 
@@ -53,3 +67,4 @@ for command in "${!wanted[@]}"; do
   command -v "$command" >/dev/null 2>&1 || fail "$command still missing after installing ${wanted[$command]}"
 done
 say "installed ${missing[*]}"
+build_images
