@@ -7,10 +7,13 @@
 //   qmp:    query-status round trips per second and p99 from one client
 // Prints a table and writes bench-results/bench.json at the repository root.
 // Options: --runs N (10), --smp N (1), --mem MiB (128), --qmp-seconds S (3).
+// `npm run bench linux [--runs 5 --smp 1 --mem 512]`: stock Debian Linux boot
+// time inside the nested-KVM harness instead (bench/linux.ts).
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { runLinuxBench } from "./linux";
 import { bootOnce, median, qmpRoundTrips, type BootSample, type QmpSample } from "./measure";
 
 const root = path.resolve(__dirname, "..", "..", "..", "..");
@@ -124,6 +127,10 @@ function summarise(side: Side) {
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes("linux")) {
+    runLinuxBench(option("runs", 5), smp, option("mem", 512));
+    return;
+  }
   if (!existsSync(probe)) throw new Error(`probe guest not built: ${probe} (npm install)`);
   const virga: Side = { boot: [], qmp: null };
   const qemu: Side = { boot: [], qmp: null };

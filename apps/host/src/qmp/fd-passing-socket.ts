@@ -49,7 +49,11 @@ export class FdPassingSocket extends Duplex {
     this.reader.resume();
   }
 
-  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+  override _write(
+    chunk: Buffer,
+    encoding: BufferEncoding,
+    callback: (error?: Error | null) => void,
+  ): void {
     this.socket.write(chunk, encoding, callback);
   }
 

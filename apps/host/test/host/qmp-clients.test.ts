@@ -21,7 +21,9 @@ function requireTool(command: string, pkg: string): void {
   try {
     execFileSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" });
   } catch {
-    throw new Error(`${command} not installed (apt-get install ${pkg}; npm install does it as root)`);
+    throw new Error(
+      `${command} not installed (apt-get install ${pkg}; npm install does it as root)`,
+    );
   }
 }
 
@@ -34,7 +36,10 @@ async function waitForSocket(socketPath: string, vm: VmmProcess): Promise<void> 
 }
 
 /** Runs `ncat -U socket`, typing each line once the previous reply arrived. */
-async function ncatSession(socketPath: string, lines: string[]): Promise<Record<string, unknown>[]> {
+async function ncatSession(
+  socketPath: string,
+  lines: string[],
+): Promise<Record<string, unknown>[]> {
   const ncat = spawn("ncat", ["-U", socketPath], { stdio: ["pipe", "pipe", "pipe"] });
   let out = "";
   ncat.stdout.setEncoding("utf8");
@@ -87,7 +92,13 @@ describe("QMP with other clients", () => {
             '{"execute":"quit"}',
           ]);
           const kinds = transcript.map((m) =>
-            "QMP" in m ? "greeting" : "event" in m ? `event:${String(m.event)}` : "return" in m ? "return" : "error",
+            "QMP" in m
+              ? "greeting"
+              : "event" in m
+                ? `event:${String(m.event)}`
+                : "return" in m
+                  ? "return"
+                  : "error",
           );
           assert.deepEqual(kinds, [
             "greeting",
@@ -104,7 +115,11 @@ describe("QMP with other clients", () => {
           ]);
           const returns = transcript.filter((m) => "return" in m).map((m) => m.return);
           assert.deepEqual(returns[0], { running: true, singlestep: false, status: "running" });
-          const cpus = returns[1] as { CPU: number; thread_id: number; props: Record<string, number> }[];
+          const cpus = returns[1] as {
+            CPU: number;
+            thread_id: number;
+            props: Record<string, number>;
+          }[];
           assert.deepEqual(
             cpus.map((c) => c.CPU),
             [0, 1],
@@ -122,15 +137,16 @@ describe("QMP with other clients", () => {
     }
   });
 
-  it("a client written from QEMU's protocol passes a file descriptor with getfd", TEST, async () => {
-    const tmp = tempDir();
-    try {
-      const socketPath = path.join(tmp.dir, "qmp.sock");
-      const passed = path.join(tmp.dir, "passed-file");
-      writeFileSync(passed, "virga");
-      await withVmm(
-        [...probeArgs(), "-qmp", `unix:${socketPath},server,nowait`],
-        async (vm) => {
+  it(
+    "a client written from QEMU's protocol passes a file descriptor with getfd",
+    TEST,
+    async () => {
+      const tmp = tempDir();
+      try {
+        const socketPath = path.join(tmp.dir, "qmp.sock");
+        const passed = path.join(tmp.dir, "passed-file");
+        writeFileSync(passed, "virga");
+        await withVmm([...probeArgs(), "-qmp", `unix:${socketPath},server,nowait`], async (vm) => {
           await vm.waitFor(/PROBE ready/, BOOT_MS);
           await waitForSocket(socketPath, vm);
           const pid = vm.child.pid ?? 0;
@@ -144,9 +160,13 @@ describe("QMP with other clients", () => {
             });
           type Step = { reply: Record<string, unknown>; events: unknown[] };
           const run = async (steps: unknown[]): Promise<Step[]> => {
-            const { stdout } = await execFileAsync(PYTHON, [pythonClient, socketPath, JSON.stringify(steps)], {
-              timeout: 20000,
-            });
+            const { stdout } = await execFileAsync(
+              PYTHON,
+              [pythonClient, socketPath, JSON.stringify(steps)],
+              {
+                timeout: 20000,
+              },
+            );
             return stdout
               .trim()
               .split("\n")
@@ -176,7 +196,10 @@ describe("QMP with other clients", () => {
             { execute: "cont" },
           ]);
           assert.deepEqual(second[0]?.reply, { return: {}, id: "py-1" });
-          assert.match(String((second[1]?.reply.error as { desc: string }).desc), /'tap-fd' not found/);
+          assert.match(
+            String((second[1]?.reply.error as { desc: string }).desc),
+            /'tap-fd' not found/,
+          );
           assert.deepEqual(
             second[2]?.events.map((e) => (e as { event: string }).event),
             ["STOP"],
@@ -187,10 +210,10 @@ describe("QMP with other clients", () => {
           );
           assert.equal(openHere(), false, "closefd closed it");
           assert.equal(vm.running, true);
-        },
-      );
-    } finally {
-      tmp.cleanup();
-    }
-  });
+        });
+      } finally {
+        tmp.cleanup();
+      }
+    },
+  );
 });

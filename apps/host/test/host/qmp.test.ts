@@ -144,37 +144,41 @@ describe("QMP on a running VM", () => {
     }
   });
 
-  it("system_reset reboots the guest with RESET; system_powerdown sends POWERDOWN", TEST, async () => {
-    const tmp = tempDir();
-    try {
-      const socketPath = path.join(tmp.dir, "qmp.sock");
-      await withVmm(
-        [...probeArgs({ smp: "2" }), "-qmp", `unix:${socketPath},server,nowait`],
-        async (vm) => {
-          await vm.waitFor(/PROBE ready/, BOOT_MS);
-          const qmp = await connectWhenReady(socketPath, vm);
-          assert.deepEqual(await qmp.execute("system_reset"), {});
-          const reset = await qmp.waitForEvent("RESET");
-          assert.deepEqual(reset.data, { guest: false, reason: "host-qmp-system-reset" });
-          // The guest boots a second time, both CPUs again, and the VMM keeps running.
-          await vm.waitFor(/PROBE boot entry=linux64/, BOOT_MS);
-          await vm.waitFor(/PROBE cpus online=2/, BOOT_MS);
-          await vm.waitFor(/PROBE ready/, BOOT_MS);
-          assert.equal(vm.running, true);
-          assert.deepEqual(await qmp.execute("system_powerdown"), {});
-          await qmp.waitForEvent("POWERDOWN");
-          // The probe guest has no ACPI button driver: it ignores the press.
-          assert.equal(
-            ((await qmp.execute("query-status")) as { status: string }).status,
-            "running",
-          );
-          qmp.close();
-        },
-      );
-    } finally {
-      tmp.cleanup();
-    }
-  });
+  it(
+    "system_reset reboots the guest with RESET; system_powerdown sends POWERDOWN",
+    TEST,
+    async () => {
+      const tmp = tempDir();
+      try {
+        const socketPath = path.join(tmp.dir, "qmp.sock");
+        await withVmm(
+          [...probeArgs({ smp: "2" }), "-qmp", `unix:${socketPath},server,nowait`],
+          async (vm) => {
+            await vm.waitFor(/PROBE ready/, BOOT_MS);
+            const qmp = await connectWhenReady(socketPath, vm);
+            assert.deepEqual(await qmp.execute("system_reset"), {});
+            const reset = await qmp.waitForEvent("RESET");
+            assert.deepEqual(reset.data, { guest: false, reason: "host-qmp-system-reset" });
+            // The guest boots a second time, both CPUs again, and the VMM keeps running.
+            await vm.waitFor(/PROBE boot entry=linux64/, BOOT_MS);
+            await vm.waitFor(/PROBE cpus online=2/, BOOT_MS);
+            await vm.waitFor(/PROBE ready/, BOOT_MS);
+            assert.equal(vm.running, true);
+            assert.deepEqual(await qmp.execute("system_powerdown"), {});
+            await qmp.waitForEvent("POWERDOWN");
+            // The probe guest has no ACPI button driver: it ignores the press.
+            assert.equal(
+              ((await qmp.execute("query-status")) as { status: string }).status,
+              "running",
+            );
+            qmp.close();
+          },
+        );
+      } finally {
+        tmp.cleanup();
+      }
+    },
+  );
 
   it("-S starts in prelaunch and runs the guest on cont", TEST, async () => {
     const tmp = tempDir();

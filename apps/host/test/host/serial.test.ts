@@ -92,53 +92,67 @@ describe("serial backends", () => {
     }
   });
 
-  it("keeps input typed before the guest listens: it waits in the backend, not lost", TEST, async () => {
-    await withVmm(probeArgs(), async (vm) => {
-      // Sent at once, before the guest has even set up its UART.
-      vm.send("info");
-      vm.send("poweroff");
-      await vm.waitFor(/OK info/, BOOT_MS);
-      await vm.waitFor(/OK poweroff/, BOOT_MS);
-      assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
-    });
-  });
+  it(
+    "keeps input typed before the guest listens: it waits in the backend, not lost",
+    TEST,
+    async () => {
+      await withVmm(probeArgs(), async (vm) => {
+        // Sent at once, before the guest has even set up its UART.
+        vm.send("info");
+        vm.send("poweroff");
+        await vm.waitFor(/OK info/, BOOT_MS);
+        await vm.waitFor(/OK poweroff/, BOOT_MS);
+        assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+      });
+    },
+  );
 
-  it("-serial socket: a client that hangs up while the guest is not reading costs no CPU", TEST, async () => {
-    const tmp = tempDir();
-    try {
-      const socketPath = path.join(tmp.dir, "console.sock");
-      // -S: the guest never runs, so it never drains input.
-      await withVmm(
-        [...probeArgs(), "-S", "-serial", `socket,path=${socketPath},server,nowait`],
-        async (vm) => {
-          await waitForFile(socketPath);
-          const socket = net.connect(socketPath);
-          // The VMM drops the hung-up client with its input unread: a reset is expected.
-          socket.on("error", () => undefined);
-          await new Promise((r) => socket.once("connect", r));
-          socket.end("typed while nobody listens\n");
-          await new Promise((r) => setTimeout(r, 300));
-          const cpuTicks = (): number => {
-            const fields = readFileSync(`/proc/${vm.child.pid ?? 0}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-            return Number(fields[11]) + Number(fields[12]); // utime + stime
-          };
-          const before = cpuTicks();
-          await new Promise((r) => setTimeout(r, 1000));
-          // A spinning I/O thread would burn ~100 ticks in this second.
-          assert.ok(cpuTicks() - before < 30, `the VMM used ${cpuTicks() - before} ticks in 1 s while idle`);
-          // And a new client is accepted after the old one left.
-          const again = net.connect(socketPath);
-          await new Promise((resolve, reject) => {
-            again.once("connect", resolve);
-            again.once("error", reject);
-          });
-          again.destroy();
-        },
-      );
-    } finally {
-      tmp.cleanup();
-    }
-  });
+  it(
+    "-serial socket: a client that hangs up while the guest is not reading costs no CPU",
+    TEST,
+    async () => {
+      const tmp = tempDir();
+      try {
+        const socketPath = path.join(tmp.dir, "console.sock");
+        // -S: the guest never runs, so it never drains input.
+        await withVmm(
+          [...probeArgs(), "-S", "-serial", `socket,path=${socketPath},server,nowait`],
+          async (vm) => {
+            await waitForFile(socketPath);
+            const socket = net.connect(socketPath);
+            // The VMM drops the hung-up client with its input unread: a reset is expected.
+            socket.on("error", () => undefined);
+            await new Promise((r) => socket.once("connect", r));
+            socket.end("typed while nobody listens\n");
+            await new Promise((r) => setTimeout(r, 300));
+            const cpuTicks = (): number => {
+              const fields =
+                readFileSync(`/proc/${vm.child.pid ?? 0}/stat`, "utf8")
+                  .split(") ")[1]
+                  ?.split(" ") ?? [];
+              return Number(fields[11]) + Number(fields[12]); // utime + stime
+            };
+            const before = cpuTicks();
+            await new Promise((r) => setTimeout(r, 1000));
+            // A spinning I/O thread would burn ~100 ticks in this second.
+            assert.ok(
+              cpuTicks() - before < 30,
+              `the VMM used ${cpuTicks() - before} ticks in 1 s while idle`,
+            );
+            // And a new client is accepted after the old one left.
+            const again = net.connect(socketPath);
+            await new Promise((resolve, reject) => {
+              again.once("connect", resolve);
+              again.once("error", reject);
+            });
+            again.destroy();
+          },
+        );
+      } finally {
+        tmp.cleanup();
+      }
+    },
+  );
 
   it("-serial file: the whole console lands in the file", TEST, async () => {
     const tmp = tempDir();

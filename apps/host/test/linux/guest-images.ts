@@ -18,6 +18,7 @@ export const runInL1 = path.join(repoRoot, "apps", "host", "test", "nested", "ru
 /** Throws naming the missing file (tests fail, never skip). */
 export function requireLinuxGuest(): void {
   for (const file of [linuxGuest.kernel, linuxGuest.initrd, linuxGuest.rootfs, runInL1]) {
-    if (!existsSync(file)) throw new Error(`${file} missing: npm install builds the Linux guest images`);
+    if (!existsSync(file))
+      throw new Error(`${file} missing: npm install builds the Linux guest images`);
   }
 }

@@ -30,7 +30,12 @@ async function main(): Promise<void> {
       console.log(`ok ${scenario.name}`);
     } catch (error) {
       const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-      results.push({ name: scenario.name, ok: false, ms: performance.now() - started, error: text });
+      results.push({
+        name: scenario.name,
+        ok: false,
+        ms: performance.now() - started,
+        error: text,
+      });
       console.log(`FAIL ${scenario.name}\n${text}`);
     } finally {
       rmSync(scratch, { recursive: true, force: true });

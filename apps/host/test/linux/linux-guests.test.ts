@@ -28,39 +28,56 @@ async function runScenariosInL1(): Promise<L1Run> {
   try {
     const child = spawn(
       "bash",
-      [runInL1, "--share", tmp.dir, "--timeout", String(L1_TIMEOUT_S), "--", process.execPath, inner, "--out", out],
+      [
+        runInL1,
+        "--share",
+        tmp.dir,
+        "--timeout",
+        String(L1_TIMEOUT_S),
+        "--",
+        process.execPath,
+        inner,
+        "--out",
+        out,
+      ],
       { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
     );
     let log = "";
     child.stdout.on("data", (d: Buffer) => (log += d.toString()));
     child.stderr.on("data", (d: Buffer) => (log += d.toString()));
     const exitCode = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-    const results = existsSync(out) ? (JSON.parse(readFileSync(out, "utf8")) as ScenarioResult[]) : [];
+    const results = existsSync(out)
+      ? (JSON.parse(readFileSync(out, "utf8")) as ScenarioResult[])
+      : [];
     return { results, exitCode, log };
   } finally {
     tmp.cleanup();
   }
 }
 
-describe("Linux guests under virga-vmm (nested KVM)", { timeout: (L1_TIMEOUT_S + 60) * 1000 }, () => {
-  let run: L1Run | Error;
-  before(async () => {
-    try {
-      run = await runScenariosInL1();
-    } catch (error) {
-      run = error instanceof Error ? error : new Error(String(error));
-    }
-  });
-
-  for (const scenario of SCENARIOS) {
-    it(scenario.name, () => {
-      if (run instanceof Error) throw run;
-      const result = run.results.find((r) => r.name === scenario.name);
-      assert.ok(
-        result !== undefined,
-        `no result (L1 exit ${String(run.exitCode)}); L1 output:\n${run.log.slice(-6000)}`,
-      );
-      assert.ok(result.ok, `${result.error ?? ""}\n--- L1 output:\n${run.log.slice(-6000)}`);
+describe(
+  "Linux guests under virga-vmm (nested KVM)",
+  { timeout: (L1_TIMEOUT_S + 60) * 1000 },
+  () => {
+    let run: L1Run | Error;
+    before(async () => {
+      try {
+        run = await runScenariosInL1();
+      } catch (error) {
+        run = error instanceof Error ? error : new Error(String(error));
+      }
     });
-  }
-});
+
+    for (const scenario of SCENARIOS) {
+      it(scenario.name, () => {
+        if (run instanceof Error) throw run;
+        const result = run.results.find((r) => r.name === scenario.name);
+        assert.ok(
+          result !== undefined,
+          `no result (L1 exit ${String(run.exitCode)}); L1 output:\n${run.log.slice(-6000)}`,
+        );
+        assert.ok(result.ok, `${result.error ?? ""}\n--- L1 output:\n${run.log.slice(-6000)}`);
+      });
+    }
+  },
+);

@@ -101,7 +101,10 @@ export const SCENARIOS: Scenario[] = [
         assert.deepEqual(await vm.waitForExit(BOOT_MS), { code: 0, signal: null });
       });
       const written = readFileSync(data).subarray(0, 64).toString("latin1");
-      assert.ok(written.startsWith("VIRGA-WRITE-OK\n1\n2\n3\n"), `the disk holds ${JSON.stringify(written)}`);
+      assert.ok(
+        written.startsWith("VIRGA-WRITE-OK\n1\n2\n3\n"),
+        `the disk holds ${JSON.stringify(written)}`,
+      );
     },
   },
   {

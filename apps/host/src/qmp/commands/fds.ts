@@ -11,7 +11,9 @@ export const getfd = defineCommand({
   args: fdname,
   handler(args, ctx) {
     if (/^\d/.test(args.fdname)) {
-      throw genericError(`Parameter 'fdname' expects a name not starting with a digit, got '${args.fdname}'`);
+      throw genericError(
+        `Parameter 'fdname' expects a name not starting with a digit, got '${args.fdname}'`,
+      );
     }
     const fd = ctx.takeReceivedFd();
     if (fd === undefined) throw genericError("No file descriptor supplied via SCM_RIGHTS");
@@ -24,7 +26,8 @@ export const closefd = defineCommand({
   name: "closefd",
   args: fdname,
   handler(args, { vm }) {
-    if (!vm.fds.close(args.fdname)) throw genericError(`File descriptor named '${args.fdname}' not found`);
+    if (!vm.fds.close(args.fdname))
+      throw genericError(`File descriptor named '${args.fdname}' not found`);
     return {};
   },
 });

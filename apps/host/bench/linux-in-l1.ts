@@ -1,0 +1,98 @@
+// The Linux half of `npm run bench linux`, run inside L1 (real KVM): process
+// start → the Debian guest's "VIRGA-GUEST ready" for virga-vmm and for QEMU's
+// microvm with the same kernel, initramfs, vCPUs and memory, alternating.
+// usage: node linux-in-l1.js --runs N --out FILE
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { bootOnce, median } from "./measure";
+
+const root = path.resolve(__dirname, "..", "..", "..", "..");
+const built = path.join(root, "build", "guests", "linux");
+const kernel = process.env.VIRGA_GUEST_KERNEL ?? path.join(built, "vmlinux");
+const initrd = process.env.VIRGA_GUEST_INITRD ?? path.join(built, "initramfs.cpio.gz");
+const vmmBin = path.join(root, "apps", "host", "bin", "virga-vmm.js");
+const append = "console=ttyS0 quiet virga.action=poweroff";
+const MARKER = "VIRGA-GUEST ready";
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
+}
+
+async function main(): Promise<void> {
+  const runs = Number(arg("runs", "5"));
+  const smp = arg("smp", "1");
+  const mem = arg("mem", "512");
+  const out = arg("out", "linux-bench.json");
+  const virga: [string, string[]] = [
+    process.execPath,
+    [
+      vmmBin,
+      "-machine",
+      "microvm",
+      "-kernel",
+      kernel,
+      "-initrd",
+      initrd,
+      "-smp",
+      smp,
+      "-m",
+      mem,
+      "-append",
+      append,
+      "-serial",
+      "stdio",
+    ],
+  ];
+  // QEMU's microvm finds its virtio-mmio devices and COM1 through ACPI, as
+  // ours; the RTC is on (without it Linux spins ~4 s probing one).
+  const qemu: [string, string[]] = [
+    "qemu-system-x86_64",
+    [
+      "-M",
+      "microvm,rtc=on",
+      "-enable-kvm",
+      "-cpu",
+      "host",
+      "-smp",
+      smp,
+      "-m",
+      mem,
+      "-nodefaults",
+      "-no-user-config",
+      "-nographic",
+      "-no-reboot",
+      "-serial",
+      "stdio",
+      "-kernel",
+      kernel,
+      "-initrd",
+      initrd,
+      "-append",
+      append,
+    ],
+  ];
+  const bytes = Number(mem) * 1024 * 1024;
+  const samples = { virga: [] as number[], qemu: [] as number[] };
+  for (let i = 0; i < runs; i++) {
+    samples.virga.push((await bootOnce(...virga, MARKER, bytes, 180000)).readyMs);
+    samples.qemu.push((await bootOnce(...qemu, MARKER, bytes, 180000)).readyMs);
+    console.log(
+      `run ${i + 1}: virga ${samples.virga.at(-1)?.toFixed(0)} ms, qemu ${samples.qemu.at(-1)?.toFixed(0)} ms`,
+    );
+  }
+  const result = {
+    runs,
+    smp,
+    memMiB: Number(mem),
+    kernel,
+    virga: { medianMs: median(samples.virga), samples: samples.virga },
+    qemu: { medianMs: median(samples.qemu), samples: samples.qemu },
+  };
+  writeFileSync(out, JSON.stringify(result, null, 2));
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench linux (in L1): ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,59 @@
+// `npm run bench linux`: boots one L1 machine with real KVM (the host's PVM
+// cannot run stock Linux) and compares Linux boot times there.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+const root = path.resolve(__dirname, "..", "..", "..", "..");
+
+export function runLinuxBench(runs: number, smp: number, memMiB: number): void {
+  const scratch = mkdtempSync(path.join(tmpdir(), "virga-bench-linux-"));
+  try {
+    const out = path.join(scratch, "linux.json");
+    console.log(
+      `linux: ${runs} runs each inside one L1 machine, ${smp} vCPU(s), ${memMiB} MiB (alternating)`,
+    );
+    const run = spawnSync(
+      "bash",
+      [
+        path.join(root, "apps", "host", "test", "nested", "run-in-l1.sh"),
+        "--share",
+        scratch,
+        "--timeout",
+        "3000",
+        "--",
+        process.execPath,
+        path.join(root, "apps", "host", "dist", "bench", "linux-in-l1.js"),
+        "--runs",
+        String(runs),
+        "--smp",
+        String(smp),
+        "--mem",
+        String(memMiB),
+        "--out",
+        out,
+      ],
+      { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
+    );
+    if (run.status !== 0) throw new Error(`the L1 run failed (exit ${String(run.status)})`);
+    const result = JSON.parse(readFileSync(out, "utf8")) as {
+      virga: { medianMs: number };
+      qemu: { medianMs: number };
+    };
+    const ratio = result.virga.medianMs / result.qemu.medianMs;
+    console.log(
+      `process start -> VIRGA-GUEST ready, median: virga-vmm ${result.virga.medianMs.toFixed(0)} ms, ` +
+        `qemu microvm ${result.qemu.medianMs.toFixed(0)} ms, ratio ${ratio.toFixed(2)} (target <= 0.6: ${ratio <= 0.6 ? "met" : "not met"})`,
+    );
+    const outDir = path.join(root, "bench-results");
+    mkdirSync(outDir, { recursive: true });
+    writeFileSync(
+      path.join(outDir, "linux.json"),
+      JSON.stringify({ date: new Date().toISOString(), ratio, ...result }, null, 2) + "\n",
+    );
+    console.log("wrote bench-results/linux.json");
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
