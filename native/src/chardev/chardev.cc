@@ -126,10 +126,10 @@ void Chardev::WaitWritable(int fd) {
   ::poll(&p, 1, 1000);
 }
 
-void Chardev::Write(const uint8_t* data, size_t len) {
+size_t Chardev::Write(const uint8_t* data, size_t len) {
   std::lock_guard guard(lock_);
   int fd = kind_ == ChardevConfig::Kind::kSocket ? client_.get() : out_fd_;
-  if (fd < 0) return;
+  if (fd < 0) return len;  // nobody to read it: discarded, as on a cable with nothing attached
   size_t done = 0;
   int stalls = 0;
   while (done < len) {
@@ -142,16 +142,62 @@ void Chardev::Write(const uint8_t* data, size_t len) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) {
-      if (nonblocking_drop_) return;
+      // The socket's reader is behind: push back on the guest.
+      if (kind_ == ChardevConfig::Kind::kSocket) return done;
+      // A pty nobody has open fills up and stays full: drop, never stall.
+      if (nonblocking_drop_) return len;
       // stdio may have been made non-blocking by whoever shares it: wait a
       // little, but never hang the vCPU forever on a reader that is gone.
-      if (++stalls > 5) return;
+      if (++stalls > 5) return len;
       WaitWritable(fd);
       continue;
     }
     if (kind_ == ChardevConfig::Kind::kSocket) DropClient();
+    return len;
+  }
+  return len;
+}
+
+void Chardev::SetWritableHandler(WritableHandler handler) {
+  std::lock_guard guard(lock_);
+  on_writable_ = std::move(handler);
+}
+
+void Chardev::RequestWritable() {
+  std::lock_guard guard(lock_);
+  if (loop_ == nullptr) return;
+  if (kind_ == ChardevConfig::Kind::kSocket && client_.valid()) {
+    want_writable_ = true;
+    UpdateClientInterest();
     return;
   }
+  // The client left in between: Write discards now, so the device may
+  // flush at once, but not from here (the caller holds the device's lock).
+  if (on_writable_) loop_->Defer(on_writable_);
+}
+
+void Chardev::UpdateClientInterest() {
+  if (!client_.valid() || loop_ == nullptr) return;
+  uint32_t events = (input_paused_ ? 0u : static_cast<uint32_t>(EPOLLIN | EPOLLRDHUP)) |
+                    (want_writable_ ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+  loop_->Modify(client_.get(), events);
+}
+
+void Chardev::OnClientEvents(uint32_t events) {
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+    WritableHandler handler;
+    {
+      std::lock_guard guard(lock_);
+      if (want_writable_) {
+        want_writable_ = false;
+        UpdateClientInterest();
+        handler = on_writable_;
+      }
+    }
+    // Outside lock_: the handler takes the device's lock, then Write takes ours.
+    if (handler) handler();
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) OnInputReadable(events);
 }
 
 void Chardev::Attach(EventLoop* loop, InputSink sink) {
@@ -197,7 +243,8 @@ void Chardev::OnAccept() {
   client_.Reset(fd);
   in_fd_ = fd;
   input_paused_ = false;
-  loop_->Add(fd, EPOLLIN | EPOLLRDHUP, [this](uint32_t events) { OnInputReadable(events); });
+  want_writable_ = false;
+  loop_->Add(fd, EPOLLIN | EPOLLRDHUP, [this](uint32_t events) { OnClientEvents(events); });
 }
 
 void Chardev::DropClient() {
@@ -205,6 +252,12 @@ void Chardev::DropClient() {
   if (loop_ != nullptr) loop_->Remove(client_.get());
   client_.Reset();
   in_fd_ = -1;
+  // Output held for this client can go (nowhere) now; let the device flush.
+  if (want_writable_ && loop_ != nullptr && on_writable_) {
+    want_writable_ = false;
+    WritableHandler handler = on_writable_;
+    loop_->Defer([handler] { handler(); });
+  }
 }
 
 void Chardev::OnInputReadable(uint32_t events) {
@@ -241,7 +294,11 @@ void Chardev::OnInputReadable(uint32_t events) {
     // The device may have made room between answering and now: then stay armed.
     if (in_fd_ == fd && loop_ != nullptr && !resume_requested_) {
       input_paused_ = true;
-      loop_->Modify(fd, 0);
+      if (kind_ == ChardevConfig::Kind::kSocket) {
+        UpdateClientInterest();
+      } else {
+        loop_->Modify(fd, 0);
+      }
     }
     return;
   }
@@ -269,7 +326,11 @@ void Chardev::ResumeInput() {
   }
   if (loop_ == nullptr || in_fd_ < 0) return;
   input_paused_ = false;
-  loop_->Modify(in_fd_, kind_ == ChardevConfig::Kind::kSocket ? (EPOLLIN | EPOLLRDHUP) : EPOLLIN);
+  if (kind_ == ChardevConfig::Kind::kSocket) {
+    UpdateClientInterest();
+  } else {
+    loop_->Modify(in_fd_, EPOLLIN);
+  }
 }
 
 }  // namespace virga

@@ -2,6 +2,9 @@
 // server. Output is written from the vCPU thread straight to the backend;
 // input is read on the I/O thread and handed to the device only as fast as
 // the device has room, so a flood never grows a buffer without bound.
+// A socket client that reads slowly pushes back instead of losing bytes:
+// Write takes what the socket accepts and the device holds the rest (its
+// transmitter stays busy) until the backend reports it writable again.
 #pragma once
 
 #include <cstddef>
@@ -28,7 +31,15 @@ class Chardev {
   explicit Chardev(const ChardevConfig& config);
   ~Chardev();
 
-  void Write(const uint8_t* data, size_t len);
+  using WritableHandler = std::function<void()>;
+
+  // Returns how many bytes were taken (consumed or, with nobody to read
+  // them, discarded). Less than len only for a socket client that is not
+  // keeping up; call RequestWritable and retry when told.
+  size_t Write(const uint8_t* data, size_t len);
+  // Calls the writable handler (on the I/O thread) once output can go on.
+  void RequestWritable();
+  void SetWritableHandler(WritableHandler handler);
   // Registers input sources with the loop; `sink` receives guest input.
   void Attach(EventLoop* loop, InputSink sink);
   // Called by the device when it has room again after refusing input.
@@ -38,6 +49,8 @@ class Chardev {
 
  private:
   void OnInputReadable(uint32_t events);
+  void OnClientEvents(uint32_t events);
+  void UpdateClientInterest();
   void OnAccept();
   void DropClient();
   void WaitWritable(int fd);
@@ -58,6 +71,8 @@ class Chardev {
   InputSink sink_;
   bool input_paused_ = false;
   bool resume_requested_ = false;
+  bool want_writable_ = false;
+  WritableHandler on_writable_;
 };
 
 }  // namespace virga

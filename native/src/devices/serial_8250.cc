@@ -102,7 +102,8 @@ uint8_t Serial8250::ReadRegister(uint64_t offset) {
     case kMcr:
       return mcr_;
     case kLsr:
-      return static_cast<uint8_t>((rx_.empty() ? 0 : kLsrDataReady) | kLsrThrEmpty | kLsrTxIdle);
+      return static_cast<uint8_t>((rx_.empty() ? 0 : kLsrDataReady) |
+                                  (tx_.empty() ? kLsrThrEmpty | kLsrTxIdle : 0));
     case kMsr:
       return ModemStatus();
     case kScr:
@@ -121,10 +122,16 @@ void Serial8250::WriteRegister(uint64_t offset, uint8_t value) {
       }
       if (mcr_ & kMcrLoop) {
         if (rx_.size() < kRxFifoSize) rx_.push_back(value);
-      } else {
-        chardev_->Write(&value, 1);
+      } else if (!tx_.empty()) {
+        // A guest that ignores THRE overruns the FIFO and loses the byte, as on hardware.
+        if (tx_.size() < kRxFifoSize) tx_.push_back(value);
+        return;
+      } else if (chardev_->Write(&value, 1) == 0) {
+        tx_.push_back(value);
+        chardev_->RequestWritable();
+        return;
       }
-      // Transmission is instant, so the holding register is empty again.
+      // Sent: the holding register is empty again at once.
       thr_empty_pending_ = true;
       line_asserted_ = false;
       return;
@@ -162,6 +169,21 @@ void Serial8250::WriteRegister(uint64_t offset, uint8_t value) {
     default:
       return;
   }
+}
+
+void Serial8250::FlushTransmitter() {
+  std::lock_guard guard(lock_);
+  while (!tx_.empty()) {
+    uint8_t byte = tx_.front();
+    if (chardev_->Write(&byte, 1) == 0) {
+      chardev_->RequestWritable();
+      return;
+    }
+    tx_.pop_front();
+  }
+  thr_empty_pending_ = true;
+  line_asserted_ = false;
+  UpdateInterrupt();
 }
 
 size_t Serial8250::RxCapacity() const { return (fcr_ & kFcrEnable) ? kRxFifoSize : 1; }

@@ -20,6 +20,8 @@ class Serial8250 : public BusDevice {
 
   // Input from the backend (I/O thread). With data == nullptr, returns the room left.
   size_t ReceiveInput(const uint8_t* data, size_t len);
+  // The backend can take output again: send what the transmitter holds.
+  void FlushTransmitter();
 
  private:
   uint8_t ReadRegister(uint64_t offset);
@@ -43,6 +45,9 @@ class Serial8250 : public BusDevice {
   bool thr_empty_pending_ = false;
   bool line_asserted_ = false;
   std::deque<uint8_t> rx_;
+  // Bytes the backend could not take yet; while any wait, the transmitter
+  // reads busy (no THRE) and the guest holds further output.
+  std::deque<uint8_t> tx_;
   bool input_refused_ = false;
 };
 

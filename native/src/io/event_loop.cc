@@ -53,6 +53,15 @@ void EventLoop::Remove(int fd) {
   handlers_.erase(fd);
 }
 
+void EventLoop::Defer(std::function<void()> fn) {
+  {
+    std::lock_guard guard(lock_);
+    deferred_.push_back(std::move(fn));
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+}
+
 void EventLoop::Run() {
   epoll_event events[32];
   for (;;) {
@@ -64,15 +73,24 @@ void EventLoop::Run() {
       {
         std::lock_guard guard(lock_);
         if (stopping_) return;
-        if (events[i].data.fd == wake_.get()) continue;
+        if (events[i].data.fd == wake_.get()) {
+          uint64_t count;
+          [[maybe_unused]] ssize_t n = ::read(wake_.get(), &count, sizeof(count));
+          continue;
+        }
         auto it = handlers_.find(events[i].data.fd);
         if (it == handlers_.end()) continue;  // removed after epoll_wait returned
         handler = it->second;
       }
       (*handler)(events[i].events);
     }
-    std::lock_guard guard(lock_);
-    if (stopping_) return;
+    std::vector<std::function<void()>> deferred;
+    {
+      std::lock_guard guard(lock_);
+      if (stopping_) return;
+      deferred.swap(deferred_);
+    }
+    for (auto& fn : deferred) fn();
   }
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "common/fd.h"
 
@@ -25,6 +26,8 @@ class EventLoop {
   void Add(int fd, uint32_t events, Handler handler);
   void Modify(int fd, uint32_t events);
   void Remove(int fd);
+  // Runs fn on the loop's thread soon; for work that must not run under the caller's locks.
+  void Defer(std::function<void()> fn);
 
  private:
   void Run();
@@ -33,6 +36,7 @@ class EventLoop {
   UniqueFd wake_;
   std::mutex lock_;
   std::map<int, std::shared_ptr<Handler>> handlers_;
+  std::vector<std::function<void()>> deferred_;
   std::thread thread_;
   bool stopping_ = false;
 };

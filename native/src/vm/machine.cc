@@ -222,6 +222,7 @@ void Machine::Start(bool paused) {
   if (started_ || destroyed_) return;
   started_ = true;
   paused_ = paused;
+  chardev_->SetWritableHandler([this] { serial_->FlushTransmitter(); });
   chardev_->Attach(&loop_, [this](const uint8_t* data, size_t len) { return serial_->ReceiveInput(data, len); });
   loop_.Start();
   for (auto& vcpu : vcpus_) vcpu->Start(paused);
