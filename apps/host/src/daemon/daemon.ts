@@ -1,0 +1,175 @@
+// virgad's state: the run directory, the image directories, the event bus
+// and every VM. The tRPC routers are thin adapters over this class; tests
+// can drive it directly.
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { rename, rm } from "node:fs/promises";
+import path from "node:path";
+import { ImageDirs } from "./confine";
+import { DaemonError, badRequest, messageOf, notFound } from "./errors";
+import { EventBus } from "./event-bus";
+import { hostInfo, kvmFacts, type HostInfo, type KvmFacts } from "./host-info";
+import { guardQmpArguments } from "./qmp-guard";
+import type { QmpReply } from "./qmp-link";
+import { MAX_SOCKET_PATH, RunDir, VM_ID, privateDir, vmPaths } from "./run-dir";
+import { ManagedVm, type VmMeta, type VmSummary } from "./vm";
+import { confineConfig, normaliseConfig, type VmConfigInput } from "./vm-input";
+
+/** apps/host, from dist/src/daemon. */
+const hostDir = path.resolve(__dirname, "..", "..", "..");
+export const repoRoot = path.resolve(hostDir, "..", "..");
+export const VMM_BIN = path.join(hostDir, "bin", "virga-vmm.js");
+
+/** Image directories when none are given: the guest builds in this repository. */
+export function defaultImageDirs(): string[] {
+  return [
+    path.join(repoRoot, "build", "guests"),
+    path.join(repoRoot, "native", "probe-guest", "build"),
+  ];
+}
+
+export interface DaemonOptions {
+  runDir: string;
+  /** Default: defaultImageDirs(). <run>/images is always added. */
+  imageDirs?: readonly string[];
+  log?: (line: string) => void;
+  vmmBin?: string;
+}
+
+export interface CreateVmInput {
+  id?: string;
+  name?: string;
+  config: VmConfigInput;
+}
+
+export class Daemon {
+  readonly run: RunDir;
+  readonly images: ImageDirs;
+  readonly bus: EventBus;
+  readonly token: string;
+  private readonly vms = new Map<string, ManagedVm>();
+  /** Ids being created, so two creates of one id cannot race. */
+  private readonly reserved = new Set<string>();
+  private readonly log: (line: string) => void;
+  private readonly vmmBin: string;
+  private kvm: KvmFacts | null = null;
+
+  private constructor(options: DaemonOptions) {
+    this.log = options.log ?? (() => undefined);
+    this.vmmBin = options.vmmBin ?? VMM_BIN;
+    this.run = new RunDir(options.runDir);
+    this.run.prepare();
+    this.token = this.run.token();
+    this.images = new ImageDirs([...(options.imageDirs ?? defaultImageDirs()), this.run.imagesDir]);
+    this.bus = new EventBus(this.run.eventsFile, this.log);
+  }
+
+  /** Opens the run directory and re-attaches to every VM in it. */
+  static async open(options: DaemonOptions): Promise<Daemon> {
+    const daemon = new Daemon(options);
+    for (const id of daemon.run.vmIds()) {
+      try {
+        daemon.vms.set(id, ManagedVm.load(daemon.run.vm(id), daemon.context()));
+      } catch (error) {
+        daemon.log(`skipping vms/${id}: ${messageOf(error)}`);
+      }
+    }
+    await Promise.all([...daemon.vms.values()].map((vm) => vm.attach()));
+    return daemon;
+  }
+
+  private context() {
+    return { bus: this.bus, images: this.images, vmmBin: this.vmmBin, log: this.log };
+  }
+
+  list(): VmSummary[] {
+    return [...this.vms.values()]
+      .map((vm) => vm.summary())
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  vm(id: string): ManagedVm {
+    const vm = this.vms.get(id);
+    if (vm === undefined) throw notFound(id);
+    return vm;
+  }
+
+  /**
+   * Validates, confines and stores a new VM (state `created`). The directory
+   * is written under a staging name and renamed into place, so a failure
+   * leaves nothing behind.
+   */
+  async create(input: CreateVmInput): Promise<VmSummary> {
+    const id = input.id ?? `vm-${randomBytes(4).toString("hex")}`;
+    if (!VM_ID.test(id)) {
+      throw badRequest(`id: '${id}' must match ${String(VM_ID)} (lowercase letters, digits, '-')`);
+    }
+    if (this.vms.has(id) || this.reserved.has(id)) {
+      throw new DaemonError("CONFLICT", `a VM with id '${id}' already exists`);
+    }
+    const paths = this.run.vm(id);
+    if (Buffer.byteLength(paths.console) > MAX_SOCKET_PATH) {
+      throw badRequest(
+        `id: '${id}' makes the socket path ${paths.console} longer than ${MAX_SOCKET_PATH} bytes; use a shorter id or run directory`,
+      );
+    }
+    const configName = (input.config as { name?: unknown }).name;
+    const name = input.name ?? (typeof configName === "string" ? configName : id);
+    const config = await confineConfig(normaliseConfig(input.config, name, paths), this.images);
+    this.reserved.add(id);
+    const staging = this.run.staging(id);
+    try {
+      privateDir(staging);
+      const meta: VmMeta = {
+        id,
+        name,
+        createdAt: new Date().toISOString(),
+        startedAt: null,
+        state: "created",
+        exit: null,
+      };
+      // The config names the final paths; only the folder moves.
+      const staged = vmPaths(staging);
+      writeFileSync(staged.config, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
+      writeFileSync(staged.meta, JSON.stringify(meta, null, 2) + "\n", { mode: 0o600 });
+      await rename(staging, paths.dir);
+      const vm = ManagedVm.load(paths, this.context());
+      this.vms.set(id, vm);
+    } catch (error) {
+      await rm(staging, { recursive: true, force: true });
+      throw new DaemonError("INTERNAL_SERVER_ERROR", `creating VM '${id}': ${messageOf(error)}`, {
+        cause: error,
+      });
+    } finally {
+      this.reserved.delete(id);
+    }
+    this.bus.publish(id, "VM_CREATED", { name });
+    return this.vm(id).summary();
+  }
+
+  async remove(id: string): Promise<{ id: string }> {
+    const vm = this.vm(id);
+    await vm.remove();
+    this.vms.delete(id);
+    this.bus.publish(id, "VM_DELETED", {});
+    return { id };
+  }
+
+  async qmp(id: string, execute: string, args?: Record<string, unknown>): Promise<QmpReply> {
+    const vm = this.vm(id);
+    const guarded = await guardQmpArguments(execute, args, this.images);
+    return vm.qmpRequest(execute, guarded);
+  }
+
+  hostInfo(): HostInfo {
+    this.kvm ??= kvmFacts();
+    return hostInfo([...this.vms.values()], this.kvm);
+  }
+
+  /** Lets go of every VM (they keep running) and flushes what is pending. */
+  async close(): Promise<void> {
+    await Promise.all([...this.vms.values()].map((vm) => vm.detach()));
+    this.bus.close();
+    await this.bus.flush();
+  }
+}

@@ -1,0 +1,54 @@
+// tRPC, set up once: the context, the error shape, and the one procedure
+// builder every router uses (auth, then DaemonError → TRPCError).
+import { initTRPC, TRPCError } from "@trpc/server";
+import type { WebSocket } from "ws";
+import { ZodError } from "zod";
+import type { Daemon } from "./daemon";
+import { DaemonError } from "./errors";
+
+export interface Context {
+  daemon: Daemon;
+  /** The transport checked the bearer token (server.ts); createCaller sets it itself. */
+  authed: boolean;
+  /** The websocket carrying this call, so subscriptions can see a client that stopped reading. */
+  ws: WebSocket | null;
+}
+
+const t = initTRPC.context<Context>().create({
+  errorFormatter({ shape, error }) {
+    const zodIssues = error.cause instanceof ZodError ? error.cause.issues : undefined;
+    return { ...shape, data: { ...shape.data, zodIssues } };
+  },
+});
+
+/** Any error from the daemon, as the TRPCError a client should see. */
+export function toTRPCError(error: unknown): TRPCError {
+  if (error instanceof TRPCError) return error;
+  if (error instanceof DaemonError) {
+    return new TRPCError({ code: error.code, message: error.message, cause: error });
+  }
+  return new TRPCError({
+    code: "INTERNAL_SERVER_ERROR",
+    message: error instanceof Error ? error.message : String(error),
+    cause: error,
+  });
+}
+
+const requireToken = t.middleware(({ ctx, next }) => {
+  if (!ctx.authed) {
+    throw new TRPCError({ code: "UNAUTHORIZED", message: "missing or invalid bearer token" });
+  }
+  return next();
+});
+
+const daemonErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && result.error.cause instanceof DaemonError) {
+    throw toTRPCError(result.error.cause);
+  }
+  return result;
+});
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+export const procedure = t.procedure.use(requireToken).use(daemonErrors);
