@@ -13,6 +13,8 @@ export default tseslint.config(
       "**/build/**",
       "**/.next/**",
       "prisma/generated/**",
+      "apps/web/next-env.d.ts",
+      "playwright/artifacts/**",
       "data/**",
       "native/index.js",
       "native/index.d.ts",
@@ -20,7 +22,7 @@ export default tseslint.config(
   },
   js.configs.recommended,
   {
-    files: ["**/*.ts"],
+    files: ["**/*.ts", "**/*.tsx"],
     extends: [...tseslint.configs.strictTypeChecked],
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
@@ -28,6 +30,8 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      // React event handlers are arrow shorthands returning void calls.
+      "@typescript-eslint/no-confusing-void-expression": ["error", { ignoreArrowShorthand: true }],
       // node:test's describe/it return promises the runner itself awaits.
       "@typescript-eslint/no-floating-promises": [
         "error",

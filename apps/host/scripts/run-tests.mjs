@@ -1,5 +1,6 @@
 // `npm test`: every compiled test of apps/host under node's test runner, unit
-// tests (beside the sources, dist/src) first, then host tests (dist/test).
+// tests (beside the sources, dist/src) first, then host tests (dist/test),
+// then the portal's unit/API tests and its Playwright suite.
 // Prints the spec report, then "N passed, N failed" as the last line; exits
 // non-zero on any failure or when no test ran.
 import { spawnSync } from "node:child_process";
@@ -59,12 +60,48 @@ try {
   summary = "";
 }
 rmSync(scratch, { recursive: true, force: true });
+let passed = 0;
+let failed = 0;
+let ok = result.status === 0;
 const match = /^(\d+) passed, (\d+) failed$/.exec(summary);
 if (match === null) {
   console.log(`the test runner ended without a summary (exit ${result.status ?? result.signal})`);
-  console.log("0 passed, 1 failed");
-  process.exit(1);
+  failed += 1;
+  ok = false;
+} else {
+  passed += Number(match[1]);
+  failed += Number(match[2]);
+  console.log(`host: ${summary}`);
 }
-const [passed, failed] = [Number(match[1]), Number(match[2])];
-console.log(summary);
-process.exit(result.status !== 0 || failed > 0 || passed === 0 ? 1 : 0);
+
+// The portal's own runners (unit + API tests, then Playwright in Chromium),
+// each ending with its own "N passed, N failed"; the totals add up here.
+const repo = path.join(here, "..", "..", "..");
+const portalRunners = [
+  ["portal", path.join(repo, "apps", "web", "test", "run.mjs")],
+  ["playwright", path.join(repo, "playwright", "run.mjs")],
+];
+for (const [label, runner] of portalRunners) {
+  if (filters.length > 0 && !filters.some((f) => label.includes(f) || runner.includes(f))) continue;
+  const run = spawnSync(process.execPath, [runner], {
+    cwd: repo,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  process.stdout.write(run.stdout ?? "");
+  const last = (run.stdout ?? "").trim().split("\n").pop() ?? "";
+  const counts = /(\d+) passed, (\d+) failed/.exec(last);
+  if (counts === null) {
+    console.log(`${label}: the runner ended without a summary (exit ${run.status ?? run.signal})`);
+    failed += 1;
+    ok = false;
+    continue;
+  }
+  passed += Number(counts[1]);
+  failed += Number(counts[2]);
+  if (run.status !== 0) ok = false;
+  console.log(`${label}: ${last}`);
+}
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(!ok || failed > 0 || passed === 0 ? 1 : 0);

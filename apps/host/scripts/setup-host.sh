@@ -6,6 +6,8 @@
 #                    machine of the nested-KVM test harness
 #   ncat             the tool the StratoVirt user guide drives QMP with; the
 #                    QMP client tests use it as written there
+#   chromium         the browser the portal's end-to-end tests drive
+#                    (Playwright never downloads one here)
 # and then builds the stock-Linux test guest and the nested-KVM harness's L1
 # machine from Debian packages (apps/host/test/images/build.sh; a no-op when
 # they are current; VIRGA_SKIP_GUEST_IMAGES=1 skips it).
@@ -28,6 +30,7 @@ fi
 declare -A wanted=(
   [qemu-system-x86_64]=qemu-system-x86
   [ncat]=ncat
+  [chromium]=chromium
 )
 missing=()
 for command in "${!wanted[@]}"; do

@@ -98,6 +98,31 @@ mount -t tmpfs -o mode=0755 tmpfs $R/run || die "mount /run in the new root"
 mkdir -p $R/run/virga-job
 mount -o bind /job $R/run/virga-job || die "bind the job folder into the new root"
 
+# Keep one idle KVM VM (in-kernel irqchip, one vCPU that never runs) open
+# for L1's lifetime. Creating and destroying a VM flips static keys
+# (preempt_notifier_key, whose branches sit in __schedule, and KVM's
+# apic_sw_disabled): the kernel rewrites its own code each time, and QEMU
+# 7.2's multi-threaded TCG has been seen to keep executing a stale int3 from
+# such a rewrite, both L1 vCPUs looping in exc_int3 forever. With this VM
+# holding the keys on, later VMs only move reference counts.
+PIN_PY='
+import fcntl, os, signal
+kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+vm = fcntl.ioctl(kvm, 0xAE01, 0)      # KVM_CREATE_VM
+fcntl.ioctl(vm, 0xAE60, 0)            # KVM_CREATE_IRQCHIP
+fcntl.ioctl(vm, 0xAE41, 0)            # KVM_CREATE_VCPU 0
+open("/run/virga-kvm-pin", "w").write(str(os.getpid()))
+while True:
+    signal.pause()
+'
+pin_started=
+if [ -c /dev/kvm ] && [ -x $R/usr/bin/python3 ]; then
+    chroot $R /usr/bin/python3 -c "$PIN_PY" </dev/null >/dev/null 2>&1 &
+    pin_started=1
+else
+    say "warning: no python3 in the host root; KVM static keys are not pinned"
+fi
+
 # Writable shares: one line per share, "<9p tag> <absolute path>".
 if [ -r /job/shares ]; then
     while read -r tag path; do
@@ -115,6 +140,16 @@ if [ ! -c /dev/kvm ]; then
     fi
 fi
 [ -z "$modfail" ] || die "$modfail"
+
+if [ -n "$pin_started" ]; then
+    n=0
+    while [ ! -s $R/run/virga-kvm-pin ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n + 1)); done
+    if [ -s $R/run/virga-kvm-pin ]; then
+        say "kvm pin VM ready uptime=$(up)"
+    else
+        say "warning: the KVM pin VM did not start"
+    fi
+fi
 
 # The job's output ports (virtio-serial); their names arrive from QEMU a
 # moment after virtio_console binds.

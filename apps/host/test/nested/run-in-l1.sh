@@ -69,7 +69,6 @@ TIMEOUT=${VIRGA_L1_TIMEOUT:-1800}
 BOOT_TIMEOUT=${VIRGA_L1_BOOT_TIMEOUT:-90}
 BOOT_ATTEMPTS=${VIRGA_L1_BOOT_ATTEMPTS:-2}
 MACHINE=microvm
-TCG_THREAD=${VIRGA_L1_TCG_THREAD:-multi}
 TIMING=0
 VERBOSE=${VIRGA_L1_VERBOSE:-0}
 LOG=
@@ -83,7 +82,6 @@ while [ $# -gt 0 ]; do
         --boot-timeout) [ $# -ge 2 ] || usage "--boot-timeout needs seconds"; BOOT_TIMEOUT=$2; shift 2 ;;
         --boot-attempts) [ $# -ge 2 ] || usage "--boot-attempts needs a number"; BOOT_ATTEMPTS=$2; shift 2 ;;
         --machine) [ $# -ge 2 ] || usage "--machine needs microvm or q35"; MACHINE=$2; shift 2 ;;
-        --tcg-thread) [ $# -ge 2 ] || usage "--tcg-thread needs single or multi"; TCG_THREAD=$2; shift 2 ;;
         --timing) TIMING=1; shift ;;
         --verbose) VERBOSE=1; shift ;;
         --log) [ $# -ge 2 ] || usage "--log needs a file"; LOG=$2; shift 2 ;;
@@ -99,10 +97,6 @@ done
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || usage "--timeout must be a number of seconds"
 [[ "$BOOT_TIMEOUT" =~ ^[0-9]+$ ]] || usage "--boot-timeout must be a number of seconds"
 [[ "$BOOT_ATTEMPTS" =~ ^[1-9][0-9]*$ ]] || usage "--boot-attempts must be a positive number"
-case "$TCG_THREAD" in
-    single|multi) ;;
-    *) usage "--tcg-thread must be single or multi" ;;
-esac
 case "$MACHINE" in
     microvm) DEV=device ;;
     q35) DEV=pci ;;
@@ -172,7 +166,7 @@ esac
         printf 'export %s=%s\n' "$name" "$(sq "${!name}")"
     done < <(compgen -e)
     echo "export VIRGA_IN_L1=1"
-    printf 'cd %s || { echo "working directory %s is not visible in L1" >/run/virga-job/error; exit 90; }\n' \
+    printf 'cd %s || { printf "working directory %%s is not visible in L1\\n" %s >/run/virga-job/error; exit 90; }\n' \
         "$(sq "$CWD")" "$(sq "$CWD")"
     printf 'exec'
     for a in "$@"; do printf ' %s' "$(sq "$a")"; done
@@ -215,7 +209,7 @@ case "$MACHINE" in
 esac
 
 QEMU_ARGS=("${MACHINE_ARGS[@]}"
-    -accel "tcg,thread=$TCG_THREAD" -cpu "${VIRGA_L1_CPU:-max,la57=off}" -smp "$CPUS" -m "$MEM"
+    -accel tcg,thread=multi -cpu "${VIRGA_L1_CPU:-max,la57=off}" -smp "$CPUS" -m "$MEM"
     -nodefaults -no-user-config -display none -no-reboot
     -kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND"
     -chardev "file,id=console,path=$(qe "$T/console.log")" -serial chardev:console

@@ -1,0 +1,520 @@
+"use client";
+// The VM definition form. Every field is checked, as you type, with the same
+// zod schema virga-vmm parses its flags into (apps/host's vmConfigSchema);
+// errors show next to their field, and the server checks again with the
+// same schema and names the field the same way.
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useRouter } from "next/navigation";
+import { useMemo, useState, type SyntheticEvent, type ReactNode } from "react";
+import { errorDetails, useTRPC } from "@/lib/trpc";
+import {
+  MAX_MEMORY_BYTES,
+  MIB,
+  MIN_MEMORY_BYTES,
+  vmConfigSchema,
+  type VmConfig,
+} from "@/lib/vm-config";
+
+type SerialKind = VmConfig["serial"]["kind"];
+
+interface FormState {
+  name: string;
+  description: string;
+  machine: string;
+  kernel: string;
+  initrd: string;
+  append: string;
+  bootEntry: string;
+  cpus: string;
+  maxCpus: string;
+  sockets: string;
+  cores: string;
+  threads: string;
+  memoryMiB: string;
+  drives: { id: string; file: string; readOnly: boolean; direct: boolean }[];
+  devices: { id: string; drive: string }[];
+  serialKind: SerialKind;
+  serialPath: string;
+  startPaused: boolean;
+}
+
+function toForm(name: string, description: string, config: VmConfig): FormState {
+  return {
+    name,
+    description,
+    machine: config.machine,
+    kernel: config.kernel,
+    initrd: config.initrd ?? "",
+    append: config.append,
+    bootEntry: config.bootEntry,
+    cpus: String(config.smp.cpus),
+    maxCpus: String(config.smp.maxCpus),
+    sockets: String(config.smp.sockets),
+    cores: String(config.smp.cores),
+    threads: String(config.smp.threads),
+    memoryMiB: String(config.memoryBytes / MIB),
+    drives: config.drives.map((d) => ({ ...d })),
+    devices: config.devices.map((d) => ({ id: d.id, drive: d.drive })),
+    serialKind: config.serial.kind,
+    serialPath: "path" in config.serial ? config.serial.path : "",
+    startPaused: config.startPaused,
+  };
+}
+
+function num(text: string): number {
+  return text.trim() === "" ? Number.NaN : Number(text);
+}
+
+/** The form as a candidate VmConfig (not yet validated). */
+function toConfig(form: FormState, base: VmConfig): Record<string, unknown> {
+  const serial =
+    form.serialKind === "file" || form.serialKind === "socket"
+      ? { kind: form.serialKind, path: form.serialPath }
+      : { kind: form.serialKind };
+  const config: Record<string, unknown> = {
+    ...base,
+    machine: form.machine,
+    kernel: form.kernel.trim(),
+    append: form.append,
+    bootEntry: form.bootEntry,
+    smp: {
+      cpus: num(form.cpus),
+      maxCpus: num(form.maxCpus),
+      sockets: num(form.sockets),
+      cores: num(form.cores),
+      threads: num(form.threads),
+    },
+    memoryBytes: num(form.memoryMiB) * MIB,
+    drives: form.drives.map((d) => ({ ...d, id: d.id.trim(), file: d.file.trim() })),
+    devices: form.devices.map((d) => ({
+      driver: "virtio-blk-device",
+      id: d.id.trim(),
+      drive: d.drive.trim(),
+    })),
+    serial,
+    startPaused: form.startPaused,
+  };
+  if (form.initrd.trim() === "") delete config.initrd;
+  else config.initrd = form.initrd.trim();
+  return config;
+}
+
+function Field(props: {
+  id: string;
+  label: string;
+  error?: string | undefined;
+  hint?: string;
+  children: ReactNode;
+}) {
+  return (
+    <div className={`field${props.error ? " invalid" : ""}`}>
+      <label htmlFor={props.id}>{props.label}</label>
+      {props.children}
+      {props.hint && !props.error && <span className="hint">{props.hint}</span>}
+      {props.error && (
+        <span className="field-error" role="alert" data-testid={`error-${props.id}`}>
+          {props.error}
+        </span>
+      )}
+    </div>
+  );
+}
+
+export function DefinitionForm(props: {
+  mode: "create" | "edit";
+  id?: string;
+  name: string;
+  description: string;
+  config: VmConfig;
+}) {
+  const trpc = useTRPC();
+  const router = useRouter();
+  const queryClient = useQueryClient();
+  const [form, setForm] = useState<FormState>(() =>
+    toForm(props.name, props.description, props.config),
+  );
+  const [touched, setTouched] = useState(false);
+  const set = <K extends keyof FormState>(key: K, value: FormState[K]) => {
+    setTouched(true);
+    setForm((old) => ({ ...old, [key]: value }));
+  };
+
+  const candidate = useMemo(() => toConfig(form, props.config), [form, props.config]);
+  const localErrors = useMemo(() => {
+    const errors: Record<string, string> = {};
+    const parsed = vmConfigSchema.safeParse(candidate);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        const key = issue.path.join(".") || "config";
+        // The schema counts bytes; the form asks for MiB.
+        errors[key] ??=
+          key === "memoryBytes"
+            ? `must be a whole number of MiB, ${MIN_MEMORY_BYTES / MIB}..${MAX_MEMORY_BYTES / MIB}`
+            : issue.message;
+      }
+    }
+    if (form.name.trim() === "") errors.name = "required";
+    return errors;
+  }, [candidate, form.name]);
+
+  const onSaved = {
+    onSuccess: () => {
+      void queryClient.invalidateQueries({ queryKey: trpc.definitions.pathKey() });
+      router.push("/definitions");
+      router.refresh();
+    },
+  };
+  const create = useMutation(trpc.definitions.create.mutationOptions(onSaved));
+  const update = useMutation(trpc.definitions.update.mutationOptions(onSaved));
+  const mutation = props.mode === "create" ? create : update;
+  const serverErrors = mutation.error ? errorDetails(mutation.error) : null;
+  const serverFields: Record<string, string> = {};
+  for (const [path, message] of Object.entries(serverErrors?.fields ?? {})) {
+    serverFields[path.replace(/^config\./, "")] = message;
+  }
+  const [submitted, setSubmitted] = useState(false);
+  const show = submitted || touched;
+  const error = (key: string): string | undefined =>
+    serverFields[key] ?? (show ? localErrors[key] : undefined);
+
+  const submit = (event: SyntheticEvent) => {
+    event.preventDefault();
+    setSubmitted(true);
+    if (Object.keys(localErrors).length > 0) return;
+    const body = { name: form.name.trim(), description: form.description, config: candidate };
+    if (props.mode === "create") create.mutate(body);
+    else update.mutate({ id: props.id ?? "", ...body });
+  };
+
+  const smpError = error("smp");
+  const driveIds = form.drives.map((d) => d.id).filter(Boolean);
+
+  return (
+    <form className="panel" onSubmit={submit} aria-label="VM definition" noValidate>
+      {serverErrors && <div className="alert error">{serverErrors.message}</div>}
+      {submitted && Object.keys(localErrors).length > 0 && (
+        <div className="alert error">Fix the fields marked below.</div>
+      )}
+      <div className="grid2">
+        <Field id="name" label="Name" error={error("name")}>
+          <input id="name" value={form.name} onChange={(e) => set("name", e.target.value)} />
+        </Field>
+        <Field id="description" label="Description">
+          <input
+            id="description"
+            value={form.description}
+            onChange={(e) => set("description", e.target.value)}
+          />
+        </Field>
+      </div>
+
+      <fieldset>
+        <legend>Machine and boot</legend>
+        <div className="grid2">
+          <Field id="machine" label="Machine type" error={error("machine")}>
+            <select
+              id="machine"
+              value={form.machine}
+              onChange={(e) => set("machine", e.target.value)}
+            >
+              <option value="microvm">microvm</option>
+            </select>
+          </Field>
+          <Field
+            id="bootEntry"
+            label="Boot entry"
+            error={error("bootEntry")}
+            hint="linux64: bzImage/ELF via the Linux boot protocol; pvh: ELF PVH note"
+          >
+            <select
+              id="bootEntry"
+              value={form.bootEntry}
+              onChange={(e) => set("bootEntry", e.target.value)}
+            >
+              <option value="linux64">linux64</option>
+              <option value="pvh">pvh</option>
+            </select>
+          </Field>
+          <Field
+            id="kernel"
+            label="Kernel"
+            error={error("kernel")}
+            hint="Path on the host, inside virgad's image directories"
+          >
+            <input
+              id="kernel"
+              className="mono"
+              value={form.kernel}
+              onChange={(e) => set("kernel", e.target.value)}
+            />
+          </Field>
+          <Field id="initrd" label="Initrd (optional)" error={error("initrd")}>
+            <input
+              id="initrd"
+              className="mono"
+              value={form.initrd}
+              onChange={(e) => set("initrd", e.target.value)}
+            />
+          </Field>
+        </div>
+        <Field id="append" label="Kernel command line" error={error("append")}>
+          <input
+            id="append"
+            className="mono"
+            value={form.append}
+            onChange={(e) => set("append", e.target.value)}
+          />
+        </Field>
+      </fieldset>
+
+      <fieldset>
+        <legend>vCPU topology and memory</legend>
+        <div className="fields">
+          {(["cpus", "maxCpus", "sockets", "cores", "threads"] as const).map((key) => (
+            <Field
+              key={key}
+              id={`smp-${key}`}
+              label={key === "maxCpus" ? "max CPUs" : key}
+              error={error(`smp.${key}`)}
+            >
+              <input
+                id={`smp-${key}`}
+                type="number"
+                min={1}
+                value={form[key]}
+                onChange={(e) => set(key, e.target.value)}
+              />
+            </Field>
+          ))}
+          <Field id="memory" label="Memory (MiB)" error={error("memoryBytes")}>
+            <input
+              id="memory"
+              type="number"
+              min={16}
+              value={form.memoryMiB}
+              onChange={(e) => set("memoryMiB", e.target.value)}
+            />
+          </Field>
+        </div>
+        {smpError && (
+          <span className="field-error" role="alert" data-testid="error-smp">
+            {smpError}
+          </span>
+        )}
+      </fieldset>
+
+      <fieldset>
+        <legend>Disks</legend>
+        {form.drives.map((drive, i) => (
+          <div className="row" key={i}>
+            <Field id={`drive-${i}-id`} label="Drive id" error={error(`drives.${i}.id`)}>
+              <input
+                id={`drive-${i}-id`}
+                value={drive.id}
+                onChange={(e) =>
+                  set(
+                    "drives",
+                    form.drives.map((d, j) => (j === i ? { ...d, id: e.target.value } : d)),
+                  )
+                }
+              />
+            </Field>
+            <Field id={`drive-${i}-file`} label="Image file" error={error(`drives.${i}.file`)}>
+              <input
+                id={`drive-${i}-file`}
+                className="mono"
+                value={drive.file}
+                onChange={(e) =>
+                  set(
+                    "drives",
+                    form.drives.map((d, j) => (j === i ? { ...d, file: e.target.value } : d)),
+                  )
+                }
+              />
+            </Field>
+            <label className="small">
+              <input
+                type="checkbox"
+                checked={drive.readOnly}
+                onChange={(e) =>
+                  set(
+                    "drives",
+                    form.drives.map((d, j) => (j === i ? { ...d, readOnly: e.target.checked } : d)),
+                  )
+                }
+              />{" "}
+              read-only
+            </label>
+            <label className="small">
+              <input
+                type="checkbox"
+                checked={drive.direct}
+                onChange={(e) =>
+                  set(
+                    "drives",
+                    form.drives.map((d, j) => (j === i ? { ...d, direct: e.target.checked } : d)),
+                  )
+                }
+              />{" "}
+              O_DIRECT
+            </label>
+            <button
+              type="button"
+              className="danger"
+              onClick={() => {
+                set(
+                  "drives",
+                  form.drives.filter((_, j) => j !== i),
+                );
+                set(
+                  "devices",
+                  form.devices.filter((d) => d.drive !== drive.id),
+                );
+              }}
+            >
+              Remove
+            </button>
+          </div>
+        ))}
+        {error("drives") && (
+          <span className="field-error" role="alert">
+            {error("drives")}
+          </span>
+        )}
+        {form.devices.map((device, i) => (
+          <div className="row" key={`dev-${i}`}>
+            <Field
+              id={`device-${i}-id`}
+              label="virtio-blk device id"
+              error={error(`devices.${i}.id`)}
+            >
+              <input
+                id={`device-${i}-id`}
+                value={device.id}
+                onChange={(e) =>
+                  set(
+                    "devices",
+                    form.devices.map((d, j) => (j === i ? { ...d, id: e.target.value } : d)),
+                  )
+                }
+              />
+            </Field>
+            <Field
+              id={`device-${i}-drive`}
+              label="Backed by drive"
+              error={error(`devices.${i}.drive`)}
+            >
+              <select
+                id={`device-${i}-drive`}
+                value={device.drive}
+                onChange={(e) =>
+                  set(
+                    "devices",
+                    form.devices.map((d, j) => (j === i ? { ...d, drive: e.target.value } : d)),
+                  )
+                }
+              >
+                <option value="">—</option>
+                {driveIds.map((id) => (
+                  <option key={id} value={id}>
+                    {id}
+                  </option>
+                ))}
+              </select>
+            </Field>
+            <button
+              type="button"
+              className="danger"
+              onClick={() =>
+                set(
+                  "devices",
+                  form.devices.filter((_, j) => j !== i),
+                )
+              }
+            >
+              Remove
+            </button>
+          </div>
+        ))}
+        {error("devices") && (
+          <span className="field-error" role="alert">
+            {error("devices")}
+          </span>
+        )}
+        <div className="row">
+          <button
+            type="button"
+            onClick={() => {
+              const n = form.drives.length;
+              set("drives", [
+                ...form.drives,
+                { id: `disk${n}`, file: "", readOnly: false, direct: false },
+              ]);
+              set("devices", [
+                ...form.devices,
+                { id: `vd${String.fromCharCode(97 + n)}`, drive: `disk${n}` },
+              ]);
+            }}
+          >
+            Add disk
+          </button>
+        </div>
+      </fieldset>
+
+      <fieldset>
+        <legend>Network, balloon and serial</legend>
+        <p className="muted small">
+          NICs and the balloon device are not in virga-vmm&apos;s VM schema yet; the form offers
+          them as soon as the VMM accepts them.
+        </p>
+        <div className="grid2">
+          <Field
+            id="serial"
+            label="Serial"
+            error={error("serial")}
+            hint="virgad connects the serial port to the portal's console when it starts the VM"
+          >
+            <select
+              id="serial"
+              value={form.serialKind}
+              onChange={(e) => set("serialKind", e.target.value as SerialKind)}
+            >
+              {(["stdio", "pty", "socket", "file", "none"] as const).map((kind) => (
+                <option key={kind} value={kind}>
+                  {kind}
+                </option>
+              ))}
+            </select>
+          </Field>
+          {(form.serialKind === "file" || form.serialKind === "socket") && (
+            <Field id="serial-path" label="Serial path" error={error("serial.path")}>
+              <input
+                id="serial-path"
+                className="mono"
+                value={form.serialPath}
+                onChange={(e) => set("serialPath", e.target.value)}
+              />
+            </Field>
+          )}
+        </div>
+        <label className="small">
+          <input
+            type="checkbox"
+            checked={form.startPaused}
+            onChange={(e) => set("startPaused", e.target.checked)}
+          />{" "}
+          Start with vCPUs paused (-S)
+        </label>
+      </fieldset>
+
+      <div className="row">
+        <button className="primary" type="submit" disabled={mutation.isPending}>
+          {props.mode === "create" ? "Create definition" : "Save"}
+        </button>
+        <button type="button" onClick={() => router.push("/definitions")}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}

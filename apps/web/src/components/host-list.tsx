@@ -1,0 +1,181 @@
+"use client";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState, type SyntheticEvent } from "react";
+import { errorDetails, useTRPC, type RouterOutputs } from "@/lib/trpc";
+import { StateBadge } from "./state-badge";
+
+type Host = RouterOutputs["hosts"]["list"][number];
+
+function gib(bytes: number): string {
+  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+}
+
+export function HostList({ initial, isAdmin }: { initial: Host[]; isAdmin: boolean }) {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const hosts = useQuery(
+    trpc.hosts.list.queryOptions(undefined, { initialData: initial, refetchInterval: 5000 }),
+  );
+  const [name, setName] = useState("");
+  const [url, setUrl] = useState("http://127.0.0.1:7788");
+  const [token, setToken] = useState("");
+  const refresh = () => queryClient.invalidateQueries({ queryKey: trpc.hosts.list.queryKey() });
+  const add = useMutation(
+    trpc.hosts.add.mutationOptions({
+      onSuccess: () => {
+        setName("");
+        setToken("");
+        void refresh();
+      },
+    }),
+  );
+  const remove = useMutation(
+    trpc.hosts.remove.mutationOptions({ onSuccess: () => void refresh() }),
+  );
+  const addErrors = add.error ? errorDetails(add.error) : null;
+  const submit = (event: SyntheticEvent) => {
+    event.preventDefault();
+    add.mutate({ name, url, token });
+  };
+
+  return (
+    <>
+      {hosts.data.map((host) => (
+        <section key={host.id} className="panel" data-testid={`host-${host.name}`}>
+          <div className="spread">
+            <h2>
+              {host.name} <span className="muted small mono">{host.url}</span>
+              {host.isLocal && <span className="muted small"> (started with the portal)</span>}
+            </h2>
+            {isAdmin && (
+              <button
+                type="button"
+                className="danger"
+                onClick={() => {
+                  if (confirm(`Remove host '${host.name}' from the portal? Its VMs keep running.`))
+                    remove.mutate({ id: host.id });
+                }}
+              >
+                Remove
+              </button>
+            )}
+          </div>
+          {host.info === null ? (
+            <div className="alert error">Unreachable: {host.error}</div>
+          ) : (
+            <>
+              <table>
+                <tbody>
+                  <tr>
+                    <th>Hostname</th>
+                    <td>{host.info.hostname}</td>
+                    <th>virgad</th>
+                    <td>{host.info.version}</td>
+                  </tr>
+                  <tr>
+                    <th>CPUs</th>
+                    <td data-testid="host-cpus">{host.info.cpus}</td>
+                    <th>Memory</th>
+                    <td>{gib(host.info.memoryBytes)}</td>
+                  </tr>
+                  <tr>
+                    <th>KVM</th>
+                    <td colSpan={3} data-testid="host-kvm">
+                      {host.info.kvm.present
+                        ? "present"
+                        : `absent: ${host.info.kvm.reason ?? "unknown"}`}
+                      {host.info.kvm.present && (
+                        <span className="muted small">
+                          {" "}
+                          (
+                          {Object.entries(host.info.kvm.capabilities)
+                            .filter(([, on]) => on)
+                            .map(([cap]) => cap)
+                            .join(", ")}
+                          )
+                        </span>
+                      )}
+                    </td>
+                  </tr>
+                </tbody>
+              </table>
+              <h2 style={{ marginTop: 12 }}>VMs ({host.info.vms.length})</h2>
+              {host.info.vms.length > 0 && (
+                <table>
+                  <thead>
+                    <tr>
+                      <th>VM</th>
+                      <th>State</th>
+                      <th>PID</th>
+                      <th>Memory used</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {host.info.vms.map((vm) => (
+                      <tr key={vm.id}>
+                        <td className="mono">{vm.id}</td>
+                        <td>
+                          <StateBadge state={vm.state} />
+                        </td>
+                        <td className="mono">{vm.pid ?? "—"}</td>
+                        <td>
+                          {vm.rssBytes === null
+                            ? "—"
+                            : `${(vm.rssBytes / 1024 ** 2).toFixed(1)} MiB`}
+                        </td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
+            </>
+          )}
+        </section>
+      ))}
+      {isAdmin && (
+        <form className="panel" onSubmit={submit} aria-label="Add a host">
+          <h2>Add a host</h2>
+          {addErrors && <div className="alert error">{addErrors.message}</div>}
+          <div className="grid2">
+            <div className={`field${addErrors?.fields.name ? " invalid" : ""}`}>
+              <label htmlFor="host-name">Name</label>
+              <input id="host-name" value={name} onChange={(e) => setName(e.target.value)} />
+              {addErrors?.fields.name && (
+                <span className="field-error">{addErrors.fields.name}</span>
+              )}
+            </div>
+            <div className={`field${addErrors?.fields.url ? " invalid" : ""}`}>
+              <label htmlFor="host-url">virgad URL</label>
+              <input
+                id="host-url"
+                className="mono"
+                value={url}
+                onChange={(e) => setUrl(e.target.value)}
+              />
+              {addErrors?.fields.url && <span className="field-error">{addErrors.fields.url}</span>}
+            </div>
+          </div>
+          <div className={`field${addErrors?.fields.token ? " invalid" : ""}`}>
+            <label htmlFor="host-token">Token</label>
+            <input
+              id="host-token"
+              className="mono"
+              type="password"
+              value={token}
+              onChange={(e) => setToken(e.target.value)}
+            />
+            <span className="hint">
+              On the host: <code>node apps/host/bin/virgad.js --print-token</code>
+            </span>
+            {addErrors?.fields.token && (
+              <span className="field-error">{addErrors.fields.token}</span>
+            )}
+          </div>
+          <button className="primary" type="submit" disabled={add.isPending}>
+            Add host
+          </button>
+        </form>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,61 @@
+// What the portal sets up when it starts: the first admin (on an empty
+// database; the password is printed once), the local virgad as host "local"
+// (when `npm start` passes one), and the built-in guest definitions.
+import { randomBytes } from "node:crypto";
+import { audit } from "./audit";
+import { db } from "./db";
+import { env } from "./env";
+import { hashPassword } from "./auth/secrets";
+import { seedBuiltInDefinitions } from "./definitions/built-in";
+
+export interface BootstrapReport {
+  admin: { username: string; password: string | null } | null;
+  localHost: string | null;
+  definitions: string[];
+}
+
+export async function bootstrap(): Promise<BootstrapReport> {
+  const report: BootstrapReport = { admin: null, localHost: null, definitions: [] };
+  const settings = env();
+
+  if ((await db().user.count()) === 0) {
+    const given = settings.VIRGA_ADMIN_PASSWORD;
+    const password = given ?? randomBytes(12).toString("base64url");
+    await db().user.create({
+      data: { username: "admin", role: "admin", passwordHash: await hashPassword(password) },
+    });
+    report.admin = { username: "admin", password: given === undefined ? password : null };
+    await audit({
+      principal: null,
+      actor: "system",
+      action: "bootstrap.firstAdmin",
+      target: "admin",
+      via: "system",
+      ok: true,
+    });
+  }
+
+  if (
+    settings.VIRGA_LOCAL_HOST_URL !== undefined &&
+    settings.VIRGA_LOCAL_HOST_TOKEN !== undefined
+  ) {
+    const url = settings.VIRGA_LOCAL_HOST_URL;
+    const token = settings.VIRGA_LOCAL_HOST_TOKEN;
+    const existing = await db().host.findFirst({ where: { isLocal: true } });
+    if (existing === null) {
+      const name = (await db().host.findUnique({ where: { name: "local" } }))
+        ? "local-virgad"
+        : "local";
+      await db().host.create({ data: { name, url, token, isLocal: true } });
+      report.localHost = name;
+    } else if (existing.url !== url || existing.token !== token) {
+      await db().host.update({ where: { id: existing.id }, data: { url, token } });
+      report.localHost = existing.name;
+    } else {
+      report.localHost = existing.name;
+    }
+  }
+
+  report.definitions = await seedBuiltInDefinitions();
+  return report;
+}

@@ -1,0 +1,149 @@
+// Clients for a host's virgad (docs/virgad-api.md): tRPC over HTTP for
+// queries and mutations, one shared tRPC websocket per host for
+// subscriptions (events, console). The router type comes from apps/host.
+import {
+  createTRPCClient,
+  createWSClient,
+  httpLink,
+  TRPCClientError,
+  wsLink,
+  type TRPCClient,
+} from "@trpc/client";
+import { TRPCError } from "@trpc/server";
+import type { AppRouter } from "@virga/host/src/daemon/router";
+import WebSocket from "ws";
+
+export type { AppRouter };
+export type {
+  ConsoleChunk,
+  HostInfo,
+  VmEvent,
+  VmState,
+  VmSummary,
+} from "@virga/host/src/daemon/router";
+
+export interface HostTarget {
+  id: string;
+  url: string;
+  token: string;
+}
+
+export type VirgadClient = TRPCClient<AppRouter>;
+
+interface Entry {
+  key: string;
+  http: VirgadClient;
+  ws: VirgadClient;
+  close: () => void;
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+const store = globalThis as typeof globalThis & { __virgaHostClients?: Map<string, Entry> };
+const clients = (store.__virgaHostClients ??= new Map<string, Entry>());
+
+function baseUrl(url: string): string {
+  return url.replace(/\/+$/, "");
+}
+
+function fetchWithTimeout(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  return fetch(input, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+}
+
+function createEntry(host: HostTarget): Entry {
+  const base = baseUrl(host.url);
+  const http = createTRPCClient<AppRouter>({
+    links: [
+      httpLink({
+        url: `${base}/trpc`,
+        headers: { authorization: `Bearer ${host.token}` },
+        fetch: fetchWithTimeout,
+      }),
+    ],
+  });
+  const wsUrl = new URL(`${base}/trpc`);
+  wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
+  wsUrl.searchParams.set("token", host.token);
+  const socket = createWSClient({
+    url: wsUrl.toString(),
+    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    retryDelayMs: (attempt) => Math.min(500 * 2 ** attempt, 5000),
+    lazy: { enabled: true, closeMs: 10_000 },
+  });
+  const ws = createTRPCClient<AppRouter>({ links: [wsLink({ client: socket })] });
+  return {
+    key: `${base} ${host.token}`,
+    http,
+    ws,
+    close: () => {
+      void socket.close();
+    },
+  };
+}
+
+function entry(host: HostTarget): Entry {
+  const key = `${baseUrl(host.url)} ${host.token}`;
+  let found = clients.get(host.id);
+  if (found === undefined || found.key !== key) {
+    found?.close();
+    found = createEntry(host);
+    clients.set(host.id, found);
+  }
+  return found;
+}
+
+/** Queries and mutations. */
+export function virgad(host: HostTarget): VirgadClient {
+  return entry(host).http;
+}
+
+/** Subscriptions (one websocket per host, resubscribed with lastEventId after a drop). */
+export function virgadStream(host: HostTarget): VirgadClient {
+  return entry(host).ws;
+}
+
+export function forgetHost(hostId: string): void {
+  clients.get(hostId)?.close();
+  clients.delete(hostId);
+}
+
+const KNOWN_CODES = new Set([
+  "BAD_REQUEST",
+  "UNAUTHORIZED",
+  "FORBIDDEN",
+  "NOT_FOUND",
+  "CONFLICT",
+  "PRECONDITION_FAILED",
+  "TIMEOUT",
+  "TOO_MANY_REQUESTS",
+  "INTERNAL_SERVER_ERROR",
+]);
+
+/**
+ * A virgad failure as the portal's own TRPCError: virgad's code and message
+ * pass through (BAD_REQUEST "config.kernel: ..." stays that), except that
+ * virgad refusing the portal's token is the portal's problem, not the caller's.
+ */
+export function hostError(error: unknown, hostName: string): TRPCError {
+  if (error instanceof TRPCError) return error;
+  if (error instanceof TRPCClientError) {
+    const data = (error as TRPCClientError<AppRouter>).data as { code?: string } | undefined;
+    const code = data?.code;
+    if (code === "UNAUTHORIZED") {
+      return new TRPCError({
+        code: "BAD_GATEWAY",
+        message: `host '${hostName}' refused the portal's token`,
+      });
+    }
+    if (code !== undefined && KNOWN_CODES.has(code)) {
+      return new TRPCError({ code: code as TRPCError["code"], message: error.message });
+    }
+    return new TRPCError({
+      code: "BAD_GATEWAY",
+      message: `host '${hostName}' unreachable: ${error.message}`,
+    });
+  }
+  return new TRPCError({
+    code: "BAD_GATEWAY",
+    message: `host '${hostName}': ${error instanceof Error ? error.message : String(error)}`,
+  });
+}

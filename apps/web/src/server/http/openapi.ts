@@ -1,0 +1,179 @@
+// The OpenAPI description of the portal's HTTP endpoints: the QMP gateway
+// and every tRPC procedure as plain HTTP (GET ?input= for queries, POST JSON
+// for mutations), with input schemas derived from the routers' zod schemas.
+import { z } from "zod";
+import { appRouter } from "../trpc/root";
+
+type JsonSchema = Record<string, unknown>;
+
+/** The subset of zod the routers use, as JSON Schema. */
+export function toJsonSchema(schema: z.ZodTypeAny): JsonSchema {
+  if (schema instanceof z.ZodString) {
+    const out: JsonSchema = { type: "string" };
+    for (const check of schema._def.checks) {
+      if (check.kind === "min") out.minLength = check.value;
+      if (check.kind === "max") out.maxLength = check.value;
+      if (check.kind === "regex") out.pattern = check.regex.source;
+      if (check.kind === "url") out.format = "uri";
+    }
+    return out;
+  }
+  if (schema instanceof z.ZodNumber) {
+    const checks = schema._def.checks;
+    const out: JsonSchema = { type: checks.some((c) => c.kind === "int") ? "integer" : "number" };
+    for (const check of checks) {
+      if (check.kind === "min") out.minimum = check.value;
+      if (check.kind === "max") out.maximum = check.value;
+    }
+    return out;
+  }
+  if (schema instanceof z.ZodBoolean) return { type: "boolean" };
+  if (schema instanceof z.ZodEnum) return { type: "string", enum: schema.options as unknown[] };
+  if (schema instanceof z.ZodLiteral) return { const: schema.value as unknown };
+  if (schema instanceof z.ZodArray)
+    return { type: "array", items: toJsonSchema(schema.element as z.ZodTypeAny) };
+  if (schema instanceof z.ZodRecord) {
+    return {
+      type: "object",
+      additionalProperties: toJsonSchema(schema.valueSchema as z.ZodTypeAny),
+    };
+  }
+  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) {
+    return toJsonSchema(schema.unwrap() as z.ZodTypeAny);
+  }
+  if (schema instanceof z.ZodEffects) return toJsonSchema(schema.innerType() as z.ZodTypeAny);
+  if (schema instanceof z.ZodObject) {
+    const shape = schema.shape as Record<string, z.ZodTypeAny>;
+    const properties: Record<string, JsonSchema> = {};
+    const required: string[] = [];
+    for (const [key, value] of Object.entries(shape)) {
+      properties[key] = toJsonSchema(value);
+      if (!value.isOptional()) required.push(key);
+    }
+    return { type: "object", properties, ...(required.length > 0 ? { required } : {}) };
+  }
+  return {};
+}
+
+interface ProcedureDef {
+  type: "query" | "mutation" | "subscription";
+  inputs: z.ZodTypeAny[];
+}
+
+function procedures(): [string, ProcedureDef][] {
+  const record = appRouter._def.procedures as unknown as Record<string, { _def: ProcedureDef }>;
+  return Object.entries(record).map(([path, procedure]) => [path, procedure._def]);
+}
+
+const errorSchema = {
+  type: "object",
+  properties: {
+    error: {
+      type: "object",
+      properties: { code: { type: "string" }, message: { type: "string" } },
+    },
+  },
+};
+
+export function openApiDocument(serverUrl: string): JsonSchema {
+  const paths: Record<string, unknown> = {
+    "/api/v1/vms/{id}/qmp": {
+      post: {
+        summary: "Send one QMP command to a VM; the response body is exactly the VM's QMP reply",
+        tags: ["gateway"],
+        parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: {
+                type: "object",
+                required: ["execute"],
+                properties: { execute: { type: "string" }, arguments: { type: "object" } },
+                additionalProperties: false,
+              },
+              example: { execute: "query-status" },
+            },
+          },
+        },
+        responses: {
+          "200": {
+            description: 'The VM\'s QMP reply: {"return": ...} or {"error": {"class", "desc"}}',
+            content: { "application/json": { schema: { type: "object" } } },
+          },
+          "400": {
+            description: "Bad input; the message names the field",
+            content: { "application/json": { schema: errorSchema } },
+          },
+          "401": { description: "No or wrong credentials" },
+          "403": { description: "Role too low, or CSRF check failed" },
+          "404": { description: "No such VM" },
+        },
+      },
+    },
+  };
+  for (const [path, def] of procedures()) {
+    if (def.type === "subscription") continue;
+    const input = def.inputs[0];
+    const schema = input === undefined ? undefined : toJsonSchema(input);
+    const response = {
+      "200": {
+        description: 'tRPC result envelope: {"result": {"data": ...}}',
+        content: { "application/json": { schema: { type: "object" } } },
+      },
+      "400": {
+        description: "Bad input: error.message names the field",
+        content: { "application/json": { schema: { type: "object" } } },
+      },
+      "401": { description: "Not signed in / no valid token" },
+      "403": { description: "Role too low, or CSRF check failed" },
+    };
+    const tag = path.split(".")[0];
+    paths[`/api/trpc/${path}`] =
+      def.type === "query"
+        ? {
+            get: {
+              summary: `tRPC query ${path}`,
+              tags: [tag],
+              parameters:
+                schema === undefined
+                  ? []
+                  : [
+                      {
+                        name: "input",
+                        in: "query",
+                        required: false,
+                        description: "JSON-encoded input",
+                        content: { "application/json": { schema } },
+                      },
+                    ],
+              responses: response,
+            },
+          }
+        : {
+            post: {
+              summary: `tRPC mutation ${path}`,
+              tags: [tag],
+              ...(schema === undefined
+                ? {}
+                : { requestBody: { required: true, content: { "application/json": { schema } } } }),
+              responses: response,
+            },
+          };
+  }
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Virga portal API",
+      version: "0.1.0",
+      description:
+        "Every portal action as plain HTTP. Authenticate with `Authorization: Bearer virga_...` (an API token from the Tokens page). Browser sessions must also send the x-csrf-token header on POST.",
+    },
+    servers: [{ url: serverUrl }],
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+    },
+    security: [{ bearer: [] }],
+    paths,
+  };
+}

@@ -1,0 +1,103 @@
+// tRPC, set up once: the context every front end builds, the error shape
+// (a bad input names its field), and the procedures by role. Every mutation
+// is audited here, whichever router it is in.
+import { initTRPC, TRPCError } from "@trpc/server";
+import { ZodError } from "zod";
+import { audit, viaOf } from "../audit";
+import type { Principal } from "../auth/principal";
+import { hasRole, type Role } from "../auth/roles";
+
+export interface Context {
+  principal: Principal | null;
+  ip: string | null;
+  userAgent: string | null;
+  /** Whether the request came with an Origin of this server (or none). */
+  sameOrigin: boolean;
+  /** Adds Set-Cookie headers to the response (sign-in, sign-out). */
+  setCookies: (cookies: string[]) => void;
+  /** Filled by handlers: what the audit entry names as target and actor. */
+  audit: { target?: string | null; actor?: string };
+}
+
+/** "field.path: message" for each issue. */
+export function describeZodIssues(error: ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "input"}: ${issue.message}`)
+    .join("; ");
+}
+
+const t = initTRPC.context<Context>().create({
+  sse: {
+    ping: { enabled: true, intervalMs: 15_000 },
+    client: { reconnectAfterInactivityMs: 40_000 },
+  },
+  errorFormatter({ shape, error }) {
+    if (error.cause instanceof ZodError) {
+      return {
+        ...shape,
+        message: describeZodIssues(error.cause),
+        data: {
+          ...shape.data,
+          fields: error.cause.issues.map((issue) => ({
+            path: issue.path.join("."),
+            message: issue.message,
+          })),
+        },
+      };
+    }
+    return shape;
+  },
+});
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+export const middleware = t.middleware;
+
+const audited = t.middleware(async ({ ctx, type, path, next, getRawInput }) => {
+  if (type !== "mutation") return next();
+  const result = await next();
+  let input: unknown;
+  try {
+    input = await getRawInput();
+  } catch {
+    input = undefined;
+  }
+  const fromInput =
+    typeof input === "object" && input !== null
+      ? ((input as { id?: unknown; name?: unknown }).id ?? (input as { name?: unknown }).name)
+      : undefined;
+  await audit({
+    principal: ctx.principal,
+    actor: ctx.audit.actor,
+    action: path,
+    target: ctx.audit.target ?? (typeof fromInput === "string" ? fromInput : null),
+    input,
+    via: viaOf(ctx.principal),
+    ip: ctx.ip,
+    ok: result.ok,
+    error: result.ok ? null : result.error.message,
+  });
+  return result;
+});
+
+export const publicProcedure = t.procedure.use(audited);
+
+function requireRole(needed: Role) {
+  return t.middleware(({ ctx, next }) => {
+    const principal = ctx.principal;
+    if (principal === null) {
+      throw new TRPCError({ code: "UNAUTHORIZED", message: "sign in or send an API token" });
+    }
+    if (!hasRole(principal.role, needed)) {
+      throw new TRPCError({
+        code: "FORBIDDEN",
+        message: `needs the ${needed} role (you are ${principal.role})`,
+      });
+    }
+    return next({ ctx: { ...ctx, principal } });
+  });
+}
+
+export const viewerProcedure = publicProcedure.use(requireRole("viewer"));
+export const operatorProcedure = publicProcedure.use(requireRole("operator"));
+export const adminProcedure = publicProcedure.use(requireRole("admin"));

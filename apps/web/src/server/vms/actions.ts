@@ -1,0 +1,118 @@
+// What can be done to a VM, shared by every front end (tRPC for the UI and
+// scripts, the HTTP QMP gateway, bulk actions): each action goes to the
+// VM's virgad, and the row and the live stream are updated from its answer.
+import { TRPCError } from "@trpc/server";
+import type { Host } from "@virga/prisma";
+import { randomBytes } from "node:crypto";
+import { db } from "../db";
+import { hub } from "../hosts/hub";
+import type { VmSummary } from "../hosts/virgad";
+import { upsertVm } from "../hosts/vm-rows";
+import { parseStoredConfig } from "../definitions/config";
+import { findHost, findVm, onHost } from "./lookup";
+
+export const VM_ACTIONS = ["start", "pause", "resume", "quit", "kill", "delete"] as const;
+export type VmAction = (typeof VM_ACTIONS)[number];
+
+async function record(host: Host, summary: VmSummary, definitionId?: string | null) {
+  const row = await upsertVm(host, summary, definitionId);
+  hub().publish({
+    vmId: row.id,
+    hostId: host.id,
+    event: "PORTAL_SYNC",
+    data: { state: summary.state },
+    timestamp: new Date().toISOString(),
+    state: summary.state,
+  });
+  return row;
+}
+
+function slug(name: string): string {
+  const base = name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 40);
+  return /^[a-z0-9]/.test(base) ? base : `vm-${base}`.replace(/-+$/, "");
+}
+
+/** A new VM on a host from a definition; started unless `start` is false. */
+export async function createVm(input: {
+  definitionId: string;
+  hostId: string;
+  name?: string | undefined;
+  start?: boolean | undefined;
+  paused?: boolean | undefined;
+}) {
+  const definition = await db().vmDefinition.findUnique({ where: { id: input.definitionId } });
+  if (definition === null) {
+    throw new TRPCError({
+      code: "NOT_FOUND",
+      message: `definitionId: no definition with id '${input.definitionId}'`,
+    });
+  }
+  const host = await findHost(input.hostId);
+  const name = input.name ?? definition.name;
+  const id = `${slug(name)}-${randomBytes(3).toString("hex")}`;
+  const config = parseStoredConfig(definition.config);
+  const created = await onHost(host, (c) => c.vm.create.mutate({ id, name, config }));
+  let row = await record(host, created, definition.id);
+  if (input.start ?? true) {
+    const started = await onHost(host, (c) =>
+      c.vm.start.mutate({ id: created.id, paused: input.paused ?? false }),
+    );
+    row = await record(host, started, definition.id);
+  }
+  return row;
+}
+
+export async function runAction(id: string, action: VmAction) {
+  const vm = await findVm(id);
+  const target = { id: vm.hostVmId };
+  if (action === "delete") {
+    await onHost(vm.host, (c) => c.vm.delete.mutate(target));
+    await db().vm.deleteMany({ where: { id: vm.id } });
+    hub().publish({
+      vmId: vm.id,
+      hostId: vm.hostId,
+      event: "VM_DELETED",
+      data: null,
+      timestamp: new Date().toISOString(),
+      state: null,
+    });
+    return { id: vm.id, state: "deleted" };
+  }
+  const summary = await onHost(vm.host, (c) => {
+    switch (action) {
+      case "start":
+        return c.vm.start.mutate(target);
+      case "pause":
+        return c.vm.pause.mutate(target);
+      case "resume":
+        return c.vm.resume.mutate(target);
+      case "quit":
+        return c.vm.quit.mutate(target);
+      case "kill":
+        return c.vm.kill.mutate(target);
+    }
+  });
+  const row = await record(vm.host, summary);
+  return { id: row.id, state: row.state };
+}
+
+/** Commands a viewer may send through the QMP console and gateway: reads only. */
+export function isReadOnlyQmp(execute: string): boolean {
+  return execute.startsWith("query-");
+}
+
+/** Relays one QMP command; the answer is exactly the VM's (`{return}` or `{error}`). */
+export async function relayQmp(id: string, execute: string, args?: Record<string, unknown>) {
+  const vm = await findVm(id);
+  return onHost(vm.host, (c) =>
+    c.vm.qmp.mutate({
+      id: vm.hostVmId,
+      execute,
+      ...(args === undefined ? {} : { arguments: args }),
+    }),
+  );
+}

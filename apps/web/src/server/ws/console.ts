@@ -1,0 +1,104 @@
+// The serial console over a websocket: /api/v1/vms/{id}/console[?since=N].
+// The portal checks the caller (session cookie from this origin, or an API
+// token in Authorization or ?token=), then relays virgad's vm.console
+// subscription. virgad replays its scrollback to a new subscriber, so a
+// console opened late still shows the boot log; a client that reconnects
+// passes `since` (the offset just past the last byte it has) and gets exactly
+// what it missed.
+//
+// Frames, JSON text:
+//   server → client  {"type":"data","offset":N,"data":"<base64>"}
+//                    {"type":"error","message":"..."}   (then close)
+//   client → server  {"type":"input","data":"<utf8 text>"}   (operators)
+import type { WebSocket } from "ws";
+import { audit } from "../audit";
+import type { Principal } from "../auth/principal";
+import { hasRole } from "../auth/roles";
+import { hostError, virgad, virgadStream } from "../hosts/virgad";
+import { findVm } from "../vms/lookup";
+
+export const CONSOLE_PATH = /^\/api\/v1\/vms\/([^/]+)\/console\/?$/;
+const MAX_BUFFERED = 8 * 1024 * 1024;
+
+interface ClientMessage {
+  type?: unknown;
+  data?: unknown;
+}
+
+function send(ws: WebSocket, message: unknown): void {
+  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+}
+
+export async function serveConsole(
+  ws: WebSocket,
+  vmId: string,
+  since: number | null,
+  principal: Principal,
+  ip: string | null,
+): Promise<void> {
+  let vm;
+  try {
+    vm = await findVm(vmId);
+  } catch (error) {
+    send(ws, { type: "error", message: error instanceof Error ? error.message : String(error) });
+    ws.close(4404, "no such VM");
+    return;
+  }
+  const host = vm.host;
+  const canType = hasRole(principal.role, "operator");
+  await audit({
+    principal,
+    action: "console.attach",
+    target: vm.id,
+    input: since === null ? undefined : { since },
+    via: "console",
+    ip,
+    ok: true,
+  });
+
+  const subscription = virgadStream(host).vm.console.subscribe(
+    { id: vm.hostVmId, lastEventId: since === null ? undefined : String(since) },
+    {
+      onData: (envelope) => {
+        if (ws.bufferedAmount > MAX_BUFFERED) {
+          ws.close(4008, "client too slow");
+          return;
+        }
+        send(ws, { type: "data", offset: envelope.data.offset, data: envelope.data.data });
+      },
+      onError: (error) => {
+        send(ws, { type: "error", message: hostError(error, host.name).message });
+        ws.close(1011, "console stream ended");
+      },
+      onComplete: () => {
+        ws.close(1000, "console ended");
+      },
+    },
+  );
+
+  ws.on("message", (raw) => {
+    let message: ClientMessage;
+    try {
+      message = JSON.parse(
+        Buffer.isBuffer(raw)
+          ? raw.toString("utf8")
+          : Buffer.concat(raw instanceof ArrayBuffer ? [Buffer.from(raw)] : raw).toString("utf8"),
+      ) as ClientMessage;
+    } catch {
+      return;
+    }
+    if (message.type !== "input" || typeof message.data !== "string" || message.data === "") return;
+    if (!canType) {
+      send(ws, { type: "error", message: "typing needs the operator role" });
+      return;
+    }
+    virgad(host)
+      .vm.consoleInput.mutate({ id: vm.hostVmId, data: message.data.slice(0, 64 * 1024) })
+      .catch((error: unknown) => {
+        send(ws, { type: "error", message: hostError(error, host.name).message });
+      });
+  });
+  ws.on("close", () => {
+    subscription.unsubscribe();
+  });
+}

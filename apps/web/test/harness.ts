@@ -1,0 +1,248 @@
+// A real portal and a real virgad for tests, started the way `npm start`
+// starts them (apps/web/scripts/start.mjs) but in a scratch data directory on
+// free ports. stop() kills every VM the run left behind, stops both servers,
+// and keeps the data directory (logs, database) when asked to.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createTRPCClient, httpLink, TRPCClientError, type TRPCClient } from "@trpc/client";
+import type { AppRouter } from "../src/server/trpc/root";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = path.resolve(here, "..", "..", "..");
+export const PROBE_ELF = path.join(REPO_ROOT, "native", "probe-guest", "build", "probe.elf");
+export const ADMIN_PASSWORD = "virga-test-admin-1";
+
+export interface Stack {
+  url: string;
+  hostUrl: string;
+  dataDir: string;
+  adminPassword: string;
+  /** Everything the servers printed so far. */
+  output(): string;
+  stop(options?: { keepData?: boolean }): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Kills the VM processes virgad started under `runDir` (they outlive virgad by design). */
+function killVms(runDir: string): void {
+  let ids: string[] = [];
+  try {
+    ids = readdirSync(path.join(runDir, "vms"));
+  } catch {
+    return;
+  }
+  for (const id of ids) {
+    try {
+      const pid = Number(readFileSync(path.join(runDir, "vms", id, "pid"), "utf8").trim());
+      if (Number.isInteger(pid) && pid > 0) process.kill(pid, "SIGKILL");
+    } catch {
+      // no pid file, or the VM is gone already
+    }
+  }
+}
+
+export async function startStack(options: { readyTimeoutMs?: number } = {}): Promise<Stack> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "virga-portal-test-"));
+  const [portalPort, hostPort] = [await freePort(), await freePort()];
+  const url = `http://127.0.0.1:${portalPort}`;
+  const hostUrl = `http://127.0.0.1:${hostPort}`;
+  let output = "";
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [path.join(REPO_ROOT, "apps", "web", "scripts", "start.mjs")],
+    {
+      cwd: REPO_ROOT,
+      env: {
+        ...process.env,
+        VIRGA_DATA_DIR: dataDir,
+        VIRGA_PORTAL_PORT: String(portalPort),
+        VIRGA_HOST_LISTEN: `127.0.0.1:${hostPort}`,
+        VIRGA_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        VIRGA_DATABASE_URL: "",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  /** Read through a function: the exit fields change behind TypeScript's back. */
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+
+  const stop = async (stopOptions: { keepData?: boolean } = {}) => {
+    killVms(path.join(dataDir, "host"));
+    if (running()) {
+      child.kill("SIGTERM");
+      for (let i = 0; i < 100 && running(); i++) await sleep(100);
+      if (running()) child.kill("SIGKILL");
+    }
+    killVms(path.join(dataDir, "host"));
+    if (!stopOptions.keepData) rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 180_000);
+  for (;;) {
+    if (!running()) {
+      await stop({ keepData: true });
+      throw new Error(`the portal exited while starting:\n${output}`);
+    }
+    if (Date.now() > deadline) {
+      await stop({ keepData: true });
+      throw new Error(`the portal did not start in time:\n${output}`);
+    }
+    try {
+      const response = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) });
+      if (response.ok && output.includes("Local host")) break;
+    } catch {
+      // not listening yet
+    }
+    await sleep(250);
+  }
+  return { url, hostUrl, dataDir, adminPassword: ADMIN_PASSWORD, output: () => output, stop };
+}
+
+/** A raw HTTP answer: status and parsed JSON body. */
+export interface RawReply {
+  status: number;
+  body: unknown;
+}
+
+/** The body of a portal or tRPC error: `{"error": {"message", "code", "data"}}`. */
+export interface ErrorBody {
+  error: {
+    message: string;
+    code: string | number;
+    data?: { code?: string; httpStatus?: number; fields?: { path: string; message: string }[] };
+  };
+}
+
+export function errorOf(reply: RawReply): ErrorBody["error"] {
+  const body = reply.body as Partial<ErrorBody> | null;
+  if (body?.error === undefined)
+    throw new Error(`expected an error, got HTTP ${reply.status}: ${JSON.stringify(reply.body)}`);
+  return body.error;
+}
+
+/** The portal as a script sees it: tRPC over plain HTTP (typed), and raw calls. */
+export class PortalApi {
+  readonly trpc: TRPCClient<AppRouter>;
+
+  constructor(
+    readonly url: string,
+    readonly token: string | null,
+    readonly session: { cookie: string; csrf: string } | null = null,
+  ) {
+    this.trpc = createTRPCClient<AppRouter>({
+      links: [httpLink({ url: `${url}/api/trpc`, headers: () => this.headers() })],
+    });
+  }
+
+  headers(): Record<string, string> {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (this.token !== null) headers.authorization = `Bearer ${this.token}`;
+    if (this.session !== null) {
+      headers.cookie = this.session.cookie;
+      headers["x-csrf-token"] = this.session.csrf;
+    }
+    return headers;
+  }
+
+  /** GET /api/trpc/<path>?input=<json>, as curl would send it. */
+  async query(path: string, input?: unknown): Promise<RawReply> {
+    const query = input === undefined ? "" : `?input=${encodeURIComponent(JSON.stringify(input))}`;
+    const response = await fetch(`${this.url}/api/trpc/${path}${query}`, {
+      headers: this.headers(),
+    });
+    return { status: response.status, body: (await response.json()) as unknown };
+  }
+
+  /** POST /api/trpc/<path> with a JSON body, as curl would send it. */
+  async mutate(path: string, input?: unknown): Promise<RawReply> {
+    const response = await fetch(`${this.url}/api/trpc/${path}`, {
+      method: "POST",
+      headers: this.headers(),
+      body: input === undefined ? null : JSON.stringify(input),
+    });
+    return { status: response.status, body: (await response.json()) as unknown };
+  }
+
+  /** POST /api/v1/vms/{id}/qmp. */
+  async qmp(vmId: string, body: unknown): Promise<RawReply> {
+    const response = await fetch(`${this.url}/api/v1/vms/${encodeURIComponent(vmId)}/qmp`, {
+      method: "POST",
+      headers: this.headers(),
+      body: JSON.stringify(body),
+    });
+    return { status: response.status, body: (await response.json()) as unknown };
+  }
+}
+
+/** Signs in as a user; the session behaves like a browser's (cookie + CSRF header). */
+export async function signIn(url: string, username: string, password: string): Promise<PortalApi> {
+  const response = await fetch(`${url}/api/trpc/auth.signIn`, {
+    method: "POST",
+    headers: { "content-type": "application/json", origin: url },
+    body: JSON.stringify({ username, password }),
+  });
+  if (response.status !== 200) throw new Error(`sign-in failed: HTTP ${response.status}`);
+  const cookies = response.headers.getSetCookie().map((c) => c.split(";")[0] ?? "");
+  const csrf = cookies.find((c) => c.startsWith("virga_csrf="))?.slice("virga_csrf=".length) ?? "";
+  return new PortalApi(url, null, { cookie: cookies.join("; "), csrf: decodeURIComponent(csrf) });
+}
+
+/** An API token of the given role, made by the admin, and a client using it. */
+export async function tokenApi(
+  stack: Stack,
+  role: "viewer" | "operator" | "admin",
+  name: string = role,
+) {
+  const admin = await signIn(stack.url, "admin", stack.adminPassword);
+  const created = await admin.trpc.tokens.create.mutate({ name, role });
+  return new PortalApi(stack.url, created.token);
+}
+
+/** The HTTP status a failed tRPC call got. */
+export async function statusOf(
+  call: Promise<unknown>,
+): Promise<{ status: number; message: string }> {
+  try {
+    await call;
+  } catch (error) {
+    if (error instanceof TRPCClientError) {
+      const data = error.data as { httpStatus?: number } | undefined;
+      return { status: data?.httpStatus ?? 0, message: error.message };
+    }
+    throw error;
+  }
+  return { status: 200, message: "" };
+}
+
+export async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
