@@ -104,7 +104,9 @@ mount -o bind /job $R/run/virga-job || die "bind the job folder into the new roo
 # apic_sw_disabled): the kernel rewrites its own code each time, and QEMU
 # 7.2's multi-threaded TCG has been seen to keep executing a stale int3 from
 # such a rewrite, both L1 vCPUs looping in exc_int3 forever. With this VM
-# holding the keys on, later VMs only move reference counts.
+# holding the keys on, later VMs only move reference counts. The command is
+# not held back for it (python needs ~1.5 s here; a command creates its
+# first VM later than that, and if not, that one VM is as before).
 PIN_PY='
 import fcntl, os, signal
 kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
@@ -117,7 +119,7 @@ while True:
 '
 pin_started=
 if [ -c /dev/kvm ] && [ -x $R/usr/bin/python3 ]; then
-    chroot $R /usr/bin/python3 -c "$PIN_PY" </dev/null >/dev/null 2>&1 &
+    chroot $R /usr/bin/python3 -S -I -c "$PIN_PY" </dev/null >/dev/null 2>&1 &
     pin_started=1
 else
     say "warning: no python3 in the host root; KVM static keys are not pinned"
@@ -141,16 +143,6 @@ if [ ! -c /dev/kvm ]; then
 fi
 [ -z "$modfail" ] || die "$modfail"
 
-if [ -n "$pin_started" ]; then
-    n=0
-    while [ ! -s $R/run/virga-kvm-pin ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n + 1)); done
-    if [ -s $R/run/virga-kvm-pin ]; then
-        say "kvm pin VM ready uptime=$(up)"
-    else
-        say "warning: the KVM pin VM did not start"
-    fi
-fi
-
 # The job's output ports (virtio-serial); their names arrive from QEMU a
 # moment after virtio_console binds.
 port() {
@@ -170,6 +162,7 @@ echo "$started" >/job/started
 say "command start uptime=$started"
 chroot $R /bin/sh /run/virga-job/cmd.sh </dev/null >"$out" 2>"$err"
 rc=$?
+[ -z "$pin_started" ] || [ -s $R/run/virga-kvm-pin ] || say "warning: the KVM pin VM did not start"
 echo "$rc" >/job/exit-code
 say "command end uptime=$(up)"
 echo "VIRGA-L1-EXIT $rc"

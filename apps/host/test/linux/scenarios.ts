@@ -129,7 +129,7 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
-    name: "QMP drives a Linux guest: status, query-cpus, stop/cont, quit",
+    name: "QMP drives a Linux guest: status, topology as the guest sees it, stop/cont, quit",
     async run(scratch) {
       const socketPath = path.join(scratch, "qmp.sock");
       const args = [
@@ -140,7 +140,7 @@ export const SCENARIOS: Scenario[] = [
         "-initrd",
         linuxGuest.initrd,
         "-smp",
-        "2",
+        "4,sockets=2,cores=2,threads=1",
         "-m",
         "256",
         "-append",
@@ -152,10 +152,24 @@ export const SCENARIOS: Scenario[] = [
         await vm.waitFor(/VIRGA-GUEST ready/, BOOT_MS);
         const qmp = await connect(socketPath);
         assert.equal(((await qmp.execute("query-status")) as { status: string }).status, "running");
-        const cpus = (await qmp.execute("query-cpus")) as { CPU: number; thread_id: number }[];
+        type Props = { "socket-id": number; "core-id": number; "thread-id": number };
+        const cpus = (await qmp.execute("query-cpus")) as { CPU: number; props: Props }[];
         assert.deepEqual(
           cpus.map((c) => c.CPU),
-          [0, 1],
+          [0, 1, 2, 3],
+        );
+        // What QMP reports is what Linux sees: physical id = socket, core id = core.
+        vm.send(
+          "grep -E '^(physical id|core id)' /proc/cpuinfo | tr -d ' \\t' | tr '\\n' ' '; echo END-TOPOLOGY",
+        );
+        const seen = await vm.waitFor(/((?:physicalid:\d+ coreid:\d+ )+)END-TOPOLOGY/, BOOT_MS);
+        const expected = cpus
+          .map((c) => `physicalid:${c.props["socket-id"]} coreid:${c.props["core-id"]} `)
+          .join("");
+        assert.equal(seen[1], expected);
+        assert.equal(
+          expected,
+          "physicalid:0 coreid:0 physicalid:0 coreid:1 physicalid:1 coreid:0 physicalid:1 coreid:1 ",
         );
         await qmp.execute("stop");
         assert.equal(((await qmp.execute("query-status")) as { status: string }).status, "paused");

@@ -19,6 +19,8 @@ import { findVm } from "../vms/lookup";
 
 export const CONSOLE_PATH = /^\/api\/v1\/vms\/([^/]+)\/console\/?$/;
 const MAX_BUFFERED = 8 * 1024 * 1024;
+/** Typed input waiting for virgad beyond this is dropped (a paste flood). */
+const MAX_PENDING_INPUT = 1024 * 1024;
 
 interface ClientMessage {
   type?: unknown;
@@ -76,6 +78,26 @@ export async function serveConsole(
     },
   );
 
+  let pendingInput = "";
+  let sendingInput = false;
+  const sendInput = async (): Promise<void> => {
+    if (sendingInput) return;
+    sendingInput = true;
+    try {
+      while (pendingInput !== "") {
+        const data = pendingInput.slice(0, 64 * 1024);
+        pendingInput = pendingInput.slice(data.length);
+        try {
+          await virgad(host).vm.consoleInput.mutate({ id: vm.hostVmId, data });
+        } catch (error: unknown) {
+          send(ws, { type: "error", message: hostError(error, host.name).message });
+        }
+      }
+    } finally {
+      sendingInput = false;
+    }
+  };
+
   ws.on("message", (raw) => {
     let message: ClientMessage;
     try {
@@ -92,11 +114,11 @@ export async function serveConsole(
       send(ws, { type: "error", message: "typing needs the operator role" });
       return;
     }
-    virgad(host)
-      .vm.consoleInput.mutate({ id: vm.hostVmId, data: message.data.slice(0, 64 * 1024) })
-      .catch((error: unknown) => {
-        send(ws, { type: "error", message: hostError(error, host.name).message });
-      });
+    // Keystrokes must reach the guest in the order typed: one request to
+    // virgad at a time, with whatever was typed meanwhile sent as one chunk.
+    if (pendingInput.length + message.data.length > MAX_PENDING_INPUT) return;
+    pendingInput += message.data;
+    void sendInput();
   });
   ws.on("close", () => {
     subscription.unsubscribe();
