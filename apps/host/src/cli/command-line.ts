@@ -8,8 +8,8 @@ import * as drive from "./flags/drive";
 import type { FlagModule } from "./flag";
 import * as F from "./flags/index";
 import { FLAGS, FLAGS_BY_NAME } from "./flags/index";
-import * as initrd from "./flags/initrd";
-import * as kernel from "./flags/kernel";
+import * as initrdFlag from "./flags/initrd";
+import * as kernelFlag from "./flags/kernel";
 import * as serial from "./flags/serial";
 import { UsageError } from "./usage-error";
 
@@ -84,7 +84,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
 
   const kernelPath = one(collected, F.kernel);
   if (kernelPath === undefined) {
-    throw UsageError.expected("-kernel", kernel.syntax, "", "required");
+    throw UsageError.expected("-kernel", kernelFlag.kernel.syntax, "", "required");
   }
   const daemonize = one(collected, F.daemonize) === true;
   const drives = all(collected, F.driveFlag);
@@ -206,8 +206,8 @@ function checkDevices(drives: VmConfig["drives"], devices: VmConfig["devices"]):
 
 /** The checks that read the file system: kernel, initrd and drive files must exist. */
 export function validateFiles(config: VmConfig): void {
-  kernel.validate(config.kernel);
-  if (config.initrd !== undefined) initrd.validate(config.initrd);
+  kernelFlag.validate(config.kernel);
+  if (config.initrd !== undefined) initrdFlag.validate(config.initrd);
   for (const d of config.drives) drive.validate(d);
 }
 

@@ -2,7 +2,7 @@
 // and -help), a zod schema of the parsed value, parse (string → value, pure)
 // and format (value → string, for toArgv). Flags with files to check also
 // export validate(), which the command line runs after parsing.
-import type { z } from "zod";
+import { z } from "zod";
 import { UsageError } from "./usage-error";
 
 export interface FlagModule<T> {
@@ -44,3 +44,46 @@ export function requireValue(flag: string, syntax: string, value: string | null)
   if (value === null) throw UsageError.expected(flag, syntax, "", "missing value");
   return value;
 }
+
+/** A flag whose value is a string, checked by `schema` and kept as typed. */
+export function stringFlag(
+  flag: string,
+  syntax: string,
+  schema: z.ZodType<string>,
+  help: string,
+): FlagModule<string> {
+  return {
+    flag,
+    syntax,
+    arity: "value",
+    repeatable: false,
+    schema,
+    parse(value) {
+      const text = requireValue(flag, syntax, value);
+      return checked({ flag, syntax, schema }, text, text);
+    },
+    format: (value) => value,
+    help,
+  };
+}
+
+/** A switch: present or absent, never a value. */
+export function switchFlag(flag: string, help: string): FlagModule<true> {
+  const syntax = `${flag} (no value)`;
+  return {
+    flag,
+    syntax,
+    arity: "none",
+    repeatable: false,
+    schema: z.literal(true),
+    parse(value) {
+      if (value !== null) throw UsageError.expected(flag, syntax, value, "takes no value");
+      return true;
+    },
+    format: () => null,
+    help,
+  };
+}
+
+/** Any non-empty path. */
+export const pathSchema = z.string().min(1, "empty path");

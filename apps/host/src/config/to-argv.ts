@@ -1,7 +1,7 @@
 // VmConfig → virga-vmm flags: the inverse of cli/command-line.ts, so the host
 // daemon can start a VM from a stored config. Normalised: every value is
 // written explicitly, so parse(toArgv(c)) equals c.
-import * as append from "../cli/flags/append";
+import { append } from "../cli/flags/append";
 import * as bootEntry from "../cli/flags/boot-entry";
 import * as device from "../cli/flags/device";
 import * as drive from "../cli/flags/drive";
@@ -17,7 +17,7 @@ export function toArgv(config: VmConfig): string[] {
   if (config.name !== undefined) argv.push(name.flag, name.format(config.name));
   argv.push("-machine", config.machine, "-kernel", config.kernel);
   if (config.initrd !== undefined) argv.push("-initrd", config.initrd);
-  argv.push(append.flag, append.format(config.append));
+  argv.push(append.flag, config.append);
   argv.push(bootEntry.flag, bootEntry.format(config.bootEntry));
   argv.push(smp.flag, smp.format(config.smp));
   argv.push(memory.flag, memory.format(config.memoryBytes));

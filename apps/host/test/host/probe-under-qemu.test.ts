@@ -55,10 +55,9 @@ function startQemu(smp: number, append: string, drive?: { file: string; readOnly
   }
   const child = spawn("qemu-system-x86_64", args, { stdio: ["pipe", "pipe", "pipe"] });
   const serial = new SerialConsole();
-  if (child.stdout === null || child.stdin === null) throw new Error("spawn without pipes");
   serial.attach(child.stdout, child.stdin);
   let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const exit = new Promise<number | null>((resolve) => {
     child.on("exit", (code) => {
       if (code !== 0) serial.text += `\n--- qemu stderr:\n${stderr}`;

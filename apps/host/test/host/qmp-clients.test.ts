@@ -197,7 +197,7 @@ describe("QMP with other clients", () => {
           ]);
           assert.deepEqual(second[0]?.reply, { return: {}, id: "py-1" });
           assert.match(
-            String((second[1]?.reply.error as { desc: string }).desc),
+            (second[1]?.reply.error as { desc: string }).desc,
             /'tap-fd' not found/,
           );
           assert.deepEqual(

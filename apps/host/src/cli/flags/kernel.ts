@@ -1,32 +1,14 @@
 // -kernel <path>: the guest kernel (ELF vmlinux or bzImage). Required.
-import { z } from "zod";
-import { checked, requireValue, type FlagModule } from "../flag";
+import { pathSchema, stringFlag } from "../flag";
 import { checkReadableFile } from "../files";
 
-export const flag = "-kernel";
-export const syntax = "<path to an ELF vmlinux or bzImage>";
-export const schema = z.string().min(1, "empty path");
-
-export function parse(value: string | null): string {
-  const text = requireValue(flag, syntax, value);
-  return checked({ flag, syntax, schema }, text, text);
-}
-
-export function format(value: string): string {
-  return value;
-}
+export const kernel = stringFlag(
+  "-kernel",
+  "<path to an ELF vmlinux or bzImage>",
+  pathSchema,
+  "guest kernel image (required)",
+);
 
 export function validate(path: string): void {
-  checkReadableFile(flag, syntax, path);
+  checkReadableFile(kernel.flag, kernel.syntax, path);
 }
-
-export const kernel: FlagModule<string> = {
-  flag,
-  syntax,
-  arity: "value",
-  repeatable: false,
-  schema,
-  parse,
-  format,
-  help: "guest kernel image (required)",
-};

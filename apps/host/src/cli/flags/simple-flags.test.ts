@@ -1,15 +1,15 @@
 // The flags whose argument is a path, a word or nothing.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import * as append from "./append";
+import { append } from "./append";
 import * as bootEntry from "./boot-entry";
-import * as daemonize from "./daemonize";
-import * as initrd from "./initrd";
-import * as kernel from "./kernel";
+import { daemonize } from "./daemonize";
+import { initrd } from "./initrd";
+import { kernel } from "./kernel";
 import * as logFile from "./log-file";
 import * as name from "./name";
-import * as pidfile from "./pidfile";
-import * as startPaused from "./start-paused";
+import { pidfile } from "./pidfile";
+import { startPaused } from "./start-paused";
 
 describe("flags with simple values", () => {
   const cases: [string, () => unknown, unknown][] = [
