@@ -15,6 +15,29 @@ export interface Scenario {
   run(scratch: string): Promise<void>;
 }
 
+/** The Debian guest with its initramfs: kernel, vCPUs, memory, command line. */
+function guestArgs(options: {
+  kernel?: string;
+  smp: string;
+  mem: string;
+  append: string;
+}): string[] {
+  return [
+    "-machine",
+    "microvm",
+    "-kernel",
+    options.kernel ?? linuxGuest.kernel,
+    "-initrd",
+    linuxGuest.initrd,
+    "-smp",
+    options.smp,
+    "-m",
+    options.mem,
+    "-append",
+    options.append,
+  ];
+}
+
 /** The seed document's microvm command line, paths replaced, plus an initrd. */
 function seedArgs(rootfs: string, qmpSocket: string, extraAppend = ""): string[] {
   return [
@@ -72,18 +95,11 @@ export const SCENARIOS: Scenario[] = [
       const data = path.join(scratch, "data.img");
       writeFileSync(data, Buffer.alloc(8 * 1024 * 1024));
       const args = [
-        "-machine",
-        "microvm",
-        "-kernel",
-        linuxGuest.kernel,
-        "-initrd",
-        linuxGuest.initrd,
-        "-smp",
-        "2",
-        "-m",
-        "512",
-        "-append",
-        "console=ttyS0 quiet virga.write=/dev/vdb virga.action=poweroff",
+        ...guestArgs({
+          smp: "2",
+          mem: "512",
+          append: "console=ttyS0 quiet virga.write=/dev/vdb virga.action=poweroff",
+        }),
         "-drive",
         `file=${linuxGuest.rootfs},id=root,readonly=on`,
         "-device",
@@ -112,18 +128,12 @@ export const SCENARIOS: Scenario[] = [
     async run() {
       // The packaged bzImage (XZ payload, decompressed by the guest), as
       // distributions ship it; the other scenarios use the faster vmlinux.
-      const args = [
-        "-machine",
-        "microvm",
-        "-kernel",
-        linuxGuest.bzImage,
-        "-initrd",
-        linuxGuest.initrd,
-        "-m",
-        "256",
-        "-append",
-        "console=ttyS0 quiet reboot=k virga.action=reboot",
-      ];
+      const args = guestArgs({
+        kernel: linuxGuest.bzImage,
+        smp: "1",
+        mem: "256",
+        append: "console=ttyS0 quiet reboot=k virga.action=reboot",
+      });
       await withVmm(args, async (vm) => {
         await vm.waitFor(/VIRGA-GUEST ready/, BOOT_MS);
         assert.deepEqual(await vm.waitForExit(BOOT_MS), { code: 0, signal: null });
@@ -135,18 +145,11 @@ export const SCENARIOS: Scenario[] = [
     async run(scratch) {
       const socketPath = path.join(scratch, "qmp.sock");
       const args = [
-        "-machine",
-        "microvm",
-        "-kernel",
-        linuxGuest.kernel,
-        "-initrd",
-        linuxGuest.initrd,
-        "-smp",
-        "4,sockets=2,cores=2,threads=1",
-        "-m",
-        "256",
-        "-append",
-        "console=ttyS0 quiet virga.action=stay",
+        ...guestArgs({
+          smp: "4,sockets=2,cores=2,threads=1",
+          mem: "256",
+          append: "console=ttyS0 quiet virga.action=stay",
+        }),
         "-qmp",
         `unix:${socketPath},server,nowait`,
       ];
