@@ -196,10 +196,7 @@ describe("QMP with other clients", () => {
             { execute: "cont" },
           ]);
           assert.deepEqual(second[0]?.reply, { return: {}, id: "py-1" });
-          assert.match(
-            (second[1]?.reply.error as { desc: string }).desc,
-            /'tap-fd' not found/,
-          );
+          assert.match((second[1]?.reply.error as { desc: string }).desc, /'tap-fd' not found/);
           assert.deepEqual(
             second[2]?.events.map((e) => (e as { event: string }).event),
             ["STOP"],
