@@ -70,17 +70,28 @@ void MakeStdinRaw() {
 }
 
 UniqueFd ListenUnix(const std::string& path) {
+  // Bound and listening under a temporary name, then renamed into place, so
+  // the socket file never exists without a listener behind it (a client
+  // that sees the file can always connect).
+  struct stat existing {};
+  if (::lstat(path.c_str(), &existing) == 0 && !S_ISSOCK(existing.st_mode)) {
+    throw VmmError(path + " exists and is not a socket; refusing to replace it");
+  }
+  std::string staging = path + ".tmp-" + std::to_string(::getpid());
   sockaddr_un addr{};
-  if (path.size() >= sizeof(addr.sun_path)) throw VmmError("socket path too long: " + path);
+  if (staging.size() >= sizeof(addr.sun_path)) throw VmmError("socket path too long: " + path);
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd.valid()) throw ErrnoError("socket");
   addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());  // stale socket
+  std::memcpy(addr.sun_path, staging.c_str(), staging.size() + 1);
+  ::unlink(staging.c_str());
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) throw ErrnoError("bind " + path);
-  ::chmod(path.c_str(), 0600);
-  if (::listen(fd.get(), 4) < 0) throw ErrnoError("listen " + path);
+  ::chmod(staging.c_str(), 0600);
+  if (::listen(fd.get(), 4) < 0 || ::rename(staging.c_str(), path.c_str()) < 0) {
+    int err = errno;
+    ::unlink(staging.c_str());
+    throw ErrnoError("listen " + path, err);
+  }
   return fd;
 }
 
