@@ -1,7 +1,7 @@
 // -serial pty, socket and file deliver the guest's console, and pty and
 // socket carry input to its shell.
 import assert from "node:assert/strict";
-import { constants, existsSync, openSync, readFileSync } from "node:fs";
+import { constants, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import tty from "node:tty";
@@ -145,6 +145,24 @@ describe("serial backends", () => {
       }
     },
   );
+
+  it("-serial socket never replaces a file that is not a socket", TEST, async () => {
+    const tmp = tempDir();
+    try {
+      const precious = path.join(tmp.dir, "precious.txt");
+      writeFileSync(precious, "keep me");
+      await withVmm(
+        [...probeArgs(), "-serial", `socket,path=${precious},server,nowait`],
+        async (vm) => {
+          assert.deepEqual(await vm.waitForExit(), { code: 1, signal: null });
+          assert.match(vm.stderr, /precious\.txt exists and is not a socket/);
+        },
+      );
+      assert.equal(readFileSync(precious, "utf8"), "keep me");
+    } finally {
+      tmp.cleanup();
+    }
+  });
 
   it("-serial file: the whole console lands in the file", TEST, async () => {
     const tmp = tempDir();
