@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/hex.h"
 
 namespace virga {
 
@@ -16,12 +17,6 @@ namespace {
 int KickSignal() { return SIGRTMIN + 6; }
 
 void IgnoreKick(int) {}
-
-std::string Hex(uint64_t value) {
-  char buf[24];
-  snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(value));
-  return buf;
-}
 
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
 #include "common/error.h"
+#include "common/hex.h"
 #include "devices/i8042.h"
 #include "devices/rtc_cmos.h"
 #include "devices/acpi_pm_registers.h"
@@ -22,12 +23,6 @@ namespace virga {
 
 namespace {
 constexpr uint16_t kCom1Port = 0x3f8;
-
-std::string Hex(uint64_t value) {
-  char buf[24];
-  snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(value));
-  return buf;
-}
 }  // namespace
 
 Machine::Machine(const MachineConfig& config, ExitRequest on_exit)
