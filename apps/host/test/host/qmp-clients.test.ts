@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { before, describe, it } from "node:test";
 import { tempDir } from "../support/disk";
-import { probeArgs, requireKvmHost, withVmm, type VmmProcess } from "../support/guest";
+import { probeArgs, requireKvmHost, waitForPath, withVmm } from "../support/guest";
 import { repoRoot } from "../support/paths";
 
 const BOOT_MS = 30000;
@@ -24,14 +24,6 @@ function requireTool(command: string, pkg: string): void {
     throw new Error(
       `${command} not installed (apt-get install ${pkg}; npm install does it as root)`,
     );
-  }
-}
-
-async function waitForSocket(socketPath: string, vm: VmmProcess): Promise<void> {
-  const deadline = Date.now() + 10000;
-  while (!existsSync(socketPath)) {
-    if (Date.now() > deadline || !vm.running) throw new Error(`no QMP socket at ${socketPath}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -81,7 +73,7 @@ describe("QMP with other clients", () => {
         [...probeArgs({ smp: "2" }), "-qmp", `unix:${socketPath},server,nowait`],
         async (vm) => {
           await vm.waitFor(/PROBE ready/, BOOT_MS);
-          await waitForSocket(socketPath, vm);
+          await waitForPath(socketPath, vm);
           const transcript = await ncatSession(socketPath, [
             '{ "execute": "query-status" }',
             '{ "execute": "query-cpus" }',
@@ -148,7 +140,7 @@ describe("QMP with other clients", () => {
         writeFileSync(passed, "virga");
         await withVmm([...probeArgs(), "-qmp", `unix:${socketPath},server,nowait`], async (vm) => {
           await vm.waitFor(/PROBE ready/, BOOT_MS);
-          await waitForSocket(socketPath, vm);
+          await waitForPath(socketPath, vm);
           const pid = vm.child.pid ?? 0;
           const openHere = (): boolean =>
             readdirSync(`/proc/${pid}/fd`).some((fd) => {

@@ -8,9 +8,8 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { before, describe, it } from "node:test";
-import { QmpClient } from "../../src/qmp/client";
 import { tempDir } from "../support/disk";
-import { probeArgs, requireKvmHost, withVmm } from "../support/guest";
+import { connectQmp, probeArgs, requireKvmHost, withVmm } from "../support/guest";
 
 const BOOT_MS = 30000;
 
@@ -27,18 +26,6 @@ function randomBytes(count: number, seed: number): Buffer {
     buf[i] = state & 0xff;
   }
   return buf;
-}
-
-async function connect(socketPath: string): Promise<QmpClient> {
-  const deadline = Date.now() + 10000;
-  for (;;) {
-    try {
-      return await QmpClient.connect(socketPath);
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
 }
 
 describe("QMP robustness on a running VM", () => {
@@ -61,7 +48,7 @@ describe("QMP robustness on a running VM", () => {
           const rssBefore = rssKiB(pid);
 
           // Garbage of every kind on one connection.
-          const bad = await connect(socketPath);
+          const bad = await connectQmp(socketPath);
           bad.sendRaw(randomBytes(200_000, 11));
           bad.sendRaw("\n");
           bad.sendRaw("[".repeat(5000) + "]".repeat(5000) + "\n");
@@ -76,7 +63,7 @@ describe("QMP robustness on a running VM", () => {
           });
 
           // Floods: 4 clients x 2500 commands, far over the 100/s limit.
-          const flooders = await Promise.all([1, 2, 3, 4].map(() => connect(socketPath)));
+          const flooders = await Promise.all([1, 2, 3, 4].map(() => connectQmp(socketPath)));
           for (const client of flooders) {
             client.sendRaw('{"execute":"query-status"}'.repeat(2500));
           }
@@ -107,7 +94,7 @@ describe("QMP robustness on a running VM", () => {
           // The guest never stopped counting, and a fresh client is answered.
           const counted = [...vm.serial.text.matchAll(/count (\d+)/g)].length;
           await vm.waitFor(new RegExp(`count ${counted + 3}\\b`), BOOT_MS);
-          const fresh = await connect(socketPath);
+          const fresh = await connectQmp(socketPath);
           assert.deepEqual(await fresh.execute("query-status"), {
             running: true,
             singlestep: false,

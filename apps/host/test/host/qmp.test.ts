@@ -8,26 +8,10 @@ import path from "node:path";
 import { before, describe, it } from "node:test";
 import { QmpClient } from "../../src/qmp/client";
 import { tempDir } from "../support/disk";
-import { probeArgs, requireKvmHost, withVmm, type VmmProcess } from "../support/guest";
+import { connectQmp, probeArgs, requireKvmHost, withVmm } from "../support/guest";
 
 const BOOT_MS = 30000;
 const TEST = { timeout: 90000 };
-
-async function connectWhenReady(
-  socketPath: string,
-  vm: VmmProcess,
-  timeoutMs = 10000,
-): Promise<QmpClient> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await QmpClient.connect(socketPath);
-    } catch (error) {
-      if (Date.now() > deadline || !vm.running) throw error;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
 
 function lastCount(text: string): number {
   const counts = [...text.matchAll(/count (\d+)/g)];
@@ -128,7 +112,7 @@ describe("QMP on a running VM", () => {
         [...probeArgs(), "-qmp", `unix:${socketPath},server,nowait`, "-pidfile", pidfile],
         async (vm) => {
           await vm.waitFor(/PROBE ready/, BOOT_MS);
-          const qmp = await connectWhenReady(socketPath, vm);
+          const qmp = await connectQmp(socketPath, vm);
           const other = await QmpClient.connect(socketPath);
           assert.deepEqual(await qmp.execute("quit"), {});
           const shutdown = await qmp.waitForEvent("SHUTDOWN");
@@ -155,7 +139,7 @@ describe("QMP on a running VM", () => {
           [...probeArgs({ smp: "2" }), "-qmp", `unix:${socketPath},server,nowait`],
           async (vm) => {
             await vm.waitFor(/PROBE ready/, BOOT_MS);
-            const qmp = await connectWhenReady(socketPath, vm);
+            const qmp = await connectQmp(socketPath, vm);
             assert.deepEqual(await qmp.execute("system_reset"), {});
             const reset = await qmp.waitForEvent("RESET");
             assert.deepEqual(reset.data, { guest: false, reason: "host-qmp-system-reset" });
@@ -187,7 +171,7 @@ describe("QMP on a running VM", () => {
       await withVmm(
         [...probeArgs(), "-S", "-qmp", `unix:${socketPath},server,nowait`],
         async (vm) => {
-          const qmp = await connectWhenReady(socketPath, vm);
+          const qmp = await connectQmp(socketPath, vm);
           assert.deepEqual(await qmp.execute("query-status"), {
             running: false,
             singlestep: false,
@@ -221,7 +205,7 @@ describe("QMP on a running VM", () => {
       await withVmm(args, async (vm) => {
         await vm.waitFor(/PROBE ready/, BOOT_MS);
         assert.equal(vm.serial.lines(/^PROBE cpus online=/)[0], "PROBE cpus online=2");
-        const qmp = await connectWhenReady(socketPath, vm);
+        const qmp = await connectQmp(socketPath, vm);
         const cpus = (await qmp.execute("query-hotpluggable-cpus")) as Record<string, unknown>[];
         assert.equal(cpus.length, 4);
         assert.deepEqual(
@@ -243,7 +227,7 @@ describe("QMP on a running VM", () => {
       const args = [...probeArgs(), "-qmp", `unix:${socketPath},server,nowait`];
       await withVmm(args, async (vm) => {
         await vm.waitFor(/probe> /, BOOT_MS);
-        const qmp = await connectWhenReady(socketPath, vm);
+        const qmp = await connectQmp(socketPath, vm);
         vm.send("poweroff");
         assert.deepEqual((await qmp.waitForEvent("SHUTDOWN")).data, {
           guest: true,
@@ -253,7 +237,7 @@ describe("QMP on a running VM", () => {
       });
       await withVmm(args, async (vm) => {
         await vm.waitFor(/PROBE ready/, BOOT_MS);
-        const qmp = await connectWhenReady(socketPath, vm);
+        const qmp = await connectQmp(socketPath, vm);
         vm.child.kill("SIGTERM");
         assert.deepEqual((await qmp.waitForEvent("SHUTDOWN")).data, {
           guest: false,

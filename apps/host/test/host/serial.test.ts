@@ -8,7 +8,7 @@ import tty from "node:tty";
 import { before, describe, it } from "node:test";
 import { SerialConsole } from "../support/console";
 import { tempDir } from "../support/disk";
-import { probeArgs, requireKvmHost, withVmm } from "../support/guest";
+import { probeArgs, requireKvmHost, waitForPath, withVmm } from "../support/guest";
 
 const BOOT_MS = 30000;
 const TEST = { timeout: 90000 };
@@ -17,14 +17,6 @@ const TEST = { timeout: 90000 };
 async function askOnce(console: SerialConsole, timeoutMs = BOOT_MS): Promise<void> {
   console.send("info");
   await console.waitFor(/OK info/, timeoutMs);
-}
-
-async function waitForFile(file: string, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!existsSync(file)) {
-    if (Date.now() > deadline) throw new Error(`${file} did not appear`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe("serial backends", () => {
@@ -63,7 +55,7 @@ describe("serial backends", () => {
       await withVmm(
         [...probeArgs(), "-serial", `socket,path=${socketPath},server,nowait`],
         async (vm) => {
-          await waitForFile(socketPath);
+          await waitForPath(socketPath);
           const socket = net.connect(socketPath);
           const console = new SerialConsole();
           console.attach(socket, socket);
@@ -110,7 +102,7 @@ describe("serial backends", () => {
         await withVmm(
           [...probeArgs(), "-S", "-serial", `socket,path=${socketPath},server,nowait`],
           async (vm) => {
-            await waitForFile(socketPath);
+            await waitForPath(socketPath);
             const socket = net.connect(socketPath);
             // The VMM drops the hung-up client with its input unread: a reset is expected.
             socket.on("error", () => undefined);

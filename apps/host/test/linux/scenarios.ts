@@ -4,8 +4,7 @@
 import assert from "node:assert/strict";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { QmpClient } from "../../src/qmp/client";
-import { withVmm } from "../support/guest";
+import { connectQmp, withVmm } from "../support/guest";
 import { linuxGuest } from "./guest-images";
 
 const BOOT_MS = 120000;
@@ -62,18 +61,6 @@ function seedArgs(rootfs: string, qmpSocket: string, extraAppend = ""): string[]
     "-serial",
     "stdio",
   ];
-}
-
-async function connect(socketPath: string): Promise<QmpClient> {
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    try {
-      return await QmpClient.connect(socketPath);
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 }
 
 export const SCENARIOS: Scenario[] = [
@@ -155,7 +142,7 @@ export const SCENARIOS: Scenario[] = [
       ];
       await withVmm(args, async (vm) => {
         await vm.waitFor(/VIRGA-GUEST ready/, BOOT_MS);
-        const qmp = await connect(socketPath);
+        const qmp = await connectQmp(socketPath, vm);
         assert.equal(((await qmp.execute("query-status")) as { status: string }).status, "running");
         type Props = { "socket-id": number; "core-id": number; "thread-id": number };
         const cpus = (await qmp.execute("query-cpus")) as { CPU: number; props: Props }[];

@@ -4,6 +4,7 @@
 // the test report shows what the guest did.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
+import { QmpClient } from "../../src/qmp/client";
 import { SerialConsole } from "./console";
 import { nativeAddon, probeGuest, repoRoot, vmmBin } from "./paths";
 
@@ -156,4 +157,32 @@ export function probeArgs(
     "-append",
     options.append ?? "console=ttyS0",
   ];
+}
+
+/** Waits until `file` exists (a socket the VMM creates); fails early if the VM has exited. */
+export async function waitForPath(file: string, vm?: VmmProcess, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(file)) {
+    if (Date.now() > deadline) throw new Error(`${file} did not appear within ${timeoutMs} ms`);
+    if (vm !== undefined && !vm.running)
+      throw new Error(`virga-vmm exited before ${file} appeared`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Connects a QmpClient, retrying while the VMM is still starting its QMP server. */
+export async function connectQmp(
+  socketPath: string,
+  vm?: VmmProcess,
+  timeoutMs = 10000,
+): Promise<QmpClient> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await QmpClient.connect(socketPath);
+    } catch (error) {
+      if (Date.now() > deadline || (vm !== undefined && !vm.running)) throw error;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
 }
