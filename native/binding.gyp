@@ -1,7 +1,16 @@
 {
+  "target_defaults": {
+    "include_dirs": ["src"],
+    "cflags!": ["-fno-exceptions", "-fno-rtti"],
+    "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+    "cflags": ["-fPIC"],
+    "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+    "ldflags": ["-pthread"]
+  },
   "targets": [
     {
-      "target_name": "virga_native",
+      "target_name": "virga_core",
+      "type": "static_library",
       "sources": [
         "src/arch/x86_64/acpi/aml.cc",
         "src/arch/x86_64/acpi/tables.cc",
@@ -10,7 +19,6 @@
         "src/arch/x86_64/cpuid.cc",
         "src/arch/x86_64/kernel_loader.cc",
         "src/arch/x86_64/mptable.cc",
-        "src/binding/addon.cc",
         "src/chardev/chardev.cc",
         "src/devices/bus.cc",
         "src/devices/i8042.cc",
@@ -27,16 +35,31 @@
         "src/virtio/mmio_transport.cc",
         "src/virtio/queue.cc",
         "src/vm/machine.cc"
-      ],
-      "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
-        "src"
-      ],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
-      "cflags!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
-      "ldflags": ["-pthread"]
+      ]
+    },
+    {
+      "target_name": "virga_native",
+      "dependencies": ["virga_core"],
+      "sources": ["src/binding/addon.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"]
+    },
+    {
+      "target_name": "virga-vmm",
+      "type": "executable",
+      "dependencies": ["virga_core"],
+      "sources": [
+        "src/cli/command_line.cc",
+        "src/cli/config_json.cc",
+        "src/cli/flags.cc",
+        "src/cli/option_items.cc",
+        "src/main/virga_vmm.cc",
+        "src/process/control_plane.cc",
+        "src/process/daemon.cc",
+        "src/process/pidfile.cc",
+        "src/process/qmp_listener.cc",
+        "src/process/vmm_log.cc"
+      ]
     }
   ]
 }

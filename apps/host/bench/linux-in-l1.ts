@@ -20,7 +20,7 @@ function local(file: string): string {
 }
 const kernel = local(process.env.VIRGA_GUEST_KERNEL ?? path.join(built, "vmlinux"));
 const initrd = local(process.env.VIRGA_GUEST_INITRD ?? path.join(built, "initramfs.cpio.gz"));
-const vmmBin = path.join(root, "apps", "host", "bin", "virga-vmm.js");
+const vmmBin = path.join(root, "native", "build", "Release", "virga-vmm");
 const append = "console=ttyS0 quiet virga.action=poweroff";
 const MARKER = "VIRGA-GUEST ready";
 
@@ -35,9 +35,8 @@ async function main(): Promise<void> {
   const mem = arg("mem", "512");
   const out = arg("out", "linux-bench.json");
   const virga: [string, string[]] = [
-    process.execPath,
+    vmmBin,
     [
-      vmmBin,
       "-machine",
       "microvm",
       "-kernel",

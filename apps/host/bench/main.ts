@@ -18,7 +18,7 @@ import { bootOnce, median, qmpRoundTrips, type BootSample, type QmpSample } from
 
 const root = path.resolve(__dirname, "..", "..", "..", "..");
 const probe = path.join(root, "native", "probe-guest", "build", "probe.elf");
-const vmmBin = path.join(root, "apps", "host", "bin", "virga-vmm.js");
+const vmmBin = path.join(root, "native", "build", "Release", "virga-vmm");
 
 function option(name: string, fallback: number): number {
   const index = process.argv.indexOf(`--${name}`);
@@ -37,9 +37,8 @@ const append = "console=ttyS0";
 
 function virgaArgs(extra: string[] = []): [string, string[]] {
   return [
-    process.execPath,
+    vmmBin,
     [
-      vmmBin,
       "-machine",
       "microvm",
       "-kernel",

@@ -49,13 +49,9 @@ console.error(
 console.error("  shell: type help at the probe> prompt; poweroff (or Ctrl-C) ends the VM");
 console.error(`  virga-vmm ${args.join(" ")}\n`);
 
-const child = spawn(
-  process.execPath,
-  [path.join(root, "apps", "host", "bin", "virga-vmm.js"), ...args],
-  {
-    stdio: "inherit",
-  },
-);
+const child = spawn(path.join(root, "native", "build", "Release", "virga-vmm"), args, {
+  stdio: "inherit",
+});
 // Ctrl-C reaches virga-vmm too (same process group); it shuts the VM down.
 process.on("SIGINT", () => undefined);
 process.on("SIGTERM", () => child.kill("SIGTERM"));

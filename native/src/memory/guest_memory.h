@@ -33,6 +33,9 @@ class GuestMemory {
   uint8_t* Translate(uint64_t gpa, uint64_t len) const;
   bool Read(uint64_t gpa, void* out, uint64_t len) const;
   bool Write(uint64_t gpa, const void* data, uint64_t len) const;
+  // Zero-fills a range; whole pages are dropped rather than written, so
+  // zeroing untouched RAM (a kernel's .bss on a fresh VM) costs nothing.
+  bool Zero(uint64_t gpa, uint64_t len) const;
 
   template <typename T>
   bool ReadObj(uint64_t gpa, T* out) const { return Read(gpa, out, sizeof(T)); }

@@ -1,30 +1,69 @@
-// VmConfig → virga-vmm flags: the inverse of cli/command-line.ts, so the host
-// daemon can start a VM from a stored config. Normalised: every value is
-// written explicitly, so parse(toArgv(c)) equals c.
-import { append } from "../cli/flags/append";
-import * as bootEntry from "../cli/flags/boot-entry";
-import * as device from "../cli/flags/device";
-import * as drive from "../cli/flags/drive";
-import * as memory from "../cli/flags/memory";
-import * as name from "../cli/flags/name";
-import * as qmp from "../cli/flags/qmp";
-import * as serial from "../cli/flags/serial";
-import * as smp from "../cli/flags/smp";
-import type { VmConfig } from "./vm-config";
+// VmConfig → virga-vmm flags, so the host daemon can start a VM from a stored
+// config. The inverse of virga-vmm's own parser (native/src/cli/): every
+// value is written explicitly, so `virga-vmm <toArgv(c)> -print-config`
+// prints c back (config/to-argv.test.ts checks that against the binary).
+import { DEFAULT_QMP_RATE_LIMIT, type VmConfig } from "./vm-config";
+
+const MIB = 1024 * 1024;
+
+/** A literal comma inside an option value is written ",," (QEMU's rule). */
+function escape(value: string): string {
+  return value.replaceAll(",", ",,");
+}
+
+function onOff(value: boolean): string {
+  return value ? "on" : "off";
+}
+
+function memory(bytes: number): string {
+  return bytes % (1024 * MIB) === 0 ? `${bytes / (1024 * MIB)}G` : `${bytes / MIB}M`;
+}
+
+function serial(value: VmConfig["serial"]): string {
+  switch (value.kind) {
+    case "file":
+      return `file,path=${escape(value.path)}`;
+    case "socket":
+      return `socket,path=${escape(value.path)},server,nowait`;
+    default:
+      return value.kind;
+  }
+}
+
+function qmp(value: NonNullable<VmConfig["qmp"]>): string {
+  const address =
+    value.kind === "unix"
+      ? `unix:${escape(value.path)}`
+      : `tcp:${value.host.includes(":") ? `[${value.host}]` : value.host}:${value.port}`;
+  const limit = value.rateLimit === DEFAULT_QMP_RATE_LIMIT ? "" : `,rate-limit=${value.rateLimit}`;
+  return `${address},server,nowait${limit}`;
+}
 
 export function toArgv(config: VmConfig): string[] {
   const argv: string[] = [];
-  if (config.name !== undefined) argv.push(name.flag, name.format(config.name));
+  // -name strips one "guest=" prefix, so a name that starts with it gets another.
+  if (config.name !== undefined)
+    argv.push("-name", config.name.startsWith("guest=") ? `guest=${config.name}` : config.name);
   argv.push("-machine", config.machine, "-kernel", config.kernel);
   if (config.initrd !== undefined) argv.push("-initrd", config.initrd);
-  argv.push(append.flag, config.append);
-  argv.push(bootEntry.flag, bootEntry.format(config.bootEntry));
-  argv.push(smp.flag, smp.format(config.smp));
-  argv.push(memory.flag, memory.format(config.memoryBytes));
-  for (const d of config.drives) argv.push(drive.flag, drive.format(d));
-  for (const d of config.devices) argv.push(device.flag, device.format(d));
-  argv.push(serial.flag, serial.format(config.serial));
-  if (config.qmp !== undefined) argv.push(qmp.flag, qmp.format(config.qmp));
+  argv.push("-append", config.append);
+  argv.push("-boot-entry", config.bootEntry);
+  const { smp } = config;
+  argv.push(
+    "-smp",
+    `cpus=${smp.cpus},maxcpus=${smp.maxCpus},sockets=${smp.sockets},cores=${smp.cores},threads=${smp.threads}`,
+  );
+  argv.push("-m", memory(config.memoryBytes));
+  for (const d of config.drives) {
+    argv.push(
+      "-drive",
+      `file=${escape(d.file)},id=${escape(d.id)},readonly=${onOff(d.readOnly)},direct=${onOff(d.direct)}`,
+    );
+  }
+  for (const d of config.devices)
+    argv.push("-device", `${d.driver},drive=${escape(d.drive)},id=${escape(d.id)}`);
+  argv.push("-serial", serial(config.serial));
+  if (config.qmp !== undefined) argv.push("-qmp", qmp(config.qmp));
   if (config.logFile !== undefined) {
     argv.push("-D");
     if (config.logFile !== null) argv.push(config.logFile);

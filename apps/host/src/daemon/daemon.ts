@@ -14,11 +14,12 @@ import type { QmpReply } from "./qmp-link";
 import { MAX_SOCKET_PATH, RunDir, VM_ID, privateDir, vmPaths } from "./run-dir";
 import { ManagedVm, type VmMeta, type VmSummary } from "./vm";
 import { confineConfig, normaliseConfig, type VmConfigInput } from "./vm-input";
+import { VMM_BINARY } from "../vmm/vmm-binary";
 
 /** apps/host, from dist/src/daemon. */
 const hostDir = path.resolve(__dirname, "..", "..", "..");
 export const repoRoot = path.resolve(hostDir, "..", "..");
-export const VMM_BIN = path.join(hostDir, "bin", "virga-vmm.js");
+export const VMM_BIN = VMM_BINARY;
 
 /** Image directories when none are given: the guest builds in this repository. */
 export function defaultImageDirs(): string[] {

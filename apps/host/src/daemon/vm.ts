@@ -182,7 +182,7 @@ export class ManagedVm {
           logFd,
           `${new Date().toISOString()} virgad: starting virga-vmm ${argv.join(" ")}\n`,
         );
-        child = spawn(process.execPath, [this.ctx.vmmBin, ...argv], {
+        child = spawn(this.ctx.vmmBin, argv, {
           cwd: this.paths.dir,
           detached: true,
           stdio: ["ignore", logFd, logFd],

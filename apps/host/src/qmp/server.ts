@@ -18,6 +18,8 @@ export interface QmpServerOptions {
   log?: (line: string) => void;
   /** The native recvmsg reader; with it, unix clients can pass fds (getfd). */
   socketReader?: ConstructorParameters<typeof FdPassingSocket>[1];
+  /** A socket the VM process already listens on for `endpoint` (virga-vmm's fd 4). */
+  listeningFd?: number;
 }
 
 /** Replaces a leftover socket file, unless a live server still answers on it. */
@@ -49,8 +51,9 @@ export class QmpServer {
   constructor(private readonly options: QmpServerOptions) {}
 
   async listen(): Promise<void> {
-    const { endpoint, vm, log } = this.options;
-    if (endpoint.kind === "unix") await clearStaleSocket(endpoint.path);
+    const { endpoint, vm, log, listeningFd } = this.options;
+    if (endpoint.kind === "unix" && listeningFd === undefined)
+      await clearStaleSocket(endpoint.path);
     const passFds = endpoint.kind === "unix" && this.options.socketReader !== undefined;
     // Paused so Node never reads (and so never drops) what the native reader must see.
     const server = net.createServer({ pauseOnConnect: passFds }, (socket) => {
@@ -59,7 +62,11 @@ export class QmpServer {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      if (endpoint.kind === "unix") {
+      if (listeningFd !== undefined) {
+        server.listen({ fd: listeningFd }, () => {
+          resolve();
+        });
+      } else if (endpoint.kind === "unix") {
         // Created 0600 from the start: no window where others can connect.
         const mask = process.umask(0o177);
         try {
@@ -75,7 +82,7 @@ export class QmpServer {
         });
       }
     });
-    if (endpoint.kind === "unix") chmodSync(endpoint.path, 0o600);
+    if (endpoint.kind === "unix" && listeningFd === undefined) chmodSync(endpoint.path, 0o600);
     this.unsubscribe = vm.onEvent((record) => {
       const line = eventLine(record);
       for (const session of this.sessions) session.write(line);

@@ -1,6 +1,6 @@
-// What the control plane (QMP commands now; the daemon and HTTP gateway
-// later) may do with a running VM. vmm/machine.ts implements it over the
-// native addon; unit tests use a fake.
+// What the control plane (QMP commands) may do with a running VM.
+// vmm/machine.ts implements it over the VM process's channel; unit tests use
+// a fake.
 import type { VmConfig } from "../config/vm-config";
 import type { QmpEventRecord } from "../qmp/wire";
 import type { NamedFds } from "./named-fds";
@@ -32,16 +32,16 @@ export interface VmControl {
   /** Descriptors handed over with QMP getfd, by name. */
   readonly fds: NamedFds;
   status(): RunStatus;
-  /** Pauses every vCPU; emits STOP when the VM was running. */
-  pause(): void;
+  /** Pauses every vCPU; emits STOP (before resolving) when the VM was running. */
+  pause(): Promise<void>;
   /** Resumes from paused or prelaunch; emits RESUME. */
-  resume(): void;
+  resume(): Promise<void>;
   /** Machine reset (the guest reboots; paused stays paused); emits RESET. */
-  reset(): void;
+  reset(): Promise<void>;
   /** Presses the ACPI power button; emits POWERDOWN. The guest decides what follows. */
-  powerdown(): void;
+  powerdown(): Promise<void>;
   /** The online vCPUs. */
-  vcpus(): VcpuState[];
+  vcpus(): Promise<VcpuState[]>;
   chardevs(): ChardevInfo[];
   /** Emits SHUTDOWN and ends the VM process (cleanly: exit code 0). */
   shutdown(reason: ShutdownReason): void;

@@ -1,6 +1,6 @@
-// The VM as the control plane sees it: the native Vm plus QMP's run state
-// and events. Implements VmControl for the QMP commands.
-import type { VcpuInfo, VmEvent } from "@virga/native";
+// The VM as the control plane sees it: the VM process (over its channel)
+// plus QMP's run state and events. Implements VmControl for the QMP commands.
+// Operations run one at a time, so concurrent clients see whole transitions.
 import type { VmConfig } from "../config/vm-config";
 import type {
   ChardevInfo,
@@ -13,79 +13,72 @@ import type {
 import { EventHub } from "./events";
 import { NamedFds } from "./named-fds";
 
-/** The part of the native Vm this class uses (a fake stands in for it in tests). */
+/** What the VM process does on request (a fake stands in for it in tests). */
 export interface NativeVm {
-  start(paused?: boolean): void;
-  pause(): void;
-  resume(): void;
-  reset(): void;
-  powerButton(): void;
-  vcpus(): VcpuInfo[];
-  serialPtyPath(): string | null;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  reset(): Promise<void>;
+  powerButton(): Promise<void>;
+  vcpus(): Promise<VcpuState[]>;
 }
 
 export class Machine implements VmControl {
-  private state: RunStatus = "prelaunch";
+  private state: RunStatus;
   private readonly hub = new EventHub();
+  private queue: Promise<unknown> = Promise.resolve();
   readonly fds = new NamedFds();
 
-  /** onShutdown ends the process; onError reports a fatal VMM error. */
+  /** onShutdown ends the control plane (and, for quit, the VM process). */
   constructor(
     readonly config: VmConfig,
     private readonly vm: NativeVm,
+    private readonly ptyPath: string | null,
     private readonly onShutdown: (reason: ShutdownReason) => void,
-    private readonly onError: (message: string) => void,
-  ) {}
-
-  /** Starts the vCPU threads; with -S they wait in prelaunch for cont. */
-  start(): void {
-    this.vm.start(this.config.startPaused);
-    this.state = this.config.startPaused ? "prelaunch" : "running";
-  }
-
-  /** Events from the native core (delivered on the JS thread). */
-  handleNativeEvent(event: VmEvent): void {
-    if (event.type === "shutdown") this.shutdown({ guest: true, reason: event.reason });
-    else this.onError(event.message);
+  ) {
+    // The VM process started the vCPUs (paused with -S) before we existed.
+    this.state = config.startPaused ? "prelaunch" : "running";
   }
 
   status(): RunStatus {
     return this.state;
   }
 
-  pause(): void {
-    if (this.state !== "running") return;
-    this.vm.pause();
-    this.state = "paused";
-    this.hub.emit("STOP");
+  pause(): Promise<void> {
+    return this.serial(async () => {
+      if (this.state !== "running") return;
+      await this.vm.pause();
+      this.state = "paused";
+      this.hub.emit("STOP");
+    });
   }
 
-  resume(): void {
-    if (this.state !== "paused" && this.state !== "prelaunch") return;
-    this.vm.resume();
-    this.state = "running";
-    this.hub.emit("RESUME");
+  resume(): Promise<void> {
+    return this.serial(async () => {
+      if (this.state !== "paused" && this.state !== "prelaunch") return;
+      await this.vm.resume();
+      this.state = "running";
+      this.hub.emit("RESUME");
+    });
   }
 
-  reset(): void {
-    if (this.state === "shutdown") return;
-    this.vm.reset();
-    this.hub.emit("RESET", { guest: false, reason: "host-qmp-system-reset" });
+  reset(): Promise<void> {
+    return this.serial(async () => {
+      if (this.state === "shutdown") return;
+      await this.vm.reset();
+      this.hub.emit("RESET", { guest: false, reason: "host-qmp-system-reset" });
+    });
   }
 
-  powerdown(): void {
-    if (this.state === "shutdown") return;
-    this.hub.emit("POWERDOWN");
-    this.vm.powerButton();
+  powerdown(): Promise<void> {
+    return this.serial(async () => {
+      if (this.state === "shutdown") return;
+      this.hub.emit("POWERDOWN");
+      await this.vm.powerButton();
+    });
   }
 
-  vcpus(): VcpuState[] {
-    return this.vm.vcpus().map((v) => ({
-      index: v.index,
-      apicId: v.apicId,
-      threadId: v.threadId,
-      halted: v.halted,
-    }));
+  vcpus(): Promise<VcpuState[]> {
+    return this.vm.vcpus();
   }
 
   chardevs(): ChardevInfo[] {
@@ -96,7 +89,7 @@ export class Machine implements VmControl {
         case "stdio":
           return "stdio";
         case "pty":
-          return `pty:${this.vm.serialPtyPath() ?? ""}`;
+          return `pty:${this.ptyPath ?? ""}`;
         case "file":
           return `file:${serial.path}`;
         case "socket":
@@ -114,6 +107,7 @@ export class Machine implements VmControl {
     return list;
   }
 
+  /** Emits SHUTDOWN once and asks for the end (a native shutdown or a QMP quit). */
   shutdown(reason: ShutdownReason): void {
     if (this.state === "shutdown") return;
     this.state = "shutdown";
@@ -123,5 +117,11 @@ export class Machine implements VmControl {
 
   onEvent(listener: EventListener): () => void {
     return this.hub.subscribe(listener);
+  }
+
+  private serial<T>(operation: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(operation, operation);
+    this.queue = next.catch(() => undefined);
+    return next;
   }
 }

@@ -7,7 +7,7 @@ import { tempDir, makeDisk } from "../support/disk";
 import { repoRoot, vmmBin } from "../support/paths";
 
 function run(args: string[]) {
-  return spawnSync(process.execPath, [vmmBin, ...args], {
+  return spawnSync(vmmBin, args, {
     cwd: repoRoot,
     encoding: "utf8",
     timeout: 20000,

@@ -47,9 +47,8 @@ describe("-daemonize", () => {
         const serial = path.join(tmp.dir, "serial.log");
         const started = Date.now();
         const parent = spawnSync(
-          process.execPath,
+          vmmBin,
           [
-            vmmBin,
             ...probeArgs(),
             "-name",
             "daemon-test",
@@ -97,11 +96,11 @@ describe("-daemonize", () => {
       const log = path.join(tmp.dir, "vmm.log");
       const garbage = path.join(tmp.dir, "vmm.log.kernel");
       writeFileSync(garbage, Buffer.alloc(4096, 0x5a));
-      const parent = spawnSync(
-        process.execPath,
-        [vmmBin, "-kernel", garbage, "-daemonize", "-D", log],
-        { cwd: repoRoot, encoding: "utf8", timeout: 30000 },
-      );
+      const parent = spawnSync(vmmBin, ["-kernel", garbage, "-daemonize", "-D", log], {
+        cwd: repoRoot,
+        encoding: "utf8",
+        timeout: 30000,
+      });
       assert.equal(parent.status, 1, parent.stderr);
       assert.match(parent.stderr, /^virga-vmm: error: .+/);
     } finally {

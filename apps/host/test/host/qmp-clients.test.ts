@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { promisify } from "node:util";
-import { existsSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { before, describe, it } from "node:test";
 import { tempDir } from "../support/disk";
@@ -141,7 +141,12 @@ describe("QMP with other clients", () => {
         await withVmm([...probeArgs(), "-qmp", `unix:${socketPath},server,nowait`], async (vm) => {
           await vm.waitFor(/PROBE ready/, BOOT_MS);
           await waitForPath(socketPath, vm);
-          const pid = vm.child.pid ?? 0;
+          // getfd's descriptors wait in the VM's control plane (the QMP
+          // server, a child of the VM process) until a command takes them.
+          const vmmPid = vm.child.pid ?? 0;
+          const pid = Number(
+            readFileSync(`/proc/${vmmPid}/task/${vmmPid}/children`, "utf8").trim().split(/\s+/)[0],
+          );
           const openHere = (): boolean =>
             readdirSync(`/proc/${pid}/fd`).some((fd) => {
               try {
@@ -179,7 +184,7 @@ describe("QMP with other clients", () => {
             desc: "No file descriptor supplied via SCM_RIGHTS",
           });
           assert.equal((first[3]?.reply.return as { status: string }).status, "running");
-          assert.ok(openHere(), "the VMM holds the passed descriptor");
+          assert.ok(openHere(), "the control plane holds the passed descriptor");
 
           const second = await run([
             { execute: "closefd", arguments: { fdname: "tap-fd" } },

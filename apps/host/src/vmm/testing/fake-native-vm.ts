@@ -1,44 +1,39 @@
-// An in-memory stand-in for the native Vm, for unit tests of the control
+// An in-memory stand-in for the VM process, for unit tests of the control
 // plane (Machine, QMP) without /dev/kvm. Never used by virga-vmm itself.
-import type { VcpuInfo } from "@virga/native";
 import type { VmConfig } from "../../config/vm-config";
 import { Machine, type NativeVm } from "../machine";
-import type { ShutdownReason } from "../control";
+import type { ShutdownReason, VcpuState } from "../control";
 
 export class FakeNativeVm implements NativeVm {
   readonly calls: string[] = [];
-  paused = true;
 
   constructor(private readonly cpus: number) {}
 
-  start(paused = false): void {
-    this.calls.push(`start(${paused})`);
-    this.paused = paused;
-  }
-  pause(): void {
+  pause(): Promise<void> {
     this.calls.push("pause");
-    this.paused = true;
+    return Promise.resolve();
   }
-  resume(): void {
+  resume(): Promise<void> {
     this.calls.push("resume");
-    this.paused = false;
+    return Promise.resolve();
   }
-  reset(): void {
+  reset(): Promise<void> {
     this.calls.push("reset");
+    return Promise.resolve();
   }
-  powerButton(): void {
+  powerButton(): Promise<void> {
     this.calls.push("powerButton");
+    return Promise.resolve();
   }
-  vcpus(): VcpuInfo[] {
-    return Array.from({ length: this.cpus }, (_, index) => ({
-      index,
-      apicId: index,
-      threadId: 10000 + index,
-      halted: false,
-    }));
-  }
-  serialPtyPath(): string | null {
-    return "/dev/pts/99";
+  vcpus(): Promise<VcpuState[]> {
+    return Promise.resolve(
+      Array.from({ length: this.cpus }, (_, index) => ({
+        index,
+        apicId: index,
+        threadId: 10000 + index,
+        halted: false,
+      })),
+    );
   }
 }
 
@@ -59,22 +54,14 @@ export function testConfig(overrides: Partial<VmConfig> = {}): VmConfig {
   };
 }
 
-/** A started Machine over a FakeNativeVm; shutdowns and errors are recorded. */
+/** A Machine over a FakeNativeVm with a pty console; shutdowns are recorded. */
 export function fakeMachine(config: VmConfig = testConfig()): {
   machine: Machine;
   native: FakeNativeVm;
   shutdowns: ShutdownReason[];
-  errors: string[];
 } {
   const native = new FakeNativeVm(config.smp.cpus);
   const shutdowns: ShutdownReason[] = [];
-  const errors: string[] = [];
-  const machine = new Machine(
-    config,
-    native,
-    (reason) => shutdowns.push(reason),
-    (message) => errors.push(message),
-  );
-  machine.start();
-  return { machine, native, shutdowns, errors };
+  const machine = new Machine(config, native, "/dev/pts/99", (reason) => shutdowns.push(reason));
+  return { machine, native, shutdowns };
 }

@@ -1,0 +1,134 @@
+#include "cli/command_line.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "cli/flags.h"
+#include "cli/usage_error.h"
+
+namespace virga::cli {
+
+namespace {
+
+void CheckDevices(const VmmConfig& config) {
+  std::map<std::string, const Drive*> by_id;
+  for (const Drive& drive : config.drives) {
+    if (by_id.count(drive.id)) {
+      throw UsageError::Expected("-drive", kDriveSyntax, FormatDrive(drive), "duplicate id '" + drive.id + "'");
+    }
+    by_id[drive.id] = &drive;
+  }
+  if (config.devices.size() > kBlockSlots) {
+    throw UsageError::Expected("-device", kDeviceSyntax, FormatDevice(config.devices[kBlockSlots]),
+                               "at most 6 virtio-blk devices (microvm block slots)");
+  }
+  std::set<std::string> used, ids;
+  for (const BlockDevice& device : config.devices) {
+    std::string got = FormatDevice(device);
+    if (!by_id.count(device.drive)) {
+      throw UsageError::Expected("-device", kDeviceSyntax, got, "unknown drive '" + device.drive + "'");
+    }
+    if (used.count(device.drive)) {
+      throw UsageError::Expected("-device", kDeviceSyntax, got, "drive '" + device.drive + "' already used");
+    }
+    if (ids.count(device.id)) {
+      throw UsageError::Expected("-device", kDeviceSyntax, got, "duplicate id '" + device.id + "'");
+    }
+    used.insert(device.drive);
+    ids.insert(device.id);
+  }
+  for (const Drive& drive : config.drives) {
+    if (!used.count(drive.id)) {
+      throw UsageError::Expected("-drive", kDriveSyntax, FormatDrive(drive),
+                                 "drive '" + drive.id + "' is not attached by any -device virtio-blk-device,drive=" +
+                                     drive.id);
+    }
+  }
+}
+
+void CheckReadableFile(const std::string& flag, const std::string& syntax, const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    throw UsageError::Expected(flag, syntax, path,
+                               err == ENOENT ? "no such file" : std::string("cannot access (") + std::strerror(err) + ")");
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    throw UsageError::Expected(flag, syntax, path, "not a regular file or block device");
+  }
+}
+
+}  // namespace
+
+Invocation ParseCommandLine(const std::vector<std::string>& argv) {
+  Invocation invocation;
+  VmmConfig& config = invocation.config;
+  std::set<std::string> given;
+  bool serial_given = false;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& token = argv[i];
+    if (token.empty() || token[0] != '-' || token == "-") {
+      throw UsageError(token, "unexpected argument '" + token + "'; expected a flag such as -kernel <path>");
+    }
+    // --flag means -flag, as in QEMU.
+    std::string name = token.rfind("--", 0) == 0 ? token.substr(1) : token;
+    if (name == "-help" || name == "-h") return Invocation{Invocation::Action::kHelp, {}};
+    if (name == "-version") return Invocation{Invocation::Action::kVersion, {}};
+    if (name == "-print-config") {
+      invocation.action = Invocation::Action::kPrintConfig;
+      continue;
+    }
+    const FlagSpec* spec = FindFlag(name);
+    if (spec == nullptr) {
+      std::string all;
+      for (const FlagSpec& f : AllFlags()) all += (all.empty() ? "" : " ") + f.flag;
+      throw UsageError(name, "unknown flag; expected one of " + all);
+    }
+    std::optional<std::string> value;
+    if (spec->arity == FlagSpec::Arity::kValue) {
+      if (i + 1 >= argv.size()) throw UsageError::Expected(name, spec->syntax, "", "missing value");
+      value = argv[++i];
+    } else if (spec->arity == FlagSpec::Arity::kOptional) {
+      if (i + 1 < argv.size() && (argv[i + 1].empty() || argv[i + 1][0] != '-')) value = argv[++i];
+    }
+    if (!spec->repeatable && !given.insert(name).second) {
+      throw UsageError(name, "given more than once; expected it at most once");
+    }
+    if (name == "-serial") serial_given = true;
+    spec->apply(value, config);
+  }
+
+  if (config.kernel.empty()) throw UsageError::Expected("-kernel", kKernelSyntax, "", "required");
+  CheckDevices(config);
+  if (config.daemonize && serial_given && config.serial.kind == Serial::Kind::kStdio) {
+    throw UsageError::Expected("-daemonize", "-serial pty|none|file,path=<path>|socket,path=<path>,server,nowait",
+                               "-serial stdio", "cannot be used with -serial stdio");
+  }
+  if (config.daemonize && config.log_file && config.log_file->empty()) {
+    throw UsageError::Expected("-D", "-D <log file> with -daemonize", "-D", "a daemon has no stderr");
+  }
+  if (config.daemonize && !serial_given) config.serial.kind = Serial::Kind::kNone;
+  return invocation;
+}
+
+void ValidateFiles(const VmmConfig& config) {
+  CheckReadableFile("-kernel", kKernelSyntax, config.kernel);
+  if (config.initrd) CheckReadableFile("-initrd", kInitrdSyntax, *config.initrd);
+  for (const Drive& drive : config.drives) CheckReadableFile("-drive", kDriveSyntax, drive.file);
+}
+
+std::string Usage() {
+  std::string out = "usage: virga-vmm -kernel <path> [flags]\n\n";
+  for (const FlagSpec& f : AllFlags()) {
+    out += "  " + (f.arity == FlagSpec::Arity::kNone ? f.flag : f.flag + " " + f.syntax) + "\n      " + f.help + "\n";
+  }
+  out += "  -print-config\n      print the parsed configuration as JSON and exit\n";
+  out += "\nserial defaults to stdio; exit codes: 0 guest/QMP/signal shutdown, 1 VMM error, 2 usage error";
+  return out;
+}
+
+}  // namespace virga::cli

@@ -1,0 +1,66 @@
+#include "cli/config_json.h"
+
+#include "common/json_quote.h"
+
+namespace virga::cli {
+
+namespace {
+
+std::string Bool(bool value) { return value ? "true" : "false"; }
+
+const char* SerialKind(Serial::Kind kind) {
+  switch (kind) {
+    case Serial::Kind::kStdio: return "stdio";
+    case Serial::Kind::kPty: return "pty";
+    case Serial::Kind::kNone: return "none";
+    case Serial::Kind::kFile: return "file";
+    case Serial::Kind::kSocket: return "socket";
+  }
+  return "none";
+}
+
+}  // namespace
+
+std::string ToJson(const VmmConfig& c) {
+  std::string out = "{";
+  if (c.name) out += "\"name\":" + JsonQuote(*c.name) + ",";
+  out += "\"machine\":\"microvm\",\"kernel\":" + JsonQuote(c.kernel) + ",";
+  if (c.initrd) out += "\"initrd\":" + JsonQuote(*c.initrd) + ",";
+  out += "\"append\":" + JsonQuote(c.append) + ",";
+  out += std::string("\"bootEntry\":\"") + (c.boot_entry == BootEntryKind::kPvh ? "pvh" : "linux64") + "\",";
+  out += "\"smp\":{\"cpus\":" + std::to_string(c.smp.cpus) + ",\"maxCpus\":" + std::to_string(c.smp.max_cpus) +
+         ",\"sockets\":" + std::to_string(c.smp.sockets) + ",\"cores\":" + std::to_string(c.smp.cores) +
+         ",\"threads\":" + std::to_string(c.smp.threads) + "},";
+  out += "\"memoryBytes\":" + std::to_string(c.memory_bytes) + ",\"drives\":[";
+  for (size_t i = 0; i < c.drives.size(); ++i) {
+    const Drive& d = c.drives[i];
+    out += std::string(i ? "," : "") + "{\"id\":" + JsonQuote(d.id) + ",\"file\":" + JsonQuote(d.file) +
+           ",\"readOnly\":" + Bool(d.read_only) + ",\"direct\":" + Bool(d.direct) + "}";
+  }
+  out += "],\"devices\":[";
+  for (size_t i = 0; i < c.devices.size(); ++i) {
+    const BlockDevice& d = c.devices[i];
+    out += std::string(i ? "," : "") + "{\"driver\":\"virtio-blk-device\",\"id\":" + JsonQuote(d.id) +
+           ",\"drive\":" + JsonQuote(d.drive) + "}";
+  }
+  out += std::string("],\"serial\":{\"kind\":\"") + SerialKind(c.serial.kind) + "\"";
+  if (c.serial.kind == Serial::Kind::kFile || c.serial.kind == Serial::Kind::kSocket) {
+    out += ",\"path\":" + JsonQuote(c.serial.path);
+  }
+  out += "},";
+  if (c.qmp) {
+    if (c.qmp->kind == Qmp::Kind::kUnix) {
+      out += "\"qmp\":{\"kind\":\"unix\",\"path\":" + JsonQuote(c.qmp->path);
+    } else {
+      out += "\"qmp\":{\"kind\":\"tcp\",\"host\":" + JsonQuote(c.qmp->host) + ",\"port\":" + std::to_string(c.qmp->port);
+    }
+    out += ",\"rateLimit\":" + std::to_string(c.qmp->rate_limit) + "},";
+  }
+  if (c.log_file) out += "\"logFile\":" + (c.log_file->empty() ? std::string("null") : JsonQuote(*c.log_file)) + ",";
+  out += "\"daemonize\":" + Bool(c.daemonize) + ",";
+  if (c.pidfile) out += "\"pidfile\":" + JsonQuote(*c.pidfile) + ",";
+  out += "\"startPaused\":" + Bool(c.start_paused) + "}";
+  return out;
+}
+
+}  // namespace virga::cli

@@ -1,0 +1,420 @@
+#include "cli/flags.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <set>
+
+#include "cli/option_items.h"
+#include "cli/usage_error.h"
+
+namespace virga::cli {
+
+const char kDriveSyntax[] = "file=<path>,id=<id>[,readonly=on|off][,direct=on|off][,if=none][,format=raw]";
+const char kDeviceSyntax[] = "virtio-blk-device,drive=<drive id>[,id=<id>]";
+const char kKernelSyntax[] = "<path to an ELF vmlinux or bzImage>";
+const char kInitrdSyntax[] = "<path to an initramfs>";
+
+namespace {
+
+constexpr char kSmpSyntax[] = "[cpus=]n[,maxcpus=n][,sockets=n][,cores=n][,threads=n]";
+constexpr char kMemorySyntax[] = "[size=]n[K|M|G|T] (MiB when no suffix, 16M..256G, whole MiB)";
+constexpr char kSerialSyntax[] = "stdio|pty|none|file,path=<path>|socket,path=<path>,server,nowait";
+constexpr char kQmpSyntax[] = "unix:<path>,server,nowait|tcp:<host>:<port>,server,nowait[,rate-limit=n]";
+constexpr char kMachineSyntax[] = "[type=]microvm";
+constexpr char kBootEntrySyntax[] = "linux64|pvh";
+constexpr char kNameSyntax[] = "[guest=]<name>";
+// The Linux boot protocol caps the command line (2048 bytes on x86 by default).
+constexpr size_t kMaxCmdline = 2048;
+
+bool AllDigits(const std::string& s) {
+  return !s.empty() && s.size() <= 18 && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+std::string Label(const OptionItem& item) { return item.key ? *item.key : item.value; }
+
+const std::string& Require(const std::string& flag, const std::string& syntax, const std::optional<std::string>& value) {
+  if (!value) throw UsageError::Expected(flag, syntax, "", "missing value");
+  return *value;
+}
+
+std::function<void(const std::optional<std::string>&, VmmConfig&)> PathInto(
+    std::string flag, std::string syntax, std::function<void(VmmConfig&, const std::string&)> set) {
+  return [flag, syntax, set](const std::optional<std::string>& value, VmmConfig& config) {
+    const std::string& text = Require(flag, syntax, value);
+    if (text.empty()) throw UsageError::Expected(flag, syntax, text, "empty path");
+    set(config, text);
+  };
+}
+
+std::function<void(const std::optional<std::string>&, VmmConfig&)> Switch(std::string flag,
+                                                                         std::function<void(VmmConfig&)> set) {
+  return [flag, set](const std::optional<std::string>& value, VmmConfig& config) {
+    if (value) throw UsageError::Expected(flag, flag + " (no value)", *value, "takes no value");
+    set(config);
+  };
+}
+
+void ParseMachine(const std::string& text) {
+  std::optional<std::string> type;
+  for (const OptionItem& item : ParseItems(text)) {
+    if (!type && (!item.key || *item.key == "type")) {
+      type = item.value;
+    } else {
+      throw UsageError::Expected("-machine", kMachineSyntax, text, "unknown option '" + Label(item) + "'");
+    }
+  }
+  if (type && *type == "microvm") return;
+  static const std::set<std::string> kNotYet = {"q35", "standard", "pc", "virt", "pc-q35"};
+  if (type && kNotYet.count(*type)) {
+    throw UsageError::Expected("-machine", kMachineSyntax, text, "machine '" + *type + "' is not supported yet");
+  }
+  throw UsageError::Expected("-machine", kMachineSyntax, text, "unknown machine type");
+}
+
+}  // namespace
+
+Smp ParseSmp(const std::string& text) {
+  auto bad = [&](const std::string& problem) { return UsageError::Expected("-smp", kSmpSyntax, text, problem); };
+  static const std::vector<std::string> kKeys = {"cpus", "maxcpus", "sockets", "cores", "threads"};
+  std::map<std::string, uint64_t> given;
+  std::vector<OptionItem> items = ParseItems(text);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const OptionItem& item = items[i];
+    std::string key = item.key ? *item.key : (i == 0 ? "cpus" : "");
+    if (key.empty()) throw bad("'" + item.value + "' needs a key");
+    if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) throw bad("unknown option '" + key + "'");
+    if (given.count(key)) throw bad("'" + key + "' given twice");
+    if (!AllDigits(item.value)) throw bad(key + " is not a number");
+    given[key] = std::stoull(item.value);
+  }
+  auto get = [&](const char* key) -> std::optional<uint64_t> {
+    auto it = given.find(key);
+    return it == given.end() ? std::nullopt : std::optional<uint64_t>(it->second);
+  };
+  std::optional<uint64_t> cpus = get("cpus") ? get("cpus") : get("maxcpus");
+  if (!cpus) throw bad("no cpu count");
+  // Missing topology values are derived as QEMU does: threads and cores
+  // default to 1 and the rest goes to sockets; maxcpus defaults to cpus.
+  uint64_t max_cpus = get("maxcpus").value_or(*cpus);
+  uint64_t threads = get("threads").value_or(1);
+  std::optional<uint64_t> cores = get("cores");
+  std::optional<uint64_t> sockets = get("sockets");
+  if (!sockets) {
+    if (!cores) cores = 1;
+    uint64_t per = *cores * threads;
+    sockets = std::max<uint64_t>(1, per == 0 ? 1 : max_cpus / per);
+  } else if (!cores) {
+    uint64_t per = *sockets * threads;
+    cores = std::max<uint64_t>(1, per == 0 ? 1 : max_cpus / per);
+  }
+  const std::string range = "must be 1..254";
+  for (auto [key, value] : {std::pair<const char*, uint64_t>{"cpus", *cpus}, {"maxcpus", max_cpus},
+                            {"sockets", *sockets}, {"cores", *cores}, {"threads", threads}}) {
+    if (value < 1 || value > kMaxVcpus) throw bad(std::string(key) + ": " + range);
+  }
+  if (*cpus > max_cpus) {
+    throw bad("cpus (" + std::to_string(*cpus) + ") exceeds maxcpus (" + std::to_string(max_cpus) + ")");
+  }
+  uint64_t product = *sockets * *cores * threads;
+  if (product != max_cpus) {
+    throw bad("sockets*cores*threads (" + std::to_string(*sockets) + "*" + std::to_string(*cores) + "*" +
+              std::to_string(threads) + "=" + std::to_string(product) + ") must equal maxcpus (" +
+              std::to_string(max_cpus) + ")");
+  }
+  return Smp{static_cast<uint32_t>(*cpus), static_cast<uint32_t>(max_cpus), static_cast<uint32_t>(*sockets),
+             static_cast<uint32_t>(*cores), static_cast<uint32_t>(threads)};
+}
+
+uint64_t ParseMemory(const std::string& text) {
+  auto bad = [&](const std::string& problem) { return UsageError::Expected("-m", kMemorySyntax, text, problem); };
+  std::string rest = text.rfind("size=", 0) == 0 ? text.substr(5) : text;
+  size_t digits = 0;
+  while (digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits]))) ++digits;
+  if (digits == 0 || digits > 15) throw bad("not a size");
+  std::string suffix = rest.substr(digits);
+  uint64_t unit = kMiB;
+  if (!suffix.empty()) {
+    switch (std::toupper(static_cast<unsigned char>(suffix[0]))) {
+      case 'K': unit = 1024; break;
+      case 'M': unit = kMiB; break;
+      case 'G': unit = 1024 * kMiB; break;
+      case 'T': unit = 1024ull * 1024 * kMiB; break;
+      default: throw bad("not a size");
+    }
+    std::string tail = suffix.substr(1);
+    if (!tail.empty() && tail != "B" && tail != "iB") throw bad("not a size");
+  }
+  long double bytes = static_cast<long double>(std::stoull(rest.substr(0, digits))) * unit;
+  if (bytes < kMinMemoryBytes) throw bad("less than 16 MiB");
+  if (bytes > kMaxMemoryBytes) throw bad("more than 256 GiB");
+  uint64_t value = static_cast<uint64_t>(bytes);
+  if (value % kMiB != 0) throw bad("not a whole number of MiB");
+  return value;
+}
+
+Drive ParseDrive(const std::string& text) {
+  auto bad = [&](const std::string& problem) { return UsageError::Expected("-drive", kDriveSyntax, text, problem); };
+  std::set<std::string> seen;
+  Drive drive;
+  bool has_file = false, has_id = false;
+  for (const OptionItem& item : ParseItems(text)) {
+    if (!item.key) throw bad("'" + item.value + "' needs a key");
+    const std::string& key = *item.key;
+    if (!seen.insert(key).second) throw bad("'" + key + "' given twice");
+    if (key == "file") {
+      drive.file = item.value;
+      has_file = true;
+    } else if (key == "id") {
+      drive.id = item.value;
+      has_id = true;
+    } else if (key == "readonly" || key == "direct") {
+      std::optional<bool> on = ParseSwitch(item.value);
+      if (!on) throw bad(key + " must be on or off");
+      (key == "readonly" ? drive.read_only : drive.direct) = *on;
+    } else if (key == "if") {
+      if (item.value != "none") throw bad("if=" + item.value + " is not supported (only if=none)");
+    } else if (key == "format") {
+      if (item.value != "raw") throw bad("format=" + item.value + " is not supported (only raw)");
+    } else {
+      throw bad("unknown option '" + key + "'");
+    }
+  }
+  if (!has_file) throw bad("missing file=");
+  if (!has_id) throw bad("missing id=");
+  if (drive.file.empty()) throw bad("file= is empty");
+  if (drive.id.empty()) throw bad("id= is empty");
+  return drive;
+}
+
+BlockDevice ParseDevice(const std::string& text) {
+  auto bad = [&](const std::string& problem) { return UsageError::Expected("-device", kDeviceSyntax, text, problem); };
+  static const std::map<std::string, std::string> kLater = {
+      {"virtio-net-device", "needs -netdev, not supported yet"},
+      {"virtio-blk-pci", "needs -machine q35, not supported yet"},
+      {"virtio-net-pci", "needs -machine q35, not supported yet"},
+      {"pcie-root-port", "needs -machine q35, not supported yet"},
+      {"vfio-pci", "needs -machine q35, not supported yet"},
+      {"virtio-balloon-device", "not supported yet"},
+  };
+  std::vector<OptionItem> items = ParseItems(text);
+  // The driver first: an unsupported device gets its own message, whatever its options.
+  size_t driver_index = items.size();
+  for (size_t i = 0; i < items.size(); ++i) {
+    if ((items[i].key && *items[i].key == "driver") || (i == 0 && !items[i].key)) {
+      driver_index = i;
+      break;
+    }
+  }
+  if (driver_index == items.size()) throw bad("missing driver");
+  const std::string& driver = items[driver_index].value;
+  if (driver != "virtio-blk-device") {
+    auto later = kLater.find(driver);
+    throw bad(later == kLater.end() ? "unknown device '" + driver + "'" : driver + " " + later->second);
+  }
+  std::optional<std::string> id, drive;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i == driver_index) continue;
+    const OptionItem& item = items[i];
+    if (!item.key) throw bad("'" + item.value + "' needs a key");
+    if (!seen.insert(*item.key).second) throw bad("'" + *item.key + "' given twice");
+    if (*item.key == "drive") {
+      drive = item.value;
+    } else if (*item.key == "id") {
+      id = item.value;
+    } else {
+      throw bad("unknown option '" + *item.key + "'");
+    }
+  }
+  if (!drive) throw bad("missing drive=");
+  if (drive->empty()) throw bad("drive= is empty");
+  BlockDevice device{id.value_or(*drive), *drive};
+  if (device.id.empty()) throw bad("id= is empty");
+  return device;
+}
+
+Serial ParseSerial(const std::string& text) {
+  auto bad = [&](const std::string& problem) { return UsageError::Expected("-serial", kSerialSyntax, text, problem); };
+  std::vector<OptionItem> items = ParseItems(text);
+  if (items[0].key) throw bad("missing backend");
+  // QEMU's short forms: file:<path> and unix:<path>,server,nowait.
+  std::string kind = items[0].value;
+  std::optional<std::string> path;
+  if (kind.rfind("file:", 0) == 0) {
+    path = kind.substr(5);
+    kind = "file";
+  } else if (kind.rfind("unix:", 0) == 0) {
+    path = kind.substr(5);
+    kind = "socket";
+  }
+  std::set<std::string> switches;
+  for (size_t i = 1; i < items.size(); ++i) {
+    const OptionItem& item = items[i];
+    if (item.key && *item.key == "path" && !path) {
+      path = item.value;
+    } else if (!item.key && (item.value == "server" || item.value == "nowait")) {
+      switches.insert(item.value);
+    } else {
+      throw bad("unknown option '" + Label(item) + "'");
+    }
+  }
+  Serial serial;
+  if (kind == "stdio" || kind == "pty" || kind == "none") {
+    if (path || !switches.empty()) throw bad(kind + " takes no options");
+    serial.kind = kind == "stdio" ? Serial::Kind::kStdio : kind == "pty" ? Serial::Kind::kPty : Serial::Kind::kNone;
+    return serial;
+  }
+  if (kind == "file") {
+    if (!switches.empty()) throw bad("file takes only path=");
+    serial.kind = Serial::Kind::kFile;
+  } else if (kind == "socket") {
+    if (!switches.count("server") || !switches.count("nowait")) {
+      throw bad("socket must be server,nowait (a listening unix socket)");
+    }
+    serial.kind = Serial::Kind::kSocket;
+  } else {
+    throw bad("unknown backend '" + kind + "'");
+  }
+  serial.path = path.value_or("");
+  if (serial.path.empty()) throw bad("path is empty");
+  return serial;
+}
+
+Qmp ParseQmp(const std::string& text) {
+  auto bad = [&](const std::string& problem) { return UsageError::Expected("-qmp", kQmpSyntax, text, problem); };
+  std::vector<OptionItem> items = ParseItems(text);
+  if (items[0].key) throw bad("missing address");
+  Qmp qmp;
+  std::set<std::string> switches;
+  for (size_t i = 1; i < items.size(); ++i) {
+    const OptionItem& item = items[i];
+    if (!item.key && (item.value == "server" || item.value == "nowait")) {
+      switches.insert(item.value);
+    } else if (item.key && *item.key == "rate-limit" && AllDigits(item.value) && item.value.size() < 10) {
+      qmp.rate_limit = static_cast<uint32_t>(std::stoul(item.value));
+    } else {
+      throw bad("unknown option '" + Label(item) + "'");
+    }
+  }
+  if (!switches.count("server") || !switches.count("nowait")) throw bad("the QMP socket must be server,nowait");
+  const std::string& address = items[0].value;
+  if (address.rfind("unix:", 0) == 0) {
+    qmp.kind = Qmp::Kind::kUnix;
+    qmp.path = address.substr(5);
+    if (qmp.path.empty()) throw bad("path is empty");
+    return qmp;
+  }
+  if (address.rfind("tcp:", 0) == 0) {
+    std::string host_port = address.substr(4);
+    size_t colon = host_port.rfind(':');
+    std::string port = colon == std::string::npos ? "" : host_port.substr(colon + 1);
+    if (colon == std::string::npos || !AllDigits(port)) throw bad("tcp needs <host>:<port>");
+    std::string host = host_port.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    uint64_t number = std::stoull(port);
+    if (host.empty()) throw bad("host is empty");
+    if (number < 1 || number > 65535) throw bad("port: must be 1..65535");
+    qmp.kind = Qmp::Kind::kTcp;
+    qmp.host = host;
+    qmp.port = static_cast<uint16_t>(number);
+    return qmp;
+  }
+  throw bad("address must start with unix: or tcp:");
+}
+
+std::string FormatDrive(const Drive& drive) {
+  auto escape = [](const std::string& s) {
+    std::string out;
+    for (char c : s) out += c == ',' ? std::string(",,") : std::string(1, c);
+    return out;
+  };
+  return "file=" + escape(drive.file) + ",id=" + escape(drive.id) + ",readonly=" + (drive.read_only ? "on" : "off") +
+         ",direct=" + (drive.direct ? "on" : "off");
+}
+
+std::string FormatDevice(const BlockDevice& device) {
+  auto escape = [](const std::string& s) {
+    std::string out;
+    for (char c : s) out += c == ',' ? std::string(",,") : std::string(1, c);
+    return out;
+  };
+  return "virtio-blk-device,drive=" + escape(device.drive) + ",id=" + escape(device.id);
+}
+
+const std::vector<FlagSpec>& AllFlags() {
+  using A = FlagSpec::Arity;
+  static const std::vector<FlagSpec> kFlags = {
+      {"-machine", kMachineSyntax, A::kValue, false, "machine type (microvm; the default)",
+       [](const std::optional<std::string>& v, VmmConfig&) { ParseMachine(Require("-machine", kMachineSyntax, v)); }},
+      {"-kernel", kKernelSyntax, A::kValue, false, "guest kernel image (required)",
+       PathInto("-kernel", kKernelSyntax, [](VmmConfig& c, const std::string& p) { c.kernel = p; })},
+      {"-initrd", kInitrdSyntax, A::kValue, false, "initial ramdisk",
+       PathInto("-initrd", kInitrdSyntax, [](VmmConfig& c, const std::string& p) { c.initrd = p; })},
+      {"-append", "\"<kernel command line>\"", A::kValue, false, "kernel command line",
+       [](const std::optional<std::string>& v, VmmConfig& c) {
+         const std::string& text = Require("-append", "\"<kernel command line>\"", v);
+         if (text.size() > kMaxCmdline) {
+           throw UsageError::Expected("-append", "\"<kernel command line>\"", text, "longer than 2048 bytes");
+         }
+         c.append = text;
+       }},
+      {"-boot-entry", kBootEntrySyntax, A::kValue, false, "kernel entry: linux64 (default) or pvh",
+       [](const std::optional<std::string>& v, VmmConfig& c) {
+         const std::string& text = Require("-boot-entry", kBootEntrySyntax, v);
+         if (text == "linux64") {
+           c.boot_entry = BootEntryKind::kLinux64;
+         } else if (text == "pvh") {
+           c.boot_entry = BootEntryKind::kPvh;
+         } else {
+           throw UsageError::Expected("-boot-entry", kBootEntrySyntax, text, "unknown entry");
+         }
+       }},
+      {"-smp", kSmpSyntax, A::kValue, false, "vCPUs and topology (default 1)",
+       [](const std::optional<std::string>& v, VmmConfig& c) { c.smp = ParseSmp(Require("-smp", kSmpSyntax, v)); }},
+      {"-m", kMemorySyntax, A::kValue, false, "guest memory (default 256M)",
+       [](const std::optional<std::string>& v, VmmConfig& c) {
+         c.memory_bytes = ParseMemory(Require("-m", kMemorySyntax, v));
+       }},
+      {"-drive", kDriveSyntax, A::kValue, true, "block backend (raw file or block device)",
+       [](const std::optional<std::string>& v, VmmConfig& c) {
+         c.drives.push_back(ParseDrive(Require("-drive", kDriveSyntax, v)));
+       }},
+      {"-device", kDeviceSyntax, A::kValue, true, "guest device (virtio-blk-device, up to 6)",
+       [](const std::optional<std::string>& v, VmmConfig& c) {
+         c.devices.push_back(ParseDevice(Require("-device", kDeviceSyntax, v)));
+       }},
+      {"-serial", kSerialSyntax, A::kValue, false, "serial console backend (default stdio; none with -daemonize)",
+       [](const std::optional<std::string>& v, VmmConfig& c) {
+         c.serial = ParseSerial(Require("-serial", kSerialSyntax, v));
+       }},
+      {"-qmp", kQmpSyntax, A::kValue, false, "QMP server socket",
+       [](const std::optional<std::string>& v, VmmConfig& c) { c.qmp = ParseQmp(Require("-qmp", kQmpSyntax, v)); }},
+      {"-name", kNameSyntax, A::kValue, false, "VM name",
+       [](const std::optional<std::string>& v, VmmConfig& c) {
+         const std::string& text = Require("-name", kNameSyntax, v);
+         std::string name = text.rfind("guest=", 0) == 0 ? text.substr(6) : text;
+         if (name.empty()) throw UsageError::Expected("-name", kNameSyntax, text, "empty name");
+         if (name.size() > 256) throw UsageError::Expected("-name", kNameSyntax, text, "longer than 256 characters");
+         c.name = name;
+       }},
+      {"-D", "[<log file>]", A::kOptional, false, "write the VMM log to a file (stderr without one)",
+       [](const std::optional<std::string>& v, VmmConfig& c) { c.log_file = v.value_or(""); }},
+      {"-daemonize", "-daemonize (no value)", A::kNone, false, "run in the background once the VM has started",
+       Switch("-daemonize", [](VmmConfig& c) { c.daemonize = true; })},
+      {"-pidfile", "<path>", A::kValue, false, "write the VM process's pid to a file",
+       PathInto("-pidfile", "<path>", [](VmmConfig& c, const std::string& p) { c.pidfile = p; })},
+      {"-S", "-S (no value)", A::kNone, false, "start paused (QMP status prelaunch) until QMP cont",
+       Switch("-S", [](VmmConfig& c) { c.start_paused = true; })},
+  };
+  return kFlags;
+}
+
+const FlagSpec* FindFlag(const std::string& name) {
+  for (const FlagSpec& spec : AllFlags()) {
+    if (spec.flag == name) return &spec;
+  }
+  return nullptr;
+}
+
+}  // namespace virga::cli

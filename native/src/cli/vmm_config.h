@@ -1,0 +1,76 @@
+// What virga-vmm's command line describes: one VM, as plain data. Its JSON
+// form (config_json.h) is the TypeScript VmConfig that the control plane and
+// the host daemon use, field for field.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace virga::cli {
+
+constexpr uint64_t kMiB = 1024ull * 1024;
+constexpr uint64_t kMinMemoryBytes = 16 * kMiB;
+constexpr uint64_t kMaxMemoryBytes = 256ull * 1024 * kMiB;
+constexpr uint64_t kDefaultMemoryBytes = 256 * kMiB;
+constexpr uint32_t kMaxVcpus = 254;
+constexpr uint32_t kBlockSlots = 6;
+// Commands per second per QMP client; StratoVirt's figure. 0 = unlimited.
+constexpr uint32_t kDefaultQmpRateLimit = 100;
+
+struct Smp {
+  uint32_t cpus = 1;
+  uint32_t max_cpus = 1;
+  uint32_t sockets = 1;
+  uint32_t cores = 1;
+  uint32_t threads = 1;
+};
+
+struct Drive {
+  std::string id;
+  std::string file;
+  bool read_only = false;
+  bool direct = false;
+};
+
+struct BlockDevice {
+  std::string id;
+  std::string drive;  // the -drive id its backend comes from
+};
+
+struct Serial {
+  enum class Kind { kStdio, kPty, kNone, kFile, kSocket } kind = Kind::kStdio;
+  std::string path;  // file and socket
+};
+
+struct Qmp {
+  enum class Kind { kUnix, kTcp } kind = Kind::kUnix;
+  std::string path;  // unix
+  std::string host;  // tcp
+  uint16_t port = 0;
+  uint32_t rate_limit = kDefaultQmpRateLimit;
+};
+
+enum class BootEntryKind { kLinux64, kPvh };
+
+struct VmmConfig {
+  std::optional<std::string> name;
+  std::string kernel;
+  std::optional<std::string> initrd;
+  std::string append;
+  BootEntryKind boot_entry = BootEntryKind::kLinux64;
+  Smp smp;
+  uint64_t memory_bytes = kDefaultMemoryBytes;
+  std::vector<Drive> drives;
+  std::vector<BlockDevice> devices;  // slot order: the first is vda
+  Serial serial;
+  std::optional<Qmp> qmp;
+  // -D: absent = no log; present and empty = stderr; else the log file.
+  std::optional<std::string> log_file;
+  bool daemonize = false;
+  std::optional<std::string> pidfile;
+  bool start_paused = false;  // -S
+};
+
+}  // namespace virga::cli

@@ -1,0 +1,322 @@
+// virga-vmm: one VM per process, started exactly like StratoVirt. The guest
+// boots from here without waiting for anything else; when -qmp asks for a
+// control plane, the TypeScript one starts beside it (process/control_plane.h).
+//
+// Exit: guest power-off/reset, QMP quit and SIGTERM/SIGINT/SIGHUP end with
+// 0; a VMM error with 1 and "virga-vmm: error: <reason>" on stderr; a bad
+// command line with 2. The VM is torn down, the QMP socket and pidfile removed.
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/command_line.h"
+#include "cli/config_json.h"
+#include "cli/usage_error.h"
+#include "common/fd.h"
+#include "common/json_quote.h"
+#include "process/control_plane.h"
+#include "process/daemon.h"
+#include "process/pidfile.h"
+#include "process/qmp_listener.h"
+#include "process/vmm_log.h"
+#include "vm/machine.h"
+
+namespace virga {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
+  MachineConfig m;
+  m.memory_bytes = c.memory_bytes;
+  m.cpus = c.smp.cpus;
+  m.max_cpus = c.smp.max_cpus;
+  m.topology = {c.smp.sockets, c.smp.cores, c.smp.threads};
+  m.kernel = c.kernel;
+  m.initrd = c.initrd.value_or("");
+  m.cmdline = c.append;
+  m.boot_entry = c.boot_entry == cli::BootEntryKind::kPvh ? x86::BootEntry::kPvh : x86::BootEntry::kLinux64;
+  switch (c.serial.kind) {
+    case cli::Serial::Kind::kStdio: m.serial.kind = ChardevConfig::Kind::kStdio; break;
+    case cli::Serial::Kind::kPty: m.serial.kind = ChardevConfig::Kind::kPty; break;
+    case cli::Serial::Kind::kNone: m.serial.kind = ChardevConfig::Kind::kNone; break;
+    case cli::Serial::Kind::kFile: m.serial.kind = ChardevConfig::Kind::kFile; break;
+    case cli::Serial::Kind::kSocket: m.serial.kind = ChardevConfig::Kind::kSocket; break;
+  }
+  m.serial.path = c.serial.path;
+  // -device order is slot order: the first virtio-blk-device is vda.
+  for (uint32_t slot = 0; slot < c.devices.size(); ++slot) {
+    const cli::BlockDevice& device = c.devices[slot];
+    for (const cli::Drive& drive : c.drives) {
+      if (drive.id == device.drive) m.disks.push_back({slot, device.id, drive.file, drive.read_only, drive.direct});
+    }
+  }
+  return m;
+}
+
+std::string VcpusJson(const std::vector<VcpuSummary>& vcpus) {
+  std::string out = "[";
+  for (size_t i = 0; i < vcpus.size(); ++i) {
+    const VcpuSummary& v = vcpus[i];
+    out += std::string(i ? "," : "") + "{\"index\":" + std::to_string(v.index) + ",\"apicId\":" +
+           std::to_string(v.apic_id) + ",\"threadId\":" + std::to_string(v.thread_id) +
+           ",\"halted\":" + (v.halted ? "true" : "false") + "}";
+  }
+  return out + "]";
+}
+
+// Where an exit request from a VMM thread waits for the main loop.
+class ExitMailbox {
+ public:
+  ExitMailbox() : event_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (!event_.valid()) throw ErrnoError("eventfd");
+  }
+  void Post(const ExitReason& reason) {
+    {
+      std::lock_guard guard(lock_);
+      if (!reason_) reason_ = reason;
+    }
+    uint64_t one = 1;
+    ssize_t ignored = ::write(event_.get(), &one, sizeof(one));
+    (void)ignored;
+  }
+  std::optional<ExitReason> Take() {
+    uint64_t count;
+    ssize_t ignored = ::read(event_.get(), &count, sizeof(count));
+    (void)ignored;
+    std::lock_guard guard(lock_);
+    return reason_;
+  }
+  int fd() const { return event_.get(); }
+
+ private:
+  UniqueFd event_;
+  std::mutex lock_;
+  std::optional<ExitReason> reason_;
+};
+
+class VmProcess {
+ public:
+  VmProcess(const cli::VmmConfig& config, DaemonReport& daemon)
+      : config_(config), daemon_(daemon), log_(config.log_file) {}
+
+  int Run() {
+    const cli::VmmConfig& c = config_;
+    log_.Log("starting " + c.name.value_or("vm") + ": " + std::to_string(c.smp.cpus) + " vCPU(s), " +
+             std::to_string(c.memory_bytes >> 20) + " MiB");
+    // Before any thread exists, so every thread inherits the mask and the
+    // signals reach only the main loop's signalfd.
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&signals, sig);
+    ::sigprocmask(SIG_BLOCK, &signals, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    signal_fd_.Reset(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+    try {
+      machine_ = std::make_unique<Machine>(ToMachineConfig(c), [this](const ExitReason& r) { mailbox_.Post(r); });
+    } catch (const std::exception& e) {
+      return Finish(1, e.what());
+    }
+    std::string pty = machine_->pty_path();
+    if (!pty.empty() && !daemon_.active()) {
+      std::fprintf(stderr, "char device redirected to %s (label serial0)\n", pty.c_str());
+    }
+    try {
+      if (c.pidfile) {
+        WritePidfile(*c.pidfile);
+        pidfile_written_ = true;
+      }
+      if (c.qmp) qmp_listener_ = ListenForQmp(*c.qmp);
+      machine_->Start(c.start_paused);
+    } catch (const std::exception& e) {
+      return Finish(1, e.what());
+    }
+    log_.Log(std::string(c.start_paused ? "vCPUs created, paused (prelaunch)" : "vCPUs running"));
+    if (c.qmp) {
+      try {
+        std::string hello = "{\"config\":" + cli::ToJson(c) + ",\"ptyPath\":" + (pty.empty() ? "null" : JsonQuote(pty)) + "}";
+        control_ = ControlPlane::Spawn(hello, qmp_listener_.get());
+      } catch (const std::exception& e) {
+        return Finish(1, std::string("QMP: ") + e.what());
+      }
+    } else {
+      daemon_.Ready(pty);
+    }
+    return Loop();
+  }
+
+ private:
+  int Loop() {
+    for (;;) {
+      std::vector<pollfd> fds = {{mailbox_.fd(), POLLIN, 0}, {signal_fd_.get(), POLLIN, 0}};
+      if (control_.fd() >= 0) fds.push_back({control_.fd(), POLLIN, 0});
+      if (::poll(fds.data(), fds.size(), -1) < 0) {
+        if (errno == EINTR) continue;
+        return Finish(1, std::string("poll: ") + std::strerror(errno));
+      }
+      if (fds[0].revents) {
+        std::optional<ExitReason> reason = mailbox_.Take();
+        if (reason) return OnMachineExit(*reason);
+      }
+      if (fds[1].revents) {
+        signalfd_siginfo info{};
+        while (::read(signal_fd_.get(), &info, sizeof(info)) == sizeof(info)) {
+          if (info.ssi_signo == SIGCHLD) {
+            int status = 0;
+            if (control_.Reap(&status)) return Finish(1, "the control plane exited unexpectedly (" + Describe(status) + ")");
+            continue;
+          }
+          log_.Log(std::string("received SIG") + ::sigabbrev_np(static_cast<int>(info.ssi_signo)));
+          control_.Send(R"({"event":"shutdown","guest":false,"reason":"host-signal"})");
+          return Finish(0);
+        }
+      }
+      if (fds.size() > 2 && fds[2].revents) {
+        std::optional<int> done;
+        bool open = control_.ReadLines([&](const std::string& line) {
+          if (!done) done = OnControlLine(line);
+        });
+        if (done) return *done;
+        if (!open) {
+          int status = control_.WaitForExit(2000);
+          return Finish(1, "the control plane exited unexpectedly (" + Describe(status) + ")");
+        }
+      }
+    }
+  }
+
+  static std::string Describe(int status) {
+    if (status < 0) return "unknown status";
+    if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) return std::string("signal ") + ::sigabbrev_np(WTERMSIG(status));
+    return "status " + std::to_string(status);
+  }
+
+  int OnMachineExit(const ExitReason& reason) {
+    if (reason.kind == ExitKind::kError) {
+      control_.Send("{\"event\":\"error\",\"message\":" + JsonQuote(reason.message) + "}");
+      return Finish(1, reason.message);
+    }
+    const char* why = reason.kind == ExitKind::kGuestReset ? "guest-reset" : "guest-shutdown";
+    log_.Log(std::string("shutdown: ") + why);
+    control_.Send(std::string(R"({"event":"shutdown","guest":true,"reason":")") + why + "\"}");
+    return Finish(0);
+  }
+
+  // Requests from the control plane; returns an exit code once the process should end.
+  std::optional<int> OnControlLine(const std::string& line) {
+    size_t space = line.find(' ');
+    std::string head = line.substr(0, space);
+    std::string rest = space == std::string::npos ? "" : line.substr(space + 1);
+    if (head == "ready") {
+      daemon_.Ready(machine_->pty_path());
+      return std::nullopt;
+    }
+    if (head == "quit") {
+      log_.Log("shutdown: host-qmp-quit");
+      return Finish(0);
+    }
+    if (head == "fail") return Finish(1, "QMP: " + rest);
+    const std::string& id = head;
+    const std::string& op = rest;
+    try {
+      std::string result = "null";
+      if (op == "pause") {
+        machine_->Pause();
+      } else if (op == "resume") {
+        machine_->Resume();
+      } else if (op == "reset") {
+        machine_->Reset();
+      } else if (op == "powerdown") {
+        machine_->PressPowerButton();
+      } else if (op == "vcpus") {
+        result = VcpusJson(machine_->Vcpus());
+      } else {
+        throw VmmError("unknown control request '" + op + "'");
+      }
+      control_.Send("{\"id\":" + id + ",\"result\":" + result + "}");
+    } catch (const std::exception& e) {
+      control_.Send("{\"id\":" + id + ",\"error\":" + JsonQuote(std::string(op) + " failed: " + e.what()) + "}");
+    }
+    return std::nullopt;
+  }
+
+  // Tears everything down once: the guest stops first, then the control plane
+  // gets to tell its clients (the event was sent before this) and go.
+  int Finish(int code, const std::string& error = "") {
+    if (!error.empty()) {
+      std::fprintf(stderr, "virga-vmm: error: %s\n", error.c_str());
+      log_.Log("error: " + error);
+      daemon_.Fail(error);
+    }
+    if (machine_) machine_->Destroy();
+    if (control_.running()) control_.WaitForExit(3000);
+    // The control plane removes the socket file as it closes; this covers
+    // a control plane that never started or died.
+    if (qmp_listener_.valid() && config_.qmp->kind == cli::Qmp::Kind::kUnix) ::unlink(config_.qmp->path.c_str());
+    if (pidfile_written_) RemovePidfile(*config_.pidfile);
+    log_.Log("exit " + std::to_string(code));
+    return code;
+  }
+
+  cli::VmmConfig config_;
+  DaemonReport& daemon_;
+  VmmLog log_;
+  ExitMailbox mailbox_;
+  UniqueFd signal_fd_;
+  std::unique_ptr<Machine> machine_;
+  UniqueFd qmp_listener_;
+  ControlPlane control_;
+  bool pidfile_written_ = false;
+};
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  cli::Invocation invocation;
+  try {
+    invocation = cli::ParseCommandLine(args);
+    if (invocation.action == cli::Invocation::Action::kRun) cli::ValidateFiles(invocation.config);
+  } catch (const cli::UsageError& e) {
+    std::fprintf(stderr, "virga-vmm: %s\n", e.what());
+    return 2;
+  }
+  switch (invocation.action) {
+    case cli::Invocation::Action::kHelp:
+      std::printf("%s\n", cli::Usage().c_str());
+      return 0;
+    case cli::Invocation::Action::kVersion:
+      std::printf("virga-vmm %s\n", kVersion);
+      return 0;
+    case cli::Invocation::Action::kPrintConfig:
+      std::printf("%s\n", cli::ToJson(invocation.config).c_str());
+      return 0;
+    case cli::Invocation::Action::kRun:
+      break;
+  }
+  DaemonReport daemon;
+  try {
+    if (invocation.config.daemonize) daemon = Daemonize(invocation.config.log_file);
+    return VmProcess(invocation.config, daemon).Run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "virga-vmm: error: %s\n", e.what());
+    daemon.Fail(e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+}  // namespace virga
+
+int main(int argc, char** argv) { return virga::Main(argc, argv); }

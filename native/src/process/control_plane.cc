@@ -1,0 +1,135 @@
+#include "process/control_plane.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <vector>
+
+#include "common/error.h"
+
+extern char** environ;
+
+namespace virga {
+
+namespace {
+
+std::string ScriptPath() {
+  if (const char* path = std::getenv("VIRGA_CONTROL_PLANE"); path != nullptr && *path != '\0') return path;
+  char exe[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) throw ErrnoError("cannot find the control plane: readlink /proc/self/exe");
+  std::string dir(exe, static_cast<size_t>(n));
+  // native/build/Release/virga-vmm → the repository root is three levels up.
+  for (int i = 0; i < 4; ++i) dir = dir.substr(0, dir.rfind('/'));
+  return dir + "/apps/host/dist/vmm-control.cjs";
+}
+
+}  // namespace
+
+ControlPlane ControlPlane::Spawn(const std::string& hello_json, int qmp_listener) {
+  std::string script = ScriptPath();
+  if (::access(script.c_str(), R_OK) != 0) {
+    throw ErrnoError("control plane " + script + " is missing (run `npm install` or `npm run build`)");
+  }
+  const char* node_env = std::getenv("VIRGA_NODE");
+  std::string node = node_env != nullptr && *node_env != '\0' ? node_env : "node";
+
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) throw ErrnoError("control plane socketpair");
+  UniqueFd ours(pair[0]);
+  UniqueFd theirs(pair[1]);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  // stdin/stdout may be the guest's serial console: the control plane gets
+  // neither; it logs to stderr or the -D file.
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, theirs.get(), 3);
+  posix_spawn_file_actions_adddup2(&actions, qmp_listener, 4);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  // Its own process group: a terminal's Ctrl-C is the VMM's to handle, and
+  // the VMM tells the control plane to finish.
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  std::vector<char*> argv = {const_cast<char*>(node.c_str()), const_cast<char*>(script.c_str()), nullptr};
+  pid_t pid = -1;
+  int err = ::posix_spawnp(&pid, node.c_str(), &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (err != 0) throw ErrnoError("cannot start the control plane (" + node + ")", err);
+
+  ControlPlane plane;
+  plane.pid_ = pid;
+  plane.channel_ = std::move(ours);
+  plane.Send(std::string("{\"hello\":") + hello_json + "}");
+  return plane;
+}
+
+void ControlPlane::Send(const std::string& line) {
+  if (!channel_.valid()) return;
+  std::string text = line + "\n";
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = ::send(channel_.get(), text.data() + off, text.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // gone: its exit is noticed through the channel's EOF
+    off += static_cast<size_t>(n);
+  }
+}
+
+bool ControlPlane::ReadLines(const std::function<void(const std::string&)>& on_line) {
+  char buf[4096];
+  ssize_t n = ::recv(channel_.get(), buf, sizeof(buf), MSG_DONTWAIT);
+  if (n < 0) return errno == EAGAIN || errno == EINTR;
+  if (n == 0) return false;
+  pending_.append(buf, static_cast<size_t>(n));
+  size_t newline;
+  while ((newline = pending_.find('\n')) != std::string::npos) {
+    std::string line = pending_.substr(0, newline);
+    pending_.erase(0, newline + 1);
+    on_line(line);
+  }
+  return true;
+}
+
+bool ControlPlane::Reap(int* status) {
+  if (pid_ <= 0) return false;
+  pid_t done = ::waitpid(pid_, status, WNOHANG);
+  if (done != pid_) return false;
+  pid_ = -1;
+  return true;
+}
+
+int ControlPlane::WaitForExit(int timeout_ms) {
+  int status = -1;
+  for (int waited = 0; pid_ > 0; waited += 10) {
+    if (Reap(&status)) return status;
+    if (waited >= timeout_ms) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      pid_ = -1;
+      return status;
+    }
+    timespec pause{0, 10 * 1000 * 1000};
+    ::nanosleep(&pause, nullptr);
+  }
+  return status;
+}
+
+}  // namespace virga

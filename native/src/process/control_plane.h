@@ -1,0 +1,52 @@
+// The VM's TypeScript control plane (QMP server, run state, events) as a
+// companion process. The VM process boots the guest natively first, so
+// Node's start-up is never on the boot path, then starts the control plane
+// with one end of a socketpair as its fd 3 and the QMP listening socket
+// (process/qmp_listener.h) as its fd 4.
+//
+// Wire (one message per line):
+//   VMM → control plane: {"hello":{"config":<VmConfig>,"ptyPath":...}}
+//                        {"id":N,"result":<json>} | {"id":N,"error":"..."}
+//                        {"event":"shutdown","guest":bool,"reason":"..."}
+//                        {"event":"error","message":"..."}
+//   control plane → VMM: "<id> <op>" requests (pause, resume, reset,
+//                        powerdown, vcpus), and the notices "ready",
+//                        "quit" and "fail <message>" (no reply).
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+
+#include "common/fd.h"
+
+namespace virga {
+
+class ControlPlane {
+ public:
+  // Starts node on the control plane script: $VIRGA_CONTROL_PLANE, else the
+  // bundle built next to this binary's repository; node from $VIRGA_NODE or PATH.
+  static ControlPlane Spawn(const std::string& hello_json, int qmp_listener);
+
+  ControlPlane() = default;
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  int fd() const { return channel_.get(); }
+
+  void Send(const std::string& line);
+  // Reads what is available; calls on_line per complete line. False at EOF.
+  bool ReadLines(const std::function<void(const std::string&)>& on_line);
+  // After the control plane has been told to finish: waits up to timeout_ms
+  // for it to exit, then kills it. Returns its wait status (or -1).
+  int WaitForExit(int timeout_ms);
+  // Reaps it if it has exited; returns true and the status then.
+  bool Reap(int* status);
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd channel_;
+  std::string pending_;
+};
+
+}  // namespace virga

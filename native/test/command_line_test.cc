@@ -1,0 +1,223 @@
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "cli/command_line.h"
+#include "cli/config_json.h"
+#include "cli/flags.h"
+#include "cli/usage_error.h"
+#include "unit_test.h"
+
+namespace virga::cli {
+namespace {
+
+constexpr uint64_t MiB = kMiB;
+
+// Runs fn, which must throw a UsageError whose text matches pattern.
+template <typename Fn>
+void ExpectUsageError(Fn fn, const std::string& pattern) {
+  try {
+    fn();
+  } catch (const UsageError& e) {
+    if (!std::regex_search(e.what(), std::regex(pattern))) {
+      throw test::Failure("message '" + std::string(e.what()) + "' does not match /" + pattern + "/");
+    }
+    return;
+  }
+  throw test::Failure("no UsageError; wanted /" + pattern + "/");
+}
+
+std::string Topology(const Smp& s) {
+  return std::to_string(s.cpus) + "/" + std::to_string(s.max_cpus) + "/" + std::to_string(s.sockets) + "/" +
+         std::to_string(s.cores) + "/" + std::to_string(s.threads);
+}
+
+void ExpectSame(const std::string& got, const std::string& want) {
+  if (got != want) throw test::Failure("got '" + got + "', want '" + want + "'");
+}
+
+VmmConfig Parse(const std::vector<std::string>& argv) { return ParseCommandLine(argv).config; }
+
+TEST("-smp: derives the topology as QEMU does (cores, threads 1; the rest sockets)") {
+  std::vector<std::pair<std::string, std::string>> good = {
+      {"1", "1/1/1/1/1"},
+      {"4", "4/4/4/1/1"},
+      {"cpus=2", "2/2/2/1/1"},
+      {"2,maxcpus=4", "2/4/4/1/1"},
+      {"4,sockets=2,cores=2", "4/4/2/2/1"},
+      {"4,sockets=2", "4/4/2/2/1"},
+      {"8,sockets=2,cores=2,threads=2", "8/8/2/2/2"},
+      {"cpus=1,maxcpus=8,sockets=2,cores=2,threads=2", "1/8/2/2/2"},
+      {"maxcpus=2", "2/2/2/1/1"},
+      {"254", "254/254/254/1/1"},
+      {"2,cores=2", "2/2/1/2/1"},
+  };
+  for (const auto& [text, want] : good) ExpectSame(Topology(ParseSmp(text)), want);
+}
+
+TEST("-smp: rejects bad counts and topologies, naming -smp and its form") {
+  std::vector<std::pair<std::string, std::string>> bad = {
+      {"x", "cpus is not a number"},
+      {"", "cpus is not a number"},
+      {"0", "must be 1\\.\\.254"},
+      {"255", "must be 1\\.\\.254"},
+      {"4,maxcpus=2", "cpus \\(4\\) exceeds maxcpus \\(2\\)"},
+      {"4,sockets=3", "sockets\\*cores\\*threads \\(3\\*1\\*1=3\\) must equal maxcpus \\(4\\)"},
+      {"4,sockets=2,cores=2,threads=2", "must equal maxcpus"},
+      {"4,foo=1", "unknown option 'foo'"},
+      {"4,cpus=4", "'cpus' given twice"},
+      {"4,2", "'2' needs a key"},
+      {"-1", "not a number"},
+  };
+  for (const auto& [text, message] : bad) {
+    ExpectUsageError([&] { ParseSmp(text); },
+                     "^-smp: .*" + message + ".*expected \\[cpus=\\]n\\[,maxcpus=n\\].*, got '" + text + "'$");
+  }
+}
+
+TEST("-m: MiB without a suffix, K/M/G/T suffixes, 16M..256G in whole MiB") {
+  std::vector<std::pair<std::string, uint64_t>> good = {
+      {"1024", 1024 * MiB}, {"16", 16 * MiB},        {"512M", 512 * MiB},         {"512m", 512 * MiB},
+      {"1G", 1024 * MiB},   {"2g", 2048 * MiB},      {"131072K", 128 * MiB},      {"size=256M", 256 * MiB},
+      {"256G", 256 * 1024 * MiB}, {"1GiB", 1024 * MiB},
+  };
+  for (const auto& [text, want] : good) EXPECT_EQ(ParseMemory(text), want);
+  std::vector<std::pair<std::string, std::string>> bad = {
+      {"15", "less than 16 MiB"},          {"0", "less than 16 MiB"},  {"257G", "more than 256 GiB"},
+      {"1T", "more than 256 GiB"},         {"16385K", "not a whole number of MiB"},
+      {"abc", "not a size"},               {"1.5G", "not a size"},     {"-1", "not a size"},
+      {"1X", "not a size"},
+  };
+  for (const auto& [text, message] : bad) ExpectUsageError([&] { ParseMemory(text); }, "^-m: .*" + message);
+}
+
+TEST("-drive: file and id required, on/off switches, ,, escapes a comma") {
+  Drive d = ParseDrive("file=a,,b.img,id=d,readonly=on,direct=yes,if=none,format=raw");
+  ExpectSame(d.file, "a,b.img");
+  ExpectSame(d.id, "d");
+  EXPECT_TRUE(d.read_only && d.direct);
+  std::vector<std::pair<std::string, std::string>> bad = {
+      {"id=d0", "missing file="},
+      {"file=/a.img", "missing id="},
+      {"file=/a.img,id=d0,readonly=maybe", "readonly must be on or off"},
+      {"file=/a.img,id=d0,direct=2", "direct must be on or off"},
+      {"file=/a.img,id=d0,format=qcow2", "format=qcow2 is not supported"},
+      {"file=/a.img,id=d0,if=virtio", "if=virtio is not supported"},
+      {"file=/a.img,id=d0,cache=none", "unknown option 'cache'"},
+      {"file=/a.img,id=d0,id=d1", "'id' given twice"},
+      {"/a.img", "needs a key"},
+      {"file=,id=d0", "file= is empty"},
+  };
+  for (const auto& [text, message] : bad) ExpectUsageError([&] { ParseDrive(text); }, "^-drive: .*" + message);
+}
+
+TEST("-device: virtio-blk-device only for now; later devices say what they need") {
+  BlockDevice d = ParseDevice("driver=virtio-blk-device,id=v,drive=d");
+  ExpectSame(d.id + "/" + d.drive, "v/d");
+  ExpectSame(ParseDevice("virtio-blk-device,drive=d0").id, "d0");
+  std::vector<std::pair<std::string, std::string>> bad = {
+      {"virtio-net-device,netdev=n0", "virtio-net-device needs -netdev, not supported yet"},
+      {"virtio-blk-pci,drive=d", "virtio-blk-pci needs -machine q35, not supported yet"},
+      {"e1000,drive=d", "unknown device 'e1000'"},
+      {"virtio-blk-device", "missing drive="},
+      {"virtio-blk-device,drive=d,serial=x", "unknown option 'serial'"},
+      {"virtio-blk-device,drive=d,drive=e", "'drive' given twice"},
+  };
+  for (const auto& [text, message] : bad) ExpectUsageError([&] { ParseDevice(text); }, "^-device: .*" + message);
+}
+
+TEST("-serial and -qmp: backends, QEMU short forms and server,nowait") {
+  EXPECT_TRUE(ParseSerial("file:/tmp/c.log").kind == Serial::Kind::kFile);
+  ExpectSame(ParseSerial("socket,path=/tmp/a,,b,server,nowait").path, "/tmp/a,b");
+  ExpectSame(ParseSerial("unix:/tmp/s.sock,server,nowait").path, "/tmp/s.sock");
+  std::vector<std::pair<std::string, std::string>> bad_serial = {
+      {"vc", "unknown backend 'vc'"},       {"socket,path=/tmp/s", "must be server,nowait"},
+      {"file", "path"},                     {"stdio,path=/x", "stdio takes no options"},
+      {"file,path=/x,server", "file takes only path="}, {"pty,signal=off", "unknown option 'signal'"},
+  };
+  for (const auto& [text, message] : bad_serial) ExpectUsageError([&] { ParseSerial(text); }, "^-serial: .*" + message);
+  Qmp tcp = ParseQmp("tcp:[::1]:4444,server,nowait");
+  ExpectSame(tcp.host + ":" + std::to_string(tcp.port), "::1:4444");
+  EXPECT_EQ(ParseQmp("unix:/s,server,nowait,rate-limit=0").rate_limit, 0u);
+  EXPECT_EQ(ParseQmp("unix:rel.sock,nowait,server").rate_limit, kDefaultQmpRateLimit);
+  std::vector<std::pair<std::string, std::string>> bad_qmp = {
+      {"unix:/s", "must be server,nowait"},
+      {"/s,server,nowait", "must start with unix: or tcp:"},
+      {"tcp:localhost,server,nowait", "tcp needs <host>:<port>"},
+      {"tcp:127.0.0.1:70000,server,nowait", "port"},
+      {"unix:,server,nowait", "path"},
+      {"unix:/s,server,nowait,wait=off", "unknown option 'wait'"},
+      {"unix:/s,server,nowait,rate-limit=x", "unknown option 'rate-limit'"},
+  };
+  for (const auto& [text, message] : bad_qmp) ExpectUsageError([&] { ParseQmp(text); }, "^-qmp: .*" + message);
+}
+
+TEST("command line: the seed's microvm command and its defaults") {
+  VmmConfig c = Parse({"-machine", "microvm", "-smp", "2", "-m", "1024", "-kernel", "/vmlinux.bin", "-append",
+                       "console=ttyS0 reboot=k panic=1 root=/dev/vda rw", "-drive",
+                       "file=/rootfs,id=rootfs,readonly=off,direct=off", "-device",
+                       "virtio-blk-device,drive=rootfs,id=rootfs", "-qmp", "unix:/tmp/stratovirt.socket,server,nowait",
+                       "-serial", "stdio"});
+  EXPECT_EQ(c.smp.cpus, 2u);
+  EXPECT_EQ(c.memory_bytes, 1024 * MiB);
+  EXPECT_EQ(c.devices.size(), 1u);
+  EXPECT_TRUE(c.qmp && c.qmp->path == "/tmp/stratovirt.socket");
+  VmmConfig d = Parse({"-kernel", "k"});
+  EXPECT_EQ(d.memory_bytes, 256 * MiB);
+  EXPECT_TRUE(d.serial.kind == Serial::Kind::kStdio && !d.qmp && !d.log_file);
+  EXPECT_TRUE(Parse({"-kernel", "k", "-daemonize", "-D", "/l"}).serial.kind == Serial::Kind::kNone);
+  VmmConfig dash = Parse({"--kernel", "k", "-D"});
+  EXPECT_TRUE(dash.log_file && dash.log_file->empty());
+  ExpectSame(Parse({"-kernel", "k", "-name", "guest=vm2"}).name.value_or(""), "vm2");
+}
+
+TEST("command line: -device order is slot order, whatever the -drive order") {
+  VmmConfig c = Parse({"-kernel", "k", "-drive", "file=/a,id=a", "-drive", "file=/b,id=b", "-device",
+                       "virtio-blk-device,drive=b", "-device", "virtio-blk-device,drive=a"});
+  ExpectSame(c.devices[0].drive + c.devices[1].drive, "ba");
+}
+
+TEST("command line: mistakes across flags name one flag") {
+  std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{}, "^-kernel: required; expected <path"},
+      {{"-kernel", "k", "-vnc", ":1"}, "^-vnc: unknown flag; expected one of -machine"},
+      {{"-kernel"}, "^-kernel: missing value"},
+      {{"-kernel", "k", "-m", "1G", "-m", "2G"}, "^-m: given more than once"},
+      {{"-kernel", "k", "-daemonize", "-serial", "stdio"}, "^-daemonize: cannot be used with -serial stdio"},
+      {{"-kernel", "k", "-daemonize", "-D"}, "^-D: a daemon has no stderr"},
+      {{"-kernel", "k", "-device", "virtio-blk-device,drive=nope"}, "^-device: unknown drive 'nope'"},
+      {{"-kernel", "k", "-drive", "file=/a,id=a", "-device", "virtio-blk-device,drive=a,id=x", "-device",
+        "virtio-blk-device,drive=a,id=y"},
+       "^-device: drive 'a' already used"},
+      {{"-kernel", "k", "-drive", "file=/a,id=a", "-drive", "file=/b,id=a"}, "^-drive: duplicate id 'a'"},
+      {{"-kernel", "k", "-drive", "file=/a,id=a"}, "^-drive: drive 'a' is not attached"},
+      {{"-kernel", "k", "-append", std::string(2049, 'x')}, "^-append: longer than 2048 bytes"},
+      {{"-kernel", ""}, "^-kernel: empty path; expected <path"},
+      {{"-kernel", "k", "-name", ""}, "^-name: empty name"},
+      {{"-kernel", "k", "-S", "x"}, "^x: unexpected argument 'x'"},
+      {{"-machine", "q35", "-kernel", "k"}, "^-machine: machine 'q35' is not supported yet"},
+      {{"-machine", "microvm,accel=tcg", "-kernel", "k"}, "^-machine: unknown option 'accel'"},
+      {{"-kernel", "k", "-boot-entry", "efi"}, "^-boot-entry: unknown entry; expected linux64\\|pvh"},
+  };
+  std::vector<std::string> seven;
+  for (int i = 0; i < 7; ++i) {
+    seven.insert(seven.end(), {"-drive", "file=/d,id=d" + std::to_string(i), "-device",
+                               "virtio-blk-device,drive=d" + std::to_string(i)});
+  }
+  seven.insert(seven.end(), {"-kernel", "k"});
+  bad.push_back({seven, "^-device: at most 6 virtio-blk devices"});
+  for (const auto& [argv, message] : bad) ExpectUsageError([&] { Parse(argv); }, message);
+}
+
+TEST("config JSON: the TypeScript VmConfig's field names, escaped strings") {
+  VmmConfig c = Parse({"-kernel", "k\"1", "-name", "a\nb", "-qmp", "tcp:h:1,server,nowait", "-D", "-S"});
+  std::string json = ToJson(c);
+  EXPECT_TRUE(json.find(R"("kernel":"k\"1")") != std::string::npos);
+  EXPECT_TRUE(json.find(R"("name":"a\nb")") != std::string::npos);
+  EXPECT_TRUE(json.find(R"("qmp":{"kind":"tcp","host":"h","port":1,"rateLimit":100})") != std::string::npos);
+  EXPECT_TRUE(json.find(R"("logFile":null)") != std::string::npos);
+  EXPECT_TRUE(json.find(R"("startPaused":true)") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace virga::cli
