@@ -48,6 +48,7 @@
       "target_name": "virga-vmm",
       "type": "executable",
       "dependencies": ["virga_core"],
+      "ldflags": ["-static-libstdc++", "-static-libgcc"],
       "sources": [
         "src/cli/command_line.cc",
         "src/cli/config_json.cc",

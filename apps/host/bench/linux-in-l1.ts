@@ -1,6 +1,7 @@
 // The Linux half of `npm run bench linux`, run inside L1 (real KVM): process
 // start → the Debian guest's "VIRGA-GUEST ready" for virga-vmm and for QEMU's
-// microvm with the same kernel, initramfs, vCPUs and memory, alternating.
+// microvm with the same kernel, initramfs, vCPUs, memory and block slots
+// (and QEMU with no devices, for reference), alternating.
 // usage: node linux-in-l1.js --runs N --out FILE
 import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
   ];
   // QEMU's microvm finds its virtio-mmio devices and COM1 through ACPI, as
   // ours; the RTC is on (without it Linux spins ~4 s probing one).
-  const qemu: [string, string[]] = [
+  const qemuBare: [string, string[]] = [
     "qemu-system-x86_64",
     [
       "-M",
@@ -81,13 +82,30 @@ async function main(): Promise<void> {
       append,
     ],
   ];
+  // The same machine as virga-vmm's: six empty block slots are six
+  // virtio-blk devices of capacity 0 on virtio-mmio version 2.
+  const qemu: [string, string[]] = [
+    qemuBare[0],
+    [
+      ...qemuBare[1],
+      "-global",
+      "virtio-mmio.force-legacy=false",
+      ...[0, 1, 2, 3, 4, 5].flatMap((i) => [
+        "-drive",
+        `if=none,id=slot${i},driver=null-co,size=0`,
+        "-device",
+        `virtio-blk-device,drive=slot${i}`,
+      ]),
+    ],
+  ];
   const bytes = Number(mem) * 1024 * 1024;
-  const samples = { virga: [] as number[], qemu: [] as number[] };
+  const samples = { virga: [] as number[], qemu: [] as number[], qemuBare: [] as number[] };
   for (let i = 0; i < runs; i++) {
     samples.virga.push((await bootOnce(...virga, MARKER, bytes, 180000)).readyMs);
     samples.qemu.push((await bootOnce(...qemu, MARKER, bytes, 180000)).readyMs);
+    samples.qemuBare.push((await bootOnce(...qemuBare, MARKER, bytes, 180000)).readyMs);
     console.log(
-      `run ${i + 1}: virga ${samples.virga.at(-1)?.toFixed(0)} ms, qemu ${samples.qemu.at(-1)?.toFixed(0)} ms`,
+      `run ${i + 1}: virga ${samples.virga.at(-1)?.toFixed(0)} ms, qemu (same disks) ${samples.qemu.at(-1)?.toFixed(0)} ms, qemu (no devices) ${samples.qemuBare.at(-1)?.toFixed(0)} ms`,
     );
   }
   const result = {
@@ -97,6 +115,7 @@ async function main(): Promise<void> {
     kernel,
     virga: { medianMs: median(samples.virga), samples: samples.virga },
     qemu: { medianMs: median(samples.qemu), samples: samples.qemu },
+    qemuNoDevices: { medianMs: median(samples.qemuBare), samples: samples.qemuBare },
   };
   writeFileSync(out, JSON.stringify(result, null, 2));
 }

@@ -79,6 +79,28 @@ export function memoryOf(pid: number, guestBytes: number): Omit<BootSample, "rea
   };
 }
 
+/** memoryOf summed over a process and its descendants (virga-vmm's control plane). */
+export function memoryOfTree(pid: number, guestBytes: number): Omit<BootSample, "readyMs"> {
+  const total = memoryOf(pid, guestBytes);
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    children = [];
+  }
+  for (const child of children) {
+    const part = memoryOfTree(child, guestBytes);
+    total.pssKiB += part.pssKiB;
+    total.rssKiB += part.rssKiB;
+    total.ussKiB += part.ussKiB;
+  }
+  return total;
+}
+
 /** Starts a VMM, waits for the marker on its stdout, measures, then ends it. */
 export async function bootOnce(
   command: string,
