@@ -140,14 +140,14 @@ class VmProcess {
       }
       if (c.qmp) qmp_listener_ = ListenForQmp(*c.qmp);
       machine_->Start(c.start_paused);
+      prelaunch_ = c.start_paused;
     } catch (const std::exception& e) {
       return Finish(1, e.what());
     }
     log_.Log(std::string(c.start_paused ? "vCPUs created, paused (prelaunch)" : "vCPUs running"));
     if (c.qmp) {
       try {
-        std::string hello = "{\"config\":" + cli::ToJson(c) + ",\"ptyPath\":" + (pty.empty() ? "null" : JsonQuote(pty)) + "}";
-        control_ = ControlPlane::Spawn(hello, qmp_listener_.get());
+        StartControlPlane();
       } catch (const std::exception& e) {
         return Finish(1, std::string("QMP: ") + e.what());
       }
@@ -175,7 +175,9 @@ class VmProcess {
         while (::read(signal_fd_.get(), &info, sizeof(info)) == sizeof(info)) {
           if (info.ssi_signo == SIGCHLD) {
             int status = 0;
-            if (control_.Reap(&status)) return Finish(1, "the control plane exited unexpectedly (" + Describe(status) + ")");
+            if (control_.Reap(&status)) {
+              if (std::optional<int> done = RestartControlPlane(status)) return *done;
+            }
             continue;
           }
           log_.Log(std::string("received SIG") + ::sigabbrev_np(static_cast<int>(info.ssi_signo)));
@@ -190,11 +192,41 @@ class VmProcess {
         });
         if (done) return *done;
         if (!open) {
-          int status = control_.WaitForExit(2000);
-          return Finish(1, "the control plane exited unexpectedly (" + Describe(status) + ")");
+          if (std::optional<int> done = RestartControlPlane(control_.WaitForExit(2000))) return *done;
         }
       }
     }
+  }
+
+  // The run state goes along, so a restarted control plane carries on
+  // where the last one stopped.
+  void StartControlPlane() {
+    std::string pty = machine_->pty_path();
+    const char* status = prelaunch_ && machine_->paused() ? "prelaunch" : machine_->paused() ? "paused" : "running";
+    std::string hello = "{\"config\":" + cli::ToJson(config_) + ",\"ptyPath\":" +
+                        (pty.empty() ? "null" : JsonQuote(pty)) + ",\"status\":\"" + status + "\"}";
+    control_ = ControlPlane::Spawn(hello, qmp_listener_.get());
+  }
+
+  // A control plane that dies on its own (a crash, the OOM killer) is
+  // started again on the same listening socket: the guest is not the one
+  // to pay for it. Only a control plane that keeps dying ends the VM.
+  std::optional<int> RestartControlPlane(int status) {
+    std::string why = "the control plane exited unexpectedly (" + Describe(status) + ")";
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - restart_window_start_ > 60) {
+      restart_window_start_ = now.tv_sec;
+      restarts_ = 0;
+    }
+    if (++restarts_ > 3) return Finish(1, why + ", 3 restarts in a minute");
+    log_.Log(why + "; starting it again");
+    try {
+      StartControlPlane();
+    } catch (const std::exception& e) {
+      return Finish(1, why + "; restart failed: " + e.what());
+    }
+    return std::nullopt;
   }
 
   static std::string Describe(int status) {
@@ -237,6 +269,7 @@ class VmProcess {
         machine_->Pause();
       } else if (op == "resume") {
         machine_->Resume();
+        prelaunch_ = false;
       } else if (op == "reset") {
         machine_->Reset();
       } else if (op == "powerdown") {
@@ -279,6 +312,9 @@ class VmProcess {
   std::unique_ptr<Machine> machine_;
   UniqueFd qmp_listener_;
   ControlPlane control_;
+  bool prelaunch_ = false;  // -S and no QMP cont yet
+  int restarts_ = 0;
+  time_t restart_window_start_ = 0;
   bool pidfile_written_ = false;
 };
 

@@ -5,7 +5,7 @@
 // (process/qmp_listener.h) as its fd 4.
 //
 // Wire (one message per line):
-//   VMM → control plane: {"hello":{"config":<VmConfig>,"ptyPath":...}}
+//   VMM → control plane: {"hello":{"config":<VmConfig>,"ptyPath":...,"status":...}}
 //                        {"id":N,"result":<json>} | {"id":N,"error":"..."}
 //                        {"event":"shutdown","guest":bool,"reason":"..."}
 //                        {"event":"error","message":"..."}

@@ -2,7 +2,9 @@
 // once the guest runs, when -qmp asks for one. Serves QMP for that one VM
 // and ends with it: on the VMM's shutdown or error event, after telling the
 // QMP clients, and when the VMM's channel closes. Its stdin and stdout are
-// /dev/null (they may be the guest's console); it logs to -D.
+// /dev/null (they may be the guest's console); it logs to -D. If it dies,
+// the VM process starts another on the same socket with the current run
+// state; QMP clients reconnect, and descriptors from getfd are gone.
 import { vmConfigSchema } from "../config/vm-config";
 import { COMMAND_TABLE } from "../qmp/commands/index";
 import { QmpServer } from "../qmp/server";
@@ -35,10 +37,16 @@ export async function main(): Promise<void> {
   const qmp = config.qmp;
   if (qmp === undefined) throw new Error("started without -qmp");
   const log = createLogger(config.logFile);
-  const machine = new Machine(config, channel, hello.ptyPath, (reason) => {
-    if (reason.reason === "host-qmp-quit") channel.quit();
-    void finish();
-  });
+  const machine = new Machine(
+    config,
+    channel,
+    hello.ptyPath,
+    (reason) => {
+      if (reason.reason === "host-qmp-quit") channel.quit();
+      void finish();
+    },
+    hello.status,
+  );
   channel.onEvent((event) => {
     if (event.event === "shutdown") {
       machine.shutdown(

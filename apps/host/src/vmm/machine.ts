@@ -28,15 +28,20 @@ export class Machine implements VmControl {
   private queue: Promise<unknown> = Promise.resolve();
   readonly fds = new NamedFds();
 
-  /** onShutdown ends the control plane (and, for quit, the VM process). */
+  /**
+   * onShutdown ends the control plane (and, for quit, the VM process).
+   * status: where the VM process has the VM; it started the vCPUs (paused
+   * with -S) before any control plane existed, and says so again to one it
+   * restarts.
+   */
   constructor(
     readonly config: VmConfig,
     private readonly vm: NativeVm,
     private readonly ptyPath: string | null,
     private readonly onShutdown: (reason: ShutdownReason) => void,
+    status: "prelaunch" | "paused" | "running" = config.startPaused ? "prelaunch" : "running",
   ) {
-    // The VM process started the vCPUs (paused with -S) before we existed.
-    this.state = config.startPaused ? "prelaunch" : "running";
+    this.state = status;
   }
 
   status(): RunStatus {

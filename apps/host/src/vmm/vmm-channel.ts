@@ -8,6 +8,7 @@ import type { NativeVm } from "./machine";
 export interface Hello {
   config: unknown;
   ptyPath: string | null;
+  status: "prelaunch" | "paused" | "running";
 }
 
 export type VmmEvent =

@@ -2,7 +2,7 @@
 // state, stop/cont really stopping the guest, vCPU thread ids, quit, -S,
 // and SHUTDOWN events for each way a VM ends.
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { before, describe, it } from "node:test";
@@ -186,6 +186,51 @@ describe("QMP on a running VM", () => {
             "running",
           );
           qmp.close();
+        },
+      );
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it("restarts a control plane that died, keeping the guest and its run state", TEST, async () => {
+    const tmp = tempDir();
+    try {
+      const socketPath = path.join(tmp.dir, "qmp.sock");
+      await withVmm(
+        [...probeArgs(), "-S", "-qmp", `unix:${socketPath},server,nowait`],
+        async (vm) => {
+          const vmmPid = vm.child.pid ?? 0;
+          const controlPlane = (): number =>
+            Number(readFileSync(`/proc/${vmmPid}/task/${vmmPid}/children`, "utf8").trim());
+          const first = await connectQmp(socketPath, vm);
+          assert.equal(
+            ((await first.execute("query-status")) as { status: string }).status,
+            "prelaunch",
+          );
+          const killed = controlPlane();
+          process.kill(killed, "SIGKILL");
+          await first.closed();
+          // The VM process starts another on the same socket, still in prelaunch.
+          const second = await connectQmp(socketPath, vm);
+          assert.ok(vm.running, "the VM process is still running");
+          assert.notEqual(controlPlane(), killed);
+          assert.equal(
+            ((await second.execute("query-status")) as { status: string }).status,
+            "prelaunch",
+          );
+          await second.execute("cont");
+          await vm.waitFor(/PROBE ready/, BOOT_MS);
+          await second.execute("stop");
+          process.kill(controlPlane(), "SIGKILL");
+          await second.closed();
+          const third = await connectQmp(socketPath, vm);
+          assert.equal(
+            ((await third.execute("query-status")) as { status: string }).status,
+            "paused",
+          );
+          await third.execute("quit");
+          assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
         },
       );
     } finally {

@@ -16,6 +16,7 @@ export interface Exit {
 /** Throws, with the reason, when this host cannot run KVM tests (they fail, never skip). */
 export function requireKvmHost(): void {
   if (!existsSync("/dev/kvm")) throw new Error("/dev/kvm not present: host tests need KVM");
+  if (!existsSync(vmmBin)) throw new Error(`virga-vmm not built: ${vmmBin} (npm install)`);
   if (!existsSync(nativeAddon))
     throw new Error(`native addon not built: ${nativeAddon} (npm install)`);
   if (!existsSync(probeGuest))
