@@ -1,3 +1,4 @@
+#include <functional>
 #include <regex>
 #include <string>
 #include <vector>
@@ -38,7 +39,25 @@ void ExpectSame(const std::string& got, const std::string& want) {
 
 VmmConfig Parse(const std::vector<std::string>& argv) { return ParseCommandLine(argv).config; }
 
-TEST("-smp: derives the topology as QEMU does (cores, threads 1; the rest sockets)") {
+// One registered test per table row, so each case passes or fails on its own.
+bool Cases(const std::vector<std::pair<std::string, std::function<void()>>>& cases) {
+  for (const auto& [name, body] : cases) test::Registry().push_back({name, body});
+  return true;
+}
+
+// One test per bad argument: parse must throw a UsageError naming the flag
+// whose text matches the row's message.
+bool Rejects(const std::string& flag, const std::function<void(const std::string&)>& parse,
+             const std::vector<std::pair<std::string, std::string>>& rows) {
+  std::vector<std::pair<std::string, std::function<void()>>> cases;
+  for (const auto& [text, message] : rows) {
+    cases.push_back({flag + ": rejects '" + text.substr(0, 60) + "'",
+                     [=] { ExpectUsageError([&] { parse(text); }, "^" + flag + ": .*" + message); }});
+  }
+  return Cases(cases);
+}
+
+const bool kSmpGood = [] {
   std::vector<std::pair<std::string, std::string>> good = {
       {"1", "1/1/1/1/1"},
       {"4", "4/4/4/1/1"},
@@ -52,10 +71,16 @@ TEST("-smp: derives the topology as QEMU does (cores, threads 1; the rest socket
       {"254", "254/254/254/1/1"},
       {"2,cores=2", "2/2/1/2/1"},
   };
-  for (const auto& [text, want] : good) ExpectSame(Topology(ParseSmp(text)), want);
-}
+  std::vector<std::pair<std::string, std::function<void()>>> cases;
+  for (const auto& [text, want] : good) {
+    cases.push_back({"-smp: '" + text + "' is cpus/maxcpus/sockets/cores/threads " + want,
+                     [=] { ExpectSame(Topology(ParseSmp(text)), want); }});
+  }
+  return Cases(cases);
+}();
 
-TEST("-smp: rejects bad counts and topologies, naming -smp and its form") {
+// -smp errors also show the expected form and what was given.
+const bool kSmpBad = [] {
   std::vector<std::pair<std::string, std::string>> bad = {
       {"x", "cpus is not a number"},
       {"", "cpus is not a number"},
@@ -69,88 +94,111 @@ TEST("-smp: rejects bad counts and topologies, naming -smp and its form") {
       {"4,2", "'2' needs a key"},
       {"-1", "not a number"},
   };
+  std::vector<std::pair<std::string, std::string>> rows;
   for (const auto& [text, message] : bad) {
-    ExpectUsageError([&] { ParseSmp(text); },
-                     "^-smp: .*" + message + ".*expected \\[cpus=\\]n\\[,maxcpus=n\\].*, got '" + text + "'$");
+    rows.push_back({text, message + ".*expected \\[cpus=\\]n\\[,maxcpus=n\\].*, got '" + text + "'$"});
   }
-}
+  return Rejects("-smp", [](const std::string& t) { ParseSmp(t); }, rows);
+}();
 
-TEST("-m: MiB without a suffix, K/M/G/T suffixes, 16M..256G in whole MiB") {
+const bool kMemoryGood = [] {
   std::vector<std::pair<std::string, uint64_t>> good = {
-      {"1024", 1024 * MiB}, {"16", 16 * MiB},        {"512M", 512 * MiB},         {"512m", 512 * MiB},
-      {"1G", 1024 * MiB},   {"2g", 2048 * MiB},      {"131072K", 128 * MiB},      {"size=256M", 256 * MiB},
+      {"1024", 1024 * MiB}, {"16", 16 * MiB},          {"512M", 512 * MiB}, {"512m", 512 * MiB},
+      {"1G", 1024 * MiB},   {"2g", 2048 * MiB},        {"131072K", 128 * MiB}, {"size=256M", 256 * MiB},
       {"256G", 256 * 1024 * MiB}, {"1GiB", 1024 * MiB},
   };
-  for (const auto& [text, want] : good) EXPECT_EQ(ParseMemory(text), want);
-  std::vector<std::pair<std::string, std::string>> bad = {
-      {"15", "less than 16 MiB"},          {"0", "less than 16 MiB"},  {"257G", "more than 256 GiB"},
-      {"1T", "more than 256 GiB"},         {"16385K", "not a whole number of MiB"},
-      {"abc", "not a size"},               {"1.5G", "not a size"},     {"-1", "not a size"},
-      {"1X", "not a size"},
-  };
-  for (const auto& [text, message] : bad) ExpectUsageError([&] { ParseMemory(text); }, "^-m: .*" + message);
-}
+  std::vector<std::pair<std::string, std::function<void()>>> cases;
+  for (const auto& [text, want] : good) {
+    cases.push_back({"-m: '" + text + "' is " + std::to_string(want / MiB) + " MiB",
+                     [=] { EXPECT_EQ(ParseMemory(text), want); }});
+  }
+  return Cases(cases);
+}();
+
+const bool kMemoryBad = Rejects("-m", [](const std::string& t) { ParseMemory(t); },
+                                {
+                                    {"15", "less than 16 MiB"},
+                                    {"0", "less than 16 MiB"},
+                                    {"257G", "more than 256 GiB"},
+                                    {"1T", "more than 256 GiB"},
+                                    {"16385K", "not a whole number of MiB"},
+                                    {"abc", "not a size"},
+                                    {"1.5G", "not a size"},
+                                    {"-1", "not a size"},
+                                    {"1X", "not a size"},
+                                });
 
 TEST("-drive: file and id required, on/off switches, ,, escapes a comma") {
   Drive d = ParseDrive("file=a,,b.img,id=d,readonly=on,direct=yes,if=none,format=raw");
   ExpectSame(d.file, "a,b.img");
   ExpectSame(d.id, "d");
   EXPECT_TRUE(d.read_only && d.direct);
-  std::vector<std::pair<std::string, std::string>> bad = {
-      {"id=d0", "missing file="},
-      {"file=/a.img", "missing id="},
-      {"file=/a.img,id=d0,readonly=maybe", "readonly must be on or off"},
-      {"file=/a.img,id=d0,direct=2", "direct must be on or off"},
-      {"file=/a.img,id=d0,format=qcow2", "format=qcow2 is not supported"},
-      {"file=/a.img,id=d0,if=virtio", "if=virtio is not supported"},
-      {"file=/a.img,id=d0,cache=none", "unknown option 'cache'"},
-      {"file=/a.img,id=d0,id=d1", "'id' given twice"},
-      {"/a.img", "needs a key"},
-      {"file=,id=d0", "file= is empty"},
-  };
-  for (const auto& [text, message] : bad) ExpectUsageError([&] { ParseDrive(text); }, "^-drive: .*" + message);
 }
 
-TEST("-device: virtio-blk-device only for now; later devices say what they need") {
+const bool kDriveBad = Rejects("-drive", [](const std::string& t) { ParseDrive(t); },
+                               {
+                                   {"id=d0", "missing file="},
+                                   {"file=/a.img", "missing id="},
+                                   {"file=/a.img,id=d0,readonly=maybe", "readonly must be on or off"},
+                                   {"file=/a.img,id=d0,direct=2", "direct must be on or off"},
+                                   {"file=/a.img,id=d0,format=qcow2", "format=qcow2 is not supported"},
+                                   {"file=/a.img,id=d0,if=virtio", "if=virtio is not supported"},
+                                   {"file=/a.img,id=d0,cache=none", "unknown option 'cache'"},
+                                   {"file=/a.img,id=d0,id=d1", "'id' given twice"},
+                                   {"/a.img", "needs a key"},
+                                   {"file=,id=d0", "file= is empty"},
+                               });
+
+TEST("-device: virtio-blk-device with drive=, id= defaulting to the drive") {
   BlockDevice d = ParseDevice("driver=virtio-blk-device,id=v,drive=d");
   ExpectSame(d.id + "/" + d.drive, "v/d");
   ExpectSame(ParseDevice("virtio-blk-device,drive=d0").id, "d0");
-  std::vector<std::pair<std::string, std::string>> bad = {
-      {"virtio-net-device,netdev=n0", "virtio-net-device needs -netdev, not supported yet"},
-      {"virtio-blk-pci,drive=d", "virtio-blk-pci needs -machine q35, not supported yet"},
-      {"e1000,drive=d", "unknown device 'e1000'"},
-      {"virtio-blk-device", "missing drive="},
-      {"virtio-blk-device,drive=d,serial=x", "unknown option 'serial'"},
-      {"virtio-blk-device,drive=d,drive=e", "'drive' given twice"},
-  };
-  for (const auto& [text, message] : bad) ExpectUsageError([&] { ParseDevice(text); }, "^-device: .*" + message);
 }
 
-TEST("-serial and -qmp: backends, QEMU short forms and server,nowait") {
+const bool kDeviceBad =
+    Rejects("-device", [](const std::string& t) { ParseDevice(t); },
+            {
+                {"virtio-net-device,netdev=n0", "virtio-net-device needs -netdev, not supported yet"},
+                {"virtio-blk-pci,drive=d", "virtio-blk-pci needs -machine q35, not supported yet"},
+                {"e1000,drive=d", "unknown device 'e1000'"},
+                {"virtio-blk-device", "missing drive="},
+                {"virtio-blk-device,drive=d,serial=x", "unknown option 'serial'"},
+                {"virtio-blk-device,drive=d,drive=e", "'drive' given twice"},
+            });
+
+TEST("-serial: backends and QEMU's short forms") {
   EXPECT_TRUE(ParseSerial("file:/tmp/c.log").kind == Serial::Kind::kFile);
   ExpectSame(ParseSerial("socket,path=/tmp/a,,b,server,nowait").path, "/tmp/a,b");
   ExpectSame(ParseSerial("unix:/tmp/s.sock,server,nowait").path, "/tmp/s.sock");
-  std::vector<std::pair<std::string, std::string>> bad_serial = {
-      {"vc", "unknown backend 'vc'"},       {"socket,path=/tmp/s", "must be server,nowait"},
-      {"file", "path"},                     {"stdio,path=/x", "stdio takes no options"},
-      {"file,path=/x,server", "file takes only path="}, {"pty,signal=off", "unknown option 'signal'"},
-  };
-  for (const auto& [text, message] : bad_serial) ExpectUsageError([&] { ParseSerial(text); }, "^-serial: .*" + message);
+}
+
+const bool kSerialBad = Rejects("-serial", [](const std::string& t) { ParseSerial(t); },
+                                {
+                                    {"vc", "unknown backend 'vc'"},
+                                    {"socket,path=/tmp/s", "must be server,nowait"},
+                                    {"file", "path"},
+                                    {"stdio,path=/x", "stdio takes no options"},
+                                    {"file,path=/x,server", "file takes only path="},
+                                    {"pty,signal=off", "unknown option 'signal'"},
+                                });
+
+TEST("-qmp: unix and tcp (with [v6]) addresses, rate-limit") {
   Qmp tcp = ParseQmp("tcp:[::1]:4444,server,nowait");
   ExpectSame(tcp.host + ":" + std::to_string(tcp.port), "::1:4444");
   EXPECT_EQ(ParseQmp("unix:/s,server,nowait,rate-limit=0").rate_limit, 0u);
   EXPECT_EQ(ParseQmp("unix:rel.sock,nowait,server").rate_limit, kDefaultQmpRateLimit);
-  std::vector<std::pair<std::string, std::string>> bad_qmp = {
-      {"unix:/s", "must be server,nowait"},
-      {"/s,server,nowait", "must start with unix: or tcp:"},
-      {"tcp:localhost,server,nowait", "tcp needs <host>:<port>"},
-      {"tcp:127.0.0.1:70000,server,nowait", "port"},
-      {"unix:,server,nowait", "path"},
-      {"unix:/s,server,nowait,wait=off", "unknown option 'wait'"},
-      {"unix:/s,server,nowait,rate-limit=x", "unknown option 'rate-limit'"},
-  };
-  for (const auto& [text, message] : bad_qmp) ExpectUsageError([&] { ParseQmp(text); }, "^-qmp: .*" + message);
 }
+
+const bool kQmpBad = Rejects("-qmp", [](const std::string& t) { ParseQmp(t); },
+                             {
+                                 {"unix:/s", "must be server,nowait"},
+                                 {"/s,server,nowait", "must start with unix: or tcp:"},
+                                 {"tcp:localhost,server,nowait", "tcp needs <host>:<port>"},
+                                 {"tcp:127.0.0.1:70000,server,nowait", "port"},
+                                 {"unix:,server,nowait", "path"},
+                                 {"unix:/s,server,nowait,wait=off", "unknown option 'wait'"},
+                                 {"unix:/s,server,nowait,rate-limit=x", "unknown option 'rate-limit'"},
+                             });
 
 TEST("command line: the seed's microvm command and its defaults") {
   VmmConfig c = Parse({"-machine", "microvm", "-smp", "2", "-m", "1024", "-kernel", "/vmlinux.bin", "-append",
@@ -177,7 +225,7 @@ TEST("command line: -device order is slot order, whatever the -drive order") {
   ExpectSame(c.devices[0].drive + c.devices[1].drive, "ba");
 }
 
-TEST("command line: mistakes across flags name one flag") {
+const bool kCommandLineBad = [] {
   std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
       {{}, "^-kernel: required; expected <path"},
       {{"-kernel", "k", "-vnc", ":1"}, "^-vnc: unknown flag; expected one of -machine"},
@@ -206,8 +254,17 @@ TEST("command line: mistakes across flags name one flag") {
   }
   seven.insert(seven.end(), {"-kernel", "k"});
   bad.push_back({seven, "^-device: at most 6 virtio-blk devices"});
-  for (const auto& [argv, message] : bad) ExpectUsageError([&] { Parse(argv); }, message);
-}
+  std::vector<std::pair<std::string, std::function<void()>>> cases;
+  for (const auto& [argv, message] : bad) {
+    std::string readable;
+    for (char c : message.substr(1)) {
+      if (c != '\\') readable += c;
+    }
+    cases.push_back({"command line: " + readable + "...",
+                     [=] { ExpectUsageError([&] { Parse(argv); }, message); }});
+  }
+  return Cases(cases);
+}();
 
 TEST("config JSON: the TypeScript VmConfig's field names, escaped strings") {
   VmmConfig c = Parse({"-kernel", "k\"1", "-name", "a\nb", "-qmp", "tcp:h:1,server,nowait", "-D", "-S"});

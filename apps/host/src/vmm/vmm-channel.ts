@@ -31,6 +31,7 @@ export class VmmChannel implements NativeVm {
     { resolve(v: unknown): void; reject(e: Error): void }
   >();
   private helloWaiter: ((hello: Hello) => void) | null = null;
+  private helloReceived: Hello | null = null;
   private eventListener: (event: VmmEvent) => void = () => undefined;
   private closeListener: () => void = () => undefined;
 
@@ -57,6 +58,8 @@ export class VmmChannel implements NativeVm {
 
   /** The first message: the VM's configuration and serial pty. */
   hello(): Promise<Hello> {
+    const received = this.helloReceived;
+    if (received !== null) return Promise.resolve(received);
     return new Promise((resolve) => {
       this.helloWaiter = resolve;
     });
@@ -114,7 +117,8 @@ export class VmmChannel implements NativeVm {
 
   private dispatch(message: Record<string, unknown>): void {
     if ("hello" in message) {
-      this.helloWaiter?.(message.hello as Hello);
+      this.helloReceived = message.hello as Hello;
+      this.helloWaiter?.(this.helloReceived);
       this.helloWaiter = null;
     } else if ("event" in message) {
       this.eventListener(message as unknown as VmmEvent);

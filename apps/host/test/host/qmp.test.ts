@@ -2,7 +2,7 @@
 // state, stop/cont really stopping the guest, vCPU thread ids, quit, -S,
 // and SHUTDOWN events for each way a VM ends.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { before, describe, it } from "node:test";
@@ -232,6 +232,32 @@ describe("QMP on a running VM", () => {
           await third.execute("quit");
           assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
         },
+      );
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it("ends the VM with the reason when its control plane cannot run", TEST, async () => {
+    const tmp = tempDir();
+    try {
+      const socketPath = path.join(tmp.dir, "qmp.sock");
+      const pidfile = path.join(tmp.dir, "vm.pid");
+      // A control plane that dies at once, every time it is started.
+      const broken = path.join(tmp.dir, "broken.cjs");
+      writeFileSync(broken, "process.exit(3);\n");
+      await withVmm(
+        [...probeArgs(), "-qmp", `unix:${socketPath},server,nowait`, "-pidfile", pidfile],
+        async (vm) => {
+          assert.deepEqual(await vm.waitForExit(), { code: 1, signal: null });
+          assert.match(
+            vm.stderr,
+            /virga-vmm: error: the control plane exited unexpectedly \(exit code 3\), 3 restarts in a minute/,
+          );
+          assert.equal(existsSync(socketPath), false, "socket removed");
+          assert.equal(existsSync(pidfile), false, "pidfile removed");
+        },
+        { env: { ...process.env, VIRGA_CONTROL_PLANE: broken } },
       );
     } finally {
       tmp.cleanup();
