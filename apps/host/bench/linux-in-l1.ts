@@ -6,7 +6,7 @@
 import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { bootOnce, median } from "./measure";
+import { bootOnce, median, QEMU_SAME_DISKS } from "./measure";
 
 const root = path.resolve(__dirname, "..", "..", "..", "..");
 const built = path.join(root, "build", "guests", "linux");
@@ -82,22 +82,7 @@ async function main(): Promise<void> {
       append,
     ],
   ];
-  // The same machine as virga-vmm's: six empty block slots are six
-  // virtio-blk devices of capacity 0 on virtio-mmio version 2.
-  const qemu: [string, string[]] = [
-    qemuBare[0],
-    [
-      ...qemuBare[1],
-      "-global",
-      "virtio-mmio.force-legacy=false",
-      ...[0, 1, 2, 3, 4, 5].flatMap((i) => [
-        "-drive",
-        `if=none,id=slot${i},driver=null-co,size=0`,
-        "-device",
-        `virtio-blk-device,drive=slot${i}`,
-      ]),
-    ],
-  ];
+  const qemu: [string, string[]] = [qemuBare[0], [...qemuBare[1], ...QEMU_SAME_DISKS]];
   const bytes = Number(mem) * 1024 * 1024;
   const samples = { virga: [] as number[], qemu: [] as number[], qemuBare: [] as number[] };
   for (let i = 0; i < runs; i++) {

@@ -18,6 +18,7 @@ import {
   bootOnce,
   median,
   memoryOfTree,
+  QEMU_SAME_DISKS,
   qmpRoundTrips,
   type BootSample,
   type QmpSample,
@@ -63,23 +64,7 @@ function virgaArgs(extra: string[] = []): [string, string[]] {
   ];
 }
 
-// QEMU's microvm made the same machine as virga-vmm's: six empty block
-// slots are six virtio-blk devices of capacity 0 (null-co, size 0) on
-// virtio-mmio version 2. The guest then does the same work on both, which
-// is what "the same guest" has to mean for a boot-time ratio. QEMU with no
-// devices at all is measured too and printed beside it.
-const SAME_DISKS = [
-  "-global",
-  "virtio-mmio.force-legacy=false",
-  ...[0, 1, 2, 3, 4, 5].flatMap((i) => [
-    "-drive",
-    `if=none,id=slot${i},driver=null-co,size=0`,
-    "-device",
-    `virtio-blk-device,drive=slot${i}`,
-  ]),
-];
-
-function qemuArgs(extra: string[] = [], devices: string[] = SAME_DISKS): [string, string[]] {
+function qemuArgs(extra: string[] = [], devices: string[] = QEMU_SAME_DISKS): [string, string[]] {
   return [
     "qemu-system-x86_64",
     [

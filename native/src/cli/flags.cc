@@ -323,23 +323,24 @@ Qmp ParseQmp(const std::string& text) {
   throw bad("address must start with unix: or tcp:");
 }
 
+namespace {
+
+// A literal comma inside an option value is written ",," (QEMU's rule).
+std::string Escape(const std::string& value) {
+  std::string out;
+  for (char c : value) out += c == ',' ? std::string(",,") : std::string(1, c);
+  return out;
+}
+
+}  // namespace
+
 std::string FormatDrive(const Drive& drive) {
-  auto escape = [](const std::string& s) {
-    std::string out;
-    for (char c : s) out += c == ',' ? std::string(",,") : std::string(1, c);
-    return out;
-  };
-  return "file=" + escape(drive.file) + ",id=" + escape(drive.id) + ",readonly=" + (drive.read_only ? "on" : "off") +
+  return "file=" + Escape(drive.file) + ",id=" + Escape(drive.id) + ",readonly=" + (drive.read_only ? "on" : "off") +
          ",direct=" + (drive.direct ? "on" : "off");
 }
 
 std::string FormatDevice(const BlockDevice& device) {
-  auto escape = [](const std::string& s) {
-    std::string out;
-    for (char c : s) out += c == ',' ? std::string(",,") : std::string(1, c);
-    return out;
-  };
-  return "virtio-blk-device,drive=" + escape(device.drive) + ",id=" + escape(device.id);
+  return "virtio-blk-device,drive=" + Escape(device.drive) + ",id=" + Escape(device.id);
 }
 
 const std::vector<FlagSpec>& AllFlags() {
