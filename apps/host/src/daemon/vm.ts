@@ -186,6 +186,8 @@ export class ManagedVm {
           cwd: this.paths.dir,
           detached: true,
           stdio: ["ignore", logFd, logFd],
+          // The VM's control plane runs on the same Node as virgad, PATH or not.
+          env: { ...process.env, VIRGA_NODE: process.execPath },
         });
       } finally {
         closeSync(logFd);

@@ -49,11 +49,7 @@ export async function main(): Promise<void> {
   );
   channel.onEvent((event) => {
     if (event.event === "shutdown") {
-      machine.shutdown(
-        event.guest
-          ? { guest: true, reason: event.reason }
-          : { guest: false, reason: event.reason },
-      );
+      machine.shutdown(event);
     } else {
       void finish();
     }
