@@ -19,7 +19,6 @@ linux64_entry:
     call clear_bss64
     movq %r15, boot_info_ptr(%rip)
     movl $BOOT_LINUX64, boot_entry_kind(%rip)
-    call build_page_tables64
     lgdt gdt_ptr(%rip)
     leaq pml4(%rip), %rax
     movq %rax, %cr3
@@ -36,30 +35,6 @@ clear_bss64:
     shrq $3, %rcx
     xorl %eax, %eax
     rep stosq
-    ret
-
-/* PML4[0] -> PDPT[0..n) -> n page directories of 2 MiB pages. */
-build_page_tables64:
-    leaq pdpt(%rip), %rax
-    orq $3, %rax                    /* present | writable */
-    movq %rax, pml4(%rip)
-    leaq pd(%rip), %rax
-    orq $3, %rax
-    leaq pdpt(%rip), %rdi
-    movl $IDENT_MAP_GIB, %ecx
-1:  movq %rax, (%rdi)
-    addq $0x1000, %rax
-    addq $8, %rdi
-    decl %ecx
-    jnz 1b
-    leaq pd(%rip), %rdi
-    movl $0x83, %eax                /* present | writable | 2 MiB page */
-    movl $IDENT_MAP_GIB * 512, %ecx
-2:  movq %rax, (%rdi)
-    addq $0x200000, %rax
-    addq $8, %rdi
-    decl %ecx
-    jnz 2b
     ret
 
 /* Both boot paths arrive here on our GDT and page tables. */
@@ -120,18 +95,30 @@ boot_info_ptr:
 boot_entry_kind:
     .long 0
 
-    .section .bss
+    /* The identity map, PML4[0] -> PDPT[0..n) -> n page directories of
+     * 2 MiB pages, built at link time: filling its 2048 entries at boot
+     * took ~3.5 ms of emulated instructions under PVM. Both entries use it. */
+    .section .data
     .balign 4096
     .globl pml4, pdpt, pd
 pml4:
-    .skip 4096
+    .quad pdpt + 3                  /* present | writable */
+    .fill 511, 8, 0
 pdpt:
-    .skip 4096
+    .set gib, 0
+    .rept IDENT_MAP_GIB
+    .quad pd + gib * 0x1000 + 3
+    .set gib, gib + 1
+    .endr
+    .fill 512 - IDENT_MAP_GIB, 8, 0
+pd:
+    .set page, 0
+    .rept IDENT_MAP_GIB * 512
+    .quad page * 0x200000 + 0x83    /* present | writable | 2 MiB page */
+    .set page, page + 1
+    .endr
 
     .section .noinit, "aw", @nobits
-    .balign 4096
-pd:
-    .skip 4096 * IDENT_MAP_GIB
     .balign 16
 bsp_stack:
     .skip BSP_STACK_SIZE

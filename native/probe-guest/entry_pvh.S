@@ -32,26 +32,7 @@ pvh_entry:
     movl $0, boot_info_ptr + 4
     movl $BOOT_PVH, boot_entry_kind
 
-    /* Same identity map as build_page_tables64 (PML4/PDPT are zeroed bss). */
-    movl $pdpt + 3, pml4
-    movl $pd + 3, %eax
-    movl $pdpt, %edi
-    movl $IDENT_MAP_GIB, %ecx
-2:  movl %eax, (%edi)
-    addl $0x1000, %eax
-    addl $8, %edi
-    decl %ecx
-    jnz 2b
-    movl $pd, %edi
-    movl $0x83, %eax
-    movl $IDENT_MAP_GIB * 512, %ecx
-3:  movl %eax, (%edi)
-    movl $0, 4(%edi)
-    addl $0x200000, %eax
-    addl $8, %edi
-    decl %ecx
-    jnz 3b
-
+    /* The identity map is built at link time (entry64.S). */
     /* Long mode: PAE + CR3, then EFER.LME, then paging on. */
     movl $pml4, %eax
     movl %eax, %cr3
