@@ -186,85 +186,38 @@ async function main(): Promise<void> {
   const q = summarise(qemu);
   const b = summarise(bare);
   const ratio = v.bootMedianMs / q.bootMedianMs;
-  const r = (x: number, y: number): string => (x / y).toFixed(2);
-  const qmpPss = (side: ReturnType<typeof summarise>): string =>
-    side.qmpOverheadPssMiB?.toFixed(1) ?? "-";
+  type Summary = ReturnType<typeof summarise>;
+  /** A row: virga, QEMU (same disks) and the ratio, then QEMU (no devices) and its ratio when asked. */
+  const row = (
+    label: string,
+    pick: (side: Summary) => number | null | undefined,
+    digits: number,
+    bareToo: "value" | "value and ratio" | "no",
+  ): string[] => {
+    const [vv, qv, bv] = [pick(v), pick(q), pick(b)];
+    const show = (x: number | null | undefined): string => x?.toFixed(digits) ?? "-";
+    const ratioOf = (x: number | null | undefined, y: number | null | undefined): string =>
+      x !== null && x !== undefined && y ? (x / y).toFixed(2) : "";
+    return [
+      label,
+      show(vv),
+      show(qv),
+      ratioOf(vv, qv),
+      bareToo === "no" ? "" : show(bv),
+      bareToo === "value and ratio" ? ratioOf(vv, bv) : "",
+    ];
+  };
   printTable([
     ["", "virga-vmm", "qemu (same disks)", "ratio", "qemu (no devices)", "ratio"],
-    [
-      "boot to PROBE ready, median (ms)",
-      v.bootMedianMs.toFixed(1),
-      q.bootMedianMs.toFixed(1),
-      r(v.bootMedianMs, q.bootMedianMs),
-      b.bootMedianMs.toFixed(1),
-      r(v.bootMedianMs, b.bootMedianMs),
-    ],
-    [
-      "boot, fastest (ms)",
-      v.bootMinMs.toFixed(1),
-      q.bootMinMs.toFixed(1),
-      r(v.bootMinMs, q.bootMinMs),
-      b.bootMinMs.toFixed(1),
-      r(v.bootMinMs, b.bootMinMs),
-    ],
-    [
-      "VMM overhead PSS, median (MiB)",
-      v.overheadPssMiB.toFixed(1),
-      q.overheadPssMiB.toFixed(1),
-      r(v.overheadPssMiB, q.overheadPssMiB),
-      b.overheadPssMiB.toFixed(1),
-      "",
-    ],
-    [
-      "VMM overhead RSS, median (MiB)",
-      v.overheadRssMiB.toFixed(1),
-      q.overheadRssMiB.toFixed(1),
-      r(v.overheadRssMiB, q.overheadRssMiB),
-      b.overheadRssMiB.toFixed(1),
-      "",
-    ],
-    [
-      "VMM overhead private (USS), median (MiB)",
-      v.overheadUssMiB.toFixed(1),
-      q.overheadUssMiB.toFixed(1),
-      r(v.overheadUssMiB, q.overheadUssMiB),
-      b.overheadUssMiB.toFixed(1),
-      "",
-    ],
-    [
-      "overhead PSS with QMP serving (MiB)",
-      qmpPss(v),
-      qmpPss(q),
-      v.qmpOverheadPssMiB !== null && q.qmpOverheadPssMiB !== null
-        ? r(v.qmpOverheadPssMiB, q.qmpOverheadPssMiB)
-        : "",
-      "",
-      "",
-    ],
-    [
-      "guest RAM touched (MiB)",
-      v.guestTouchedMiB.toFixed(1),
-      q.guestTouchedMiB.toFixed(1),
-      "",
-      "",
-      "",
-    ],
-    [
-      "QMP query-status per second",
-      v.qmp?.perSecond.toFixed(0) ?? "-",
-      q.qmp?.perSecond.toFixed(0) ?? "-",
-      v.qmp && q.qmp ? r(v.qmp.perSecond, q.qmp.perSecond) : "",
-      "",
-      "",
-    ],
-    [
-      "QMP round trip p99 (us)",
-      v.qmp?.p99Us.toFixed(0) ?? "-",
-      q.qmp?.p99Us.toFixed(0) ?? "-",
-      "",
-      "",
-      "",
-    ],
+    row("boot to PROBE ready, median (ms)", (s) => s.bootMedianMs, 1, "value and ratio"),
+    row("boot, fastest (ms)", (s) => s.bootMinMs, 1, "value and ratio"),
+    row("VMM overhead PSS, median (MiB)", (s) => s.overheadPssMiB, 1, "value"),
+    row("VMM overhead RSS, median (MiB)", (s) => s.overheadRssMiB, 1, "value"),
+    row("VMM overhead private (USS), median (MiB)", (s) => s.overheadUssMiB, 1, "value"),
+    row("overhead PSS with QMP serving (MiB)", (s) => s.qmpOverheadPssMiB, 1, "no"),
+    row("guest RAM touched (MiB)", (s) => s.guestTouchedMiB, 1, "no"),
+    row("QMP query-status per second", (s) => s.qmp?.perSecond, 0, "no"),
+    row("QMP round trip p99 (us)", (s) => s.qmp?.p99Us, 0, "no"),
   ]);
   console.log(
     `targets: boot <= 0.6 x QEMU with the same disks (${ratio <= 0.6 ? "met" : "not met"}), overhead <= 15 MiB PSS (${v.overheadPssMiB <= 15 ? "met" : "not met"}; with QMP serving ${v.qmpOverheadPssMiB !== null && v.qmpOverheadPssMiB <= 15 ? "met" : "not met"}), QMP rate >= QEMU (${v.qmp && q.qmp && v.qmp.perSecond >= q.qmp.perSecond ? "met" : "not met"})`,

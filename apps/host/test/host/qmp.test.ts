@@ -20,6 +20,10 @@ function lastCount(text: string): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+async function runStatus(qmp: QmpClient): Promise<string> {
+  return ((await qmp.execute("query-status")) as { status: string }).status;
+}
+
 describe("QMP on a running VM", () => {
   before(() => {
     requireKvmHost();
@@ -151,10 +155,7 @@ describe("QMP on a running VM", () => {
             assert.deepEqual(await qmp.execute("system_powerdown"), {});
             await qmp.waitForEvent("POWERDOWN");
             // The probe guest has no ACPI button driver: it ignores the press.
-            assert.equal(
-              ((await qmp.execute("query-status")) as { status: string }).status,
-              "running",
-            );
+            assert.equal(await runStatus(qmp), "running");
             qmp.close();
           },
         );
@@ -181,10 +182,7 @@ describe("QMP on a running VM", () => {
           assert.equal(vm.serial.text, "", "no guest output before cont");
           await qmp.execute("cont");
           await vm.waitFor(/PROBE ready/, BOOT_MS);
-          assert.equal(
-            ((await qmp.execute("query-status")) as { status: string }).status,
-            "running",
-          );
+          assert.equal(await runStatus(qmp), "running");
           qmp.close();
         },
       );
@@ -204,10 +202,7 @@ describe("QMP on a running VM", () => {
           const controlPlane = (): number =>
             Number(readFileSync(`/proc/${vmmPid}/task/${vmmPid}/children`, "utf8").trim());
           const first = await connectQmp(socketPath, vm);
-          assert.equal(
-            ((await first.execute("query-status")) as { status: string }).status,
-            "prelaunch",
-          );
+          assert.equal(await runStatus(first), "prelaunch");
           const killed = controlPlane();
           process.kill(killed, "SIGKILL");
           await first.closed();
@@ -215,20 +210,14 @@ describe("QMP on a running VM", () => {
           const second = await connectQmp(socketPath, vm);
           assert.ok(vm.running, "the VM process is still running");
           assert.notEqual(controlPlane(), killed);
-          assert.equal(
-            ((await second.execute("query-status")) as { status: string }).status,
-            "prelaunch",
-          );
+          assert.equal(await runStatus(second), "prelaunch");
           await second.execute("cont");
           await vm.waitFor(/PROBE ready/, BOOT_MS);
           await second.execute("stop");
           process.kill(controlPlane(), "SIGKILL");
           await second.closed();
           const third = await connectQmp(socketPath, vm);
-          assert.equal(
-            ((await third.execute("query-status")) as { status: string }).status,
-            "paused",
-          );
+          assert.equal(await runStatus(third), "paused");
           await third.execute("quit");
           assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
         },
