@@ -1,6 +1,8 @@
 // virga-vmm: one VM per process, started exactly like StratoVirt. The guest
-// boots from here without waiting for anything else; when -qmp asks for a
-// control plane, the TypeScript one starts beside it (process/control_plane.h).
+// boots from here without waiting for anything else. With -qmp the socket
+// listens from the start and the TypeScript control plane
+// (process/control_plane.h) starts beside the guest when the first client
+// connects, and stays.
 //
 // Exit: guest power-off/reset, QMP quit and SIGTERM/SIGINT/SIGHUP end with
 // 0; a VMM error with 1 and "virga-vmm: error: <reason>" on stderr; a bad
@@ -145,15 +147,9 @@ class VmProcess {
       return Finish(1, e.what());
     }
     log_.Log(std::string(c.start_paused ? "vCPUs created, paused (prelaunch)" : "vCPUs running"));
-    if (c.qmp) {
-      try {
-        StartControlPlane();
-      } catch (const std::exception& e) {
-        return Finish(1, std::string("QMP: ") + e.what());
-      }
-    } else {
-      daemon_.Ready(pty);
-    }
+    // The QMP socket already listens; its control plane starts with the
+    // first client (Loop), so a VM nobody manages costs no Node process.
+    daemon_.Ready(pty);
     return Loop();
   }
 
@@ -161,7 +157,14 @@ class VmProcess {
   int Loop() {
     for (;;) {
       std::vector<pollfd> fds = {{mailbox_.fd(), POLLIN, 0}, {signal_fd_.get(), POLLIN, 0}};
-      if (control_.fd() >= 0) fds.push_back({control_.fd(), POLLIN, 0});
+      size_t channel = 0, first_client = 0;
+      if (control_.fd() >= 0) {
+        channel = fds.size();
+        fds.push_back({control_.fd(), POLLIN, 0});
+      } else if (qmp_listener_.valid() && !control_started_) {
+        first_client = fds.size();
+        fds.push_back({qmp_listener_.get(), POLLIN, 0});
+      }
       if (::poll(fds.data(), fds.size(), -1) < 0) {
         if (errno == EINTR) continue;
         return Finish(1, std::string("poll: ") + std::strerror(errno));
@@ -185,7 +188,17 @@ class VmProcess {
           return Finish(0);
         }
       }
-      if (fds.size() > 2 && fds[2].revents) {
+      if (first_client != 0 && fds[first_client].revents) {
+        // The client waits in the listen backlog; the control plane accepts
+        // and greets it once Node is up (~0.1 s).
+        control_started_ = true;
+        try {
+          StartControlPlane();
+        } catch (const std::exception& e) {
+          return Finish(1, std::string("QMP: ") + e.what());
+        }
+      }
+      if (channel != 0 && fds[channel].revents) {
         std::optional<int> done;
         bool open = control_.ReadLines([&](const std::string& line) {
           if (!done) done = OnControlLine(line);
@@ -252,10 +265,6 @@ class VmProcess {
     size_t space = line.find(' ');
     std::string head = line.substr(0, space);
     std::string rest = space == std::string::npos ? "" : line.substr(space + 1);
-    if (head == "ready") {
-      daemon_.Ready(machine_->pty_path());
-      return std::nullopt;
-    }
     if (head == "quit") {
       log_.Log("shutdown: host-qmp-quit");
       return Finish(0);
@@ -312,6 +321,7 @@ class VmProcess {
   std::unique_ptr<Machine> machine_;
   UniqueFd qmp_listener_;
   ControlPlane control_;
+  bool control_started_ = false;
   bool prelaunch_ = false;  // -S and no QMP cont yet
   int restarts_ = 0;
   time_t restart_window_start_ = 0;

@@ -1,8 +1,8 @@
 // The VM's TypeScript control plane (QMP server, run state, events) as a
-// companion process. The VM process boots the guest natively first, so
-// Node's start-up is never on the boot path, then starts the control plane
-// with one end of a socketpair as its fd 3 and the QMP listening socket
-// (process/qmp_listener.h) as its fd 4.
+// companion process. The VM process boots the guest natively, so Node's
+// start-up is never on the boot path, and starts the control plane when the
+// first QMP client connects, with one end of a socketpair as its fd 3 and
+// the QMP listening socket (process/qmp_listener.h) as its fd 4.
 //
 // Wire (one message per line):
 //   VMM → control plane: {"hello":{"config":<VmConfig>,"ptyPath":...,"status":...}}
@@ -10,8 +10,8 @@
 //                        {"event":"shutdown","guest":bool,"reason":"..."}
 //                        {"event":"error","message":"..."}
 //   control plane → VMM: "<id> <op>" requests (pause, resume, reset,
-//                        powerdown, vcpus), and the notices "ready",
-//                        "quit" and "fail <message>" (no reply).
+//                        powerdown, vcpus), and the notices "quit" and
+//                        "fail <message>" (no reply).
 #pragma once
 
 #include <sys/types.h>

@@ -1,5 +1,5 @@
 // The VM's control plane: started by the VM process (virga-vmm, native)
-// once the guest runs, when -qmp asks for one. Serves QMP for that one VM
+// when the first client connects to its -qmp socket. Serves QMP for that one VM
 // and ends with it: on the VMM's shutdown or error event, after telling the
 // QMP clients, and when the VMM's channel closes. Its stdin and stdout are
 // /dev/null (they may be the guest's console); it logs to -D. If it dies,
@@ -73,7 +73,5 @@ export async function main(): Promise<void> {
     channel.fail(error instanceof Error ? error.message : String(error));
     server = null;
     await finish();
-    return;
   }
-  channel.ready();
 }

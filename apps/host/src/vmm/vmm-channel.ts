@@ -90,10 +90,6 @@ export class VmmChannel implements NativeVm {
     return this.request("vcpus") as Promise<VcpuState[]>;
   }
 
-  /** QMP is listening: a -daemonize parent may now exit. */
-  ready(): void {
-    this.notice("ready");
-  }
   /** QMP quit: the VM process ends the VM and exits 0. */
   quit(): void {
     this.notice("quit");

@@ -142,19 +142,21 @@ describe("QMP with other clients", () => {
           await vm.waitFor(/PROBE ready/, BOOT_MS);
           await waitForPath(socketPath, vm);
           // getfd's descriptors wait in the VM's control plane (the QMP
-          // server, a child of the VM process) until a command takes them.
+          // server, a child of the VM process started by the first client)
+          // until a command takes them.
           const vmmPid = vm.child.pid ?? 0;
-          const pid = Number(
-            readFileSync(`/proc/${vmmPid}/task/${vmmPid}/children`, "utf8").trim().split(/\s+/)[0],
-          );
-          const openHere = (): boolean =>
-            readdirSync(`/proc/${pid}/fd`).some((fd) => {
+          const controlPlanePid = (): number =>
+            Number(readFileSync(`/proc/${vmmPid}/task/${vmmPid}/children`, "utf8").trim());
+          const openHere = (): boolean => {
+            const pid = controlPlanePid();
+            return readdirSync(`/proc/${pid}/fd`).some((fd) => {
               try {
                 return readlinkSync(`/proc/${pid}/fd/${fd}`) === passed;
               } catch {
                 return false;
               }
             });
+          };
           type Step = { reply: Record<string, unknown>; events: unknown[] };
           const run = async (steps: unknown[]): Promise<Step[]> => {
             const { stdout } = await execFileAsync(

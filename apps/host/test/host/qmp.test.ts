@@ -8,7 +8,7 @@ import path from "node:path";
 import { before, describe, it } from "node:test";
 import { QmpClient } from "../../src/qmp/client";
 import { tempDir } from "../support/disk";
-import { connectQmp, probeArgs, requireKvmHost, withVmm } from "../support/guest";
+import { connectQmp, probeArgs, requireKvmHost, waitForPath, withVmm } from "../support/guest";
 
 const BOOT_MS = 30000;
 const TEST = { timeout: 90000 };
@@ -238,7 +238,12 @@ describe("QMP on a running VM", () => {
       await withVmm(
         [...probeArgs(), "-qmp", `unix:${socketPath},server,nowait`, "-pidfile", pidfile],
         async (vm) => {
+          // The control plane starts with the first client.
+          await waitForPath(socketPath, vm);
+          const client = net.connect(socketPath);
+          client.on("error", () => undefined);
           assert.deepEqual(await vm.waitForExit(), { code: 1, signal: null });
+          client.destroy();
           assert.match(
             vm.stderr,
             /virga-vmm: error: the control plane exited unexpectedly \(exit code 3\), 3 restarts in a minute/,
