@@ -6,7 +6,7 @@
 import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { bootOnce, median, QEMU_SAME_DISKS } from "./measure";
+import { bootOnce, median, QEMU_SAME_DISKS, qemuMicrovm } from "./measure";
 
 const root = path.resolve(__dirname, "..", "..", "..", "..");
 const built = path.join(root, "build", "guests", "linux");
@@ -56,32 +56,15 @@ async function main(): Promise<void> {
   ];
   // QEMU's microvm finds its virtio-mmio devices and COM1 through ACPI, as
   // ours; the RTC is on (without it Linux spins ~4 s probing one).
-  const qemuBare: [string, string[]] = [
-    "qemu-system-x86_64",
-    [
-      "-M",
-      "microvm,rtc=on",
-      "-enable-kvm",
-      "-cpu",
-      "host",
-      "-smp",
-      smp,
-      "-m",
-      mem,
-      "-nodefaults",
-      "-no-user-config",
-      "-nographic",
-      "-no-reboot",
-      "-serial",
-      "stdio",
-      "-kernel",
-      kernel,
-      "-initrd",
-      initrd,
-      "-append",
-      append,
-    ],
-  ];
+  const qemuBare = qemuMicrovm({
+    machine: "microvm,rtc=on",
+    cpu: "host",
+    smp,
+    memMiB: mem,
+    kernel,
+    initrd,
+    append,
+  });
   const qemu: [string, string[]] = [qemuBare[0], [...qemuBare[1], ...QEMU_SAME_DISKS]];
   const bytes = Number(mem) * 1024 * 1024;
   const samples = { virga: [] as number[], qemu: [] as number[], qemuBare: [] as number[] };

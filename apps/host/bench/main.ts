@@ -19,6 +19,7 @@ import {
   median,
   memoryOfTree,
   QEMU_SAME_DISKS,
+  qemuMicrovm,
   qmpRoundTrips,
   type BootSample,
   type QmpSample,
@@ -65,32 +66,15 @@ function virgaArgs(extra: string[] = []): [string, string[]] {
 }
 
 function qemuArgs(extra: string[] = [], devices: string[] = QEMU_SAME_DISKS): [string, string[]] {
-  return [
-    "qemu-system-x86_64",
-    [
-      "-M",
-      "microvm,acpi=off",
-      "-enable-kvm",
-      "-cpu",
-      "host,-arch-capabilities",
-      "-smp",
-      String(smp),
-      "-m",
-      String(memMiB),
-      "-nodefaults",
-      "-no-user-config",
-      "-nographic",
-      "-no-reboot",
-      "-serial",
-      "stdio",
-      "-kernel",
-      probe,
-      "-append",
-      append,
-      ...devices,
-      ...extra,
-    ],
-  ];
+  return qemuMicrovm({
+    machine: "microvm,acpi=off",
+    cpu: "host,-arch-capabilities",
+    smp: String(smp),
+    memMiB: String(memMiB),
+    kernel: probe,
+    append,
+    extra: [...devices, ...extra],
+  });
 }
 
 interface Side {

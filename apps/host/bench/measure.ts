@@ -32,6 +32,45 @@ export const QEMU_SAME_DISKS = [
   ]),
 ];
 
+/** QEMU's microvm with a kernel on the serial console, as both benches start it. */
+export function qemuMicrovm(options: {
+  machine: string;
+  cpu: string;
+  smp: string;
+  memMiB: string;
+  kernel: string;
+  initrd?: string;
+  append: string;
+  extra?: string[];
+}): [string, string[]] {
+  return [
+    "qemu-system-x86_64",
+    [
+      "-M",
+      options.machine,
+      "-enable-kvm",
+      "-cpu",
+      options.cpu,
+      "-smp",
+      options.smp,
+      "-m",
+      options.memMiB,
+      "-nodefaults",
+      "-no-user-config",
+      "-nographic",
+      "-no-reboot",
+      "-serial",
+      "stdio",
+      "-kernel",
+      options.kernel,
+      ...(options.initrd === undefined ? [] : ["-initrd", options.initrd]),
+      "-append",
+      options.append,
+      ...(options.extra ?? []),
+    ],
+  ];
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
