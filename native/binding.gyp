@@ -34,6 +34,7 @@
         "src/virtio/blk.cc",
         "src/virtio/mmio_transport.cc",
         "src/virtio/queue.cc",
+        "src/vm/coalesced_writes.cc",
         "src/vm/machine.cc"
       ]
     },

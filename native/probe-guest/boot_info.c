@@ -39,12 +39,11 @@ static void copy_cmdline(u64 addr)
 {
     if (!mapped(addr, 1))
         return;
-    const char *s = (const char *)addr;
-    size_t n = 0;
-    while (n < CMDLINE_MAX - 1 && s[n] && mapped(addr + n, 1)) {
-        boot.cmdline[n] = s[n];
-        n++;
-    }
+    size_t limit = CMDLINE_MAX - 1;
+    if ((1ull << 32) - addr < limit)
+        limit = (size_t)((1ull << 32) - addr);
+    size_t n = strnlen((const char *)addr, limit);
+    memcpy(boot.cmdline, (const char *)addr, n);
     boot.cmdline[n] = 0;
 }
 

@@ -5,7 +5,9 @@
  */
     .text
     .code64
-    .balign 16
+    /* 256 stubs of 16 bytes fill one aligned 4 KiB block, so their
+     * addresses differ only in the low 16 bits (see idt_init). */
+    .balign 4096
     .globl isr_stubs
 isr_stubs:
     .set vec, 0

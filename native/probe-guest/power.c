@@ -4,6 +4,7 @@
 
 void halt_forever(void)
 {
+    serial_flush();
     for (;;)
         __asm__ __volatile__("cli; hlt");
 }

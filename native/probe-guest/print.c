@@ -38,28 +38,56 @@ static void out_char(struct outbuf *o, char c)
     o->buf[o->len++] = c;
 }
 
+/* Runs of text go in by memcpy: per character work is what costs under
+ * PVM, where every guest instruction is emulated. */
+static void out_str(struct outbuf *o, const char *s, size_t n)
+{
+    while (n) {
+        if (o->len == sizeof(o->buf))
+            out_flush(o);
+        size_t k = sizeof(o->buf) - o->len;
+        if (k > n)
+            k = n;
+        memcpy(o->buf + o->len, s, k);
+        o->len += k;
+        s += k;
+        n -= k;
+    }
+}
+
 static void out_num(struct outbuf *o, u64 v, unsigned base, int width, char pad)
 {
+    static const char digits[] = "0123456789abcdef";
     char tmp[24];
-    int n = 0;
-    do {
-        unsigned d = (unsigned)(v % base);
-        tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
-        v /= base;
-    } while (v);
-    while (width > n) {
-        out_char(o, pad);
-        width--;
+    int start = sizeof(tmp);
+    /* Shifts for hex and a constant divisor for decimal (which the compiler
+     * turns into a multiply): a variable-base div is a slow instruction to
+     * emulate. */
+    if (base == 16) {
+        do {
+            tmp[--start] = digits[v & 15];
+            v >>= 4;
+        } while (v);
+    } else {
+        do {
+            tmp[--start] = digits[v % 10];
+            v /= 10;
+        } while (v);
     }
-    while (n)
-        out_char(o, tmp[--n]);
+    for (int n = (int)sizeof(tmp) - start; width > n; width--)
+        out_char(o, pad);
+    while (start < (int)sizeof(tmp))
+        out_char(o, tmp[start++]);
 }
 
 static void vformat(struct outbuf *o, const char *fmt, va_list ap)
 {
     for (const char *p = fmt; *p; p++) {
         if (*p != '%') {
-            out_char(o, *p);
+            const char *run = p;
+            while (p[1] && p[1] != '%')
+                p++;
+            out_str(o, run, (size_t)(p + 1 - run));
             continue;
         }
         p++;
@@ -78,8 +106,7 @@ static void vformat(struct outbuf *o, const char *fmt, va_list ap)
         switch (*p) {
         case 's': {
             const char *s = va_arg(ap, const char *);
-            while (*s)
-                out_char(o, *s++);
+            out_str(o, s, strlen(s));
             break;
         }
         case 'c':

@@ -83,6 +83,7 @@ static void cmd_help(void)
             "  help\n"
             "  info\n"
             "  count [n]\n"
+            "  emit <word>\n"
             "  blk <n> write <sector> <seed>\n"
             "  blk <n> read <sector>\n"
             "  blk <n> verify <sector> <seed>\n"
@@ -190,6 +191,30 @@ static void cmd_blk(int argc, char **argv)
     }
 }
 
+/* Writes one word and sleeps, without touching the UART again, until a key
+ * is pressed: its output must reach the console although no exit follows. */
+static void cmd_emit(int argc, char **argv)
+{
+    char text[17];
+    size_t n = argc > 1 ? strnlen(argv[1], 15) : 0;
+    if (n == 0) {
+        kprintf("ERR emit usage: emit <word of 1-15 characters>\n");
+        return;
+    }
+    /* Let the rest of the typed line arrive first: its interrupt would
+     * make the UART reads this command is about not doing. */
+    delay_us(200000);
+    serial_flush();
+    memcpy(text, argv[1], n);
+    text[n++] = '\n';
+    serial_write_raw(text, n);
+    while (!serial_rx_pending())
+        __asm__ __volatile__("sti; hlt; cli" ::: "memory");
+    int c = serial_getc();   /* the key that woke us */
+    skip_lf = (c == '\r');
+    kprintf("OK emit\n");
+}
+
 void shell_run(void)
 {
     static char line[LINE_MAX];
@@ -208,6 +233,8 @@ void shell_run(void)
             kprintf("OK info\n");
         } else if (!strcmp(cmd, "count")) {
             cmd_count(argc, argv);
+        } else if (!strcmp(cmd, "emit")) {
+            cmd_emit(argc, argv);
         } else if (!strcmp(cmd, "blk")) {
             cmd_blk(argc, argv);
         } else if (!strcmp(cmd, "poweroff")) {

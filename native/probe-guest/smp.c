@@ -47,6 +47,7 @@ void ap_main(void)
     kprintf("PROBE cpu %d apic=%u online\n", ap_index, lapic_id());
     ap_alive = 1;
     lapic_send_ipi(bsp_apic_id, ICR_FIXED | VEC_WAKEUP);
+    serial_flush();
     for (;;)
         __asm__ __volatile__("cli; hlt");
 }

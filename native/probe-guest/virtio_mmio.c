@@ -134,7 +134,7 @@ void virtio_probe_cmdline(const char *cmdline)
         const char *word = p;
         while (*p && *p != ' ')
             p++;
-        if (strncmp(word, key, sizeof(key) - 1) != 0)
+        if (*word != 'v' || strncmp(word, key, sizeof(key) - 1) != 0)
             continue;
         const char *q = word + sizeof(key) - 1;
         u64 size, base, irq;

@@ -42,6 +42,7 @@ static inline void irq_disable(void) { __asm__ __volatile__("cli" ::: "memory");
  * became pending after the caller checked its condition still wakes hlt. */
 static inline void wait_for_interrupt(void)
 {
+    serial_flush();   /* output reaches the wire before we sleep */
     __asm__ __volatile__("sti; hlt; cli" ::: "memory");
 }
 

@@ -27,6 +27,7 @@ void *memcpy(void *d, const void *s, size_t n);
 void *memmove(void *d, const void *s, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
+size_t strnlen(const char *s, size_t max);
 int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
 /* Parses decimal or 0x-hex; returns chars consumed (0 = no number). */
@@ -40,6 +41,8 @@ void kprintf_nolock(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* serial.c */
 void serial_init(void);
 void serial_write(const char *s, size_t n);
+void serial_flush(void);
+void serial_write_raw(const char *s, size_t n);   /* at most 16 bytes */
 void serial_enable_rx_irq(void);
 void serial_irq(void);
 int serial_getc(void);   /* -1 when the RX buffer is empty; call with IF=0 */

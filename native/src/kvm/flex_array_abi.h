@@ -20,7 +20,13 @@ struct MsrsHeader {
   uint32_t nmsrs;
   uint32_t pad;
 };
-static_assert(sizeof(CpuidHeader) == 8 && sizeof(MsrsHeader) == 8, "C layout");
+// The coalesced-write ring page: this header, then kvm_coalesced_mmio entries.
+struct CoalescedRingHeader {
+  uint32_t first;  // next entry for userspace to take
+  uint32_t last;   // next entry KVM fills
+};
+static_assert(sizeof(CpuidHeader) == 8 && sizeof(MsrsHeader) == 8 && sizeof(CoalescedRingHeader) == 8, "C layout");
+static_assert(sizeof(kvm_coalesced_mmio) == 24, "C layout");
 
 constexpr unsigned long kIoctlGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
 constexpr unsigned long kIoctlSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);

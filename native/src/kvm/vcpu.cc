@@ -2,6 +2,9 @@
 
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
 
 #include "common/error.h"
 #include "kvm/flex_array_abi.h"
@@ -16,6 +19,13 @@ Vcpu::Vcpu(UniqueFd fd, int mmap_size) : fd_(std::move(fd)), mmap_size_(mmap_siz
 
 Vcpu::~Vcpu() {
   if (run_ != nullptr) ::munmap(run_, static_cast<size_t>(mmap_size_));
+}
+
+void* Vcpu::coalesced_ring() const {
+  long page = ::sysconf(_SC_PAGESIZE);
+  long offset = KVM_COALESCED_MMIO_PAGE_OFFSET * page;
+  if (offset + page > mmap_size_) return nullptr;
+  return reinterpret_cast<uint8_t*>(run_) + offset;
 }
 
 int Vcpu::Run() { return ::ioctl(fd_.get(), KVM_RUN, 0) < 0 ? -errno : 0; }

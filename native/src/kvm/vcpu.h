@@ -25,6 +25,9 @@ class Vcpu {
   kvm_run* run_state() const { return run_; }
   // Returns 0, or -errno (EINTR/EAGAIN when kicked); other errors are for the caller to report.
   int Run();
+  // The VM-wide coalesced-write ring, mapped with every vCPU's run page;
+  // nullptr when the kernel's mapping has no room for it.
+  void* coalesced_ring() const;
 
   kvm_regs GetRegs() const;
   void SetRegs(const kvm_regs& regs);

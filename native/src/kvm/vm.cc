@@ -82,6 +82,14 @@ void Vm::UnregisterIoeventfd(int event_fd, uint64_t address, uint32_t len, uint6
   if (::ioctl(fd_.get(), KVM_IOEVENTFD, &request) < 0) throw ErrnoError("KVM_IOEVENTFD deassign");
 }
 
+void Vm::RegisterCoalescedZone(uint64_t address, uint32_t size, bool pio) {
+  kvm_coalesced_mmio_zone zone{};
+  zone.addr = address;
+  zone.size = size;
+  zone.pio = pio ? 1 : 0;
+  if (::ioctl(fd_.get(), KVM_REGISTER_COALESCED_MMIO, &zone) < 0) throw ErrnoError("KVM_REGISTER_COALESCED_MMIO");
+}
+
 UniqueFd Vm::CreateVcpuFd(uint32_t vcpu_id) {
   int fd = ::ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(vcpu_id));
   if (fd < 0) throw ErrnoError("KVM_CREATE_VCPU " + std::to_string(vcpu_id));

@@ -27,6 +27,9 @@ class Vm {
   // inside the kernel instead of exiting to the vCPU thread.
   void RegisterIoeventfd(int event_fd, uint64_t address, uint32_t len, uint64_t datamatch, bool pio);
   void UnregisterIoeventfd(int event_fd, uint64_t address, uint32_t len, uint64_t datamatch, bool pio);
+  // Guest writes into [address, address + size) are queued in the ring page
+  // instead of exiting; reads still exit. Userspace replays the queue.
+  void RegisterCoalescedZone(uint64_t address, uint32_t size, bool pio);
   UniqueFd CreateVcpuFd(uint32_t vcpu_id);
   // chip_id: KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE or KVM_IRQCHIP_IOAPIC.
   kvm_irqchip GetIrqchip(uint32_t chip_id) const;

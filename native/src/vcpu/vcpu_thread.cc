@@ -108,6 +108,11 @@ void VcpuThread::Main() {
     }
     int result = vcpu_->Run();
     vcpu_->run_state()->immediate_exit = 0;
+    // Writes the guest made before this exit reach their devices first.
+    if (coalesced_ != nullptr) {
+      if (coalesced_->pending()) coalesced_->Drain();
+      coalesced_->NoteExit();
+    }
     if (result == -EINTR || result == -EAGAIN) continue;
     if (result < 0) {
       on_exit_({ExitKind::kError, "vCPU " + std::to_string(index_) + ": KVM_RUN failed: " + std::strerror(-result)});

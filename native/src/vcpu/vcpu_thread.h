@@ -15,6 +15,7 @@
 
 #include "devices/bus.h"
 #include "kvm/vcpu.h"
+#include "vm/coalesced_writes.h"
 #include "vm/exit_reason.h"
 
 namespace virga {
@@ -36,6 +37,8 @@ class VcpuThread {
   pid_t thread_id() const { return tid_.load(); }
   State state();
   kvm::Vcpu& vcpu() { return *vcpu_; }
+  // Queued writes to replay before each exit is handled; set before Start.
+  void set_coalesced_writes(CoalescedWrites* writes) { coalesced_ = writes; }
 
   // Installs the no-op handler for the kick signal; call once per process.
   static void InstallKickHandler();
@@ -53,6 +56,7 @@ class VcpuThread {
   const Bus* pio_;
   const Bus* mmio_;
   ExitRequest on_exit_;
+  CoalescedWrites* coalesced_ = nullptr;
 
   std::mutex lock_;
   std::condition_variable changed_;

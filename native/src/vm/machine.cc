@@ -60,6 +60,7 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit)
   try {
     entry = LoadGuest();
     CreateVcpus();
+    QueueTransmitWrites();
   } catch (...) {
     register_memory.join();
     throw;
@@ -196,6 +197,22 @@ void Machine::CreateVcpus() {
   }
 }
 
+void Machine::QueueTransmitWrites() {
+  if (system_.CheckExtension(KVM_CAP_COALESCED_PIO) <= 0) return;
+  void* ring = vcpus_.front()->vcpu().coalesced_ring();
+  if (ring == nullptr) return;
+  // Only the transmit register: writing it has no effect the guest waits
+  // for (it learns the byte went out by reading LSR, which exits and so
+  // replays the queue first). With DLAB set the same port is the divisor
+  // latch; that is still correct, as the LCR write that clears DLAB exits.
+  // Saves one exit per byte of console output (~25 us each under PVM).
+  vm_.RegisterCoalescedZone(kCom1Port, 1, true);
+  coalesced_ = std::make_unique<CoalescedWrites>(ring, static_cast<size_t>(::sysconf(_SC_PAGESIZE)), &pio_, &mmio_);
+  for (auto& vcpu : vcpus_) vcpu->set_coalesced_writes(coalesced_.get());
+  CoalescedWrites* writes = coalesced_.get();
+  loop_.Add(writes->timer_fd(), EPOLLIN, [writes](uint32_t) { writes->OnTimer(); });
+}
+
 void Machine::SetBootState(size_t index, uint64_t entry) {
   kvm::Vcpu& vcpu = vcpus_[index]->vcpu();
   vcpu.SetSregs(initial_sregs_[index]);
@@ -214,6 +231,7 @@ void Machine::Reset() {
   std::lock_guard guard(lifecycle_);
   if (destroyed_) return;
   for (auto& vcpu : vcpus_) vcpu->Pause();
+  if (coalesced_) coalesced_->Drain();
   for (auto& slot : slots_) slot.transport->Reset();
   for (const auto& chip : initial_irqchips_) vm_.SetIrqchip(chip);
   vm_.SetPit2(initial_pit_);
@@ -247,6 +265,8 @@ void Machine::Pause() {
   std::lock_guard guard(lifecycle_);
   if (!started_ || destroyed_) return;
   for (auto& vcpu : vcpus_) vcpu->Pause();
+  // What the guest wrote before it stopped is on the console when stop returns.
+  if (coalesced_) coalesced_->Drain();
   paused_ = true;
 }
 
@@ -271,6 +291,7 @@ void Machine::Destroy() {
   if (destroyed_) return;
   destroyed_ = true;
   for (auto& vcpu : vcpus_) vcpu->Stop();
+  if (coalesced_) coalesced_->Drain();
   chardev_->Detach();
   loop_.Stop();
 }

@@ -23,6 +23,7 @@
 #include "memory/guest_memory.h"
 #include "vcpu/vcpu_thread.h"
 #include "virtio/mmio_transport.h"
+#include "vm/coalesced_writes.h"
 #include "vm/exit_reason.h"
 
 namespace virga {
@@ -90,6 +91,8 @@ class Machine {
   // Kernel, initrd, command line and firmware tables into guest RAM; returns the entry.
   uint64_t LoadGuest();
   void CreateVcpus();
+  // Lets the guest's UART output skip the exit per byte where KVM can queue it.
+  void QueueTransmitWrites();
   void SetBootState(size_t index, uint64_t entry);
   void ReportExit(const ExitReason& reason);
 
@@ -109,6 +112,7 @@ class Machine {
   std::shared_ptr<Serial8250> serial_;
   std::vector<Slot> slots_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+  std::unique_ptr<CoalescedWrites> coalesced_;
   std::vector<uint32_t> apic_ids_;           // online vCPUs
   std::vector<uint32_t> possible_apic_ids_;  // up to maxcpus
   // Power-on state captured at creation, restored by Reset.

@@ -156,6 +156,21 @@ describe("serial backends", () => {
     }
   });
 
+  it("bytes a guest writes just before it goes idle reach the console without further exits", TEST, async () => {
+    // virga-vmm lets KVM queue writes to the UART's transmit register; the
+    // probe's `emit` writes a line and halts without touching the UART
+    // again, so only the VMM's idle replay can deliver it before input comes.
+    await withVmm(probeArgs(), async (vm) => {
+      await vm.waitFor(/probe> /, BOOT_MS);
+      vm.send("emit quiet-line");
+      await vm.waitFor(/^quiet-line\r?$/m, 10000);
+      vm.send("");
+      await vm.waitFor(/OK emit/);
+      vm.send("poweroff");
+      assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+    });
+  });
+
   it("-serial file: the whole console lands in the file", TEST, async () => {
     const tmp = tempDir();
     try {
