@@ -286,18 +286,12 @@ void Chardev::OnInputReadable(uint32_t events) {
   uint8_t buffer[256];
   // Read only what the device has room for, so unread input stays in the kernel.
   size_t room = sink(nullptr, 0);
-  // A hang-up is reported even while input is paused (events = 0): a peer
-  // that is gone must be dropped here, or the loop spins on it.
+  // A hang-up is reported even while input is paused (events = 0): a socket
+  // client that is gone is dropped here, or the loop spins on it.
   bool hung_up = (events & (EPOLLHUP | EPOLLERR)) != 0 && (events & EPOLLIN) == 0;
-  if (room == 0 && hung_up) {
+  if (room == 0 && hung_up && kind_ == ChardevConfig::Kind::kSocket) {
     std::lock_guard guard(lock_);
-    if (in_fd_ != fd || loop_ == nullptr) return;
-    if (kind_ == ChardevConfig::Kind::kSocket) {
-      DropClient();
-    } else {
-      loop_->Remove(in_fd_);
-      in_fd_ = -1;
-    }
+    if (in_fd_ == fd && loop_ != nullptr) DropClient();
     return;
   }
   if (room == 0) {
@@ -308,7 +302,11 @@ void Chardev::OnInputReadable(uint32_t events) {
       if (kind_ == ChardevConfig::Kind::kSocket) {
         UpdateClientInterest();
       } else {
-        loop_->Modify(fd, 0);
+        // A pipe whose writer is done still holds what it wrote (`echo
+        // poweroff | virga-vmm ...` before the guest listens): keep it for
+        // the resume, which reads to the end. One-shot, so the hang-up it
+        // keeps reporting wakes this loop once, not in a spin.
+        loop_->Modify(fd, EPOLLONESHOT);
       }
     }
     return;

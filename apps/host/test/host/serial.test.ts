@@ -92,6 +92,18 @@ describe("serial backends", () => {
   );
 
   it(
+    "keeps piped input whose writer closed before the guest listens (echo poweroff | virga-vmm)",
+    TEST,
+    async () => {
+      await withVmm(probeArgs(), async (vm) => {
+        vm.child.stdin?.end("poweroff\n");
+        await vm.waitFor(/OK poweroff/, BOOT_MS);
+        assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+      });
+    },
+  );
+
+  it(
     "-serial socket: a client that hangs up while the guest is not reading costs no CPU",
     TEST,
     async () => {
