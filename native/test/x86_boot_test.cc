@@ -139,6 +139,53 @@ TEST("kernel_loader: an ELF vmlinux gives its 64-bit entry, its PVH note, and a 
   EXPECT_EQ(bss, 0u);
 }
 
+TEST("kernel_loader: a segment's all-zero pages come out zero over old RAM, the rest byte for byte") {
+  // Pages: data, zeros (dropped, not copied), data, then a 100-byte tail.
+  constexpr uint64_t kPage = 4096, kSize = 3 * kPage + 100, kOffset = 0x1000, kPaddr = 0x200000;
+  std::vector<uint8_t> file(kOffset + kSize, 0);
+  Elf64_Ehdr eh{};
+  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
+  eh.e_ident[EI_CLASS] = ELFCLASS64;
+  eh.e_ident[EI_DATA] = ELFDATA2LSB;
+  eh.e_ident[EI_VERSION] = EV_CURRENT;
+  eh.e_type = ET_EXEC;
+  eh.e_machine = EM_X86_64;
+  eh.e_version = EV_CURRENT;
+  eh.e_entry = kPaddr;
+  eh.e_phoff = sizeof(Elf64_Ehdr);
+  eh.e_ehsize = sizeof(Elf64_Ehdr);
+  eh.e_phentsize = sizeof(Elf64_Phdr);
+  eh.e_phnum = 1;
+  std::memcpy(file.data(), &eh, sizeof(eh));
+  Elf64_Phdr load{};
+  load.p_type = PT_LOAD;
+  load.p_offset = kOffset;
+  load.p_paddr = load.p_vaddr = kPaddr;
+  load.p_filesz = load.p_memsz = kSize;
+  std::memcpy(file.data() + eh.e_phoff, &load, sizeof(load));
+  for (uint64_t i = 0; i < kSize; ++i) {
+    if (i / kPage != 1) file[kOffset + i] = static_cast<uint8_t>(i * 7 + 1);
+  }
+  file[kOffset + kSize - 1] = 0;  // a zero byte in the tail is still data
+  std::string path = "/tmp/virga-elf-zero-test-" + std::to_string(::getpid());
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+  [[maybe_unused]] ssize_t n = ::write(fd, file.data(), file.size());
+  ::close(fd);
+
+  GuestMemory memory(16 << 20, kMmioHoleStart);
+  // What a reset leaves behind: the old guest's bytes everywhere.
+  std::vector<uint8_t> old(kSize + kPage, 0xa5);
+  memory.Write(kPaddr, old.data(), old.size());
+  LoadKernel(memory, path);
+  ::unlink(path.c_str());
+  std::vector<uint8_t> loaded(kSize);
+  memory.Read(kPaddr, loaded.data(), kSize);
+  EXPECT_TRUE(std::memcmp(loaded.data(), file.data() + kOffset, kSize) == 0);
+  uint8_t after = 0;
+  memory.ReadObj(kPaddr + kSize, &after);
+  EXPECT_EQ(after, 0xa5);
+}
+
 TEST("kernel_loader: a file that is neither ELF nor bzImage is refused by name") {
   GuestMemory memory(16 << 20, kMmioHoleStart);
   std::string path = "/tmp/virga-notkernel-" + std::to_string(::getpid());

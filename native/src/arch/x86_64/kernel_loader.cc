@@ -20,6 +20,19 @@ namespace {
 constexpr uint32_t kXenElfnotePhys32Entry = 18;
 constexpr uint32_t kBzImageMagic = 0x53726448;  // "HdrS"
 constexpr uint16_t kXlfKernel64 = 1 << 0;
+constexpr uint64_t kPage = 4096;
+
+bool IsZero(const uint8_t* data, uint64_t len) {
+  uint64_t word = 0;
+  for (uint64_t i = 0; i + 8 <= len; i += 8) {
+    std::memcpy(&word, data + i, 8);
+    if (word != 0) return false;
+  }
+  for (uint64_t i = len & ~7ULL; i < len; ++i) {
+    if (data[i] != 0) return false;
+  }
+  return true;
+}
 
 // A kernel or initrd file, mapped read-only: segments are copied straight
 // into guest memory, without a copy of the whole image in VMM memory (a
@@ -84,7 +97,34 @@ class ImageFile {
                static_cast<unsigned long long>(gpa), static_cast<unsigned long long>(len));
       throw VmmError(what + buf);
     }
-    ReadAt(offset, host, len);
+    if (mapping_ == nullptr || offset > size_ || len > size_ - offset) {
+      ReadAt(offset, host, len);
+      return;
+    }
+    // A vmlinux carries .bss, .brk and scratch space as file zeros (24 of
+    // Debian's 58 MB). Runs of all-zero pages are dropped rather than
+    // copied: on a fresh VM they are zero already, and each page copied
+    // costs a page fault and a write (measured as the bulk of a nested L1
+    // boot's kernel load).
+    const uint8_t* src = mapping_ + offset;
+    uint64_t done = 0;
+    while (done < len) {
+      // Runs end on guest page boundaries, so only whole pages are dropped.
+      uint64_t step = kPage - ((gpa + done) & (kPage - 1));
+      bool zero = step <= len - done && IsZero(src + done, step);
+      uint64_t run = std::min(step, len - done);
+      while (done + run < len) {
+        uint64_t next = std::min(kPage, len - done - run);
+        if ((next == kPage && IsZero(src + done + run, kPage)) != zero) break;
+        run += next;
+      }
+      if (zero) {
+        memory.Zero(gpa + done, run);
+      } else {
+        std::memcpy(host + done, src + done, run);
+      }
+      done += run;
+    }
   }
 
  private:
