@@ -30,22 +30,11 @@ constexpr uint16_t kCom1Port = 0x3f8;
 Machine::Machine(const MachineConfig& config, ExitRequest on_exit)
     : config_(config), on_exit_(std::move(on_exit)), system_(kvm::System::Open()), vm_(system_) {
   VcpuThread::InstallKickHandler();
-  vm_.SetIdentityMapAddr(x86::kIdentityMapAddr);
-  vm_.SetTssAddr(x86::kTssAddr);
-  vm_.CreateIrqchip();
-  vm_.CreatePit2();
-
   memory_ = std::make_unique<GuestMemory>(config.memory_bytes, x86::kMmioHoleStart);
-
-  for (uint32_t i = 0; i < config.max_cpus; ++i) possible_apic_ids_.push_back(x86::ApicIdFor(config.topology, i));
-  apic_ids_.assign(possible_apic_ids_.begin(), possible_apic_ids_.begin() + config.cpus);
-
-  chardev_ = std::make_unique<Chardev>(config.serial);
-  CreateLegacyDevices();
-  CreateVirtioSlots(config);
   // Registering guest RAM with KVM takes ~5 ms whatever its size (measured
   // on PVM), nearly all of it waiting; it needs nothing from what follows,
-  // so it runs beside loading the kernel and creating the vCPUs.
+  // so it runs beside creating the devices, loading the kernel and
+  // creating the vCPUs.
   std::exception_ptr memory_error;
   std::thread register_memory([this, &memory_error] {
     try {
@@ -58,6 +47,15 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit)
   });
   uint64_t entry = 0;
   try {
+    vm_.SetIdentityMapAddr(x86::kIdentityMapAddr);
+    vm_.SetTssAddr(x86::kTssAddr);
+    vm_.CreateIrqchip();
+    vm_.CreatePit2();
+    for (uint32_t i = 0; i < config.max_cpus; ++i) possible_apic_ids_.push_back(x86::ApicIdFor(config.topology, i));
+    apic_ids_.assign(possible_apic_ids_.begin(), possible_apic_ids_.begin() + config.cpus);
+    chardev_ = std::make_unique<Chardev>(config.serial);
+    CreateLegacyDevices();
+    CreateVirtioSlots(config);
     entry = LoadGuest();
     CreateVcpus();
     QueueTransmitWrites();
