@@ -160,8 +160,13 @@ err=$(port virga.stderr) || { say "no virga.stderr port, using the console"; err
 started=$(up)
 echo "$started" >/job/started
 say "command start uptime=$started"
+# A heartbeat for run-in-l1.sh: when QEMU's TCG SVM loses an interrupt, L1
+# can halt all its vCPUs for good, silently; a stale heartbeat says so.
+( while :; do up >/job/heartbeat; sleep 5; done ) </dev/null >/dev/null 2>&1 &
+heartbeat=$!
 chroot $R /bin/sh /run/virga-job/cmd.sh </dev/null >"$out" 2>"$err"
 rc=$?
+kill $heartbeat 2>/dev/null
 [ -z "$pin_started" ] || [ -s $R/run/virga-kvm-pin ] || say "warning: the KVM pin VM did not start"
 echo "$rc" >/job/exit-code
 say "command end uptime=$(up)"

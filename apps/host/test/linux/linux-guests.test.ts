@@ -13,6 +13,12 @@ import type { ScenarioResult } from "./in-l1";
 import { SCENARIOS } from "./scenarios";
 
 const L1_TIMEOUT_S = 1500;
+// run-in-l1.sh's status when L1 itself died or hung while the scenarios ran
+// (an L1 kernel panic, or every L1 vCPU halted: QEMU 7.2's TCG SVM losing an
+// interrupt, GUESTS.md). That is the emulator under the harness failing, not
+// a guest or virga-vmm, so the scenarios get one fresh L1; a scenario that
+// fails is never run again.
+const L1_LOST = 91;
 
 interface L1Run {
   results: ScenarioResult[];
@@ -20,7 +26,7 @@ interface L1Run {
   log: string;
 }
 
-async function runScenariosInL1(): Promise<L1Run> {
+async function runScenariosInL1Once(): Promise<L1Run> {
   requireLinuxGuest();
   const tmp = tempDir("virga-l1-");
   const out = path.join(tmp.dir, "results.json");
@@ -55,9 +61,19 @@ async function runScenariosInL1(): Promise<L1Run> {
   }
 }
 
+async function runScenariosInL1(): Promise<L1Run> {
+  const first = await runScenariosInL1Once();
+  if (first.exitCode !== L1_LOST) return first;
+  const second = await runScenariosInL1Once();
+  return {
+    ...second,
+    log: `--- first L1 was lost (exit ${L1_LOST}); its output ends:\n${first.log.slice(-3000)}\n--- second L1:\n${second.log}`,
+  };
+}
+
 describe(
   "Linux guests under virga-vmm (nested KVM)",
-  { timeout: (L1_TIMEOUT_S + 60) * 1000 },
+  { timeout: (2 * L1_TIMEOUT_S + 60) * 1000 },
   () => {
     let run: L1Run | Error;
     before(async () => {

@@ -13,6 +13,9 @@
 #   --boot-timeout SEC  L1 must start the command within SEC (default 90, 0 = no
 #                     limit); a stalled boot is killed and L1 booted again
 #   --boot-attempts N how many boots to try (default 2)
+#   --heartbeat-timeout SEC  L1 counts as hung (exit 91) when its heartbeat
+#                     (written every 5 s while the command runs) is older than
+#                     SEC (default 120, 0 = never)
 #   --machine M       L1 machine: microvm (default) or q35
 #   --timing          print "VIRGA-L1-TIMING boot=S command=S total=S" on stderr
 #   --verbose         copy the L1 console (kernel and init messages) to stderr
@@ -33,8 +36,8 @@
 # Exit status: the command's, or
 #   90  the harness could not start the command (no QEMU, images missing,
 #       no /dev/kvm in L1, a mount failed, L1 died before the command ran)
-#   91  L1 stopped while the command ran (kernel panic, lockup) without
-#       reporting an exit status
+#   91  L1 stopped while the command ran (kernel panic, lockup, or hung with
+#       every vCPU halted: no heartbeat) without reporting an exit status
 #   124 the --timeout expired (L1 is killed)
 #   2   bad usage
 # Reasons are printed on stderr as lines starting with "virga-l1: ".
@@ -44,7 +47,8 @@
 #   VIRGA_L1_QEMU                      the QEMU binary (default qemu-system-x86_64)
 #   VIRGA_L1_CPU                       QEMU -cpu for L1 (default max,la57=off)
 #   VIRGA_L1_TIMEOUT                   default for --timeout
-#   VIRGA_L1_BOOT_TIMEOUT, VIRGA_L1_BOOT_ATTEMPTS  defaults for those options
+#   VIRGA_L1_BOOT_TIMEOUT, VIRGA_L1_BOOT_ATTEMPTS, VIRGA_L1_HEARTBEAT_TIMEOUT
+#                                      defaults for those options
 #   VIRGA_L1_NICE                      run QEMU under nice -n VALUE (default 0)
 #   VIRGA_L1_VERBOSE=1                 same as --verbose
 #   VIRGA_L1_APPEND                    extra L1 kernel command line arguments
@@ -68,6 +72,7 @@ SHARES=()
 TIMEOUT=${VIRGA_L1_TIMEOUT:-1800}
 BOOT_TIMEOUT=${VIRGA_L1_BOOT_TIMEOUT:-90}
 BOOT_ATTEMPTS=${VIRGA_L1_BOOT_ATTEMPTS:-2}
+HEARTBEAT_TIMEOUT=${VIRGA_L1_HEARTBEAT_TIMEOUT:-120}
 MACHINE=microvm
 TIMING=0
 VERBOSE=${VIRGA_L1_VERBOSE:-0}
@@ -80,6 +85,7 @@ while [ $# -gt 0 ]; do
         --share) [ $# -ge 2 ] || usage "--share needs a folder"; SHARES+=("$2"); shift 2 ;;
         --timeout) [ $# -ge 2 ] || usage "--timeout needs seconds"; TIMEOUT=$2; shift 2 ;;
         --boot-timeout) [ $# -ge 2 ] || usage "--boot-timeout needs seconds"; BOOT_TIMEOUT=$2; shift 2 ;;
+        --heartbeat-timeout) [ $# -ge 2 ] || usage "--heartbeat-timeout needs seconds"; HEARTBEAT_TIMEOUT=$2; shift 2 ;;
         --boot-attempts) [ $# -ge 2 ] || usage "--boot-attempts needs a number"; BOOT_ATTEMPTS=$2; shift 2 ;;
         --machine) [ $# -ge 2 ] || usage "--machine needs microvm or q35"; MACHINE=$2; shift 2 ;;
         --timing) TIMING=1; shift ;;
@@ -96,6 +102,7 @@ done
 [[ "$MEM" =~ ^[1-9][0-9]*$ ]] || usage "--mem must be a number of MiB"
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || usage "--timeout must be a number of seconds"
 [[ "$BOOT_TIMEOUT" =~ ^[0-9]+$ ]] || usage "--boot-timeout must be a number of seconds"
+[[ "$HEARTBEAT_TIMEOUT" =~ ^[0-9]+$ ]] || usage "--heartbeat-timeout must be a number of seconds"
 [[ "$BOOT_ATTEMPTS" =~ ^[1-9][0-9]*$ ]] || usage "--boot-attempts must be a positive number"
 case "$MACHINE" in
     microvm) DEV=device ;;
@@ -266,7 +273,7 @@ deadline=0
 [ "$TIMEOUT" -gt 0 ] && deadline=$((EPOCHSECONDS + TIMEOUT))
 attempt=1
 while :; do
-    rm -f "$JOB/started" "$JOB/exit-code" "$JOB/error" "$T/console.log"
+    rm -f "$JOB/started" "$JOB/exit-code" "$JOB/error" "$JOB/heartbeat" "$T/console.log"
     READERS=()
     cat "$T/stdout" &
     READERS+=($!)
@@ -284,8 +291,22 @@ while :; do
     T_STARTED=
     timed_out=0
     stalled=0
+    hung=0
+    ticks=0
     while kill -0 "$QEMU_PID" 2>/dev/null; do
         if [ -z "$T_STARTED" ] && [ -e "$JOB/started" ]; then T_STARTED=$(elapsed); fi
+        ticks=$((ticks + 1))
+        if [ -n "$T_STARTED" ] && [ "$HEARTBEAT_TIMEOUT" -gt 0 ] && [ $((ticks % 20)) = 0 ]; then
+            # Only once a beat has been seen: an initramfs from before the
+            # heartbeat existed (VIRGA_L1_INITRD) must not count as hung.
+            beat=$(stat -c %Y "$JOB/heartbeat" 2>/dev/null || echo "$EPOCHSECONDS")
+            if [ $((EPOCHSECONDS - beat)) -ge "$HEARTBEAT_TIMEOUT" ] && [ ! -e "$JOB/exit-code" ]; then
+                hung=1
+                monitor_dump "no heartbeat for ${HEARTBEAT_TIMEOUT}s"
+                kill "$QEMU_PID" 2>/dev/null
+                break
+            fi
+        fi
         if [ "$deadline" -gt 0 ] && [ "$EPOCHSECONDS" -ge "$deadline" ]; then
             timed_out=1
             monitor_dump "timeout"
@@ -349,6 +370,12 @@ if [ "$timed_out" = 1 ]; then
         console_tail
     fi
     exit $E_TIMEOUT
+fi
+
+if [ "$hung" = 1 ]; then
+    say "error: L1 stopped responding while the command ran: no heartbeat for ${HEARTBEAT_TIMEOUT}s (every L1 vCPU halted is QEMU's TCG SVM having lost an interrupt, GUESTS.md; the register dump is in --log); L1 killed"
+    console_tail
+    exit $E_LOST
 fi
 
 if [ "$stalled" = 1 ]; then
