@@ -84,9 +84,8 @@ TEST("boot_info: an over-long command line is refused with the limit") {
   EXPECT_THROWS_WITH(WriteCmdline(memory, std::string(3000, 'x')), "limit is 2047");
 }
 
-std::string WriteElfWithPvhNote(uint32_t pvh_entry) {
-  // Minimal ELF64: one PT_LOAD of 16 bytes at 1 MiB and one PT_NOTE (Xen, type 18).
-  std::vector<uint8_t> file(0x200, 0);
+// An x86-64 executable's header with `phnum` program headers right after it.
+Elf64_Ehdr KernelElfHeader(uint64_t entry, uint16_t phnum) {
   Elf64_Ehdr eh{};
   std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
   eh.e_ident[EI_CLASS] = ELFCLASS64;
@@ -95,11 +94,18 @@ std::string WriteElfWithPvhNote(uint32_t pvh_entry) {
   eh.e_type = ET_EXEC;
   eh.e_machine = EM_X86_64;
   eh.e_version = EV_CURRENT;
-  eh.e_entry = 0x100000;
+  eh.e_entry = entry;
   eh.e_phoff = sizeof(Elf64_Ehdr);
   eh.e_ehsize = sizeof(Elf64_Ehdr);
   eh.e_phentsize = sizeof(Elf64_Phdr);
-  eh.e_phnum = 2;
+  eh.e_phnum = phnum;
+  return eh;
+}
+
+std::string WriteElfWithPvhNote(uint32_t pvh_entry) {
+  // Minimal ELF64: one PT_LOAD of 16 bytes at 1 MiB and one PT_NOTE (Xen, type 18).
+  std::vector<uint8_t> file(0x200, 0);
+  Elf64_Ehdr eh = KernelElfHeader(0x100000, 2);
   std::memcpy(file.data(), &eh, sizeof(eh));
   Elf64_Phdr load{};
   load.p_type = PT_LOAD;
@@ -143,19 +149,7 @@ TEST("kernel_loader: a segment's all-zero pages come out zero over old RAM, the 
   // Pages: data, zeros (dropped, not copied), data, then a 100-byte tail.
   constexpr uint64_t kPage = 4096, kSize = 3 * kPage + 100, kOffset = 0x1000, kPaddr = 0x200000;
   std::vector<uint8_t> file(kOffset + kSize, 0);
-  Elf64_Ehdr eh{};
-  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-  eh.e_ident[EI_CLASS] = ELFCLASS64;
-  eh.e_ident[EI_DATA] = ELFDATA2LSB;
-  eh.e_ident[EI_VERSION] = EV_CURRENT;
-  eh.e_type = ET_EXEC;
-  eh.e_machine = EM_X86_64;
-  eh.e_version = EV_CURRENT;
-  eh.e_entry = kPaddr;
-  eh.e_phoff = sizeof(Elf64_Ehdr);
-  eh.e_ehsize = sizeof(Elf64_Ehdr);
-  eh.e_phentsize = sizeof(Elf64_Phdr);
-  eh.e_phnum = 1;
+  Elf64_Ehdr eh = KernelElfHeader(kPaddr, 1);
   std::memcpy(file.data(), &eh, sizeof(eh));
   Elf64_Phdr load{};
   load.p_type = PT_LOAD;
