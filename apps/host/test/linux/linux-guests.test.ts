@@ -92,6 +92,10 @@ describe(
           result !== undefined,
           `no result (L1 exit ${String(run.exitCode)}); L1 output:\n${run.log.slice(-6000)}`,
         );
+        if (result.stalledOnce !== undefined)
+          console.log(
+            `# ${scenario.name}: the first attempt stalled and it ran again:\n${result.stalledOnce}`,
+          );
         assert.ok(result.ok, `${result.error ?? ""}\n--- L1 output:\n${run.log.slice(-6000)}`);
       });
     }

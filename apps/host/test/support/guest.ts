@@ -118,6 +118,16 @@ export class VmmProcess {
   }
 }
 
+let stillRunningReporter: ((pid: number) => string) | null = null;
+
+/**
+ * Adds what `report` says about a VMM still running when its test failed
+ * (taken before the kill) to the error; the nested harness uses it.
+ */
+export function reportStillRunningVmms(report: (pid: number) => string): void {
+  stillRunningReporter = report;
+}
+
 /**
  * Runs body against a fresh virga-vmm. The VM is killed afterwards whatever
  * happens; when body throws, the VM's transcript is added to the error.
@@ -131,7 +141,9 @@ export async function withVmm<T>(
   try {
     return await body(vm);
   } catch (error) {
-    const transcript = vm.transcript();
+    let transcript = vm.transcript();
+    if (vm.running && stillRunningReporter !== null && vm.child.pid !== undefined)
+      transcript += `\n${stillRunningReporter(vm.child.pid)}`;
     if (error instanceof Error) {
       error.message += `\n${transcript}`;
       throw error;
