@@ -79,6 +79,9 @@ describe(
     before(async () => {
       try {
         run = await runScenariosInL1();
+        // Whether an NMI woke a quiet L1 is worth seeing even when all passed.
+        for (const line of run.log.split("\n").filter((l) => l.includes("sent it an NMI")))
+          console.log(`# ${line}`);
       } catch (error) {
         run = error instanceof Error ? error : new Error(String(error));
       }
