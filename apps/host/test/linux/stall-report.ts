@@ -1,9 +1,13 @@
 // What a VMM whose guest went quiet is doing, taken inside L1 before the
-// process is killed: each thread's state and kernel wait point, and three
-// seconds of L1's KVM tracepoints. No entries at all means the vCPU sits
-// halted in L1's KVM waiting for an interrupt that never came (the
-// emulator under the harness); exits and injections mean the guest or
-// virga-vmm is busy and the trace shows where.
+// process is killed: each thread's state and kernel stack, and three
+// seconds of L1's KVM tracepoints. A vCPU re-entered without end at one
+// instruction, with no exit reaching virga-vmm (the nested page fault loop
+// in nested/README.md), is L1's emulated SVM at fault. A vCPU that halts
+// and takes only timer interrupts is a guest waiting, perhaps on one of
+// our devices; exits to virga-vmm show what the guest is asking of it.
+// Enabling tracepoints patches L1's kernel text, which QEMU's TCG has
+// mishandled before (nested/README.md): if that hangs L1, the harness's
+// heartbeat catches it.
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
