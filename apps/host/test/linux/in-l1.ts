@@ -46,9 +46,8 @@ async function main(): Promise<void> {
     let stalledOnce: string | undefined;
     // A guest that went quiet under a live VMM gets one more run. The first
     // attempt's stall report travels with the result and is printed by the
-    // host-side test, so each stall is seen, and the report says whether
-    // L1's emulated SVM (no KVM entries) or the guest and VMM (a busy
-    // trace) stopped.
+    // host-side test, so each stall is seen, with what tells the emulator's
+    // faults from ours (stall-report.ts).
     if (error?.includes("timed out") === true && error.includes(STALL_MARK)) {
       stalledOnce = error;
       console.log(`STALLED ${scenario.name}; running it once more\n${error}`);

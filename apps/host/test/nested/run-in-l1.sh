@@ -16,8 +16,8 @@
 #   --heartbeat-timeout SEC  L1 counts as hung (exit 91) when its heartbeat
 #                     (written every 5 s while the command runs) is older than
 #                     SEC (default 120, 0 = never); after 20 s without one
-#                     (VIRGA_L1_NUDGE_AFTER) L1 is sent an NMI, which wakes
-#                     vCPUs halted on an interrupt the emulator lost
+#                     (VIRGA_L1_NUDGE_AFTER) L1 is sent an NMI, to wake vCPUs
+#                     halted on an interrupt the emulator lost
 #   --machine M       L1 machine: microvm (default) or q35
 #   --timing          print "VIRGA-L1-TIMING boot=S command=S total=S" on stderr
 #   --verbose         copy the L1 console (kernel and init messages) to stderr
@@ -399,7 +399,9 @@ if [ "$timed_out" = 1 ]; then
 fi
 
 if [ "$hung" = 1 ]; then
-    say "error: L1 stopped responding while the command ran: no heartbeat for ${HEARTBEAT_TIMEOUT}s, even after an NMI (every L1 vCPU halted is QEMU's TCG SVM having lost an interrupt, GUESTS.md; the register dump is in --log); L1 killed"
+    after_nmi=
+    [ "$nudges" -gt 0 ] && after_nmi=", even after an NMI"
+    say "error: L1 stopped responding while the command ran: no heartbeat for ${HEARTBEAT_TIMEOUT}s$after_nmi (every L1 vCPU halted is QEMU's TCG SVM having lost an interrupt, GUESTS.md; the register dump is in --log); L1 killed"
     console_tail
     exit $E_LOST
 fi
