@@ -145,39 +145,63 @@ TEST("kernel_loader: an ELF vmlinux gives its 64-bit entry, its PVH note, and a 
   EXPECT_EQ(bss, 0u);
 }
 
-TEST("kernel_loader: a segment's all-zero pages come out zero over old RAM, the rest byte for byte") {
-  // Pages: data, zeros (dropped, not copied), data, then a 100-byte tail.
-  constexpr uint64_t kPage = 4096, kSize = 3 * kPage + 100, kOffset = 0x1000, kPaddr = 0x200000;
+constexpr uint64_t kZeroPageElfPaddr = 0x200000;
+
+// A one-segment vmlinux at kZeroPageElfPaddr whose pages are: data, zeros
+// (dropped, not copied), data, then a 100-byte tail. Returns the file's
+// path and fills `segment` with the bytes the guest must see.
+std::string WriteElfWithZeroPage(std::vector<uint8_t>* segment) {
+  constexpr uint64_t kPage = 4096, kSize = 3 * kPage + 100, kOffset = 0x1000;
   std::vector<uint8_t> file(kOffset + kSize, 0);
-  Elf64_Ehdr eh = KernelElfHeader(kPaddr, 1);
+  Elf64_Ehdr eh = KernelElfHeader(kZeroPageElfPaddr, 1);
   std::memcpy(file.data(), &eh, sizeof(eh));
   Elf64_Phdr load{};
   load.p_type = PT_LOAD;
   load.p_offset = kOffset;
-  load.p_paddr = load.p_vaddr = kPaddr;
+  load.p_paddr = load.p_vaddr = kZeroPageElfPaddr;
   load.p_filesz = load.p_memsz = kSize;
   std::memcpy(file.data() + eh.e_phoff, &load, sizeof(load));
   for (uint64_t i = 0; i < kSize; ++i) {
     if (i / kPage != 1) file[kOffset + i] = static_cast<uint8_t>(i * 7 + 1);
   }
   file[kOffset + kSize - 1] = 0;  // a zero byte in the tail is still data
+  segment->assign(file.begin() + kOffset, file.end());
   std::string path = "/tmp/virga-elf-zero-test-" + std::to_string(::getpid());
   int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
   [[maybe_unused]] ssize_t n = ::write(fd, file.data(), file.size());
   ::close(fd);
+  return path;
+}
 
+TEST("kernel_loader: a segment's all-zero pages come out zero over old RAM, the rest byte for byte") {
+  std::vector<uint8_t> segment;
+  std::string path = WriteElfWithZeroPage(&segment);
   GuestMemory memory(16 << 20, kMmioHoleStart);
   // What a reset leaves behind: the old guest's bytes everywhere.
-  std::vector<uint8_t> old(kSize + kPage, 0xa5);
-  memory.Write(kPaddr, old.data(), old.size());
+  std::vector<uint8_t> old(segment.size() + 4096, 0xa5);
+  memory.Write(kZeroPageElfPaddr, old.data(), old.size());
   LoadKernel(memory, path);
   ::unlink(path.c_str());
-  std::vector<uint8_t> loaded(kSize);
-  memory.Read(kPaddr, loaded.data(), kSize);
-  EXPECT_TRUE(std::memcmp(loaded.data(), file.data() + kOffset, kSize) == 0);
+  std::vector<uint8_t> loaded(segment.size());
+  memory.Read(kZeroPageElfPaddr, loaded.data(), loaded.size());
+  EXPECT_TRUE(loaded == segment);
   uint8_t after = 0;
-  memory.ReadObj(kPaddr + kSize, &after);
+  memory.ReadObj(kZeroPageElfPaddr + segment.size(), &after);
   EXPECT_EQ(after, 0xa5);
+}
+
+TEST("kernel_loader: RAM a guest wrote (not through Write) is zeroed once the machine forgets it was fresh") {
+  std::vector<uint8_t> segment;
+  std::string path = WriteElfWithZeroPage(&segment);
+  GuestMemory memory(16 << 20, kMmioHoleStart);
+  // A guest's own stores go straight to the mapping, as KVM does.
+  std::memset(memory.Translate(kZeroPageElfPaddr, segment.size()), 0x5a, segment.size());
+  memory.ForgetKnownZero();
+  LoadKernel(memory, path);
+  ::unlink(path.c_str());
+  std::vector<uint8_t> loaded(segment.size());
+  memory.Read(kZeroPageElfPaddr, loaded.data(), loaded.size());
+  EXPECT_TRUE(loaded == segment);
 }
 
 TEST("kernel_loader: a file that is neither ELF nor bzImage is refused by name") {

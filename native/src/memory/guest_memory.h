@@ -33,9 +33,15 @@ class GuestMemory {
   uint8_t* Translate(uint64_t gpa, uint64_t len) const;
   bool Read(uint64_t gpa, void* out, uint64_t len) const;
   bool Write(uint64_t gpa, const void* data, uint64_t len) const;
-  // Zero-fills a range; whole pages are dropped rather than written, so
-  // zeroing untouched RAM (a kernel's .bss on a fresh VM) costs nothing.
+  // Zero-fills a range; whole pages are dropped rather than written. While
+  // the memory is fresh it only checks the range: dropping pages there
+  // would split the huge pages a loader had just faulted in around them,
+  // leaving the guest's kernel on 4 KiB mappings.
   bool Zero(uint64_t gpa, uint64_t len) const;
+  // Fresh memory reads as zeros until Write() or a guest writes it; loaders
+  // copying into disjoint ranges through Translate() keep it fresh. The
+  // machine calls this before its vCPUs first run.
+  void ForgetKnownZero() const { known_zero_ = false; }
 
   template <typename T>
   bool ReadObj(uint64_t gpa, T* out) const { return Read(gpa, out, sizeof(T)); }
@@ -45,6 +51,7 @@ class GuestMemory {
  private:
   std::vector<MemoryRegion> regions_;
   uint64_t size_;
+  mutable bool known_zero_ = true;
 };
 
 }  // namespace virga

@@ -45,6 +45,8 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit)
   CreateLegacyDevices();
   CreateVirtioSlots(config);
   uint64_t entry = LoadGuest();
+  // From here the guest, resets and later loads write RAM.
+  memory_->ForgetKnownZero();
   CreateVcpus();
   QueueTransmitWrites();
   for (size_t i = 0; i < vcpus_.size(); ++i) SetBootState(i, entry);
