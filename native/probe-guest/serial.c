@@ -1,7 +1,9 @@
 /*
  * COM1, an 8250/16550A at I/O 0x3f8. Output is polled (wait for THRE, then
- * fill the FIFO); input is interrupt driven: IER.ERBFI raises IRQ 4 whenever
- * received data is available and the ISR drains it into a ring buffer.
+ * fill the FIFO), except for `txirq`, which drives it by THR-empty
+ * interrupts as Linux's tty layer does; input is interrupt driven:
+ * IER.ERBFI raises IRQ 4 whenever received data is available and the ISR
+ * drains it into a ring buffer.
  */
 #include "probe.h"
 #include "io.h"
@@ -15,6 +17,8 @@
 #define LSR  5
 #define LSR_DR   0x01
 #define LSR_THRE 0x20
+#define IER_RX   0x01
+#define IER_TX   0x02
 
 /* Bytes we may write per THRE: 16 once the FIFO is known to work (IIR bits
  * 7:6 read back 11 after enabling it), as Linux's 8250 driver does. */
@@ -74,10 +78,28 @@ void serial_flush(void)
         cpu_relax();
 }
 
+/* What `txirq` still has to send; the ISR takes it a FIFO's worth at a time. */
+static const char *volatile txi_next;
+static volatile size_t txi_left;
+
+/* Call with IF=0. Returns once the last byte is in the FIFO. */
+void serial_write_irq(const char *s, size_t n)
+{
+    if (n == 0)
+        return;
+    serial_flush();
+    txi_next = s;
+    txi_left = n;
+    /* THR is empty, so enabling its interrupt raises one at once. */
+    outb(COM1 + IER, IER_RX | IER_TX);
+    while (txi_left)
+        __asm__ __volatile__("sti; hlt; cli" ::: "memory");
+}
+
 void serial_enable_rx_irq(void)
 {
     (void)inb(COM1 + FCR);           /* reading IIR clears a stale THRE irq */
-    outb(COM1 + IER, 0x01);          /* received data available */
+    outb(COM1 + IER, IER_RX);        /* received data available */
     /* Bytes typed before the route existed: collect them now. Emptying the
      * FIFO also drops the line, so the next byte is a clean edge. */
     serial_irq();
@@ -85,15 +107,30 @@ void serial_enable_rx_irq(void)
 
 void serial_irq(void)
 {
-    /* Reading RBR until DR clears drops the line, so the next byte makes a
-     * fresh edge for the edge-triggered IOAPIC pin. */
-    while (inb(COM1 + LSR) & LSR_DR) {
+    /* As Linux's 8250 driver: IIR first (it acknowledges THR-empty), then
+     * LSR decides. Reading RBR until DR clears drops the line, so the next
+     * byte makes a fresh edge for the edge-triggered IOAPIC pin. */
+    (void)inb(COM1 + FCR);
+    u8 lsr;
+    while ((lsr = inb(COM1 + LSR)) & LSR_DR) {
         char c = (char)inb(COM1 + RBR);
         if (rx_head - rx_tail < sizeof(rx_buf)) {
             rx_buf[rx_head % sizeof(rx_buf)] = c;
             rx_head++;
         }
     }
+    if (!(lsr & LSR_THRE) || txi_left == 0)
+        return;
+    /* One OUT per byte and no UART access after the last, as Linux writes a
+     * FIFO's worth; the next THR-empty interrupt asks for more. */
+    size_t k = txi_left < tx_burst ? txi_left : tx_burst;
+    const char *p = txi_next;
+    for (size_t i = 0; i < k; i++)
+        outb(COM1, (u8)p[i]);
+    txi_next = p + k;
+    txi_left -= k;
+    if (txi_left == 0)
+        outb(COM1 + IER, IER_RX);
 }
 
 int serial_getc(void)

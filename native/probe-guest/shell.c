@@ -84,6 +84,7 @@ static void cmd_help(void)
             "  info\n"
             "  count [n]\n"
             "  emit <word>\n"
+            "  txirq <bytes>\n"
             "  blk <n> write <sector> <seed>\n"
             "  blk <n> read <sector>\n"
             "  blk <n> verify <sector> <seed>\n"
@@ -215,6 +216,31 @@ static void cmd_emit(int argc, char **argv)
     kprintf("OK emit\n");
 }
 
+/* `txirq <n>`: n bytes of numbered 64-byte lines, sent by THR-empty
+ * interrupts (the way Linux's serial console driver sends a shell's
+ * output) rather than by polling, then OK. */
+static void cmd_txirq(int argc, char **argv)
+{
+    static char text[65536];
+    u64 n = 0;
+    if (argc != 2 || !num_arg(argv[1], &n) || n == 0 || n > sizeof(text) || n % 64 != 0) {
+        kprintf("ERR txirq usage: txirq <bytes: a multiple of 64, at most 65536>\n");
+        return;
+    }
+    for (u64 line = 0; line < n / 64; line++) {
+        char *l = text + line * 64;
+        memcpy(l, "txirq ", 6);
+        for (int d = 0, v = (int)line; d < 5; d++, v /= 10)
+            l[10 - d] = (char)('0' + v % 10);
+        l[11] = ' ';
+        for (int i = 12; i < 63; i++)
+            l[i] = (char)('a' + (line + (u64)i) % 26);
+        l[63] = '\n';
+    }
+    serial_write_irq(text, n);
+    kprintf("OK txirq\n");
+}
+
 void shell_run(void)
 {
     static char line[LINE_MAX];
@@ -235,6 +261,8 @@ void shell_run(void)
             cmd_count(argc, argv);
         } else if (!strcmp(cmd, "emit")) {
             cmd_emit(argc, argv);
+        } else if (!strcmp(cmd, "txirq")) {
+            cmd_txirq(argc, argv);
         } else if (!strcmp(cmd, "blk")) {
             cmd_blk(argc, argv);
         } else if (!strcmp(cmd, "poweroff")) {

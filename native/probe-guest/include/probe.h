@@ -43,6 +43,7 @@ void serial_init(void);
 void serial_write(const char *s, size_t n);
 void serial_flush(void);
 void serial_write_raw(const char *s, size_t n);   /* at most 16 bytes */
+void serial_write_irq(const char *s, size_t n);   /* THR-empty interrupt driven */
 void serial_enable_rx_irq(void);
 void serial_irq(void);
 int serial_getc(void);   /* -1 when the RX buffer is empty; call with IF=0 */

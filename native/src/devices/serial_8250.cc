@@ -95,6 +95,7 @@ uint8_t Serial8250::ReadRegister(uint64_t offset) {
       uint8_t iir = InterruptId();
       // Reading IIR acknowledges a THR-empty interrupt.
       if ((iir & 0x0f) == kIirThri) thr_empty_pending_ = false;
+      if ((ier_ & kIerThri) && transmit_waiter_) transmit_waiter_();
       return iir;
     }
     case kLcr:

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 
 #include "chardev/chardev.h"
@@ -22,6 +23,11 @@ class Serial8250 : public BusDevice {
   size_t ReceiveInput(const uint8_t* data, size_t len);
   // The backend can take output again: send what the transmitter holds.
   void FlushTransmitter();
+  // Called (under the device's lock) when the guest reads IIR with the
+  // THR-empty interrupt enabled: its driver is about to write a FIFO's
+  // worth and wait for the next such interrupt, which can only follow
+  // once those writes reach this device.
+  void SetTransmitWaiter(std::function<void()> waiter) { transmit_waiter_ = std::move(waiter); }
 
  private:
   uint8_t ReadRegister(uint64_t offset);
@@ -49,6 +55,7 @@ class Serial8250 : public BusDevice {
   // reads busy (no THRE) and the guest holds further output.
   std::deque<uint8_t> tx_;
   bool input_refused_ = false;
+  std::function<void()> transmit_waiter_;
 };
 
 }  // namespace virga

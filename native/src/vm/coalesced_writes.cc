@@ -53,7 +53,18 @@ void CoalescedWrites::Drain() {
 
 void CoalescedWrites::NoteExit() {
   exits_.fetch_add(1, std::memory_order_relaxed);
-  if (!ticking_fast_.load(std::memory_order_relaxed) && !ticking_fast_.exchange(true)) Arm(kActiveTickNs);
+  if (!ticking_fast_.load(std::memory_order_relaxed) && !ticking_fast_.exchange(true)) {
+    std::lock_guard guard(arm_lock_);
+    if (!soon_armed_) Arm(kActiveTickNs);
+  }
+}
+
+void CoalescedWrites::DrainSoon() {
+  std::lock_guard guard(arm_lock_);
+  if (soon_armed_) return;
+  soon_armed_ = true;
+  ticking_fast_.store(true);
+  Arm(kSoonNs);
 }
 
 void CoalescedWrites::Arm(long ns) {
@@ -65,6 +76,10 @@ void CoalescedWrites::Arm(long ns) {
 void CoalescedWrites::OnTimer() {
   uint64_t expirations;
   [[maybe_unused]] ssize_t n = ::read(timer_.get(), &expirations, sizeof(expirations));
+  {
+    std::lock_guard guard(arm_lock_);
+    soon_armed_ = false;
+  }
   if (pending()) Drain();
   uint64_t exits = exits_.load(std::memory_order_relaxed);
   if (exits != exits_at_last_tick_) {
@@ -75,7 +90,8 @@ void CoalescedWrites::OnTimer() {
     // From here the next exit re-arms at the fast rate.
     ticking_fast_.store(false);
   }
-  Arm(tick_ns_);
+  std::lock_guard guard(arm_lock_);
+  if (!soon_armed_) Arm(tick_ns_);
 }
 
 }  // namespace virga

@@ -194,6 +194,7 @@ void Machine::QueueTransmitWrites() {
   coalesced_ = std::make_unique<CoalescedWrites>(ring, static_cast<size_t>(::sysconf(_SC_PAGESIZE)), &pio_, &mmio_);
   for (auto& vcpu : vcpus_) vcpu->set_coalesced_writes(coalesced_.get());
   CoalescedWrites* writes = coalesced_.get();
+  serial_->SetTransmitWaiter([writes] { writes->DrainSoon(); });
   loop_.Add(writes->timer_fd(), EPOLLIN, [writes](uint32_t) { writes->OnTimer(); });
 }
 
