@@ -63,7 +63,7 @@ bool GuestMemory::Read(uint64_t gpa, void* out, uint64_t len) const {
 bool GuestMemory::Write(uint64_t gpa, const void* data, uint64_t len) const {
   uint8_t* host = Translate(gpa, len);
   if (host == nullptr) return false;
-  known_zero_ = false;
+  if (known_zero_.load(std::memory_order_relaxed)) known_zero_.store(false, std::memory_order_relaxed);
   std::memcpy(host, data, len);
   return true;
 }
@@ -71,7 +71,7 @@ bool GuestMemory::Write(uint64_t gpa, const void* data, uint64_t len) const {
 bool GuestMemory::Zero(uint64_t gpa, uint64_t len) const {
   uint8_t* host = Translate(gpa, len);
   if (host == nullptr) return false;
-  if (known_zero_) return true;
+  if (known_zero_.load(std::memory_order_relaxed)) return true;
   constexpr uintptr_t kPage = 4096;
   uintptr_t start = reinterpret_cast<uintptr_t>(host);
   uintptr_t end = start + len;

@@ -4,6 +4,7 @@
 // malicious descriptor cannot make the VMM touch memory outside guest RAM.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -41,7 +42,7 @@ class GuestMemory {
   // Fresh memory reads as zeros until Write() or a guest writes it; loaders
   // copying into disjoint ranges through Translate() keep it fresh. The
   // machine calls this before its vCPUs first run.
-  void ForgetKnownZero() const { known_zero_ = false; }
+  void ForgetKnownZero() const { known_zero_.store(false, std::memory_order_relaxed); }
 
   template <typename T>
   bool ReadObj(uint64_t gpa, T* out) const { return Read(gpa, out, sizeof(T)); }
@@ -51,7 +52,8 @@ class GuestMemory {
  private:
   std::vector<MemoryRegion> regions_;
   uint64_t size_;
-  mutable bool known_zero_ = true;
+  // Device threads call Write() concurrently: atomic, read before stored.
+  mutable std::atomic<bool> known_zero_{true};
 };
 
 }  // namespace virga
