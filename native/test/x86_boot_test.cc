@@ -85,6 +85,15 @@ TEST("boot_info: an over-long command line is refused with the limit") {
 }
 
 // An x86-64 executable's header with `phnum` program headers right after it.
+// Writes bytes to /tmp/<name>-<pid> and returns the path (the test unlinks it).
+std::string WriteTempFile(const std::string& name, const void* data, size_t size) {
+  std::string path = "/tmp/" + name + "-" + std::to_string(::getpid());
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+  [[maybe_unused]] ssize_t n = ::write(fd, data, size);
+  ::close(fd);
+  return path;
+}
+
 Elf64_Ehdr KernelElfHeader(uint64_t entry, uint16_t phnum) {
   Elf64_Ehdr eh{};
   std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
@@ -124,11 +133,7 @@ std::string WriteElfWithPvhNote(uint32_t pvh_entry) {
   std::memcpy(file.data() + 0x180, &nh, sizeof(nh));
   std::memcpy(file.data() + 0x18c, "Xen", 4);
   std::memcpy(file.data() + 0x190, &pvh_entry, 4);
-  std::string path = "/tmp/virga-elf-test-" + std::to_string(::getpid());
-  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
-  [[maybe_unused]] ssize_t n = ::write(fd, file.data(), file.size());
-  ::close(fd);
-  return path;
+  return WriteTempFile("virga-elf-test", file.data(), file.size());
 }
 
 TEST("kernel_loader: an ELF vmlinux gives its 64-bit entry, its PVH note, and a zeroed bss") {
@@ -166,11 +171,7 @@ std::string WriteElfWithZeroPage(std::vector<uint8_t>* segment) {
   }
   file[kOffset + kSize - 1] = 0;  // a zero byte in the tail is still data
   segment->assign(file.begin() + kOffset, file.end());
-  std::string path = "/tmp/virga-elf-zero-test-" + std::to_string(::getpid());
-  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
-  [[maybe_unused]] ssize_t n = ::write(fd, file.data(), file.size());
-  ::close(fd);
-  return path;
+  return WriteTempFile("virga-elf-zero-test", file.data(), file.size());
 }
 
 TEST("kernel_loader: a segment's all-zero pages come out zero over old RAM, the rest byte for byte") {
@@ -206,10 +207,7 @@ TEST("kernel_loader: RAM a guest wrote (not through Write) is zeroed once the ma
 
 TEST("kernel_loader: a file that is neither ELF nor bzImage is refused by name") {
   GuestMemory memory(16 << 20, kMmioHoleStart);
-  std::string path = "/tmp/virga-notkernel-" + std::to_string(::getpid());
-  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
-  [[maybe_unused]] ssize_t n = ::write(fd, "hello", 5);
-  ::close(fd);
+  std::string path = WriteTempFile("virga-notkernel", "hello", 5);
   EXPECT_THROWS_WITH(LoadKernel(memory, path), "unrecognised kernel format");
   ::unlink(path.c_str());
   EXPECT_THROWS_WITH(LoadKernel(memory, "/nonexistent/vmlinux"), "No such file");

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { reportStillRunningVmms } from "../support/guest";
 import { SCENARIOS, type Scenario } from "./scenarios";
-import { stallReport } from "./stall-report";
+import { STALL_REPORT_MARK, stallReport } from "./stall-report";
 
 export interface ScenarioResult {
   name: string;
@@ -16,8 +16,6 @@ export interface ScenarioResult {
   /** Set when the first attempt stalled and the scenario ran again: its error and stall report. */
   stalledOnce?: string;
 }
-
-const STALL_MARK = "--- stall report";
 
 async function attempt(scenario: Scenario): Promise<string | null> {
   const scratch = mkdtempSync(path.join(tmpdir(), "virga-linux-"));
@@ -48,7 +46,7 @@ async function main(): Promise<void> {
     // attempt's stall report travels with the result and is printed by the
     // host-side test, so each stall is seen, with what tells the emulator's
     // faults from ours (stall-report.ts).
-    if (error?.includes("timed out") === true && error.includes(STALL_MARK)) {
+    if (error?.includes("timed out") === true && error.includes(STALL_REPORT_MARK)) {
       stalledOnce = error;
       console.log(`STALLED ${scenario.name}; running it once more\n${error}`);
       error = await attempt(scenario);

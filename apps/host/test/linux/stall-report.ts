@@ -25,6 +25,8 @@ const EVENTS = [
   "kvm_set_irq",
 ];
 const TRACE_MS = 3000;
+/** Starts every report, so a failure's text shows whether one was taken. */
+export const STALL_REPORT_MARK = "--- stall report";
 
 function readOr(file: string, fallback = "?"): string {
   try {
@@ -81,7 +83,7 @@ function traceKvm(): string[] {
 
 /** A few dozen lines on what process `pid` and its vCPUs are doing now. */
 export function stallReport(pid: number): string {
-  const out = ["--- stall report (threads: tid name state wait point):", ...threads(pid)];
+  const out = [`${STALL_REPORT_MARK} (threads: tid name state wait point):`, ...threads(pid)];
   try {
     out.push(...traceKvm());
   } catch (error) {
