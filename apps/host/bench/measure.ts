@@ -158,6 +158,50 @@ export function memoryOfTree(pid: number, guestBytes: number): Omit<BootSample, 
   return total;
 }
 
+export interface StartedVmm {
+  child: ChildProcess;
+  /** ms from spawn to the marker on stdout; rejects on timeout or an earlier exit. */
+  ready: Promise<number>;
+  /** ms from spawn to the process's exit. */
+  exited: Promise<number>;
+}
+
+/** Starts a VMM and watches its stdout for the marker. */
+export function startVmm(
+  command: string,
+  args: string[],
+  marker: string,
+  timeoutMs: number,
+): StartedVmm {
+  const started = performance.now();
+  const child: ChildProcess = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+  let output = "";
+  let stderr = "";
+  const exited = new Promise<number>((resolve) => {
+    child.on("exit", () => {
+      resolve(performance.now() - started);
+    });
+  });
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  const ready = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`no '${marker}' within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.stdout?.on("data", (d: Buffer) => {
+      output += d.toString();
+      if (output.includes(marker)) {
+        clearTimeout(timer);
+        resolve(performance.now() - started);
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${command} exited (${code}) before '${marker}': ${stderr}`));
+    });
+  });
+  return { child, ready, exited };
+}
+
 /** Starts a VMM, waits for the marker on its stdout, measures, then ends it. */
 export async function bootOnce(
   command: string,
@@ -166,40 +210,16 @@ export async function bootOnce(
   guestBytes: number,
   timeoutMs = 60000,
 ): Promise<BootSample> {
-  const started = performance.now();
-  const child: ChildProcess = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
-  let output = "";
-  let stderr = "";
-  const exited = new Promise<void>((resolve) => {
-    child.on("exit", () => {
-      resolve();
-    });
-  });
-  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  const vmm = startVmm(command, args, marker, timeoutMs);
   try {
-    const readyMs = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new Error(`no '${marker}' within ${timeoutMs} ms`));
-      }, timeoutMs);
-      child.stdout?.on("data", (d: Buffer) => {
-        output += d.toString();
-        if (output.includes(marker)) {
-          clearTimeout(timer);
-          resolve(performance.now() - started);
-        }
-      });
-      child.on("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${command} exited (${code}) before '${marker}': ${stderr}`));
-      });
-    });
+    const readyMs = await vmm.ready;
     // Let the guest settle at its prompt before reading memory.
     await new Promise((r) => setTimeout(r, 200));
-    const memory = memoryOf(child.pid ?? 0, guestBytes);
+    const memory = memoryOf(vmm.child.pid ?? 0, guestBytes);
     return { readyMs, ...memory };
   } finally {
-    child.kill("SIGKILL");
-    await exited;
+    vmm.child.kill("SIGKILL");
+    await vmm.exited;
   }
 }
 

@@ -68,15 +68,46 @@ MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
   return m;
 }
 
+// Set before main runs: the reference for "how long until the guest ran".
+const uint64_t kProcessStartNs = RunStats::NowNs();
+
+uint64_t StartToFirstEntryNs(const RunStatsSnapshot& s) {
+  return s.first_entry_ns == 0 ? 0 : s.first_entry_ns - kProcessStartNs;
+}
+
+std::string RunStatsJson(const RunStatsSnapshot& s) {
+  auto field = [](const char* name, uint64_t value) { return std::string("\"") + name + "\":" + std::to_string(value); };
+  return "{" + field("exits", s.exits) + "," + field("ioExits", s.io_exits) + "," + field("mmioExits", s.mmio_exits) +
+         "," + field("signalExits", s.signal_exits) + "," + field("runNs", s.run_ns) + "," +
+         field("exitHandlingNs", s.exit_handling_ns) + "," + field("startToFirstEntryNs", StartToFirstEntryNs(s)) + "}";
+}
+
 std::string VcpusJson(const std::vector<VcpuSummary>& vcpus) {
   std::string out = "[";
   for (size_t i = 0; i < vcpus.size(); ++i) {
     const VcpuSummary& v = vcpus[i];
     out += std::string(i ? "," : "") + "{\"index\":" + std::to_string(v.index) + ",\"apicId\":" +
            std::to_string(v.apic_id) + ",\"threadId\":" + std::to_string(v.thread_id) +
-           ",\"halted\":" + (v.halted ? "true" : "false") + "}";
+           ",\"halted\":" + (v.halted ? "true" : "false") + ",\"stats\":" + RunStatsJson(v.stats) + "}";
   }
   return out + "]";
+}
+
+std::string Millis(uint64_t ns) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f ms", static_cast<double>(ns) / 1e6);
+  return text;
+}
+
+// One -D log line per vCPU as the VM ends: where its time went.
+std::string RunStatsLogLine(const VcpuSummary& v) {
+  const RunStatsSnapshot& s = v.stats;
+  std::string line = "vcpu" + std::to_string(v.index) + ": " + std::to_string(s.exits) + " exits (" +
+                     std::to_string(s.io_exits) + " I/O, " + std::to_string(s.mmio_exits) + " MMIO, " +
+                     std::to_string(s.signal_exits) + " signal), " + Millis(s.run_ns) + " in KVM_RUN, " +
+                     Millis(s.exit_handling_ns) + " handling exits";
+  if (s.first_entry_ns != 0) line += ", first guest entry " + Millis(StartToFirstEntryNs(s)) + " after start";
+  return line;
 }
 
 // Where an exit request from a VMM thread waits for the main loop.
@@ -303,7 +334,10 @@ class VmProcess {
       log_.Log("error: " + error);
       daemon_.Fail(error);
     }
-    if (machine_) machine_->Destroy();
+    if (machine_) {
+      machine_->Destroy();
+      for (const VcpuSummary& v : machine_->Vcpus()) log_.Log(RunStatsLogLine(v));
+    }
     if (control_.running()) control_.WaitForExit(3000);
     // The control plane removes the socket file as it closes; this covers
     // a control plane that never started or died.

@@ -94,6 +94,7 @@ void VcpuThread::Main() {
     {
       std::unique_lock guard(lock_);
       while (requested_ == State::kPaused) {
+        stats_.Parked();
         if (state_ != State::kPaused) {
           state_ = State::kPaused;
           changed_.notify_all();
@@ -106,14 +107,19 @@ void VcpuThread::Main() {
         changed_.notify_all();
       }
     }
+    uint64_t entered_at = stats_.Entering();
     int result = vcpu_->Run();
+    stats_.Returned(entered_at);
     vcpu_->run_state()->immediate_exit = 0;
     // Writes the guest made before this exit reach their devices first.
     if (coalesced_ != nullptr) {
       if (coalesced_->pending()) coalesced_->Drain();
       coalesced_->NoteExit();
     }
-    if (result == -EINTR || result == -EAGAIN) continue;
+    if (result == -EINTR || result == -EAGAIN) {
+      stats_.CountSignal();
+      continue;
+    }
     if (result < 0) {
       on_exit_({ExitKind::kError, "vCPU " + std::to_string(index_) + ": KVM_RUN failed: " + std::strerror(-result)});
       break;
@@ -158,9 +164,11 @@ bool VcpuThread::HandleExit() {
   kvm_run* run = vcpu_->run_state();
   switch (run->exit_reason) {
     case KVM_EXIT_IO:
+      stats_.CountIo();
       HandleIo(run);
       return true;
     case KVM_EXIT_MMIO:
+      stats_.CountMmio();
       HandleMmio(run);
       return true;
     case KVM_EXIT_HLT:

@@ -15,6 +15,7 @@
 
 #include "devices/bus.h"
 #include "kvm/vcpu.h"
+#include "vcpu/run_stats.h"
 #include "vm/coalesced_writes.h"
 #include "vm/exit_reason.h"
 
@@ -37,6 +38,7 @@ class VcpuThread {
   pid_t thread_id() const { return tid_.load(); }
   State state();
   kvm::Vcpu& vcpu() { return *vcpu_; }
+  RunStatsSnapshot run_stats() const { return stats_.Read(); }
   // Queued writes to replay before each exit is handled; set before Start.
   void set_coalesced_writes(CoalescedWrites* writes) { coalesced_ = writes; }
 
@@ -57,6 +59,7 @@ class VcpuThread {
   const Bus* mmio_;
   ExitRequest on_exit_;
   CoalescedWrites* coalesced_ = nullptr;
+  RunStats stats_;
 
   std::mutex lock_;
   std::condition_variable changed_;

@@ -266,7 +266,7 @@ std::vector<VcpuSummary> Machine::Vcpus() const {
   std::lock_guard guard(lifecycle_);
   std::vector<VcpuSummary> out;
   for (size_t i = 0; i < vcpus_.size(); ++i) {
-    out.push_back({vcpus_[i]->index(), apic_ids_[i], vcpus_[i]->thread_id(), false});
+    out.push_back({vcpus_[i]->index(), apic_ids_[i], vcpus_[i]->thread_id(), false, vcpus_[i]->run_stats()});
   }
   return out;
 }

@@ -54,6 +54,7 @@ struct VcpuSummary {
   uint32_t apic_id;
   pid_t thread_id;
   bool halted;
+  RunStatsSnapshot stats;
 };
 
 class Machine {

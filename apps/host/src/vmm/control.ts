@@ -17,6 +17,22 @@ export interface VcpuState {
   apicId: number;
   threadId: number;
   halted: boolean;
+  /** The vCPU thread's run loop (native/src/vcpu/run_stats.h). */
+  stats: VcpuRunStats;
+}
+
+export interface VcpuRunStats {
+  /** Returns from KVM_RUN to virga-vmm, and those by cause. */
+  exits: number;
+  ioExits: number;
+  mmioExits: number;
+  signalExits: number;
+  /** Inside KVM_RUN: guest code, the kernel's own exit handling, halts. */
+  runNs: number;
+  /** In virga-vmm between a return from KVM_RUN and the next entry. */
+  exitHandlingNs: number;
+  /** From the VMM's start to this vCPU's first guest entry; 0 before it. */
+  startToFirstEntryNs: number;
 }
 
 export interface ChardevInfo {

@@ -13,6 +13,7 @@ import {
   queryVersion,
 } from "./introspection";
 import { closefd, getfd } from "./fds";
+import { queryStats, queryStatsSchemas } from "./stats";
 import { cont, queryStatus, quit, stop, systemPowerdown, systemReset } from "./status";
 
 export const COMMANDS: readonly QmpCommand[] = [
@@ -26,6 +27,8 @@ export const COMMANDS: readonly QmpCommand[] = [
   queryCpus,
   queryCpusFast,
   queryHotpluggableCpus,
+  queryStats,
+  queryStatsSchemas,
   queryVersion,
   queryCommands,
   queryEvents,

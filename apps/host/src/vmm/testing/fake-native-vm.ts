@@ -32,6 +32,15 @@ export class FakeNativeVm implements NativeVm {
         apicId: index,
         threadId: 10000 + index,
         halted: false,
+        stats: {
+          exits: 100 + index,
+          ioExits: 60 + index,
+          mmioExits: 30 + index,
+          signalExits: index,
+          runNs: 5000000 + index,
+          exitHandlingNs: 40000 + index,
+          startToFirstEntryNs: 2000000 + index,
+        },
       })),
     );
   }
