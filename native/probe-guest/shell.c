@@ -91,6 +91,7 @@ static void cmd_help(void)
             "  blk <n> flush\n"
             "  poweroff\n"
             "  reboot\n"
+            "  crash\n"
             "OK help\n");
 }
 
@@ -273,6 +274,9 @@ void shell_run(void)
         } else if (!strcmp(cmd, "reboot")) {
             kprintf("OK reboot\n");
             power_reboot();
+        } else if (!strcmp(cmd, "crash")) {
+            kprintf("OK crash\n");
+            power_crash();
         } else {
             kprintf("ERR unknown command %s\n", cmd);
         }

@@ -140,4 +140,5 @@ void shell_run(void) __attribute__((noreturn));
 void print_info_markers(void);
 void power_off(void) __attribute__((noreturn));
 void power_reboot(void) __attribute__((noreturn));
+void power_crash(void) __attribute__((noreturn));
 void halt_forever(void) __attribute__((noreturn));

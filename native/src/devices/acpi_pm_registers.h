@@ -27,9 +27,9 @@ class AcpiPmRegisters : public BusDevice {
     constexpr uint64_t kReset = 2;
     uint8_t value = data[0];
     if (offset == kSleepControl && (value & kSlpEn) && ((value >> 2) & 0x7) == kSlpTypS5) {
-      on_exit_({ExitKind::kGuestShutdown, ""});
+      on_exit_({ExitKind::kGuestShutdown, "ACPI sleep control: S5"});
     } else if (offset == kReset && value == 0x1) {
-      on_exit_({ExitKind::kGuestReset, ""});
+      on_exit_({ExitKind::kGuestReset, "ACPI reset register"});
     }
   }
 

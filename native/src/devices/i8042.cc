@@ -71,7 +71,7 @@ void I8042::Write(uint64_t offset, const uint8_t* data, uint32_t len) {
       Data(data[0]);
     }
   }
-  if (reset) on_reset_({ExitKind::kGuestReset, ""});
+  if (reset) on_reset_({ExitKind::kGuestReset, "i8042 reset line"});
 }
 
 void I8042::Command(uint8_t command) {

@@ -286,7 +286,8 @@ class VmProcess {
       return Finish(1, reason.message);
     }
     const char* why = reason.kind == ExitKind::kGuestReset ? "guest-reset" : "guest-shutdown";
-    log_.Log(std::string("shutdown: ") + why);
+    log_.Log(std::string("shutdown: ") + why + (reason.message.empty() ? "" : " (" + reason.message + ")"));
+    if (reason.crash) std::fprintf(stderr, "virga-vmm: %s; a reset ends the VM\n", reason.message.c_str());
     control_.Send(std::string(R"({"event":"shutdown","guest":true,"reason":")") + why + "\"}");
     return Finish(0);
   }

@@ -160,6 +160,17 @@ void VcpuThread::HandleMmio(kvm_run* run) {
   }
 }
 
+std::string VcpuThread::CpuStateForLog() const {
+  try {
+    kvm_regs regs = vcpu_->GetRegs();
+    kvm_sregs sregs = vcpu_->GetSregs();
+    return " at rip " + Hex(regs.rip) + " (rsp " + Hex(regs.rsp) + ", cs " + Hex(sregs.cs.selector) + ", cr0 " +
+           Hex(sregs.cr0) + ", cr3 " + Hex(sregs.cr3) + ", cr4 " + Hex(sregs.cr4) + ", efer " + Hex(sregs.efer) + ")";
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 bool VcpuThread::HandleExit() {
   kvm_run* run = vcpu_->run_state();
   switch (run->exit_reason) {
@@ -177,24 +188,20 @@ bool VcpuThread::HandleExit() {
       return true;
     case KVM_EXIT_SHUTDOWN:
       // Triple fault: what a PC does next is reset, and reset ends the VM.
-      on_exit_({ExitKind::kGuestReset, "triple fault"});
+      // Where the guest was is all there is to go on afterwards.
+      on_exit_({ExitKind::kGuestReset, "vCPU " + std::to_string(index_) + " triple fault" + CpuStateForLog(), true});
       return false;
     case KVM_EXIT_SYSTEM_EVENT:
       if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
-        on_exit_({ExitKind::kGuestReset, ""});
+        on_exit_({ExitKind::kGuestReset, "KVM system event: reset"});
       } else {
-        on_exit_({ExitKind::kGuestShutdown, ""});
+        on_exit_({ExitKind::kGuestShutdown, "KVM system event " + std::to_string(run->system_event.type)});
       }
       return false;
     case KVM_EXIT_INTERNAL_ERROR: {
       std::string what = run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? "instruction emulation failed"
                                                                                  : "suberror " + std::to_string(run->internal.suberror);
-      std::string rip;
-      try {
-        rip = " at rip " + Hex(vcpu_->GetRegs().rip);
-      } catch (const std::exception&) {
-      }
-      on_exit_({ExitKind::kError, "vCPU " + std::to_string(index_) + ": KVM internal error: " + what + rip});
+      on_exit_({ExitKind::kError, "vCPU " + std::to_string(index_) + ": KVM internal error: " + what + CpuStateForLog()});
       return false;
     }
     case KVM_EXIT_FAIL_ENTRY:

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "devices/bus.h"
@@ -52,6 +53,8 @@ class VcpuThread {
   bool HandleExit();
   void HandleIo(kvm_run* run);
   void HandleMmio(kvm_run* run);
+  // " at rip ... (registers)" for a log line; "" if they cannot be read.
+  std::string CpuStateForLog() const;
 
   uint32_t index_;
   std::unique_ptr<kvm::Vcpu> vcpu_;

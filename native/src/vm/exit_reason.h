@@ -10,7 +10,11 @@ enum class ExitKind { kGuestShutdown, kGuestReset, kError };
 
 struct ExitReason {
   ExitKind kind;
-  std::string message;  // for kError
+  // What happened: the error, or which device or event ended the guest.
+  std::string message;
+  // A guest ending that is a crash rather than a request (a triple fault):
+  // said on stderr too, not only in the -D log.
+  bool crash = false;
 };
 
 using ExitRequest = std::function<void(const ExitReason&)>;

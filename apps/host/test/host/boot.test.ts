@@ -1,7 +1,7 @@
 // The probe guest boots under virga-vmm on this machine's KVM: vCPUs, command
 // line, memory, entries, and the ways a VM ends.
 import assert from "node:assert/strict";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { before, describe, it } from "node:test";
 import { tempDir } from "../support/disk";
@@ -67,14 +67,63 @@ describe("probe guest boot", () => {
     });
   });
 
-  it("ends with exit code 0 when the guest reboots (i8042 reset)", TEST, async () => {
-    await withVmm(probeArgs(), async (vm) => {
-      await vm.waitFor(/probe> /, BOOT_MS);
-      vm.send("reboot");
-      await vm.waitFor(/OK reboot/);
-      assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
-    });
-  });
+  it(
+    "ends with exit code 0 when the guest reboots (i8042 reset), logging which way it ended",
+    TEST,
+    async () => {
+      const tmp = tempDir();
+      try {
+        const log = path.join(tmp.dir, "vm.log");
+        await withVmm([...probeArgs(), "-D", log], async (vm) => {
+          await vm.waitFor(/probe> /, BOOT_MS);
+          vm.send("reboot");
+          await vm.waitFor(/OK reboot/);
+          assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+          assert.equal(vm.stderr, "");
+        });
+        assert.match(readFileSync(log, "utf8"), /shutdown: guest-reset \(i8042 reset line\)\n/);
+        await withVmm([...probeArgs(), "-D", log], async (vm) => {
+          await vm.waitFor(/probe> /, BOOT_MS);
+          vm.send("poweroff");
+          assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+        });
+        assert.match(
+          readFileSync(log, "utf8"),
+          /shutdown: guest-shutdown \(ACPI sleep control: S5\)\n/,
+        );
+      } finally {
+        tmp.cleanup();
+      }
+    },
+  );
+
+  it(
+    "ends with exit code 0 on a guest triple fault, saying where on stderr and in the log",
+    TEST,
+    async () => {
+      const tmp = tempDir();
+      try {
+        const log = path.join(tmp.dir, "vm.log");
+        await withVmm([...probeArgs({ smp: "2" }), "-D", log], async (vm) => {
+          await vm.waitFor(/probe> /, BOOT_MS);
+          vm.send("crash");
+          await vm.waitFor(/OK crash/);
+          // A PC resets on a triple fault; like QEMU's -no-reboot that ends the VM.
+          assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+          assert.match(
+            vm.stderr,
+            /^virga-vmm: vCPU 0 triple fault at rip 0x[0-9a-f]+ \(rsp 0x[0-9a-f]+, cs 0x8, cr0 0x[0-9a-f]+, cr3 0x[0-9a-f]+, cr4 0x[0-9a-f]+, efer 0x[0-9a-f]+\); a reset ends the VM\n$/,
+          );
+        });
+        assert.match(
+          readFileSync(log, "utf8"),
+          /shutdown: guest-reset \(vCPU 0 triple fault at rip 0x/,
+        );
+      } finally {
+        tmp.cleanup();
+      }
+    },
+  );
 
   it("ends with exit code 0 on SIGTERM and removes its pidfile", TEST, async () => {
     const tmp = tempDir();

@@ -95,9 +95,9 @@ describe(
           result !== undefined,
           `no result (L1 exit ${String(run.exitCode)}); L1 output:\n${run.log.slice(-6000)}`,
         );
-        if (result.stalledOnce !== undefined)
+        if (result.faultedOnce !== undefined)
           console.log(
-            `# ${scenario.name}: the first attempt stalled and it ran again:\n${result.stalledOnce}`,
+            `# ${scenario.name}: the first attempt met the emulator's fault (stall or triple fault) and it ran again:\n${result.faultedOnce}`,
           );
         assert.ok(result.ok, `${result.error ?? ""}\n--- L1 output:\n${run.log.slice(-6000)}`);
       });

@@ -63,17 +63,31 @@ function seedArgs(rootfs: string, qmpSocket: string, extraAppend = ""): string[]
   ];
 }
 
+/** How the VM ended, from virga-vmm's -D log ("shutdown: <reason> (<what did it>)"). */
+function shutdownLine(log: string): string {
+  return (
+    readFileSync(log, "utf8")
+      .split("\n")
+      .find((line) => line.includes(" shutdown: ")) ?? `(no shutdown line in ${log})`
+  );
+}
+
+const POWERED_OFF = /shutdown: guest-shutdown \(ACPI sleep control: S5\)$/;
+
 export const SCENARIOS: Scenario[] = [
   {
     name: "the seed's microvm command line boots the ext4 root's init",
     async run(scratch) {
       const rootfs = path.join(scratch, "rootfs.ext4");
       copyFileSync(linuxGuest.rootfs, rootfs);
-      await withVmm(seedArgs(rootfs, path.join(scratch, "seed.sock")), async (vm) => {
+      const log = path.join(scratch, "vm.log");
+      const args = [...seedArgs(rootfs, path.join(scratch, "seed.sock")), "-D", log];
+      await withVmm(args, async (vm) => {
         await vm.waitFor(/VIRGA-GUEST rootfs ready/, BOOT_MS);
         await vm.waitFor(/VIRGA-GUEST root=\/dev\/vda ext4/, BOOT_MS);
         assert.deepEqual(await vm.waitForExit(BOOT_MS), { code: 0, signal: null });
       });
+      assert.match(shutdownLine(log), POWERED_OFF);
     },
   },
   {
@@ -95,6 +109,8 @@ export const SCENARIOS: Scenario[] = [
         `file=${data},id=data`,
         "-device",
         "virtio-blk-device,drive=data",
+        "-D",
+        path.join(scratch, "vm.log"),
       ];
       await withVmm(args, async (vm) => {
         await vm.waitFor(/VIRGA-GUEST ready/, BOOT_MS);
@@ -103,6 +119,7 @@ export const SCENARIOS: Scenario[] = [
         await vm.waitFor(/VIRGA-GUEST wrote \/dev\/vdb/, BOOT_MS);
         assert.deepEqual(await vm.waitForExit(BOOT_MS), { code: 0, signal: null });
       });
+      assert.match(shutdownLine(path.join(scratch, "vm.log")), POWERED_OFF);
       const written = readFileSync(data).subarray(0, 64).toString("latin1");
       assert.ok(
         written.startsWith("VIRGA-WRITE-OK\n1\n2\n3\n"),
@@ -111,20 +128,23 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
-    name: "a bzImage boots, and reboot=k ends the process with exit code 0",
-    async run() {
+    name: "a bzImage boots, and reboot=k resets through the i8042, ending the process with exit code 0",
+    async run(scratch) {
       // The packaged bzImage (XZ payload, decompressed by the guest), as
       // distributions ship it; the other scenarios use the faster vmlinux.
+      const log = path.join(scratch, "vm.log");
       const args = guestArgs({
         kernel: linuxGuest.bzImage,
         smp: "1",
         mem: "256",
         append: "console=ttyS0 quiet reboot=k virga.action=reboot",
       });
-      await withVmm(args, async (vm) => {
+      await withVmm([...args, "-D", log], async (vm) => {
         await vm.waitFor(/VIRGA-GUEST ready/, BOOT_MS);
         assert.deepEqual(await vm.waitForExit(BOOT_MS), { code: 0, signal: null });
       });
+      // reboot=k: through the keyboard controller, not a triple fault.
+      assert.match(shutdownLine(log), /shutdown: guest-reset \(i8042 reset line\)$/);
     },
   },
   {
