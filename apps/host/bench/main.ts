@@ -18,6 +18,7 @@ import {
   bootOnce,
   median,
   memoryOfTree,
+  printTable,
   QEMU_SAME_DISKS,
   qemuMicrovm,
   qmpRoundTrips,
@@ -121,20 +122,6 @@ function summarise(side: Side) {
     qmpOverheadPssMiB: side.qmpOverheadPssMiB,
     qmp: side.qmp,
   };
-}
-
-function printTable(rows: string[][]): void {
-  const columns = Math.max(...rows.map((r) => r.length));
-  const widths = Array.from({ length: columns }, (_, c) =>
-    Math.max(...rows.map((r) => r[c]?.length ?? 0)),
-  );
-  for (const row of rows) {
-    console.log(
-      row
-        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0)))
-        .join("  "),
-    );
-  }
 }
 
 async function main(): Promise<void> {

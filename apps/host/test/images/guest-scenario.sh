@@ -35,6 +35,9 @@ sectors() { cat "/sys/block/${1#/dev/}/size" 2>/dev/null || echo 0; }
 has_data() { [ -b "$1" ] && [ "$(sectors "$1")" -gt 0 ]; }
 is_empty() { [ ! -e "/sys/block/${1#/dev/}" ] || [ "$(sectors "$1")" = 0 ]; }
 
+# Printable ASCII is spelled ' -~' for tr: busybox 1.35's `tr -cd
+# '[:print:]'` deletes everything.
+
 # The write pattern of the tests: "VIRGA-WRITE-OK\n" then 1..1000, one a line.
 pattern() { echo VIRGA-WRITE-OK; seq 1 1000; }
 
@@ -130,13 +133,17 @@ case "$cmd" in
         if [ -e "/sys/block/${1#/dev/}" ]; then m "wait-disk-gone $1 sectors=0"; else m "wait-disk-gone $1 removed"; fi
         ;;
     read-disk)
-        # read-disk DEV [KIB]: MD5 of the first KIB KiB (default 1024) read
-        # past the page cache, and the first line there.
+        # read-disk DEV [KIB]: MD5 of the first KIB KiB (default 1024) as
+        # the device holds them now (the page cache dropped first), and the
+        # first line there.
         [ $# -ge 1 ] || fail "usage: read-disk DEV [KIB]"
         [ -b "$1" ] || fail "$1: no such block device"
         kib=${2:-1024}
-        sum=$(dd if="$1" bs=1024 count="$kib" iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
-        first=$(dd if="$1" bs=4096 count=1 iflag=direct 2>/dev/null | head -n 1 | tr -cd '[:print:]' | cut -c 1-64)
+        blockdev --flushbufs "$1" 2>/dev/null
+        dd if="$1" of=/tmp/virga-read bs=1024 count="$kib" 2>/dev/null || fail "$1: dd failed"
+        sum=$(md5sum </tmp/virga-read | cut -d' ' -f1)
+        first=$(head -n 1 /tmp/virga-read | tr -cd ' -~' | cut -c 1-64)
+        rm -f /tmp/virga-read
         m "read-disk $1 kib=$kib md5=$sum first=$first"
         ;;
     write)
@@ -154,7 +161,28 @@ case "$cmd" in
         # read DEV: the first line stored on the device.
         [ $# -ge 1 ] || fail "usage: read DEV"
         [ -b "$1" ] || fail "$1: no such block device"
-        m "read $1: $(head -c 256 "$1" | head -n 1 | tr -cd '[:print:]' | cut -c 1-64)"
+        m "read $1: $(head -c 256 "$1" | head -n 1 | tr -cd ' -~' | cut -c 1-64)"
+        ;;
+    wait-nic-down)
+        # wait-nic-down IFACE [SECONDS]: until IFACE is gone (a PCI NIC
+        # unplugged) or has no carrier (a virga-vmm NIC slot emptied).
+        [ $# -ge 1 ] || fail "usage: wait-nic-down IFACE [SECONDS]"
+        nic_down() { [ ! -e "/sys/class/net/$1" ] || [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" != 1 ]; }
+        wait_for "${2:-30}" nic_down "$1" || fail "$1 still has carrier after ${2:-30}s"
+        if [ -e "/sys/class/net/$1" ]; then m "wait-nic-down $1 carrier=0"; else m "wait-nic-down $1 removed"; fi
+        ;;
+    touch-mem)
+        # touch-mem MIB: write MIB MiB to a tmpfs and drop it again: the VMM
+        # then holds that much more guest RAM, now free in the guest.
+        # The initramfs's own tmpfs may hold only half of RAM: a mount of its own.
+        [ $# -ge 1 ] || fail "usage: touch-mem MIB"
+        mkdir -p /run/virga-fill
+        mount -t tmpfs -o "size=$(($1 + 1))m" virga-fill /run/virga-fill || fail "cannot mount a tmpfs"
+        dd if=/dev/zero of=/run/virga-fill/data bs=1M count="$1" 2>/dev/null
+        rc=$?
+        umount /run/virga-fill
+        [ $rc = 0 ] || fail "cannot write $1 MiB to a tmpfs"
+        m "touch-mem mib=$1"
         ;;
     mem)
         # mem: MemTotal, MemFree, MemAvailable in kB.
@@ -180,6 +208,6 @@ case "$cmd" in
         m "mmio-lat slot=${slot#* } ${out#VIRGA-IO mmio-lat }"
         ;;
     *)
-        fail "unknown command (net-up ping io wait-disk wait-disk-gone read-disk write read mem mmio-lat)"
+        fail "unknown command (net-up ping io wait-disk wait-disk-gone wait-nic-down read-disk write read touch-mem mem mmio-lat)"
         ;;
 esac

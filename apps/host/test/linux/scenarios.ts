@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { connectQmp, withVmm } from "../support/guest";
+import { deviceScenarios } from "./device-scenarios";
+import { QEMU_REFERENCE, VIRGA } from "./device-vmms";
 import { linuxGuest } from "./guest-images";
 
 const BOOT_MS = 120000;
@@ -73,6 +75,31 @@ function shutdownLine(log: string): string {
 }
 
 const POWERED_OFF = /shutdown: guest-shutdown \(ACPI sleep control: S5\)$/;
+
+/**
+ * The device scenarios (device-scenarios.ts: hot-plugged disk and NIC,
+ * balloon; docs/devices.md) wait for virga-vmm's devices and are not in
+ * the default suite yet. VIRGA_LINUX_DEVICES=virga adds them for
+ * virga-vmm, =qemu the same scenarios against Debian's QEMU (the
+ * reference), =all both. To make virga-vmm's part of the suite for good,
+ * put `...deviceScenarios(VIRGA, 101)` in place of
+ * `...optionalDeviceScenarios()` at the end of SCENARIOS.
+ */
+function optionalDeviceScenarios(): Scenario[] {
+  const which = process.env.VIRGA_LINUX_DEVICES ?? "";
+  switch (which) {
+    case "":
+      return [];
+    case "virga":
+      return deviceScenarios(VIRGA, 101);
+    case "qemu":
+      return deviceScenarios(QEMU_REFERENCE, 102);
+    case "all":
+      return [...deviceScenarios(VIRGA, 101), ...deviceScenarios(QEMU_REFERENCE, 102)];
+    default:
+      throw new Error(`VIRGA_LINUX_DEVICES: expected virga, qemu or all, got '${which}'`);
+  }
+}
 
 export const SCENARIOS: Scenario[] = [
   {
@@ -196,4 +223,5 @@ export const SCENARIOS: Scenario[] = [
       });
     },
   },
+  ...optionalDeviceScenarios(),
 ];
