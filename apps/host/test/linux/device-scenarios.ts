@@ -27,7 +27,12 @@ const BOOT_MS = 120000;
 const MIB = 1024 * 1024;
 
 async function bootShell(vm: VmmProcess, qmpSocket: string): Promise<QmpClient> {
-  await vm.waitFor(/VIRGA-GUEST action=stay/, BOOT_MS);
+  // A VMM that refuses a flag ends at once: say so rather than wait out the boot.
+  const ended = vm.exit.then((exit) => {
+    throw new Error(`the VMM exited (${JSON.stringify(exit)}) before the guest's shell came up`);
+  });
+  ended.catch(() => undefined);
+  await Promise.race([vm.waitFor(/VIRGA-GUEST action=stay/, BOOT_MS), ended]);
   const qmp = await connectQmp(qmpSocket, vm);
   await qmp.execute("qmp_capabilities");
   return qmp;
