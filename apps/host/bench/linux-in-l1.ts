@@ -178,7 +178,7 @@ async function main(): Promise<void> {
         console.log(line);
       },
     );
-    result = { ...result, devices: { reps, netMiB: mib, memMiB: Number(mem), ...devices } };
+    result = { ...result, devices: { reps, netMiB: mib, smp: 2, memMiB: Number(mem), ...devices } };
   }
   writeFileSync(out, JSON.stringify(result, null, 2));
 }

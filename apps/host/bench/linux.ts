@@ -26,6 +26,8 @@ interface BootFigures {
 interface DeviceFigures {
   reps: number;
   netMiB: number;
+  smp: number;
+  memMiB: number;
   virga?: DeviceResult;
   qemu?: DeviceResult;
 }
@@ -85,8 +87,8 @@ function printDevices(devices: DeviceFigures): void {
     return (d) => (d.net.supported ? pick(d.net) : undefined);
   };
   console.log(
-    `devices (one boot per VMM, each figure the median of ${devices.reps} runs; NIC on a tap in L1, ` +
-      `disks are raw images in L1's tmpfs; guest-side O_DIRECT):`,
+    `devices (one boot per VMM, ${devices.smp} vCPUs, ${devices.memMiB} MiB; each figure the median of ` +
+      `${devices.reps} runs; NIC on a tap in L1, disks raw images in L1's tmpfs; O_DIRECT in the guest):`,
   );
   printTable([
     ["", "virga-vmm", "qemu microvm", "ratio"],
@@ -118,6 +120,10 @@ function printDevices(devices: DeviceFigures): void {
     if (d !== undefined && !d.net.supported)
       console.log(`${name} net: ${NOT_YET}: ${d.net.reason}`);
     if (d !== undefined) console.log(`${name} MMIO slot timed: ${d.mmio.idle.slot}`);
+    if (d?.firstAttemptError !== undefined)
+      console.log(
+        `${name}: the figures are from a second run; the first failed:\n${d.firstAttemptError}`,
+      );
   }
 }
 

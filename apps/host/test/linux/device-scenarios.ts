@@ -231,6 +231,11 @@ function balloon(vmm: DeviceVmm): Scenario {
           await vmm.checkBalloon(qmp, memMiB * MIB);
           const inflated = await mem();
           const rssInflated = rssKiB(pid);
+          // In the L1 output (in-l1.js), to show the margin the checks below have.
+          console.log(
+            `${vmm.label} balloon to half: MemTotal ${before.total} -> ${inflated.total} kB, ` +
+              `MemFree ${before.free} -> ${inflated.free} kB, RSS ${rssBefore} -> ${rssInflated} kB`,
+          );
           // The balloon's 256 MiB leave the guest's accounting (no deflate-on-OOM)...
           assert.ok(
             inflated.total <= before.total - 200 * 1024,
