@@ -391,7 +391,7 @@ mkdir -p "$WORK"
 # Static, so that the busybox guest (no libc) runs it, and L1 runs the same
 # file from the host's tree (libc.a is in libc6-dev: ensure_tools sees to it).
 say "virga-io: gcc -static"
-gcc -static -O2 -Wall -pthread -o "$OUT/tools/virga-io.tmp" "$HERE"/virga-io/*.c ||
+gcc -static -O2 -s -Wall -pthread -o "$OUT/tools/virga-io.tmp" "$HERE"/virga-io/*.c ||
     die "cannot build virga-io statically (gcc and libc6-dev, which has libc.a, are needed)"
 mv -f "$OUT/tools/virga-io.tmp" "$OUT/tools/virga-io"
 
