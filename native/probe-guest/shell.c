@@ -273,22 +273,15 @@ static void cmd_net(int argc, char **argv)
         }
         format_mac(a, f.data);
         format_mac(b, f.data + 6);
+        kprintf("OK net recv len=%u dst=%s src=%s type=0x%x seed=", f.len, a, b,
+                (u32)(f.data[12] << 8 | f.data[13]));
+        /* The payload's first byte is its key; the rest must follow it. */
         const u8 *payload = f.data + 14;
         u32 plen = f.len - 14;
-        char seed[4] = "none";
-        if (plen && pattern_mismatch(payload, plen, payload[0]) < 0) {
-            u32 k = payload[0], d = 0;
-            char tmp[3];
-            do {
-                tmp[d++] = (char)('0' + k % 10);
-                k /= 10;
-            } while (k);
-            for (u32 i = 0; i < d; i++)
-                seed[i] = tmp[d - 1 - i];
-            seed[d] = 0;
-        }
-        kprintf("OK net recv len=%u dst=%s src=%s type=0x%x seed=%s\n", f.len, a, b,
-                (u32)(f.data[12] << 8 | f.data[13]), seed);
+        if (plen && pattern_mismatch(payload, plen, payload[0]) < 0)
+            kprintf("%u\n", payload[0]);
+        else
+            kprintf("none\n");
     } else {
         kprintf(NET_USAGE);
     }
