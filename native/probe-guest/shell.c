@@ -77,8 +77,10 @@ void print_info_markers(void)
     kprintf("PROBE cpus online=%d\n", cpus_online);
 }
 
-static void cmd_help(void)
+static void cmd_help(int argc, char **argv)
 {
+    (void)argc;
+    (void)argv;
     kprintf("commands:\n"
             "  help\n"
             "  info\n"
@@ -382,6 +384,57 @@ static void cmd_txirq(int argc, char **argv)
     kprintf("OK txirq\n");
 }
 
+static void cmd_info(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    print_info_markers();
+    kprintf("OK info\n");
+}
+
+static void cmd_poweroff(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    kprintf("OK poweroff\n");
+    power_off();
+}
+
+static void cmd_reboot(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    kprintf("OK reboot\n");
+    power_reboot();
+}
+
+static void cmd_crash(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    kprintf("OK crash\n");
+    power_crash();
+}
+
+static const struct {
+    const char *name;
+    void (*run)(int argc, char **argv);
+} commands[] = {
+    { "help", cmd_help },
+    { "info", cmd_info },
+    { "count", cmd_count },
+    { "emit", cmd_emit },
+    { "txirq", cmd_txirq },
+    { "blk", cmd_blk },
+    { "net", cmd_net },
+    { "balloon", cmd_balloon },
+    { "mem", cmd_mem },
+    { "mmio", cmd_mmio },
+    { "poweroff", cmd_poweroff },
+    { "reboot", cmd_reboot },
+    { "crash", cmd_crash },
+};
+
 void shell_run(void)
 {
     static char line[LINE_MAX];
@@ -392,39 +445,12 @@ void shell_run(void)
         int argc = split(line, argv, ARRAY_SIZE(argv));
         if (argc == 0)
             continue;
-        const char *cmd = argv[0];
-        if (!strcmp(cmd, "help")) {
-            cmd_help();
-        } else if (!strcmp(cmd, "info")) {
-            print_info_markers();
-            kprintf("OK info\n");
-        } else if (!strcmp(cmd, "count")) {
-            cmd_count(argc, argv);
-        } else if (!strcmp(cmd, "emit")) {
-            cmd_emit(argc, argv);
-        } else if (!strcmp(cmd, "txirq")) {
-            cmd_txirq(argc, argv);
-        } else if (!strcmp(cmd, "blk")) {
-            cmd_blk(argc, argv);
-        } else if (!strcmp(cmd, "net")) {
-            cmd_net(argc, argv);
-        } else if (!strcmp(cmd, "balloon")) {
-            cmd_balloon(argc, argv);
-        } else if (!strcmp(cmd, "mem")) {
-            cmd_mem(argc, argv);
-        } else if (!strcmp(cmd, "mmio")) {
-            cmd_mmio(argc, argv);
-        } else if (!strcmp(cmd, "poweroff")) {
-            kprintf("OK poweroff\n");
-            power_off();
-        } else if (!strcmp(cmd, "reboot")) {
-            kprintf("OK reboot\n");
-            power_reboot();
-        } else if (!strcmp(cmd, "crash")) {
-            kprintf("OK crash\n");
-            power_crash();
-        } else {
-            kprintf("ERR unknown command %s\n", cmd);
-        }
+        size_t i = 0;
+        while (i < ARRAY_SIZE(commands) && strcmp(argv[0], commands[i].name))
+            i++;
+        if (i < ARRAY_SIZE(commands))
+            commands[i].run(argc, argv);
+        else
+            kprintf("ERR unknown command %s\n", argv[0]);
     }
 }

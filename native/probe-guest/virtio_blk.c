@@ -63,11 +63,8 @@ void virtio_blk_probe(int slot, u64 base, u32 irq)
     u64 dev_features = vm_device_features(&b->dev);
     u64 want = (1ull << VIRTIO_F_VERSION_1) |
                (dev_features & ((1ull << VIRTIO_BLK_F_RO) | (1ull << VIRTIO_BLK_F_FLUSH)));
-    if (!(dev_features & (1ull << VIRTIO_F_VERSION_1)) || !virtio_negotiate(&b->dev, want)) {
-        kprintf("PROBE virtio %d init failed\n", slot);
-        return;
-    }
-    if (!virtio_queue_init(&b->dev, &b->q, 0, &dma[n_blk].vq, 3)) {
+    if (!(dev_features & (1ull << VIRTIO_F_VERSION_1)) || !virtio_negotiate(&b->dev, want) ||
+        !virtio_queue_init(&b->dev, &b->q, 0, &dma[n_blk].vq, 3)) {
         virtio_fail(&b->dev);
         kprintf("PROBE virtio %d init failed\n", slot);
         return;
@@ -80,16 +77,13 @@ void virtio_blk_probe(int slot, u64 base, u32 irq)
     n_blk++;
 }
 
-bool virtio_blk_info(int n, u64 *capacity, bool *ro, u32 *changes)
+void virtio_blk_info(int n, u64 *capacity, bool *ro, u32 *changes)
 {
-    if (n < 0 || n >= n_blk)
-        return false;
     struct blk *b = &blks[n];
     b->capacity = read_capacity(&b->dev);
     *capacity = b->capacity;
     *ro = b->ro;
     *changes = b->dev.config_changes;
-    return true;
 }
 
 static int do_request(int n, u32 type, u64 sector, bool has_data, bool dev_writes)

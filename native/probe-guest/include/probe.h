@@ -139,8 +139,8 @@ void virtio_probe_cmdline(const char *cmdline);
 void virtio_irq(u32 gsi);
 bool virtio_mmio_latency(int slot, u64 count, u64 *cycles);
 int virtio_blk_count(void);
-/* Re-reads the capacity; false if there is no disk n. */
-bool virtio_blk_info(int n, u64 *capacity, bool *ro, u32 *changes);
+/* Re-reads the capacity of disk n (< virtio_blk_count()). */
+void virtio_blk_info(int n, u64 *capacity, bool *ro, u32 *changes);
 /* Returns the virtio status byte (0 = OK) or -1 on timeout. */
 int virtio_blk_rw(int n, bool write, u64 sector, u8 *buf);
 int virtio_blk_flush(int n);
