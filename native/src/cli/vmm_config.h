@@ -16,6 +16,7 @@ constexpr uint64_t kMaxMemoryBytes = 256ull * 1024 * kMiB;
 constexpr uint64_t kDefaultMemoryBytes = 256 * kMiB;
 constexpr uint32_t kMaxVcpus = 254;
 constexpr uint32_t kBlockSlots = 6;
+constexpr uint32_t kNetSlots = 2;
 // Commands per second per QMP client; StratoVirt's figure. 0 = unlimited.
 constexpr uint32_t kDefaultQmpRateLimit = 100;
 
@@ -34,9 +35,20 @@ struct Drive {
   bool direct = false;
 };
 
-struct BlockDevice {
+struct Netdev {
   std::string id;
-  std::string drive;  // the -drive id its backend comes from
+  std::string ifname;       // a tap by name, or:
+  std::optional<int> fd;    // a tap fd this process inherited
+};
+
+// A -device: the microvm's virtio-mmio devices.
+struct Device {
+  enum class Kind { kBlock, kNet, kBalloon } kind = Kind::kBlock;
+  std::string id;
+  std::string backend;             // block: the -drive id; net: the -netdev id
+  std::optional<std::string> mac;  // net, "52:54:00:12:34:56" form
+  bool deflate_on_oom = false;     // balloon
+  bool free_page_reporting = false;
 };
 
 struct Serial {
@@ -63,7 +75,11 @@ struct VmmConfig {
   Smp smp;
   uint64_t memory_bytes = kDefaultMemoryBytes;
   std::vector<Drive> drives;
-  std::vector<BlockDevice> devices;  // slot order: the first is vda
+  std::vector<Netdev> netdevs;
+  // In command-line order; disks fill block slots and NICs fill NIC slots
+  // in that order (the first virtio-blk-device is vda, the first
+  // virtio-net-device eth0).
+  std::vector<Device> devices;
   Serial serial;
   std::optional<Qmp> qmp;
   // -D: absent = no log; present and empty = stderr; else the log file.
