@@ -30,6 +30,7 @@ void CheckDevices(const VmmConfig& config) {
     }
   }
   std::set<std::string> used, ids;
+  std::set<uint32_t> block_slots, net_slots;
   uint32_t disks = 0, nics = 0, balloons = 0;
   for (const Device& device : config.devices) {
     std::string got = FormatDevice(device);
@@ -50,6 +51,17 @@ void CheckDevices(const VmmConfig& config) {
         break;
     }
     if (!ids.insert(device.id).second) throw bad("duplicate id '" + device.id + "'");
+    if (device.slot) {
+      bool block = device.kind == Device::Kind::kBlock;
+      uint32_t count = block ? kBlockSlots : kNetSlots;
+      if (*device.slot >= count) {
+        throw bad("addr " + std::to_string(*device.slot) + " is out of range; the microvm has " + std::to_string(count) +
+                  (block ? " block" : " NIC") + " slots (0.." + std::to_string(count - 1) + ")");
+      }
+      if (!(block ? block_slots : net_slots).insert(*device.slot).second) {
+        throw bad("addr " + std::to_string(*device.slot) + " is given to two devices");
+      }
+    }
   }
   for (const Drive& drive : config.drives) {
     if (!used.count("drive:" + drive.id)) {

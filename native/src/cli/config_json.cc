@@ -46,14 +46,15 @@ std::string ToJson(const VmmConfig& c) {
   out += "],\"devices\":[";
   for (size_t i = 0; i < c.devices.size(); ++i) {
     const Device& d = c.devices[i];
+    std::string slot = d.slot ? ",\"slot\":" + std::to_string(*d.slot) : "";
     out += i ? "," : "";
     switch (d.kind) {
       case Device::Kind::kBlock:
-        out += "{\"driver\":\"virtio-blk-device\",\"id\":" + JsonQuote(d.id) + ",\"drive\":" + JsonQuote(d.backend) + "}";
+        out += "{\"driver\":\"virtio-blk-device\",\"id\":" + JsonQuote(d.id) + ",\"drive\":" + JsonQuote(d.backend) + slot + "}";
         break;
       case Device::Kind::kNet:
         out += "{\"driver\":\"virtio-net-device\",\"id\":" + JsonQuote(d.id) + ",\"netdev\":" + JsonQuote(d.backend) +
-               (d.mac ? ",\"mac\":" + JsonQuote(*d.mac) : "") + "}";
+               (d.mac ? ",\"mac\":" + JsonQuote(*d.mac) : "") + slot + "}";
         break;
       case Device::Kind::kBalloon:
         out += "{\"driver\":\"virtio-balloon-device\",\"id\":" + JsonQuote(d.id) + ",\"deflateOnOom\":" +

@@ -12,7 +12,8 @@ namespace virga::cli {
 
 const char kDriveSyntax[] = "file=<path>,id=<id>[,readonly=on|off][,direct=on|off][,if=none][,format=raw]";
 const char kDeviceSyntax[] =
-    "virtio-blk-device,drive=<drive id>[,id=<id>] | virtio-net-device,netdev=<netdev id>[,id=<id>][,mac=<mac>] | "
+    "virtio-blk-device,drive=<drive id>[,id=<id>][,addr=<slot>] | "
+    "virtio-net-device,netdev=<netdev id>[,id=<id>][,mac=<mac>][,addr=<slot>] | "
     "virtio-balloon-device[,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off]";
 const char kNetdevSyntax[] = "tap,id=<id>,ifname=<tap name>|fd=<n>[,vhost=off]";
 const char kKernelSyntax[] = "<path to an ELF vmlinux or bzImage>";
@@ -223,10 +224,10 @@ Device ParseDevice(const std::string& text) {
   std::set<std::string> allowed = {"id"};
   if (driver == "virtio-blk-device") {
     device.kind = Device::Kind::kBlock;
-    allowed.insert("drive");
+    allowed.insert({"drive", "addr"});
   } else if (driver == "virtio-net-device") {
     device.kind = Device::Kind::kNet;
-    allowed.insert({"netdev", "mac"});
+    allowed.insert({"netdev", "mac", "addr"});
   } else if (driver == "virtio-balloon-device") {
     device.kind = Device::Kind::kBalloon;
     allowed.insert({"deflate-on-oom", "free-page-reporting"});
@@ -248,6 +249,15 @@ Device ParseDevice(const std::string& text) {
     } else if (key == "drive" || key == "netdev") {
       if (item.value.empty()) throw bad(key + "= is empty");
       device.backend = item.value;
+    } else if (key == "addr") {
+      // The seed's hot-plug slot numbers: "0x1" or "1".
+      std::string digits = item.value.rfind("0x", 0) == 0 ? item.value.substr(2) : item.value;
+      bool hex = digits.size() != item.value.size();
+      if (digits.empty() || digits.size() > 2 ||
+          !std::all_of(digits.begin(), digits.end(), [hex](unsigned char c) { return hex ? std::isxdigit(c) : std::isdigit(c); })) {
+        throw bad("addr must be a slot number such as 0x1");
+      }
+      device.slot = static_cast<uint32_t>(std::stoul(digits, nullptr, hex ? 16 : 10));
     } else if (key == "mac") {
       if (!IsUnicastMac(item.value)) throw bad("mac must be a unicast MAC address like 52:54:00:12:34:56");
       device.mac = item.value;
@@ -409,12 +419,13 @@ std::string FormatDrive(const Drive& drive) {
 }
 
 std::string FormatDevice(const Device& device) {
+  std::string addr = device.slot ? ",addr=" + std::to_string(*device.slot) : "";
   switch (device.kind) {
     case Device::Kind::kBlock:
-      return "virtio-blk-device,drive=" + Escape(device.backend) + ",id=" + Escape(device.id);
+      return "virtio-blk-device,drive=" + Escape(device.backend) + ",id=" + Escape(device.id) + addr;
     case Device::Kind::kNet:
       return "virtio-net-device,netdev=" + Escape(device.backend) + ",id=" + Escape(device.id) +
-             (device.mac ? ",mac=" + *device.mac : "");
+             (device.mac ? ",mac=" + *device.mac : "") + addr;
     case Device::Kind::kBalloon:
       return "virtio-balloon-device,id=" + Escape(device.id) + ",deflate-on-oom=" +
              (device.deflate_on_oom ? "on" : "off") + ",free-page-reporting=" +

@@ -47,6 +47,7 @@ struct Device {
   std::string id;
   std::string backend;             // block: the -drive id; net: the -netdev id
   std::optional<std::string> mac;  // net, "52:54:00:12:34:56" form
+  std::optional<uint32_t> slot;    // addr=: the slot within its kind (0 = vda / eth0)
   bool deflate_on_oom = false;     // balloon
   bool free_page_reporting = false;
 };
@@ -76,9 +77,9 @@ struct VmmConfig {
   uint64_t memory_bytes = kDefaultMemoryBytes;
   std::vector<Drive> drives;
   std::vector<Netdev> netdevs;
-  // In command-line order; disks fill block slots and NICs fill NIC slots
-  // in that order (the first virtio-blk-device is vda, the first
-  // virtio-net-device eth0).
+  // In command-line order. A disk or NIC with addr= takes that slot; the
+  // others fill the free slots of their kind in order (without any addr=,
+  // the first virtio-blk-device is vda, the first virtio-net-device eth0).
   std::vector<Device> devices;
   Serial serial;
   std::optional<Qmp> qmp;

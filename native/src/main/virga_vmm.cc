@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 #include <utility>
@@ -61,27 +62,38 @@ MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
     case cli::Serial::Kind::kSocket: m.serial.kind = ChardevConfig::Kind::kSocket; break;
   }
   m.serial.path = c.serial.path;
-  // -device order is slot order within each kind: the first
-  // virtio-blk-device is vda, the first virtio-net-device eth0.
-  uint32_t disk_slot = 0, nic_slot = 0;
+  // Devices with addr= take their slot; the rest fill the free slots of
+  // their kind in -device order (the first virtio-blk-device is vda).
+  std::set<uint32_t> taken_disk, taken_nic;
+  for (const cli::Device& device : c.devices) {
+    if (device.slot) (device.kind == cli::Device::Kind::kNet ? taken_nic : taken_disk).insert(*device.slot);
+  }
+  auto next_free = [](std::set<uint32_t>& taken) {
+    uint32_t slot = 0;
+    while (taken.count(slot)) ++slot;
+    taken.insert(slot);
+    return slot;
+  };
   for (const cli::Device& device : c.devices) {
     switch (device.kind) {
-      case cli::Device::Kind::kBlock:
+      case cli::Device::Kind::kBlock: {
+        uint32_t slot = device.slot ? *device.slot : next_free(taken_disk);
         for (const cli::Drive& drive : c.drives) {
           if (drive.id != device.backend) continue;
-          m.disks.push_back({disk_slot, device.id, drive.id, {drive.file, drive.read_only, drive.direct}});
+          m.disks.push_back({slot, device.id, drive.id, {drive.file, drive.read_only, drive.direct}});
         }
-        ++disk_slot;
         break;
-      case cli::Device::Kind::kNet:
+      }
+      case cli::Device::Kind::kNet: {
+        uint32_t slot = device.slot ? *device.slot : next_free(taken_nic);
         for (const cli::Netdev& netdev : c.netdevs) {
           if (netdev.id != device.backend) continue;
-          NicConfig nic{nic_slot, device.id, netdev.id, netdev.ifname, netdev.fd.value_or(-1), std::nullopt};
+          NicConfig nic{slot, device.id, netdev.id, netdev.ifname, netdev.fd.value_or(-1), std::nullopt};
           if (device.mac) nic.mac = ParseMac(*device.mac);
           m.nics.push_back(nic);
         }
-        ++nic_slot;
         break;
+      }
       case cli::Device::Kind::kBalloon:
         m.balloon = BalloonDeviceConfig{device.id, {device.deflate_on_oom, device.free_page_reporting}};
         break;

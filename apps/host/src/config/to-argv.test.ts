@@ -47,10 +47,10 @@ const CONFIGS: VmConfig[] = [
       { id: "n,1", fd: 7 },
     ],
     devices: [
-      { driver: "virtio-blk-device", id: "vdb", drive: "data" },
+      { driver: "virtio-blk-device", id: "vdb", drive: "data", slot: 5 },
       { driver: "virtio-net-device", id: "eth", netdev: "n,1", mac: "52:54:00:12:34:56" },
       { driver: "virtio-blk-device", id: "root", drive: "root" },
-      { driver: "virtio-net-device", id: "n0", netdev: "n0" },
+      { driver: "virtio-net-device", id: "n0", netdev: "n0", slot: 0 },
       { driver: "virtio-balloon-device", id: "b", deflateOnOom: true, freePageReporting: false },
     ],
     serial: { kind: "socket", path: "/run/vm/console.sock" },

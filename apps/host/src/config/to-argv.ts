@@ -40,11 +40,12 @@ function qmp(value: NonNullable<VmConfig["qmp"]>): string {
 }
 
 function deviceArg(d: Device): string {
+  const slot = d.driver !== "virtio-balloon-device" && d.slot !== undefined ? `,addr=${d.slot}` : "";
   switch (d.driver) {
     case "virtio-blk-device":
-      return `${d.driver},drive=${escape(d.drive)},id=${escape(d.id)}`;
+      return `${d.driver},drive=${escape(d.drive)},id=${escape(d.id)}${slot}`;
     case "virtio-net-device":
-      return `${d.driver},netdev=${escape(d.netdev)},id=${escape(d.id)}${d.mac === undefined ? "" : `,mac=${d.mac}`}`;
+      return `${d.driver},netdev=${escape(d.netdev)},id=${escape(d.id)}${d.mac === undefined ? "" : `,mac=${d.mac}`}${slot}`;
     case "virtio-balloon-device":
       return `${d.driver},id=${escape(d.id)},deflate-on-oom=${onOff(d.deflateOnOom)},free-page-reporting=${onOff(d.freePageReporting)}`;
   }

@@ -83,6 +83,8 @@ export const blockDeviceSchema = z
     id: z.string().min(1),
     /** The -drive id this device's backend comes from. */
     drive: z.string().min(1),
+    /** addr=: the block slot (0 = vda); without it, the first free one in order. */
+    slot: z.number().int().min(0).max(BLOCK_SLOTS - 1).optional(),
   })
   .strict();
 export type BlockDevice = z.infer<typeof blockDeviceSchema>;
@@ -94,6 +96,8 @@ export const netDeviceSchema = z
     /** The -netdev id this NIC's tap comes from. */
     netdev: z.string().min(1),
     mac: z.string().regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56").optional(),
+    /** addr=: the NIC slot (0 = eth0); without it, the first free one in order. */
+    slot: z.number().int().min(0).max(NET_SLOTS - 1).optional(),
   })
   .strict();
 export type NetDevice = z.infer<typeof netDeviceSchema>;
@@ -190,12 +194,18 @@ export const vmConfigSchema = z
       }
       netdevIds.add(netdev.id);
     }
-    const deviceIds = new Set<string>();
-    const used = new Set<string>();
-    const counts = { disks: 0, nics: 0, balloons: 0 };
     const issue = (message: string): void => {
       ctx.addIssue({ code: "custom", path: ["devices"], message });
     };
+    const deviceIds = new Set<string>();
+    const used = new Set<string>();
+    for (const device of config.devices) {
+      if (device.driver === "virtio-balloon-device" || device.slot === undefined) continue;
+      const key = `${device.driver}:${device.slot}`;
+      if (used.has(key)) issue(`slot ${device.slot} is given to two ${device.driver}s`);
+      used.add(key);
+    }
+    const counts = { disks: 0, nics: 0, balloons: 0 };
     for (const device of config.devices) {
       if (deviceIds.has(device.id)) issue(`duplicate device id '${device.id}'`);
       deviceIds.add(device.id);
