@@ -80,6 +80,7 @@ void virtio_blk_probe(int slot, u64 base, u32 irq)
 void virtio_blk_info(int n, u64 *capacity, bool *ro, u32 *changes)
 {
     struct blk *b = &blks[n];
+    take_pending_interrupts();
     b->capacity = read_capacity(&b->dev);
     *capacity = b->capacity;
     *ro = b->ro;

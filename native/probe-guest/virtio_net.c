@@ -142,6 +142,7 @@ void virtio_net_probe(int slot, u64 base, u32 irq)
 void virtio_net_info(int n, struct net_info *out)
 {
     struct net *t = &nets[n];
+    take_pending_interrupts();
     t->link_up = read_link(t);
     memcpy(out->mac, t->mac, 6);
     out->link_up = t->link_up;

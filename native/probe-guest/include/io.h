@@ -60,6 +60,13 @@ static inline void wait_for_interrupt(void)
     __asm__ __volatile__("sti; hlt; cli" ::: "memory");
 }
 
+/* Lets interrupts that are already pending be handled (sti takes effect
+ * after the nop), so counts they update are current. */
+static inline void take_pending_interrupts(void)
+{
+    __asm__ __volatile__("sti; nop; cli" ::: "memory");
+}
+
 static inline u64 rflags(void)
 {
     u64 f;
