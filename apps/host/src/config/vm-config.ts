@@ -64,7 +64,9 @@ export const netdevSchema = z.union([
     .object({
       id: z.string().min(1),
       /** An existing tap, by name. */
-      ifname: z.string().regex(IFNAME_PATTERN, "must be an interface name of 1-15 bytes without '/'"),
+      ifname: z
+        .string()
+        .regex(IFNAME_PATTERN, "must be an interface name of 1-15 bytes without '/'"),
     })
     .strict(),
   z
@@ -84,7 +86,12 @@ export const blockDeviceSchema = z
     /** The -drive id this device's backend comes from. */
     drive: z.string().min(1),
     /** addr=: the block slot (0 = vda); without it, the first free one in order. */
-    slot: z.number().int().min(0).max(BLOCK_SLOTS - 1).optional(),
+    slot: z
+      .number()
+      .int()
+      .min(0)
+      .max(BLOCK_SLOTS - 1)
+      .optional(),
   })
   .strict();
 export type BlockDevice = z.infer<typeof blockDeviceSchema>;
@@ -95,9 +102,17 @@ export const netDeviceSchema = z
     id: z.string().min(1),
     /** The -netdev id this NIC's tap comes from. */
     netdev: z.string().min(1),
-    mac: z.string().regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56").optional(),
+    mac: z
+      .string()
+      .regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56")
+      .optional(),
     /** addr=: the NIC slot (0 = eth0); without it, the first free one in order. */
-    slot: z.number().int().min(0).max(NET_SLOTS - 1).optional(),
+    slot: z
+      .number()
+      .int()
+      .min(0)
+      .max(NET_SLOTS - 1)
+      .optional(),
   })
   .strict();
 export type NetDevice = z.infer<typeof netDeviceSchema>;
