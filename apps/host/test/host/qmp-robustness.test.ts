@@ -1,6 +1,6 @@
 // Bad QMP clients against a running VM: random bytes, oversized and deeply
-// nested JSON, wrong types, unknown commands, floods from several clients
-// and clients vanishing mid-stream. The guest keeps running (its counter
+// nested JSON, malformed messages left open, wrong types, unknown commands,
+// floods from several clients and clients vanishing mid-stream. The guest keeps running (its counter
 // keeps counting), the VMM's memory stays bounded and a fresh client still
 // gets correct answers.
 import assert from "node:assert/strict";
@@ -103,6 +103,52 @@ describe("QMP robustness on a running VM", () => {
           fresh.close();
           const growth = rssKiB(pid) - rssBefore;
           assert.ok(growth < 64 * 1024, `RSS grew by ${growth} KiB`);
+        });
+      } finally {
+        tmp.cleanup();
+      }
+    },
+  );
+
+  it(
+    "answers the commands pasted after a stray '}', an unclosed '{' and bare words",
+    { timeout: 60000 },
+    async () => {
+      const tmp = tempDir();
+      try {
+        const socketPath = path.join(tmp.dir, "qmp.sock");
+        await withVmm([...probeArgs(), "-qmp", `unix:${socketPath},server,nowait`], async (vm) => {
+          await vm.waitFor(/probe> /, BOOT_MS);
+          const client = await connectQmp(socketPath);
+          // As pasted into ncat: the malformed line, then commands, one of
+          // them split across two writes.
+          client.sendRaw('} { foo bar\n{"execute":"stop","id":"a"}\n{"execute":"query-st');
+          await new Promise((r) => setTimeout(r, 50));
+          client.sendRaw('atus","id":"b"}\n{ "execute": nope, {"execute":"cont","id":"c"}\n');
+          const reply = (id: string) => client.waitFor((m) => m.id === id, 5000);
+          assert.deepEqual(await reply("a"), { return: {}, id: "a" });
+          assert.deepEqual(await reply("b"), {
+            return: { running: false, singlestep: false, status: "paused" },
+            id: "b",
+          });
+          assert.deepEqual(await reply("c"), { return: {}, id: "c" });
+          const errors = client.messages
+            .filter((m) => "error" in m)
+            .map((m) => (m.error as { desc: string }).desc);
+          assert.deepEqual(errors, [
+            "JSON parse error: unbalanced '}' (no object is open)",
+            "JSON parse error: invalid token 'foo' (expected a string, a number, true, false or null)",
+            "JSON parse error: invalid token 'nope' (expected a string, a number, true, false or null)",
+          ]);
+          // Every error came before the answer to the command after it.
+          const order = client.messages
+            .filter((m) => !("QMP" in m) && !("event" in m))
+            .map((m) => ("error" in m ? "error" : String(m.id)));
+          assert.deepEqual(order, ["error", "error", "a", "b", "error", "c"]);
+          // The guest runs on after stop and cont.
+          vm.send("count");
+          await vm.waitFor(/count 2\b/, BOOT_MS);
+          client.close();
         });
       } finally {
         tmp.cleanup();
