@@ -78,5 +78,17 @@ TEST("virtqueue: rings outside guest memory or a bad size make the queue invalid
   EXPECT_TRUE(!f.queue.IsValid(f.memory));
 }
 
+TEST("virtqueue: an available index more than the queue size ahead stops the queue instead of replaying slots") {
+  QueueFixture f;
+  f.Desc(0, 0x8000, 16, 1, 0);
+  f.Publish(0, 0, 9);  // 9 new entries in a queue of 8
+  EXPECT_TRUE(!f.queue.Pop(f.memory).has_value());
+  EXPECT_TRUE(f.queue.broken());
+  f.Publish(0, 0, 1);
+  EXPECT_TRUE(!f.queue.Pop(f.memory).has_value());
+  f.queue.Reset();
+  EXPECT_TRUE(!f.queue.broken());
+}
+
 }  // namespace
 }  // namespace virga::virtio

@@ -32,12 +32,20 @@ void Queue::Reset() {
   size_ = max_size_;
   desc_table = avail_ring = used_ring = 0;
   next_avail_ = next_used_ = 0;
+  broken_ = false;
 }
 
 std::optional<DescriptorChain> Queue::Pop(const GuestMemory& memory) {
   uint16_t avail_idx = 0;
   if (!memory.ReadObj(avail_ring + 2, &avail_idx)) return std::nullopt;
-  if (avail_idx == next_avail_) return std::nullopt;
+  if (avail_idx == next_avail_ || broken_) return std::nullopt;
+  // A driver never has more than the queue's size outstanding; an index
+  // further ahead is corrupt, and following it would hand the same ring
+  // slots out again. The queue stops until the driver resets the device.
+  if (static_cast<uint16_t>(avail_idx - next_avail_) > size_) {
+    broken_ = true;
+    return std::nullopt;
+  }
   // Read the ring entry only after seeing the index the driver published.
   std::atomic_thread_fence(std::memory_order_acquire);
   uint16_t head = 0;

@@ -48,6 +48,9 @@ class Queue {
   bool ShouldInterrupt(const GuestMemory& memory) const;
 
   uint16_t next_avail() const { return next_avail_; }
+  // True once the driver published an available index more than the
+  // queue's size ahead (the queue serves nothing more until a reset).
+  bool broken() const { return broken_; }
   uint16_t next_used() const { return next_used_; }
 
  private:
@@ -56,6 +59,7 @@ class Queue {
   bool ready_ = false;
   uint16_t next_avail_ = 0;
   uint16_t next_used_ = 0;
+  bool broken_ = false;
 };
 
 }  // namespace virga::virtio
