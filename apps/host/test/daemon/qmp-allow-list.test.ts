@@ -125,11 +125,21 @@ describe("virgad raw QMP allow-list", () => {
         const disk = path.join(fx.imagesDir, "disk.img");
         writeFileSync(disk, Buffer.alloc(1 << 20));
         symlinkSync(disk, path.join(fx.imagesDir, "alias.img"));
-        const added = await qmp("blockdev-add", {
-          "node-name": "d2",
-          file: { driver: "file", filename: path.join(fx.imagesDir, "alias.img") },
-        });
-        assert.ok("return" in added || "error" in added, JSON.stringify(added));
+        assert.deepEqual(
+          await qmp("blockdev-add", {
+            "node-name": "d2",
+            file: { driver: "file", filename: path.join(fx.imagesDir, "alias.img") },
+          }),
+          { return: {} },
+        );
+        const devices = (await qmp("virga-query-devices")) as {
+          return: { backends: { block: { "node-name": string; file: string }[] } };
+        };
+        assert.deepEqual(
+          devices.return.backends.block.map((b) => [b["node-name"], b.file]),
+          [["d2", disk]],
+        );
+        assert.deepEqual(await qmp("blockdev-del", { "node-name": "d2" }), { return: {} });
 
         const ran = [...readFileSync(path.join(vmDir, "log"), "utf8").matchAll(/qmp: (\S+)/g)].map(
           (m) => m[1],
