@@ -32,18 +32,30 @@ function isSpace(byte: number): boolean {
   return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
 }
 
+type Punctuation = "{" | "}" | "[" | "]" | ":" | ",";
+
+function punctuation(byte: number): Punctuation | undefined {
+  switch (byte) {
+    case OPEN_OBJECT:
+      return "{";
+    case CLOSE_OBJECT:
+      return "}";
+    case OPEN_ARRAY:
+      return "[";
+    case CLOSE_ARRAY:
+      return "]";
+    case COLON:
+      return ":";
+    case COMMA:
+      return ",";
+    default:
+      return undefined;
+  }
+}
+
 /** Bytes that end a bare word (number or literal) without belonging to it. */
 function endsWord(byte: number): boolean {
-  return (
-    isSpace(byte) ||
-    byte === OPEN_OBJECT ||
-    byte === CLOSE_OBJECT ||
-    byte === OPEN_ARRAY ||
-    byte === CLOSE_ARRAY ||
-    byte === COLON ||
-    byte === COMMA ||
-    byte === QUOTE
-  );
+  return isSpace(byte) || byte === QUOTE || punctuation(byte) !== undefined;
 }
 
 function isDigit(byte: number): boolean {
@@ -112,7 +124,7 @@ const EXPECTED: Record<Exclude<Expect, "after-value">, string> = {
   colon: "':'",
 };
 
-type Token = "{" | "}" | "[" | "]" | ":" | "," | "string" | "scalar";
+type Token = Punctuation | "string" | "scalar";
 
 /**
  * normal: tokens are checked against the grammar.
@@ -217,41 +229,25 @@ export class JsonStreamSplitter {
       this.deepByte(byte, at);
       return;
     }
-    switch (byte) {
-      case OPEN_OBJECT:
-        // A `{` the current message had no place for starts the next one.
-        if (!this.token("{", at)) {
-          this.mode = "normal";
-          this.token("{", at);
-        }
-        return;
-      case CLOSE_OBJECT:
-        this.token("}", at);
-        return;
-      case OPEN_ARRAY:
-        this.token("[", at);
-        return;
-      case CLOSE_ARRAY:
-        this.token("]", at);
-        return;
-      case COLON:
-        this.token(":", at);
-        return;
-      case COMMA:
-        this.token(",", at);
-        return;
-      case QUOTE:
-        this.begin(at);
-        this.lex = "string";
-        return;
-      default:
-        this.begin(at);
-        this.lex = "word";
-        this.numberState = "start";
-        this.word = [];
-        this.wordLength = 0;
-        this.wordByte(byte);
+    const mark = punctuation(byte);
+    if (mark !== undefined) {
+      // A `{` the current message had no place for starts the next one.
+      if (!this.token(mark, at) && mark === "{") {
+        this.mode = "normal";
+        this.token("{", at);
+      }
+      return;
     }
+    this.begin(at);
+    if (byte === QUOTE) {
+      this.lex = "string";
+      return;
+    }
+    this.lex = "word";
+    this.numberState = "start";
+    this.word = [];
+    this.wordLength = 0;
+    this.wordByte(byte);
   }
 
   private stringByte(byte: number, at: number): void {
