@@ -13,6 +13,11 @@ export class SocketReader {
   close(): void;
 }
 
+/** Sends all of `text` on a connected unix socket with `fds` attached
+ *  (SCM_RIGHTS) to its first byte; waits out a full buffer (up to 5 s).
+ *  The fds stay open in this process. Throws on failure. */
+export function sendWithFds(fd: number, text: string, fds: number[]): void;
+
 /** Facts about this host's KVM; never throws (present=false with a reason). */
 export function kvmInfo(): { present: boolean; reason?: string; apiVersion?: number; capabilities: Record<string, boolean> };
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -62,7 +63,7 @@ struct BlkFixture {
 
 TEST("virtio-blk: a written sector lands in the file and reads back") {
   BlkFixture f;
-  Block blk({f.path, false, false});
+  Block blk(BlockFile::Open({f.path, false, false}));
   EXPECT_EQ(blk.capacity_sectors(), 8u);
   f.Activate(blk);
   uint8_t* data = f.memory.Translate(kData, 512);
@@ -81,7 +82,7 @@ TEST("virtio-blk: a written sector lands in the file and reads back") {
 
 TEST("virtio-blk: read-only disks fail writes with VIRTIO_BLK_S_IOERR and offer VIRTIO_BLK_F_RO") {
   BlkFixture f;
-  Block blk({f.path, true, false});
+  Block blk(BlockFile::Open({f.path, true, false}));
   EXPECT_TRUE(blk.features() & (1ULL << 5));
   f.Activate(blk);
   EXPECT_EQ(f.Request(blk, 1, 0, 1), 1);
@@ -90,7 +91,7 @@ TEST("virtio-blk: read-only disks fail writes with VIRTIO_BLK_S_IOERR and offer 
 
 TEST("virtio-blk: requests past the end of the disk fail without touching the file") {
   BlkFixture f;
-  Block blk({f.path, false, false});
+  Block blk(BlockFile::Open({f.path, false, false}));
   f.Activate(blk);
   EXPECT_EQ(f.Request(blk, 1, 8, 1), 1);
   EXPECT_EQ(f.Request(blk, 0, ~0ULL, 2), 1);
@@ -106,14 +107,152 @@ TEST("virtio-blk: an empty slot has capacity 0 and fails I/O") {
 
 TEST("virtio-blk: flush and unknown request types get their status codes") {
   BlkFixture f;
-  Block blk({f.path, false, false});
+  Block blk(BlockFile::Open({f.path, false, false}));
   f.Activate(blk);
   EXPECT_EQ(f.Request(blk, 4, 0, 1), 0);
   EXPECT_EQ(f.Request(blk, 99, 0, 2), 2);
 }
 
-TEST("virtio-blk: a missing file is an error naming the path") {
-  EXPECT_THROWS_WITH(Block({"/nonexistent/disk.img", false, false}), "/nonexistent/disk.img");
+TEST("virtio-blk: a missing file or a directory is an error naming the path and the problem") {
+  EXPECT_THROWS_WITH(BlockFile::Open({"/nonexistent/disk.img", false, false}),
+                     "could not open '/nonexistent/disk.img': No such file or directory");
+  EXPECT_THROWS_WITH(BlockFile::Open({"/tmp", false, false}), "'/tmp' is a directory");
+}
+
+TEST("virtio-blk: a hot-plugged disk appears with its capacity and is gone again after detach") {
+  BlkFixture f;
+  Block blk;
+  f.Activate(blk);
+  blk.Attach(BlockFile::Open({f.path, false, false}));
+  EXPECT_EQ(blk.capacity_sectors(), 8u);
+  uint8_t config[8];
+  blk.ReadConfig(0, config, 8);
+  EXPECT_EQ(config[0], 8);
+  EXPECT_EQ(f.Request(blk, 1, 3, 1), 0);
+  auto file = blk.Detach();
+  EXPECT_TRUE(file != nullptr);
+  EXPECT_EQ(blk.capacity_sectors(), 0u);
+  EXPECT_EQ(f.Request(blk, 0, 3, 2), 1);
+}
+
+TEST("virtio-blk: a read-only disk hot-plugged into a writable slot still refuses writes") {
+  BlkFixture f;
+  Block blk;
+  EXPECT_TRUE(!(blk.features() & (1ULL << 5)));
+  f.Activate(blk);
+  blk.Attach(BlockFile::Open({f.path, true, false}));
+  EXPECT_EQ(f.Request(blk, 1, 0, 1), 1);
+  EXPECT_EQ(f.Request(blk, 0, 0, 2), 0);
+}
+
+TEST("virtio-blk: GET_ID never writes over the status byte of a header+status chain") {
+  BlkFixture f;
+  Block blk(BlockFile::Open({f.path, false, false}));
+  f.Activate(blk);
+  f.memory.WriteObj<uint32_t>(kHeader, 8);
+  f.memory.WriteObj<uint64_t>(kHeader + 8, 0);
+  // Two descriptors: the header, then a 20-byte writable status buffer.
+  f.memory.WriteObj(kDesc, kHeader);
+  f.memory.WriteObj<uint32_t>(kDesc + 8, 16);
+  f.memory.WriteObj<uint16_t>(kDesc + 12, 1);
+  f.memory.WriteObj<uint16_t>(kDesc + 14, 1);
+  f.memory.WriteObj(kDesc + 16, kStatus);
+  f.memory.WriteObj<uint32_t>(kDesc + 24, 20);
+  f.memory.WriteObj<uint16_t>(kDesc + 28, 2);
+  std::vector<uint8_t> before(20, 0xaa);
+  f.memory.Write(kStatus, before.data(), before.size());
+  f.memory.WriteObj<uint16_t>(kAvail + 4, 0);
+  f.memory.WriteObj<uint16_t>(kAvail + 2, 1);
+  blk.ProcessQueue(0);
+  std::vector<uint8_t> after(20);
+  f.memory.Read(kStatus, after.data(), after.size());
+  EXPECT_EQ(after[0], 0xaa);  // no "virga-blk" written into the status buffer
+  EXPECT_EQ(after[19], 1);    // IOERR in the status byte
+}
+
+TEST("virtio-blk: a request longer than the used ring can report (4 GiB) fails before any I/O") {
+  // 6 GiB of address space, never touched (guest RAM is NORESERVE).
+  GuestMemory memory{6ULL << 30, 4ULL << 30};
+  std::vector<Queue> queues{Queue(16)};
+  queues[0].desc_table = kDesc;
+  queues[0].avail_ring = kAvail;
+  queues[0].used_ring = kUsed;
+  queues[0].set_ready(true);
+  std::string path = "/tmp/virga-blk-big-" + std::to_string(::getpid());
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR, 0600);
+  EXPECT_TRUE(::ftruncate(fd, 8LL << 30) == 0);  // sparse
+  ::close(fd);
+  Block blk(BlockFile::Open({path, false, false}));
+  blk.Activate({&memory, &queues, [](uint16_t) {}, [] {}}, kFeatureVersion1);
+  auto desc = [&](uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
+    memory.WriteObj(kDesc + 16 * i, addr);
+    memory.WriteObj(kDesc + 16 * i + 8, len);
+    memory.WriteObj(kDesc + 16 * i + 12, flags);
+    memory.WriteObj(kDesc + 16 * i + 14, next);
+  };
+  memory.WriteObj<uint32_t>(kHeader, 0);
+  memory.WriteObj<uint64_t>(kHeader + 8, 0);
+  desc(0, kHeader, 16, 1, 1);
+  desc(1, 1ULL << 30, 2u << 30, 3, 2);            // 2 GiB
+  desc(2, 3ULL << 30, (1u << 30) - 4096, 3, 3);   // ~1 GiB
+  desc(3, 4ULL << 30, 2u << 30, 3, 4);            // 2 GiB above the hole: 5 GiB in all
+  desc(4, kStatus, 1, 2, 0);
+  memory.WriteObj<uint16_t>(kAvail + 4, 0);
+  memory.WriteObj<uint16_t>(kAvail + 2, 1);
+  blk.ProcessQueue(0);
+  uint8_t status = 0;
+  memory.ReadObj(kStatus, &status);
+  ::unlink(path.c_str());
+  EXPECT_EQ(status, 1);
+}
+
+TEST("virtio-blk: O_DIRECT through the bounce buffer moves requests larger than the buffer intact") {
+  // 3 MiB read into a guest buffer that is not 4 KiB aligned (so it bounces, 1 MiB at a time).
+  std::string path = "/var/tmp/virga-blk-direct-" + std::to_string(::getpid());
+  constexpr size_t kBytes = 3 << 20;
+  std::vector<uint8_t> pattern(kBytes);
+  for (size_t i = 0; i < kBytes; ++i) pattern[i] = static_cast<uint8_t>(i * 31 + (i >> 12));
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR, 0600);
+  EXPECT_TRUE(::write(fd, pattern.data(), kBytes) == static_cast<ssize_t>(kBytes));
+  ::close(fd);
+  GuestMemory memory{16 << 20, 1ULL << 32};
+  std::vector<Queue> queues{Queue(16)};
+  queues[0].desc_table = kDesc;
+  queues[0].avail_ring = kAvail;
+  queues[0].used_ring = kUsed;
+  queues[0].set_ready(true);
+  std::unique_ptr<BlockFile> file;
+  try {
+    file = BlockFile::Open({path, false, true});
+  } catch (const std::exception&) {
+    ::unlink(path.c_str());
+    throw;
+  }
+  Block blk(std::move(file));
+  blk.Activate({&memory, &queues, [](uint16_t) {}, [] {}}, kFeatureVersion1);
+  constexpr uint64_t kBuffer = (4 << 20) + 512;
+  memory.WriteObj<uint32_t>(kHeader, 0);
+  memory.WriteObj<uint64_t>(kHeader + 8, 0);
+  auto desc = [&](uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
+    memory.WriteObj(kDesc + 16 * i, addr);
+    memory.WriteObj(kDesc + 16 * i + 8, len);
+    memory.WriteObj(kDesc + 16 * i + 12, flags);
+    memory.WriteObj(kDesc + 16 * i + 14, next);
+  };
+  desc(0, kHeader, 16, 1, 1);
+  desc(1, kBuffer, kBytes / 2, 3, 2);
+  desc(2, kBuffer + kBytes / 2, kBytes / 2, 3, 3);
+  desc(3, kStatus, 1, 2, 0);
+  memory.WriteObj<uint16_t>(kAvail + 4, 0);
+  memory.WriteObj<uint16_t>(kAvail + 2, 1);
+  blk.ProcessQueue(0);
+  uint8_t status = 0xff;
+  memory.ReadObj(kStatus, &status);
+  std::vector<uint8_t> got(kBytes);
+  memory.Read(kBuffer, got.data(), kBytes);
+  ::unlink(path.c_str());
+  EXPECT_EQ(status, 0);
+  EXPECT_TRUE(got == pattern);
 }
 
 }  // namespace

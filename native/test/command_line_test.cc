@@ -150,15 +150,54 @@ const bool kDriveBad = Rejects("-drive", [](const std::string& t) { ParseDrive(t
                                });
 
 TEST("-device: virtio-blk-device with drive=, id= defaulting to the drive") {
-  BlockDevice d = ParseDevice("driver=virtio-blk-device,id=v,drive=d");
-  ExpectSame(d.id + "/" + d.drive, "v/d");
+  Device d = ParseDevice("driver=virtio-blk-device,id=v,drive=d");
+  ExpectSame(d.id + "/" + d.backend, "v/d");
   ExpectSame(ParseDevice("virtio-blk-device,drive=d0").id, "d0");
 }
+
+TEST("-device: virtio-net-device with netdev= and mac=, virtio-balloon-device with its switches") {
+  Device n = ParseDevice("virtio-net-device,netdev=n0,id=net0,mac=52:54:00:AB:cd:01");
+  EXPECT_TRUE(n.kind == Device::Kind::kNet);
+  ExpectSame(n.id + "/" + n.backend + "/" + n.mac.value_or(""), "net0/n0/52:54:00:AB:cd:01");
+  ExpectSame(ParseDevice("virtio-net-device,netdev=n1").id, "n1");
+  Device b = ParseDevice("virtio-balloon-device,deflate-on-oom=true,free-page-reporting=on");
+  EXPECT_TRUE(b.kind == Device::Kind::kBalloon && b.deflate_on_oom && b.free_page_reporting);
+  ExpectSame(b.id, "balloon0");
+}
+
+TEST("-netdev: a tap by name or by inherited fd") {
+  Netdev a = ParseNetdev("tap,id=n0,ifname=tap0");
+  ExpectSame(a.id + "/" + a.ifname, "n0/tap0");
+  EXPECT_TRUE(!a.fd);
+  Netdev b = ParseNetdev("tap,id=n1,fd=7,vhost=off");
+  EXPECT_TRUE(b.fd && *b.fd == 7 && b.ifname.empty());
+}
+
+const bool kNetdevBad = Rejects("-netdev", [](const std::string& t) { ParseNetdev(t); },
+                                {
+                                    {"user,id=n0", "backend 'user' is not supported \\(only tap\\)"},
+                                    {"tap,ifname=tap0", "missing id="},
+                                    {"tap,id=n0", "give exactly one of ifname= and fd="},
+                                    {"tap,id=n0,ifname=tap0,fd=5", "give exactly one of ifname= and fd="},
+                                    {"tap,id=n0,ifname=a/b", "ifname must be an interface name"},
+                                    {"tap,id=n0,ifname=0123456789abcdef", "ifname must be an interface name"},
+                                    {"tap,id=n0,fd=x", "fd must be a file descriptor number"},
+                                    {"tap,id=n0,fd=1", "fd must be 3 or more"},
+                                    {"tap,id=n0,ifname=tap0,vhost=on", "vhost=on is not supported"},
+                                    {"tap,id=n0,ifname=tap0,script=no", "unknown option 'script'"},
+                                });
 
 const bool kDeviceBad =
     Rejects("-device", [](const std::string& t) { ParseDevice(t); },
             {
-                {"virtio-net-device,netdev=n0", "virtio-net-device needs -netdev, not supported yet"},
+                {"virtio-net-device", "missing netdev="},
+                {"virtio-net-device,netdev=n0,mac=01:00:5e:00:00:01", "mac must be a unicast MAC address"},
+                {"virtio-net-device,netdev=n0,mac=52:54:00:12:34", "mac must be a unicast MAC address"},
+                {"virtio-net-device,netdev=n0,drive=d", "unknown option 'drive'"},
+                {"virtio-balloon-device,deflate-on-oom=maybe", "deflate-on-oom must be on or off"},
+                {"virtio-balloon-device,drive=d", "unknown option 'drive'"},
+                {"virtio-balloon-device,addr=1", "unknown option 'addr'"},
+                {"virtio-blk-device,drive=d,addr=vdb", "addr must be a slot number"},
                 {"virtio-blk-pci,drive=d", "virtio-blk-pci needs -machine q35, not supported yet"},
                 {"e1000,drive=d", "unknown device 'e1000'"},
                 {"virtio-blk-device", "missing drive="},
@@ -222,7 +261,7 @@ TEST("command line: the seed's microvm command and its defaults") {
 TEST("command line: -device order is slot order, whatever the -drive order") {
   VmmConfig c = Parse({"-kernel", "k", "-drive", "file=/a,id=a", "-drive", "file=/b,id=b", "-device",
                        "virtio-blk-device,drive=b", "-device", "virtio-blk-device,drive=a"});
-  ExpectSame(c.devices[0].drive + c.devices[1].drive, "ba");
+  ExpectSame(c.devices[0].backend + c.devices[1].backend, "ba");
 }
 
 const bool kCommandLineBad = [] {
@@ -246,6 +285,27 @@ const bool kCommandLineBad = [] {
       {{"-machine", "q35", "-kernel", "k"}, "^-machine: machine 'q35' is not supported yet"},
       {{"-machine", "microvm,accel=tcg", "-kernel", "k"}, "^-machine: unknown option 'accel'"},
       {{"-kernel", "k", "-boot-entry", "efi"}, "^-boot-entry: unknown entry; expected linux64\\|pvh"},
+      {{"-kernel", "k", "-device", "virtio-net-device,netdev=nope"}, "^-device: unknown netdev 'nope'"},
+      {{"-kernel", "k", "-netdev", "tap,id=n,ifname=t"}, "^-netdev: netdev 'n' is not attached"},
+      {{"-kernel", "k", "-netdev", "tap,id=n,ifname=t", "-netdev", "tap,id=n,ifname=u"},
+       "^-netdev: duplicate id 'n'"},
+      {{"-kernel", "k", "-netdev", "tap,id=n,ifname=t", "-device", "virtio-net-device,netdev=n,id=a", "-device",
+        "virtio-net-device,netdev=n,id=b"},
+       "^-device: netdev 'n' already used"},
+      {{"-kernel", "k", "-netdev", "tap,id=a,ifname=a", "-netdev", "tap,id=b,ifname=b", "-netdev",
+        "tap,id=c,ifname=c", "-device", "virtio-net-device,netdev=a", "-device", "virtio-net-device,netdev=b",
+        "-device", "virtio-net-device,netdev=c"},
+       "^-device: at most 2 virtio-net devices"},
+      {{"-kernel", "k", "-drive", "file=/a,id=a", "-device", "virtio-blk-device,drive=a,addr=0x6"},
+       "^-device: addr 6 is out of range; the microvm has 6 block slots"},
+      {{"-kernel", "k", "-drive", "file=/a,id=a", "-drive", "file=/b,id=b", "-device", "virtio-blk-device,drive=a,addr=2",
+        "-device", "virtio-blk-device,drive=b,addr=0x2"},
+       "^-device: addr 2 is given to two devices"},
+      {{"-kernel", "k", "-device", "virtio-balloon-device", "-device", "virtio-balloon-device,id=b2"},
+       "^-device: at most one virtio-balloon-device"},
+      {{"-kernel", "k", "-drive", "file=/a,id=x", "-device", "virtio-blk-device,drive=x", "-netdev",
+        "tap,id=x,ifname=t", "-device", "virtio-net-device,netdev=x"},
+       "^-device: duplicate id 'x'"},
   };
   std::vector<std::string> seven;
   for (int i = 0; i < 7; ++i) {
@@ -265,6 +325,17 @@ const bool kCommandLineBad = [] {
   }
   return Cases(cases);
 }();
+
+TEST("config JSON: netdevs and the three device kinds, as the TypeScript VmConfig names them") {
+  VmmConfig c = Parse({"-kernel", "k", "-netdev", "tap,id=n0,ifname=tap0", "-device",
+                       "virtio-net-device,netdev=n0,mac=52:54:00:00:00:01", "-device", "virtio-balloon-device"});
+  std::string json = ToJson(c);
+  EXPECT_TRUE(json.find(R"("netdevs":[{"id":"n0","ifname":"tap0"}])") != std::string::npos);
+  EXPECT_TRUE(json.find(R"({"driver":"virtio-net-device","id":"n0","netdev":"n0","mac":"52:54:00:00:00:01"})") !=
+              std::string::npos);
+  EXPECT_TRUE(json.find(R"({"driver":"virtio-balloon-device","id":"balloon0","deflateOnOom":false,"freePageReporting":false})") !=
+              std::string::npos);
+}
 
 TEST("config JSON: the TypeScript VmConfig's field names, escaped strings") {
   VmmConfig c = Parse({"-kernel", "k\"1", "-name", "a\nb", "-qmp", "tcp:h:1,server,nowait", "-D", "-S"});

@@ -79,6 +79,7 @@ const probeConfig = {
   smp: { cpus: 2, maxCpus: 2, sockets: 1, cores: 2, threads: 1 },
   memoryBytes: 64 * 1024 * 1024,
   drives: [],
+  netdevs: [],
   devices: [],
   serial: { kind: "stdio" },
   daemonize: false,

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "io/fd_passing_reader.h"
+#include "io/fd_passing_writer.h"
 #include "kvm/system.h"
 
 namespace virga {
@@ -120,6 +121,23 @@ Napi::Value KvmInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// sendWithFds(fd, text, fds): the control channel's writer (SendWithFds).
+Napi::Value SendWithFdsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsArray()) {
+    throw Napi::TypeError::New(env, "sendWithFds(fd, text, fds): expected a number, a string and an array");
+  }
+  Napi::Array list = info[2].As<Napi::Array>();
+  std::vector<int> fds;
+  for (uint32_t i = 0; i < list.Length(); ++i) fds.push_back(list.Get(i).As<Napi::Number>().Int32Value());
+  try {
+    SendWithFds(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::String>().Utf8Value(), fds);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  return env.Undefined();
+}
+
 }  // namespace
 
 }  // namespace virga
@@ -127,6 +145,7 @@ Napi::Value KvmInfo(const Napi::CallbackInfo& info) {
 static Napi::Object InitVirgaNative(Napi::Env env, Napi::Object exports) {
   exports.Set("kvmInfo", Napi::Function::New(env, virga::KvmInfo));
   exports.Set("SocketReader", virga::SocketReaderWrap::Define(env));
+  exports.Set("sendWithFds", Napi::Function::New(env, virga::SendWithFdsJs));
   return exports;
 }
 

@@ -1,5 +1,6 @@
 #include "cli/command_line.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -15,37 +16,65 @@ namespace virga::cli {
 namespace {
 
 void CheckDevices(const VmmConfig& config) {
-  std::map<std::string, const Drive*> by_id;
+  std::map<std::string, const Drive*> drives;
   for (const Drive& drive : config.drives) {
-    if (by_id.count(drive.id)) {
+    if (drives.count(drive.id)) {
       throw UsageError::Expected("-drive", kDriveSyntax, FormatDrive(drive), "duplicate id '" + drive.id + "'");
     }
-    by_id[drive.id] = &drive;
+    drives[drive.id] = &drive;
   }
-  if (config.devices.size() > kBlockSlots) {
-    throw UsageError::Expected("-device", kDeviceSyntax, FormatDevice(config.devices[kBlockSlots]),
-                               "at most 6 virtio-blk devices (microvm block slots)");
+  std::set<std::string> netdevs;
+  for (const Netdev& netdev : config.netdevs) {
+    if (!netdevs.insert(netdev.id).second) {
+      throw UsageError::Expected("-netdev", kNetdevSyntax, FormatNetdev(netdev), "duplicate id '" + netdev.id + "'");
+    }
   }
   std::set<std::string> used, ids;
-  for (const BlockDevice& device : config.devices) {
+  std::set<uint32_t> block_slots, net_slots;
+  uint32_t disks = 0, nics = 0, balloons = 0;
+  for (const Device& device : config.devices) {
     std::string got = FormatDevice(device);
-    if (!by_id.count(device.drive)) {
-      throw UsageError::Expected("-device", kDeviceSyntax, got, "unknown drive '" + device.drive + "'");
+    auto bad = [&](const std::string& problem) { return UsageError::Expected("-device", kDeviceSyntax, got, problem); };
+    switch (device.kind) {
+      case Device::Kind::kBlock:
+        if (++disks > kBlockSlots) throw bad("at most 6 virtio-blk devices (microvm block slots)");
+        if (!drives.count(device.backend)) throw bad("unknown drive '" + device.backend + "'");
+        if (!used.insert("drive:" + device.backend).second) throw bad("drive '" + device.backend + "' already used");
+        break;
+      case Device::Kind::kNet:
+        if (++nics > kNetSlots) throw bad("at most 2 virtio-net devices (microvm NIC slots)");
+        if (!netdevs.count(device.backend)) throw bad("unknown netdev '" + device.backend + "'");
+        if (!used.insert("netdev:" + device.backend).second) throw bad("netdev '" + device.backend + "' already used");
+        break;
+      case Device::Kind::kBalloon:
+        if (++balloons > 1) throw bad("at most one virtio-balloon-device");
+        break;
     }
-    if (used.count(device.drive)) {
-      throw UsageError::Expected("-device", kDeviceSyntax, got, "drive '" + device.drive + "' already used");
+    if (!ids.insert(device.id).second) throw bad("duplicate id '" + device.id + "'");
+    if (device.slot) {
+      bool block = device.kind == Device::Kind::kBlock;
+      uint32_t count = block ? kBlockSlots : kNetSlots;
+      if (*device.slot >= count) {
+        throw bad("addr " + std::to_string(*device.slot) + " is out of range; the microvm has " + std::to_string(count) +
+                  (block ? " block" : " NIC") + " slots (0.." + std::to_string(count - 1) + ")");
+      }
+      if (!(block ? block_slots : net_slots).insert(*device.slot).second) {
+        throw bad("addr " + std::to_string(*device.slot) + " is given to two devices");
+      }
     }
-    if (ids.count(device.id)) {
-      throw UsageError::Expected("-device", kDeviceSyntax, got, "duplicate id '" + device.id + "'");
-    }
-    used.insert(device.drive);
-    ids.insert(device.id);
   }
   for (const Drive& drive : config.drives) {
-    if (!used.count(drive.id)) {
+    if (!used.count("drive:" + drive.id)) {
       throw UsageError::Expected("-drive", kDriveSyntax, FormatDrive(drive),
                                  "drive '" + drive.id + "' is not attached by any -device virtio-blk-device,drive=" +
                                      drive.id);
+    }
+  }
+  for (const Netdev& netdev : config.netdevs) {
+    if (!used.count("netdev:" + netdev.id)) {
+      throw UsageError::Expected("-netdev", kNetdevSyntax, FormatNetdev(netdev),
+                                 "netdev '" + netdev.id + "' is not attached by any -device virtio-net-device,netdev=" +
+                                     netdev.id);
     }
   }
 }
@@ -119,6 +148,12 @@ void ValidateFiles(const VmmConfig& config) {
   CheckReadableFile("-kernel", kKernelSyntax, config.kernel);
   if (config.initrd) CheckReadableFile("-initrd", kInitrdSyntax, *config.initrd);
   for (const Drive& drive : config.drives) CheckReadableFile("-drive", kDriveSyntax, drive.file);
+  for (const Netdev& netdev : config.netdevs) {
+    if (netdev.fd && ::fcntl(*netdev.fd, F_GETFD) < 0) {
+      throw UsageError::Expected("-netdev", kNetdevSyntax, FormatNetdev(netdev),
+                                 "fd " + std::to_string(*netdev.fd) + " is not open in this process");
+    }
+  }
 }
 
 std::string Usage() {

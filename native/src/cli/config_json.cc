@@ -37,11 +37,30 @@ std::string ToJson(const VmmConfig& c) {
     out += std::string(i ? "," : "") + "{\"id\":" + JsonQuote(d.id) + ",\"file\":" + JsonQuote(d.file) +
            ",\"readOnly\":" + Bool(d.read_only) + ",\"direct\":" + Bool(d.direct) + "}";
   }
+  out += "],\"netdevs\":[";
+  for (size_t i = 0; i < c.netdevs.size(); ++i) {
+    const Netdev& n = c.netdevs[i];
+    out += std::string(i ? "," : "") + "{\"id\":" + JsonQuote(n.id) +
+           (n.fd ? ",\"fd\":" + std::to_string(*n.fd) : ",\"ifname\":" + JsonQuote(n.ifname)) + "}";
+  }
   out += "],\"devices\":[";
   for (size_t i = 0; i < c.devices.size(); ++i) {
-    const BlockDevice& d = c.devices[i];
-    out += std::string(i ? "," : "") + "{\"driver\":\"virtio-blk-device\",\"id\":" + JsonQuote(d.id) +
-           ",\"drive\":" + JsonQuote(d.drive) + "}";
+    const Device& d = c.devices[i];
+    std::string slot = d.slot ? ",\"slot\":" + std::to_string(*d.slot) : "";
+    out += i ? "," : "";
+    switch (d.kind) {
+      case Device::Kind::kBlock:
+        out += "{\"driver\":\"virtio-blk-device\",\"id\":" + JsonQuote(d.id) + ",\"drive\":" + JsonQuote(d.backend) + slot + "}";
+        break;
+      case Device::Kind::kNet:
+        out += "{\"driver\":\"virtio-net-device\",\"id\":" + JsonQuote(d.id) + ",\"netdev\":" + JsonQuote(d.backend) +
+               (d.mac ? ",\"mac\":" + JsonQuote(*d.mac) : "") + slot + "}";
+        break;
+      case Device::Kind::kBalloon:
+        out += "{\"driver\":\"virtio-balloon-device\",\"id\":" + JsonQuote(d.id) + ",\"deflateOnOom\":" +
+               Bool(d.deflate_on_oom) + ",\"freePageReporting\":" + Bool(d.free_page_reporting) + "}";
+        break;
+    }
   }
   out += std::string("],\"serial\":{\"kind\":\"") + SerialKind(c.serial.kind) + "\"";
   if (c.serial.kind == Serial::Kind::kFile || c.serial.kind == Serial::Kind::kSocket) {

@@ -5,13 +5,18 @@
 #include <map>
 #include <set>
 
+#include "backends/tap.h"
 #include "cli/option_items.h"
 #include "cli/usage_error.h"
 
 namespace virga::cli {
 
 const char kDriveSyntax[] = "file=<path>,id=<id>[,readonly=on|off][,direct=on|off][,if=none][,format=raw]";
-const char kDeviceSyntax[] = "virtio-blk-device,drive=<drive id>[,id=<id>]";
+const char kDeviceSyntax[] =
+    "virtio-blk-device,drive=<drive id>[,id=<id>][,addr=<slot>] | "
+    "virtio-net-device,netdev=<netdev id>[,id=<id>][,mac=<mac>][,addr=<slot>] | "
+    "virtio-balloon-device[,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off]";
+const char kNetdevSyntax[] = "tap,id=<id>,ifname=<tap name>|fd=<n>[,vhost=off]";
 const char kKernelSyntax[] = "<path to an ELF vmlinux or bzImage>";
 const char kInitrdSyntax[] = "<path to an initramfs>";
 
@@ -26,6 +31,15 @@ constexpr char kBootEntrySyntax[] = "linux64|pvh";
 constexpr char kNameSyntax[] = "[guest=]<name>";
 // The Linux boot protocol caps the command line (2048 bytes on x86 by default).
 constexpr size_t kMaxCmdline = 2048;
+
+bool IsUnicastMac(const std::string& text) {
+  if (text.size() != 17) return false;
+  for (size_t i = 0; i < 17; ++i) {
+    if (i % 3 == 2 ? text[i] != ':' : !std::isxdigit(static_cast<unsigned char>(text[i]))) return false;
+  }
+  // Bit 0 of the first octet set means multicast: not a NIC's address.
+  return (std::stoi(text.substr(0, 2), nullptr, 16) & 1) == 0;
+}
 
 bool AllDigits(const std::string& s) {
   return !s.empty() && s.size() <= 18 && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
@@ -187,15 +201,14 @@ Drive ParseDrive(const std::string& text) {
   return drive;
 }
 
-BlockDevice ParseDevice(const std::string& text) {
+Device ParseDevice(const std::string& text) {
   auto bad = [&](const std::string& problem) { return UsageError::Expected("-device", kDeviceSyntax, text, problem); };
   static const std::map<std::string, std::string> kLater = {
-      {"virtio-net-device", "needs -netdev, not supported yet"},
       {"virtio-blk-pci", "needs -machine q35, not supported yet"},
       {"virtio-net-pci", "needs -machine q35, not supported yet"},
       {"pcie-root-port", "needs -machine q35, not supported yet"},
       {"vfio-pci", "needs -machine q35, not supported yet"},
-      {"virtio-balloon-device", "not supported yet"},
+      {"virtio-balloon-pci", "needs -machine q35, not supported yet"},
   };
   std::vector<OptionItem> items = ParseItems(text);
   // The driver first: an unsupported device gets its own message, whatever its options.
@@ -208,30 +221,97 @@ BlockDevice ParseDevice(const std::string& text) {
   }
   if (driver_index == items.size()) throw bad("missing driver");
   const std::string& driver = items[driver_index].value;
-  if (driver != "virtio-blk-device") {
+  Device device;
+  std::set<std::string> allowed = {"id"};
+  if (driver == "virtio-blk-device") {
+    device.kind = Device::Kind::kBlock;
+    allowed.insert({"drive", "addr"});
+  } else if (driver == "virtio-net-device") {
+    device.kind = Device::Kind::kNet;
+    allowed.insert({"netdev", "mac", "addr"});
+  } else if (driver == "virtio-balloon-device") {
+    device.kind = Device::Kind::kBalloon;
+    allowed.insert({"deflate-on-oom", "free-page-reporting"});
+  } else {
     auto later = kLater.find(driver);
     throw bad(later == kLater.end() ? "unknown device '" + driver + "'" : driver + " " + later->second);
   }
-  std::optional<std::string> id, drive;
+  std::optional<std::string> id;
   std::set<std::string> seen;
   for (size_t i = 0; i < items.size(); ++i) {
     if (i == driver_index) continue;
     const OptionItem& item = items[i];
     if (!item.key) throw bad("'" + item.value + "' needs a key");
-    if (!seen.insert(*item.key).second) throw bad("'" + *item.key + "' given twice");
-    if (*item.key == "drive") {
-      drive = item.value;
-    } else if (*item.key == "id") {
+    const std::string& key = *item.key;
+    if (!allowed.count(key)) throw bad("unknown option '" + key + "'");
+    if (!seen.insert(key).second) throw bad("'" + key + "' given twice");
+    if (key == "id") {
       id = item.value;
+    } else if (key == "drive" || key == "netdev") {
+      if (item.value.empty()) throw bad(key + "= is empty");
+      device.backend = item.value;
+    } else if (key == "addr") {
+      // The seed's hot-plug slot numbers: "0x1" or "1".
+      std::string digits = item.value.rfind("0x", 0) == 0 ? item.value.substr(2) : item.value;
+      bool hex = digits.size() != item.value.size();
+      if (digits.empty() || digits.size() > 2 ||
+          !std::all_of(digits.begin(), digits.end(), [hex](unsigned char c) { return hex ? std::isxdigit(c) : std::isdigit(c); })) {
+        throw bad("addr must be a slot number such as 0x1");
+      }
+      device.slot = static_cast<uint32_t>(std::stoul(digits, nullptr, hex ? 16 : 10));
+    } else if (key == "mac") {
+      if (!IsUnicastMac(item.value)) throw bad("mac must be a unicast MAC address like 52:54:00:12:34:56");
+      device.mac = item.value;
     } else {
-      throw bad("unknown option '" + *item.key + "'");
+      std::optional<bool> on = ParseSwitch(item.value);
+      if (!on) throw bad(key + " must be on or off");
+      (key == "deflate-on-oom" ? device.deflate_on_oom : device.free_page_reporting) = *on;
     }
   }
-  if (!drive) throw bad("missing drive=");
-  if (drive->empty()) throw bad("drive= is empty");
-  BlockDevice device{id.value_or(*drive), *drive};
+  if (device.kind == Device::Kind::kBlock && device.backend.empty()) throw bad("missing drive=");
+  if (device.kind == Device::Kind::kNet && device.backend.empty()) throw bad("missing netdev=");
+  // Without id= a disk or NIC is named after its backend (StratoVirt's
+  // rule, so hot-plug's device_del finds it by the same name).
+  device.id = id.value_or(device.kind == Device::Kind::kBalloon ? "balloon0" : device.backend);
   if (device.id.empty()) throw bad("id= is empty");
   return device;
+}
+
+Netdev ParseNetdev(const std::string& text) {
+  auto bad = [&](const std::string& problem) { return UsageError::Expected("-netdev", kNetdevSyntax, text, problem); };
+  std::vector<OptionItem> items = ParseItems(text);
+  if (items[0].key || items[0].value != "tap") {
+    throw bad(items[0].key ? "missing backend type" : "backend '" + items[0].value + "' is not supported (only tap)");
+  }
+  Netdev netdev;
+  std::set<std::string> seen;
+  for (size_t i = 1; i < items.size(); ++i) {
+    const OptionItem& item = items[i];
+    if (!item.key) throw bad("'" + item.value + "' needs a key");
+    const std::string& key = *item.key;
+    if (!seen.insert(key).second) throw bad("'" + key + "' given twice");
+    if (key == "id") {
+      netdev.id = item.value;
+    } else if (key == "ifname") {
+      if (!IsInterfaceName(item.value)) {
+        throw bad("ifname must be an interface name (1-15 bytes, not '.' or '..', no '/', ':' or whitespace)");
+      }
+      netdev.ifname = item.value;
+    } else if (key == "fd") {
+      if (!AllDigits(item.value) || item.value.size() > 9) throw bad("fd must be a file descriptor number");
+      netdev.fd = std::stoi(item.value);
+      if (*netdev.fd < 3) throw bad("fd must be 3 or more (0-2 are stdio)");
+    } else if (key == "vhost") {
+      std::optional<bool> on = ParseSwitch(item.value);
+      if (!on) throw bad("vhost must be on or off");
+      if (*on) throw bad("vhost=on is not supported (virtio-net runs in virga-vmm)");
+    } else {
+      throw bad("unknown option '" + key + "'");
+    }
+  }
+  if (netdev.id.empty()) throw bad("missing id=");
+  if (netdev.ifname.empty() == !netdev.fd.has_value()) throw bad("give exactly one of ifname= and fd=");
+  return netdev;
 }
 
 Serial ParseSerial(const std::string& text) {
@@ -339,8 +419,25 @@ std::string FormatDrive(const Drive& drive) {
          ",direct=" + (drive.direct ? "on" : "off");
 }
 
-std::string FormatDevice(const BlockDevice& device) {
-  return "virtio-blk-device,drive=" + Escape(device.drive) + ",id=" + Escape(device.id);
+std::string FormatDevice(const Device& device) {
+  std::string addr = device.slot ? ",addr=" + std::to_string(*device.slot) : "";
+  switch (device.kind) {
+    case Device::Kind::kBlock:
+      return "virtio-blk-device,drive=" + Escape(device.backend) + ",id=" + Escape(device.id) + addr;
+    case Device::Kind::kNet:
+      return "virtio-net-device,netdev=" + Escape(device.backend) + ",id=" + Escape(device.id) +
+             (device.mac ? ",mac=" + *device.mac : "") + addr;
+    case Device::Kind::kBalloon:
+      return "virtio-balloon-device,id=" + Escape(device.id) + ",deflate-on-oom=" +
+             (device.deflate_on_oom ? "on" : "off") + ",free-page-reporting=" +
+             (device.free_page_reporting ? "on" : "off");
+  }
+  return "";
+}
+
+std::string FormatNetdev(const Netdev& netdev) {
+  return "tap,id=" + Escape(netdev.id) +
+         (netdev.fd ? ",fd=" + std::to_string(*netdev.fd) : ",ifname=" + Escape(netdev.ifname));
 }
 
 const std::vector<FlagSpec>& AllFlags() {
@@ -381,7 +478,12 @@ const std::vector<FlagSpec>& AllFlags() {
        [](const std::optional<std::string>& v, VmmConfig& c) {
          c.drives.push_back(ParseDrive(Require("-drive", kDriveSyntax, v)));
        }},
-      {"-device", kDeviceSyntax, A::kValue, true, "guest device (virtio-blk-device, up to 6)",
+      {"-netdev", kNetdevSyntax, A::kValue, true, "network backend (an existing tap, or a tap fd)",
+       [](const std::optional<std::string>& v, VmmConfig& c) {
+         c.netdevs.push_back(ParseNetdev(Require("-netdev", kNetdevSyntax, v)));
+       }},
+      {"-device", kDeviceSyntax, A::kValue, true,
+       "guest device (virtio-blk-device up to 6, virtio-net-device up to 2, one virtio-balloon-device)",
        [](const std::optional<std::string>& v, VmmConfig& c) {
          c.devices.push_back(ParseDevice(Require("-device", kDeviceSyntax, v)));
        }},

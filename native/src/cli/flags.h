@@ -30,15 +30,18 @@ const FlagSpec* FindFlag(const std::string& name);
 Smp ParseSmp(const std::string& text);
 uint64_t ParseMemory(const std::string& text);
 Drive ParseDrive(const std::string& text);
-BlockDevice ParseDevice(const std::string& text);
+Device ParseDevice(const std::string& text);
+Netdev ParseNetdev(const std::string& text);
 Serial ParseSerial(const std::string& text);
 Qmp ParseQmp(const std::string& text);
 
 extern const char kDriveSyntax[];
 extern const char kDeviceSyntax[];
+extern const char kNetdevSyntax[];
 extern const char kKernelSyntax[];
 extern const char kInitrdSyntax[];
 std::string FormatDrive(const Drive& drive);
-std::string FormatDevice(const BlockDevice& device);
+std::string FormatDevice(const Device& device);
+std::string FormatNetdev(const Netdev& netdev);
 
 }  // namespace virga::cli

@@ -16,6 +16,7 @@ constexpr uint64_t kMaxMemoryBytes = 256ull * 1024 * kMiB;
 constexpr uint64_t kDefaultMemoryBytes = 256 * kMiB;
 constexpr uint32_t kMaxVcpus = 254;
 constexpr uint32_t kBlockSlots = 6;
+constexpr uint32_t kNetSlots = 2;
 // Commands per second per QMP client; StratoVirt's figure. 0 = unlimited.
 constexpr uint32_t kDefaultQmpRateLimit = 100;
 
@@ -34,9 +35,21 @@ struct Drive {
   bool direct = false;
 };
 
-struct BlockDevice {
+struct Netdev {
   std::string id;
-  std::string drive;  // the -drive id its backend comes from
+  std::string ifname;       // a tap by name, or:
+  std::optional<int> fd;    // a tap fd this process inherited
+};
+
+// A -device: the microvm's virtio-mmio devices.
+struct Device {
+  enum class Kind { kBlock, kNet, kBalloon } kind = Kind::kBlock;
+  std::string id;
+  std::string backend;             // block: the -drive id; net: the -netdev id
+  std::optional<std::string> mac;  // net, "52:54:00:12:34:56" form
+  std::optional<uint32_t> slot;    // addr=: the slot within its kind (0 = vda / eth0)
+  bool deflate_on_oom = false;     // balloon
+  bool free_page_reporting = false;
 };
 
 struct Serial {
@@ -63,7 +76,11 @@ struct VmmConfig {
   Smp smp;
   uint64_t memory_bytes = kDefaultMemoryBytes;
   std::vector<Drive> drives;
-  std::vector<BlockDevice> devices;  // slot order: the first is vda
+  std::vector<Netdev> netdevs;
+  // In command-line order. A disk or NIC with addr= takes that slot; the
+  // others fill the free slots of their kind in order (without any addr=,
+  // the first virtio-blk-device is vda, the first virtio-net-device eth0).
+  std::vector<Device> devices;
   Serial serial;
   std::optional<Qmp> qmp;
   // -D: absent = no log; present and empty = stderr; else the log file.

@@ -17,6 +17,17 @@ class VmmError : public std::runtime_error {
       : std::runtime_error(context + ": " + cause.what()) {}
 };
 
+// An error a QMP command reports with a class other than GenericError
+// (QMP.md: DeviceNotFound, DeviceNotActive); the message names the field.
+class QmpError : public VmmError {
+ public:
+  QmpError(std::string qmp_class, const std::string& message) : VmmError(message), qmp_class_(std::move(qmp_class)) {}
+  const std::string& qmp_class() const { return qmp_class_; }
+
+ private:
+  std::string qmp_class_;
+};
+
 // Builds an error from the current errno; call right after the failing syscall.
 inline VmmError ErrnoError(const std::string& what) {
   return VmmError(what + ": " + std::strerror(errno));

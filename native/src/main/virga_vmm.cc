@@ -20,15 +20,19 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
+#include <utility>
 
 #include "cli/command_line.h"
 #include "cli/config_json.h"
 #include "cli/usage_error.h"
 #include "common/fd.h"
 #include "common/json_quote.h"
+#include "common/json.h"
 #include "process/control_plane.h"
+#include "process/control_requests.h"
 #include "process/daemon.h"
 #include "process/pidfile.h"
 #include "process/qmp_listener.h"
@@ -58,57 +62,79 @@ MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
     case cli::Serial::Kind::kSocket: m.serial.kind = ChardevConfig::Kind::kSocket; break;
   }
   m.serial.path = c.serial.path;
-  // -device order is slot order: the first virtio-blk-device is vda.
-  for (uint32_t slot = 0; slot < c.devices.size(); ++slot) {
-    const cli::BlockDevice& device = c.devices[slot];
-    for (const cli::Drive& drive : c.drives) {
-      if (drive.id == device.drive) m.disks.push_back({slot, device.id, drive.file, drive.read_only, drive.direct});
+  // Devices with addr= take their slot; the rest fill the free slots of
+  // their kind in -device order (the first virtio-blk-device is vda).
+  std::set<uint32_t> taken_disk, taken_nic;
+  for (const cli::Device& device : c.devices) {
+    if (device.slot) (device.kind == cli::Device::Kind::kNet ? taken_nic : taken_disk).insert(*device.slot);
+  }
+  auto next_free = [](std::set<uint32_t>& taken) {
+    uint32_t slot = 0;
+    while (taken.count(slot)) ++slot;
+    taken.insert(slot);
+    return slot;
+  };
+  for (const cli::Device& device : c.devices) {
+    switch (device.kind) {
+      case cli::Device::Kind::kBlock: {
+        uint32_t slot = device.slot ? *device.slot : next_free(taken_disk);
+        for (const cli::Drive& drive : c.drives) {
+          if (drive.id != device.backend) continue;
+          m.disks.push_back({slot, device.id, drive.id, {drive.file, drive.read_only, drive.direct}});
+        }
+        break;
+      }
+      case cli::Device::Kind::kNet: {
+        uint32_t slot = device.slot ? *device.slot : next_free(taken_nic);
+        for (const cli::Netdev& netdev : c.netdevs) {
+          if (netdev.id != device.backend) continue;
+          NicConfig nic{slot, device.id, netdev.id, netdev.ifname, netdev.fd.value_or(-1), std::nullopt};
+          if (device.mac) nic.mac = ParseMac(*device.mac);
+          m.nics.push_back(nic);
+        }
+        break;
+      }
+      case cli::Device::Kind::kBalloon:
+        m.balloon = BalloonDeviceConfig{device.id, {device.deflate_on_oom, device.free_page_reporting}};
+        break;
     }
   }
+  // docs/devices.md: default MACs derive from the name, else the QMP socket.
+  m.identity = c.name ? *c.name : c.qmp ? (c.qmp->kind == cli::Qmp::Kind::kUnix ? c.qmp->path : c.qmp->host + ":" + std::to_string(c.qmp->port)) : "";
   return m;
 }
 
 // Set before main runs: the reference for "how long until the guest ran".
 const uint64_t kProcessStartNs = RunStats::NowNs();
 
-uint64_t StartToFirstEntryNs(const RunStatsSnapshot& s) {
-  return s.first_entry_ns == 0 ? 0 : s.first_entry_ns - kProcessStartNs;
-}
-
-std::string RunStatsJson(const RunStatsSnapshot& s) {
-  auto field = [](const char* name, uint64_t value) { return std::string("\"") + name + "\":" + std::to_string(value); };
-  return "{" + field("exits", s.exits) + "," + field("ioExits", s.io_exits) + "," + field("mmioExits", s.mmio_exits) +
-         "," + field("signalExits", s.signal_exits) + "," + field("runNs", s.run_ns) + "," +
-         field("exitHandlingNs", s.exit_handling_ns) + "," + field("startToFirstEntryNs", StartToFirstEntryNs(s)) + "}";
-}
-
-std::string VcpusJson(const std::vector<VcpuSummary>& vcpus) {
-  std::string out = "[";
-  for (size_t i = 0; i < vcpus.size(); ++i) {
-    const VcpuSummary& v = vcpus[i];
-    out += std::string(i ? "," : "") + "{\"index\":" + std::to_string(v.index) + ",\"apicId\":" +
-           std::to_string(v.apic_id) + ",\"threadId\":" + std::to_string(v.thread_id) +
-           ",\"halted\":" + (v.halted ? "true" : "false") + ",\"stats\":" + RunStatsJson(v.stats) + "}";
+// Device events (BALLOON_CHANGED) from VMM threads, waiting for the main
+// loop to pass them to the control plane.
+class EventMailbox {
+ public:
+  EventMailbox() : event_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (!event_.valid()) throw ErrnoError("eventfd");
   }
-  return out + "]";
-}
+  void Post(std::string line) {
+    {
+      std::lock_guard guard(lock_);
+      lines_.push_back(std::move(line));
+    }
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(event_.get(), &one, sizeof(one));
+  }
+  std::vector<std::string> Take() {
+    uint64_t count;
+    [[maybe_unused]] ssize_t n = ::read(event_.get(), &count, sizeof(count));
+    std::lock_guard guard(lock_);
+    return std::exchange(lines_, {});
+  }
+  int fd() const { return event_.get(); }
 
-std::string Millis(uint64_t ns) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.1f ms", static_cast<double>(ns) / 1e6);
-  return text;
-}
-
-// One -D log line per vCPU as the VM ends: where its time went.
-std::string RunStatsLogLine(const VcpuSummary& v) {
-  const RunStatsSnapshot& s = v.stats;
-  std::string line = "vcpu" + std::to_string(v.index) + ": " + std::to_string(s.exits) + " exits (" +
-                     std::to_string(s.io_exits) + " I/O, " + std::to_string(s.mmio_exits) + " MMIO, " +
-                     std::to_string(s.signal_exits) + " signal), " + Millis(s.run_ns) + " in KVM_RUN, " +
-                     Millis(s.exit_handling_ns) + " handling exits";
-  if (s.first_entry_ns != 0) line += ", first guest entry " + Millis(StartToFirstEntryNs(s)) + " after start";
-  return line;
-}
+ private:
+  UniqueFd event_;
+  std::mutex lock_;
+  std::vector<std::string> lines_;
+};
 
 // Where an exit request from a VMM thread waits for the main loop.
 class ExitMailbox {
@@ -158,7 +184,11 @@ class VmProcess {
     ::signal(SIGPIPE, SIG_IGN);
     signal_fd_.Reset(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
     try {
-      machine_ = std::make_unique<Machine>(ToMachineConfig(c), [this](const ExitReason& r) { mailbox_.Post(r); });
+      machine_ = std::make_unique<Machine>(
+          ToMachineConfig(c), [this](const ExitReason& r) { mailbox_.Post(r); },
+          [this](const std::string& name, Json data) {
+            events_.Post(Json(Json::Object{{"event", Json("qmp")}, {"name", Json(name)}, {"data", std::move(data)}}).Dump());
+          });
     } catch (const std::exception& e) {
       return Finish(1, e.what());
     }
@@ -187,7 +217,7 @@ class VmProcess {
  private:
   int Loop() {
     for (;;) {
-      std::vector<pollfd> fds = {{mailbox_.fd(), POLLIN, 0}, {signal_fd_.get(), POLLIN, 0}};
+      std::vector<pollfd> fds = {{mailbox_.fd(), POLLIN, 0}, {signal_fd_.get(), POLLIN, 0}, {events_.fd(), POLLIN, 0}};
       size_t channel = 0, first_client = 0;
       if (control_.fd() >= 0) {
         channel = fds.size();
@@ -203,6 +233,10 @@ class VmProcess {
       if (fds[0].revents) {
         std::optional<ExitReason> reason = mailbox_.Take();
         if (reason) return OnMachineExit(*reason);
+      }
+      if (fds[2].revents) {
+        // Nobody to tell without a control plane: no QMP client is connected.
+        for (const std::string& line : events_.Take()) control_.Send(line);
       }
       if (fds[1].revents) {
         signalfd_siginfo info{};
@@ -294,35 +328,39 @@ class VmProcess {
 
   // Requests from the control plane; returns an exit code once the process should end.
   std::optional<int> OnControlLine(const std::string& line) {
-    size_t space = line.find(' ');
-    std::string head = line.substr(0, space);
-    std::string rest = space == std::string::npos ? "" : line.substr(space + 1);
-    if (head == "quit") {
-      log_.Log("shutdown: host-qmp-quit");
-      return Finish(0);
-    }
-    if (head == "fail") return Finish(1, "QMP: " + rest);
-    const std::string& id = head;
-    const std::string& op = rest;
+    Json message;
     try {
-      std::string result = "null";
-      if (op == "pause") {
-        machine_->Pause();
-      } else if (op == "resume") {
-        machine_->Resume();
-        prelaunch_ = false;
-      } else if (op == "reset") {
-        machine_->Reset();
-      } else if (op == "powerdown") {
-        machine_->PressPowerButton();
-      } else if (op == "vcpus") {
-        result = VcpusJson(machine_->Vcpus());
-      } else {
-        throw VmmError("unknown control request '" + op + "'");
+      message = Json::Parse(line);
+    } catch (const JsonError& e) {
+      return Finish(1, std::string("control plane: ") + e.what());
+    }
+    if (const Json* notice = message.Find("notice")) {
+      if (notice->is_string() && notice->as_string() == "quit") {
+        log_.Log("shutdown: host-qmp-quit");
+        return Finish(0);
       }
-      control_.Send("{\"id\":" + id + ",\"result\":" + result + "}");
+      const Json* why = message.Find("message");
+      return Finish(1, "QMP: " + (why && why->is_string() ? why->as_string() : std::string("control plane failed")));
+    }
+    const Json* id = message.Find("id");
+    const Json* op = message.Find("op");
+    if (id == nullptr || !id->is_number() || op == nullptr || !op->is_string()) {
+      return Finish(1, "control plane: a request without id or op: " + line.substr(0, 200));
+    }
+    std::vector<UniqueFd> fds;
+    if (const Json* count = message.Find("fds"); count && count->is_number()) {
+      for (int i = 0; i < static_cast<int>(count->as_number()); ++i) fds.push_back(control_.TakeFd());
+    }
+    const Json* args = message.Find("args");
+    try {
+      Json result = RunControlRequest(*machine_, op->as_string(), args ? *args : Json(Json::Object{}), std::move(fds),
+                                      kProcessStartNs);
+      if (op->as_string() == "resume") prelaunch_ = false;
+      control_.Send("{\"id\":" + id->Dump() + ",\"result\":" + result.Dump() + "}");
+    } catch (const QmpError& e) {
+      control_.Send(Json(Json::Object{{"id", *id}, {"error", Json(e.what())}, {"class", Json(e.qmp_class())}}).Dump());
     } catch (const std::exception& e) {
-      control_.Send("{\"id\":" + id + ",\"error\":" + JsonQuote(std::string(op) + " failed: " + e.what()) + "}");
+      control_.Send(Json(Json::Object{{"id", *id}, {"error", Json(e.what())}}).Dump());
     }
     return std::nullopt;
   }
@@ -337,7 +375,7 @@ class VmProcess {
     }
     if (machine_) {
       machine_->Destroy();
-      for (const VcpuSummary& v : machine_->Vcpus()) log_.Log(RunStatsLogLine(v));
+      for (const VcpuSummary& v : machine_->Vcpus()) log_.Log(RunStatsLogLine(v, kProcessStartNs));
     }
     if (control_.running()) control_.WaitForExit(3000);
     // The control plane removes the socket file as it closes; this covers
@@ -352,6 +390,7 @@ class VmProcess {
   DaemonReport& daemon_;
   VmmLog log_;
   ExitMailbox mailbox_;
+  EventMailbox events_;
   UniqueFd signal_fd_;
   std::unique_ptr<Machine> machine_;
   UniqueFd qmp_listener_;

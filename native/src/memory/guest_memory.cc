@@ -90,4 +90,14 @@ bool GuestMemory::Zero(uint64_t gpa, uint64_t len) const {
   return true;
 }
 
+bool GuestMemory::Discard(uint64_t gpa, uint64_t len) const {
+  uint8_t* host = Translate(gpa, len);
+  if (host == nullptr) return false;
+  constexpr uintptr_t kPage = 4096;
+  uintptr_t first = (reinterpret_cast<uintptr_t>(host) + kPage - 1) & ~(kPage - 1);
+  uintptr_t last = (reinterpret_cast<uintptr_t>(host) + len) & ~(kPage - 1);
+  if (first >= last) return true;
+  return ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) == 0;
+}
+
 }  // namespace virga

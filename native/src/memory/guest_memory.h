@@ -39,6 +39,10 @@ class GuestMemory {
   // would split the huge pages a loader had just faulted in around them,
   // leaving the guest's kernel on 4 KiB mappings.
   bool Zero(uint64_t gpa, uint64_t len) const;
+  // Gives whole pages inside [gpa, gpa+len) back to the host (the balloon):
+  // their contents are lost and they read as zeros on next touch. Partial
+  // pages at either end are left alone. False when the range is not RAM.
+  bool Discard(uint64_t gpa, uint64_t len) const;
   // Fresh memory reads as zeros until Write() or a guest writes it; loaders
   // copying into disjoint ranges through Translate() keep it fresh. The
   // machine calls this before its vCPUs first run.

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <cstdlib>
 #include <vector>
 
@@ -95,8 +96,24 @@ void ControlPlane::Send(const std::string& line) {
 
 bool ControlPlane::ReadLines(const std::function<void(const std::string&)>& on_line) {
   char buf[4096];
-  ssize_t n = ::recv(channel_.get(), buf, sizeof(buf), MSG_DONTWAIT);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
+  iovec iov{buf, sizeof(buf)};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n = ::recvmsg(channel_.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
   if (n < 0) return errno == EAGAIN || errno == EINTR;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds_.emplace_back(fd);
+    }
+  }
   if (n == 0) return false;
   pending_.append(buf, static_cast<size_t>(n));
   size_t newline;
@@ -106,6 +123,13 @@ bool ControlPlane::ReadLines(const std::function<void(const std::string&)>& on_l
     on_line(line);
   }
   return true;
+}
+
+UniqueFd ControlPlane::TakeFd() {
+  if (fds_.empty()) return UniqueFd();
+  UniqueFd fd = std::move(fds_.front());
+  fds_.pop_front();
+  return fd;
 }
 
 bool ControlPlane::Reap(int* status) {

@@ -4,18 +4,23 @@
 // first QMP client connects, with one end of a socketpair as its fd 3 and
 // the QMP listening socket (process/qmp_listener.h) as its fd 4.
 //
-// Wire (one message per line):
+// Wire (one JSON object per line, both ways):
 //   VMM → control plane: {"hello":{"config":<VmConfig>,"ptyPath":...,"status":...}}
-//                        {"id":N,"result":<json>} | {"id":N,"error":"..."}
+//                        {"id":N,"result":<json>} | {"id":N,"error":"...","class":"..."}
 //                        {"event":"shutdown","guest":bool,"reason":"..."}
 //                        {"event":"error","message":"..."}
-//   control plane → VMM: "<id> <op>" requests (pause, resume, reset,
-//                        powerdown, vcpus), and the notices "quit" and
-//                        "fail <message>" (no reply).
+//                        {"event":"qmp","name":"BALLOON_CHANGED","data":{...}}
+//   control plane → VMM: {"id":N,"op":"<op>","args":{...},"fds":k} requests
+//                        (apps/host/src/vmm/vmm-channel.ts lists the ops),
+//                        and the notices {"notice":"quit"} and
+//                        {"notice":"fail","message":"..."} (no reply).
+//   A request with "fds":k carries k descriptors (SCM_RIGHTS) on its bytes:
+//   a tap handed to QMP getfd reaches the VMM this way.
 #pragma once
 
 #include <sys/types.h>
 
+#include <deque>
 #include <functional>
 #include <string>
 
@@ -36,7 +41,10 @@ class ControlPlane {
 
   void Send(const std::string& line);
   // Reads what is available; calls on_line per complete line. False at EOF.
+  // Descriptors that arrived meanwhile wait for TakeFd, in order.
   bool ReadLines(const std::function<void(const std::string&)>& on_line);
+  // The oldest descriptor received and not yet taken (invalid if none).
+  UniqueFd TakeFd();
   // After the control plane has been told to finish: waits up to timeout_ms
   // for it to exit, then kills it. Returns its wait status (or -1).
   int WaitForExit(int timeout_ms);
@@ -47,6 +55,7 @@ class ControlPlane {
   pid_t pid_ = -1;
   UniqueFd channel_;
   std::string pending_;
+  std::deque<UniqueFd> fds_;
 };
 
 }  // namespace virga

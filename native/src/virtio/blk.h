@@ -1,25 +1,25 @@
-// virtio-blk (virtio 1.x, 5.2) over a raw file or block device. An empty
-// slot is a disk of capacity 0 that hot-plug fills later.
+// virtio-blk (virtio 1.x, 5.2) over a BlockFile. A slot without a backend
+// is a disk of capacity 0; hot-plug attaches one later (docs/devices.md).
+// Requests are served on the slot's own I/O thread; `io_lock_` keeps
+// attach/detach/reset from changing the backend under a request in flight,
+// and is never taken by a vCPU reading the configuration.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
-#include <string>
+#include <memory>
+#include <mutex>
 
-#include "common/fd.h"
+#include "backends/block_file.h"
 #include "virtio/device.h"
 
 namespace virga::virtio {
 
-struct BlockBackendConfig {
-  std::string path;
-  bool read_only = false;
-  bool direct = false;
-};
-
 class Block : public VirtioDevice {
  public:
-  Block();  // empty slot
-  explicit Block(const BlockBackendConfig& config);
+  // `file` may be null (an empty slot). VIRTIO_BLK_F_RO is offered when the
+  // disk present at boot is read-only; features never change after that.
+  explicit Block(std::unique_ptr<BlockFile> file = nullptr);
 
   uint32_t device_id() const override { return kDeviceIdBlock; }
   uint64_t features() const override;
@@ -31,17 +31,23 @@ class Block : public VirtioDevice {
   void ProcessQueue(uint16_t queue) override;
   void Reset() override;
 
-  uint64_t capacity_sectors() const { return capacity_sectors_; }
-  bool read_only() const { return read_only_; }
+  // Hot-plug. The caller raises the configuration-change interrupt after.
+  void Attach(std::unique_ptr<BlockFile> file);
+  // Hot-unplug: waits for a request in flight, then hands the backend back
+  // (the caller closes it). Later requests fail with VIRTIO_BLK_S_IOERR.
+  std::unique_ptr<BlockFile> Detach();
+
+  uint64_t capacity_sectors() const { return capacity_sectors_.load(std::memory_order_acquire); }
+  bool read_only() const;
 
  private:
   uint8_t HandleRequest(const DescriptorChain& chain, uint32_t* written);
   uint8_t Transfer(uint64_t sector, const DescriptorChain& chain, bool to_guest, uint32_t* written);
 
-  UniqueFd file_;
-  bool read_only_ = false;
-  bool direct_ = false;
-  uint64_t capacity_sectors_ = 0;
+  const bool ro_feature_;
+  mutable std::mutex io_lock_;
+  std::unique_ptr<BlockFile> file_;
+  std::atomic<uint64_t> capacity_sectors_{0};
   ActiveQueues active_{};
   bool activated_ = false;
 };

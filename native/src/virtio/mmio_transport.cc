@@ -1,6 +1,7 @@
 #include "virtio/mmio_transport.h"
 
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -58,6 +59,11 @@ MmioTransport::MmioTransport(std::shared_ptr<VirtioDevice> device, const GuestMe
 }
 
 void MmioTransport::Read(uint64_t offset, uint8_t* data, uint32_t len) {
+  if (offset == kRegInterruptStatus && len == 4) {
+    uint32_t value = interrupt_status_.load(std::memory_order_acquire);
+    std::memcpy(data, &value, 4);
+    return;
+  }
   std::lock_guard guard(lock_);
   if (offset >= kRegConfig) {
     device_->ReadConfig(offset - kRegConfig, data, len);
@@ -69,23 +75,32 @@ void MmioTransport::Read(uint64_t offset, uint8_t* data, uint32_t len) {
 }
 
 void MmioTransport::Write(uint64_t offset, const uint8_t* data, uint32_t len) {
-  uint16_t notified = 0xffff;
-  {
-    std::lock_guard guard(lock_);
-    if (offset >= kRegConfig) {
-      device_->WriteConfig(offset - kRegConfig, data, len);
-      return;
-    }
-    if (len != 4) return;
+  if (offset < kRegConfig && len == 4) {
     uint32_t value;
     std::memcpy(&value, data, 4);
     if (offset == kQueueNotifyOffset) {
-      notified = static_cast<uint16_t>(value);
-    } else {
-      WriteRegister(offset, value);
+      // Not matched by an ioeventfd (KVM without them, or a queue index
+      // beyond the device's): hand it to the I/O thread the same way.
+      if (value < notify_fds_.size()) {
+        uint64_t one = 1;
+        [[maybe_unused]] ssize_t n = ::write(notify_fds_[value].get(), &one, sizeof(one));
+      }
+      return;
+    }
+    if (offset == kRegInterruptAck) {
+      interrupt_status_.fetch_and(~value, std::memory_order_acq_rel);
+      return;
     }
   }
-  if (notified != 0xffff) OnNotify(notified);
+  std::lock_guard guard(lock_);
+  if (offset >= kRegConfig) {
+    device_->WriteConfig(offset - kRegConfig, data, len);
+    return;
+  }
+  if (len != 4) return;
+  uint32_t value;
+  std::memcpy(&value, data, 4);
+  WriteRegister(offset, value);
 }
 
 Queue* MmioTransport::SelectedQueue() { return queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr; }
@@ -110,11 +125,11 @@ uint32_t MmioTransport::ReadRegister(uint64_t offset) {
     case kRegQueueReady:
       return queue && queue->ready() ? 1 : 0;
     case kRegInterruptStatus:
-      return interrupt_status_;
+      return interrupt_status_.load(std::memory_order_acquire);
     case kRegStatus:
       return status_;
     case kRegConfigGeneration:
-      return config_generation_;
+      return config_generation_.load(std::memory_order_acquire);
     default:
       return 0;
   }
@@ -144,9 +159,6 @@ void MmioTransport::WriteRegister(uint64_t offset, uint32_t value) {
       break;
     case kRegQueueReady:
       if (queue_writable) queue->set_ready(value == 1);
-      break;
-    case kRegInterruptAck:
-      interrupt_status_ &= ~value;
       break;
     case kRegStatus:
       SetStatus(value);
@@ -184,7 +196,7 @@ void MmioTransport::SetStatus(uint32_t status) {
     bool subset = (driver_features_ & ~device_->features()) == 0;
     if (!subset || !(driver_features_ & kFeatureVersion1)) status &= ~kStatusFeaturesOk;
   }
-  if ((status & kStatusDriverOk) && !activated_) {
+  if ((status & kStatusDriverOk) && !activated_.load()) {
     for (const auto& queue : queues_) {
       if (queue.ready() && !queue.IsValid(*memory_)) {
         status_ = status | kStatusNeedsReset;
@@ -192,34 +204,39 @@ void MmioTransport::SetStatus(uint32_t status) {
       }
     }
     status_ = status;
-    activated_ = true;
+    for (auto& queue : queues_) queue.set_event_idx((driver_features_ & kFeatureEventIdx) != 0);
     ActiveQueues active{memory_, &queues_,
                         [this](uint16_t) { RaiseInterrupt(kInterruptUsedBuffer); },
                         [this] { RaiseInterrupt(kInterruptConfigChange); }};
     device_->Activate(active, driver_features_);
+    activated_.store(true, std::memory_order_release);
     return;
   }
   status_ = status;
 }
 
 void MmioTransport::ResetLocked() {
+  // The device stops first (waiting for a request in flight on its I/O
+  // thread), so nothing touches the queues while they are cleared.
+  activated_.store(false, std::memory_order_release);
   device_->Reset();
   for (auto& queue : queues_) queue.Reset();
   status_ = 0;
   driver_features_ = 0;
   device_features_sel_ = driver_features_sel_ = queue_sel_ = 0;
-  interrupt_status_ = 0;
-  activated_ = false;
+  interrupt_status_.store(0, std::memory_order_release);
 }
 
 void MmioTransport::RaiseInterrupt(uint32_t bits) {
-  interrupt_status_ |= bits;
+  // The status bit is visible before the edge that makes the guest read it.
+  interrupt_status_.fetch_or(bits, std::memory_order_acq_rel);
   irq_->Trigger();
 }
 
 void MmioTransport::OnNotify(uint16_t queue) {
-  std::lock_guard guard(lock_);
-  if (!activated_ || queue >= queues_.size() || !queues_[queue].ready()) return;
+  // Queue setup is frozen from DRIVER_OK until a reset, and a reset waits
+  // for the device to stop, so reading it here without lock_ is safe.
+  if (!activated_.load(std::memory_order_acquire) || queue >= queues_.size() || !queues_[queue].ready()) return;
   device_->ProcessQueue(queue);
 }
 
@@ -230,7 +247,7 @@ void MmioTransport::Reset() {
 
 void MmioTransport::SignalConfigChange() {
   std::lock_guard guard(lock_);
-  ++config_generation_;
+  config_generation_.fetch_add(1, std::memory_order_acq_rel);
   if (status_ & kStatusDriverOk) RaiseInterrupt(kInterruptConfigChange);
 }
 

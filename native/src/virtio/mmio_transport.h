@@ -1,8 +1,15 @@
 // virtio-mmio transport, version 2 (virtio 1.x, 4.2.2). Queue notifications
-// arrive on per-queue eventfds (KVM ioeventfds) processed by the I/O thread;
-// a direct write to QueueNotify (no ioeventfd match) is handled the same way.
+// arrive on per-queue eventfds (KVM ioeventfds) served by the device's own
+// I/O thread; a direct write to QueueNotify (no ioeventfd match) signals the
+// same eventfd, so a vCPU never runs device I/O.
+//
+// Locking: `lock_` guards the registers a driver sets up and is never held
+// while a device processes its queues, so a vCPU reading a register never
+// waits for disk or network I/O. The registers of the data path
+// (InterruptStatus, InterruptAck, QueueNotify) take no lock at all.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -27,6 +34,8 @@ class MmioTransport : public BusDevice {
 
   // One eventfd per queue; register each with KVM at base + kQueueNotifyOffset, datamatch = index.
   const std::vector<UniqueFd>& notify_fds() const { return notify_fds_; }
+  VirtioDevice& device() const { return *device_; }
+  // On the device's I/O thread, after queue's eventfd fired.
   void OnNotify(uint16_t queue);
   // Tells the driver the device configuration changed (e.g. a disk appeared).
   void SignalConfigChange();
@@ -53,9 +62,9 @@ class MmioTransport : public BusDevice {
   uint32_t driver_features_sel_ = 0;
   uint64_t driver_features_ = 0;
   uint32_t queue_sel_ = 0;
-  uint32_t interrupt_status_ = 0;
-  uint32_t config_generation_ = 0;
-  bool activated_ = false;
+  std::atomic<uint32_t> interrupt_status_{0};
+  std::atomic<uint32_t> config_generation_{0};
+  std::atomic<bool> activated_{false};
 };
 
 }  // namespace virga::virtio

@@ -16,8 +16,6 @@
 #include "devices/i8042.h"
 #include "devices/rtc_cmos.h"
 #include "devices/acpi_pm_registers.h"
-#include "virtio/blk.h"
-#include "virtio/placeholder.h"
 
 namespace virga {
 
@@ -25,7 +23,7 @@ namespace {
 constexpr uint16_t kCom1Port = 0x3f8;
 }  // namespace
 
-Machine::Machine(const MachineConfig& config, ExitRequest on_exit)
+Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevices::Emit on_event)
     : config_(config), on_exit_(std::move(on_exit)), system_(kvm::System::Open()), vm_(system_) {
   VcpuThread::InstallKickHandler();
   memory_ = std::make_unique<GuestMemory>(config.memory_bytes, x86::kMmioHoleStart);
@@ -43,7 +41,12 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit)
   apic_ids_.assign(possible_apic_ids_.begin(), possible_apic_ids_.begin() + config.cpus);
   chardev_ = std::make_unique<Chardev>(config.serial);
   CreateLegacyDevices();
-  CreateVirtioSlots(config);
+  // Fixed slot layout (docs/devices.md) so hot-plug fills slots the guest
+  // already knows about, at addresses that never move.
+  devices_ = std::make_unique<MicrovmDevices>(
+      config.disks, config.nics, config.balloon, config.identity, config.memory_bytes,
+      [this](uint32_t index, const auto& make) { return AddSlot(index, make); },
+      on_event ? std::move(on_event) : [](const std::string&, Json) {});
   uint64_t entry = LoadGuest();
   // From here the guest, resets and later loads write RAM.
   memory_->ForgetKnownZero();
@@ -75,20 +78,21 @@ void Machine::CreateLegacyDevices() {
   pio_.Insert(x86::kSleepControlPort, AcpiPmRegisters::kSize, std::make_shared<AcpiPmRegisters>(report));
 }
 
-void Machine::AddSlot(std::shared_ptr<virtio::VirtioDevice> device) {
-  uint32_t index = static_cast<uint32_t>(slots_.size());
+virtio::MmioTransport* Machine::AddSlot(
+    uint32_t index, const std::function<std::shared_ptr<virtio::VirtioDevice>(const std::shared_ptr<EventLoop>&)>& make) {
   Slot slot;
   slot.base = x86::kVirtioMmioBase + index * x86::kVirtioMmioStride;
-  slot.irq = std::make_unique<IrqLine>(x86::kVirtioFirstGsi + index);
+  slot.loop = std::make_shared<EventLoop>();
+  slot.irq = std::make_unique<IrqLine>(index == x86::kBalloonSlot ? x86::kBalloonGsi : x86::kVirtioFirstGsi + index);
   vm_.RegisterIrqfd(slot.irq->fd(), slot.irq->gsi());
-  slot.transport = std::make_shared<virtio::MmioTransport>(std::move(device), memory_.get(), slot.irq.get());
+  slot.transport = std::make_shared<virtio::MmioTransport>(make(slot.loop), memory_.get(), slot.irq.get());
   mmio_.Insert(slot.base, x86::kVirtioMmioStride, slot.transport);
   const auto& fds = slot.transport->notify_fds();
   for (uint16_t q = 0; q < fds.size(); ++q) {
     vm_.RegisterIoeventfd(fds[q].get(), slot.base + virtio::MmioTransport::kQueueNotifyOffset, 4, q, false);
-    auto transport = slot.transport;
+    virtio::MmioTransport* transport = slot.transport.get();
     int fd = fds[q].get();
-    loop_.Add(fd, EPOLLIN, [transport, fd, q](uint32_t) {
+    slot.loop->Add(fd, EPOLLIN, [transport, fd, q](uint32_t) {
       uint64_t count;
       // Drain the eventfd; one pass over the queue serves every notification.
       [[maybe_unused]] ssize_t n = ::read(fd, &count, sizeof(count));
@@ -96,24 +100,7 @@ void Machine::AddSlot(std::shared_ptr<virtio::VirtioDevice> device) {
     });
   }
   slots_.push_back(std::move(slot));
-}
-
-void Machine::CreateVirtioSlots(const MachineConfig& config) {
-  // Fixed slot layout (6 block + 2 NIC) so hot-plug later fills slots the
-  // guest already knows about, at addresses that never move.
-  std::vector<std::shared_ptr<virtio::VirtioDevice>> blocks(kBlockSlots);
-  for (const auto& disk : config.disks) {
-    if (disk.slot >= kBlockSlots) throw VmmError("disk " + disk.id + ": block slot " + std::to_string(disk.slot) +
-                                                 " out of range 0.." + std::to_string(kBlockSlots - 1));
-    if (blocks[disk.slot]) throw VmmError("disk " + disk.id + ": block slot " + std::to_string(disk.slot) + " already used");
-    try {
-      blocks[disk.slot] = std::make_shared<virtio::Block>(virtio::BlockBackendConfig{disk.path, disk.read_only, disk.direct});
-    } catch (const VmmError& e) {
-      throw VmmError("disk " + disk.id, e);
-    }
-  }
-  for (auto& block : blocks) AddSlot(block ? block : std::make_shared<virtio::Block>());
-  for (uint32_t i = 0; i < kNetSlots; ++i) AddSlot(std::make_shared<virtio::Placeholder>());
+  return slots_.back().transport.get();
 }
 
 uint64_t Machine::LoadGuest() {
@@ -240,24 +227,39 @@ void Machine::Start(bool paused) {
   if (started_ || destroyed_) return;
   started_ = true;
   paused_ = paused;
+  if (paused) {
+    // -S: held like a QMP stop, so the first cont resumes the same way.
+    serial_->HoldBackend(true);
+    for (auto& slot : slots_) slot.loop->Pause();
+  }
   chardev_->SetWritableHandler([this] { serial_->FlushTransmitter(); });
   chardev_->Attach(&loop_, [this](const uint8_t* data, size_t len) { return serial_->ReceiveInput(data, len); });
   loop_.Start();
+  for (auto& slot : slots_) slot.loop->Start();
   for (auto& vcpu : vcpus_) vcpu->Start(paused);
 }
 
 void Machine::Pause() {
   std::lock_guard guard(lifecycle_);
-  if (!started_ || destroyed_) return;
+  if (!started_ || destroyed_ || paused_) return;
+  // Quiescent: vCPUs first (each completes its last exit before parking),
+  // then the guest's queued console writes, then the slots' I/O threads,
+  // which finish what they are doing and touch nothing more, and the
+  // console's backend. Guest RAM and every device's state hold still until
+  // Resume. (The VM's own I/O thread keeps running: it accepts console
+  // clients, and the UART takes nothing from it while held.)
   for (auto& vcpu : vcpus_) vcpu->Pause();
-  // What the guest wrote before it stopped is on the console when stop returns.
   if (coalesced_) coalesced_->Drain();
+  for (auto& slot : slots_) slot.loop->Pause();
+  serial_->HoldBackend(true);
   paused_ = true;
 }
 
 void Machine::Resume() {
   std::lock_guard guard(lifecycle_);
-  if (!started_ || destroyed_) return;
+  if (!started_ || destroyed_ || !paused_) return;
+  serial_->HoldBackend(false);
+  for (auto& slot : slots_) slot.loop->Resume();
   for (auto& vcpu : vcpus_) vcpu->Resume();
   paused_ = false;
 }
@@ -279,6 +281,7 @@ void Machine::Destroy() {
   if (coalesced_) coalesced_->Drain();
   chardev_->Detach();
   loop_.Stop();
+  for (auto& slot : slots_) slot.loop->Stop();
 }
 
 }  // namespace virga

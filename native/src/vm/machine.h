@@ -25,16 +25,9 @@
 #include "virtio/mmio_transport.h"
 #include "vm/coalesced_writes.h"
 #include "vm/exit_reason.h"
+#include "vm/microvm_devices.h"
 
 namespace virga {
-
-struct DiskConfig {
-  uint32_t slot;
-  std::string id;
-  std::string path;
-  bool read_only;
-  bool direct;
-};
 
 struct MachineConfig {
   uint64_t memory_bytes;
@@ -47,6 +40,10 @@ struct MachineConfig {
   x86::BootEntry boot_entry;
   ChardevConfig serial;
   std::vector<DiskConfig> disks;
+  std::vector<NicConfig> nics;
+  std::optional<BalloonDeviceConfig> balloon;
+  // What the NIC slots' default MACs derive from (docs/devices.md).
+  std::string identity;
 };
 
 struct VcpuSummary {
@@ -59,10 +56,8 @@ struct VcpuSummary {
 
 class Machine {
  public:
-  static constexpr uint32_t kBlockSlots = 6;
-  static constexpr uint32_t kNetSlots = 2;
-
-  Machine(const MachineConfig& config, ExitRequest on_exit);
+  // `on_event` carries device events (BALLOON_CHANGED) from any thread.
+  Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevices::Emit on_event = nullptr);
   ~Machine();
 
   void Start(bool paused);
@@ -77,18 +72,24 @@ class Machine {
   std::vector<VcpuSummary> Vcpus() const;
   const std::string& cmdline() const { return cmdline_; }
   std::string pty_path() const { return chardev_->pty_path(); }
+  // Hot-plug, backends and the balloon (main thread).
+  MicrovmDevices& devices() { return *devices_; }
   void Destroy();
 
  private:
   struct Slot {
     uint64_t base;
+    // The slot's own I/O thread: a busy disk never delays another device,
+    // the console or a vCPU. Shared with a device that watches its own fds
+    // (a NIC's tap), which may outlive the slot (the MMIO bus holds it).
+    std::shared_ptr<EventLoop> loop;
     std::unique_ptr<IrqLine> irq;
     std::shared_ptr<virtio::MmioTransport> transport;
   };
 
   void CreateLegacyDevices();
-  void CreateVirtioSlots(const MachineConfig& config);
-  void AddSlot(std::shared_ptr<virtio::VirtioDevice> device);
+  virtio::MmioTransport* AddSlot(
+      uint32_t index, const std::function<std::shared_ptr<virtio::VirtioDevice>(const std::shared_ptr<EventLoop>&)>& make);
   // Kernel, initrd, command line and firmware tables into guest RAM; returns the entry.
   uint64_t LoadGuest();
   void CreateVcpus();
@@ -111,7 +112,8 @@ class Machine {
   std::unique_ptr<IrqLine> keyboard_irq_;
   std::unique_ptr<IrqLine> power_button_irq_;
   std::shared_ptr<Serial8250> serial_;
-  std::vector<Slot> slots_;
+  std::vector<Slot> slots_;  // in slot order; the balloon's only when configured
+  std::unique_ptr<MicrovmDevices> devices_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
   std::unique_ptr<CoalescedWrites> coalesced_;
   std::vector<uint32_t> apic_ids_;           // online vCPUs

@@ -2,7 +2,7 @@
 // config. The inverse of virga-vmm's own parser (native/src/cli/): every
 // value is written explicitly, so `virga-vmm <toArgv(c)> -print-config`
 // prints c back (config/to-argv.test.ts checks that against the binary).
-import { DEFAULT_QMP_RATE_LIMIT, type VmConfig } from "./vm-config";
+import { DEFAULT_QMP_RATE_LIMIT, type Device, type VmConfig } from "./vm-config";
 
 const MIB = 1024 * 1024;
 
@@ -39,6 +39,19 @@ function qmp(value: NonNullable<VmConfig["qmp"]>): string {
   return `${address},server,nowait${limit}`;
 }
 
+function deviceArg(d: Device): string {
+  const slot =
+    d.driver !== "virtio-balloon-device" && d.slot !== undefined ? `,addr=${d.slot}` : "";
+  switch (d.driver) {
+    case "virtio-blk-device":
+      return `${d.driver},drive=${escape(d.drive)},id=${escape(d.id)}${slot}`;
+    case "virtio-net-device":
+      return `${d.driver},netdev=${escape(d.netdev)},id=${escape(d.id)}${d.mac === undefined ? "" : `,mac=${d.mac}`}${slot}`;
+    case "virtio-balloon-device":
+      return `${d.driver},id=${escape(d.id)},deflate-on-oom=${onOff(d.deflateOnOom)},free-page-reporting=${onOff(d.freePageReporting)}`;
+  }
+}
+
 export function toArgv(config: VmConfig): string[] {
   const argv: string[] = [];
   // -name strips one "guest=" prefix, so a name that starts with it gets another.
@@ -60,8 +73,13 @@ export function toArgv(config: VmConfig): string[] {
       `file=${escape(d.file)},id=${escape(d.id)},readonly=${onOff(d.readOnly)},direct=${onOff(d.direct)}`,
     );
   }
-  for (const d of config.devices)
-    argv.push("-device", `${d.driver},drive=${escape(d.drive)},id=${escape(d.id)}`);
+  for (const n of config.netdevs) {
+    argv.push(
+      "-netdev",
+      `tap,id=${escape(n.id)},${"fd" in n ? `fd=${n.fd}` : `ifname=${escape(n.ifname)}`}`,
+    );
+  }
+  for (const d of config.devices) argv.push("-device", deviceArg(d));
   argv.push("-serial", serial(config.serial));
   if (config.qmp !== undefined) argv.push("-qmp", qmp(config.qmp));
   if (config.logFile !== undefined) {

@@ -10,6 +10,17 @@ export const MAX_MEMORY_BYTES = 256 * 1024 * MIB;
 export const MAX_VCPUS = 254;
 /** microvm block slots created at boot (QMP.md: 6 block + 2 NIC). */
 export const BLOCK_SLOTS = 6;
+/** microvm NIC slots (eth0, eth1), present from boot (docs/devices.md). */
+export const NET_SLOTS = 2;
+/** A unicast MAC address (the first octet's bit 0 clear). */
+export const MAC_PATTERN = /^[0-9a-fA-F][02468aceACE](:[0-9a-fA-F]{2}){5}$/;
+/** Linux's rule for an interface name (dev_valid_name): 1-15 bytes, not
+ *  "." or "..", no '/', ':' or whitespace. */
+export function isInterfaceName(name: string): boolean {
+  const bytes = Buffer.byteLength(name, "utf8");
+  return bytes >= 1 && bytes <= 15 && name !== "." && name !== ".." && !/[/:\s]/.test(name);
+}
+export const INTERFACE_NAME_RULE = "1-15 bytes, not '.' or '..', no '/', ':' or whitespace";
 
 const count = z
   .number()
@@ -53,15 +64,80 @@ export const driveSchema = z
   .strict();
 export type Drive = z.infer<typeof driveSchema>;
 
+export const netdevSchema = z.union([
+  z
+    .object({
+      id: z.string().min(1),
+      /** An existing tap, by name. */
+      ifname: z
+        .string()
+        .refine(isInterfaceName, `must be an interface name (${INTERFACE_NAME_RULE})`),
+    })
+    .strict(),
+  z
+    .object({
+      id: z.string().min(1),
+      /** A tap fd the VM process inherited (virga-vmm run by hand). */
+      fd: z.number().int().min(3),
+    })
+    .strict(),
+]);
+export type Netdev = z.infer<typeof netdevSchema>;
+
 export const blockDeviceSchema = z
   .object({
     driver: z.literal("virtio-blk-device"),
     id: z.string().min(1),
     /** The -drive id this device's backend comes from. */
     drive: z.string().min(1),
+    /** addr=: the block slot (0 = vda); without it, the first free one in order. */
+    slot: z
+      .number()
+      .int()
+      .min(0)
+      .max(BLOCK_SLOTS - 1)
+      .optional(),
   })
   .strict();
 export type BlockDevice = z.infer<typeof blockDeviceSchema>;
+
+export const netDeviceSchema = z
+  .object({
+    driver: z.literal("virtio-net-device"),
+    id: z.string().min(1),
+    /** The -netdev id this NIC's tap comes from. */
+    netdev: z.string().min(1),
+    mac: z
+      .string()
+      .regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56")
+      .optional(),
+    /** addr=: the NIC slot (0 = eth0); without it, the first free one in order. */
+    slot: z
+      .number()
+      .int()
+      .min(0)
+      .max(NET_SLOTS - 1)
+      .optional(),
+  })
+  .strict();
+export type NetDevice = z.infer<typeof netDeviceSchema>;
+
+export const balloonDeviceSchema = z
+  .object({
+    driver: z.literal("virtio-balloon-device"),
+    id: z.string().min(1),
+    deflateOnOom: z.boolean(),
+    freePageReporting: z.boolean(),
+  })
+  .strict();
+export type BalloonDevice = z.infer<typeof balloonDeviceSchema>;
+
+export const deviceSchema = z.discriminatedUnion("driver", [
+  blockDeviceSchema,
+  netDeviceSchema,
+  balloonDeviceSchema,
+]);
+export type Device = z.infer<typeof deviceSchema>;
 
 export const serialSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("stdio") }).strict(),
@@ -101,7 +177,10 @@ export const vmConfigSchema = z
     smp: smpSchema,
     memoryBytes: z.number().int().min(MIN_MEMORY_BYTES).max(MAX_MEMORY_BYTES).multipleOf(MIB),
     drives: z.array(driveSchema),
-    devices: z.array(blockDeviceSchema).max(BLOCK_SLOTS),
+    /** Configs written before NICs existed have none. */
+    netdevs: z.array(netdevSchema).default([]),
+    /** In command-line order: disks fill block slots, NICs NIC slots, in this order. */
+    devices: z.array(deviceSchema),
     serial: serialSchema,
     qmp: qmpSchema.optional(),
     /** -D: undefined = no log; null = log to stderr; a string = log file. */
@@ -124,32 +203,54 @@ export const vmConfigSchema = z
       }
       driveIds.add(drive.id);
     }
+    const netdevIds = new Set<string>();
+    for (const netdev of config.netdevs) {
+      if (netdevIds.has(netdev.id)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["netdevs"],
+          message: `duplicate netdev id '${netdev.id}'`,
+        });
+      }
+      netdevIds.add(netdev.id);
+    }
+    const issue = (message: string): void => {
+      ctx.addIssue({ code: "custom", path: ["devices"], message });
+    };
     const deviceIds = new Set<string>();
-    const usedDrives = new Set<string>();
+    const used = new Set<string>();
     for (const device of config.devices) {
-      if (deviceIds.has(device.id)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["devices"],
-          message: `duplicate device id '${device.id}'`,
-        });
-      }
+      if (device.driver === "virtio-balloon-device" || device.slot === undefined) continue;
+      const key = `${device.driver}:${device.slot}`;
+      if (used.has(key)) issue(`slot ${device.slot} is given to two ${device.driver}s`);
+      used.add(key);
+    }
+    const counts = { disks: 0, nics: 0, balloons: 0 };
+    for (const device of config.devices) {
+      if (deviceIds.has(device.id)) issue(`duplicate device id '${device.id}'`);
       deviceIds.add(device.id);
-      if (!driveIds.has(device.drive)) {
+      if (device.driver === "virtio-blk-device") {
+        if (++counts.disks > BLOCK_SLOTS) issue(`at most ${BLOCK_SLOTS} virtio-blk devices`);
+        if (!driveIds.has(device.drive)) issue(`unknown drive '${device.drive}'`);
+        if (used.has(`drive:${device.drive}`)) issue(`drive '${device.drive}' is used twice`);
+        used.add(`drive:${device.drive}`);
+      } else if (device.driver === "virtio-net-device") {
+        if (++counts.nics > NET_SLOTS) issue(`at most ${NET_SLOTS} virtio-net devices`);
+        if (!netdevIds.has(device.netdev)) issue(`unknown netdev '${device.netdev}'`);
+        if (used.has(`netdev:${device.netdev}`)) issue(`netdev '${device.netdev}' is used twice`);
+        used.add(`netdev:${device.netdev}`);
+      } else if (++counts.balloons > 1) {
+        issue("at most one virtio-balloon-device");
+      }
+    }
+    for (const netdev of config.netdevs) {
+      if (!used.has(`netdev:${netdev.id}`)) {
         ctx.addIssue({
           code: "custom",
-          path: ["devices"],
-          message: `unknown drive '${device.drive}'`,
+          path: ["netdevs"],
+          message: `netdev '${netdev.id}' is not attached to any virtio-net-device`,
         });
       }
-      if (usedDrives.has(device.drive)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["devices"],
-          message: `drive '${device.drive}' is used twice`,
-        });
-      }
-      usedDrives.add(device.drive);
     }
     if (config.daemonize && config.serial.kind === "stdio") {
       ctx.addIssue({

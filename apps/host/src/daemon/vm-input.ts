@@ -13,7 +13,8 @@ import type { VmPaths } from "./run-dir";
 /** The fields virgad sets itself. */
 export type DaemonOwnedField = "serial" | "qmp" | "logFile" | "daemonize" | "pidfile";
 /** Fields with defaults: machine "microvm", append "", bootEntry "linux64", no drives/devices, startPaused false. */
-type Defaulted = "machine" | "append" | "bootEntry" | "drives" | "devices" | "startPaused";
+type Defaulted =
+  "machine" | "append" | "bootEntry" | "drives" | "netdevs" | "devices" | "startPaused";
 
 export type VmConfigInput = Omit<VmConfig, DaemonOwnedField | Defaulted> &
   Partial<Pick<VmConfig, DaemonOwnedField | Defaulted>>;

@@ -17,7 +17,9 @@ const CHANNEL_FD = 3;
 const QMP_LISTENER_FD = 4;
 
 export async function main(): Promise<void> {
-  const channel = new VmmChannel(CHANNEL_FD);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const native = require("@virga/native") as typeof import("@virga/native");
+  const channel = new VmmChannel(CHANNEL_FD, native.sendWithFds);
   let server: QmpServer | null = null;
   let finishing = false;
   const finish = async (): Promise<void> => {
@@ -50,13 +52,13 @@ export async function main(): Promise<void> {
   channel.onEvent((event) => {
     if (event.event === "shutdown") {
       machine.shutdown(event);
+    } else if (event.event === "qmp") {
+      machine.emit(event.name, event.data);
     } else {
       void finish();
     }
   });
 
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const native = require("@virga/native") as typeof import("@virga/native");
   server = new QmpServer({
     endpoint: qmp,
     vm: machine,

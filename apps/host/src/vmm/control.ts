@@ -3,6 +3,13 @@
 // a fake.
 import type { VmConfig } from "../config/vm-config";
 import type { QmpEventRecord } from "../qmp/wire";
+import type {
+  BalloonInfo,
+  BlockdevAddArgs,
+  DeviceAddArgs,
+  DevicesInfo,
+  NetdevAddArgs,
+} from "./device-types";
 import type { NamedFds } from "./named-fds";
 
 /** QMP's RunState values that virga-vmm uses so far. */
@@ -63,4 +70,17 @@ export interface VmControl {
   shutdown(reason: ShutdownReason): void;
   /** Subscribes to QMP events; returns the unsubscribe function. */
   onEvent(listener: EventListener): () => void;
+
+  // Devices (docs/devices.md). Each rejects with a QmpError naming the field.
+  blockdevAdd(args: BlockdevAddArgs): Promise<void>;
+  blockdevDel(nodeName: string): Promise<void>;
+  /** With fdName, the descriptor stored by getfd under that name is used (and consumed on success). */
+  netdevAdd(args: NetdevAddArgs): Promise<void>;
+  netdevDel(id: string): Promise<void>;
+  deviceAdd(args: DeviceAddArgs): Promise<void>;
+  /** Synchronous on the microvm: emits DEVICE_DELETED before resolving. */
+  deviceDel(id: string): Promise<void>;
+  balloon(bytes: number): Promise<void>;
+  queryBalloon(): Promise<BalloonInfo>;
+  devices(): Promise<DevicesInfo>;
 }

@@ -10,11 +10,20 @@ import type {
   VcpuState,
   VmControl,
 } from "./control";
+import type {
+  BalloonInfo,
+  BlockdevAddArgs,
+  DeviceAddArgs,
+  DevicesInfo,
+  NativeDevices,
+  NetdevAddArgs,
+} from "./device-types";
 import { EventHub } from "./events";
-import { NamedFds } from "./named-fds";
+import { NamedFds, closeQuietly } from "./named-fds";
+import { genericError } from "../qmp/wire";
 
 /** What the VM process does on request (a fake stands in for it in tests). */
-export interface NativeVm {
+export interface NativeVm extends NativeDevices {
   pause(): Promise<void>;
   resume(): Promise<void>;
   reset(): Promise<void>;
@@ -122,6 +131,69 @@ export class Machine implements VmControl {
 
   onEvent(listener: EventListener): () => void {
     return this.hub.subscribe(listener);
+  }
+
+  /** An event the VM process raised (BALLOON_CHANGED), for every client. */
+  emit(name: string, data: Record<string, unknown>): void {
+    this.hub.emit(name, data);
+  }
+
+  // ---- devices (docs/devices.md); in order with the lifecycle operations ----
+
+  blockdevAdd(args: BlockdevAddArgs): Promise<void> {
+    return this.serial(() => this.vm.blockdevAdd(args));
+  }
+
+  blockdevDel(nodeName: string): Promise<void> {
+    return this.serial(() => this.vm.blockdevDel(nodeName));
+  }
+
+  netdevAdd(args: NetdevAddArgs): Promise<void> {
+    return this.serial(async () => {
+      const name = args.fdName;
+      if (name === undefined) return this.vm.netdevAdd(args);
+      const fd = this.fds.take(name);
+      if (fd === undefined) {
+        throw genericError(`fd: no file descriptor named '${name}' (send it with getfd first)`);
+      }
+      try {
+        await this.vm.netdevAdd(args, fd);
+      } catch (error) {
+        // Nothing changed: the descriptor stays where getfd put it.
+        this.fds.put(name, fd);
+        throw error;
+      }
+      // The VM process holds its own copy now.
+      closeQuietly(fd);
+    });
+  }
+
+  netdevDel(id: string): Promise<void> {
+    return this.serial(() => this.vm.netdevDel(id));
+  }
+
+  deviceAdd(args: DeviceAddArgs): Promise<void> {
+    return this.serial(() => this.vm.deviceAdd(args));
+  }
+
+  deviceDel(id: string): Promise<void> {
+    return this.serial(async () => {
+      await this.vm.deviceDel(id);
+      // The seed's microvm example: the event, then the return.
+      this.hub.emit("DEVICE_DELETED", { device: id, path: id });
+    });
+  }
+
+  balloon(bytes: number): Promise<void> {
+    return this.serial(() => this.vm.balloon(bytes));
+  }
+
+  queryBalloon(): Promise<BalloonInfo> {
+    return this.vm.queryBalloon();
+  }
+
+  devices(): Promise<DevicesInfo> {
+    return this.vm.devices();
   }
 
   private serial<T>(operation: () => Promise<T>): Promise<T> {

@@ -1,8 +1,18 @@
 // The control plane's line to its VM process (native/src/process/
-// control_plane.h documents the wire): requests with replies, notices
-// without, and events from the VMM. fd 3 is the VM process's socketpair end.
+// control_plane.h documents the wire): JSON requests with replies, notices
+// without, and events from the VMM. Writes go through the native addon's
+// sendWithFds, since a request may carry a descriptor (a tap from getfd),
+// which Node's sockets cannot send.
 import { Socket } from "node:net";
+import { QmpError, type QmpErrorClass } from "../qmp/wire";
 import type { VcpuState } from "./control";
+import type {
+  BalloonInfo,
+  BlockdevAddArgs,
+  DeviceAddArgs,
+  DevicesInfo,
+  NetdevAddArgs,
+} from "./device-types";
 import type { NativeVm } from "./machine";
 
 export interface Hello {
@@ -14,13 +24,19 @@ export interface Hello {
 export type VmmEvent =
   | { event: "shutdown"; guest: true; reason: "guest-shutdown" | "guest-reset" }
   | { event: "shutdown"; guest: false; reason: "host-signal" }
-  | { event: "error"; message: string };
+  | { event: "error"; message: string }
+  /** A QMP event raised by a device (BALLOON_CHANGED), passed on as it is. */
+  | { event: "qmp"; name: string; data: Record<string, unknown> };
 
 interface Reply {
   id: number;
   result?: unknown;
   error?: string;
+  class?: QmpErrorClass;
 }
+
+/** Writes `text` with `fds` attached; the native addon's sendWithFds. */
+export type ChannelSender = (fd: number, text: string, fds: number[]) => void;
 
 export class VmmChannel implements NativeVm {
   private readonly socket: Socket;
@@ -35,8 +51,11 @@ export class VmmChannel implements NativeVm {
   private eventListener: (event: VmmEvent) => void = () => undefined;
   private closeListener: () => void = () => undefined;
 
-  constructor(fd: number) {
-    this.socket = new Socket({ fd, readable: true, writable: true });
+  constructor(
+    private readonly fd: number,
+    private readonly send: ChannelSender,
+  ) {
+    this.socket = new Socket({ fd, readable: true, writable: false });
     this.socket.setEncoding("utf8");
     this.socket.on("data", (chunk: string) => {
       this.buffer += chunk;
@@ -90,25 +109,67 @@ export class VmmChannel implements NativeVm {
     return this.request("vcpus") as Promise<VcpuState[]>;
   }
 
+  blockdevAdd(args: BlockdevAddArgs): Promise<void> {
+    return this.request("blockdev-add", args).then(() => undefined);
+  }
+  blockdevDel(nodeName: string): Promise<void> {
+    return this.request("blockdev-del", { nodeName }).then(() => undefined);
+  }
+  netdevAdd(args: NetdevAddArgs, fd?: number): Promise<void> {
+    return this.request("netdev-add", args, fd === undefined ? [] : [fd]).then(() => undefined);
+  }
+  netdevDel(id: string): Promise<void> {
+    return this.request("netdev-del", { id }).then(() => undefined);
+  }
+  deviceAdd(args: DeviceAddArgs): Promise<void> {
+    return this.request("device-add", args).then(() => undefined);
+  }
+  deviceDel(id: string): Promise<void> {
+    return this.request("device-del", { id }).then(() => undefined);
+  }
+  balloon(bytes: number): Promise<void> {
+    return this.request("balloon", { bytes }).then(() => undefined);
+  }
+  queryBalloon(): Promise<BalloonInfo> {
+    return this.request("query-balloon") as Promise<BalloonInfo>;
+  }
+  devices(): Promise<DevicesInfo> {
+    return this.request("devices") as Promise<DevicesInfo>;
+  }
+
   /** QMP quit: the VM process ends the VM and exits 0. */
   quit(): void {
-    this.notice("quit");
+    this.notice({ notice: "quit" });
   }
   /** The control plane cannot serve (QMP socket): the VM process exits 1 with this. */
   fail(message: string): void {
-    this.notice(`fail ${message.replaceAll("\n", " ")}`);
+    this.notice({ notice: "fail", message });
   }
 
-  private request(op: string): Promise<unknown> {
+  /** A notice to a VM process that may be gone already: its end is noticed through the channel. */
+  private notice(message: object): void {
+    try {
+      this.write(message);
+    } catch {
+      // the channel's close handler follows
+    }
+  }
+
+  private request(op: string, args: object = {}, fds: number[] = []): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.socket.write(`${id} ${op}\n`);
+      try {
+        this.write({ id, op, args, fds: fds.length }, fds);
+      } catch (error) {
+        this.waiting.delete(id);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
     });
   }
 
-  private notice(line: string): void {
-    this.socket.write(`${line}\n`);
+  private write(message: object, fds: number[] = []): void {
+    this.send(this.fd, `${JSON.stringify(message)}\n`, fds);
   }
 
   private dispatch(message: Record<string, unknown>): void {
@@ -122,8 +183,9 @@ export class VmmChannel implements NativeVm {
       const reply = message as unknown as Reply;
       const waiter = this.waiting.get(reply.id);
       this.waiting.delete(reply.id);
-      if (reply.error !== undefined) waiter?.reject(new Error(reply.error));
-      else waiter?.resolve(reply.result);
+      if (reply.error === undefined) waiter?.resolve(reply.result);
+      else if (reply.class !== undefined) waiter?.reject(new QmpError(reply.class, reply.error));
+      else waiter?.reject(new Error(reply.error));
     }
   }
 }

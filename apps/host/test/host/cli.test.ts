@@ -64,9 +64,9 @@ describe("virga-vmm command line", () => {
       /^virga-vmm: -machine: machine 'q35' is not supported yet/,
     ],
     [
-      "a virtio-net device",
+      "a virtio-net device without its -netdev",
       ["-kernel", kernel, "-device", "virtio-net-device,netdev=n"],
-      /^virga-vmm: -device: virtio-net-device needs -netdev, not supported yet/,
+      /^virga-vmm: -device: unknown netdev 'n'; expected /,
     ],
     [
       "a bad -qmp",

@@ -54,7 +54,9 @@ function toForm(name: string, description: string, config: VmConfig): FormState 
     threads: String(config.smp.threads),
     memoryMiB: String(config.memoryBytes / MIB),
     drives: config.drives.map((d) => ({ ...d })),
-    devices: config.devices.map((d) => ({ id: d.id, drive: d.drive })),
+    devices: config.devices.flatMap((d) =>
+      d.driver === "virtio-blk-device" ? [{ id: d.id, drive: d.drive }] : [],
+    ),
     serialKind: config.serial.kind,
     serialPath: "path" in config.serial ? config.serial.path : "",
     startPaused: config.startPaused,
@@ -86,11 +88,15 @@ function toConfig(form: FormState, base: VmConfig): Record<string, unknown> {
     },
     memoryBytes: num(form.memoryMiB) * MIB,
     drives: form.drives.map((d) => ({ ...d, id: d.id.trim(), file: d.file.trim() })),
-    devices: form.devices.map((d) => ({
-      driver: "virtio-blk-device",
-      id: d.id.trim(),
-      drive: d.drive.trim(),
-    })),
+    devices: [
+      ...form.devices.map((d) => ({
+        driver: "virtio-blk-device",
+        id: d.id.trim(),
+        drive: d.drive.trim(),
+      })),
+      // NICs and the balloon are not edited here yet: kept as they were.
+      ...base.devices.filter((d) => d.driver !== "virtio-blk-device"),
+    ],
     serial,
     startPaused: form.startPaused,
   };

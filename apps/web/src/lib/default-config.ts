@@ -9,6 +9,7 @@ export const EMPTY_CONFIG: VmConfig = {
   smp: { cpus: 1, maxCpus: 1, sockets: 1, cores: 1, threads: 1 },
   memoryBytes: 128 * MIB,
   drives: [],
+  netdevs: [],
   devices: [],
   serial: { kind: "stdio" },
   daemonize: false,

@@ -44,6 +44,13 @@ constexpr uint32_t kKeyboardIrq = 1;
 constexpr uint32_t kPowerButtonGsi = 9;  // the SCI's traditional line, free on a hardware-reduced machine
 // GSIs above the ISA range so they never collide with legacy devices.
 constexpr uint32_t kVirtioFirstGsi = 16;
+// The microvm's fixed virtio-mmio slots (docs/devices.md): 6 block, 2 NIC,
+// then the balloon. GSIs 16-23 fill the IOAPIC's 24 pins, so the balloon
+// takes ISA IRQ 5, free on this machine (edge, active-high as ISA lines are).
+constexpr uint32_t kBlockSlots = 6;
+constexpr uint32_t kNetSlots = 2;
+constexpr uint32_t kBalloonSlot = kBlockSlots + kNetSlots;
+constexpr uint32_t kBalloonGsi = 5;
 
 // ACPI tables in the BIOS area, where kernels also scan for the RSDP.
 constexpr uint64_t kAcpiTablesAddr = 0xe0000;

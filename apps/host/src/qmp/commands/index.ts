@@ -12,6 +12,16 @@ import {
   queryTarget,
   queryVersion,
 } from "./introspection";
+import { balloon, queryBalloon, virgaQueryBalloon } from "./balloon";
+import {
+  blockdevAdd,
+  blockdevDel,
+  deviceAdd,
+  deviceDel,
+  netdevAdd,
+  netdevDel,
+  virgaQueryDevices,
+} from "./devices";
 import { closefd, getfd } from "./fds";
 import { queryStats, queryStatsSchemas } from "./stats";
 import { cont, queryStatus, quit, stop, systemPowerdown, systemReset } from "./status";
@@ -38,6 +48,16 @@ export const COMMANDS: readonly QmpCommand[] = [
   queryChardev,
   getfd,
   closefd,
+  blockdevAdd,
+  blockdevDel,
+  netdevAdd,
+  netdevDel,
+  deviceAdd,
+  deviceDel,
+  virgaQueryDevices,
+  balloon,
+  queryBalloon,
+  virgaQueryBalloon,
 ];
 
 export const COMMAND_TABLE = makeTable(COMMANDS);

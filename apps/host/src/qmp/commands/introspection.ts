@@ -8,7 +8,15 @@ import { QMP_VERSION } from "../wire";
 const none = z.object({}).strict();
 
 /** Every event virga-vmm can emit so far. */
-export const EVENT_NAMES = ["SHUTDOWN", "STOP", "RESUME", "RESET", "POWERDOWN"] as const;
+export const EVENT_NAMES = [
+  "SHUTDOWN",
+  "STOP",
+  "RESUME",
+  "RESET",
+  "POWERDOWN",
+  "DEVICE_DELETED",
+  "BALLOON_CHANGED",
+] as const;
 
 export const queryVersion = defineCommand({
   name: "query-version",

@@ -3,6 +3,13 @@
 import type { VmConfig } from "../../config/vm-config";
 import { Machine, type NativeVm } from "../machine";
 import type { ShutdownReason, VcpuState } from "../control";
+import type {
+  BalloonInfo,
+  BlockdevAddArgs,
+  DeviceAddArgs,
+  DevicesInfo,
+  NetdevAddArgs,
+} from "../device-types";
 
 export class FakeNativeVm implements NativeVm {
   readonly calls: string[] = [];
@@ -25,6 +32,41 @@ export class FakeNativeVm implements NativeVm {
     this.calls.push("powerButton");
     return Promise.resolve();
   }
+  /** Device requests as the VM process would receive them. */
+  readonly requests: { op: string; args: unknown; fd?: number }[] = [];
+
+  private record(op: string, args: unknown, fd?: number): Promise<void> {
+    this.requests.push(fd === undefined ? { op, args } : { op, args, fd });
+    return Promise.resolve();
+  }
+  blockdevAdd(args: BlockdevAddArgs): Promise<void> {
+    return this.record("blockdev-add", args);
+  }
+  blockdevDel(nodeName: string): Promise<void> {
+    return this.record("blockdev-del", { nodeName });
+  }
+  netdevAdd(args: NetdevAddArgs, fd?: number): Promise<void> {
+    return this.record("netdev-add", args, fd);
+  }
+  netdevDel(id: string): Promise<void> {
+    return this.record("netdev-del", { id });
+  }
+  deviceAdd(args: DeviceAddArgs): Promise<void> {
+    return this.record("device-add", args);
+  }
+  deviceDel(id: string): Promise<void> {
+    return this.record("device-del", { id });
+  }
+  balloon(bytes: number): Promise<void> {
+    return this.record("balloon", { bytes });
+  }
+  queryBalloon(): Promise<BalloonInfo> {
+    return Promise.resolve({ actual: 1 << 28, target: 1 << 28, memory: 1 << 28, stats: {} });
+  }
+  devices(): Promise<DevicesInfo> {
+    return Promise.resolve({ block: [], net: [], balloon: null, backends: { block: [], net: [] } });
+  }
+
   vcpus(): Promise<VcpuState[]> {
     return Promise.resolve(
       Array.from({ length: this.cpus }, (_, index) => ({
@@ -55,6 +97,7 @@ export function testConfig(overrides: Partial<VmConfig> = {}): VmConfig {
     smp: { cpus: 2, maxCpus: 4, sockets: 2, cores: 2, threads: 1 },
     memoryBytes: 256 * 1024 * 1024,
     drives: [],
+    netdevs: [],
     devices: [],
     serial: { kind: "pty" },
     daemonize: false,

@@ -20,6 +20,7 @@ function builtIns(root: string): BuiltIn[] {
   const common = {
     machine: "microvm" as const,
     drives: [],
+    netdevs: [],
     devices: [],
     serial: { kind: "stdio" as const },
     daemonize: false,

@@ -1,0 +1,226 @@
+// Hot-plug on the microvm (docs/devices.md, the seed's requests verbatim):
+// blockdev-add/-del, netdev_add/_del, device_add/_del, virga-query-devices.
+// Arguments are checked and normalised here, each mistake naming its field;
+// the VM process then checks them against its slots and backends.
+import { z } from "zod";
+import { INTERFACE_NAME_RULE, MAC_PATTERN, isInterfaceName } from "../../config/vm-config";
+import type { DeviceAddArgs } from "../../vmm/device-types";
+import { defineCommand } from "../command";
+import { genericError } from "../wire";
+
+const nonEmpty = z.string().min(1);
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value === "string" ? `'${value}'` : typeof value;
+}
+
+/** blockdev-add's `file`: only the {driver: "file", filename} form. */
+function fileName(file: unknown): string {
+  const wanted = `{"driver": "file", "filename": <path>}`;
+  if (typeof file === "string") {
+    throw genericError(`file: node references ('${file}') are not supported; expected ${wanted}`);
+  }
+  if (typeof file !== "object" || file === null || Array.isArray(file)) {
+    throw genericError(`file: expected ${wanted}, got ${describe(file)}`);
+  }
+  const record = file as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (key !== "driver" && key !== "filename")
+      throw genericError(`Parameter 'file.${key}' is unexpected`);
+  }
+  if (record.driver !== "file") {
+    throw genericError(
+      record.driver === undefined
+        ? "Parameter 'file.driver' is missing"
+        : `file.driver: expected 'file' (a raw image file or block device), got ${describe(record.driver)}`,
+    );
+  }
+  if (typeof record.filename !== "string" || record.filename === "") {
+    throw genericError(
+      record.filename === undefined
+        ? "Parameter 'file.filename' is missing"
+        : `file.filename: expected a path, got ${describe(record.filename)}`,
+    );
+  }
+  return record.filename;
+}
+
+export const blockdevAdd = defineCommand({
+  name: "blockdev-add",
+  args: z
+    .object({
+      "node-name": nonEmpty,
+      driver: z.literal("raw").optional(),
+      file: z.unknown(),
+      "read-only": z.boolean().optional(),
+      cache: z.object({ direct: z.boolean().optional() }).strict().optional(),
+    })
+    .strict(),
+  async handler(args, { vm }) {
+    if (args.file === undefined) throw genericError("Parameter 'file' is missing");
+    await vm.blockdevAdd({
+      nodeName: args["node-name"],
+      filename: fileName(args.file),
+      readOnly: args["read-only"] ?? false,
+      direct: args.cache?.direct ?? false,
+    });
+    return {};
+  },
+});
+
+export const blockdevDel = defineCommand({
+  name: "blockdev-del",
+  args: z.object({ "node-name": nonEmpty }).strict(),
+  async handler(args, { vm }) {
+    await vm.blockdevDel(args["node-name"]);
+    return {};
+  },
+});
+
+export const netdevAdd = defineCommand({
+  name: "netdev_add",
+  args: z
+    .object({
+      id: nonEmpty,
+      type: z.literal("tap").optional(),
+      ifname: z.string().optional(),
+      fd: z.string().optional(),
+    })
+    .strict(),
+  async handler(args, { vm }) {
+    if ((args.ifname === undefined) === (args.fd === undefined)) {
+      throw genericError(
+        "netdev_add needs exactly one of 'ifname' (a tap's name) and 'fd' (a getfd name)",
+      );
+    }
+    if (args.ifname !== undefined) {
+      if (!isInterfaceName(args.ifname)) {
+        throw genericError(
+          `ifname: '${args.ifname}' is not an interface name (${INTERFACE_NAME_RULE})`,
+        );
+      }
+      await vm.netdevAdd({ id: args.id, ifname: args.ifname });
+    } else {
+      await vm.netdevAdd({ id: args.id, fdName: args.fd });
+    }
+    return {};
+  },
+});
+
+export const netdevDel = defineCommand({
+  name: "netdev_del",
+  args: z.object({ id: nonEmpty }).strict(),
+  async handler(args, { vm }) {
+    await vm.netdevDel(args.id);
+    return {};
+  },
+});
+
+const BLOCK_DRIVERS = new Set(["virtio-blk-mmio", "virtio-blk-device"]);
+const NET_DRIVERS = new Set(["virtio-net-mmio", "virtio-net-device"]);
+const STANDARD_DRIVERS = new Set([
+  "virtio-blk-pci",
+  "virtio-net-pci",
+  "vfio-pci",
+  "pcie-root-port",
+  "virtio-balloon-pci",
+]);
+
+/** `addr` as the seed writes it ("0x1"), or a plain number. */
+function slotFromAddr(addr: string | number): number {
+  const text = String(addr).trim();
+  const value = /^0x[0-9a-f]+$/i.test(text)
+    ? parseInt(text, 16)
+    : /^\d+$/.test(text)
+      ? Number(text)
+      : NaN;
+  if (!Number.isSafeInteger(value)) {
+    throw genericError(`addr: expected a slot number such as "0x1", got ${describe(addr)}`);
+  }
+  return value;
+}
+
+export const deviceAdd = defineCommand({
+  name: "device_add",
+  args: z
+    .object({
+      id: nonEmpty,
+      driver: nonEmpty,
+      addr: z.union([z.string(), z.number().int().min(0)]).optional(),
+      lun: z.number().int().min(0).optional(),
+      drive: nonEmpty.optional(),
+      netdev: nonEmpty.optional(),
+      bus: z.string().optional(),
+      mac: z.string().optional(),
+      host: z.string().optional(),
+    })
+    .strict(),
+  async handler(args, { vm }) {
+    const { driver } = args;
+    const block = BLOCK_DRIVERS.has(driver);
+    if (!block && !NET_DRIVERS.has(driver)) {
+      if (STANDARD_DRIVERS.has(driver)) {
+        throw genericError(`driver: '${driver}' needs the standard machine (-machine q35)`);
+      }
+      if (driver.startsWith("virtio-balloon")) {
+        throw genericError(
+          "driver: the balloon cannot be hot-plugged on the microvm; start the VM with -device virtio-balloon-device",
+        );
+      }
+      throw genericError(
+        `driver: unknown device type '${driver}'; the microvm takes virtio-blk-mmio and virtio-net-mmio`,
+      );
+    }
+    if (args.bus !== undefined)
+      throw genericError("bus: the microvm has no buses; give the slot with addr");
+    if (args.host !== undefined)
+      throw genericError("host: only vfio-pci takes host (standard machine)");
+    if (args.addr !== undefined && args.lun !== undefined) {
+      throw genericError("give the slot with addr or with lun, not both");
+    }
+    if (block && args.netdev !== undefined)
+      throw genericError(`netdev: '${driver}' takes drive, not netdev`);
+    if (!block && args.drive !== undefined)
+      throw genericError(`drive: '${driver}' takes netdev, not drive`);
+    if (block && args.mac !== undefined) throw genericError("mac: only NICs have a MAC address");
+    if (args.mac !== undefined && !MAC_PATTERN.test(args.mac)) {
+      throw genericError(`mac: '${args.mac}' is not a unicast MAC address like 52:54:00:12:34:56`);
+    }
+    const request: DeviceAddArgs = {
+      id: args.id,
+      kind: block ? "block" : "net",
+      backend: args.drive ?? args.netdev ?? args.id,
+      backendField:
+        args.drive !== undefined ? "drive" : args.netdev !== undefined ? "netdev" : "id",
+    };
+    if (args.addr !== undefined) {
+      request.slot = slotFromAddr(args.addr);
+      request.slotField = "addr";
+    } else if (args.lun !== undefined) {
+      // lun N is vd(b+N): the seed keeps vda for the root disk.
+      request.slot = args.lun + 1;
+      request.slotField = "lun";
+    }
+    if (args.mac !== undefined) request.mac = args.mac.toLowerCase();
+    await vm.deviceAdd(request);
+    return {};
+  },
+});
+
+/** DEVICE_DELETED is emitted before the return (the microvm unplugs at once). */
+export const deviceDel = defineCommand({
+  name: "device_del",
+  args: z.object({ id: nonEmpty }).strict(),
+  async handler(args, { vm }) {
+    await vm.deviceDel(args.id);
+    return {};
+  },
+});
+
+export const virgaQueryDevices = defineCommand({
+  name: "virga-query-devices",
+  args: z.object({}).strict(),
+  handler: (_args, { vm }) => vm.devices(),
+});

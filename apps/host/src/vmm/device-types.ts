@@ -1,0 +1,95 @@
+// The VM process's device requests and answers (docs/devices.md), as the
+// control plane and QMP commands see them. Arguments here are already
+// checked and normalised by the QMP commands; the VM process checks them
+// against the machine's state and answers with field-naming errors.
+
+export interface BlockdevAddArgs {
+  nodeName: string;
+  filename: string;
+  readOnly: boolean;
+  direct: boolean;
+}
+
+export interface NetdevAddArgs {
+  id: string;
+  /** A tap by name, or a getfd name whose descriptor goes along. */
+  ifname?: string;
+  fdName?: string;
+}
+
+export interface DeviceAddArgs {
+  id: string;
+  kind: "block" | "net";
+  /** The slot within its kind (0 = vda / eth0); absent: the first free one. */
+  slot?: number;
+  /** Which QMP argument gave the slot, for errors. */
+  slotField?: "addr" | "lun";
+  /** The backend's node-name / netdev id, and the argument that named it. */
+  backend: string;
+  backendField: "id" | "drive" | "netdev";
+  mac?: string;
+}
+
+export interface BlockSlotInfo {
+  slot: number;
+  addr: string;
+  "guest-name": string;
+  device: string | null;
+  "node-name": string | null;
+  file: string | null;
+  "read-only": boolean;
+  direct: boolean;
+  size: number;
+}
+
+export interface NetSlotInfo {
+  slot: number;
+  addr: string;
+  "guest-name": string;
+  device: string | null;
+  netdev: string | null;
+  ifname: string | null;
+  mac: string;
+  link: "up" | "down";
+  "driver-ready": boolean;
+  "rx-frames": number;
+  "tx-frames": number;
+  "rx-bytes": number;
+  "tx-bytes": number;
+  "rx-dropped": number;
+  "tx-dropped": number;
+}
+
+/** virga-query-devices. */
+export interface DevicesInfo {
+  block: BlockSlotInfo[];
+  net: NetSlotInfo[];
+  balloon: { device: string; "driver-ready": boolean } | null;
+  backends: {
+    block: { "node-name": string; file: string; "read-only": boolean; direct: boolean }[];
+    net: { id: string; ifname: string }[];
+  };
+}
+
+/** virga-query-balloon. */
+export interface BalloonInfo {
+  actual: number;
+  target: number;
+  memory: number;
+  stats: Record<string, number>;
+  "stats-updated"?: number;
+}
+
+/** What the VM process does with devices (the VmmChannel; a fake in unit tests). */
+export interface NativeDevices {
+  blockdevAdd(args: BlockdevAddArgs): Promise<void>;
+  blockdevDel(nodeName: string): Promise<void>;
+  /** `fd`, when given, travels with the request (SCM_RIGHTS). */
+  netdevAdd(args: NetdevAddArgs, fd?: number): Promise<void>;
+  netdevDel(id: string): Promise<void>;
+  deviceAdd(args: DeviceAddArgs): Promise<void>;
+  deviceDel(id: string): Promise<void>;
+  balloon(bytes: number): Promise<void>;
+  queryBalloon(): Promise<BalloonInfo>;
+  devices(): Promise<DevicesInfo>;
+}

@@ -1,0 +1,299 @@
+#include "virtio/net.h"
+
+#include <linux/if_tun.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace virga::virtio {
+
+namespace {
+constexpr uint64_t kFeatureCsum = 1ULL << 0;
+constexpr uint64_t kFeatureGuestCsum = 1ULL << 1;
+constexpr uint64_t kFeatureMac = 1ULL << 5;
+constexpr uint64_t kFeatureGuestTso4 = 1ULL << 7;
+constexpr uint64_t kFeatureGuestTso6 = 1ULL << 8;
+constexpr uint64_t kFeatureHostTso4 = 1ULL << 11;
+constexpr uint64_t kFeatureHostTso6 = 1ULL << 12;
+constexpr uint64_t kFeatureMrgRxbuf = 1ULL << 15;
+constexpr uint64_t kFeatureStatus = 1ULL << 16;
+
+constexpr uint16_t kStatusLinkUp = 1;
+
+// struct virtio_net_hdr_v1: flags, gso_type, hdr_len, gso_size,
+// csum_start, csum_offset, num_buffers. With VIRTIO_F_VERSION_1 it is 12
+// bytes whether or not MRG_RXBUF is negotiated; the tap reads and writes
+// the same layout once told its size.
+constexpr int kHeaderSize = 12;
+constexpr size_t kNumBuffersOffset = 10;
+// The largest frame a tap hands over: a 64 KiB GSO packet plus headers.
+constexpr size_t kFrameBytes = kHeaderSize + 65536 + 256;
+// Frames handled per wake before the guest is interrupted, so a busy tap
+// still lets the guest see its first packets early.
+constexpr int kRxBatch = 64;
+
+// Copies data into the device-writable segments of a chain from byte
+// `offset` on; returns how many bytes fit.
+size_t WriteIntoChain(const GuestMemory& memory, const DescriptorChain& chain, size_t offset, const uint8_t* data,
+                      size_t len) {
+  size_t copied = 0;
+  for (const DescriptorSegment& seg : chain.segments) {
+    if (!seg.device_writable) continue;
+    if (offset >= seg.length) {
+      offset -= seg.length;
+      continue;
+    }
+    size_t n = std::min<size_t>(len - copied, seg.length - offset);
+    if (!memory.Write(seg.address + offset, data + copied, n)) return copied;
+    copied += n;
+    offset = 0;
+    if (copied == len) break;
+  }
+  return copied;
+}
+
+size_t WritableBytes(const DescriptorChain& chain) {
+  size_t total = 0;
+  for (const DescriptorSegment& seg : chain.segments) {
+    if (seg.device_writable) total += seg.length;
+  }
+  return total;
+}
+}  // namespace
+
+Net::Net(std::array<uint8_t, 6> mac, std::unique_ptr<Tap> tap, std::shared_ptr<EventLoop> loop)
+    : mac_(mac), loop_(std::move(loop)) {
+  frame_.resize(kFrameBytes);
+  if (tap) Attach(std::move(tap));
+}
+
+Net::~Net() {
+  std::lock_guard guard(io_lock_);
+  if (watching_ && tap_) loop_->Remove(tap_->fd());
+}
+
+uint64_t Net::features() const {
+  // The same set with or without a tap: the guest negotiates once, at boot,
+  // and a tap hot-plugged later must still match (taps all take these).
+  return kFeatureVersion1 | kFeatureEventIdx | kFeatureMac | kFeatureStatus | kFeatureMrgRxbuf | kFeatureCsum | kFeatureGuestCsum |
+         kFeatureHostTso4 | kFeatureHostTso6 | kFeatureGuestTso4 | kFeatureGuestTso6;
+}
+
+void Net::ReadConfig(uint64_t offset, uint8_t* data, uint32_t len) {
+  // struct virtio_net_config: mac[6], status (le16).
+  uint8_t config[8] = {};
+  std::memcpy(config, mac_.data(), 6);
+  uint16_t status = link_up() ? kStatusLinkUp : 0;
+  std::memcpy(config + 6, &status, 2);
+  for (uint32_t i = 0; i < len; ++i) data[i] = offset + i < sizeof(config) ? config[offset + i] : 0;
+}
+
+void Net::Activate(const ActiveQueues& active, uint64_t driver_features) {
+  std::lock_guard guard(io_lock_);
+  active_ = active;
+  driver_features_ = driver_features;
+  activated_ = true;
+  if (tap_) {
+    ApplyOffloadsLocked();
+    WatchTapLocked(true);
+  }
+}
+
+void Net::Reset() {
+  std::lock_guard guard(io_lock_);
+  activated_ = false;
+  frame_len_ = 0;
+  frame_chains_.clear();
+  WatchTapLocked(false);
+}
+
+bool Net::driver_ready() const {
+  std::lock_guard guard(io_lock_);
+  return activated_;
+}
+
+NetCounters Net::counters() const {
+  return {rx_frames_.load(), tx_frames_.load(), rx_bytes_.load(), tx_bytes_.load(), rx_dropped_.load(),
+          tx_dropped_.load()};
+}
+
+void Net::Attach(std::unique_ptr<Tap> tap) {
+  std::lock_guard guard(io_lock_);
+  tap->SetHeaderSize(kHeaderSize);
+  tap_ = std::move(tap);
+  if (activated_) {
+    ApplyOffloadsLocked();
+    WatchTapLocked(true);
+  }
+  link_up_.store(true, std::memory_order_release);
+}
+
+std::unique_ptr<Tap> Net::Detach() {
+  std::lock_guard guard(io_lock_);
+  link_up_.store(false, std::memory_order_release);
+  if (watching_ && tap_) loop_->Remove(tap_->fd());
+  watching_ = false;
+  if (activated_ && !frame_chains_.empty()) {
+    // Buffers holding part of a frame go back empty: the guest drops them.
+    Queue& queue = (*active_.queues)[kRxQueue];
+    for (const DescriptorChain& chain : frame_chains_) queue.PushUsed(*active_.memory, chain.head, 0);
+    active_.signal_used(kRxQueue);
+  }
+  frame_chains_.clear();
+  frame_len_ = 0;
+  return std::move(tap_);
+}
+
+void Net::ApplyOffloadsLocked() {
+  unsigned flags = 0;
+  if (driver_features_ & kFeatureGuestCsum) {
+    flags |= TUN_F_CSUM;
+    // The tap refuses segmentation offloads without checksum offload.
+    if (driver_features_ & kFeatureGuestTso4) flags |= TUN_F_TSO4;
+    if (driver_features_ & kFeatureGuestTso6) flags |= TUN_F_TSO6;
+  }
+  tap_->SetOffloads(flags);
+}
+
+void Net::WatchTapLocked(bool readable) {
+  if (!tap_) return;
+  if (!watching_) {
+    if (!readable) return;
+    loop_->Add(tap_->fd(), EPOLLIN, [this](uint32_t) { OnTapEvent(); });
+    watching_ = true;
+    return;
+  }
+  // Level-triggered: while the guest has no receive buffers the tap stays
+  // readable, so it is unwatched until the guest posts some.
+  loop_->Modify(tap_->fd(), readable ? static_cast<uint32_t>(EPOLLIN) : 0u);
+}
+
+void Net::OnTapEvent() {
+  std::lock_guard guard(io_lock_);
+  ReceiveLocked();
+}
+
+void Net::ProcessQueue(uint16_t queue) {
+  std::lock_guard guard(io_lock_);
+  if (!activated_) return;
+  if (queue == kRxQueue) ReceiveLocked();
+  if (queue == kTxQueue) TransmitLocked();
+}
+
+bool Net::DeliverPendingLocked(Queue& queue, bool* used_any) {
+  const GuestMemory& memory = *active_.memory;
+  bool mergeable = (driver_features_ & kFeatureMrgRxbuf) != 0;
+  size_t delivered = 0;
+  for (const DescriptorChain& chain : frame_chains_) delivered += WritableBytes(chain);
+  delivered = std::min(delivered, frame_len_);
+  while (delivered < frame_len_) {
+    std::optional<DescriptorChain> chain = queue.Pop(memory);
+    if (!chain) return false;
+    size_t room = WritableBytes(*chain);
+    if (!mergeable && room < frame_len_) {
+      // Without mergeable buffers a frame must fit one chain.
+      queue.PushUsed(memory, chain->head, 0);
+      *used_any = true;
+      rx_dropped_.fetch_add(1, std::memory_order_relaxed);
+      frame_len_ = 0;
+      return true;
+    }
+    size_t n = WriteIntoChain(memory, *chain, 0, frame_.data() + delivered, frame_len_ - delivered);
+    if (n == 0) {
+      queue.PushUsed(memory, chain->head, 0);
+      *used_any = true;
+      continue;
+    }
+    delivered += n;
+    frame_chains_.push_back(std::move(*chain));
+  }
+  // The first buffer's header says how many buffers the frame took.
+  uint16_t buffers = static_cast<uint16_t>(frame_chains_.size());
+  uint8_t le[2] = {static_cast<uint8_t>(buffers & 0xff), static_cast<uint8_t>(buffers >> 8)};
+  WriteIntoChain(memory, frame_chains_.front(), kNumBuffersOffset, le, 2);
+  size_t left = frame_len_;
+  for (const DescriptorChain& chain : frame_chains_) {
+    uint32_t used = static_cast<uint32_t>(std::min(left, WritableBytes(chain)));
+    queue.PushUsed(memory, chain.head, used);
+    left -= used;
+  }
+  *used_any = true;
+  rx_frames_.fetch_add(1, std::memory_order_relaxed);
+  rx_bytes_.fetch_add(frame_len_ - kHeaderSize, std::memory_order_relaxed);
+  frame_chains_.clear();
+  frame_len_ = 0;
+  return true;
+}
+
+void Net::ReceiveLocked() {
+  if (!activated_ || !tap_) return;
+  Queue& queue = (*active_.queues)[kRxQueue];
+  if (!queue.ready()) return;
+  bool used_any = false;
+  int batch = 0;
+  for (;;) {
+    if (frame_len_ > 0 && !DeliverPendingLocked(queue, &used_any)) {
+      WatchTapLocked(false);  // until the guest posts buffers (RX notify)
+      break;
+    }
+    ssize_t n = ::read(tap_->fd(), frame_.data(), frame_.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      WatchTapLocked(true);
+      break;
+    }
+    if (n <= kHeaderSize) continue;
+    frame_len_ = static_cast<size_t>(n);
+    if (++batch == kRxBatch) {
+      if (used_any && queue.ShouldInterrupt(*active_.memory)) active_.signal_used(kRxQueue);
+      used_any = false;
+      batch = 0;
+    }
+  }
+  if (used_any && queue.ShouldInterrupt(*active_.memory)) active_.signal_used(kRxQueue);
+}
+
+void Net::TransmitLocked() {
+  Queue& queue = (*active_.queues)[kTxQueue];
+  const GuestMemory& memory = *active_.memory;
+  bool used_any = false;
+  std::vector<iovec> iov;
+  while (auto chain = queue.Pop(memory)) {
+    iov.clear();
+    size_t total = 0;
+    bool valid = !chain->segments.empty();
+    for (const DescriptorSegment& seg : chain->segments) {
+      uint8_t* host = seg.device_writable ? nullptr : memory.Translate(seg.address, seg.length);
+      if (host == nullptr) {
+        valid = false;
+        break;
+      }
+      iov.push_back({host, seg.length});
+      total += seg.length;
+    }
+    bool sent = false;
+    if (valid && total > kHeaderSize && tap_ != nullptr && link_up()) {
+      // Zero copy: the tap takes the header and frame from guest memory.
+      ssize_t n;
+      do {
+        n = ::writev(tap_->fd(), iov.data(), static_cast<int>(iov.size()));
+      } while (n < 0 && errno == EINTR);
+      sent = n == static_cast<ssize_t>(total);
+    }
+    if (sent) {
+      tx_frames_.fetch_add(1, std::memory_order_relaxed);
+      tx_bytes_.fetch_add(total - kHeaderSize, std::memory_order_relaxed);
+    } else {
+      tx_dropped_.fetch_add(1, std::memory_order_relaxed);
+    }
+    queue.PushUsed(memory, chain->head, 0);
+    used_any = true;
+  }
+  if (used_any && queue.ShouldInterrupt(memory)) active_.signal_used(kTxQueue);
+}
+
+}  // namespace virga::virtio

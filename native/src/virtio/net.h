@@ -1,0 +1,85 @@
+// virtio-net (virtio 1.x, 5.1) over a tap. A NIC slot is always a virtio-net
+// device; without a tap its link is down (docs/devices.md). Frames move on
+// the slot's own I/O thread: guest TX is written to the tap straight from
+// guest memory (writev), tap frames are read once and copied into the
+// guest's receive buffers, several buffers per frame with MRG_RXBUF.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "backends/tap.h"
+#include "io/event_loop.h"
+#include "virtio/device.h"
+
+namespace virga::virtio {
+
+struct NetCounters {
+  uint64_t rx_frames, tx_frames, rx_bytes, tx_bytes, rx_dropped, tx_dropped;
+};
+
+class Net : public VirtioDevice {
+ public:
+  static constexpr uint16_t kRxQueue = 0;
+  static constexpr uint16_t kTxQueue = 1;
+
+  // `loop` is the slot's I/O thread, where the tap's readiness is watched.
+  Net(std::array<uint8_t, 6> mac, std::unique_ptr<Tap> tap, std::shared_ptr<EventLoop> loop);
+  ~Net() override;
+
+  uint32_t device_id() const override { return kDeviceIdNet; }
+  uint64_t features() const override;
+  uint16_t queue_count() const override { return 2; }
+  uint16_t queue_max_size() const override { return 256; }
+  void ReadConfig(uint64_t offset, uint8_t* data, uint32_t len) override;
+  void WriteConfig(uint64_t, const uint8_t*, uint32_t) override {}
+  void Activate(const ActiveQueues& active, uint64_t driver_features) override;
+  void ProcessQueue(uint16_t queue) override;
+  void Reset() override;
+
+  // Hot-plug: the link comes up. The caller raises the configuration-change
+  // interrupt afterwards (never while holding a lock of ours).
+  void Attach(std::unique_ptr<Tap> tap);
+  // Hot-unplug: the link goes down, a frame half delivered is dropped, and
+  // the tap is handed back for the caller to close.
+  std::unique_ptr<Tap> Detach();
+
+  const std::array<uint8_t, 6>& mac() const { return mac_; }
+  bool link_up() const { return link_up_.load(std::memory_order_acquire); }
+  bool driver_ready() const;
+  NetCounters counters() const;
+
+ private:
+  void OnTapEvent();
+  void ReceiveLocked();
+  void TransmitLocked();
+  void WatchTapLocked(bool readable);
+  void ApplyOffloadsLocked();
+  // Copies the pending frame into receive buffers; false when the guest
+  // has not posted enough of them yet (the frame waits).
+  bool DeliverPendingLocked(Queue& queue, bool* used_any);
+
+  const std::array<uint8_t, 6> mac_;
+  const std::shared_ptr<EventLoop> loop_;
+  std::atomic<bool> link_up_{false};
+
+  mutable std::mutex io_lock_;
+  std::unique_ptr<Tap> tap_;
+  bool watching_ = false;  // tap fd registered with the loop
+  ActiveQueues active_{};
+  bool activated_ = false;
+  uint64_t driver_features_ = 0;
+  // The frame read from the tap and not yet fully given to the guest,
+  // and the receive buffers already taken for it.
+  std::vector<uint8_t> frame_;
+  size_t frame_len_ = 0;
+  std::vector<DescriptorChain> frame_chains_;
+
+  std::atomic<uint64_t> rx_frames_{0}, tx_frames_{0}, rx_bytes_{0}, tx_bytes_{0}, rx_dropped_{0}, tx_dropped_{0};
+};
+
+}  // namespace virga::virtio

@@ -1,0 +1,394 @@
+#include "vm/microvm_devices.h"
+
+#include <cstdio>
+
+#include "arch/x86_64/layout.h"
+#include "common/error.h"
+
+namespace virga {
+
+namespace {
+
+constexpr uint64_t kBalloonPage = 4096;
+
+std::string SlotAddr(uint32_t slot) {
+  char text[16];
+  std::snprintf(text, sizeof(text), "0x%x", slot);
+  return text;
+}
+
+std::string BlockName(uint32_t slot) { return std::string("vd") + static_cast<char>('a' + slot); }
+std::string NetName(uint32_t slot) { return "eth" + std::to_string(slot); }
+
+const char* StatName(uint16_t tag) {
+  switch (tag) {
+    case virtio::Balloon::kStatSwapIn: return "stat-swap-in";
+    case virtio::Balloon::kStatSwapOut: return "stat-swap-out";
+    case virtio::Balloon::kStatMajorFaults: return "stat-major-faults";
+    case virtio::Balloon::kStatMinorFaults: return "stat-minor-faults";
+    case virtio::Balloon::kStatFreeMemory: return "stat-free-memory";
+    case virtio::Balloon::kStatTotalMemory: return "stat-total-memory";
+    case virtio::Balloon::kStatAvailableMemory: return "stat-available-memory";
+    case virtio::Balloon::kStatDiskCaches: return "stat-disk-caches";
+    default: return nullptr;
+  }
+}
+
+QmpError NotFound(const std::string& message) { return QmpError("DeviceNotFound", message); }
+
+}  // namespace
+
+std::string FormatMac(const MacAddress& mac) {
+  char text[18];
+  std::snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+  return text;
+}
+
+std::optional<MacAddress> ParseMac(const std::string& text) {
+  MacAddress mac{};
+  if (text.size() != 17) return std::nullopt;
+  for (size_t i = 0; i < 6; ++i) {
+    if (i > 0 && text[i * 3 - 1] != ':') return std::nullopt;
+    unsigned value = 0;
+    for (size_t j = 0; j < 2; ++j) {
+      char c = text[i * 3 + j];
+      value <<= 4;
+      if (c >= '0' && c <= '9') value |= static_cast<unsigned>(c - '0');
+      else if (c >= 'a' && c <= 'f') value |= static_cast<unsigned>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') value |= static_cast<unsigned>(c - 'A' + 10);
+      else return std::nullopt;
+    }
+    mac[i] = static_cast<uint8_t>(value);
+  }
+  return mac;
+}
+
+MacAddress DerivedMac(const std::string& identity, uint32_t slot) {
+  // FNV-1a, 32 bits: stable across builds and hosts, unlike std::hash.
+  uint32_t hash = 2166136261u;
+  for (unsigned char c : identity) {
+    hash ^= c;
+    hash *= 16777619u;
+  }
+  // 0x52: unicast (bit 0 clear), locally administered (bit 1 set).
+  return {0x52, 0x56, static_cast<uint8_t>(hash >> 16), static_cast<uint8_t>(hash >> 8), static_cast<uint8_t>(hash),
+          static_cast<uint8_t>(slot)};
+}
+
+MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::vector<NicConfig>& nics,
+                               const std::optional<BalloonDeviceConfig>& balloon, const std::string& identity,
+                               uint64_t memory_bytes, const AddSlot& add_slot, Emit emit)
+    : memory_bytes_(memory_bytes), emit_(std::move(emit)) {
+  block_slots_.resize(x86::kBlockSlots);
+  net_slots_.resize(x86::kNetSlots);
+  for (uint32_t slot = 0; slot < x86::kBlockSlots; ++slot) {
+    std::unique_ptr<BlockFile> file;
+    for (const DiskConfig& disk : disks) {
+      if (disk.slot != slot) continue;
+      try {
+        file = BlockFile::Open(disk.file);
+      } catch (const VmmError& e) {
+        throw VmmError("disk " + disk.id, e);
+      }
+      block_backends_[disk.node_name] = {disk.file, nullptr, slot};
+      block_slots_[slot] = {disk.id, disk.node_name};
+    }
+    auto device = std::make_shared<virtio::Block>(std::move(file));
+    blocks_.push_back(device);
+    block_transports_.push_back(add_slot(slot, [device](const std::shared_ptr<EventLoop>&) { return device; }));
+  }
+  for (uint32_t i = 0; i < x86::kNetSlots; ++i) {
+    std::unique_ptr<Tap> tap;
+    MacAddress mac = DerivedMac(identity, i);
+    for (const NicConfig& nic : nics) {
+      if (nic.slot != i) continue;
+      try {
+        tap = nic.fd >= 0 ? Tap::Adopt(UniqueFd(nic.fd), "fd=" + std::to_string(nic.fd)) : Tap::Open(nic.ifname);
+      } catch (const VmmError& e) {
+        throw VmmError("netdev " + nic.netdev, e);
+      }
+      if (nic.mac) mac = *nic.mac;
+      net_backends_[nic.netdev] = {tap->ifname(), nullptr, i};
+      net_slots_[i] = {nic.id, nic.netdev};
+    }
+    std::shared_ptr<virtio::Net> device;
+    net_transports_.push_back(add_slot(x86::kBlockSlots + i, [&](const std::shared_ptr<EventLoop>& loop) {
+      device = std::make_shared<virtio::Net>(mac, std::move(tap), loop);
+      return device;
+    }));
+    nets_.push_back(device);
+  }
+  if (balloon) {
+    balloon_id_ = balloon->id;
+    balloon_ = std::make_shared<virtio::Balloon>(balloon->options, [this](uint32_t actual) { OnBalloonActual(actual); });
+    auto device = balloon_;
+    balloon_transport_ = add_slot(x86::kBalloonSlot, [device](const std::shared_ptr<EventLoop>&) { return device; });
+  }
+}
+
+// ---- backends -----------------------------------------------------------
+
+void MicrovmDevices::AddBlockBackend(const std::string& node_name, const BlockFileConfig& file) {
+  std::lock_guard guard(lock_);
+  if (block_backends_.count(node_name) || net_backends_.count(node_name)) {
+    throw VmmError("node-name: '" + node_name + "' is already in use");
+  }
+  std::unique_ptr<BlockFile> opened;
+  try {
+    opened = BlockFile::Open(file);
+  } catch (const VmmError& e) {
+    throw VmmError("file.filename", e);
+  }
+  block_backends_[node_name] = {file, std::move(opened), std::nullopt};
+}
+
+void MicrovmDevices::RemoveBlockBackend(const std::string& node_name) {
+  std::lock_guard guard(lock_);
+  auto it = block_backends_.find(node_name);
+  if (it == block_backends_.end()) throw NotFound("node-name: no block backend '" + node_name + "'");
+  if (it->second.slot) {
+    throw VmmError("node-name: '" + node_name + "' is attached to device '" + block_slots_[*it->second.slot].device_id +
+                   "'; device_del it first");
+  }
+  block_backends_.erase(it);  // closes the file
+}
+
+void MicrovmDevices::AddNetBackend(const std::string& id, const std::string& ifname, UniqueFd fd,
+                                   const std::string& fd_label) {
+  std::lock_guard guard(lock_);
+  if (net_backends_.count(id) || block_backends_.count(id)) throw VmmError("id: '" + id + "' is already in use");
+  std::unique_ptr<Tap> tap;
+  try {
+    tap = fd.valid() ? Tap::Adopt(std::move(fd), fd_label) : Tap::Open(ifname);
+  } catch (const VmmError& e) {
+    throw VmmError(fd_label.empty() ? "ifname" : "fd", e);
+  }
+  std::string name = tap->ifname();
+  net_backends_[id] = {name, std::move(tap), std::nullopt};
+}
+
+void MicrovmDevices::RemoveNetBackend(const std::string& id) {
+  std::lock_guard guard(lock_);
+  auto it = net_backends_.find(id);
+  if (it == net_backends_.end()) throw NotFound("id: no netdev '" + id + "'");
+  if (it->second.slot) {
+    throw VmmError("id: netdev '" + id + "' is attached to device '" + net_slots_[*it->second.slot].device_id +
+                   "'; device_del it first");
+  }
+  net_backends_.erase(it);  // closes the tap
+}
+
+// ---- devices ------------------------------------------------------------
+
+uint32_t MicrovmDevices::PickSlot(const DeviceAddRequest& request, uint32_t count, const std::vector<SlotState>& states,
+                                  const char* kind_name) const {
+  if (!request.slot) {
+    for (uint32_t slot = 0; slot < count; ++slot) {
+      if (states[slot].device_id.empty()) return slot;
+    }
+    throw VmmError("addr: every " + std::string(kind_name) + " slot is occupied (" + std::to_string(count) +
+                   " on the microvm)");
+  }
+  uint32_t slot = *request.slot;
+  std::string given = request.slot_field == "lun" ? "lun " + std::to_string(slot - 1) : SlotAddr(slot);
+  if (slot >= count) {
+    throw VmmError(request.slot_field + ": " + given + " is out of range; the microvm has " + std::to_string(count) +
+                   " " + kind_name + " slots (0x0.." + SlotAddr(count - 1) + ")");
+  }
+  if (!states[slot].device_id.empty()) {
+    std::string guest = request.kind == DeviceAddRequest::Kind::kBlock ? BlockName(slot) : NetName(slot);
+    throw VmmError(request.slot_field + ": " + kind_name + " slot " + SlotAddr(slot) + " (" + guest +
+                   ") is occupied by '" + states[slot].device_id + "'");
+  }
+  return slot;
+}
+
+void MicrovmDevices::AddDevice(const DeviceAddRequest& request) {
+  bool block = request.kind == DeviceAddRequest::Kind::kBlock;
+  virtio::MmioTransport* transport = nullptr;
+  {
+    std::lock_guard guard(lock_);
+    auto in_use = [&](const std::vector<SlotState>& states) {
+      for (const SlotState& s : states) {
+        if (s.device_id == request.id) return true;
+      }
+      return false;
+    };
+    if (in_use(block_slots_) || in_use(net_slots_) || (balloon_ && balloon_id_ == request.id)) {
+      throw VmmError("id: device '" + request.id + "' already exists");
+    }
+    const char* driver = block ? "virtio-blk-mmio" : "virtio-net-mmio";
+    bool is_block_backend = block_backends_.count(request.backend) > 0;
+    bool is_net_backend = net_backends_.count(request.backend) > 0;
+    if (block ? is_net_backend : is_block_backend) {
+      throw VmmError(std::string("driver: '") + driver + "' needs a " + (block ? "block" : "netdev") + " backend, but '" +
+                     request.backend + "' is a " + (block ? "netdev backend (netdev_add)" : "block backend (blockdev-add)"));
+    }
+    if (!is_block_backend && !is_net_backend) {
+      throw NotFound(request.backend_field + ": no backend '" + request.backend + "' (add it with " +
+                     (block ? "blockdev-add" : "netdev_add") + " first)");
+    }
+    if (block) {
+      BlockBackend& backend = block_backends_[request.backend];
+      if (backend.slot) {
+        throw VmmError(request.backend_field + ": backend '" + request.backend + "' is already attached to '" +
+                       block_slots_[*backend.slot].device_id + "'");
+      }
+      if (request.mac) throw VmmError("mac: only NICs have a MAC address");
+      uint32_t slot = PickSlot(request, x86::kBlockSlots, block_slots_, "block");
+      blocks_[slot]->Attach(std::move(backend.file));
+      backend.slot = slot;
+      block_slots_[slot] = {request.id, request.backend};
+      transport = block_transports_[slot];
+    } else {
+      NetBackend& backend = net_backends_[request.backend];
+      if (backend.slot) {
+        throw VmmError(request.backend_field + ": netdev '" + request.backend + "' is already attached to '" +
+                       net_slots_[*backend.slot].device_id + "'");
+      }
+      uint32_t slot = PickSlot(request, x86::kNetSlots, net_slots_, "NIC");
+      if (request.mac && *request.mac != nets_[slot]->mac()) {
+        throw VmmError("mac: NIC slot " + SlotAddr(slot) + " has MAC " + FormatMac(nets_[slot]->mac()) +
+                       " fixed at boot (the guest reads it once); give another MAC on the command line "
+                       "(-device virtio-net-device,mac=...) or omit mac");
+      }
+      nets_[slot]->Attach(std::move(backend.tap));
+      backend.slot = slot;
+      net_slots_[slot] = {request.id, request.backend};
+      transport = net_transports_[slot];
+    }
+  }
+  // Outside our lock and the device's: the transport takes its own.
+  transport->SignalConfigChange();
+}
+
+void MicrovmDevices::DeleteDevice(const std::string& id) {
+  virtio::MmioTransport* transport = nullptr;
+  {
+    std::lock_guard guard(lock_);
+    if (balloon_ && balloon_id_ == id) {
+      throw VmmError("id: '" + id + "' is the balloon, which cannot be unplugged from the microvm");
+    }
+    for (uint32_t slot = 0; slot < block_slots_.size() && !transport; ++slot) {
+      if (block_slots_[slot].device_id != id) continue;
+      blocks_[slot]->Detach();  // the file closes here
+      block_backends_.erase(block_slots_[slot].backend);
+      block_slots_[slot] = {};
+      transport = block_transports_[slot];
+    }
+    for (uint32_t slot = 0; slot < net_slots_.size() && !transport; ++slot) {
+      if (net_slots_[slot].device_id != id) continue;
+      nets_[slot]->Detach();  // the tap closes here
+      net_backends_.erase(net_slots_[slot].backend);
+      net_slots_[slot] = {};
+      transport = net_transports_[slot];
+    }
+    if (!transport) throw NotFound("Device '" + id + "' not found");
+  }
+  transport->SignalConfigChange();
+}
+
+// ---- balloon ------------------------------------------------------------
+
+void MicrovmDevices::RequireBalloonActive() const {
+  if (!balloon_ || !balloon_->driver_ready()) throw QmpError("DeviceNotActive", "No balloon device has been activated");
+}
+
+void MicrovmDevices::SetBalloonTarget(uint64_t bytes) {
+  {
+    std::lock_guard guard(lock_);
+    RequireBalloonActive();
+    uint64_t wanted = bytes > memory_bytes_ ? memory_bytes_ : bytes;
+    balloon_->SetTarget(static_cast<uint32_t>((memory_bytes_ - wanted) / kBalloonPage));
+  }
+  balloon_transport_->SignalConfigChange();
+}
+
+void MicrovmDevices::OnBalloonActual(uint32_t actual_pages) {
+  // Told once the guest has got where it was asked to, as QMP.md says.
+  if (actual_pages != balloon_->target_pages()) return;
+  emit_("BALLOON_CHANGED", Json(Json::Object{{"actual", Json(memory_bytes_ - uint64_t{actual_pages} * kBalloonPage)}}));
+}
+
+Json MicrovmDevices::QueryBalloon() {
+  std::lock_guard guard(lock_);
+  RequireBalloonActive();
+  balloon_->RequestStats();
+  virtio::BalloonStats stats = balloon_->Stats();
+  Json::Object out{
+      {"actual", Json(memory_bytes_ - uint64_t{balloon_->actual_pages()} * kBalloonPage)},
+      {"target", Json(memory_bytes_ - uint64_t{balloon_->target_pages()} * kBalloonPage)},
+      {"memory", Json(memory_bytes_)},
+  };
+  Json::Object values;
+  for (const auto& [tag, value] : stats.values) {
+    if (const char* name = StatName(tag)) values[name] = Json(value);
+  }
+  out["stats"] = Json(std::move(values));
+  if (stats.updated_unix != 0) out["stats-updated"] = Json(stats.updated_unix);
+  return Json(std::move(out));
+}
+
+Json MicrovmDevices::Describe() const {
+  std::lock_guard guard(lock_);
+  auto id_or_null = [](const std::string& s) { return s.empty() ? Json() : Json(s); };
+  Json::Array block;
+  for (uint32_t slot = 0; slot < block_slots_.size(); ++slot) {
+    const SlotState& state = block_slots_[slot];
+    Json::Object entry{{"slot", Json(slot)},           {"addr", Json(SlotAddr(slot))},
+                       {"guest-name", Json(BlockName(slot))}, {"device", id_or_null(state.device_id)},
+                       {"node-name", id_or_null(state.backend)}, {"size", Json(blocks_[slot]->capacity_sectors() * 512)}};
+    auto it = block_backends_.find(state.backend);
+    bool attached = !state.device_id.empty() && it != block_backends_.end();
+    entry["file"] = attached ? Json(it->second.config.path) : Json();
+    entry["read-only"] = Json(attached && it->second.config.read_only);
+    entry["direct"] = Json(attached && it->second.config.direct);
+    block.push_back(Json(std::move(entry)));
+  }
+  Json::Array net;
+  for (uint32_t slot = 0; slot < net_slots_.size(); ++slot) {
+    const SlotState& state = net_slots_[slot];
+    auto it = net_backends_.find(state.backend);
+    bool attached = !state.device_id.empty() && it != net_backends_.end();
+    virtio::NetCounters c = nets_[slot]->counters();
+    net.push_back(Json(Json::Object{{"slot", Json(slot)},
+                                    {"addr", Json(SlotAddr(slot))},
+                                    {"guest-name", Json(NetName(slot))},
+                                    {"device", id_or_null(state.device_id)},
+                                    {"netdev", id_or_null(state.backend)},
+                                    {"ifname", attached ? Json(it->second.ifname) : Json()},
+                                    {"mac", Json(FormatMac(nets_[slot]->mac()))},
+                                    {"link", Json(nets_[slot]->link_up() ? "up" : "down")},
+                                    {"driver-ready", Json(nets_[slot]->driver_ready())},
+                                    {"rx-frames", Json(c.rx_frames)},
+                                    {"tx-frames", Json(c.tx_frames)},
+                                    {"rx-bytes", Json(c.rx_bytes)},
+                                    {"tx-bytes", Json(c.tx_bytes)},
+                                    {"rx-dropped", Json(c.rx_dropped)},
+                                    {"tx-dropped", Json(c.tx_dropped)}}));
+  }
+  Json balloon;
+  if (balloon_) {
+    balloon = Json(Json::Object{{"device", Json(balloon_id_)}, {"driver-ready", Json(balloon_->driver_ready())}});
+  }
+  Json::Array free_block, free_net;
+  for (const auto& [name, backend] : block_backends_) {
+    if (backend.slot) continue;
+    free_block.push_back(Json(Json::Object{{"node-name", Json(name)},
+                                           {"file", Json(backend.config.path)},
+                                           {"read-only", Json(backend.config.read_only)},
+                                           {"direct", Json(backend.config.direct)}}));
+  }
+  for (const auto& [id, backend] : net_backends_) {
+    if (backend.slot) continue;
+    free_net.push_back(Json(Json::Object{{"id", Json(id)}, {"ifname", Json(backend.ifname)}}));
+  }
+  return Json(Json::Object{
+      {"block", Json(std::move(block))},
+      {"net", Json(std::move(net))},
+      {"balloon", balloon},
+      {"backends", Json(Json::Object{{"block", Json(std::move(free_block))}, {"net", Json(std::move(free_net))}})},
+  });
+}
+
+}  // namespace virga

@@ -1,0 +1,135 @@
+// The microvm's virtio devices and their backends: the fixed slot layout
+// (docs/devices.md), the disks, taps and balloon behind it, and hot-plug.
+// The VM process owns every backend here, fds included, so a control plane
+// that restarts loses nothing. Called from the VM process's main thread;
+// the devices themselves run on their slots' I/O threads.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/block_file.h"
+#include "backends/tap.h"
+#include "common/json.h"
+#include "io/event_loop.h"
+#include "virtio/balloon.h"
+#include "virtio/blk.h"
+#include "virtio/mmio_transport.h"
+#include "virtio/net.h"
+
+namespace virga {
+
+using MacAddress = std::array<uint8_t, 6>;
+
+struct DiskConfig {
+  uint32_t slot;
+  std::string id;         // the -device id
+  std::string node_name;  // the -drive id
+  BlockFileConfig file;
+};
+
+struct NicConfig {
+  uint32_t slot;
+  std::string id;      // the -device id
+  std::string netdev;  // the -netdev id
+  std::string ifname;  // or:
+  int fd = -1;         // an inherited tap fd (-netdev fd=)
+  std::optional<MacAddress> mac;
+};
+
+struct BalloonDeviceConfig {
+  std::string id;
+  virtio::BalloonConfig options;
+};
+
+struct DeviceAddRequest {
+  std::string id;
+  enum class Kind { kBlock, kNet } kind;
+  std::optional<uint32_t> slot;  // from addr or lun; none: the first free one
+  std::string slot_field;        // "addr" or "lun", for errors
+  std::string backend;           // node-name / netdev id
+  std::string backend_field;     // "id", "drive" or "netdev", for errors
+  std::optional<MacAddress> mac;
+};
+
+// "52:56:..:.." ↔ bytes.
+std::string FormatMac(const MacAddress& mac);
+std::optional<MacAddress> ParseMac(const std::string& text);
+// The MAC of NIC slot `slot` when none is given: locally administered,
+// stable for the VM's identity (its -name, else its QMP socket path).
+MacAddress DerivedMac(const std::string& identity, uint32_t slot);
+
+class MicrovmDevices {
+ public:
+  // Wraps a device in a virtio-mmio slot (its transport, I/O thread and
+  // interrupt line); `make` builds the device for that slot's I/O thread.
+  using AddSlot = std::function<virtio::MmioTransport*(
+      uint32_t slot,
+      const std::function<std::shared_ptr<virtio::VirtioDevice>(const std::shared_ptr<EventLoop>&)>& make)>;
+  // A QMP event for every client: {"event":NAME,"data":{...}}.
+  using Emit = std::function<void(const std::string& name, Json data)>;
+
+  MicrovmDevices(const std::vector<DiskConfig>& disks, const std::vector<NicConfig>& nics,
+                 const std::optional<BalloonDeviceConfig>& balloon, const std::string& identity,
+                 uint64_t memory_bytes, const AddSlot& add_slot, Emit emit);
+
+  void AddBlockBackend(const std::string& node_name, const BlockFileConfig& file);
+  void RemoveBlockBackend(const std::string& node_name);
+  // `fd_label` names an fd handed over with the request (getfd name).
+  void AddNetBackend(const std::string& id, const std::string& ifname, UniqueFd fd, const std::string& fd_label);
+  void RemoveNetBackend(const std::string& id);
+  void AddDevice(const DeviceAddRequest& request);
+  // Microvm unplug is synchronous and closes the backend too.
+  void DeleteDevice(const std::string& id);
+
+  // QMP balloon: the guest's target size in bytes, clamped to boot memory.
+  void SetBalloonTarget(uint64_t bytes);
+  // {actual, target, memory, driverReady, stats, statsUpdated}; asks the
+  // guest for fresh statistics on the way.
+  Json QueryBalloon();
+  // virga-query-devices (docs/devices.md).
+  Json Describe() const;
+
+ private:
+  struct BlockBackend {
+    BlockFileConfig config;
+    std::unique_ptr<BlockFile> file;  // while not attached
+    std::optional<uint32_t> slot;
+  };
+  struct NetBackend {
+    std::string ifname;
+    std::unique_ptr<Tap> tap;  // while not attached
+    std::optional<uint32_t> slot;
+  };
+  struct SlotState {
+    std::string device_id;  // empty: free
+    std::string backend;
+  };
+
+  uint32_t PickSlot(const DeviceAddRequest& request, uint32_t count, const std::vector<SlotState>& states,
+                    const char* kind_name) const;
+  void RequireBalloonActive() const;
+  void OnBalloonActual(uint32_t actual_pages);
+
+  mutable std::mutex lock_;
+  const uint64_t memory_bytes_;
+  const Emit emit_;
+  std::vector<std::shared_ptr<virtio::Block>> blocks_;
+  std::vector<std::shared_ptr<virtio::Net>> nets_;
+  std::vector<virtio::MmioTransport*> block_transports_, net_transports_;
+  std::vector<SlotState> block_slots_, net_slots_;
+  std::map<std::string, BlockBackend> block_backends_;
+  std::map<std::string, NetBackend> net_backends_;
+  std::shared_ptr<virtio::Balloon> balloon_;
+  virtio::MmioTransport* balloon_transport_ = nullptr;
+  std::string balloon_id_;
+};
+
+}  // namespace virga
