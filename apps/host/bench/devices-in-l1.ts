@@ -346,7 +346,7 @@ export async function runDeviceBench(
   const disks = ["blk-a.img", "blk-b.img"].map((name) => path.join(scratch, name));
   // Data rather than holes: tmpfs answers reads of a hole without storing anything.
   for (const disk of disks) writeFileSync(disk, Buffer.alloc(DISK_BYTES, 0x5a));
-  const tap = createTap("vbench0", `${L1_ADDRESS}/24`);
+  const tap = createTap("vbench", `${L1_ADDRESS}/24`);
   const results: Record<string, DeviceResult> = {};
   try {
     for (const vmm of vmms) {

@@ -148,7 +148,7 @@ function hotPlugNic(vmm: DeviceVmm, subnet: number): Scenario {
       const qmpSocket = path.join(scratch, "qmp.sock");
       const l1 = `192.168.${subnet}.1`;
       const guest = `192.168.${subnet}.2`;
-      const tap = createTap(`vtap${subnet}`, `${l1}/24`, `vbr${subnet}`);
+      const tap = createTap("vtap", `${l1}/24`, `vbr${subnet}`);
       try {
         await withVmm(
           vmm.args({ memMiB: 256, qmpSocket }),

@@ -5,6 +5,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "../support/paths";
+import { makeTap } from "../support/tap";
 import { fields } from "./guest-scenario";
 
 export const virgaIo = path.join(repoRoot, "build", "guests", "tools", "virga-io");
@@ -30,36 +31,34 @@ export interface L1Tap {
  * `address` (CIDR): on the tap itself, or with `bridge` on a bridge the tap
  * is a port of (the hot-plug scenario's shape: VMs on a host bridge).
  */
-export function createTap(tap: string, address: string, bridge?: string): L1Tap {
-  if (tap.length > 15) throw new Error(`tap name '${tap}' is longer than 15 bytes`);
-  const made: string[] = [];
+export function createTap(prefix: string, address: string, bridge?: string): L1Tap {
+  const tap = makeTap(prefix);
+  let bridgeMade = false;
   const remove = (): void => {
-    for (const link of made.reverse()) {
+    tap.remove();
+    if (bridgeMade) {
       try {
-        ip("link", "del", link);
+        ip("link", "del", bridge ?? "");
       } catch {
         // already gone
       }
     }
   };
   try {
-    ip("tuntap", "add", "dev", tap, "mode", "tap");
-    made.push(tap);
     if (bridge !== undefined) {
       ip("link", "add", bridge, "type", "bridge");
-      made.push(bridge);
-      ip("link", "set", tap, "master", bridge);
+      bridgeMade = true;
+      ip("link", "set", tap.name, "master", bridge);
       ip("addr", "add", address, "dev", bridge);
       ip("link", "set", bridge, "up");
     } else {
-      ip("addr", "add", address, "dev", tap);
+      ip("addr", "add", address, "dev", tap.name);
     }
-    ip("link", "set", tap, "up");
   } catch (error) {
     remove();
     throw error;
   }
-  return { tap, address: address.split("/")[0] ?? address, remove };
+  return { tap: tap.name, address: address.split("/")[0] ?? address, remove };
 }
 
 function requireVirgaIo(): void {
