@@ -2,8 +2,7 @@
 // NIC hot-plugged through QMP into a running Debian guest, and the balloon.
 // Each runs against a DeviceVmm (device-vmms.ts): virga-vmm, or QEMU as the
 // reference that shows the scenario and the harness work. Not in the
-// default suite until virga-vmm has these devices: scenarios.ts says how
-// they are switched on.
+// default suite: scenarios.ts says how they are switched on.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {

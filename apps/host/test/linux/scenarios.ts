@@ -78,8 +78,8 @@ const POWERED_OFF = /shutdown: guest-shutdown \(ACPI sleep control: S5\)$/;
 
 /**
  * The device scenarios (device-scenarios.ts: hot-plugged disk and NIC,
- * balloon; docs/devices.md) wait for virga-vmm's devices and are not in
- * the default suite yet. VIRGA_LINUX_DEVICES=virga adds them for
+ * balloon; docs/devices.md) are not in the default suite until they are
+ * switched on here. VIRGA_LINUX_DEVICES=virga adds them for
  * virga-vmm, =qemu the same scenarios against Debian's QEMU (the
  * reference), =all both. To make virga-vmm's part of the suite for good,
  * put `...deviceScenarios(VIRGA, 101)` in place of
