@@ -3,7 +3,7 @@
 // as a reference that proves the scenarios and the harness (QEMU's microvm
 // has no hot-plug, so the reference is q35 with PCIe root ports).
 import assert from "node:assert/strict";
-import { linuxGuest } from "./guest-images";
+import { linuxKernelArgs } from "./guest-images";
 import type { QmpClient } from "../../src/qmp/client";
 import { vmmBin } from "../support/paths";
 
@@ -62,22 +62,10 @@ export interface DeviceVmm {
 }
 
 /** The scenarios' guest command line: quiet, and a shell on the console. */
-export const DEVICE_APPEND = "console=ttyS0 quiet virga.action=stay";
+const DEVICE_APPEND = "console=ttyS0 quiet virga.action=stay";
 
-function kernelArgs(memMiB: number, append: string): string[] {
-  return [
-    "-kernel",
-    linuxGuest.kernel,
-    "-initrd",
-    linuxGuest.initrd,
-    "-smp",
-    "1",
-    "-m",
-    String(memMiB),
-    "-append",
-    append,
-  ];
-}
+const kernelArgs = (memMiB: number): string[] =>
+  linuxKernelArgs({ smp: "1", mem: String(memMiB), append: DEVICE_APPEND });
 
 export const VIRGA: DeviceVmm = {
   label: "virga-vmm",
@@ -85,7 +73,7 @@ export const VIRGA: DeviceVmm = {
   args: (o) => [
     "-machine",
     "microvm",
-    ...kernelArgs(o.memMiB, DEVICE_APPEND),
+    ...kernelArgs(o.memMiB),
     ...(o.disks ?? []).flatMap((d) => [
       "-drive",
       `file=${d.file},id=${d.id},readonly=${d.readOnly === true ? "on" : "off"}`,
@@ -162,7 +150,7 @@ export const QEMU_REFERENCE: DeviceVmm = {
     "-display",
     "none",
     "-no-reboot",
-    ...kernelArgs(o.memMiB, DEVICE_APPEND),
+    ...kernelArgs(o.memMiB),
     ...pciePorts,
     ...(o.disks ?? []).flatMap((d) => [
       "-drive",

@@ -7,7 +7,7 @@ import path from "node:path";
 import { connectQmp, withVmm } from "../support/guest";
 import { deviceScenarios } from "./device-scenarios";
 import { QEMU_REFERENCE, VIRGA } from "./device-vmms";
-import { linuxGuest } from "./guest-images";
+import { linuxGuest, linuxKernelArgs } from "./guest-images";
 
 const BOOT_MS = 120000;
 
@@ -23,20 +23,7 @@ function guestArgs(options: {
   mem: string;
   append: string;
 }): string[] {
-  return [
-    "-machine",
-    "microvm",
-    "-kernel",
-    options.kernel ?? linuxGuest.kernel,
-    "-initrd",
-    linuxGuest.initrd,
-    "-smp",
-    options.smp,
-    "-m",
-    options.mem,
-    "-append",
-    options.append,
-  ];
+  return ["-machine", "microvm", ...linuxKernelArgs(options)];
 }
 
 /** The seed document's microvm command line, paths replaced, plus an initrd. */
