@@ -1,0 +1,58 @@
+// Inputs of the device and image procedures (docs/virgad-api.md). The
+// portal checks its own inputs with these too, so both name a bad field the
+// same way.
+import { z } from "zod";
+import { BLOCK_SLOTS, IFNAME_PATTERN, MAC_PATTERN, NET_SLOTS } from "../../config/vm-config";
+import { vmId } from "./vm.schema";
+
+export const diskSlot = z
+  .number()
+  .int()
+  .min(0, `must be 0..${BLOCK_SLOTS - 1}`)
+  .max(
+    BLOCK_SLOTS - 1,
+    `must be 0..${BLOCK_SLOTS - 1} (the microvm has ${BLOCK_SLOTS} disk slots)`,
+  );
+export const nicSlot = z
+  .number()
+  .int()
+  .min(0, `must be 0..${NET_SLOTS - 1}`)
+  .max(NET_SLOTS - 1, `must be 0..${NET_SLOTS - 1} (the microvm has ${NET_SLOTS} NIC slots)`);
+const ifname = z
+  .string()
+  .regex(IFNAME_PATTERN, "must be an interface name of 1-15 bytes without '/' or spaces");
+
+export const attachDiskInput = vmId.extend({
+  file: z.string().min(1),
+  readOnly: z.boolean().optional(),
+  direct: z.boolean().optional(),
+  slot: diskSlot.optional(),
+});
+
+export const attachNicInput = vmId
+  .extend({
+    tap: ifname.optional(),
+    bridge: ifname.optional(),
+    mac: z
+      .string()
+      .regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56")
+      .optional(),
+    slot: nicSlot.optional(),
+  })
+  .refine((input) => (input.tap === undefined) !== (input.bridge === undefined), {
+    message: "give either tap (an existing tap) or bridge (virgad makes a tap on it)",
+    path: ["tap"],
+  });
+
+export const setBalloonInput = vmId.extend({
+  bytes: z.number().int().min(1, "must be a positive number of bytes"),
+});
+
+export const detachDiskInput = vmId.extend({ slot: diskSlot });
+export const detachNicInput = vmId.extend({ slot: nicSlot });
+
+export const createImageInput = z.object({
+  name: z.string().min(1),
+  sizeBytes: z.number().int(),
+  dir: z.string().min(1).optional(),
+});
