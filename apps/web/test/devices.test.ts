@@ -226,6 +226,22 @@ describe("device errors", () => {
   );
 
   it(
+    "an operator sets the balloon; a viewer reads the guest's memory",
+    track(async () => {
+      const set = await operator.trpc.vms.setBalloon.mutate({ id: vmId, bytes: 96 * MIB });
+      assert.equal(set.targetBytes, 96 * MIB);
+      await waitFor("the guest to reach the balloon target", async () => {
+        const balloon = await viewer.trpc.vms.balloon.query({ id: vmId });
+        return balloon.actualBytes === 96 * MIB && balloon.statsUpdatedAt !== null;
+      });
+      const balloon = await viewer.trpc.vms.balloon.query({ id: vmId });
+      assert.equal(balloon.memoryBytes, 128 * MIB);
+      assert.ok((balloon.stats["stat-free-memory"] ?? 0) > 0, JSON.stringify(balloon.stats));
+      await operator.trpc.vms.setBalloon.mutate({ id: vmId, bytes: 128 * MIB });
+    }),
+  );
+
+  it(
     "a balloon whose guest driver is not up yet: 412 with the VM's reason",
     track(async () => {
       const paused = await operator.trpc.vms.create.mutate({
@@ -332,6 +348,7 @@ describe("audit and OpenAPI", () => {
         assert.ok(has(action, "ok"), `${action} ok`);
         assert.ok(has(action, "error"), `${action} refused`);
       }
+      assert.ok(has("vms.setBalloon", "ok"));
       assert.ok(has("vms.setBalloon", "error"));
       assert.ok(
         entries.some(

@@ -383,6 +383,46 @@ describe("virgad devices", () => {
     }),
   );
 
+  it(
+    "sets the balloon target: the guest gives the memory back, reports its figures, and gets the target again after a restart",
+    TEST,
+    () =>
+      withVirgad(async (fx) => {
+        const virgad = await fx.start();
+        const config = { ...fx.probeConfig({ memoryMiB: 128 }), devices: [BALLOON] };
+        const { client, console } = await running(virgad, fx, "squeezed", config);
+        const set = await client.vm.setBalloon.mutate({ id: "squeezed", bytes: 64 * MIB });
+        assert.equal(set.targetBytes, 64 * MIB);
+        assert.equal(set.memoryBytes, 128 * MIB);
+        let balloon = set;
+        for (let i = 0; i < 100 && balloon.actualBytes !== 64 * MIB; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          balloon = await client.vm.balloon.query({ id: "squeezed" });
+        }
+        assert.equal(balloon.actualBytes, 64 * MIB, "the guest reached the target");
+        assert.ok((balloon.stats["stat-total-memory"] ?? 0) > 0, JSON.stringify(balloon.stats));
+        assert.ok(balloon.statsUpdatedAt !== null);
+        assert.equal(
+          (await client.vm.devices.query({ id: "squeezed" })).balloonTargetBytes,
+          64 * MIB,
+        );
+
+        await client.vm.quit.mutate({ id: "squeezed" });
+        const again = await client.vm.start.mutate({ id: "squeezed" });
+        fx.track(again.pid);
+        await console.waitFor(/PROBE ready[\s\S]*PROBE ready/);
+        for (let i = 0; i < 100 && balloon.targetBytes !== 64 * MIB; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          balloon = await client.vm.balloon.query({ id: "squeezed" }).catch(() => balloon);
+        }
+        assert.equal(balloon.targetBytes, 64 * MIB, "the recorded target is applied after a start");
+
+        // Back to all of it: nothing is recorded any more.
+        await client.vm.setBalloon.mutate({ id: "squeezed", bytes: 128 * MIB });
+        assert.equal((await client.vm.devices.query({ id: "squeezed" })).balloonTargetBytes, null);
+      }),
+  );
+
   it("sets the balloon only where there is one, with the VM's own reason otherwise", TEST, () =>
     withVirgad(async (fx) => {
       const virgad = await fx.start();
