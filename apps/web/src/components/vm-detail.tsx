@@ -209,6 +209,10 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
           <Topology vmId={data.id} state={data.state} />
         </section>
       </div>
+      <section className="panel" aria-label="Serial console">
+        <h2>Serial console</h2>
+        <SerialConsole vmId={data.id} canType={canAct} />
+      </section>
       <section className="panel" aria-label="Devices">
         <h2>Devices</h2>
         <VmDevices vmId={data.id} hostId={data.hostId} state={data.state} canAct={canAct} />
@@ -222,10 +226,6 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
           hasBalloon={config.devices.some((d) => d.driver === "virtio-balloon-device")}
           canAct={canAct}
         />
-      </section>
-      <section className="panel" aria-label="Serial console">
-        <h2>Serial console</h2>
-        <SerialConsole vmId={data.id} canType={canAct} />
       </section>
       <div className="grid2">
         <section className="panel" aria-label="Events">

@@ -132,6 +132,7 @@ function AttachDisk(props: { vmId: string; hostId: string; devices: Devices }) {
       });
       setChoice("");
       setNewName("");
+      setSlot("");
     } catch (e) {
       setError(errorDetails(e).message);
     }
@@ -299,8 +300,16 @@ function AttachNic(props: { vmId: string; devices: Devices }) {
   const [name, setName] = useState("");
   const [mac, setMac] = useState("");
   const [slot, setSlot] = useState("");
+  const changed = useDeviceChange(props.vmId, setError);
   const attach = useMutation(
-    trpc.vms.attachNic.mutationOptions(useDeviceChange(props.vmId, setError)),
+    trpc.vms.attachNic.mutationOptions({
+      ...changed,
+      onSuccess: () => {
+        changed.onSuccess();
+        setName("");
+        setSlot("");
+      },
+    }),
   );
   const free = props.devices.nics.filter((n) => n.device === null);
   const submit = (event: SyntheticEvent) => {
