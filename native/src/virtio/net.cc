@@ -65,7 +65,8 @@ size_t WritableBytes(const DescriptorChain& chain) {
 }
 }  // namespace
 
-Net::Net(std::array<uint8_t, 6> mac, std::unique_ptr<Tap> tap, EventLoop* loop) : mac_(mac), loop_(loop) {
+Net::Net(std::array<uint8_t, 6> mac, std::unique_ptr<Tap> tap, std::shared_ptr<EventLoop> loop)
+    : mac_(mac), loop_(std::move(loop)) {
   frame_.resize(kFrameBytes);
   if (tap) Attach(std::move(tap));
 }
