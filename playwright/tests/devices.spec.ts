@@ -6,7 +6,15 @@
 // itself on its serial console — then detached (the guest sees it go), and
 // the balloon set from the memory panel while its live chart runs. Every
 // step is in the audit log.
+import type { Page } from "@playwright/test";
 import { expect, test } from "../fixtures";
+
+/** Types a line into the guest's shell through the page's serial console. */
+async function typeInConsole(page: Page, line: string): Promise<void> {
+  await page.getByTestId("serial-console").click();
+  await page.keyboard.type(line);
+  await page.keyboard.press("Enter");
+}
 
 test.describe.configure({ mode: "serial" });
 
@@ -79,9 +87,7 @@ test("attach a disk from the VM page, see it in the guest, detach it, set the ba
   });
 
   await test.step("the guest sees the disk appear (16 MiB = 32768 sectors)", async () => {
-    await page.getByTestId("serial-console").click();
-    await page.keyboard.type("blk 2 info");
-    await page.keyboard.press("Enter");
+    await typeInConsole(page, "blk 2 info");
     await expect(page.getByTestId("console-transcript")).toContainText(
       /OK blk info capacity=32768 ro=0 changes=[1-9]/,
     );
@@ -90,9 +96,7 @@ test("attach a disk from the VM page, see it in the guest, detach it, set the ba
   await test.step("detach it: the slot is free and the guest sees it gone", async () => {
     await page.getByTestId("disk-slot-2").getByRole("button", { name: "Detach" }).click();
     await expect(page.getByTestId("disk-slot-2")).toHaveAttribute("data-occupied", "false");
-    await page.getByTestId("serial-console").click();
-    await page.keyboard.type("blk 2 info");
-    await page.keyboard.press("Enter");
+    await typeInConsole(page, "blk 2 info");
     await expect(page.getByTestId("console-transcript")).toContainText(
       /OK blk info capacity=0 ro=0 changes=[2-9]/,
     );
@@ -109,9 +113,7 @@ test("attach a disk from the VM page, see it in the guest, detach it, set the ba
     await page.getByRole("button", { name: "Set balloon" }).click();
     await expect(panel.getByTestId("balloon-target")).toHaveText("64 MiB");
     await expect(panel.getByTestId("balloon-actual")).toHaveText("64 MiB");
-    await page.getByTestId("serial-console").click();
-    await page.keyboard.type("balloon info");
-    await page.keyboard.press("Enter");
+    await typeInConsole(page, "balloon info");
     await expect(page.getByTestId("console-transcript")).toContainText(
       "OK balloon target=16384 actual=16384",
     );

@@ -4,10 +4,11 @@
 // detach. A running VM is hot-plugged; a stopped one has its config edited
 // (virgad does both and keeps the config in step).
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState, type SyntheticEvent } from "react";
+import { useState, type ReactNode, type SyntheticEvent } from "react";
 import { errorDetails, useTRPC, type RouterOutputs } from "@/lib/trpc";
 
 type Devices = RouterOutputs["vms"]["devices"];
+type NicCounters = NonNullable<Devices["nics"][number]["counters"]>;
 const MIB = 1024 * 1024;
 
 export function formatSize(bytes: number | null): string {
@@ -31,55 +32,56 @@ function useDeviceChange(vmId: string, setError: (message: string | null) => voi
   };
 }
 
-function DiskTable(props: { vmId: string; devices: Devices; canAct: boolean }) {
+/**
+ * One table of slots: a row per slot, a Detach button on occupied ones for
+ * operators, and the detach error above it.
+ */
+function SlotTable<S extends { slot: number; device: string | null }>(props: {
+  kind: "disk" | "nic";
+  vmId: string;
+  slots: S[];
+  headers: string[];
+  cells: (slot: S) => ReactNode;
+  canAct: boolean;
+}) {
   const trpc = useTRPC();
   const [error, setError] = useState<string | null>(null);
-  const detach = useMutation(
-    trpc.vms.detachDisk.mutationOptions(useDeviceChange(props.vmId, setError)),
-  );
+  const done = useDeviceChange(props.vmId, setError);
+  const detachDisk = useMutation(trpc.vms.detachDisk.mutationOptions(done));
+  const detachNic = useMutation(trpc.vms.detachNic.mutationOptions(done));
+  const detach = props.kind === "disk" ? detachDisk : detachNic;
   return (
     <>
       {error && (
-        <div className="alert error" data-testid="disk-error">
+        <div className="alert error" data-testid={`${props.kind}-error`}>
           {error}
         </div>
       )}
-      <table data-testid="disk-slots">
+      <table data-testid={`${props.kind}-slots`}>
         <thead>
           <tr>
-            <th>Slot</th>
-            <th>Device</th>
-            <th>Backend file</th>
-            <th>Access</th>
-            <th>Size</th>
+            {props.headers.map((header) => (
+              <th key={header}>{header}</th>
+            ))}
             {props.canAct && <th />}
           </tr>
         </thead>
         <tbody>
-          {props.devices.disks.map((disk) => (
+          {props.slots.map((slot) => (
             <tr
-              key={disk.slot}
-              data-testid={`disk-slot-${disk.slot}`}
-              data-occupied={disk.device !== null}
+              key={slot.slot}
+              data-testid={`${props.kind}-slot-${slot.slot}`}
+              data-occupied={slot.device !== null}
             >
-              <td className="mono">
-                {disk.slot} <span className="muted">{disk.guestName}</span>
-              </td>
-              <td className="mono">{disk.device ?? <span className="muted">free</span>}</td>
-              <td className="mono small">{disk.file ?? "—"}</td>
-              <td>
-                {disk.device === null ? "—" : disk.readOnly ? "read-only" : "read-write"}
-                {disk.direct && <span className="muted small"> O_DIRECT</span>}
-              </td>
-              <td>{formatSize(disk.sizeBytes)}</td>
+              {props.cells(slot)}
               {props.canAct && (
                 <td>
-                  {disk.device !== null && (
+                  {slot.device !== null && (
                     <button
                       type="button"
                       className="danger"
                       disabled={detach.isPending}
-                      onClick={() => detach.mutate({ id: props.vmId, slot: disk.slot })}
+                      onClick={() => detach.mutate({ id: props.vmId, slot: slot.slot })}
                     >
                       Detach
                     </button>
@@ -91,6 +93,32 @@ function DiskTable(props: { vmId: string; devices: Devices; canAct: boolean }) {
         </tbody>
       </table>
     </>
+  );
+}
+
+function DiskTable(props: { vmId: string; devices: Devices; canAct: boolean }) {
+  return (
+    <SlotTable
+      kind="disk"
+      vmId={props.vmId}
+      slots={props.devices.disks}
+      headers={["Slot", "Device", "Backend file", "Access", "Size"]}
+      canAct={props.canAct}
+      cells={(disk) => (
+        <>
+          <td className="mono">
+            {disk.slot} <span className="muted">{disk.guestName}</span>
+          </td>
+          <td className="mono">{disk.device ?? <span className="muted">free</span>}</td>
+          <td className="mono small">{disk.file ?? "—"}</td>
+          <td>
+            {disk.device === null ? "—" : disk.readOnly ? "read-only" : "read-write"}
+            {disk.direct && <span className="muted small"> O_DIRECT</span>}
+          </td>
+          <td>{formatSize(disk.sizeBytes)}</td>
+        </>
+      )}
+    />
   );
 }
 
@@ -219,77 +247,43 @@ function AttachDisk(props: { vmId: string; hostId: string; devices: Devices }) {
 }
 
 function NicTable(props: { vmId: string; devices: Devices; canAct: boolean }) {
-  const trpc = useTRPC();
-  const [error, setError] = useState<string | null>(null);
-  const detach = useMutation(
-    trpc.vms.detachNic.mutationOptions(useDeviceChange(props.vmId, setError)),
+  const counter = (counters: NicCounters | null, pick: (c: NicCounters) => string) => (
+    <td className="mono small">{counters ? pick(counters) : "—"}</td>
   );
   return (
-    <>
-      {error && (
-        <div className="alert error" data-testid="nic-error">
-          {error}
-        </div>
+    <SlotTable
+      kind="nic"
+      vmId={props.vmId}
+      slots={props.devices.nics}
+      headers={[
+        "Slot",
+        "Device",
+        "Tap",
+        "MAC",
+        "Link",
+        "RX frames / bytes",
+        "TX frames / bytes",
+        "Dropped (rx/tx)",
+      ]}
+      canAct={props.canAct}
+      cells={(nic) => (
+        <>
+          <td className="mono">
+            {nic.slot} <span className="muted">{nic.guestName}</span>
+          </td>
+          <td className="mono">{nic.device ?? <span className="muted">free</span>}</td>
+          <td className="mono small">
+            {nic.ifname ?? "—"}
+            {nic.bridge && <span className="muted"> on {nic.bridge}</span>}
+          </td>
+          <td className="mono small">{nic.mac}</td>
+          <td>{nic.link ?? "—"}</td>
+          {counter(nic.counters, (c) => `${c.rxFrames} / ${c.rxBytes}`)}
+          {counter(nic.counters, (c) => `${c.txFrames} / ${c.txBytes}`)}
+          {counter(nic.counters, (c) => `${c.rxDropped} / ${c.txDropped}`)}
+        </>
       )}
-      <table data-testid="nic-slots">
-        <thead>
-          <tr>
-            <th>Slot</th>
-            <th>Device</th>
-            <th>Tap</th>
-            <th>MAC</th>
-            <th>Link</th>
-            <th>RX frames / bytes</th>
-            <th>TX frames / bytes</th>
-            <th>Dropped (rx/tx)</th>
-            {props.canAct && <th />}
-          </tr>
-        </thead>
-        <tbody>
-          {props.devices.nics.map((nic) => (
-            <tr
-              key={nic.slot}
-              data-testid={`nic-slot-${nic.slot}`}
-              data-occupied={nic.device !== null}
-            >
-              <td className="mono">
-                {nic.slot} <span className="muted">{nic.guestName}</span>
-              </td>
-              <td className="mono">{nic.device ?? <span className="muted">free</span>}</td>
-              <td className="mono small">
-                {nic.ifname ?? "—"}
-                {nic.bridge && <span className="muted"> on {nic.bridge}</span>}
-              </td>
-              <td className="mono small">{nic.mac}</td>
-              <td>{nic.link ?? "—"}</td>
-              <td className="mono small">
-                {nic.counters ? `${nic.counters.rxFrames} / ${nic.counters.rxBytes}` : "—"}
-              </td>
-              <td className="mono small">
-                {nic.counters ? `${nic.counters.txFrames} / ${nic.counters.txBytes}` : "—"}
-              </td>
-              <td className="mono small">
-                {nic.counters ? `${nic.counters.rxDropped} / ${nic.counters.txDropped}` : "—"}
-              </td>
-              {props.canAct && (
-                <td>
-                  {nic.device !== null && (
-                    <button
-                      type="button"
-                      className="danger"
-                      disabled={detach.isPending}
-                      onClick={() => detach.mutate({ id: props.vmId, slot: nic.slot })}
-                    >
-                      Detach
-                    </button>
-                  )}
-                </td>
-              )}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </>
+    />
   );
 }
 

@@ -21,6 +21,7 @@ export const nicSlot = z
 const ifname = z
   .string()
   .regex(IFNAME_PATTERN, "must be an interface name of 1-15 bytes without '/' or spaces");
+const mac = z.string().regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56");
 
 export const attachDiskInput = vmId.extend({
   file: z.string().min(1),
@@ -29,17 +30,23 @@ export const attachDiskInput = vmId.extend({
   slot: diskSlot.optional(),
 });
 
+/** A NIC's backend and MAC, as virgad attaches it and a portal definition keeps it. */
+export const nicSpec = z.object({
+  /** An existing tap, by name... */
+  tap: ifname.optional(),
+  /** ...or a bridge virgad makes a tap on. */
+  bridge: ifname.optional(),
+  mac: mac.optional(),
+});
+
+export function hasOneBackend(nic: { tap?: string | undefined; bridge?: string | undefined }) {
+  return (nic.tap === undefined) !== (nic.bridge === undefined);
+}
+
 export const attachNicInput = vmId
-  .extend({
-    tap: ifname.optional(),
-    bridge: ifname.optional(),
-    mac: z
-      .string()
-      .regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56")
-      .optional(),
-    slot: nicSlot.optional(),
-  })
-  .refine((input) => (input.tap === undefined) !== (input.bridge === undefined), {
+  .merge(nicSpec)
+  .extend({ slot: nicSlot.optional() })
+  .refine(hasOneBackend, {
     message: "give either tap (an existing tap) or bridge (virgad makes a tap on it)",
     path: ["tap"],
   });
