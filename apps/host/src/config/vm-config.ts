@@ -14,8 +14,13 @@ export const BLOCK_SLOTS = 6;
 export const NET_SLOTS = 2;
 /** A unicast MAC address (the first octet's bit 0 clear). */
 export const MAC_PATTERN = /^[0-9a-fA-F][02468aceACE](:[0-9a-fA-F]{2}){5}$/;
-/** A Linux interface name: 1-15 bytes, no '/' or whitespace. */
-export const IFNAME_PATTERN = /^[^/\s]{1,15}$/;
+/** Linux's rule for an interface name (dev_valid_name): 1-15 bytes, not
+ *  "." or "..", no '/', ':' or whitespace. */
+export function isInterfaceName(name: string): boolean {
+  const bytes = Buffer.byteLength(name, "utf8");
+  return bytes >= 1 && bytes <= 15 && name !== "." && name !== ".." && !/[/:\s]/.test(name);
+}
+export const INTERFACE_NAME_RULE = "1-15 bytes, not '.' or '..', no '/', ':' or whitespace";
 
 const count = z
   .number()
@@ -66,7 +71,7 @@ export const netdevSchema = z.union([
       /** An existing tap, by name. */
       ifname: z
         .string()
-        .regex(IFNAME_PATTERN, "must be an interface name of 1-15 bytes without '/'"),
+        .refine(isInterfaceName, `must be an interface name (${INTERFACE_NAME_RULE})`),
     })
     .strict(),
   z

@@ -5,7 +5,8 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { ImageDirs } from "./confine";
 import { DaemonError } from "./errors";
-import { checkRawQmp, isInterfaceName, RAW_QMP_COMMANDS, rawQmpAccess } from "./qmp-allow-list";
+import { isInterfaceName } from "../config/vm-config";
+import { checkRawQmp, RAW_QMP_COMMANDS, rawQmpAccess } from "./qmp-allow-list";
 
 const root = mkdtempSync(path.join(tmpdir(), "virgad-allow-"));
 after(() => {
@@ -338,7 +339,7 @@ describe("raw QMP allow-list", () => {
           "netdev_add",
           { id: "n", ifname },
           "BAD_REQUEST",
-          /^arguments\.ifname: .* is not an interface name \(1-15 bytes, no '\/', ':' or whitespace\)/,
+          /^arguments\.ifname: .* is not an interface name \(1-15 bytes, not '\.' or '\.\.', no '\/', ':' or whitespace\)/,
         );
       }
       assert.equal(isInterfaceName("ééééééé"), true); // 14 bytes

@@ -5,6 +5,7 @@
 // someone decides who may send it and what its arguments may name. virgad
 // applies the argument checks (it owns the image directories); the portal
 // applies the roles before forwarding.
+import { INTERFACE_NAME_RULE, isInterfaceName } from "../config/vm-config";
 import type { ImageDirs } from "./confine";
 import { badRequest, forbidden } from "./errors";
 
@@ -130,11 +131,6 @@ async function checkMigrate(args: RawQmpArgs, images: ImageDirs): Promise<RawQmp
 // ---- netdev_add: a tap by a valid interface name, never by descriptor
 
 /** Linux's rule for interface names (dev_valid_name): shorter than IFNAMSIZ (16). */
-export function isInterfaceName(name: string): boolean {
-  const bytes = Buffer.byteLength(name, "utf8");
-  return bytes >= 1 && bytes <= 15 && name !== "." && name !== ".." && !/[/:\s]/.test(name);
-}
-
 function checkNetdevAdd(args: RawQmpArgs): RawQmpArgs {
   onlyKeys("arguments", args, ["id", "type", "ifname"], {
     fd: "HTTP cannot pass a descriptor; give ifname",
@@ -145,7 +141,7 @@ function checkNetdevAdd(args: RawQmpArgs): RawQmpArgs {
   const ifname = args.ifname;
   if (ifname !== undefined && (typeof ifname !== "string" || !isInterfaceName(ifname))) {
     throw badRequest(
-      `arguments.ifname: ${JSON.stringify(ifname)} is not an interface name (1-15 bytes, no '/', ':' or whitespace)`,
+      `arguments.ifname: ${JSON.stringify(ifname)} is not an interface name (${INTERFACE_NAME_RULE})`,
     );
   }
   return args;

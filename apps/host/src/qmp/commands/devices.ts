@@ -3,7 +3,7 @@
 // Arguments are checked and normalised here, each mistake naming its field;
 // the VM process then checks them against its slots and backends.
 import { z } from "zod";
-import { IFNAME_PATTERN, MAC_PATTERN } from "../../config/vm-config";
+import { INTERFACE_NAME_RULE, MAC_PATTERN, isInterfaceName } from "../../config/vm-config";
 import type { DeviceAddArgs } from "../../vmm/device-types";
 import { defineCommand } from "../command";
 import { genericError } from "../wire";
@@ -96,9 +96,9 @@ export const netdevAdd = defineCommand({
       );
     }
     if (args.ifname !== undefined) {
-      if (!IFNAME_PATTERN.test(args.ifname)) {
+      if (!isInterfaceName(args.ifname)) {
         throw genericError(
-          `ifname: '${args.ifname}' is not an interface name (1-15 bytes, no '/' or spaces)`,
+          `ifname: '${args.ifname}' is not an interface name (${INTERFACE_NAME_RULE})`,
         );
       }
       await vm.netdevAdd({ id: args.id, ifname: args.ifname });
