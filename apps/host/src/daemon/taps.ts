@@ -8,6 +8,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
+import { INTERFACE_NAME_RULE, isInterfaceName } from "../config/vm-config";
 import { DaemonError, badRequest } from "./errors";
 
 export interface OwnedTap {
@@ -15,16 +16,13 @@ export interface OwnedTap {
   bridge: string;
 }
 
-/** Interface names virgad accepts for a bridge: 1-15 of [A-Za-z0-9_.-], not "." or "..". */
-export const BRIDGE_NAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,15}$/;
-
 /** "vg" + 8 hex digits of the VM directory's hash + "n" + slot: 12 bytes, under IFNAMSIZ. */
 export function tapName(vmDir: string, slot: number): string {
   return `vg${createHash("sha256").update(vmDir).digest("hex").slice(0, 8)}n${slot}`;
 }
 
 export function interfaceExists(name: string): boolean {
-  return BRIDGE_NAME.test(name) && existsSync(`/sys/class/net/${name}`);
+  return isInterfaceName(name) && existsSync(`/sys/class/net/${name}`);
 }
 
 function ip(args: string[]): Promise<void> {
@@ -45,8 +43,8 @@ function ip(args: string[]): Promise<void> {
 
 /** Refuses a bridge that does not exist or is another kind of interface, naming `field`. */
 export function checkBridge(field: string, bridge: string): void {
-  if (!BRIDGE_NAME.test(bridge)) {
-    throw badRequest(`${field}: '${bridge}' is not an interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+  if (!isInterfaceName(bridge)) {
+    throw badRequest(`${field}: '${bridge}' is not an interface name (${INTERFACE_NAME_RULE})`);
   }
   if (!existsSync(`/sys/class/net/${bridge}`)) {
     throw badRequest(

@@ -2,7 +2,6 @@
 // definition form and its server both validate with exactly this.
 export {
   BLOCK_SLOTS,
-  IFNAME_PATTERN,
   MAC_PATTERN,
   MAX_MEMORY_BYTES,
   MAX_VCPUS,

@@ -2,7 +2,13 @@
 // portal checks its own inputs with these too, so both name a bad field the
 // same way.
 import { z } from "zod";
-import { BLOCK_SLOTS, IFNAME_PATTERN, MAC_PATTERN, NET_SLOTS } from "../../config/vm-config";
+import {
+  BLOCK_SLOTS,
+  INTERFACE_NAME_RULE,
+  MAC_PATTERN,
+  NET_SLOTS,
+  isInterfaceName,
+} from "../../config/vm-config";
 import { vmId } from "./vm.schema";
 
 export const diskSlot = z
@@ -20,7 +26,7 @@ export const nicSlot = z
   .max(NET_SLOTS - 1, `must be 0..${NET_SLOTS - 1} (the microvm has ${NET_SLOTS} NIC slots)`);
 const ifname = z
   .string()
-  .regex(IFNAME_PATTERN, "must be an interface name of 1-15 bytes without '/' or spaces");
+  .refine(isInterfaceName, `must be an interface name (${INTERFACE_NAME_RULE})`);
 const mac = z.string().regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56");
 
 export const attachDiskInput = vmId.extend({
