@@ -1,5 +1,6 @@
 // The device section of `npm run bench linux`, run inside L1 (real KVM):
-// the same guest-side measurements under each VMM, each with its own flags.
+// the same guest-side measurements under each VMM, each with its own flags,
+// in rounds of one boot per VMM, alternating.
 //   net:  virtio-net TCP throughput guest → L1 and L1 → guest over a tap
 //   blk:  virtio-blk O_DIRECT sequential read/write and 4 KiB random reads
 //         in the guest, on disk images in L1's tmpfs
@@ -210,54 +211,44 @@ async function stop(guest: BootedGuest): Promise<void> {
   await guest.exited;
 }
 
-async function measureNet(guest: BootedGuest, mib: number, reps: number): Promise<NetResult> {
-  await guestScenario(guest.console, `net-up eth0 ${GUEST_ADDRESS}/24`);
-  await guestScenario(guest.console, `ping ${L1_ADDRESS} 2`);
-  const samples = { guestToL1: [] as number[], l1ToGuest: [] as number[] };
-  for (let i = 0; i < reps; i++) {
-    // guest → L1: L1's receiver clock counts what arrived.
-    const receiver = l1Receive(5001);
-    await receiver.listening;
-    await guestScenario(guest.console, `io tcp-send ${L1_ADDRESS} 5001 ${mib}`, 180000);
-    samples.guestToL1.push(Number((await receiver.result)["MB/s"]));
-    // L1 → guest: the guest's receiver clock.
-    sendScenario(guest.console, "io tcp-recv 5002");
-    await guest.console.waitFor(/VIRGA-IO tcp-recv listening/, 60000);
-    await l1Send(GUEST_ADDRESS, 5002, mib);
-    samples.l1ToGuest.push(numberField(await scenarioResult(guest.console, "io", 180000), "MB/s"));
-  }
-  return {
-    supported: true,
-    guestToL1MBps: median(samples.guestToL1),
-    l1ToGuestMBps: median(samples.l1ToGuest),
-    samples,
-  };
+/** One round's figures for one VMM: one boot, each measurement once. */
+interface Round {
+  net: { guestToL1: number; l1ToGuest: number } | Unsupported;
+  blk: { seqRead: number; seqWrite: number; rand1: number; rand4: number; latency1: number };
+  mmio: MmioResult;
 }
 
-async function measureBlk(guest: BootedGuest, reps: number): Promise<BlkResult> {
-  const runs: Record<string, string> = {
-    seqRead: "io seq-read /dev/vda 128 1M",
-    seqWrite: "io seq-write /dev/vda 128 1M",
-    rand1: "io rand-read /dev/vda 5 1",
-    rand4: "io rand-read /dev/vda 5 4",
-  };
-  const samples: Record<string, number[]> = { seqRead: [], seqWrite: [], rand1: [], rand4: [] };
-  const latency: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    for (const [key, command] of Object.entries(runs)) {
-      const line = await guestScenario(guest.console, command, 180000);
-      samples[key]?.push(numberField(line, key.startsWith("rand") ? "IOPS" : "MB/s"));
-      if (key === "rand1") latency.push(numberField(line, "latency-us"));
-    }
-  }
-  const med = (key: string): number => median(samples[key] ?? []);
+async function measureNet(
+  guest: BootedGuest,
+  mib: number,
+): Promise<{ guestToL1: number; l1ToGuest: number }> {
+  await guestScenario(guest.console, `net-up eth0 ${GUEST_ADDRESS}/24`);
+  await guestScenario(guest.console, `ping ${L1_ADDRESS} 2`);
+  // guest → L1: L1's receiver clock counts what arrived.
+  const receiver = l1Receive(5001);
+  await receiver.listening;
+  await guestScenario(guest.console, `io tcp-send ${L1_ADDRESS} 5001 ${mib}`, 180000);
+  const guestToL1 = Number((await receiver.result)["MB/s"]);
+  // L1 → guest: the guest's receiver clock.
+  sendScenario(guest.console, "io tcp-recv 5002");
+  await guest.console.waitFor(/VIRGA-IO tcp-recv listening/, 60000);
+  await l1Send(GUEST_ADDRESS, 5002, mib);
+  const l1ToGuest = numberField(await scenarioResult(guest.console, "io", 180000), "MB/s");
+  return { guestToL1, l1ToGuest };
+}
+
+async function measureBlk(guest: BootedGuest): Promise<Round["blk"]> {
+  const run = (command: string): Promise<string> => guestScenario(guest.console, command, 180000);
+  const seqRead = numberField(await run("io seq-read /dev/vda 128 1M"), "MB/s");
+  const seqWrite = numberField(await run("io seq-write /dev/vda 128 1M"), "MB/s");
+  const depth1 = await run("io rand-read /dev/vda 5 1");
+  const rand4 = numberField(await run("io rand-read /dev/vda 5 4"), "IOPS");
   return {
-    seqReadMBps: med("seqRead"),
-    seqWriteMBps: med("seqWrite"),
-    randRead4kIops1: med("rand1"),
-    randRead4kIops4: med("rand4"),
-    randRead4kLatencyUs1: median(latency),
-    samples,
+    seqRead,
+    seqWrite,
+    rand1: numberField(depth1, "IOPS"),
+    rand4,
+    latency1: numberField(depth1, "latency-us"),
   };
 }
 
@@ -280,15 +271,14 @@ async function measureMmio(guest: BootedGuest, vmm: DeviceVmm): Promise<MmioResu
   return { idle: await one("-"), loaded: await one("/dev/vdb") };
 }
 
-/** One VMM: boots it with a NIC (or, when it refuses one, without) and measures. */
-async function measureVmm(
+/** One round for one VMM: boots it with a NIC (or, when it refuses one, without) and measures. */
+async function measureRound(
   vmm: DeviceVmm,
   files: GuestFiles,
   disks: string[],
   tap: string,
-  options: { mib: number; reps: number },
-  log: (line: string) => void,
-): Promise<DeviceResult> {
+  mib: number,
+): Promise<Round> {
   let refused: string | null = null;
   let guest: BootedGuest;
   try {
@@ -297,29 +287,14 @@ async function measureVmm(
     if (!(error instanceof VmmExited) || error.code === 0) throw error;
     // The refusal as the VMM words it; the other rows run without a NIC.
     refused = error.stderr.split("\n")[0] ?? error.message;
-    log(`${vmm.key}: with a NIC: ${refused}`);
     guest = await bootGuest(vmm.command, vmm.args(files, disks, null));
   }
   try {
-    const net: NetResult | Unsupported =
+    const net =
       refused === null
-        ? await measureNet(guest, options.mib, options.reps)
-        : { supported: false, reason: refused };
-    if (net.supported)
-      log(
-        `${vmm.key}: net guest->L1 ${net.guestToL1MBps.toFixed(1)} MB/s, L1->guest ${net.l1ToGuestMBps.toFixed(1)} MB/s`,
-      );
-    const blk = await measureBlk(guest, options.reps);
-    log(
-      `${vmm.key}: blk seq read ${blk.seqReadMBps.toFixed(1)} MB/s, write ${blk.seqWriteMBps.toFixed(1)} MB/s, ` +
-        `4K random read ${blk.randRead4kIops1.toFixed(0)} IOPS (1 thread), ${blk.randRead4kIops4.toFixed(0)} (4 threads)`,
-    );
-    const mmio = await measureMmio(guest, vmm);
-    log(
-      `${vmm.key}: mmio read of ${mmio.idle.slot}: median ${mmio.idle.medianUs.toFixed(1)} us idle, ` +
-        `${mmio.loaded.medianUs.toFixed(1)} us with /dev/vdb busy (${String(mmio.loaded.loadMBps)} MB/s)`,
-    );
-    return { net, blk, mmio };
+        ? await measureNet(guest, mib)
+        : { supported: false as const, reason: refused };
+    return { net, blk: await measureBlk(guest), mmio: await measureMmio(guest, vmm) };
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     throw new Error(
@@ -330,11 +305,70 @@ async function measureVmm(
   }
 }
 
+/** Medians over the rounds, with every round's figure kept. */
+function summarise(rounds: Round[]): DeviceResult {
+  const of = <T>(pick: (r: Round) => T): T[] => rounds.map(pick);
+  const refusal = rounds.flatMap((r) => ("supported" in r.net ? [r.net] : []))[0];
+  const nets = rounds.flatMap((r) => ("supported" in r.net ? [] : [r.net]));
+  const net: NetResult | Unsupported = refusal ?? {
+    supported: true,
+    guestToL1MBps: median(nets.map((n) => n.guestToL1)),
+    l1ToGuestMBps: median(nets.map((n) => n.l1ToGuest)),
+    samples: {
+      guestToL1: nets.map((n) => n.guestToL1),
+      l1ToGuest: nets.map((n) => n.l1ToGuest),
+    },
+  };
+  const blk = of((r) => r.blk);
+  const pick = (key: keyof Round["blk"]): number[] => blk.map((b) => b[key]);
+  const mmio = (which: "idle" | "loaded"): MmioSample => {
+    const samples = of((r) => r.mmio[which]);
+    const loads = samples.flatMap((m) => (m.loadMBps === undefined ? [] : [m.loadMBps]));
+    return {
+      slot: samples[0]?.slot ?? "?",
+      medianUs: median(samples.map((m) => m.medianUs)),
+      p99Us: median(samples.map((m) => m.p99Us)),
+      minUs: Math.min(...samples.map((m) => m.minUs)),
+      ...(loads.length === 0 ? {} : { loadMBps: median(loads) }),
+    };
+  };
+  return {
+    net,
+    blk: {
+      seqReadMBps: median(pick("seqRead")),
+      seqWriteMBps: median(pick("seqWrite")),
+      randRead4kIops1: median(pick("rand1")),
+      randRead4kIops4: median(pick("rand4")),
+      randRead4kLatencyUs1: median(pick("latency1")),
+      samples: {
+        seqRead: pick("seqRead"),
+        seqWrite: pick("seqWrite"),
+        rand1: pick("rand1"),
+        rand4: pick("rand4"),
+      },
+    },
+    mmio: { idle: mmio("idle"), loaded: mmio("loaded") },
+  };
+}
+
+function describe(key: string, round: Round): string {
+  const net =
+    "supported" in round.net
+      ? `net: ${round.net.reason}`
+      : `net guest->L1 ${round.net.guestToL1} MB/s, L1->guest ${round.net.l1ToGuest} MB/s`;
+  const { blk, mmio } = round;
+  return (
+    `${key}: ${net}; blk read ${blk.seqRead} MB/s, write ${blk.seqWrite} MB/s, 4K random ${blk.rand1}/${blk.rand4} IOPS ` +
+    `(depth 1/4); MMIO read of ${mmio.idle.slot} ${mmio.idle.medianUs} us idle, ${mmio.loaded.medianUs} us with vdb busy`
+  );
+}
+
 /**
- * Measures each VMM in turn on the same tap and disk images. A VMM whose
- * run fails gets one more: the emulator under L1 now and then resets or
- * stalls an L2 guest under either VMM (test/nested/README.md); the first
- * error is kept with the figures.
+ * Rounds of one boot per VMM, alternating, so that both meet the same
+ * load on a shared machine; the figures are medians over the rounds. A
+ * round that fails runs once more: the emulator under L1 now and then
+ * resets or stalls an L2 guest under either VMM (test/nested/README.md);
+ * the first error is kept with the figures.
  */
 export async function runDeviceBench(
   vmms: DeviceVmm[],
@@ -347,20 +381,34 @@ export async function runDeviceBench(
   // Data rather than holes: tmpfs answers reads of a hole without storing anything.
   for (const disk of disks) writeFileSync(disk, Buffer.alloc(DISK_BYTES, 0x5a));
   const tap = createTap("vbench", `${L1_ADDRESS}/24`);
-  const results: Record<string, DeviceResult> = {};
+  const rounds = new Map<string, Round[]>(vmms.map((v) => [v.key, []]));
+  const firstErrors = new Map<string, string>();
   try {
-    for (const vmm of vmms) {
-      try {
-        results[vmm.key] = await measureVmm(vmm, files, disks, tap.tap, options, log);
-      } catch (error) {
-        const first = error instanceof Error ? error.message : String(error);
-        log(`${vmm.key}: the run failed; measuring once more. It failed with:\n${first}`);
-        const again = await measureVmm(vmm, files, disks, tap.tap, options, log);
-        results[vmm.key] = { ...again, firstAttemptError: first };
+    for (let i = 0; i < options.reps; i++) {
+      for (const vmm of vmms) {
+        let round: Round;
+        try {
+          round = await measureRound(vmm, files, disks, tap.tap, options.mib);
+        } catch (error) {
+          const first = error instanceof Error ? error.message : String(error);
+          log(`${vmm.key}: round ${i + 1} failed; running it once more. It failed with:\n${first}`);
+          if (!firstErrors.has(vmm.key)) firstErrors.set(vmm.key, first);
+          round = await measureRound(vmm, files, disks, tap.tap, options.mib);
+        }
+        rounds.get(vmm.key)?.push(round);
+        log(`round ${i + 1}: ${describe(vmm.key, round)}`);
       }
     }
   } finally {
     tap.remove();
+  }
+  const results: Record<string, DeviceResult> = {};
+  for (const [key, list] of rounds) {
+    const error = firstErrors.get(key);
+    results[key] = {
+      ...summarise(list),
+      ...(error === undefined ? {} : { firstAttemptError: error }),
+    };
   }
   return results;
 }

@@ -89,8 +89,8 @@ function printDevices(devices: DeviceFigures): void {
     return (d) => (d.net.supported ? pick(d.net) : undefined);
   };
   console.log(
-    `devices (one boot per VMM, ${devices.smp} vCPUs, ${devices.memMiB} MiB; each figure the median of ` +
-      `${devices.reps} runs; NIC on a tap in L1, disks raw images in L1's tmpfs; O_DIRECT in the guest):`,
+    `devices (${devices.smp} vCPUs, ${devices.memMiB} MiB; each figure the median of ${devices.reps} ` +
+      `alternating boots per VMM; NIC on a tap in L1, disks raw images in L1's tmpfs; O_DIRECT in the guest):`,
   );
   printTable([
     ["", "virga-vmm", "qemu microvm", "ratio"],
@@ -124,7 +124,7 @@ function printDevices(devices: DeviceFigures): void {
     if (d !== undefined) console.log(`${name} MMIO slot timed: ${d.mmio.idle.slot}`);
     if (d?.firstAttemptError !== undefined)
       console.log(
-        `${name}: the figures are from a second run; the first failed:\n${d.firstAttemptError}`,
+        `${name}: a round failed and ran once more; its first error:\n${d.firstAttemptError}`,
       );
   }
 }
