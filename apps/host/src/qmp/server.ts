@@ -124,8 +124,12 @@ export class QmpServer {
     });
   }
 
-  /** Flushes what was written to each client, closes, removes the socket file. */
-  async close(timeoutMs = 500): Promise<void> {
+  /**
+   * Flushes what was written to each client, closes, removes the socket file
+   * (unless keepSocketFile: the VM process goes on listening on it).
+   */
+  async close(options: { timeoutMs?: number; keepSocketFile?: boolean } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 500;
     this.unsubscribe?.();
     const server = this.server;
     this.server = null;
@@ -151,7 +155,7 @@ export class QmpServer {
         }),
       ]);
     }
-    if (this.options.endpoint.kind === "unix") {
+    if (this.options.endpoint.kind === "unix" && options.keepSocketFile !== true) {
       try {
         unlinkSync(this.options.endpoint.path);
       } catch {
