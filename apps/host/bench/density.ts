@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { QmpClient } from "../src/qmp/client";
 import { VirgadFixture } from "../test/daemon/harness";
+import { childPids } from "../test/support/proc";
 import { memoryOf, memoryOfTree } from "./measure";
 
 export interface DensitySample {
@@ -59,18 +60,6 @@ async function waitRunning(socketPath: string, timeoutMs = 60000): Promise<void>
   }
 }
 
-function children(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
 function perVm(totals: { pss: number; uss: number; rss: number }, vms: number): DensitySample {
   return {
     vms,
@@ -110,7 +99,7 @@ async function virgaRun(
     let companions = 0;
     for (const pid of pids) {
       const m = memoryOfTree(pid, guestBytes);
-      companions += children(pid).length;
+      companions += childPids(pid).length;
       totals.pss += m.pssKiB - m.guestRamPssKiB;
       totals.uss += m.ussKiB;
       totals.rss += m.rssKiB - m.guestRamRssKiB;

@@ -6,7 +6,6 @@
 // starts the host again. Then one VM's socket is flooded (rate limit off)
 // while the others are queried: their latency stays close to idle.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -14,82 +13,14 @@ import { after, before, describe, it } from "node:test";
 import { QmpClient } from "../../src/qmp/client";
 import { percentile } from "../../bench/measure";
 import { requireKvmHost } from "../support/guest";
+import { ncatQueryStatus, untilRunningAnswers } from "../support/ncat";
+import { childPids } from "../support/proc";
 import { VirgadFixture, alive, waitUntil, type VirgadProcess } from "./harness";
 
 const VMS = 20;
 const TEST = { timeout: 180000 };
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function children(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** `echo '{"execute":"query-status"}' | ncat -U <socket>`: what a person sees. */
-function ncat(socketPath: string): string {
-  const result = spawnSync("ncat", ["-U", socketPath], {
-    input: '{"execute":"query-status"}\n',
-    encoding: "utf8",
-    timeout: 5000,
-  });
-  if (result.error !== undefined)
-    throw new Error(`ncat: ${result.error.message} (npm install provides it)`);
-  assert.equal(result.status, 0, `ncat exits once QMP has answered and closed: ${result.stderr}`);
-  return result.stdout;
-}
-
-/**
- * The same exchange over a socket of our own, for timing: the greeting,
- * then the reply. Rejects if the socket does not answer within timeoutMs.
- */
-function ncatQueryStatus(socketPath: string, timeoutMs = 2000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(socketPath);
-    let text = "";
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(
-        new Error(`${socketPath}: no answer within ${timeoutMs} ms (got ${JSON.stringify(text)})`),
-      );
-    }, timeoutMs);
-    socket.setEncoding("utf8");
-    socket.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    socket.on("data", (chunk: string) => {
-      if (text === "" && chunk.length > 0) socket.write('{"execute":"query-status"}\n');
-      text += chunk;
-      if (/"return"/.test(text)) {
-        clearTimeout(timer);
-        socket.destroy();
-        resolve(text);
-      }
-    });
-  });
-}
-
-/** Retries ncatQueryStatus until it answers; resolves with the ms it took. */
-async function untilAnswers(socketPath: string, since: number, limitMs: number): Promise<number> {
-  for (;;) {
-    try {
-      const text = await ncatQueryStatus(socketPath, 1000);
-      assert.match(text, /"QMP"[\s\S]*"status":"running"/);
-      return performance.now() - since;
-    } catch (error) {
-      if (performance.now() - since > limitMs) throw error;
-      await sleep(20);
-    }
-  }
-}
 
 describe("the control-plane host under virgad", () => {
   const fx = new VirgadFixture();
@@ -112,7 +43,7 @@ describe("the control-plane host under virgad", () => {
 
   /** Every VM on the host: none has a companion, each log says so. */
   const allOnHost = (): boolean =>
-    pids.every((pid) => children(pid).length === 0) &&
+    pids.every((pid) => childPids(pid).length === 0) &&
     ids.every((id) =>
       /control plane: (on|back on|moved to) the control-plane host/.test(
         readFileSync(path.join(fx.runDir, "vms", id, "log"), "utf8"),
@@ -148,7 +79,7 @@ describe("the control-plane host under virgad", () => {
         assert.ok(alive(firstHost), "the host outlives virgad");
         for (const id of ids) {
           assert.match(
-            ncat(qmpSocket(id)),
+            ncatQueryStatus(qmpSocket(id)),
             /^\{"QMP":.*\r\n\{"return":\{"running":true,.*"status":"running"\}\}\r\n$/,
           );
         }
@@ -171,7 +102,7 @@ describe("the control-plane host under virgad", () => {
         const killed = performance.now();
         process.kill(firstHost, "SIGKILL");
         const comeback = await Promise.all(
-          ids.map((id) => untilAnswers(qmpSocket(id), killed, 5000)),
+          ids.map((id) => untilRunningAnswers(qmpSocket(id), killed, 5000)),
         );
         console.log(
           `QMP back after the host's kill -9 (ms): median ${percentile(comeback, 50).toFixed(0)}, slowest ${Math.max(...comeback).toFixed(0)}`,
