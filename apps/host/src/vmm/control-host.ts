@@ -22,7 +22,7 @@ import type { QmpServerOptions } from "../qmp/server";
 import { channelSender, type SendWithFds } from "./channel-link";
 import { serveVm, type ServedVm } from "./control-plane";
 import { closeQuietly } from "./named-fds";
-import { VmmChannel, type Hello } from "./vmm-channel";
+import { VmmChannel } from "./vmm-channel";
 
 export interface ControlHostOptions {
   socketPath: string;
@@ -149,9 +149,8 @@ class HostConnection {
   }
 
   private async serve(channel: VmmChannel, listeningFd: number): Promise<void> {
-    let hello: Hello;
     try {
-      hello = await channel.hello();
+      const hello = await channel.hello();
       this.served = await serveVm(channel, hello, listeningFd, {
         socketReader: this.options.socketReader,
         onEnd: () => {
@@ -163,9 +162,9 @@ class HostConnection {
       this.fail(error);
       return;
     }
-    this.options.log(`${this.served.label} (pid ${hello.pid}): serving its QMP`);
+    this.options.log(`${this.served.label}: serving its QMP`);
     await this.served.ended;
-    this.options.log(`${this.served.label} (pid ${hello.pid}): its control plane has ended`);
+    this.options.log(`${this.served.label}: its control plane has ended`);
   }
 }
 

@@ -22,7 +22,7 @@ const CHANNEL_FD = 3;
 const QMP_LISTENER_FD = 4;
 
 export interface ServedVm {
-  /** The VM's name (or its pid) for log lines. */
+  /** The VM's name and pid, for log lines. */
   readonly label: string;
   /** Settles once this VM's part has ended and let go of its sockets. */
   readonly ended: Promise<void>;
@@ -111,7 +111,7 @@ export async function serveVm(
     void end(false);
   }
   return {
-    label: config.name ?? `pid ${hello.pid}`,
+    label: config.name === undefined ? `pid ${hello.pid}` : `${config.name} (pid ${hello.pid})`,
     ended,
     fail(error) {
       if (ending !== null) return;
