@@ -14,7 +14,7 @@ import path from "node:path";
 import { QmpClient } from "../src/qmp/client";
 import { VirgadFixture } from "../test/daemon/harness";
 import { childPids } from "../test/support/proc";
-import { memoryOf, memoryOfTree } from "./measure";
+import { memoryOf, memoryOfTree, qmpRoundTrips, type QmpSample } from "./measure";
 
 export interface DensitySample {
   vms: number;
@@ -32,6 +32,10 @@ export interface DensityResult {
   hostPssMiB: number;
   /** Companion control planes seen at the largest count (0 when the host serves all). */
   companions: number;
+  /** What one more QMP client per VM (a person's) adds to the host, per client (KiB). */
+  extraClientKiB: { pss: number; rss: number };
+  /** query-status round trips from one client to a VM the host serves (the first count's run). */
+  hostQmp: QmpSample | null;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -72,8 +76,15 @@ function perVm(totals: { pss: number; uss: number; rss: number }, vms: number): 
 /** N VMs under a fresh virgad, started concurrently; their memory once all run. */
 async function virgaRun(
   vms: number,
-  guest: { cpus: number; memMiB: number },
-): Promise<{ sample: DensitySample; stormMs: number; hostPssMiB: number; companions: number }> {
+  guest: { cpus: number; memMiB: number; qmpSeconds: number },
+): Promise<{
+  qmp: QmpSample;
+  sample: DensitySample;
+  stormMs: number;
+  hostPssMiB: number;
+  companions: number;
+  extraClientKiB: { pss: number; rss: number };
+}> {
   const fx = new VirgadFixture();
   try {
     const virgad = await fx.start();
@@ -109,11 +120,28 @@ async function virgaRun(
     totals.pss += host.pssKiB;
     totals.uss += host.ussKiB;
     totals.rss += host.rssKiB;
+    // Each QMP client costs the host a session and a native reader thread.
+    const people = await Promise.all(
+      ids.map((id) => QmpClient.connect(path.join(fx.runDir, "vms", id, "qmp.sock"))),
+    );
+    await Promise.all(people.map((person) => person.execute("query-status")));
+    await sleep(1000);
+    const withPeople = memoryOf(hostPid, Number.POSITIVE_INFINITY);
+    for (const person of people) person.close();
+    const qmp = await qmpRoundTrips(
+      path.join(fx.runDir, "vms", "d0", "qmp.sock"),
+      guest.qmpSeconds * 1000,
+    );
     return {
+      qmp,
       sample: perVm(totals, vms),
       stormMs,
       hostPssMiB: host.pssKiB / 1024,
       companions,
+      extraClientKiB: {
+        pss: (withPeople.pssKiB - host.pssKiB) / vms,
+        rss: (withPeople.rssKiB - host.rssKiB) / vms,
+      },
     };
   } finally {
     await fx.cleanup();
@@ -181,6 +209,7 @@ export async function runDensity(options: {
   counts: number[];
   cpus: number;
   memMiB: number;
+  qmpSeconds: number;
   scratch: string;
   qemu: (socketPath: string) => [string, string[]];
   progress: (line: string) => void;
@@ -191,6 +220,8 @@ export async function runDensity(options: {
     stormMs: { virga: 0, qemu: 0, vms: 0 },
     hostPssMiB: 0,
     companions: 0,
+    extraClientKiB: { pss: 0, rss: 0 },
+    hostQmp: null,
   };
   const guestBytes = options.memMiB * 1024 * 1024;
   for (const vms of options.counts) {
@@ -204,6 +235,8 @@ export async function runDensity(options: {
     result.stormMs = { virga: virga.stormMs, qemu: qemu.stormMs, vms };
     result.hostPssMiB = virga.hostPssMiB;
     result.companions = virga.companions;
+    result.extraClientKiB = virga.extraClientKiB;
+    result.hostQmp ??= virga.qmp;
   }
   return result;
 }

@@ -159,6 +159,7 @@ async function densitySection(): Promise<DensityResult> {
       counts: densityCounts,
       cpus: smp,
       memMiB,
+      qmpSeconds,
       scratch,
       qemu: (socketPath) => qemuArgs(["-qmp", `unix:${socketPath},server=on,wait=off`]),
       progress: (line) => {
@@ -191,10 +192,18 @@ async function densitySection(): Promise<DensityResult> {
       "",
     ]);
     printTable(rows);
-    const largest = result.virga[result.virga.length - 1];
-    if (largest !== undefined) {
+    if (result.hostQmp !== null) {
       console.log(
-        `target: <= 5 MiB PSS per VM beyond guest RAM at ${largest.vms} VMs (${largest.pssMiB <= 5 ? "met" : "not met"})`,
+        `QMP to a VM the host serves: ${result.hostQmp.perSecond.toFixed(0)} query-status per second, p50 ${result.hostQmp.p50Us.toFixed(0)} us, p99 ${result.hostQmp.p99Us.toFixed(0)} us (one client, sequential)`,
+      );
+    }
+    console.log(
+      `one more QMP client per VM adds ${result.extraClientKiB.pss.toFixed(0)} KiB PSS (${result.extraClientKiB.rss.toFixed(0)} KiB RSS) per client to the host`,
+    );
+    const at50 = result.virga.find((sample) => sample.vms === 50);
+    if (at50 !== undefined) {
+      console.log(
+        `target: <= 5 MiB PSS per VM beyond guest RAM at 50 VMs (${at50.pssMiB <= 5 ? "met" : "not met"})`,
       );
     }
     return result;
