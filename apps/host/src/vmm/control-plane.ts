@@ -61,12 +61,13 @@ export async function serveVm(
   let ending: Promise<void> | null = null;
   let markEnded: () => void = () => undefined;
   const ended = new Promise<void>((resolve) => (markEnded = resolve));
-  // keepSocket: the VM goes on (a failure, a detach); its socket file stays.
-  const end = (keepSocket: boolean): Promise<void> => {
+  const end = (): Promise<void> => {
     ending ??= (async () => {
       try {
         // Clients read what they were sent (SHUTDOWN) before the socket goes.
-        await server?.close({ keepSocketFile: keepSocket });
+        // The socket file is the VM process's: it made it and removes it as
+        // it exits, and the VM may go on (a failure here, a detach).
+        await server?.close({ keepSocketFile: true });
       } finally {
         machine.fds.closeAll();
         log.close();
@@ -82,15 +83,15 @@ export async function serveVm(
     hello.ptyPath,
     (reason) => {
       if (reason.reason === "host-qmp-quit") channel.quit();
-      void end(false);
+      void end();
     },
     hello.status,
   );
-  channel.onClose(() => void end(false));
+  channel.onClose(() => void end());
   channel.onEvent((event) => {
     if (event.event === "shutdown") machine.shutdown(event);
     else if (event.event === "qmp") machine.emit(event.name, event.data);
-    else void end(event.event === "detach");
+    else void end();
   });
 
   server = new QmpServer({
@@ -108,7 +109,7 @@ export async function serveVm(
   } catch (error) {
     channel.fail(error instanceof Error ? error.message : String(error));
     server = null;
-    void end(false);
+    void end();
   }
   return {
     label: config.name === undefined ? `pid ${hello.pid}` : `${config.name} (pid ${hello.pid})`,
@@ -117,7 +118,7 @@ export async function serveVm(
       if (ending !== null) return;
       log.log(`control plane failed: ${messageOf(error)}`);
       channel.restart(error instanceof Error ? error.message : String(error));
-      void end(true);
+      void end();
     },
   };
 }
