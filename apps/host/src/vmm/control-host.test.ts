@@ -12,7 +12,8 @@ import { after, before, describe, it } from "node:test";
 import * as native from "@virga/native";
 import { QmpClient } from "../qmp/client";
 import { socketFd } from "../qmp/fd-passing-socket";
-import { ControlHost, socketAnswers } from "./control-host";
+import { socketAnswers } from "../qmp/server";
+import { ControlHost } from "./control-host";
 import { testConfig } from "./testing/fake-native-vm";
 
 const dir = mkdtempSync(path.join(tmpdir(), "virga-host-"));

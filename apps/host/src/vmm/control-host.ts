@@ -15,10 +15,10 @@
 // handleUncaught) end its QMP server and channel, and the VM process starts
 // the control plane again.
 import { AsyncLocalStorage } from "node:async_hooks";
-import { chmodSync, lstatSync, unlinkSync } from "node:fs";
+import { chmodSync } from "node:fs";
 import net from "node:net";
 import { FdPassingSocket, socketFd } from "../qmp/fd-passing-socket";
-import type { QmpServerOptions } from "../qmp/server";
+import { clearStaleSocket, type QmpServerOptions } from "../qmp/server";
 import { channelSender, type SendWithFds } from "./channel-link";
 import { serveVm, type ServedVm } from "./control-plane";
 import { closeQuietly } from "./named-fds";
@@ -36,20 +36,6 @@ const MAX_FIRST_LINE = 1024 * 1024;
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** Is something accepting connections on the unix socket at `path`? */
-export function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.connect(path);
-    probe.once("connect", () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once("error", () => {
-      resolve(false);
-    });
-  });
 }
 
 /** One connection to the host: a VM, once its hello has come, or a watcher. */
@@ -216,15 +202,7 @@ export class ControlHost {
 
   private async listen(): Promise<void> {
     const path = this.options.socketPath;
-    try {
-      lstatSync(path);
-      if (await socketAnswers(path)) {
-        throw new Error(`a control-plane host already answers on ${path}`);
-      }
-      unlinkSync(path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    }
+    await clearStaleSocket(path, `a control-plane host already answers on ${path}`);
     // Paused so Node never reads (and so never drops) the hello's descriptor.
     const server = net.createServer({ pauseOnConnect: true }, (socket) => {
       this.accept(socket);
