@@ -35,6 +35,7 @@ void kmain(int entry, u64 info_ptr)
     ioapic_route(com1_gsi, (u8)(VEC_GSI_BASE + com1_gsi), lapic_id());
     serial_enable_rx_irq();
 
+    mempool_init();
     virtio_probe_cmdline(boot.cmdline);
 
     kprintf("PROBE ready\n");

@@ -80,13 +80,25 @@ static void out_num(struct outbuf *o, u64 v, unsigned base, int width, char pad)
         out_char(o, tmp[start++]);
 }
 
+/* The first c in [p, end), or end: one emulated iteration per byte. */
+static const char *find_char(const char *p, const char *end, char c)
+{
+    size_t n = (size_t)(end - p);
+    if (n == 0)
+        return end;
+    __asm__ volatile("repne scasb" : "+D"(p), "+c"(n) : "a"(c) : "memory", "cc");
+    return p[-1] == c ? p - 1 : end;
+}
+
 static void vformat(struct outbuf *o, const char *fmt, va_list ap)
 {
+    /* Literal runs are found by string instructions (one emulated
+     * iteration per byte) rather than a loop of six per byte. */
+    const char *end = fmt + strlen(fmt);
     for (const char *p = fmt; *p; p++) {
         if (*p != '%') {
             const char *run = p;
-            while (p[1] && p[1] != '%')
-                p++;
+            p = find_char(p, end, '%') - 1;
             out_str(o, run, (size_t)(p + 1 - run));
             continue;
         }

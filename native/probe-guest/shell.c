@@ -77,8 +77,10 @@ void print_info_markers(void)
     kprintf("PROBE cpus online=%d\n", cpus_online);
 }
 
-static void cmd_help(void)
+static void cmd_help(int argc, char **argv)
 {
+    (void)argc;
+    (void)argv;
     kprintf("commands:\n"
             "  help\n"
             "  info\n"
@@ -89,6 +91,13 @@ static void cmd_help(void)
             "  blk <n> read <sector>\n"
             "  blk <n> verify <sector> <seed>\n"
             "  blk <n> flush\n"
+            "  blk <n> info\n"
+            "  net <n> info\n"
+            "  net <n> send <dst-mac|broadcast> <ethertype> <frame-len> <seed>\n"
+            "  net <n> recv [timeout-ms] [ethertype]\n"
+            "  balloon info\n"
+            "  mem touch <MiB>\n"
+            "  mmio <slot> <count>\n"
             "  poweroff\n"
             "  reboot\n"
             "  crash\n"
@@ -120,12 +129,6 @@ static void cmd_count(int argc, char **argv)
     kprintf("OK count\n");
 }
 
-static void pattern(u8 *buf, u64 sector, u64 seed)
-{
-    for (u64 i = 0; i < 512; i++)
-        buf[i] = (u8)(i * 7 + sector * 13 + seed);
-}
-
 static void blk_err(const char *op, int s)
 {
     if (s < 0)
@@ -139,7 +142,7 @@ static void cmd_blk(int argc, char **argv)
     static u8 buf[512];
     u64 n, sector = 0, seed = 0;
     if (argc < 3 || !num_arg(argv[1], &n)) {
-        kprintf("ERR blk usage: blk <n> write|read|verify|flush ...\n");
+        kprintf("ERR blk usage: blk <n> write|read|verify|flush|info ...\n");
         return;
     }
     if (n >= (u64)virtio_blk_count()) {
@@ -147,12 +150,20 @@ static void cmd_blk(int argc, char **argv)
         return;
     }
     const char *op = argv[2];
+    if (!strcmp(op, "info") && argc == 3) {
+        u64 cap;
+        bool ro;
+        u32 changes;
+        virtio_blk_info((int)n, &cap, &ro, &changes);
+        kprintf("OK blk info capacity=%lu ro=%d changes=%u\n", cap, ro, changes);
+        return;
+    }
     bool is_write = !strcmp(op, "write"), is_read = !strcmp(op, "read");
     bool is_verify = !strcmp(op, "verify"), is_flush = !strcmp(op, "flush");
     int need = is_flush ? 3 : is_read ? 4 : (is_write || is_verify) ? 5 : -1;
     if (need < 0 || argc != need || (need >= 4 && !num_arg(argv[3], &sector)) ||
         (need == 5 && !num_arg(argv[4], &seed))) {
-        kprintf("ERR blk usage: blk <n> write|read|verify|flush ...\n");
+        kprintf("ERR blk usage: blk <n> write|read|verify|flush|info ...\n");
         return;
     }
     int s;
@@ -163,7 +174,7 @@ static void cmd_blk(int argc, char **argv)
         else
             kprintf("OK blk flush\n");
     } else if (is_write) {
-        pattern(buf, sector, seed);
+        pattern_fill(buf, 512, (u32)(sector * 13 + seed));
         s = virtio_blk_rw((int)n, true, sector, buf);
         if (s)
             blk_err(op, s);
@@ -182,15 +193,144 @@ static void cmd_blk(int argc, char **argv)
             hex[32] = 0;
             kprintf("OK blk read %s\n", hex);
         } else {
-            for (u64 i = 0; i < 512; i++) {
-                if (buf[i] != (u8)(i * 7 + sector * 13 + seed)) {
-                    kprintf("ERR blk verify mismatch at %lu\n", i);
-                    return;
-                }
-            }
-            kprintf("OK blk verify\n");
+            long at = pattern_mismatch(buf, 512, (u32)(sector * 13 + seed));
+            if (at >= 0)
+                kprintf("ERR blk verify mismatch at %ld\n", at);
+            else
+                kprintf("OK blk verify\n");
         }
     }
+}
+
+static bool parse_mac(const char *s, u8 mac[6])
+{
+    if (!strcmp(s, "broadcast")) {
+        memset(mac, 0xff, 6);
+        return true;
+    }
+    for (int i = 0; i < 6; i++) {
+        u8 v = 0;
+        for (int j = 0; j < 2; j++, s++) {
+            char c = *s;
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (d < 0)
+                return false;
+            v = (u8)(v << 4 | d);
+        }
+        mac[i] = v;
+        if (*s != (i < 5 ? ':' : 0))
+            return false;
+        s++;
+    }
+    return true;
+}
+
+#define NET_USAGE "ERR net usage: net <n> info | send <dst-mac|broadcast> <ethertype> " \
+                  "<frame-len 14-1514> <seed> | recv [timeout-ms] [ethertype]\n"
+#define NET_RECV_DEFAULT_MS 5000
+
+static void cmd_net(int argc, char **argv)
+{
+    u64 n;
+    if (argc < 3 || !num_arg(argv[1], &n)) {
+        kprintf(NET_USAGE);
+        return;
+    }
+    if (n >= (u64)virtio_net_count()) {
+        kprintf("ERR net no device %lu\n", n);
+        return;
+    }
+    const char *op = argv[2];
+    char a[18], b[18];
+    if (!strcmp(op, "info") && argc == 3) {
+        struct net_info info;
+        virtio_net_info((int)n, &info);
+        format_mac(a, info.mac);
+        kprintf("OK net info mac=%s link=%s changes=%u\n", a, info.link_up ? "up" : "down",
+                info.changes);
+    } else if (!strcmp(op, "send") && argc == 7) {
+        u8 dst[6];
+        u64 type, len, seed;
+        if (!parse_mac(argv[3], dst) || !num_arg(argv[4], &type) || type > 0xffff ||
+            !num_arg(argv[5], &len) || len < 14 || len > 1514 || !num_arg(argv[6], &seed)) {
+            kprintf(NET_USAGE);
+            return;
+        }
+        if (virtio_net_send((int)n, dst, (u16)type, (u32)len, (u32)seed))
+            kprintf("OK net send\n");
+        else
+            kprintf("ERR net send timeout\n");
+    } else if (!strcmp(op, "recv") && argc <= 5) {
+        u64 ms = NET_RECV_DEFAULT_MS, type = 0;
+        if ((argc > 3 && (!num_arg(argv[3], &ms) || ms > 4000000)) ||
+            (argc > 4 && (!num_arg(argv[4], &type) || type > 0xffff))) {
+            kprintf(NET_USAGE);
+            return;
+        }
+        struct net_frame f;
+        if (!virtio_net_recv((int)n, (u32)(ms * 1000), (u16)type, &f)) {
+            kprintf("ERR net recv timeout\n");
+            return;
+        }
+        format_mac(a, f.data);
+        format_mac(b, f.data + 6);
+        kprintf("OK net recv len=%u dst=%s src=%s type=0x%x seed=", f.len, a, b,
+                (u32)(f.data[12] << 8 | f.data[13]));
+        /* The payload's first byte is its key; the rest must follow it. */
+        const u8 *payload = f.data + 14;
+        u32 plen = f.len - 14;
+        if (plen && pattern_mismatch(payload, plen, payload[0]) < 0)
+            kprintf("%u\n", payload[0]);
+        else
+            kprintf("none\n");
+    } else {
+        kprintf(NET_USAGE);
+    }
+}
+
+#define BALLOON_WAIT_US 5000000
+
+static void cmd_balloon(int argc, char **argv)
+{
+    if (argc != 2 || strcmp(argv[1], "info")) {
+        kprintf("ERR balloon usage: balloon info\n");
+        return;
+    }
+    if (!virtio_balloon_present()) {
+        kprintf("ERR balloon no device\n");
+        return;
+    }
+    u32 target, actual;
+    virtio_balloon_info(BALLOON_WAIT_US, &target, &actual);
+    kprintf("OK balloon target=%u actual=%u\n", target, actual);
+}
+
+static void cmd_mem(int argc, char **argv)
+{
+    u64 mib, free_pages;
+    if (argc != 3 || strcmp(argv[1], "touch") || !num_arg(argv[2], &mib) || mib > (1ull << 32)) {
+        kprintf("ERR mem usage: mem touch <MiB>\n");
+        return;
+    }
+    if (mem_touch(mib << 8, &free_pages))
+        kprintf("OK mem touch\n");
+    else
+        kprintf("ERR mem touch only %lu MiB free\n", free_pages >> 8);
+}
+
+static void cmd_mmio(int argc, char **argv)
+{
+    u64 slot, count, cycles;
+    if (argc != 3 || !num_arg(argv[1], &slot) || !num_arg(argv[2], &count) || count == 0) {
+        kprintf("ERR mmio usage: mmio <slot> <count>\n");
+        return;
+    }
+    if (slot > 0x7fffffff || !virtio_mmio_latency((int)slot, count, &cycles)) {
+        kprintf("ERR mmio no slot %lu\n", slot);
+        return;
+    }
+    kprintf("OK mmio cycles=%lu\n", cycles);
 }
 
 /* Writes one word and sleeps, without touching the UART again, until a key
@@ -244,6 +384,57 @@ static void cmd_txirq(int argc, char **argv)
     kprintf("OK txirq\n");
 }
 
+static void cmd_info(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    print_info_markers();
+    kprintf("OK info\n");
+}
+
+static void cmd_poweroff(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    kprintf("OK poweroff\n");
+    power_off();
+}
+
+static void cmd_reboot(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    kprintf("OK reboot\n");
+    power_reboot();
+}
+
+static void cmd_crash(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    kprintf("OK crash\n");
+    power_crash();
+}
+
+static const struct {
+    const char *name;
+    void (*run)(int argc, char **argv);
+} commands[] = {
+    { "help", cmd_help },
+    { "info", cmd_info },
+    { "count", cmd_count },
+    { "emit", cmd_emit },
+    { "txirq", cmd_txirq },
+    { "blk", cmd_blk },
+    { "net", cmd_net },
+    { "balloon", cmd_balloon },
+    { "mem", cmd_mem },
+    { "mmio", cmd_mmio },
+    { "poweroff", cmd_poweroff },
+    { "reboot", cmd_reboot },
+    { "crash", cmd_crash },
+};
+
 void shell_run(void)
 {
     static char line[LINE_MAX];
@@ -254,31 +445,12 @@ void shell_run(void)
         int argc = split(line, argv, ARRAY_SIZE(argv));
         if (argc == 0)
             continue;
-        const char *cmd = argv[0];
-        if (!strcmp(cmd, "help")) {
-            cmd_help();
-        } else if (!strcmp(cmd, "info")) {
-            print_info_markers();
-            kprintf("OK info\n");
-        } else if (!strcmp(cmd, "count")) {
-            cmd_count(argc, argv);
-        } else if (!strcmp(cmd, "emit")) {
-            cmd_emit(argc, argv);
-        } else if (!strcmp(cmd, "txirq")) {
-            cmd_txirq(argc, argv);
-        } else if (!strcmp(cmd, "blk")) {
-            cmd_blk(argc, argv);
-        } else if (!strcmp(cmd, "poweroff")) {
-            kprintf("OK poweroff\n");
-            power_off();
-        } else if (!strcmp(cmd, "reboot")) {
-            kprintf("OK reboot\n");
-            power_reboot();
-        } else if (!strcmp(cmd, "crash")) {
-            kprintf("OK crash\n");
-            power_crash();
-        } else {
-            kprintf("ERR unknown command %s\n", cmd);
-        }
+        size_t i = 0;
+        while (i < ARRAY_SIZE(commands) && strcmp(argv[0], commands[i].name))
+            i++;
+        if (i < ARRAY_SIZE(commands))
+            commands[i].run(argc, argv);
+        else
+            kprintf("ERR unknown command %s\n", argv[0]);
     }
 }

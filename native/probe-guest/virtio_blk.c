@@ -1,6 +1,9 @@
 /*
  * virtio-blk: one request at a time on queue 0, as a three-descriptor chain
  * header (device reads) -> 512-byte data -> status byte (device writes).
+ * An empty hot-plug slot is a disk of capacity 0: its queue is set up at
+ * boot like any other, and `blk <n> info` re-reads the capacity after a
+ * configuration-change interrupt (hot-plug or unplug).
  */
 #include "probe.h"
 #include "io.h"
@@ -34,6 +37,7 @@ static struct blk_dma dma[MAX_BLK] __attribute__((section(".noinit")));
 
 struct blk {
     struct virtio_dev dev;
+    struct vqueue q;
     u64 capacity;
     bool ro;
 };
@@ -44,15 +48,9 @@ int virtio_blk_count(void) { return n_blk; }
 
 static u64 read_capacity(struct virtio_dev *d)
 {
-    u32 gen, lo, hi;
-    /* A config read spanning two 32-bit accesses is only consistent if the
-     * generation counter did not move in between. */
-    do {
-        gen = vm_read(d, VM_CONFIG_GENERATION);
-        lo = vm_read(d, VM_CONFIG + 0);
-        hi = vm_read(d, VM_CONFIG + 4);
-    } while (gen != vm_read(d, VM_CONFIG_GENERATION));
-    return ((u64)hi << 32) | lo;
+    u64 c;
+    virtio_config_read(d, 0, &c, sizeof(c), 4);
+    return c;
 }
 
 void virtio_blk_probe(int slot, u64 base, u32 irq)
@@ -65,31 +63,28 @@ void virtio_blk_probe(int slot, u64 base, u32 irq)
     u64 dev_features = vm_device_features(&b->dev);
     u64 want = (1ull << VIRTIO_F_VERSION_1) |
                (dev_features & ((1ull << VIRTIO_BLK_F_RO) | (1ull << VIRTIO_BLK_F_FLUSH)));
-    if (!(dev_features & (1ull << VIRTIO_F_VERSION_1)) ||
-        !virtio_init(&b->dev, want, &dma[n_blk].vq)) {
+    if (!(dev_features & (1ull << VIRTIO_F_VERSION_1)) || !virtio_negotiate(&b->dev, want) ||
+        !virtio_queue_init(&b->dev, &b->q, 0, &dma[n_blk].vq, 3)) {
+        virtio_fail(&b->dev);
         kprintf("PROBE virtio %d init failed\n", slot);
         return;
     }
     b->ro = (want >> VIRTIO_BLK_F_RO) & 1;
     b->capacity = read_capacity(&b->dev);
-    if (irq <= VEC_GSI_LAST - VEC_GSI_BASE)
-        ioapic_route(irq, (u8)(VEC_GSI_BASE + irq), lapic_id());
     virtio_driver_ok(&b->dev);
     kprintf("PROBE virtio-blk %d base=0x%lx irq=%u capacity=%lu ro=%d\n",
             n_blk, base, irq, b->capacity, b->ro);
     n_blk++;
 }
 
-void virtio_blk_irq(u32 gsi)
+void virtio_blk_info(int n, u64 *capacity, bool *ro, u32 *changes)
 {
-    for (int i = 0; i < n_blk; i++) {
-        struct virtio_dev *d = &blks[i].dev;
-        if (d->irq != gsi)
-            continue;
-        u32 isr = vm_read(d, VM_INTERRUPT_STATUS);
-        if (isr)
-            vm_write(d, VM_INTERRUPT_ACK, isr);
-    }
+    struct blk *b = &blks[n];
+    take_pending_interrupts();
+    b->capacity = read_capacity(&b->dev);
+    *capacity = b->capacity;
+    *ro = b->ro;
+    *changes = b->dev.config_changes;
 }
 
 static int do_request(int n, u32 type, u64 sector, bool has_data, bool dev_writes)
@@ -119,7 +114,7 @@ static int do_request(int n, u32 type, u64 sector, bool has_data, bool dev_write
     desc[st].flags = VRING_DESC_F_WRITE;
     desc[st].next = 0;
 
-    if (!virtio_submit_wait(&b->dev, 0, REQ_TIMEOUT_US))
+    if (!virtio_submit_wait(&b->dev, &b->q, 0, REQ_TIMEOUT_US))
         return -1;
     return *(volatile u8 *)&m->status;
 }

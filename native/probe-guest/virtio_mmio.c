@@ -8,7 +8,15 @@
 #include "io.h"
 #include "virtio.h"
 
-static int n_net;
+#define MAX_SLOTS 32
+#define MAX_DEVS  24
+
+/* Every virtio_mmio.device= window in command-line order (for `mmio`), and
+ * the devices whose interrupts we handle. */
+static u64 slot_base[MAX_SLOTS] __attribute__((section(".noinit")));
+static int n_slots;
+static struct virtio_dev *devs[MAX_DEVS] __attribute__((section(".noinit")));
+static int n_devs;
 
 u32 vm_read(const struct virtio_dev *d, u32 off) { return mmio_read32(d->base + off); }
 void vm_write(const struct virtio_dev *d, u32 off, u32 val) { mmio_write32(d->base + off, val); }
@@ -21,7 +29,12 @@ u64 vm_device_features(const struct virtio_dev *d)
     return (hi << 32) | vm_read(d, VM_DEVICE_FEATURES);
 }
 
-bool virtio_init(struct virtio_dev *d, u64 features, struct virtq *vq)
+void virtio_fail(struct virtio_dev *d)
+{
+    vm_write(d, VM_STATUS, vm_read(d, VM_STATUS) | STATUS_FAILED);
+}
+
+bool virtio_negotiate(struct virtio_dev *d, u64 features)
 {
     vm_write(d, VM_STATUS, 0);   /* reset */
     vm_write(d, VM_STATUS, STATUS_ACKNOWLEDGE);
@@ -30,23 +43,31 @@ bool virtio_init(struct virtio_dev *d, u64 features, struct virtq *vq)
     vm_write(d, VM_DRIVER_FEATURES, (u32)(features >> 32));
     vm_write(d, VM_DRIVER_FEATURES_SEL, 0);
     vm_write(d, VM_DRIVER_FEATURES, (u32)features);
-    u32 st = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK;
-    vm_write(d, VM_STATUS, st);
-    if (!(vm_read(d, VM_STATUS) & STATUS_FEATURES_OK))
-        goto fail;
+    vm_write(d, VM_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
+    if (vm_read(d, VM_STATUS) & STATUS_FEATURES_OK)
+        return true;
+    virtio_fail(d);
+    return false;
+}
 
-    vm_write(d, VM_QUEUE_SEL, 0);
+bool virtio_queue_init(struct virtio_dev *d, struct vqueue *q, u16 index,
+                       struct virtq *ring, u16 min_size)
+{
+    vm_write(d, VM_QUEUE_SEL, index);
     if (vm_read(d, VM_QUEUE_READY) != 0)
-        goto fail;
+        return false;
     u32 max = vm_read(d, VM_QUEUE_NUM_MAX);
-    if (max < 3)
-        goto fail;
-    d->qsize = max < VQ_SIZE ? (u16)max : VQ_SIZE;
-    d->vq = vq;
-    d->last_used = 0;
-    memset(vq, 0, sizeof(*vq));
-    vm_write(d, VM_QUEUE_NUM, d->qsize);
-    u64 desc = (u64)&vq->desc, avail = (u64)&vq->avail, used = (u64)&vq->used;
+    if (max < min_size)
+        return false;
+    q->ring = ring;
+    q->index = index;
+    q->size = max < VQ_SIZE ? (u16)max : VQ_SIZE;
+    q->last_used = 0;
+    /* Only the rings: the struct fills a page, and every 8 bytes cleared
+     * is an emulated instruction under PVM. */
+    memset(ring, 0, offsetof(struct virtq, used) + sizeof(ring->used));
+    vm_write(d, VM_QUEUE_NUM, q->size);
+    u64 desc = (u64)&ring->desc, avail = (u64)&ring->avail, used = (u64)&ring->used;
     vm_write(d, VM_QUEUE_DESC_LO, (u32)desc);
     vm_write(d, VM_QUEUE_DESC_HI, (u32)(desc >> 32));
     vm_write(d, VM_QUEUE_AVAIL_LO, (u32)avail);
@@ -55,36 +76,89 @@ bool virtio_init(struct virtio_dev *d, u64 features, struct virtq *vq)
     vm_write(d, VM_QUEUE_USED_HI, (u32)(used >> 32));
     vm_write(d, VM_QUEUE_READY, 1);
     return true;
-fail:
-    vm_write(d, VM_STATUS, vm_read(d, VM_STATUS) | STATUS_FAILED);
-    return false;
 }
 
 void virtio_driver_ok(struct virtio_dev *d)
 {
+    /* Routed and registered first: an edge raised at DRIVER_OK (a frame for
+     * the filled RX queue, a balloon target set before boot) is not lost. */
+    if (d->irq <= VEC_GSI_LAST - VEC_GSI_BASE)
+        ioapic_route(d->irq, (u8)(VEC_GSI_BASE + d->irq), lapic_id());
+    if (n_devs < MAX_DEVS)
+        devs[n_devs++] = d;
     vm_write(d, VM_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER |
                            STATUS_FEATURES_OK | STATUS_DRIVER_OK);
 }
 
-bool virtio_submit_wait(struct virtio_dev *d, u16 head, u32 timeout_us)
+void vq_push(struct vqueue *q, u16 head)
 {
-    struct virtq *q = d->vq;
-    q->avail.ring[q->avail.idx % d->qsize] = head;
+    struct virtq *r = q->ring;
+    r->avail.ring[r->avail.idx % q->size] = head;
     /* x86 keeps stores in order; only the compiler needs fencing so the
-     * ring entry is visible before the index and both before the notify. */
+     * ring entry is visible before the index. */
     barrier();
-    q->avail.idx++;
+    r->avail.idx++;
     barrier();
-    vm_write(d, VM_QUEUE_NOTIFY, 0);
+}
 
+void vq_notify(struct virtio_dev *d, struct vqueue *q)
+{
+    vm_write(d, VM_QUEUE_NOTIFY, q->index);
+}
+
+bool vq_pop(struct vqueue *q, u32 *id, u32 *len)
+{
+    if (!vq_has_used(q))
+        return false;
+    barrier();
+    struct virtq *r = q->ring;
+    u16 i = q->last_used % q->size;
+    *id = r->used.ring[i].id;
+    *len = r->used.ring[i].len;
+    q->last_used++;
+    return true;
+}
+
+bool vq_wait(struct vqueue *q, u32 timeout_us)
+{
+    if (vq_has_used(q))
+        return true;
     timer_oneshot_us(timeout_us);
-    while (*(volatile u16 *)&q->used.idx == d->last_used && !timer_expired())
+    while (!vq_has_used(q) && !timer_expired())
         wait_for_interrupt();
     timer_stop();
-    if (*(volatile u16 *)&q->used.idx == d->last_used)
-        return false;
-    d->last_used++;
-    return true;
+    return vq_has_used(q);
+}
+
+bool virtio_submit_wait(struct virtio_dev *d, struct vqueue *q, u16 head, u32 timeout_us)
+{
+    vq_push(q, head);
+    vq_notify(d, q);
+    u32 id, len;
+    return vq_wait(q, timeout_us) && vq_pop(q, &id, &len);
+}
+
+void virtio_config_read(const struct virtio_dev *d, u32 off, void *out, u32 len, u32 width)
+{
+    u8 *o = out;
+    u32 gen;
+    /* A value read in several accesses is only consistent if the
+     * generation counter did not move in between. */
+    do {
+        gen = vm_read(d, VM_CONFIG_GENERATION);
+        for (u32 i = 0; i < len; i += width) {
+            u64 a = d->base + VM_CONFIG + off + i;
+            if (width == 1) {
+                o[i] = mmio_read8(a);
+            } else if (width == 2) {
+                u16 v = mmio_read16(a);
+                __builtin_memcpy(o + i, &v, 2);
+            } else {
+                u32 v = mmio_read32(a);
+                __builtin_memcpy(o + i, &v, 4);
+            }
+        }
+    } while (gen != vm_read(d, VM_CONFIG_GENERATION));
 }
 
 /* Linux memparse(): number (0x hex or decimal) with an optional K/M/G/T. */
@@ -120,7 +194,9 @@ static void probe_one(int slot, u64 base, u32 irq)
     if (id == VIRTIO_ID_BLK)
         virtio_blk_probe(slot, base, irq);
     else if (id == VIRTIO_ID_NET)
-        kprintf("PROBE virtio-net %d base=0x%lx irq=%u\n", n_net++, base, irq);
+        virtio_net_probe(slot, base, irq);
+    else if (id == VIRTIO_ID_BALLOON)
+        virtio_balloon_probe(slot, base, irq);
 }
 
 void virtio_probe_cmdline(const char *cmdline)
@@ -147,11 +223,41 @@ void virtio_probe_cmdline(const char *cmdline)
         q += n + 1;
         if (!parse_u64(q, &irq))
             continue;
+        if (n_slots < MAX_SLOTS)   /* 0: outside the identity map */
+            slot_base[n_slots++] = base < (1ull << 32) - 0x200 ? base : 0;
         probe_one(slot++, base, (u32)irq);
     }
 }
 
 void virtio_irq(u32 gsi)
 {
-    virtio_blk_irq(gsi);
+    for (int i = 0; i < n_devs; i++) {
+        struct virtio_dev *d = devs[i];
+        if (d->irq != gsi)
+            continue;
+        u32 isr = vm_read(d, VM_INTERRUPT_STATUS);
+        if (!isr)
+            continue;
+        /* Acknowledged before anything is looked at: an event after this
+         * raises a new edge, one before it is seen by the handler. */
+        vm_write(d, VM_INTERRUPT_ACK, isr);
+        if (isr & VIRTIO_INT_CONFIG)
+            d->config_changes++;
+        if (d->on_irq)
+            d->on_irq(d, isr);
+    }
+}
+
+/* `mmio <slot> <count>`: the average TSC cycles of one read of the slot's
+ * InterruptStatus (no side effects, but always a VM exit). */
+bool virtio_mmio_latency(int slot, u64 count, u64 *cycles)
+{
+    if (slot < 0 || slot >= n_slots || !slot_base[slot] || count == 0)
+        return false;
+    u64 a = slot_base[slot] + VM_INTERRUPT_STATUS;
+    u64 t0 = rdtsc();
+    for (u64 i = 0; i < count; i++)
+        (void)mmio_read32(a);
+    *cycles = (rdtsc() - t0) / count;
+    return true;
 }

@@ -90,5 +90,31 @@ TEST("virtqueue: an available index more than the queue size ahead stops the que
   EXPECT_TRUE(!f.queue.broken());
 }
 
+TEST("virtqueue: with event indices, an emptied queue asks to be notified at its next entry") {
+  QueueFixture f;
+  f.queue.set_event_idx(true);
+  f.Desc(0, 0x8000, 16, 0, 0);
+  f.Publish(0, 0, 1);
+  EXPECT_TRUE(f.queue.Pop(f.memory).has_value());
+  EXPECT_TRUE(!f.queue.Pop(f.memory).has_value());
+  uint16_t avail_event = 0;
+  f.memory.ReadObj(kUsed + 4 + 8 * 8, &avail_event);
+  EXPECT_EQ(avail_event, 1);
+}
+
+TEST("virtqueue: with event indices, interrupts follow the driver's used_event") {
+  QueueFixture f;
+  f.queue.set_event_idx(true);
+  auto push = [&] { f.queue.PushUsed(f.memory, 0, 0); };
+  push();
+  EXPECT_TRUE(f.queue.ShouldInterrupt(f.memory));  // the first is always signalled
+  f.memory.WriteObj<uint16_t>(kAvail + 4 + 2 * 8, 3);  // used_event: wake me when entry 3 is used
+  push();                                               // used idx 2
+  EXPECT_TRUE(!f.queue.ShouldInterrupt(f.memory));
+  push();
+  push();  // used idx 4: entry 3 is now used
+  EXPECT_TRUE(f.queue.ShouldInterrupt(f.memory));
+}
+
 }  // namespace
 }  // namespace virga::virtio

@@ -35,6 +35,20 @@ static inline u8 mmio_read8(u64 addr)
     return v;
 }
 
+static inline u16 mmio_read16(u64 addr)
+{
+    u16 v;
+    __asm__ __volatile__("movw (%1), %0" : "=r"(v) : "r"(addr) : "memory");
+    return v;
+}
+
+static inline u64 rdtsc(void)
+{
+    u32 lo, hi;
+    __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((u64)hi << 32) | lo;
+}
+
 static inline void cpu_relax(void) { __asm__ __volatile__("pause" ::: "memory"); }
 static inline void irq_disable(void) { __asm__ __volatile__("cli" ::: "memory"); }
 
@@ -44,6 +58,13 @@ static inline void wait_for_interrupt(void)
 {
     serial_flush();   /* output reaches the wire before we sleep */
     __asm__ __volatile__("sti; hlt; cli" ::: "memory");
+}
+
+/* Lets interrupts that are already pending be handled (sti takes effect
+ * after the nop), so counts they update are current. */
+static inline void take_pending_interrupts(void)
+{
+    __asm__ __volatile__("sti; nop; cli" ::: "memory");
 }
 
 static inline u64 rflags(void)

@@ -33,6 +33,13 @@ int strncmp(const char *a, const char *b, size_t n);
 /* Parses decimal or 0x-hex; returns chars consumed (0 = no number). */
 int parse_u64(const char *s, u64 *out);
 
+/* pattern.c: byte i = (i * 7 + k) & 0xff (docs/probe-guest.md). */
+void pattern_fill(u8 *buf, size_t len, u32 k);
+/* Offset of the first byte off the pattern, or -1. */
+long pattern_mismatch(const u8 *buf, size_t len, u32 k);
+/* Index of the first byte where a and b differ, or n. */
+size_t mem_diff(const void *a, const void *b, size_t n);
+
 /* print.c: formatted output to COM1 under a spinlock (APs print too).
  * Supports %s %c %d %u %x with optional 0/width and l/ll. */
 void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -127,13 +134,48 @@ extern int cpus_online;
 void smp_boot(void);
 void ap_main(void);
 
-/* virtio_mmio.c / virtio_blk.c */
+/* virtio_mmio.c / virtio_blk.c / virtio_net.c / virtio_balloon.c */
 void virtio_probe_cmdline(const char *cmdline);
 void virtio_irq(u32 gsi);
+bool virtio_mmio_latency(int slot, u64 count, u64 *cycles);
 int virtio_blk_count(void);
+/* Re-reads the capacity of disk n (< virtio_blk_count()). */
+void virtio_blk_info(int n, u64 *capacity, bool *ro, u32 *changes);
 /* Returns the virtio status byte (0 = OK) or -1 on timeout. */
 int virtio_blk_rw(int n, bool write, u64 sector, u8 *buf);
 int virtio_blk_flush(int n);
+int virtio_net_count(void);
+/* "aa:bb:cc:dd:ee:ff" and a NUL into out[18]. */
+void format_mac(char *out, const u8 mac[6]);
+struct net_info {
+    u8 mac[6];
+    bool link_up;
+    u32 changes;   /* configuration-change interrupts seen */
+};
+void virtio_net_info(int n, struct net_info *out);
+/* Sends one frame (14-byte header + pattern payload); false on timeout. */
+bool virtio_net_send(int n, const u8 dst[6], u16 ethertype, u32 frame_len, u32 seed);
+struct net_frame {
+    u32 len;          /* whole frame, header included */
+    const u8 *data;   /* valid until the next receive */
+};
+/* Waits for a frame (of `ethertype` unless it is 0; others are dropped and
+ * their buffers reposted); false on timeout. */
+bool virtio_net_recv(int n, u32 timeout_us, u16 ethertype, struct net_frame *out);
+bool virtio_balloon_present(void);
+u32 virtio_balloon_pages(void);   /* pages in the balloon (0 without one) */
+/* Finishes the adjustment in progress (up to timeout_us), then reports. */
+void virtio_balloon_info(u32 timeout_us, u32 *target, u32 *actual);
+
+/* mempool.c: free RAM above the image, the pages the balloon takes. */
+void mempool_init(void);
+u64 mempool_pages(void);
+/* Page numbers of pool pages first..first+n-1. */
+void mempool_pfns(u32 *out, u64 first, u32 n);
+/* Writes one word per page to `pages` free pages not in the balloon (the
+ * ones it takes next); false, with how many there are, if fewer are free
+ * below 4 GiB. */
+bool mem_touch(u64 pages, u64 *free_pages);
 
 /* shell.c / power.c */
 void shell_run(void) __attribute__((noreturn));

@@ -38,10 +38,15 @@
 
 #define VIRTIO_F_VERSION_1 32
 
-#define VIRTIO_ID_NET 1
-#define VIRTIO_ID_BLK 2
+#define VIRTIO_ID_NET     1
+#define VIRTIO_ID_BLK     2
+#define VIRTIO_ID_BALLOON 5
 
-#define VQ_SIZE 8   /* one request in flight needs 3 descriptors */
+/* InterruptStatus bits. */
+#define VIRTIO_INT_USED   1
+#define VIRTIO_INT_CONFIG 2
+
+#define VQ_SIZE 8   /* one blk request in flight needs 3 descriptors */
 
 #define VRING_DESC_F_NEXT  1
 #define VRING_DESC_F_WRITE 2
@@ -53,8 +58,8 @@ struct vq_desc {
     u16 next;
 };
 
-/* One page per queue: descriptor table (16-byte aligned), available ring
- * (2-byte aligned) and used ring (4-byte aligned) in one struct. */
+/* Descriptor table (16-byte aligned), available ring (2-byte aligned) and
+ * used ring (4-byte aligned) in one struct, each queue on its own page. */
 struct virtq {
     struct vq_desc desc[VQ_SIZE];
     struct {
@@ -75,25 +80,57 @@ struct virtq {
     } used __attribute__((aligned(4)));
 } __attribute__((aligned(4096)));
 
+/* The driver's view of one virtqueue. */
+struct vqueue {
+    struct virtq *ring;
+    u16 index;       /* the queue's number, for QueueSel and QueueNotify */
+    u16 size;
+    u16 last_used;   /* used-ring entries consumed so far */
+};
+
 struct virtio_dev {
     u64 base;
     u32 irq;
-    u16 qsize;
-    u16 last_used;
-    struct virtq *vq;
+    u32 config_changes;   /* configuration-change interrupts seen */
+    /* Called from the interrupt handler (IF=0) after InterruptStatus was
+     * acknowledged, with the bits that were set. */
+    void (*on_irq)(struct virtio_dev *d, u32 isr);
 };
 
 u32 vm_read(const struct virtio_dev *d, u32 off);
 void vm_write(const struct virtio_dev *d, u32 off, u32 val);
 u64 vm_device_features(const struct virtio_dev *d);
-/* Status ACK|DRIVER, features, FEATURES_OK, queue 0 setup; DRIVER_OK is left
- * to the caller. Returns false (with STATUS_FAILED set) on refusal. */
-bool virtio_init(struct virtio_dev *d, u64 driver_features, struct virtq *vq);
+/* Reset, ACKNOWLEDGE|DRIVER, the driver's features, FEATURES_OK. false
+ * (with FAILED set) if the device refuses them. */
+bool virtio_negotiate(struct virtio_dev *d, u64 driver_features);
+/* Queue `index` with min(VQ_SIZE, QueueNumMax) entries (at least `min_size`)
+ * on `ring`. false if the queue is missing, in use or too small. */
+bool virtio_queue_init(struct virtio_dev *d, struct vqueue *q, u16 index,
+                       struct virtq *ring, u16 min_size);
+void virtio_fail(struct virtio_dev *d);
+/* DRIVER_OK, and the device's interrupt routed to this CPU. */
 void virtio_driver_ok(struct virtio_dev *d);
-/* Post the descriptor chain starting at head, notify, sleep until the device
- * returns it (used-ring interrupt). false on timeout. Call with IF=0. */
-bool virtio_submit_wait(struct virtio_dev *d, u16 head, u32 timeout_us);
 
-/* virtio_blk.c */
+/* Make the chain at `head` available (no notification). */
+void vq_push(struct vqueue *q, u16 head);
+void vq_notify(struct virtio_dev *d, struct vqueue *q);
+static inline bool vq_has_used(const struct vqueue *q)
+{
+    return *(volatile u16 *)&q->ring->used.idx != q->last_used;
+}
+/* Takes the next used entry; false if there is none. */
+bool vq_pop(struct vqueue *q, u32 *id, u32 *len);
+/* Sleeps (hlt) until the queue has a used entry or timeout_us passes.
+ * Call with IF=0. */
+bool vq_wait(struct vqueue *q, u32 timeout_us);
+/* Post the chain at `head`, notify, wait for the device to return it and
+ * consume that used entry. false on timeout. Call with IF=0. */
+bool virtio_submit_wait(struct virtio_dev *d, struct vqueue *q, u16 head, u32 timeout_us);
+/* Reads `len` bytes of the configuration space at `off` by `width`-byte
+ * accesses, retried until ConfigGeneration is stable across them. */
+void virtio_config_read(const struct virtio_dev *d, u32 off, void *out, u32 len, u32 width);
+
+/* virtio_blk.c, virtio_net.c, virtio_balloon.c: probe a device at boot. */
 void virtio_blk_probe(int slot, u64 base, u32 irq);
-void virtio_blk_irq(u32 gsi);
+void virtio_net_probe(int slot, u64 base, u32 irq);
+void virtio_balloon_probe(int slot, u64 base, u32 irq);

@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -13,10 +14,19 @@
 
 namespace virga {
 
+bool IsInterfaceName(const std::string& name) {
+  // Linux's dev_valid_name.
+  if (name.empty() || name.size() >= IFNAMSIZ || name == "." || name == "..") return false;
+  for (unsigned char c : name) {
+    if (c == '/' || c == ':' || std::isspace(c)) return false;
+  }
+  return true;
+}
+
 std::unique_ptr<Tap> Tap::Open(const std::string& ifname) {
   const std::string quoted = "tap '" + ifname + "'";
-  if (ifname.empty() || ifname.size() >= IFNAMSIZ || ifname.find('/') != std::string::npos) {
-    throw VmmError("'" + ifname + "' is not an interface name (1-15 bytes, no '/')");
+  if (!IsInterfaceName(ifname)) {
+    throw VmmError("'" + ifname + "' is not an interface name (1-15 bytes, not '.' or '..', no '/', ':' or whitespace)");
   }
   // TUNSETIFF would create a missing tap (we run as root): a typo would
   // then give the guest a NIC wired to nothing. Only existing taps are used.

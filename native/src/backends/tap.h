@@ -10,6 +10,10 @@
 
 namespace virga {
 
+// Linux's rule for interface names: 1-15 bytes, not "." or "..", no '/',
+// ':' or whitespace.
+bool IsInterfaceName(const std::string& name);
+
 class Tap {
  public:
   // Attaches to the existing tap `ifname` (IFF_TAP | IFF_NO_PI |

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "backends/tap.h"
 #include "cli/option_items.h"
 #include "cli/usage_error.h"
 
@@ -292,8 +293,8 @@ Netdev ParseNetdev(const std::string& text) {
     if (key == "id") {
       netdev.id = item.value;
     } else if (key == "ifname") {
-      if (item.value.empty() || item.value.size() > 15 || item.value.find('/') != std::string::npos) {
-        throw bad("ifname must be an interface name of 1-15 bytes without '/'");
+      if (!IsInterfaceName(item.value)) {
+        throw bad("ifname must be an interface name (1-15 bytes, not '.' or '..', no '/', ':' or whitespace)");
       }
       netdev.ifname = item.value;
     } else if (key == "fd") {

@@ -172,8 +172,20 @@ void Serial8250::WriteRegister(uint64_t offset, uint8_t value) {
   }
 }
 
+void Serial8250::HoldBackend(bool held) {
+  std::lock_guard guard(lock_);
+  held_ = held;
+  if (held) return;
+  if (input_refused_ && rx_.size() < RxCapacity()) {
+    input_refused_ = false;
+    chardev_->ResumeInput();
+  }
+  if (!tx_.empty()) chardev_->RequestWritable();
+}
+
 void Serial8250::FlushTransmitter() {
   std::lock_guard guard(lock_);
+  if (held_) return;  // HoldBackend(false) asks for another chance
   while (!tx_.empty()) {
     uint8_t byte = tx_.front();
     if (chardev_->Write(&byte, 1) == 0) {
@@ -194,7 +206,7 @@ size_t Serial8250::ReceiveInput(const uint8_t* data, size_t len) {
   // Until the driver has enabled the receive interrupt it is not listening
   // (and will clear the FIFO when it initialises the port): keep input
   // in the backend rather than drop it.
-  size_t capacity = (ier_ & kIerRdi) ? RxCapacity() : 0;
+  size_t capacity = (ier_ & kIerRdi) && !held_ ? RxCapacity() : 0;
   size_t room = rx_.size() < capacity ? capacity - rx_.size() : 0;
   if (data == nullptr) {
     if (room == 0) input_refused_ = true;

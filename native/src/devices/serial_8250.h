@@ -23,6 +23,10 @@ class Serial8250 : public BusDevice {
   size_t ReceiveInput(const uint8_t* data, size_t len);
   // The backend can take output again: send what the transmitter holds.
   void FlushTransmitter();
+  // While held (the VM is paused) the backend neither delivers input nor
+  // takes queued output, so the UART's state holds still; both resume on
+  // release.
+  void HoldBackend(bool held);
   // Called (under the device's lock) when the guest reads IIR with the
   // THR-empty interrupt enabled: its driver is about to write a FIFO's
   // worth and wait for the next such interrupt, which can only follow
@@ -55,6 +59,7 @@ class Serial8250 : public BusDevice {
   // reads busy (no THRE) and the guest holds further output.
   std::deque<uint8_t> tx_;
   bool input_refused_ = false;
+  bool held_ = false;
   std::function<void()> transmit_waiter_;
 };
 

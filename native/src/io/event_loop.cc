@@ -25,6 +25,7 @@ void EventLoop::Stop() {
   {
     std::lock_guard guard(lock_);
     stopping_ = true;
+    pause_changed_.notify_all();
   }
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
@@ -62,9 +63,34 @@ void EventLoop::Defer(std::function<void()> fn) {
   [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
 }
 
+void EventLoop::Pause() {
+  std::unique_lock guard(lock_);
+  pause_requested_ = true;
+  if (!thread_.joinable()) return;  // not started: nothing runs anyway
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+  pause_changed_.wait(guard, [this] { return parked_ || stopping_; });
+}
+
+void EventLoop::Resume() {
+  std::lock_guard guard(lock_);
+  pause_requested_ = false;
+  pause_changed_.notify_all();
+}
+
 void EventLoop::Run() {
   epoll_event events[32];
   for (;;) {
+    {
+      std::unique_lock guard(lock_);
+      if (pause_requested_) {
+        parked_ = true;
+        pause_changed_.notify_all();
+        pause_changed_.wait(guard, [this] { return !pause_requested_ || stopping_; });
+        parked_ = false;
+      }
+      if (stopping_) return;
+    }
     int count = ::epoll_wait(epoll_.get(), events, 32, -1);
     if (count < 0 && errno == EINTR) continue;
     if (count < 0) return;
@@ -73,6 +99,8 @@ void EventLoop::Run() {
       {
         std::lock_guard guard(lock_);
         if (stopping_) return;
+        // Paused between two events: the rest stay pending in epoll.
+        if (pause_requested_) break;
         if (events[i].data.fd == wake_.get()) {
           uint64_t count;
           [[maybe_unused]] ssize_t n = ::read(wake_.get(), &count, sizeof(count));
@@ -88,6 +116,7 @@ void EventLoop::Run() {
     {
       std::lock_guard guard(lock_);
       if (stopping_) return;
+      if (pause_requested_) continue;
       deferred.swap(deferred_);
     }
     for (auto& fn : deferred) fn();

@@ -2,6 +2,7 @@
 // input and socket accepts. Handlers run on this thread only.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -28,6 +29,12 @@ class EventLoop {
   void Remove(int fd);
   // Runs fn on the loop's thread soon; for work that must not run under the caller's locks.
   void Defer(std::function<void()> fn);
+  // Returns once the thread has finished the handler it was running and
+  // dispatches nothing more until Resume: a paused VM's devices neither
+  // touch guest memory nor raise interrupts. Events wait (level-triggered)
+  // and are handled after Resume. Not from the loop's own thread.
+  void Pause();
+  void Resume();
 
  private:
   void Run();
@@ -39,6 +46,9 @@ class EventLoop {
   std::vector<std::function<void()>> deferred_;
   std::thread thread_;
   bool stopping_ = false;
+  bool pause_requested_ = false;
+  bool parked_ = false;
+  std::condition_variable pause_changed_;
 };
 
 }  // namespace virga

@@ -48,7 +48,9 @@ VcpuThread::State VcpuThread::state() {
 }
 
 void VcpuThread::Kick() {
-  vcpu_->run_state()->immediate_exit = 1;
+  // The vCPU thread clears it after each KVM_RUN: both sides touch the
+  // shared run page, so the accesses are atomic.
+  __atomic_store_n(&vcpu_->run_state()->immediate_exit, 1, __ATOMIC_SEQ_CST);
   if (thread_.joinable()) pthread_kill(pthread_, KickSignal());
 }
 
@@ -90,7 +92,22 @@ void VcpuThread::Main() {
   snprintf(name, sizeof(name), "vcpu%u", index_);
   pthread_setname_np(pthread_self(), name);
 
+  // The last KVM_RUN ended in an exit this thread handled: KVM finishes the
+  // instruction (stores a port or MMIO read's value) only on the next entry.
+  bool completion_pending = false;
   for (;;) {
+    bool pausing;
+    {
+      std::lock_guard guard(lock_);
+      pausing = requested_ == State::kPaused;
+    }
+    if (pausing && completion_pending) {
+      // Quiescent pause: enter once more with immediate_exit, so KVM
+      // completes the pending I/O and returns before running guest code;
+      // registers read (or saved) while paused are then whole.
+      if (!CompletePendingIo()) break;
+      completion_pending = false;
+    }
     {
       std::unique_lock guard(lock_);
       while (requested_ == State::kPaused) {
@@ -110,7 +127,8 @@ void VcpuThread::Main() {
     uint64_t entered_at = stats_.Entering();
     int result = vcpu_->Run();
     stats_.Returned(entered_at);
-    vcpu_->run_state()->immediate_exit = 0;
+    __atomic_store_n(&vcpu_->run_state()->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    completion_pending = false;  // entering completed the last exit
     // Writes the guest made before this exit reach their devices first.
     if (coalesced_ != nullptr) {
       if (coalesced_->pending()) coalesced_->Drain();
@@ -131,10 +149,34 @@ void VcpuThread::Main() {
       on_exit_({ExitKind::kError, "vCPU " + std::to_string(index_) + ": " + e.what()});
     }
     if (!keep_running) break;
+    completion_pending = true;
   }
   std::lock_guard guard(lock_);
   state_ = State::kExited;
   changed_.notify_all();
+}
+
+bool VcpuThread::CompletePendingIo() {
+  // A string instruction may need more exits before it completes; each is
+  // handled as usual until KVM says -EINTR (nothing pending any more).
+  for (int rounds = 0; rounds < 4096; ++rounds) {
+    __atomic_store_n(&vcpu_->run_state()->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    int result = vcpu_->Run();
+    __atomic_store_n(&vcpu_->run_state()->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    if (coalesced_ != nullptr && coalesced_->pending()) coalesced_->Drain();
+    if (result == -EINTR || result == -EAGAIN) return true;
+    if (result < 0) {
+      on_exit_({ExitKind::kError, "vCPU " + std::to_string(index_) + ": KVM_RUN failed: " + std::strerror(-result)});
+      return false;
+    }
+    try {
+      if (!HandleExit()) return false;
+    } catch (const std::exception& e) {
+      on_exit_({ExitKind::kError, "vCPU " + std::to_string(index_) + ": " + e.what()});
+      return false;
+    }
+  }
+  return true;
 }
 
 void VcpuThread::HandleIo(kvm_run* run) {

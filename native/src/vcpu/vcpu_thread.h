@@ -1,7 +1,8 @@
 // One host thread per vCPU, an explicit state machine driven by requests:
 // running <-> paused, then exited. A request kicks the thread out of KVM_RUN
 // with a signal plus kvm_run.immediate_exit, so it cannot be missed even if
-// it lands just before the thread re-enters the guest.
+// it lands just before the thread re-enters the guest. A paused vCPU has no
+// I/O half done: the last exit is completed inside KVM before it parks.
 #pragma once
 
 #include <pthread.h>
@@ -51,6 +52,9 @@ class VcpuThread {
   void Kick();
   // Returns false when the VM must stop (exit reported).
   bool HandleExit();
+  // Completes an exit already handled (KVM_RUN with immediate_exit) before
+  // the thread parks. False when the VM must stop.
+  bool CompletePendingIo();
   void HandleIo(kvm_run* run);
   void HandleMmio(kvm_run* run);
   // " at rip ... (registers)" for a log line; "" if they cannot be read.

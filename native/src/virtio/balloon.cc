@@ -25,7 +25,7 @@ Balloon::Balloon(const BalloonConfig& config, std::function<void(uint32_t)> on_a
     : config_(config), on_actual_(std::move(on_actual)) {}
 
 uint64_t Balloon::features() const {
-  uint64_t features = kFeatureVersion1 | kFeatureStatsVq;
+  uint64_t features = kFeatureVersion1 | kFeatureEventIdx | kFeatureStatsVq;
   if (config_.deflate_on_oom) features |= kFeatureDeflateOnOom;
   if (config_.free_page_reporting) features |= kFeaturePageReporting;
   return features;

@@ -204,6 +204,7 @@ void MmioTransport::SetStatus(uint32_t status) {
       }
     }
     status_ = status;
+    for (auto& queue : queues_) queue.set_event_idx((driver_features_ & kFeatureEventIdx) != 0);
     ActiveQueues active{memory_, &queues_,
                         [this](uint16_t) { RaiseInterrupt(kInterruptUsedBuffer); },
                         [this] { RaiseInterrupt(kInterruptConfigChange); }};

@@ -65,7 +65,8 @@ size_t WritableBytes(const DescriptorChain& chain) {
 }
 }  // namespace
 
-Net::Net(std::array<uint8_t, 6> mac, std::unique_ptr<Tap> tap, EventLoop* loop) : mac_(mac), loop_(loop) {
+Net::Net(std::array<uint8_t, 6> mac, std::unique_ptr<Tap> tap, std::shared_ptr<EventLoop> loop)
+    : mac_(mac), loop_(std::move(loop)) {
   frame_.resize(kFrameBytes);
   if (tap) Attach(std::move(tap));
 }
@@ -78,7 +79,7 @@ Net::~Net() {
 uint64_t Net::features() const {
   // The same set with or without a tap: the guest negotiates once, at boot,
   // and a tap hot-plugged later must still match (taps all take these).
-  return kFeatureVersion1 | kFeatureMac | kFeatureStatus | kFeatureMrgRxbuf | kFeatureCsum | kFeatureGuestCsum |
+  return kFeatureVersion1 | kFeatureEventIdx | kFeatureMac | kFeatureStatus | kFeatureMrgRxbuf | kFeatureCsum | kFeatureGuestCsum |
          kFeatureHostTso4 | kFeatureHostTso6 | kFeatureGuestTso4 | kFeatureGuestTso6;
 }
 

@@ -28,7 +28,7 @@ class Net : public VirtioDevice {
   static constexpr uint16_t kTxQueue = 1;
 
   // `loop` is the slot's I/O thread, where the tap's readiness is watched.
-  Net(std::array<uint8_t, 6> mac, std::unique_ptr<Tap> tap, EventLoop* loop);
+  Net(std::array<uint8_t, 6> mac, std::unique_ptr<Tap> tap, std::shared_ptr<EventLoop> loop);
   ~Net() override;
 
   uint32_t device_id() const override { return kDeviceIdNet; }
@@ -64,7 +64,7 @@ class Net : public VirtioDevice {
   bool DeliverPendingLocked(Queue& queue, bool* used_any);
 
   const std::array<uint8_t, 6> mac_;
-  EventLoop* const loop_;
+  const std::shared_ptr<EventLoop> loop_;
   std::atomic<bool> link_up_{false};
 
   mutable std::mutex io_lock_;

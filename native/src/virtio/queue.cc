@@ -33,12 +33,23 @@ void Queue::Reset() {
   desc_table = avail_ring = used_ring = 0;
   next_avail_ = next_used_ = 0;
   broken_ = false;
+  event_idx_ = false;
+  signalled_used_ = 0;
+  signalled_used_valid_ = false;
 }
 
 std::optional<DescriptorChain> Queue::Pop(const GuestMemory& memory) {
   uint16_t avail_idx = 0;
-  if (!memory.ReadObj(avail_ring + 2, &avail_idx)) return std::nullopt;
-  if (avail_idx == next_avail_ || broken_) return std::nullopt;
+  if (broken_ || !memory.ReadObj(avail_ring + 2, &avail_idx)) return std::nullopt;
+  if (avail_idx == next_avail_) {
+    if (!event_idx_) return std::nullopt;
+    // avail_event (after the used ring's entries): the driver notifies once
+    // it publishes the entry at this index. Then look again, since the
+    // driver may have added one before it could see the new avail_event.
+    memory.WriteObj<uint16_t>(used_ring + 4 + 8ULL * size_, next_avail_);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!memory.ReadObj(avail_ring + 2, &avail_idx) || avail_idx == next_avail_) return std::nullopt;
+  }
   // A driver never has more than the queue's size outstanding; an index
   // further ahead is corrupt, and following it would hand the same ring
   // slots out again. The queue stops until the driver resets the device.
@@ -81,11 +92,25 @@ void Queue::PushUsed(const GuestMemory& memory, uint16_t head, uint32_t written)
   memory.WriteObj<uint16_t>(used_ring + 2, next_used_);
 }
 
-bool Queue::ShouldInterrupt(const GuestMemory& memory) const {
+bool Queue::ShouldInterrupt(const GuestMemory& memory) {
+  // The used entries must be visible before the driver's suppression
+  // state is read, or an interrupt it still needs could be skipped.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  uint16_t flags = 0;
-  memory.ReadObj(avail_ring, &flags);
-  return !(flags & kAvailFlagNoInterrupt);
+  if (!event_idx_) {
+    uint16_t flags = 0;
+    memory.ReadObj(avail_ring, &flags);
+    return !(flags & kAvailFlagNoInterrupt);
+  }
+  bool valid = signalled_used_valid_;
+  uint16_t old_used = signalled_used_;
+  signalled_used_ = next_used_;
+  signalled_used_valid_ = true;
+  if (!valid) return true;
+  // used_event (after the avail ring's entries): interrupt once the used
+  // index passes it, i.e. when it lies in [old_used, next_used_).
+  uint16_t used_event = 0;
+  memory.ReadObj(avail_ring + 4 + 2ULL * size_, &used_event);
+  return static_cast<uint16_t>(next_used_ - used_event - 1) < static_cast<uint16_t>(next_used_ - old_used);
 }
 
 }  // namespace virga::virtio

@@ -32,6 +32,9 @@ class Queue {
   void set_size(uint16_t size) { size_ = size; }
   bool ready() const { return ready_; }
   void set_ready(bool ready) { ready_ = ready; }
+  // VIRTIO_RING_F_EVENT_IDX negotiated: notifications both ways follow the
+  // event indices in the rings instead of the flags (2.7.10).
+  void set_event_idx(bool on) { event_idx_ = on; }
   uint64_t desc_table = 0;
   uint64_t avail_ring = 0;
   uint64_t used_ring = 0;
@@ -42,10 +45,14 @@ class Queue {
 
   // Next available chain, or nullopt when the driver has posted nothing new.
   // A malformed chain is returned with no segments (the caller completes it with 0).
+  // With event indices, an empty ring first asks the driver to notify on its
+  // next entry, so a device that drained the queue is always woken again.
   std::optional<DescriptorChain> Pop(const GuestMemory& memory);
   void PushUsed(const GuestMemory& memory, uint16_t head, uint32_t written);
-  // False when the driver asked not to be interrupted (VIRTQ_AVAIL_F_NO_INTERRUPT).
-  bool ShouldInterrupt(const GuestMemory& memory) const;
+  // Whether to interrupt the driver for what was pushed since the last
+  // call: no when it asked not to be (VIRTQ_AVAIL_F_NO_INTERRUPT, or its
+  // used_event index not yet reached). Call once per batch.
+  bool ShouldInterrupt(const GuestMemory& memory);
 
   uint16_t next_avail() const { return next_avail_; }
   // True once the driver published an available index more than the
@@ -60,6 +67,10 @@ class Queue {
   uint16_t next_avail_ = 0;
   uint16_t next_used_ = 0;
   bool broken_ = false;
+  bool event_idx_ = false;
+  // The used index when the driver was last considered for an interrupt.
+  uint16_t signalled_used_ = 0;
+  bool signalled_used_valid_ = false;
 };
 
 }  // namespace virga::virtio

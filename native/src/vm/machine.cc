@@ -79,13 +79,13 @@ void Machine::CreateLegacyDevices() {
 }
 
 virtio::MmioTransport* Machine::AddSlot(
-    uint32_t index, const std::function<std::shared_ptr<virtio::VirtioDevice>(EventLoop*)>& make) {
+    uint32_t index, const std::function<std::shared_ptr<virtio::VirtioDevice>(const std::shared_ptr<EventLoop>&)>& make) {
   Slot slot;
   slot.base = x86::kVirtioMmioBase + index * x86::kVirtioMmioStride;
-  slot.loop = std::make_unique<EventLoop>();
+  slot.loop = std::make_shared<EventLoop>();
   slot.irq = std::make_unique<IrqLine>(index == x86::kBalloonSlot ? x86::kBalloonGsi : x86::kVirtioFirstGsi + index);
   vm_.RegisterIrqfd(slot.irq->fd(), slot.irq->gsi());
-  slot.transport = std::make_shared<virtio::MmioTransport>(make(slot.loop.get()), memory_.get(), slot.irq.get());
+  slot.transport = std::make_shared<virtio::MmioTransport>(make(slot.loop), memory_.get(), slot.irq.get());
   mmio_.Insert(slot.base, x86::kVirtioMmioStride, slot.transport);
   const auto& fds = slot.transport->notify_fds();
   for (uint16_t q = 0; q < fds.size(); ++q) {
@@ -227,6 +227,11 @@ void Machine::Start(bool paused) {
   if (started_ || destroyed_) return;
   started_ = true;
   paused_ = paused;
+  if (paused) {
+    // -S: held like a QMP stop, so the first cont resumes the same way.
+    serial_->HoldBackend(true);
+    for (auto& slot : slots_) slot.loop->Pause();
+  }
   chardev_->SetWritableHandler([this] { serial_->FlushTransmitter(); });
   chardev_->Attach(&loop_, [this](const uint8_t* data, size_t len) { return serial_->ReceiveInput(data, len); });
   loop_.Start();
@@ -236,16 +241,25 @@ void Machine::Start(bool paused) {
 
 void Machine::Pause() {
   std::lock_guard guard(lifecycle_);
-  if (!started_ || destroyed_) return;
+  if (!started_ || destroyed_ || paused_) return;
+  // Quiescent: vCPUs first (each completes its last exit before parking),
+  // then the guest's queued console writes, then the slots' I/O threads,
+  // which finish what they are doing and touch nothing more, and the
+  // console's backend. Guest RAM and every device's state hold still until
+  // Resume. (The VM's own I/O thread keeps running: it accepts console
+  // clients, and the UART takes nothing from it while held.)
   for (auto& vcpu : vcpus_) vcpu->Pause();
-  // What the guest wrote before it stopped is on the console when stop returns.
   if (coalesced_) coalesced_->Drain();
+  for (auto& slot : slots_) slot.loop->Pause();
+  serial_->HoldBackend(true);
   paused_ = true;
 }
 
 void Machine::Resume() {
   std::lock_guard guard(lifecycle_);
-  if (!started_ || destroyed_) return;
+  if (!started_ || destroyed_ || !paused_) return;
+  serial_->HoldBackend(false);
+  for (auto& slot : slots_) slot.loop->Resume();
   for (auto& vcpu : vcpus_) vcpu->Resume();
   paused_ = false;
 }

@@ -80,15 +80,16 @@ class Machine {
   struct Slot {
     uint64_t base;
     // The slot's own I/O thread: a busy disk never delays another device,
-    // the console or a vCPU. Declared first so it outlives the device.
-    std::unique_ptr<EventLoop> loop;
+    // the console or a vCPU. Shared with a device that watches its own fds
+    // (a NIC's tap), which may outlive the slot (the MMIO bus holds it).
+    std::shared_ptr<EventLoop> loop;
     std::unique_ptr<IrqLine> irq;
     std::shared_ptr<virtio::MmioTransport> transport;
   };
 
   void CreateLegacyDevices();
-  virtio::MmioTransport* AddSlot(uint32_t index,
-                                 const std::function<std::shared_ptr<virtio::VirtioDevice>(EventLoop*)>& make);
+  virtio::MmioTransport* AddSlot(
+      uint32_t index, const std::function<std::shared_ptr<virtio::VirtioDevice>(const std::shared_ptr<EventLoop>&)>& make);
   // Kernel, initrd, command line and firmware tables into guest RAM; returns the entry.
   uint64_t LoadGuest();
   void CreateVcpus();

@@ -95,7 +95,7 @@ MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::
     }
     auto device = std::make_shared<virtio::Block>(std::move(file));
     blocks_.push_back(device);
-    block_transports_.push_back(add_slot(slot, [device](EventLoop*) { return device; }));
+    block_transports_.push_back(add_slot(slot, [device](const std::shared_ptr<EventLoop>&) { return device; }));
   }
   for (uint32_t i = 0; i < x86::kNetSlots; ++i) {
     std::unique_ptr<Tap> tap;
@@ -112,7 +112,7 @@ MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::
       net_slots_[i] = {nic.id, nic.netdev};
     }
     std::shared_ptr<virtio::Net> device;
-    net_transports_.push_back(add_slot(x86::kBlockSlots + i, [&](EventLoop* loop) {
+    net_transports_.push_back(add_slot(x86::kBlockSlots + i, [&](const std::shared_ptr<EventLoop>& loop) {
       device = std::make_shared<virtio::Net>(mac, std::move(tap), loop);
       return device;
     }));
@@ -122,7 +122,7 @@ MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::
     balloon_id_ = balloon->id;
     balloon_ = std::make_shared<virtio::Balloon>(balloon->options, [this](uint32_t actual) { OnBalloonActual(actual); });
     auto device = balloon_;
-    balloon_transport_ = add_slot(x86::kBalloonSlot, [device](EventLoop*) { return device; });
+    balloon_transport_ = add_slot(x86::kBalloonSlot, [device](const std::shared_ptr<EventLoop>&) { return device; });
   }
 }
 

@@ -71,7 +71,8 @@ class MicrovmDevices {
   // Wraps a device in a virtio-mmio slot (its transport, I/O thread and
   // interrupt line); `make` builds the device for that slot's I/O thread.
   using AddSlot = std::function<virtio::MmioTransport*(
-      uint32_t slot, const std::function<std::shared_ptr<virtio::VirtioDevice>(EventLoop*)>& make)>;
+      uint32_t slot,
+      const std::function<std::shared_ptr<virtio::VirtioDevice>(const std::shared_ptr<EventLoop>&)>& make)>;
   // A QMP event for every client: {"event":NAME,"data":{...}}.
   using Emit = std::function<void(const std::string& name, Json data)>;
 

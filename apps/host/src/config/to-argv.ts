@@ -40,7 +40,8 @@ function qmp(value: NonNullable<VmConfig["qmp"]>): string {
 }
 
 function deviceArg(d: Device): string {
-  const slot = d.driver !== "virtio-balloon-device" && d.slot !== undefined ? `,addr=${d.slot}` : "";
+  const slot =
+    d.driver !== "virtio-balloon-device" && d.slot !== undefined ? `,addr=${d.slot}` : "";
   switch (d.driver) {
     case "virtio-blk-device":
       return `${d.driver},drive=${escape(d.drive)},id=${escape(d.id)}${slot}`;
@@ -73,7 +74,10 @@ export function toArgv(config: VmConfig): string[] {
     );
   }
   for (const n of config.netdevs) {
-    argv.push("-netdev", `tap,id=${escape(n.id)},${"fd" in n ? `fd=${n.fd}` : `ifname=${escape(n.ifname)}`}`);
+    argv.push(
+      "-netdev",
+      `tap,id=${escape(n.id)},${"fd" in n ? `fd=${n.fd}` : `ifname=${escape(n.ifname)}`}`,
+    );
   }
   for (const d of config.devices) argv.push("-device", deviceArg(d));
   argv.push("-serial", serial(config.serial));

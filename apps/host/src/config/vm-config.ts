@@ -14,8 +14,13 @@ export const BLOCK_SLOTS = 6;
 export const NET_SLOTS = 2;
 /** A unicast MAC address (the first octet's bit 0 clear). */
 export const MAC_PATTERN = /^[0-9a-fA-F][02468aceACE](:[0-9a-fA-F]{2}){5}$/;
-/** A Linux interface name: 1-15 bytes, no '/' or whitespace. */
-export const IFNAME_PATTERN = /^[^/\s]{1,15}$/;
+/** Linux's rule for an interface name (dev_valid_name): 1-15 bytes, not
+ *  "." or "..", no '/', ':' or whitespace. */
+export function isInterfaceName(name: string): boolean {
+  const bytes = Buffer.byteLength(name, "utf8");
+  return bytes >= 1 && bytes <= 15 && name !== "." && name !== ".." && !/[/:\s]/.test(name);
+}
+export const INTERFACE_NAME_RULE = "1-15 bytes, not '.' or '..', no '/', ':' or whitespace";
 
 const count = z
   .number()
@@ -64,7 +69,9 @@ export const netdevSchema = z.union([
     .object({
       id: z.string().min(1),
       /** An existing tap, by name. */
-      ifname: z.string().regex(IFNAME_PATTERN, "must be an interface name of 1-15 bytes without '/'"),
+      ifname: z
+        .string()
+        .refine(isInterfaceName, `must be an interface name (${INTERFACE_NAME_RULE})`),
     })
     .strict(),
   z
@@ -84,7 +91,12 @@ export const blockDeviceSchema = z
     /** The -drive id this device's backend comes from. */
     drive: z.string().min(1),
     /** addr=: the block slot (0 = vda); without it, the first free one in order. */
-    slot: z.number().int().min(0).max(BLOCK_SLOTS - 1).optional(),
+    slot: z
+      .number()
+      .int()
+      .min(0)
+      .max(BLOCK_SLOTS - 1)
+      .optional(),
   })
   .strict();
 export type BlockDevice = z.infer<typeof blockDeviceSchema>;
@@ -95,9 +107,17 @@ export const netDeviceSchema = z
     id: z.string().min(1),
     /** The -netdev id this NIC's tap comes from. */
     netdev: z.string().min(1),
-    mac: z.string().regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56").optional(),
+    mac: z
+      .string()
+      .regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56")
+      .optional(),
     /** addr=: the NIC slot (0 = eth0); without it, the first free one in order. */
-    slot: z.number().int().min(0).max(NET_SLOTS - 1).optional(),
+    slot: z
+      .number()
+      .int()
+      .min(0)
+      .max(NET_SLOTS - 1)
+      .optional(),
   })
   .strict();
 export type NetDevice = z.infer<typeof netDeviceSchema>;

@@ -5,7 +5,7 @@
 // `..` and symlinks that lead out. The resolved path is what gets stored
 // and passed to virga-vmm.
 import { realpathSync } from "node:fs";
-import { realpath, stat } from "node:fs/promises";
+import { lstat, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { badRequest, forbidden } from "./errors";
 
@@ -69,7 +69,7 @@ export class ImageDirs {
   }
 
   /** A directory that must be an image directory or inside one (snapshot targets). */
-  async checkDirectory(field: string, dir: string): Promise<string> {
+  private async checkDirectory(field: string, dir: string): Promise<string> {
     const lexical = path.resolve(dir);
     const within = (d: string): boolean => lexical === d || inside(lexical, d);
     if (!this.dirs.some((d) => within(d.given) || within(d.real))) {
@@ -83,6 +83,39 @@ export class ImageDirs {
     }
     if (!this.dirs.some((d) => real === d.real || inside(real, d.real))) {
       throw forbidden(`${field}: '${dir}' is outside the image directories (${this.describe()})`);
+    }
+    return real;
+  }
+
+  /**
+   * A path the VM will create or connect to (a snapshot directory, a
+   * migration socket): its directory must be an image directory or inside
+   * one, and whatever is there already (a symlink, say) must resolve inside
+   * one too. Returns the path with its directory resolved.
+   */
+  async checkTarget(field: string, target: string): Promise<string> {
+    if (!path.isAbsolute(target)) {
+      throw badRequest(`${field}: '${target}' must be an absolute path`);
+    }
+    const lexical = path.resolve(target);
+    const parent = await this.checkDirectory(field, path.dirname(lexical));
+    const placed = path.join(parent, path.basename(lexical));
+    try {
+      await lstat(placed);
+    } catch {
+      return placed; // nothing there yet: the VM creates it inside
+    }
+    let real: string;
+    try {
+      real = await realpath(placed);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? "error";
+      throw badRequest(`${field}: '${target}' cannot be resolved (${code})`);
+    }
+    if (!this.dirs.some((d) => inside(real, d.real))) {
+      throw forbidden(
+        `${field}: '${target}' resolves to '${real}', outside the image directories (${this.describe()})`,
+      );
     }
     return real;
   }

@@ -10,7 +10,7 @@ import { ControlHostSupervisor } from "./control-host-supervisor";
 import { DaemonError, badRequest, messageOf, notFound } from "./errors";
 import { EventBus } from "./event-bus";
 import { hostInfo, kvmFacts, type HostInfo, type KvmFacts } from "./host-info";
-import { guardQmpArguments } from "./qmp-guard";
+import { checkRawQmp } from "./qmp-allow-list";
 import type { QmpReply } from "./qmp-link";
 import { MAX_SOCKET_PATH, RunDir, VM_ID, privateDir, vmPaths } from "./run-dir";
 import { ManagedVm, type VmMeta, type VmSummary } from "./vm";
@@ -170,10 +170,11 @@ export class Daemon {
     return { id };
   }
 
-  async qmp(id: string, execute: string, args?: Record<string, unknown>): Promise<QmpReply> {
+  /** Raw QMP: only what the allow-list lets through, with its paths confined. */
+  async qmp(id: string, execute: string, args?: unknown): Promise<QmpReply> {
     const vm = this.vm(id);
-    const guarded = await guardQmpArguments(execute, args, this.images);
-    return vm.qmpRequest(execute, guarded);
+    const checked = await checkRawQmp(execute, args, this.images);
+    return vm.qmpRequest(execute, checked);
   }
 
   hostInfo(): HostInfo {

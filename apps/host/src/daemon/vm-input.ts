@@ -14,13 +14,7 @@ import type { VmPaths } from "./run-dir";
 export type DaemonOwnedField = "serial" | "qmp" | "logFile" | "daemonize" | "pidfile";
 /** Fields with defaults: machine "microvm", append "", bootEntry "linux64", no drives/devices, startPaused false. */
 type Defaulted =
-  | "machine"
-  | "append"
-  | "bootEntry"
-  | "drives"
-  | "netdevs"
-  | "devices"
-  | "startPaused";
+  "machine" | "append" | "bootEntry" | "drives" | "netdevs" | "devices" | "startPaused";
 
 export type VmConfigInput = Omit<VmConfig, DaemonOwnedField | Defaulted> &
   Partial<Pick<VmConfig, DaemonOwnedField | Defaulted>>;

@@ -1,13 +1,16 @@
-// Splits a QMP byte stream into JSON texts without parsing them. Clients may
-// send several objects in one write, split one object across writes, and put
-// newlines between objects or not. The scanner only tracks what decides where
-// a value ends: nesting depth, strings and their escapes. Limits keep a bad
-// client's cost bounded: a value over maxBytes or nested deeper than maxDepth
-// is reported at once and the rest of it skipped, so the connection stays
-// usable; a byte that can never appear outside a JSON string ends the
-// current value, so garbage does not swallow the commands after it.
+// Turns a QMP byte stream into JSON values. Clients may send several values
+// in one write, split one across writes, and put newlines between them or
+// not. A tokenizer (strings, numbers, true/false/null, punctuation) feeds a
+// grammar check with a stack of open containers, so a malformed message is
+// an error at the token where it goes wrong — not when its braces happen to
+// balance. After an error the input is skipped up to the next `{`, which
+// starts a fresh message, or the end of the line: a stray `}`, bare words
+// or a message that is left open cannot swallow the commands that follow
+// (QEMU's lexer resynchronises much the same way). Limits keep a bad client's cost bounded: a
+// message over maxBytes or nested deeper than maxDepth is reported at once
+// and the rest of it skipped.
 
-export type StreamItem = { kind: "text"; text: string } | { kind: "error"; reason: string };
+export type StreamItem = { kind: "value"; value: unknown } | { kind: "error"; reason: string };
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024;
 export const DEFAULT_MAX_DEPTH = 1024;
@@ -16,39 +19,149 @@ const OPEN_OBJECT = 0x7b; // {
 const CLOSE_OBJECT = 0x7d; // }
 const OPEN_ARRAY = 0x5b; // [
 const CLOSE_ARRAY = 0x5d; // ]
+const COLON = 0x3a;
+const COMMA = 0x2c;
 const QUOTE = 0x22;
+const NEWLINE = 0x0a;
 const BACKSLASH = 0x5c;
+
+/** How much of a bad token an error message quotes. */
+const SHOWN_TOKEN_BYTES = 32;
 
 function isSpace(byte: number): boolean {
   return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
 }
 
-/** Bytes allowed between tokens inside a container (outside strings). */
-function isStructural(byte: number): boolean {
-  return (
-    isSpace(byte) ||
-    byte === 0x2c || // ,
-    byte === 0x3a || // :
-    byte === 0x2b || // +
-    byte === 0x2d || // -
-    byte === 0x2e || // .
-    (byte >= 0x30 && byte <= 0x39) ||
-    (byte >= 0x41 && byte <= 0x5a) ||
-    (byte >= 0x61 && byte <= 0x7a)
-  );
+type Punctuation = "{" | "}" | "[" | "]" | ":" | ",";
+
+function punctuation(byte: number): Punctuation | undefined {
+  switch (byte) {
+    case OPEN_OBJECT:
+      return "{";
+    case CLOSE_OBJECT:
+      return "}";
+    case OPEN_ARRAY:
+      return "[";
+    case CLOSE_ARRAY:
+      return "]";
+    case COLON:
+      return ":";
+    case COMMA:
+      return ",";
+    default:
+      return undefined;
+  }
 }
 
-type Mode = "idle" | "container" | "string" | "scalar";
+/** Bytes that end a bare word (number or literal) without belonging to it. */
+function endsWord(byte: number): boolean {
+  return isSpace(byte) || byte === QUOTE || punctuation(byte) !== undefined;
+}
+
+function isDigit(byte: number): boolean {
+  return byte >= 0x30 && byte <= 0x39;
+}
+
+function isHex(byte: number): boolean {
+  return isDigit(byte) || (byte >= 0x41 && byte <= 0x46) || (byte >= 0x61 && byte <= 0x66);
+}
+
+// RFC 8259's number grammar as a DFA: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+type NumberState =
+  "start" | "minus" | "zero" | "int" | "dot" | "frac" | "e" | "sign" | "exp" | "bad";
+
+const NUMBER_ENDS: ReadonlySet<NumberState> = new Set(["zero", "int", "frac", "exp"]);
+
+function nextNumberState(state: NumberState, byte: number): NumberState {
+  const digit = isDigit(byte);
+  const isE = byte === 0x65 || byte === 0x45;
+  switch (state) {
+    case "start":
+      if (byte === 0x2d) return "minus";
+      return byte === 0x30 ? "zero" : digit ? "int" : "bad";
+    case "minus":
+      return byte === 0x30 ? "zero" : digit ? "int" : "bad";
+    case "zero":
+      return byte === 0x2e ? "dot" : isE ? "e" : "bad";
+    case "int":
+      return digit ? "int" : byte === 0x2e ? "dot" : isE ? "e" : "bad";
+    case "dot":
+      return digit ? "frac" : "bad";
+    case "frac":
+      return digit ? "frac" : isE ? "e" : "bad";
+    case "e":
+      return byte === 0x2b || byte === 0x2d ? "sign" : digit ? "exp" : "bad";
+    case "sign":
+    case "exp":
+      return digit ? "exp" : "bad";
+    case "bad":
+      return "bad";
+  }
+}
+
+const LITERALS: ReadonlySet<string> = new Set(["true", "false", "null"]);
+
+/** A token's text for an error message: quoted, escaped, cut short. */
+function show(bytes: Buffer, truncated: boolean): string {
+  const text = JSON.stringify(bytes.toString("utf8")).slice(1, -1).replace(/'/g, "\\'");
+  return `'${text}${truncated ? "…" : ""}'`;
+}
+
+/** What the grammar accepts next. */
+type Expect =
+  | "value" // at top level, after ':' and after ',' in an array
+  | "first-value" // after '[': a value or ']'
+  | "first-key" // after '{': a member name or '}'
+  | "key" // after ',' in an object
+  | "colon"
+  | "after-value"; // ',' or the close of the innermost container
+
+const EXPECTED: Record<Exclude<Expect, "after-value">, string> = {
+  value: "a value",
+  "first-value": "a value or ']'",
+  "first-key": "a member name (a string) or '}'",
+  key: "a member name (a string)",
+  colon: "':'",
+};
+
+type Token = Punctuation | "string" | "scalar";
+
+/**
+ * normal: tokens are checked against the grammar.
+ * deep: inside a value nested deeper than maxDepth (already refused); only
+ *   brackets outside strings are counted, to find where that value ends.
+ * recover: after an error; bytes are skipped up to the next `{` or line end.
+ */
+type Mode = "normal" | "deep" | "recover";
+
+type Lex = "none" | "string" | "escape" | "unicode" | "word";
 
 export class JsonStreamSplitter {
-  private mode: Mode = "idle";
-  private depth = 0;
-  private inString = false;
-  private escaped = false;
-  /** The current value is over a limit: keep scanning to its end, keep nothing. */
-  private discarding = false;
+  private mode: Mode = "normal";
+  private lex: Lex = "none";
+  private expect: Expect = "value";
+  /** The open containers of the current message, innermost last. */
+  private readonly stack: ("{" | "[")[] = [];
+  /** Brackets open inside the over-deep value (deep mode). */
+  private deepDepth = 0;
+  private unicodeLeft = 0;
+  private numberState: NumberState = "start";
+  /** The current word's first bytes, for literals and error messages. */
+  private word: number[] = [];
+  private wordLength = 0;
+
+  /** A message has begun and not yet ended. */
+  private open = false;
+  /** The current message was refused (limit or syntax): keep nothing, report nothing more. */
+  private refused = false;
   private parts: Buffer[] = [];
   private size = 0;
+
+  // The chunk being scanned, where the current message's bytes begin in it,
+  // and what it has produced so far.
+  private chunk: Buffer = Buffer.alloc(0);
+  private start = 0;
+  private out: StreamItem[] = [];
 
   constructor(
     private readonly maxBytes = DEFAULT_MAX_MESSAGE_BYTES,
@@ -57,119 +170,302 @@ export class JsonStreamSplitter {
 
   /** Feeds bytes; returns the values (and errors) completed by them, in order. */
   push(chunk: Buffer): StreamItem[] {
-    const out: StreamItem[] = [];
-    let start = 0; // where the current value's bytes begin within this chunk
-    const take = (end: number): void => {
-      if (!this.discarding && end > start) this.keep(chunk.subarray(start, end), out);
-    };
-    for (let i = 0; i < chunk.length; i++) {
-      const byte = chunk[i] ?? 0;
-      switch (this.mode) {
-        case "idle":
-          if (isSpace(byte)) continue;
-          start = i;
-          if (byte === OPEN_OBJECT || byte === OPEN_ARRAY) {
-            this.mode = "container";
-            this.depth = 1;
-          } else if (byte === QUOTE) {
-            this.mode = "string";
-            this.escaped = false;
-          } else {
-            this.mode = "scalar";
-          }
-          continue;
-        case "scalar":
-          if (isSpace(byte) || byte === OPEN_OBJECT || byte === OPEN_ARRAY || byte === QUOTE) {
-            take(i);
-            this.finish(out);
-            i--; // rescan this byte in idle mode
-          }
-          continue;
-        case "string":
-          if (byte < 0x20) {
-            this.badByte(byte, out);
-            continue;
-          }
-          if (this.escaped) this.escaped = false;
-          else if (byte === BACKSLASH) this.escaped = true;
-          else if (byte === QUOTE) {
-            take(i + 1);
-            this.finish(out);
-          }
-          continue;
-        case "container":
-          if (this.inString) {
-            // Raw control characters are invalid in JSON strings: treating
-            // them as errors lets a newline end a runaway string.
-            if (byte < 0x20) this.badByte(byte, out);
-            else if (this.escaped) this.escaped = false;
-            else if (byte === BACKSLASH) this.escaped = true;
-            else if (byte === QUOTE) this.inString = false;
-            continue;
-          }
-          if (byte === QUOTE) {
-            this.inString = true;
-          } else if (byte === OPEN_OBJECT || byte === OPEN_ARRAY) {
-            this.depth++;
-            if (this.depth > this.maxDepth && !this.discarding) {
-              out.push({ kind: "error", reason: `JSON nesting deeper than ${this.maxDepth}` });
-              this.discard();
-            }
-          } else if (byte === CLOSE_OBJECT || byte === CLOSE_ARRAY) {
-            this.depth--;
-            if (this.depth === 0) {
-              take(i + 1);
-              this.finish(out);
-            }
-          } else if (!isStructural(byte)) {
-            this.badByte(byte, out);
-          }
-          continue;
+    this.chunk = chunk;
+    this.start = 0;
+    this.out = [];
+    for (let at = 0; at < chunk.length; at++) {
+      let byte = chunk[at] ?? 0;
+      if (this.lex === "string") {
+        // Most of a string's bytes change nothing: skip to the next that does.
+        while (byte !== QUOTE && byte !== BACKSLASH && byte >= 0x20 && ++at < chunk.length) {
+          byte = chunk[at] ?? 0;
+        }
+        if (at === chunk.length) break;
       }
+      this.step(byte, at);
     }
-    if (this.mode !== "idle") take(chunk.length);
+    if (this.open) this.take(chunk.length);
+    const out = this.out;
+    this.out = [];
+    this.chunk = Buffer.alloc(0);
     return out;
   }
 
-  /** Ends the current value at a byte that JSON does not allow there. */
-  private badByte(byte: number, out: StreamItem[]): void {
-    out.push({
-      kind: "error",
-      reason: `invalid JSON: unexpected byte 0x${byte.toString(16).padStart(2, "0")}`,
-    });
+  private step(byte: number, at: number): void {
+    switch (this.lex) {
+      case "string":
+        this.stringByte(byte, at);
+        return;
+      case "escape":
+        this.escapeByte(byte);
+        return;
+      case "unicode":
+        if (!isHex(byte)) {
+          this.fail("JSON parse error: '\\u' in a string must be followed by four hex digits");
+        } else if (--this.unicodeLeft === 0) {
+          this.lex = "string";
+        }
+        return;
+      case "word":
+        if (!endsWord(byte)) {
+          this.wordByte(byte);
+          return;
+        }
+        this.lex = "none";
+        this.endWord(at);
+        break; // the byte that ended the word is a token of its own
+      case "none":
+        break;
+    }
+    if (this.mode === "recover") {
+      // A `{` starts the next message; a line end lets a line-oriented
+      // client (ncat) start afresh on its next line.
+      if (byte === NEWLINE) this.mode = "normal";
+      if (byte !== OPEN_OBJECT) return;
+      this.mode = "normal";
+    }
+    if (isSpace(byte)) return;
+    if (this.mode === "deep") {
+      this.deepByte(byte, at);
+      return;
+    }
+    const mark = punctuation(byte);
+    if (mark !== undefined) {
+      // A `{` the current message had no place for starts the next one.
+      if (!this.token(mark, at) && mark === "{") {
+        this.mode = "normal";
+        this.token("{", at);
+      }
+      return;
+    }
+    this.begin(at);
+    if (byte === QUOTE) {
+      this.lex = "string";
+      return;
+    }
+    this.lex = "word";
+    this.numberState = "start";
+    this.word = [];
+    this.wordLength = 0;
+    this.wordByte(byte);
+  }
+
+  private stringByte(byte: number, at: number): void {
+    if (byte === QUOTE) {
+      this.lex = "none";
+      if (this.mode === "normal") this.token("string", at);
+    } else if (byte === BACKSLASH) {
+      this.lex = "escape";
+    } else if (byte < 0x20) {
+      // JSON strings cannot hold raw control characters; treating one as the
+      // end of the message also lets a newline end a runaway string.
+      this.fail(
+        `JSON parse error: control character 0x${byte.toString(16).padStart(2, "0")} inside a string (escape it)`,
+      );
+    }
+  }
+
+  private escapeByte(byte: number): void {
+    if (byte === 0x75) {
+      this.lex = "unicode";
+      this.unicodeLeft = 4;
+    } else if ('"\\/bfnrt'.includes(String.fromCharCode(byte))) {
+      this.lex = "string";
+    } else {
+      this.fail(
+        `JSON parse error: invalid escape ${show(Buffer.from([BACKSLASH, byte]), false)} in a string`,
+      );
+    }
+  }
+
+  private wordByte(byte: number): void {
+    this.numberState = nextNumberState(this.numberState, byte);
+    if (this.wordLength < SHOWN_TOKEN_BYTES) this.word.push(byte);
+    this.wordLength++;
+  }
+
+  private endWord(at: number): void {
+    const text = Buffer.from(this.word);
+    const isNumber = NUMBER_ENDS.has(this.numberState);
+    if (!isNumber && !LITERALS.has(text.toString("latin1"))) {
+      this.fail(
+        `JSON parse error: invalid token ${show(text, this.wordLength > this.word.length)} (expected a string, a number, true, false or null)`,
+      );
+      return;
+    }
+    this.token("scalar", at - 1);
+  }
+
+  /** Counts brackets until the over-deep value closes, then checks the grammar again. */
+  private deepByte(byte: number, at: number): void {
+    if (byte === OPEN_OBJECT || byte === OPEN_ARRAY) {
+      this.deepDepth++;
+    } else if (byte === CLOSE_OBJECT || byte === CLOSE_ARRAY) {
+      if (--this.deepDepth === 0) {
+        this.mode = "normal";
+        this.afterValue(at);
+      }
+    } else if (byte === QUOTE) {
+      this.lex = "string";
+    }
+  }
+
+  /** A string or word starts here; at top level it is a message of its own. */
+  private begin(at: number): void {
+    if (!this.open) this.openMessage(at);
+  }
+
+  private openMessage(at: number): void {
+    this.open = true;
+    this.start = at;
+  }
+
+  /** Feeds one token to the grammar; `at` is its last byte. False: refused. */
+  private token(token: Token, at: number): boolean {
+    const top = this.stack.at(-1);
+    switch (this.expect) {
+      case "value":
+      case "first-value":
+        if (token === "{" || token === "[") {
+          if (!this.open) this.openMessage(at);
+          this.enter(token);
+          return true;
+        }
+        if (token === "string" || token === "scalar") {
+          this.afterValue(at);
+          return true;
+        }
+        if (token === "]" && this.expect === "first-value") {
+          this.pop(at);
+          return true;
+        }
+        break;
+      case "first-key":
+      case "key":
+        if (token === "string") {
+          this.expect = "colon";
+          return true;
+        }
+        if (token === "}" && this.expect === "first-key") {
+          this.pop(at);
+          return true;
+        }
+        break;
+      case "colon":
+        if (token === ":") {
+          this.expect = "value";
+          return true;
+        }
+        break;
+      case "after-value":
+        if (token === ",") {
+          this.expect = top === "{" ? "key" : "value";
+          return true;
+        }
+        if ((token === "}" && top === "{") || (token === "]" && top === "[")) {
+          this.pop(at);
+          return true;
+        }
+        break;
+    }
+    this.fail(this.unexpected(token, top));
+    return false;
+  }
+
+  private unexpected(token: Token, top: "{" | "[" | undefined): string {
+    const got =
+      token === "string"
+        ? "a string"
+        : token === "scalar"
+          ? show(Buffer.from(this.word), this.wordLength > this.word.length)
+          : `'${token}'`;
+    if (top === undefined) {
+      if (token === "}") return "JSON parse error: unbalanced '}' (no object is open)";
+      if (token === "]") return "JSON parse error: unbalanced ']' (no array is open)";
+      return `JSON parse error: unexpected ${got} outside an object`;
+    }
+    const expected =
+      this.expect === "after-value" ? `',' or '${top === "{" ? "}" : "]"}'` : EXPECTED[this.expect];
+    return `JSON parse error: expected ${expected} but got ${got}`;
+  }
+
+  private enter(open: "{" | "["): void {
+    if (this.stack.length >= this.maxDepth) {
+      this.refuse(`JSON nesting deeper than ${this.maxDepth}`);
+      this.mode = "deep";
+      this.deepDepth = 1;
+      return;
+    }
+    this.stack.push(open);
+    this.expect = open === "{" ? "first-key" : "first-value";
+  }
+
+  private pop(at: number): void {
+    this.stack.pop();
+    this.afterValue(at);
+  }
+
+  /** A value ended at byte `at` (-1: in the previous chunk). */
+  private afterValue(at: number): void {
+    if (this.stack.length > 0) {
+      this.expect = "after-value";
+      return;
+    }
+    this.take(at + 1);
+    if (!this.refused) this.emitValue();
     this.reset();
   }
 
-  private keep(bytes: Buffer, out: StreamItem[]): void {
-    this.size += bytes.length;
-    if (this.size > this.maxBytes) {
-      out.push({ kind: "error", reason: `message larger than ${this.maxBytes} bytes` });
-      this.discard();
-      return;
+  private emitValue(): void {
+    const text = Buffer.concat(this.parts).toString("utf8");
+    try {
+      this.out.push({ kind: "value", value: JSON.parse(text) as unknown });
+    } catch (error) {
+      // Unreachable for input the grammar accepted; kept so a scanner bug is
+      // an error reply rather than a dead control plane.
+      this.out.push({
+        kind: "error",
+        reason: `JSON parse error: ${error instanceof Error ? error.message : String(error)}`,
+      });
     }
-    // Copy: the caller's chunk may be reused once push returns.
-    this.parts.push(Buffer.from(bytes));
   }
 
-  private discard(): void {
-    this.discarding = true;
+  /** Ends the current message with an error and skips to the next `{` or line end. */
+  private fail(reason: string): void {
+    this.refuse(reason);
+    this.reset();
+    this.mode = "recover";
+  }
+
+  /** Reports the current message's first problem; later ones are not news. */
+  private refuse(reason: string): void {
+    if (!this.refused) this.out.push({ kind: "error", reason });
+    this.refused = true;
     this.parts = [];
     this.size = 0;
   }
 
-  private finish(out: StreamItem[]): void {
-    if (!this.discarding) {
-      out.push({ kind: "text", text: Buffer.concat(this.parts).toString("utf8") });
+  /** Keeps the current message's bytes of this chunk up to `end` (exclusive). */
+  private take(end: number): void {
+    if (this.refused || end <= this.start) return;
+    this.size += end - this.start;
+    if (this.size > this.maxBytes) {
+      this.refuse(`message larger than ${this.maxBytes} bytes`);
+      return;
     }
-    this.reset();
+    // Copy: the caller's chunk may be reused once push returns.
+    this.parts.push(Buffer.from(this.chunk.subarray(this.start, end)));
+    this.start = end;
   }
 
   private reset(): void {
-    this.mode = "idle";
-    this.depth = 0;
-    this.inString = false;
-    this.escaped = false;
-    this.discarding = false;
+    this.mode = "normal";
+    this.lex = "none";
+    this.expect = "value";
+    this.stack.length = 0;
+    this.deepDepth = 0;
+    this.open = false;
+    this.refused = false;
     this.parts = [];
     this.size = 0;
   }

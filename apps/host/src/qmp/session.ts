@@ -126,18 +126,7 @@ export class QmpSession {
         this.enqueue({ kind: "line", line: errorLine(genericError(item.reason), NO_ID) });
         continue;
       }
-      let value: unknown;
-      try {
-        value = JSON.parse(item.text);
-      } catch (error) {
-        const why = error instanceof Error ? error.message : "invalid";
-        this.enqueue({
-          kind: "line",
-          line: errorLine(genericError(`JSON parse error: ${why}`), NO_ID),
-        });
-        continue;
-      }
-      const parsed = parseRequest(value);
+      const parsed = parseRequest(item.value);
       if ("error" in parsed) {
         this.enqueue({ kind: "line", line: errorLine(parsed.error, parsed.id) });
         continue;

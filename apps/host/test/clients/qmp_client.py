@@ -5,13 +5,29 @@ ids, asynchronous events in between, and file descriptors passed with
 SCM_RIGHTS. Used by the host tests as an independent client of virga-vmm.
 
 usage: qmp_client.py SOCKET SCRIPT_JSON
-SCRIPT_JSON is a list of steps: {"execute": ..., "arguments": ..., "fd_path": optional}
+SCRIPT_JSON is a list of steps: {"execute": ..., "arguments": ...,
+"fd_path": optional, "tap": optional}; "tap" names an existing tap to open
+and pass (IFF_TAP | IFF_NO_PI, plus IFF_VNET_HDR unless "vnet_hdr" is false).
 Prints one JSON line per step: {"reply": ..., "events": [...]}.
 """
+import fcntl
 import json
 import os
 import socket
+import struct
 import sys
+
+TUNSETIFF = 0x400454CA
+IFF_TAP = 0x0002
+IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+
+
+def open_tap(name, vnet_hdr):
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    flags = IFF_TAP | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0)
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), flags))
+    return fd
 
 
 class QmpClient:
@@ -62,6 +78,8 @@ def main():
         fds = []
         if "fd_path" in step:
             fds.append(os.open(step["fd_path"], os.O_RDONLY))
+        if "tap" in step:
+            fds.append(open_tap(step["tap"], step.get("vnet_hdr", True)))
         reply = client.command(step["execute"], step.get("arguments"), fds)
         for fd in fds:
             os.close(fd)

@@ -3,7 +3,7 @@
 // Arguments are checked and normalised here, each mistake naming its field;
 // the VM process then checks them against its slots and backends.
 import { z } from "zod";
-import { IFNAME_PATTERN, MAC_PATTERN } from "../../config/vm-config";
+import { INTERFACE_NAME_RULE, MAC_PATTERN, isInterfaceName } from "../../config/vm-config";
 import type { DeviceAddArgs } from "../../vmm/device-types";
 import { defineCommand } from "../command";
 import { genericError } from "../wire";
@@ -27,7 +27,8 @@ function fileName(file: unknown): string {
   }
   const record = file as Record<string, unknown>;
   for (const key of Object.keys(record)) {
-    if (key !== "driver" && key !== "filename") throw genericError(`Parameter 'file.${key}' is unexpected`);
+    if (key !== "driver" && key !== "filename")
+      throw genericError(`Parameter 'file.${key}' is unexpected`);
   }
   if (record.driver !== "file") {
     throw genericError(
@@ -90,11 +91,15 @@ export const netdevAdd = defineCommand({
     .strict(),
   async handler(args, { vm }) {
     if ((args.ifname === undefined) === (args.fd === undefined)) {
-      throw genericError("netdev_add needs exactly one of 'ifname' (a tap's name) and 'fd' (a getfd name)");
+      throw genericError(
+        "netdev_add needs exactly one of 'ifname' (a tap's name) and 'fd' (a getfd name)",
+      );
     }
     if (args.ifname !== undefined) {
-      if (!IFNAME_PATTERN.test(args.ifname)) {
-        throw genericError(`ifname: '${args.ifname}' is not an interface name (1-15 bytes, no '/' or spaces)`);
+      if (!isInterfaceName(args.ifname)) {
+        throw genericError(
+          `ifname: '${args.ifname}' is not an interface name (${INTERFACE_NAME_RULE})`,
+        );
       }
       await vm.netdevAdd({ id: args.id, ifname: args.ifname });
     } else {
@@ -126,7 +131,11 @@ const STANDARD_DRIVERS = new Set([
 /** `addr` as the seed writes it ("0x1"), or a plain number. */
 function slotFromAddr(addr: string | number): number {
   const text = String(addr).trim();
-  const value = /^0x[0-9a-f]+$/i.test(text) ? parseInt(text, 16) : /^\d+$/.test(text) ? Number(text) : NaN;
+  const value = /^0x[0-9a-f]+$/i.test(text)
+    ? parseInt(text, 16)
+    : /^\d+$/.test(text)
+      ? Number(text)
+      : NaN;
   if (!Number.isSafeInteger(value)) {
     throw genericError(`addr: expected a slot number such as "0x1", got ${describe(addr)}`);
   }
@@ -164,13 +173,17 @@ export const deviceAdd = defineCommand({
         `driver: unknown device type '${driver}'; the microvm takes virtio-blk-mmio and virtio-net-mmio`,
       );
     }
-    if (args.bus !== undefined) throw genericError("bus: the microvm has no buses; give the slot with addr");
-    if (args.host !== undefined) throw genericError("host: only vfio-pci takes host (standard machine)");
+    if (args.bus !== undefined)
+      throw genericError("bus: the microvm has no buses; give the slot with addr");
+    if (args.host !== undefined)
+      throw genericError("host: only vfio-pci takes host (standard machine)");
     if (args.addr !== undefined && args.lun !== undefined) {
       throw genericError("give the slot with addr or with lun, not both");
     }
-    if (block && args.netdev !== undefined) throw genericError(`netdev: '${driver}' takes drive, not netdev`);
-    if (!block && args.drive !== undefined) throw genericError(`drive: '${driver}' takes netdev, not drive`);
+    if (block && args.netdev !== undefined)
+      throw genericError(`netdev: '${driver}' takes drive, not netdev`);
+    if (!block && args.drive !== undefined)
+      throw genericError(`drive: '${driver}' takes netdev, not drive`);
     if (block && args.mac !== undefined) throw genericError("mac: only NICs have a MAC address");
     if (args.mac !== undefined && !MAC_PATTERN.test(args.mac)) {
       throw genericError(`mac: '${args.mac}' is not a unicast MAC address like 52:54:00:12:34:56`);
@@ -179,7 +192,8 @@ export const deviceAdd = defineCommand({
       id: args.id,
       kind: block ? "block" : "net",
       backend: args.drive ?? args.netdev ?? args.id,
-      backendField: args.drive !== undefined ? "drive" : args.netdev !== undefined ? "netdev" : "id",
+      backendField:
+        args.drive !== undefined ? "drive" : args.netdev !== undefined ? "netdev" : "id",
     };
     if (args.addr !== undefined) {
       request.slot = slotFromAddr(args.addr);

@@ -3,16 +3,15 @@
 // answered ({"return": ...} or {"error": {...}}, HTTP 200 either way — a QMP
 // error is an answer). Portal failures use HTTP status codes and
 // {"error": {"code", "message"}} with the field named. Same auth (token or
-// session + CSRF), role rules and audit as the UI.
+// session + CSRF), command allow-list with its roles, and audit as the UI.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import { TRPCError } from "@trpc/server";
 import { audit } from "../audit";
 import type { Principal } from "../auth/principal";
-import { hasRole } from "../auth/roles";
 import { describeZodIssues } from "../trpc/trpc";
 import { qmpCommandInput } from "../trpc/routers/vms";
-import { isReadOnlyQmp, relayQmp } from "../vms/actions";
+import { authorizeQmp, relayQmp } from "../vms/actions";
 import { BodyError, clientIp, readJsonBody, sendJson } from "./request";
 
 export const GATEWAY_PATH = /^\/api\/v1\/vms\/([^/]+)\/qmp\/?$/;
@@ -56,13 +55,8 @@ export async function handleGateway(
     return;
   }
   const { execute, arguments: args } = parsed.data;
-  if (!isReadOnlyQmp(execute) && !hasRole(principal.role, "operator")) {
-    const message = `execute: '${execute}' needs the operator role (viewers may send query-* commands)`;
-    await audit({ ...entry, ok: false, error: message });
-    fail(res, 403, "FORBIDDEN", message);
-    return;
-  }
   try {
+    authorizeQmp(principal.role, execute);
     const reply = await relayQmp(vmId, execute, args);
     const qmpError = (reply as { error?: { desc?: string } }).error;
     await audit({ ...entry, ok: qmpError === undefined, error: qmpError?.desc ?? null });

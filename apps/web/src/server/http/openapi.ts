@@ -106,7 +106,11 @@ export function openApiDocument(serverUrl: string): JsonSchema {
             content: { "application/json": { schema: errorSchema } },
           },
           "401": { description: "No or wrong credentials" },
-          "403": { description: "Role too low, or CSRF check failed" },
+          "403": {
+            description:
+              "A command not in the raw QMP allow-list, a role too low for it, a host path or address it may not name, or a failed CSRF check; the message names the command or field",
+            content: { "application/json": { schema: errorSchema } },
+          },
           "404": { description: "No such VM" },
         },
       },

@@ -4,6 +4,8 @@
 import { TRPCError } from "@trpc/server";
 import type { Host } from "@virga/prisma";
 import { randomBytes } from "node:crypto";
+import { rawQmpAccess } from "@virga/host/src/daemon/qmp-allow-list";
+import { hasRole, type Role } from "../auth/roles";
 import { db } from "../db";
 import { hub } from "../hosts/hub";
 import type { VmSummary } from "../hosts/virgad";
@@ -100,9 +102,19 @@ export async function runAction(id: string, action: VmAction) {
   return { id: row.id, state: row.state };
 }
 
-/** Commands a viewer may send through the QMP console and gateway: reads only. */
-export function isReadOnlyQmp(execute: string): boolean {
-  return execute.startsWith("query-");
+/**
+ * Raw QMP (the console and the HTTP gateway): only commands in virgad's
+ * allow-list, each with its least role. virgad checks the arguments.
+ */
+export function authorizeQmp(role: Role, execute: string): void {
+  const access = rawQmpAccess(execute);
+  if (!access.allowed) throw new TRPCError({ code: "FORBIDDEN", message: access.reason });
+  if (!hasRole(role, access.rule.role)) {
+    throw new TRPCError({
+      code: "FORBIDDEN",
+      message: `execute: '${execute}' needs the ${access.rule.role} role`,
+    });
+  }
 }
 
 /** Relays one QMP command; the answer is exactly the VM's (`{return}` or `{error}`). */

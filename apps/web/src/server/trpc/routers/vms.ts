@@ -1,12 +1,11 @@
 // vms.*: VM instances on hosts — list with live state, create from a
 // definition on a chosen host, lifecycle actions (one or a selection),
 // topology, QMP, the events timeline and a resumable live stream.
-import { TRPCError, tracked } from "@trpc/server";
+import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { db } from "../../db";
-import { hasRole } from "../../auth/roles";
 import { hub, type PortalEvent } from "../../hosts/hub";
-import { createVm, isReadOnlyQmp, relayQmp, runAction, VM_ACTIONS } from "../../vms/actions";
+import { authorizeQmp, createVm, relayQmp, runAction, VM_ACTIONS } from "../../vms/actions";
 import { findVm, onHost } from "../../vms/lookup";
 import { parseStoredConfig } from "../../definitions/config";
 import { operatorProcedure, router, viewerProcedure } from "../trpc";
@@ -130,14 +129,9 @@ export const vmsRouter = router({
     return onHost(vm.host, (c) => c.vm.cpus.query({ id: vm.hostVmId }));
   }),
 
-  /** A raw QMP command; the answer is exactly the VM's. Viewers may send query-* only. */
+  /** A raw QMP command from the allow-list; the answer is exactly the VM's. */
   qmp: viewerProcedure.input(vmId.merge(qmpCommandInput)).mutation(async ({ ctx, input }) => {
-    if (!isReadOnlyQmp(input.execute) && !hasRole(ctx.principal.role, "operator")) {
-      throw new TRPCError({
-        code: "FORBIDDEN",
-        message: `execute: '${input.execute}' needs the operator role (viewers may send query-* commands)`,
-      });
-    }
+    authorizeQmp(ctx.principal.role, input.execute);
     return relayQmp(input.id, input.execute, input.arguments);
   }),
 

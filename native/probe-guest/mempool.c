@@ -1,0 +1,104 @@
+/*
+ * The guest's free memory: all e820 RAM above the probe's own image (the
+ * probe uses nothing there), as page-number ranges in address order. The
+ * balloon always holds the first pages of it, so "which pages are in the
+ * balloon" is a count, and `mem touch` dirties the pages the balloon takes
+ * next: touching then inflating the same amount frees what was touched.
+ */
+#include "probe.h"
+
+#define PAGE_SHIFT 12
+#define PFN_4G (1ull << (32 - PAGE_SHIFT))
+
+/* .noinit: only the first n_pool are read, and every 8 bytes .bss clears
+ * at boot is an emulated instruction under PVM. */
+static struct {
+    u64 pfn;
+    u64 n;
+} pool[MAX_E820] __attribute__((section(".noinit")));
+static int n_pool;
+static u64 n_pages;
+
+extern char __image_end[];
+
+void mempool_init(void)
+{
+    u64 low = ((u64)__image_end + 4095) >> PAGE_SHIFT;
+    for (int i = 0; i < boot.n_e820; i++) {
+        const struct e820_entry *e = &boot.e820[i];
+        u64 s = (e->start + 4095) >> PAGE_SHIFT, t = e->end >> PAGE_SHIFT;
+        if (s < low)
+            s = low;
+        if (e->type != 1 || s >= t)
+            continue;
+        pool[n_pool].pfn = s;
+        pool[n_pool].n = t - s;
+        n_pool++;
+        n_pages += t - s;
+    }
+}
+
+u64 mempool_pages(void) { return n_pages; }
+
+/* Range r and the page number of pool page i. */
+static int locate(u64 i, u64 *pfn)
+{
+    int r = 0;
+    while (r < n_pool - 1 && i >= pool[r].n)
+        i -= pool[r++].n;
+    *pfn = pool[r].pfn + i;
+    return r;
+}
+
+void mempool_pfns(u32 *out, u64 first, u32 n)
+{
+    u64 pfn;
+    int r = locate(first, &pfn);
+    while (n && r < n_pool) {
+        u64 run = pool[r].pfn + pool[r].n - pfn;
+        u32 k = run < n ? (u32)run : n;
+        n -= k;
+        if (k && ((u64)out & 4)) {   /* then pairs of 8-byte stores */
+            *out++ = (u32)pfn++;
+            k--;
+        }
+        /* Two entries per store: every iteration is emulated under PVM. */
+        u64 *o = (u64 *)out;
+        u64 pair = (pfn & 0xffffffffu) | ((pfn + 1) << 32);
+        for (u32 j = 0; j + 1 < k; j += 2) {
+            *o++ = pair;
+            pair += 0x0000000200000002ull;
+        }
+        out = (u32 *)o;
+        pfn += k & ~1u;
+        if (k & 1)
+            *out++ = (u32)pfn++;
+        if (++r < n_pool)
+            pfn = pool[r].pfn;
+    }
+}
+
+bool mem_touch(u64 pages, u64 *free_pages)
+{
+    /* Pool pages from `first` on, below 4 GiB (the identity map). */
+    u64 first = virtio_balloon_pages(), avail = 0, pfn;
+    int r0 = locate(first, &pfn);
+    for (int r = r0; r < n_pool && n_pages > first; r++) {
+        u64 s = r == r0 ? pfn : pool[r].pfn, e = pool[r].pfn + pool[r].n;
+        if (e > PFN_4G)
+            e = PFN_4G;
+        avail += e > s ? e - s : 0;
+    }
+    *free_pages = avail;
+    if (pages > avail)
+        return false;
+    for (int r = r0; pages; r++) {
+        u64 s = r == r0 ? pfn : pool[r].pfn, e = pool[r].pfn + pool[r].n;
+        u64 n = e - s < pages ? e - s : pages;
+        pages -= n;
+        volatile u64 *p = phys(s << PAGE_SHIFT);
+        for (u64 i = 0; i < n; i++, p += 4096 / 8)
+            *p = s + i;
+    }
+    return true;
+}
