@@ -335,7 +335,7 @@ class VmProcess {
       } catch (const std::exception&) {
         return std::nullopt;  // still away: the companion keeps serving
       }
-      MoveToHost(std::move(connection));
+      return MoveToHost(std::move(connection));
     }
     return std::nullopt;
   }
@@ -343,7 +343,7 @@ class VmProcess {
   // The host is back while a companion serves this VM: the companion lets go
   // (its QMP clients reconnect, as after any control-plane restart) and the
   // host takes over, so a VM costs a companion only while the host is away.
-  void MoveToHost(UniqueFd connection) {
+  std::optional<int> MoveToHost(UniqueFd connection) {
     control_.Send(R"({"event":"detach"})");
     control_.WaitForEnd(3000);
     try {
@@ -351,8 +351,13 @@ class VmProcess {
       log_.Log("control plane: moved to the control-plane host " + host_path_);
     } catch (const std::exception& e) {
       log_.Log(std::string("control-plane host: ") + e.what() + "; staying on a control plane of its own");
-      StartCompanion();
+      try {
+        StartCompanion();
+      } catch (const std::exception& spawn_error) {
+        return Finish(1, std::string("QMP: ") + spawn_error.what());
+      }
     }
+    return std::nullopt;
   }
 
   // The run state goes along, so a restarted control plane carries on
@@ -494,8 +499,8 @@ class VmProcess {
       for (const VcpuSummary& v : machine_->Vcpus()) log_.Log(RunStatsLogLine(v, kProcessStartNs));
     }
     control_.WaitForEnd(3000);
-    // The control plane removes the socket file as it closes; this covers
-    // a control plane that never started or died.
+    // The socket file is this process's to remove: a control plane leaves
+    // it, since the VM may outlive its control plane.
     if (qmp_listener_.valid() && config_.qmp->kind == cli::Qmp::Kind::kUnix) ::unlink(config_.qmp->path.c_str());
     if (pidfile_written_) RemovePidfile(*config_.pidfile);
     log_.Log("exit " + std::to_string(code));

@@ -185,7 +185,7 @@ describe("the control-plane host under virgad", () => {
           loadedP50 < Math.max(10 * idleP50, 5),
           `p50 ${loadedP50.toFixed(2)} ms against ${idleP50.toFixed(2)} ms idle`,
         );
-        assert.ok(loadedP95 < 50, `p95 ${loadedP95.toFixed(2)} ms with one VM flooded`);
+        assert.ok(loadedP95 < 100, `p95 ${loadedP95.toFixed(2)} ms with one VM flooded`);
       } finally {
         for (const client of clients) client.close();
       }
