@@ -46,7 +46,6 @@ class HostConnection {
   private watcher = false;
   private served: ServedVm | null = null;
   private failed = false;
-
   private stream: FdPassingSocket | null = null;
 
   constructor(
@@ -118,14 +117,14 @@ class HostConnection {
       return;
     }
     if (!("hello" in first)) throw new Error("the first line on the host socket is not a hello");
+    const fd = socketFd(this.socket);
+    if (fd === null) throw new Error("the VM's connection has no descriptor");
     const listeningFd = this.receivedFds.shift();
     if (listeningFd === undefined)
       throw new Error("the hello came without the QMP listening socket");
     // The VM process sends descriptors only with the hello.
     this.receivedFds.splice(0).forEach(closeQuietly);
     this.stream?.removeAllListeners("fds");
-    const fd = socketFd(this.socket);
-    if (fd === null) throw new Error("the VM's connection has no descriptor");
     const channel = new VmmChannel(channelSender(this.socket, fd, this.options.sendWithFds));
     this.channel = channel;
     const text = this.firstLine;
