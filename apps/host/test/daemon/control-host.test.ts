@@ -6,8 +6,8 @@
 // starts the host again. Then one VM's socket is flooded (rate limit off)
 // while the others are queried: their latency stays close to idle.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import net from "node:net";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { QmpClient } from "../../src/qmp/client";
@@ -21,6 +21,20 @@ const VMS = 20;
 const TEST = { timeout: 180000 };
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A client flooding a QMP socket (argv[1]) until SIGTERM; then prints how many replies it read. */
+const FLOODER = `
+const socket = require("node:net").connect(process.argv[1]);
+const batch = Buffer.from('{"execute":"query-status"}'.repeat(2000));
+let replies = 0;
+socket.on("data", (chunk) => {
+  for (let at = chunk.indexOf(10); at >= 0; at = chunk.indexOf(10, at + 1)) replies++;
+});
+const pump = () => { while (socket.write(batch)); };
+socket.on("drain", pump);
+socket.once("connect", () => { process.stdout.write("flooding\\n"); pump(); });
+process.on("SIGTERM", () => { process.stdout.write("replies " + replies + "\\n", () => process.exit(0)); });
+`;
 
 describe("the control-plane host under virgad", () => {
   const fx = new VirgadFixture();
@@ -131,6 +145,37 @@ describe("the control-plane host under virgad", () => {
       }),
   );
 
+  it("gives another run directory its own host, replacing a stale socket file there", TEST, () =>
+    withTranscript(async () => {
+      const other = new VirgadFixture();
+      try {
+        // What a host killed with its machine leaves behind: a socket file nobody answers on.
+        mkdirSync(other.runDir, { recursive: true, mode: 0o700 });
+        const stale = path.join(other.runDir, "control-host.sock");
+        spawnSync(process.execPath, [
+          "-e",
+          `require("net").createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, "SIGKILL"))`,
+        ]);
+        assert.ok(existsSync(stale), "a stale socket file to begin with");
+        const second = await other.start();
+        const otherHost = Number(
+          readFileSync(path.join(other.runDir, "control-host.pid"), "utf8").trim(),
+        );
+        assert.ok(alive(otherHost) && otherHost !== hostPid(), "a host of its own");
+        const client = second.client();
+        await client.vm.create.mutate({ id: "o1", config: other.probeConfig() });
+        const vm = await client.vm.start.mutate({ id: "o1" });
+        other.track(vm.pid);
+        assert.deepEqual(await client.vm.qmp.mutate({ id: "o1", execute: "query-status" }), {
+          return: { running: true, singlestep: false, status: "running" },
+        });
+        assert.deepEqual(childPids(vm.pid ?? 0), [], "served by that run directory's host");
+      } finally {
+        await other.cleanup();
+      }
+    }),
+  );
+
   it("a client flooding one VM's QMP does not starve the others", TEST, () =>
     withTranscript(async () => {
       const [flooded, ...others] = ids;
@@ -151,25 +196,21 @@ describe("the control-plane host under virgad", () => {
         await sample(2); // warm up
         const idle = await sample(10);
 
-        // Pipelined query-status as fast as the socket takes them; replies
-        // are read (and dropped) so the flood is never slowed by back-pressure.
-        const flood = net.connect(qmpSocket(flooded));
-        let replies = 0;
-        flood.on("data", (chunk: Buffer) => {
-          for (const byte of chunk) if (byte === 0x0a) replies++;
+        // Pipelined query-status as fast as the socket takes them, from a
+        // process of its own (so this one only measures); replies are read
+        // and counted, so the flood is never slowed by back-pressure.
+        const flooder = spawn(process.execPath, ["-e", FLOODER, qmpSocket(flooded)], {
+          stdio: ["ignore", "pipe", "inherit"],
         });
-        flood.on("error", () => undefined);
-        const batch = Buffer.from('{"execute":"query-status"}'.repeat(2000));
-        let flooding = true;
-        const pump = (): void => {
-          while (flooding && flood.write(batch));
-        };
-        flood.on("drain", pump);
-        flood.once("connect", pump);
+        let report = "";
+        flooder.stdout.setEncoding("utf8").on("data", (text: string) => (report += text));
+        const flooderExit = new Promise((resolve) => flooder.once("exit", resolve));
+        await waitUntil(() => report.includes("flooding"), "the flood to start", 5000);
         await sleep(500);
         const loaded = await sample(10);
-        flooding = false;
-        flood.destroy();
+        flooder.kill("SIGTERM");
+        await flooderExit;
+        const replies = Number(/replies (\d+)/.exec(report)?.[1] ?? 0);
 
         const idleP50 = percentile(idle, 50);
         const loadedP50 = percentile(loaded, 50);
