@@ -34,6 +34,9 @@
         "src/kvm/vcpu.cc",
         "src/kvm/vm.cc",
         "src/memory/guest_memory.cc",
+        "src/state/crc32c.cc",
+        "src/state/memory_file.cc",
+        "src/state/state_file.cc",
         "src/vcpu/vcpu_thread.cc",
         "src/virtio/balloon.cc",
         "src/virtio/blk.cc",
@@ -42,7 +45,10 @@
         "src/virtio/queue.cc",
         "src/vm/coalesced_writes.cc",
         "src/vm/machine.cc",
-        "src/vm/microvm_devices.cc"
+        "src/vm/machine_layout.cc",
+        "src/vm/microvm_devices.cc",
+        "src/vm/snapshot.cc",
+        "src/vm/vcpu_state.cc"
       ]
     },
     {

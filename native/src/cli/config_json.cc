@@ -78,7 +78,9 @@ std::string ToJson(const VmmConfig& c) {
   if (c.log_file) out += "\"logFile\":" + (c.log_file->empty() ? std::string("null") : JsonQuote(*c.log_file)) + ",";
   out += "\"daemonize\":" + Bool(c.daemonize) + ",";
   if (c.pidfile) out += "\"pidfile\":" + JsonQuote(*c.pidfile) + ",";
-  out += "\"startPaused\":" + Bool(c.start_paused) + "}";
+  out += "\"startPaused\":" + Bool(c.start_paused);
+  if (c.incoming) out += ",\"incoming\":" + JsonQuote(*c.incoming);
+  out += "}";
   return out;
 }
 

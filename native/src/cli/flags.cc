@@ -29,6 +29,7 @@ constexpr char kQmpSyntax[] = "unix:<path>,server,nowait|tcp:<host>:<port>,serve
 constexpr char kMachineSyntax[] = "[type=]microvm";
 constexpr char kBootEntrySyntax[] = "linux64|pvh";
 constexpr char kNameSyntax[] = "[guest=]<name>";
+constexpr char kIncomingSyntax[] = "file:<absolute path of a snapshot directory>";
 // The Linux boot protocol caps the command line (2048 bytes on x86 by default).
 constexpr size_t kMaxCmdline = 2048;
 
@@ -509,6 +510,19 @@ const std::vector<FlagSpec>& AllFlags() {
        PathInto("-pidfile", "<path>", [](VmmConfig& c, const std::string& p) { c.pidfile = p; })},
       {"-S", "-S (no value)", A::kNone, false, "start paused (QMP status prelaunch) until QMP cont",
        Switch("-S", [](VmmConfig& c) { c.start_paused = true; })},
+      {"-incoming", kIncomingSyntax, A::kValue, false,
+       "restore the snapshot in <dir> (made with QMP migrate file:<dir>) instead of booting",
+       [](const std::optional<std::string>& v, VmmConfig& c) {
+         const std::string& text = Require("-incoming", kIncomingSyntax, v);
+         if (text.rfind("file:", 0) != 0) {
+           bool later = text.rfind("tcp:", 0) == 0 || text.rfind("unix:", 0) == 0;
+           throw UsageError::Expected("-incoming", kIncomingSyntax, text,
+                                      later ? "live migration is not supported yet" : "unknown URI scheme");
+         }
+         std::string dir = text.substr(5);
+         if (dir.empty() || dir[0] != '/') throw UsageError::Expected("-incoming", kIncomingSyntax, text, "the path must be absolute");
+         c.incoming = text;
+       }},
   };
   return kFlags;
 }

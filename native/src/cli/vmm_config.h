@@ -88,6 +88,8 @@ struct VmmConfig {
   bool daemonize = false;
   std::optional<std::string> pidfile;
   bool start_paused = false;  // -S
+  // -incoming file:<dir>: continue a snapshot instead of booting.
+  std::optional<std::string> incoming;
 };
 
 }  // namespace virga::cli

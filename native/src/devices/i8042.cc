@@ -129,4 +129,19 @@ void I8042::Data(uint8_t value) {
   }
 }
 
+void I8042::SaveState(state::ByteWriter& out) {
+  std::lock_guard guard(lock_);
+  out.ByteVector(std::vector<uint8_t>(output_.begin(), output_.end()));
+  out.U8(control_);
+  out.U8(pending_command_);
+}
+
+void I8042::RestoreState(state::ByteReader& in) {
+  std::lock_guard guard(lock_);
+  std::vector<uint8_t> output = in.ByteVector();
+  output_.assign(output.begin(), output.end());
+  control_ = in.U8();
+  pending_command_ = in.U8();
+}
+
 }  // namespace virga

@@ -10,6 +10,7 @@
 
 #include "devices/bus.h"
 #include "devices/irq.h"
+#include "state/byte_stream.h"
 #include "vm/exit_reason.h"
 
 namespace virga {
@@ -25,6 +26,8 @@ class I8042 : public BusDevice {
   // `offset` is relative to port 0x60: 0 = data, 4 = status/command.
   void Read(uint64_t offset, uint8_t* data, uint32_t len) override;
   void Write(uint64_t offset, const uint8_t* data, uint32_t len) override;
+  void SaveState(state::ByteWriter& out);
+  void RestoreState(state::ByteReader& in);
 
  private:
   void Command(uint8_t command);

@@ -133,4 +133,22 @@ void RtcCmos::WriteRegister(uint8_t index, uint8_t value) {
   if (time_changed) offset_seconds_ = ::timegm(&t) - ::time(nullptr);
 }
 
+void RtcCmos::SaveState(state::ByteWriter& out) {
+  std::lock_guard guard(lock_);
+  out.U8(index_);
+  out.U8(status_a_);
+  out.U8(status_b_);
+  out.U64(static_cast<uint64_t>(static_cast<int64_t>(offset_seconds_)));
+  out.Bytes(nvram_, sizeof(nvram_));
+}
+
+void RtcCmos::RestoreState(state::ByteReader& in) {
+  std::lock_guard guard(lock_);
+  index_ = in.U8();
+  status_a_ = in.U8();
+  status_b_ = in.U8();
+  offset_seconds_ = static_cast<time_t>(static_cast<int64_t>(in.U64()));
+  in.Bytes(nvram_, sizeof(nvram_));
+}
+
 }  // namespace virga

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "devices/bus.h"
+#include "state/byte_stream.h"
 
 namespace virga {
 
@@ -19,6 +20,10 @@ class RtcCmos : public BusDevice {
   // `offset` 0 = index port (bit 7 masks NMI), 1 = data port.
   void Read(uint64_t offset, uint8_t* data, uint32_t len) override;
   void Write(uint64_t offset, const uint8_t* data, uint32_t len) override;
+  // The guest's offset from the host's clock is saved, not the time: a
+  // restored guest reads the real time, shifted as it had set it.
+  void SaveState(state::ByteWriter& out);
+  void RestoreState(state::ByteReader& in);
 
  private:
   uint8_t ReadRegister(uint8_t index);

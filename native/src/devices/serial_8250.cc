@@ -220,4 +220,26 @@ size_t Serial8250::ReceiveInput(const uint8_t* data, size_t len) {
   return take;
 }
 
+void Serial8250::SaveState(state::ByteWriter& out) {
+  std::lock_guard guard(lock_);
+  for (uint8_t r : {ier_, lcr_, mcr_, scr_, fcr_, dll_, dlm_}) out.U8(r);
+  out.Bool(thr_empty_pending_);
+  out.Bool(line_asserted_);
+  out.ByteVector(std::vector<uint8_t>(rx_.begin(), rx_.end()));
+  out.ByteVector(std::vector<uint8_t>(tx_.begin(), tx_.end()));
+}
+
+void Serial8250::RestoreState(state::ByteReader& in) {
+  std::lock_guard guard(lock_);
+  for (uint8_t* r : {&ier_, &lcr_, &mcr_, &scr_, &fcr_, &dll_, &dlm_}) *r = in.U8();
+  thr_empty_pending_ = in.Bool();
+  line_asserted_ = in.Bool();
+  std::vector<uint8_t> rx = in.ByteVector(), tx = in.ByteVector();
+  if (rx.size() > kRxFifoSize) throw state::StateError(in.what() + ": receive FIFO over its size");
+  rx_.assign(rx.begin(), rx.end());
+  tx_.assign(tx.begin(), tx.end());
+  // No edge is raised again: one not yet taken is pending in the saved
+  // IOAPIC and LAPIC state.
+}
+
 }  // namespace virga

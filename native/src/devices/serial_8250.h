@@ -9,6 +9,7 @@
 #include "chardev/chardev.h"
 #include "devices/bus.h"
 #include "devices/irq.h"
+#include "state/byte_stream.h"
 
 namespace virga {
 
@@ -27,6 +28,9 @@ class Serial8250 : public BusDevice {
   // takes queued output, so the UART's state holds still; both resume on
   // release.
   void HoldBackend(bool held);
+  // Registers and both FIFOs (docs/snapshots.md); the VM is paused.
+  void SaveState(state::ByteWriter& out);
+  void RestoreState(state::ByteReader& in);
   // Called (under the device's lock) when the guest reads IIR with the
   // THR-empty interrupt enabled: its driver is about to write a FIFO's
   // worth and wait for the next such interrupt, which can only follow

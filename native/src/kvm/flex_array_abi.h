@@ -32,6 +32,16 @@ constexpr unsigned long kIoctlGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader
 constexpr unsigned long kIoctlSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
 constexpr unsigned long kIoctlGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
 constexpr unsigned long kIoctlSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
+// struct kvm_xsave: a 4 KiB region (then the flexible `extra`, used only
+// through KVM_GET_XSAVE2 for state larger than 4 KiB).
+struct XsaveRegion {
+  uint32_t region[1024];
+};
+static_assert(sizeof(XsaveRegion) == 4096, "C layout");
+constexpr unsigned long kIoctlGetXsave = _IOR(KVMIO, 0xa4, XsaveRegion);
+constexpr unsigned long kIoctlSetXsave = _IOW(KVMIO, 0xa5, XsaveRegion);
+// struct kvm_msr_list is a u32 count then the indices.
+constexpr unsigned long kIoctlGetMsrIndexList = _IOWR(KVMIO, 0x02, uint32_t);
 
 // A header followed by `count` entries, laid out as the kernel expects.
 template <typename Header, typename Entry>

@@ -114,4 +114,17 @@ std::map<std::string, bool> System::ProbeCapabilities(std::string* reason, int* 
   return caps;
 }
 
+std::vector<uint32_t> System::MsrIndexList() const {
+  // First ask how many (E2BIG with the count filled in), then fetch them.
+  std::vector<uint32_t> buffer(1 + 1, 0);
+  if (::ioctl(fd_.get(), kIoctlGetMsrIndexList, buffer.data()) < 0 && errno != E2BIG) {
+    throw ErrnoError("KVM_GET_MSR_INDEX_LIST");
+  }
+  uint32_t count = buffer[0];
+  buffer.assign(1 + count, 0);
+  buffer[0] = count;
+  if (::ioctl(fd_.get(), kIoctlGetMsrIndexList, buffer.data()) < 0) throw ErrnoError("KVM_GET_MSR_INDEX_LIST");
+  return std::vector<uint32_t>(buffer.begin() + 1, buffer.begin() + 1 + buffer[0]);
+}
+
 }  // namespace virga::kvm

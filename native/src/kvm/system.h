@@ -23,6 +23,8 @@ class System {
   int CheckExtension(int capability) const;
   int VcpuMmapSize() const;
   std::vector<kvm_cpuid_entry2> SupportedCpuid() const;
+  // The MSRs KVM can save and restore (KVM_GET_MSR_INDEX_LIST).
+  std::vector<uint32_t> MsrIndexList() const;
   UniqueFd CreateVmFd() const;
 
   // Capabilities by name, for host facts; never throws.

@@ -101,4 +101,65 @@ void Vcpu::SetMpState(uint32_t state) {
   if (::ioctl(fd_.get(), KVM_SET_MP_STATE, &mp) < 0) throw ErrnoError("KVM_SET_MP_STATE");
 }
 
+XsaveRegion Vcpu::GetXsave() const {
+  XsaveRegion xsave{};
+  if (::ioctl(fd_.get(), kIoctlGetXsave, &xsave) < 0) throw ErrnoError("KVM_GET_XSAVE");
+  return xsave;
+}
+
+void Vcpu::SetXsave(const XsaveRegion& xsave) {
+  if (::ioctl(fd_.get(), kIoctlSetXsave, &xsave) < 0) throw ErrnoError("KVM_SET_XSAVE");
+}
+
+kvm_xcrs Vcpu::GetXcrs() const {
+  kvm_xcrs xcrs{};
+  if (::ioctl(fd_.get(), KVM_GET_XCRS, &xcrs) < 0) throw ErrnoError("KVM_GET_XCRS");
+  return xcrs;
+}
+
+void Vcpu::SetXcrs(const kvm_xcrs& xcrs) {
+  if (::ioctl(fd_.get(), KVM_SET_XCRS, &xcrs) < 0) throw ErrnoError("KVM_SET_XCRS");
+}
+
+kvm_vcpu_events Vcpu::GetVcpuEvents() const {
+  kvm_vcpu_events events{};
+  if (::ioctl(fd_.get(), KVM_GET_VCPU_EVENTS, &events) < 0) throw ErrnoError("KVM_GET_VCPU_EVENTS");
+  return events;
+}
+
+void Vcpu::SetVcpuEvents(const kvm_vcpu_events& events) {
+  if (::ioctl(fd_.get(), KVM_SET_VCPU_EVENTS, &events) < 0) throw ErrnoError("KVM_SET_VCPU_EVENTS");
+}
+
+kvm_debugregs Vcpu::GetDebugRegs() const {
+  kvm_debugregs regs{};
+  if (::ioctl(fd_.get(), KVM_GET_DEBUGREGS, &regs) < 0) throw ErrnoError("KVM_GET_DEBUGREGS");
+  return regs;
+}
+
+void Vcpu::SetDebugRegs(const kvm_debugregs& regs) {
+  if (::ioctl(fd_.get(), KVM_SET_DEBUGREGS, &regs) < 0) throw ErrnoError("KVM_SET_DEBUGREGS");
+}
+
+std::vector<MsrValue> Vcpu::GetMsrs(const std::vector<uint32_t>& indices) const {
+  std::vector<MsrValue> out;
+  size_t start = 0;
+  while (start < indices.size()) {
+    size_t count = indices.size() - start;
+    FlexBuffer<MsrsHeader, kvm_msr_entry> buffer(count);
+    buffer.set_header({static_cast<uint32_t>(count), 0});
+    for (size_t i = 0; i < count; ++i) {
+      kvm_msr_entry entry{};
+      entry.index = indices[start + i];
+      buffer.set_entry(i, entry);
+    }
+    int read = ::ioctl(fd_.get(), kIoctlGetMsrs, buffer.data());
+    if (read < 0) throw ErrnoError("KVM_GET_MSRS");
+    // KVM stops at the first index it refuses: keep what came, skip that one.
+    for (int i = 0; i < read; ++i) out.push_back({buffer.entry(i).index, buffer.entry(i).data});
+    start += static_cast<size_t>(read) + 1;
+  }
+  return out;
+}
+
 }  // namespace virga::kvm

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/fd.h"
+#include "kvm/flex_array_abi.h"
 
 namespace virga::kvm {
 
@@ -40,6 +41,20 @@ class Vcpu {
   void SetLapic(const kvm_lapic_state& lapic);
   kvm_mp_state GetMpState() const;
   void SetMpState(uint32_t state);
+
+  // For saving and restoring a paused vCPU.
+  XsaveRegion GetXsave() const;
+  void SetXsave(const XsaveRegion& xsave);
+  kvm_xcrs GetXcrs() const;
+  void SetXcrs(const kvm_xcrs& xcrs);
+  kvm_vcpu_events GetVcpuEvents() const;
+  void SetVcpuEvents(const kvm_vcpu_events& events);
+  kvm_debugregs GetDebugRegs() const;
+  void SetDebugRegs(const kvm_debugregs& regs);
+  // The values of `indices` this vCPU has; indices KVM refuses to read are
+  // left out (some in the host's list exist only with features this guest's
+  // CPUID does not expose).
+  std::vector<MsrValue> GetMsrs(const std::vector<uint32_t>& indices) const;
 
  private:
   UniqueFd fd_;

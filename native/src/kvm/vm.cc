@@ -119,4 +119,16 @@ void Vm::SetPit2(const kvm_pit_state2& state) {
   if (::ioctl(fd_.get(), KVM_SET_PIT2, &copy) < 0) throw ErrnoError("KVM_SET_PIT2");
 }
 
+kvm_clock_data Vm::GetClock() const {
+  kvm_clock_data clock{};
+  if (::ioctl(fd_.get(), KVM_GET_CLOCK, &clock) < 0) throw ErrnoError("KVM_GET_CLOCK");
+  return clock;
+}
+
+void Vm::SetClock(const kvm_clock_data& clock) {
+  kvm_clock_data value{};
+  value.clock = clock.clock;
+  if (::ioctl(fd_.get(), KVM_SET_CLOCK, &value) < 0) throw ErrnoError("KVM_SET_CLOCK");
+}
+
 }  // namespace virga::kvm

@@ -36,6 +36,9 @@ class Vm {
   void SetIrqchip(const kvm_irqchip& chip);
   kvm_pit_state2 GetPit2() const;
   void SetPit2(const kvm_pit_state2& state);
+  // The kvmclock's base, so a restored guest's clock carries on.
+  kvm_clock_data GetClock() const;
+  void SetClock(const kvm_clock_data& clock);
 
  private:
   UniqueFd fd_;

@@ -42,6 +42,7 @@
 #include "process/qmp_listener.h"
 #include "process/vmm_log.h"
 #include "vm/machine.h"
+#include "vm/snapshot.h"
 
 namespace virga {
 namespace {
@@ -197,11 +198,19 @@ class VmProcess {
     ::signal(SIGPIPE, SIG_IGN);
     signal_fd_.Reset(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
     try {
+      std::unique_ptr<OpenedSnapshot> snapshot;
+      RestoreSource source{};
+      if (c.incoming) {
+        snapshot = std::make_unique<OpenedSnapshot>(c.incoming->substr(5));
+        source = snapshot->source();
+      }
       machine_ = std::make_unique<Machine>(
           ToMachineConfig(c), [this](const ExitReason& r) { mailbox_.Post(r); },
           [this](const std::string& name, Json data) {
             events_.Post(Json(Json::Object{{"event", Json("qmp")}, {"name", Json(name)}, {"data", std::move(data)}}).Dump());
-          });
+          },
+          snapshot ? &source : nullptr);
+      if (snapshot) log_.Log("restored from " + *c.incoming);
     } catch (const std::exception& e) {
       return Finish(1, e.what());
     }
@@ -475,7 +484,7 @@ class VmProcess {
     const Json* args = message.Find("args");
     try {
       Json result = RunControlRequest(*machine_, op->as_string(), args ? *args : Json(Json::Object{}), std::move(fds),
-                                      kProcessStartNs);
+                                      {kProcessStartNs, kVersion});
       if (op->as_string() == "resume") prelaunch_ = false;
       control_.Send("{\"id\":" + id->Dump() + ",\"result\":" + result.Dump() + "}");
     } catch (const QmpError& e) {

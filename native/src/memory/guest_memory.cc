@@ -39,6 +39,26 @@ GuestMemory::GuestMemory(uint64_t size, uint64_t hole_start) : size_(size) {
   if (size > low) regions_.push_back({k4GiB, size - low, MapAnonymous(size - low), 1});
 }
 
+GuestMemory::GuestMemory(uint64_t size, uint64_t hole_start, int fd, const std::vector<FileRegion>& file)
+    : GuestMemory(size, hole_start) {
+  file_backed_ = true;
+  known_zero_.store(false);
+  if (file.size() != regions_.size()) {
+    throw VmmError("the memory file has " + std::to_string(file.size()) + " regions, this machine " +
+                   std::to_string(regions_.size()));
+  }
+  for (size_t i = 0; i < regions_.size(); ++i) {
+    const MemoryRegion& r = regions_[i];
+    if (file[i].guest_base != r.guest_base || file[i].size != r.size) {
+      throw VmmError("the memory file's region " + std::to_string(i) + " does not match this machine's RAM layout");
+    }
+    // Over the aligned anonymous reservation, so KVM still gets 2 MiB-aligned slots.
+    void* mapped = ::mmap(r.host, r.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
+                          static_cast<off_t>(file[i].file_offset));
+    if (mapped == MAP_FAILED) throw ErrnoError("failed to map the memory file");
+  }
+}
+
 GuestMemory::~GuestMemory() {
   for (const auto& region : regions_) ::munmap(region.host, region.size);
 }
@@ -82,10 +102,14 @@ bool GuestMemory::Zero(uint64_t gpa, uint64_t len) const {
     return true;
   }
   std::memset(host, 0, first_page - start);
-  // Private anonymous memory reads back as zeros after MADV_DONTNEED.
-  if (::madvise(reinterpret_cast<void*>(first_page), last_page - first_page, MADV_DONTNEED) != 0) {
-    std::memset(reinterpret_cast<void*>(first_page), 0, last_page - first_page);
-  }
+  void* pages = reinterpret_cast<void*>(first_page);
+  size_t bytes = last_page - first_page;
+  bool dropped = file_backed_
+                     ? ::mmap(pages, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+                              -1, 0) != MAP_FAILED
+                     // Private anonymous memory reads back as zeros after MADV_DONTNEED.
+                     : ::madvise(pages, bytes, MADV_DONTNEED) == 0;
+  if (!dropped) std::memset(pages, 0, bytes);
   std::memset(reinterpret_cast<void*>(last_page), 0, end - last_page);
   return true;
 }

@@ -19,10 +19,22 @@ struct MemoryRegion {
   uint32_t slot;
 };
 
+// Where a region's bytes start in a snapshot's memory file.
+struct FileRegion {
+  uint64_t guest_base;
+  uint64_t size;
+  uint64_t file_offset;
+};
+
 class GuestMemory {
  public:
   // Lays out `size` bytes of RAM: below `hole_start`, and the rest from 4 GiB.
   GuestMemory(uint64_t size, uint64_t hole_start);
+  // The same layout, each region a private copy-on-write mapping of `fd`
+  // (a snapshot's memory file): clones of one snapshot share the pages
+  // they have not written through the page cache. Throws if `file` does not
+  // hold exactly this layout.
+  GuestMemory(uint64_t size, uint64_t hole_start, int fd, const std::vector<FileRegion>& file);
   ~GuestMemory();
   GuestMemory(const GuestMemory&) = delete;
   GuestMemory& operator=(const GuestMemory&) = delete;
@@ -56,6 +68,9 @@ class GuestMemory {
  private:
   std::vector<MemoryRegion> regions_;
   uint64_t size_;
+  // MADV_DONTNEED on a private file mapping brings the file's bytes back,
+  // not zeros: Zero() maps fresh anonymous memory over such pages instead.
+  bool file_backed_ = false;
   // Device threads call Write() concurrently: atomic, read before stored.
   mutable std::atomic<bool> known_zero_{true};
 };

@@ -1,8 +1,10 @@
 #include "process/control_requests.h"
 
+#include <chrono>
 #include <cstdio>
 
 #include "common/error.h"
+#include "vm/snapshot.h"
 
 namespace virga {
 
@@ -80,7 +82,7 @@ DeviceAddRequest ToDeviceAdd(const Args& a) {
 }  // namespace
 
 Json RunControlRequest(Machine& machine, const std::string& op, const Json& args, std::vector<UniqueFd> fds,
-                       uint64_t process_start_ns) {
+                       const ControlContext& context) {
   Args a(args);
   MicrovmDevices& devices = machine.devices();
   if (op == "pause") {
@@ -92,7 +94,7 @@ Json RunControlRequest(Machine& machine, const std::string& op, const Json& args
   } else if (op == "powerdown") {
     machine.PressPowerButton();
   } else if (op == "vcpus") {
-    return VcpusJson(machine.Vcpus(), process_start_ns);
+    return VcpusJson(machine.Vcpus(), context.process_start_ns);
   } else if (op == "blockdev-add") {
     devices.AddBlockBackend(a.String("nodeName"), {a.String("filename"), a.Bool("readOnly"), a.Bool("direct")});
   } else if (op == "blockdev-del") {
@@ -117,6 +119,14 @@ Json RunControlRequest(Machine& machine, const std::string& op, const Json& args
     return devices.QueryBalloon();
   } else if (op == "devices") {
     return devices.Describe();
+  } else if (op == "snapshot") {
+    auto started = std::chrono::steady_clock::now();
+    SnapshotSizes sizes = WriteSnapshot(machine, a.String("dir"), context.vmm_version);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    return Json(Json::Object{{"stateBytes", Json(sizes.state_bytes)},
+                             {"memoryBytes", Json(sizes.memory_bytes)},
+                             {"totalBytes", Json(machine.memory().size())},
+                             {"ms", Json(static_cast<uint64_t>(ms.count()))}});
   } else {
     throw VmmError("unknown control request '" + op + "'");
   }

@@ -13,10 +13,15 @@
 
 namespace virga {
 
+struct ControlContext {
+  uint64_t process_start_ns;
+  std::string vmm_version;
+};
+
 // Runs one request; returns its result. Throws VmmError (or QmpError, whose
 // class goes back to QMP) with a message that names the bad field.
 Json RunControlRequest(Machine& machine, const std::string& op, const Json& args, std::vector<UniqueFd> fds,
-                       uint64_t process_start_ns);
+                       const ControlContext& context);
 
 // One -D log line per vCPU as the VM ends: where its time went.
 std::string RunStatsLogLine(const VcpuSummary& v, uint64_t process_start_ns);

@@ -66,6 +66,21 @@ void Balloon::Reset() {
   actual_pages_.store(0, std::memory_order_release);
 }
 
+uint16_t Balloon::HeldChains(uint16_t queue) const {
+  std::lock_guard guard(io_lock_);
+  return stats_head_ && queue == stats_queue_ ? 1 : 0;
+}
+
+void Balloon::SaveState(state::ByteWriter& out) const {
+  out.U32(target_pages());
+  out.U32(actual_pages());
+}
+
+void Balloon::RestoreState(state::ByteReader& in) {
+  target_pages_.store(in.U32());
+  actual_pages_.store(in.U32());
+}
+
 bool Balloon::driver_ready() const {
   std::lock_guard guard(io_lock_);
   return activated_;

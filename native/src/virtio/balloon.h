@@ -46,6 +46,9 @@ class Balloon : public VirtioDevice {
   void Activate(const ActiveQueues& active, uint64_t driver_features) override;
   void ProcessQueue(uint16_t queue) override;
   void Reset() override;
+  uint16_t HeldChains(uint16_t queue) const override;
+  void SaveState(state::ByteWriter& out) const override;
+  void RestoreState(state::ByteReader& in) override;
 
   // The balloon size the host wants, in 4 KiB pages. The caller raises the
   // configuration-change interrupt afterwards.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "memory/guest_memory.h"
+#include "state/byte_stream.h"
 #include "virtio/queue.h"
 
 namespace virga::virtio {
@@ -41,6 +42,16 @@ class VirtioDevice {
   // Called on the I/O thread when the driver notified `queue`.
   virtual void ProcessQueue(uint16_t queue) = 0;
   virtual void Reset() = 0;
+
+  // Saved state (docs/snapshots.md), taken while the VM is paused. Chains
+  // a device took from a queue and still holds (a frame half delivered,
+  // the balloon's stats buffer) are not saved: the queue's saved index
+  // points back at them, and the restored device takes them again.
+  virtual uint16_t HeldChains(uint16_t queue) const { return 0; }
+  // Device state beyond the transport's and the backend's (called after
+  // Activate on restore). Most devices have none.
+  virtual void SaveState(state::ByteWriter& out) const {}
+  virtual void RestoreState(state::ByteReader& in) {}
 };
 
 }  // namespace virga::virtio

@@ -251,4 +251,67 @@ void MmioTransport::SignalConfigChange() {
   if (status_ & kStatusDriverOk) RaiseInterrupt(kInterruptConfigChange);
 }
 
+void MmioTransport::SaveState(state::ByteWriter& out) {
+  std::lock_guard guard(lock_);
+  out.U32(device_->device_id());
+  out.U32(status_);
+  out.U32(device_features_sel_);
+  out.U32(driver_features_sel_);
+  out.U64(driver_features_);
+  out.U32(queue_sel_);
+  out.U32(interrupt_status_.load());
+  out.U32(config_generation_.load());
+  out.Bool(activated_.load());
+  out.U32(static_cast<uint32_t>(queues_.size()));
+  for (uint16_t q = 0; q < queues_.size(); ++q) {
+    queues_[q].SaveState(out, activated_.load() ? device_->HeldChains(q) : 0);
+  }
+  device_->SaveState(out);
+}
+
+void MmioTransport::RestoreState(state::ByteReader& in) {
+  std::lock_guard guard(lock_);
+  uint32_t id = in.U32();
+  if (id != device_->device_id()) {
+    throw state::StateError(in.what() + ": holds virtio device type " + std::to_string(id) + ", this slot has type " +
+                            std::to_string(device_->device_id()));
+  }
+  status_ = in.U32();
+  device_features_sel_ = in.U32();
+  driver_features_sel_ = in.U32();
+  driver_features_ = in.U64();
+  if (driver_features_ & ~device_->features()) {
+    throw state::StateError(in.what() + ": the driver's features are not all offered by this device");
+  }
+  queue_sel_ = in.U32();
+  interrupt_status_.store(in.U32());
+  config_generation_.store(in.U32());
+  bool activated = in.Bool();
+  uint32_t count = in.U32();
+  if (count != queues_.size()) {
+    throw state::StateError(in.what() + ": " + std::to_string(count) + " queues saved, the device has " +
+                            std::to_string(queues_.size()));
+  }
+  for (auto& queue : queues_) queue.RestoreState(in);
+  if (activated) {
+    for (const auto& queue : queues_) {
+      if (queue.ready() && !queue.IsValid(*memory_)) {
+        throw state::StateError(in.what() + ": a queue lies outside guest memory");
+      }
+    }
+    ActiveQueues active{memory_, &queues_,
+                        [this](uint16_t) { RaiseInterrupt(kInterruptUsedBuffer); },
+                        [this] { RaiseInterrupt(kInterruptConfigChange); }};
+    device_->Activate(active, driver_features_);
+    activated_.store(true);
+  }
+  device_->RestoreState(in);
+}
+
+void MmioTransport::KickQueues() {
+  if (!activated_.load()) return;
+  uint64_t one = 1;
+  for (const auto& fd : notify_fds_) [[maybe_unused]] ssize_t n = ::write(fd.get(), &one, sizeof(one));
+}
+
 }  // namespace virga::virtio

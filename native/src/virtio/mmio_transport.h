@@ -41,6 +41,13 @@ class MmioTransport : public BusDevice {
   void SignalConfigChange();
   // Machine reset: back to the state before the driver found the device.
   void Reset();
+  // Registers, queues and the device's own state (the VM is paused).
+  void SaveState(state::ByteWriter& out);
+  // Into a transport just created, before the vCPUs run; an activated
+  // device is activated again with the saved features.
+  void RestoreState(state::ByteReader& in);
+  // After a restore: serve what the driver posted before the snapshot.
+  void KickQueues();
 
  private:
   uint32_t ReadRegister(uint64_t offset);

@@ -111,6 +111,13 @@ void Net::Reset() {
   WatchTapLocked(false);
 }
 
+uint16_t Net::HeldChains(uint16_t queue) const {
+  std::lock_guard guard(io_lock_);
+  // Buffers holding part of a frame: the frame itself is not saved (the
+  // restored guest just never got it, as if the wire had dropped it).
+  return queue == kRxQueue ? static_cast<uint16_t>(frame_chains_.size()) : 0;
+}
+
 bool Net::driver_ready() const {
   std::lock_guard guard(io_lock_);
   return activated_;

@@ -40,6 +40,7 @@ class Net : public VirtioDevice {
   void Activate(const ActiveQueues& active, uint64_t driver_features) override;
   void ProcessQueue(uint16_t queue) override;
   void Reset() override;
+  uint16_t HeldChains(uint16_t queue) const override;
 
   // Hot-plug: the link comes up. The caller raises the configuration-change
   // interrupt afterwards (never while holding a lock of ours).

@@ -113,4 +113,34 @@ bool Queue::ShouldInterrupt(const GuestMemory& memory) {
   return static_cast<uint16_t>(next_used_ - used_event - 1) < static_cast<uint16_t>(next_used_ - old_used);
 }
 
+void Queue::SaveState(state::ByteWriter& out, uint16_t held) const {
+  out.U16(size_);
+  out.Bool(ready_);
+  out.U64(desc_table);
+  out.U64(avail_ring);
+  out.U64(used_ring);
+  out.U16(static_cast<uint16_t>(next_avail_ - held));
+  out.U16(next_used_);
+  out.Bool(broken_);
+  out.Bool(event_idx_);
+  out.U16(signalled_used_);
+  out.Bool(signalled_used_valid_);
+}
+
+void Queue::RestoreState(state::ByteReader& in) {
+  size_ = in.U16();
+  if (size_ > max_size_) throw state::StateError(in.what() + ": queue size " + std::to_string(size_) + " exceeds " +
+                                                 std::to_string(max_size_));
+  ready_ = in.Bool();
+  desc_table = in.U64();
+  avail_ring = in.U64();
+  used_ring = in.U64();
+  next_avail_ = in.U16();
+  next_used_ = in.U16();
+  broken_ = in.Bool();
+  event_idx_ = in.Bool();
+  signalled_used_ = in.U16();
+  signalled_used_valid_ = in.Bool();
+}
+
 }  // namespace virga::virtio

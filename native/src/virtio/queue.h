@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "memory/guest_memory.h"
+#include "state/byte_stream.h"
 
 namespace virga::virtio {
 
@@ -53,6 +54,12 @@ class Queue {
   // call: no when it asked not to be (VIRTQ_AVAIL_F_NO_INTERRUPT, or its
   // used_event index not yet reached). Call once per batch.
   bool ShouldInterrupt(const GuestMemory& memory);
+
+  // Saved state (docs/snapshots.md). `held` chains were taken and not yet
+  // returned: the saved next_avail points back at them, so the restored
+  // device takes them again.
+  void SaveState(state::ByteWriter& out, uint16_t held) const;
+  void RestoreState(state::ByteReader& in);
 
   uint16_t next_avail() const { return next_avail_; }
   // True once the driver published an available index more than the

@@ -1,6 +1,7 @@
 #include "vm/machine.h"
 
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,9 +14,8 @@
 #include "arch/x86_64/mptable.h"
 #include "common/error.h"
 #include "common/hex.h"
-#include "devices/i8042.h"
-#include "devices/rtc_cmos.h"
 #include "devices/acpi_pm_registers.h"
+#include "vm/vcpu_state.h"
 
 namespace virga {
 
@@ -23,10 +23,68 @@ namespace {
 constexpr uint16_t kCom1Port = 0x3f8;
 }  // namespace
 
-Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevices::Emit on_event)
+namespace {
+
+// What the command line describes, to compare with a snapshot's machine.
+MachineLayout LayoutOfConfig(const MachineConfig& config) {
+  MachineLayout layout;
+  layout.memory_bytes = config.memory_bytes;
+  layout.cpus = config.cpus;
+  layout.max_cpus = config.max_cpus;
+  layout.sockets = config.topology.sockets;
+  layout.cores = config.topology.cores;
+  layout.threads = config.topology.threads;
+  for (const DiskConfig& disk : config.disks) {
+    auto& d = layout.disks[disk.slot];
+    d.present = true;
+    struct stat st {};
+    if (::stat(disk.file.path.c_str(), &st) == 0) d.bytes = static_cast<uint64_t>(st.st_size) / 512 * 512;
+    d.read_only = disk.file.read_only;
+  }
+  for (uint32_t slot = 0; slot < x86::kNetSlots; ++slot) layout.nics[slot].mac_given = false;
+  for (const NicConfig& nic : config.nics) {
+    layout.nics[nic.slot].present = true;
+    if (nic.mac) {
+      layout.nics[nic.slot].mac = *nic.mac;
+      layout.nics[nic.slot].mac_given = true;
+    }
+  }
+  if (config.balloon) {
+    layout.balloon = true;
+    layout.balloon_deflate_on_oom = config.balloon->options.deflate_on_oom;
+    layout.balloon_free_page_reporting = config.balloon->options.free_page_reporting;
+  }
+  return layout;
+}
+
+std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : sep) + p;
+  return out;
+}
+
+}  // namespace
+
+Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevices::Emit on_event,
+                 const RestoreSource* restore)
     : config_(config), on_exit_(std::move(on_exit)), system_(kvm::System::Open()), vm_(system_) {
   VcpuThread::InstallKickHandler();
-  memory_ = std::make_unique<GuestMemory>(config.memory_bytes, x86::kMmioHoleStart);
+  std::array<std::optional<MacAddress>, x86::kNetSlots> nic_macs{};
+  if (restore != nullptr) {
+    state::ByteReader section = restore->state->Section("MACH");
+    MachineLayout saved = MachineLayout::Decode(section);
+    std::vector<std::string> differences = LayoutDifferences(saved, LayoutOfConfig(config));
+    if (!differences.empty()) {
+      throw VmmError("the command line does not describe the machine saved in " + restore->name + ": " +
+                     Join(differences, "; "));
+    }
+    // Every NIC keeps the MAC its guest read at boot.
+    for (uint32_t slot = 0; slot < x86::kNetSlots; ++slot) nic_macs[slot] = saved.nics[slot].mac;
+    memory_ = std::make_unique<GuestMemory>(config.memory_bytes, x86::kMmioHoleStart, restore->memory_fd,
+                                            restore->memory_layout);
+  } else {
+    memory_ = std::make_unique<GuestMemory>(config.memory_bytes, x86::kMmioHoleStart);
+  }
   // Guest RAM goes to KVM before the irqchip exists: measured on PVM, a
   // memory slot added after KVM_CREATE_IRQCHIP takes 4-7 ms (the update
   // then waits for a grace period), before it 0.1 ms.
@@ -44,19 +102,30 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevice
   // Fixed slot layout (docs/devices.md) so hot-plug fills slots the guest
   // already knows about, at addresses that never move.
   devices_ = std::make_unique<MicrovmDevices>(
-      config.disks, config.nics, config.balloon, config.identity, config.memory_bytes,
+      config.disks, config.nics, config.balloon, config.identity, nic_macs, config.memory_bytes,
       [this](uint32_t index, const auto& make) { return AddSlot(index, make); },
       on_event ? std::move(on_event) : [](const std::string&, Json) {});
-  uint64_t entry = LoadGuest();
+  // A restored machine's kernel is in its RAM already; a later
+  // system_reset loads it afresh, as for any VM.
+  uint64_t entry = restore != nullptr ? 0 : LoadGuest();
   // From here the guest, resets and later loads write RAM.
   memory_->ForgetKnownZero();
   CreateVcpus();
   QueueTransmitWrites();
-  for (size_t i = 0; i < vcpus_.size(); ++i) SetBootState(i, entry);
+  if (restore == nullptr) {
+    for (size_t i = 0; i < vcpus_.size(); ++i) SetBootState(i, entry);
+  }
   for (uint32_t chip : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC}) {
     initial_irqchips_.push_back(vm_.GetIrqchip(chip));
   }
   initial_pit_ = vm_.GetPit2();
+  if (restore != nullptr) {
+    try {
+      LoadState(*restore->state);
+    } catch (const std::exception& e) {
+      throw VmmError("restoring from " + restore->name, e);
+    }
+  }
 }
 
 Machine::~Machine() { Destroy(); }
@@ -71,8 +140,10 @@ void Machine::CreateLegacyDevices() {
   // 0x60..0x64 as one range: data at offset 0, status/command at offset 4.
   keyboard_irq_ = std::make_unique<IrqLine>(x86::kKeyboardIrq);
   vm_.RegisterIrqfd(keyboard_irq_->fd(), keyboard_irq_->gsi());
-  pio_.Insert(I8042::kDataPort, 5, std::make_shared<I8042>(report, keyboard_irq_.get()));
-  pio_.Insert(RtcCmos::kBasePort, 2, std::make_shared<RtcCmos>());
+  i8042_ = std::make_shared<I8042>(report, keyboard_irq_.get());
+  pio_.Insert(I8042::kDataPort, 5, i8042_);
+  rtc_ = std::make_shared<RtcCmos>();
+  pio_.Insert(RtcCmos::kBasePort, 2, rtc_);
   power_button_irq_ = std::make_unique<IrqLine>(x86::kPowerButtonGsi);
   vm_.RegisterIrqfd(power_button_irq_->fd(), power_button_irq_->gsi());
   pio_.Insert(x86::kSleepControlPort, AcpiPmRegisters::kSize, std::make_shared<AcpiPmRegisters>(report));
@@ -215,6 +286,96 @@ void Machine::Reset() {
 }
 
 void Machine::PressPowerButton() { power_button_irq_->Trigger(); }
+
+MachineLayout Machine::Layout() const {
+  MachineLayout layout;
+  layout.memory_bytes = config_.memory_bytes;
+  layout.cpus = config_.cpus;
+  layout.max_cpus = config_.max_cpus;
+  layout.sockets = config_.topology.sockets;
+  layout.cores = config_.topology.cores;
+  layout.threads = config_.topology.threads;
+  devices_->FillLayout(&layout);
+  return layout;
+}
+
+std::vector<uint8_t> Machine::SaveState(const std::string& vmm_version) {
+  std::lock_guard guard(lifecycle_);
+  if (!paused_) throw VmmError("the VM must be paused to save its state");
+  state::StateFileWriter file;
+  state::ByteWriter machine;
+  Layout().Encode(machine);
+  file.Section("MACH", machine);
+  std::vector<uint32_t> msrs = system_.MsrIndexList();
+  for (auto& vcpu : vcpus_) {
+    state::ByteWriter out;
+    SaveVcpuState(vcpu->vcpu(), msrs, out);
+    file.Section("VCPU", out);
+  }
+  state::ByteWriter irqchip;
+  for (uint32_t chip : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC}) {
+    irqchip.Pod(vm_.GetIrqchip(chip));
+  }
+  file.Section("IRQC", irqchip);
+  state::ByteWriter pit, clock, uart, keyboard, rtc;
+  pit.Pod(vm_.GetPit2());
+  file.Section("PIT2", pit);
+  clock.Pod(vm_.GetClock());
+  file.Section("CLCK", clock);
+  serial_->SaveState(uart);
+  file.Section("UART", uart);
+  i8042_->SaveState(keyboard);
+  file.Section("KBD", keyboard);
+  rtc_->SaveState(rtc);
+  file.Section("RTC", rtc);
+  for (auto& slot : slots_) {
+    state::ByteWriter out;
+    out.U64(slot.base);
+    slot.transport->SaveState(out);
+    file.Section("SLOT", out);
+  }
+  return file.Finish(vmm_version);
+}
+
+void Machine::LoadState(const state::StateFile& file) {
+  if (file.Count("VCPU") != vcpus_.size()) {
+    throw state::StateError("it holds " + std::to_string(file.Count("VCPU")) + " vCPUs, this machine has " +
+                            std::to_string(vcpus_.size()));
+  }
+  // The irqchip first: the LAPICs and devices restored next may raise lines into it.
+  state::ByteReader irqchip = file.Section("IRQC");
+  for (int i = 0; i < 3; ++i) vm_.SetIrqchip(irqchip.Pod<kvm_irqchip>());
+  irqchip.ExpectEnd();
+  state::ByteReader pit = file.Section("PIT2");
+  vm_.SetPit2(pit.Pod<kvm_pit_state2>());
+  for (size_t i = 0; i < vcpus_.size(); ++i) {
+    state::ByteReader in = file.Section("VCPU", i);
+    RestoreVcpuState(vcpus_[i]->vcpu(), in);
+  }
+  // The kvmclock last among the clocks: the guest's time carries on from
+  // the moment of the snapshot.
+  state::ByteReader clock = file.Section("CLCK");
+  vm_.SetClock(clock.Pod<kvm_clock_data>());
+  state::ByteReader uart = file.Section("UART");
+  serial_->RestoreState(uart);
+  state::ByteReader keyboard = file.Section("KBD");
+  i8042_->RestoreState(keyboard);
+  state::ByteReader rtc = file.Section("RTC");
+  rtc_->RestoreState(rtc);
+  if (file.Count("SLOT") != slots_.size()) {
+    throw state::StateError("it holds " + std::to_string(file.Count("SLOT")) + " device slots, this machine has " +
+                            std::to_string(slots_.size()));
+  }
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    state::ByteReader in = file.Section("SLOT", i);
+    uint64_t base = in.U64();
+    if (base != slots_[i].base) throw state::StateError("its device slots are laid out differently");
+    slots_[i].transport->RestoreState(in);
+    in.ExpectEnd();
+    // What the driver posted before the snapshot is served once the I/O threads run.
+    slots_[i].transport->KickQueues();
+  }
+}
 
 void Machine::ReportExit(const ExitReason& reason) {
   // The first reason wins: a reset seen by two vCPUs is one event.

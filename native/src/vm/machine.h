@@ -16,6 +16,8 @@
 #include "chardev/chardev.h"
 #include "devices/bus.h"
 #include "devices/irq.h"
+#include "devices/i8042.h"
+#include "devices/rtc_cmos.h"
 #include "devices/serial_8250.h"
 #include "io/event_loop.h"
 #include "kvm/system.h"
@@ -25,6 +27,8 @@
 #include "virtio/mmio_transport.h"
 #include "vm/coalesced_writes.h"
 #include "vm/exit_reason.h"
+#include "state/state_file.h"
+#include "vm/machine_layout.h"
 #include "vm/microvm_devices.h"
 
 namespace virga {
@@ -46,6 +50,14 @@ struct MachineConfig {
   std::string identity;
 };
 
+// Where a restored machine comes from (vm/snapshot.h opens it).
+struct RestoreSource {
+  std::string name;  // the snapshot directory, for errors
+  const state::StateFile* state;
+  int memory_fd;
+  std::vector<FileRegion> memory_layout;
+};
+
 struct VcpuSummary {
   uint32_t index;
   uint32_t apic_id;
@@ -57,7 +69,12 @@ struct VcpuSummary {
 class Machine {
  public:
   // `on_event` carries device events (BALLOON_CHANGED) from any thread.
-  Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevices::Emit on_event = nullptr);
+  // With `restore`, the machine continues a snapshot instead of booting:
+  // guest RAM mapped copy-on-write from its memory file, every vCPU and
+  // device as saved. The config must describe the same machine; every
+  // difference is named in the error.
+  Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevices::Emit on_event = nullptr,
+          const RestoreSource* restore = nullptr);
   ~Machine();
 
   void Start(bool paused);
@@ -74,6 +91,10 @@ class Machine {
   std::string pty_path() const { return chardev_->pty_path(); }
   // Hot-plug, backends and the balloon (main thread).
   MicrovmDevices& devices() { return *devices_; }
+  const GuestMemory& memory() const { return *memory_; }
+  // The whole machine's state (docs/snapshots.md) as a state file; the VM
+  // must be paused (the error says so otherwise).
+  std::vector<uint8_t> SaveState(const std::string& vmm_version);
   void Destroy();
 
  private:
@@ -96,6 +117,8 @@ class Machine {
   // Lets the guest's UART output skip the exit per byte where KVM can queue it.
   void QueueTransmitWrites();
   void SetBootState(size_t index, uint64_t entry);
+  MachineLayout Layout() const;
+  void LoadState(const state::StateFile& file);
   void ReportExit(const ExitReason& reason);
 
   MachineConfig config_;
@@ -112,6 +135,8 @@ class Machine {
   std::unique_ptr<IrqLine> keyboard_irq_;
   std::unique_ptr<IrqLine> power_button_irq_;
   std::shared_ptr<Serial8250> serial_;
+  std::shared_ptr<I8042> i8042_;
+  std::shared_ptr<RtcCmos> rtc_;
   std::vector<Slot> slots_;  // in slot order; the balloon's only when configured
   std::unique_ptr<MicrovmDevices> devices_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;

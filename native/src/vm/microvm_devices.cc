@@ -77,6 +77,7 @@ MacAddress DerivedMac(const std::string& identity, uint32_t slot) {
 
 MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::vector<NicConfig>& nics,
                                const std::optional<BalloonDeviceConfig>& balloon, const std::string& identity,
+                               const std::array<std::optional<MacAddress>, x86::kNetSlots>& nic_macs,
                                uint64_t memory_bytes, const AddSlot& add_slot, Emit emit)
     : memory_bytes_(memory_bytes), emit_(std::move(emit)) {
   block_slots_.resize(x86::kBlockSlots);
@@ -111,6 +112,7 @@ MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::
       net_backends_[nic.netdev] = {tap->ifname(), nullptr, i};
       net_slots_[i] = {nic.id, nic.netdev};
     }
+    if (nic_macs[i]) mac = *nic_macs[i];
     std::shared_ptr<virtio::Net> device;
     net_transports_.push_back(add_slot(x86::kBlockSlots + i, [&](const std::shared_ptr<EventLoop>& loop) {
       device = std::make_shared<virtio::Net>(mac, std::move(tap), loop);
@@ -120,6 +122,7 @@ MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::
   }
   if (balloon) {
     balloon_id_ = balloon->id;
+    balloon_options_ = balloon->options;
     balloon_ = std::make_shared<virtio::Balloon>(balloon->options, [this](uint32_t actual) { OnBalloonActual(actual); });
     auto device = balloon_;
     balloon_transport_ = add_slot(x86::kBalloonSlot, [device](const std::shared_ptr<EventLoop>&) { return device; });
@@ -389,6 +392,23 @@ Json MicrovmDevices::Describe() const {
       {"balloon", balloon},
       {"backends", Json(Json::Object{{"block", Json(std::move(free_block))}, {"net", Json(std::move(free_net))}})},
   });
+}
+
+void MicrovmDevices::FillLayout(MachineLayout* layout) const {
+  std::lock_guard guard(lock_);
+  for (uint32_t slot = 0; slot < block_slots_.size(); ++slot) {
+    auto& disk = layout->disks[slot];
+    disk.present = !block_slots_[slot].device_id.empty();
+    disk.bytes = disk.present ? blocks_[slot]->capacity_sectors() * 512 : 0;
+    disk.read_only = disk.present && blocks_[slot]->read_only();
+  }
+  for (uint32_t slot = 0; slot < net_slots_.size(); ++slot) {
+    layout->nics[slot].present = !net_slots_[slot].device_id.empty();
+    layout->nics[slot].mac = nets_[slot]->mac();
+  }
+  layout->balloon = balloon_ != nullptr;
+  layout->balloon_deflate_on_oom = balloon_ && balloon_options_.deflate_on_oom;
+  layout->balloon_free_page_reporting = balloon_ && balloon_options_.free_page_reporting;
 }
 
 }  // namespace virga

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "arch/x86_64/layout.h"
 #include "backends/block_file.h"
 #include "backends/tap.h"
 #include "common/json.h"
@@ -23,6 +24,7 @@
 #include "virtio/blk.h"
 #include "virtio/mmio_transport.h"
 #include "virtio/net.h"
+#include "vm/machine_layout.h"
 
 namespace virga {
 
@@ -76,9 +78,12 @@ class MicrovmDevices {
   // A QMP event for every client: {"event":NAME,"data":{...}}.
   using Emit = std::function<void(const std::string& name, Json data)>;
 
+  // `nic_macs`: a NIC slot's MAC when it must be that one (a restored
+  // guest's); otherwise a NIC's mac= or the MAC derived from `identity`.
   MicrovmDevices(const std::vector<DiskConfig>& disks, const std::vector<NicConfig>& nics,
                  const std::optional<BalloonDeviceConfig>& balloon, const std::string& identity,
-                 uint64_t memory_bytes, const AddSlot& add_slot, Emit emit);
+                 const std::array<std::optional<MacAddress>, x86::kNetSlots>& nic_macs, uint64_t memory_bytes,
+                 const AddSlot& add_slot, Emit emit);
 
   void AddBlockBackend(const std::string& node_name, const BlockFileConfig& file);
   void RemoveBlockBackend(const std::string& node_name);
@@ -96,6 +101,8 @@ class MicrovmDevices {
   Json QueryBalloon();
   // virga-query-devices (docs/devices.md).
   Json Describe() const;
+  // What fills each slot now (hot-plugged devices included), for a snapshot.
+  void FillLayout(MachineLayout* layout) const;
 
  private:
   struct BlockBackend {
@@ -130,6 +137,7 @@ class MicrovmDevices {
   std::shared_ptr<virtio::Balloon> balloon_;
   virtio::MmioTransport* balloon_transport_ = nullptr;
   std::string balloon_id_;
+  virtio::BalloonConfig balloon_options_;
 };
 
 }  // namespace virga

@@ -89,5 +89,6 @@ export function toArgv(config: VmConfig): string[] {
   if (config.daemonize) argv.push("-daemonize");
   if (config.pidfile !== undefined) argv.push("-pidfile", config.pidfile);
   if (config.startPaused) argv.push("-S");
+  if (config.incoming !== undefined) argv.push("-incoming", config.incoming);
   return argv;
 }

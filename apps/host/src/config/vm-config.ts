@@ -189,6 +189,11 @@ export const vmConfigSchema = z
     pidfile: z.string().min(1).optional(),
     /** -S: start with vCPUs paused (QMP status "prelaunch") until `cont`. */
     startPaused: z.boolean(),
+    /** -incoming file:<dir>: continue a snapshot instead of booting. */
+    incoming: z
+      .string()
+      .regex(/^file:\//, "must be file:<absolute path of a snapshot directory>")
+      .optional(),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -10,6 +10,7 @@ import { ControlHostSupervisor } from "./control-host-supervisor";
 import { DaemonError, badRequest, messageOf, notFound } from "./errors";
 import { EventBus } from "./event-bus";
 import { hostInfo, kvmFacts, type HostInfo, type KvmFacts } from "./host-info";
+import { createBlankImage, listImages, type CreateImageInput, type ImageFile } from "./images";
 import { checkRawQmp } from "./qmp-allow-list";
 import type { QmpReply } from "./qmp-link";
 import { MAX_SOCKET_PATH, RunDir, VM_ID, privateDir, vmPaths } from "./run-dir";
@@ -176,6 +177,21 @@ export class Daemon {
     const checked = await checkRawQmp(execute, args, this.images);
     return vm.qmpRequest(execute, checked);
   }
+
+  listImages(): Promise<ImageFile[]> {
+    return listImages(this.images, this.usedBy);
+  }
+
+  /** A blank raw image in an image directory (default: <run>/images). */
+  createImage(input: CreateImageInput): Promise<ImageFile> {
+    return createBlankImage(this.images, this.run.imagesDir, input, this.usedBy);
+  }
+
+  /** The VMs whose config names `file` as a disk. */
+  private readonly usedBy = (file: string): string[] =>
+    [...this.vms.values()]
+      .filter((vm) => vm.summary().config.drives.some((d) => d.file === file))
+      .map((vm) => vm.id);
 
   hostInfo(): HostInfo {
     this.kvm ??= kvmFacts();

@@ -1,11 +1,15 @@
 // virgad's tRPC router. The portal imports `AppRouter` as a type only.
-import { createCallerFactory, router } from "./trpc";
+import { createCallerFactory, mergeRouters, router } from "./trpc";
+import { deviceRouter } from "./routers/devices";
 import { hostRouter } from "./routers/host";
+import { imageRouter } from "./routers/image";
 import { vmRouter } from "./routers/vm";
 
 export const appRouter = router({
   host: hostRouter,
-  vm: vmRouter,
+  /** Lifecycle, QMP, console (routers/vm.ts) and devices (routers/devices.ts), one namespace. */
+  vm: mergeRouters(vmRouter, deviceRouter),
+  image: imageRouter,
 });
 
 export type AppRouter = typeof appRouter;
@@ -17,4 +21,6 @@ export type { VmSummary, VmState, VmExit } from "./vm";
 export type { VmEvent } from "./event-bus";
 export type { ConsoleChunk } from "./routers/vm";
 export type { HostInfo } from "./host-info";
+export type { ImageFile } from "./images";
+export type { Balloon, BalloonSlot, DiskSlot, NicCounters, NicSlot, VmDevices } from "./devices";
 export type { VmConfigInput } from "./vm-input";

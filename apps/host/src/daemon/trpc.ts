@@ -5,6 +5,7 @@ import type { WebSocket } from "ws";
 import { ZodError } from "zod";
 import type { Daemon } from "./daemon";
 import { DaemonError } from "./errors";
+import { describeIssues } from "./vm-input";
 
 export interface Context {
   daemon: Daemon;
@@ -16,8 +17,13 @@ export interface Context {
 
 const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
-    const zodIssues = error.cause instanceof ZodError ? error.cause.issues : undefined;
-    return { ...shape, data: { ...shape.data, zodIssues } };
+    if (!(error.cause instanceof ZodError)) return shape;
+    // "slot: must be 0..5", not zod's JSON: the message names the field like every other error.
+    return {
+      ...shape,
+      message: describeIssues(error.cause),
+      data: { ...shape.data, zodIssues: error.cause.issues },
+    };
   },
 });
 
@@ -50,5 +56,6 @@ const daemonErrors = t.middleware(async ({ next }) => {
 });
 
 export const router = t.router;
+export const mergeRouters = t.mergeRouters;
 export const createCallerFactory = t.createCallerFactory;
 export const procedure = t.procedure.use(requireToken).use(daemonErrors);

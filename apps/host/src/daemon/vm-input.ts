@@ -19,12 +19,12 @@ type Defaulted =
 export type VmConfigInput = Omit<VmConfig, DaemonOwnedField | Defaulted> &
   Partial<Pick<VmConfig, DaemonOwnedField | Defaulted>>;
 
-/** Describes zod issues as "config.<path>: <message>", one per issue. */
-export function describeIssues(error: z.ZodError, prefix: string): string {
+/** Describes zod issues as "<prefix>.<path>: <message>", one per issue. */
+export function describeIssues(error: z.ZodError, prefix?: string): string {
   return error.issues
     .map((issue) => {
-      const where = [prefix, ...issue.path.map(String)].join(".");
-      return `${where}: ${issue.message}`;
+      const path = [...(prefix === undefined ? [] : [prefix]), ...issue.path.map(String)];
+      return `${path.length === 0 ? "input" : path.join(".")}: ${issue.message}`;
     })
     .join("; ");
 }

@@ -25,6 +25,7 @@ import { readJson, writeJson } from "./json-file";
 import { exitFromLog, isAlive, isVmmFor, readTail } from "./proc";
 import { QmpLink, type QmpEventMessage, type QmpReply } from "./qmp-link";
 import type { VmPaths } from "./run-dir";
+import { deleteTap, ensureTap, type OwnedTap } from "./taps";
 import { confineConfig, ownedFields } from "./vm-input";
 
 export type VmState = "created" | "running" | "paused" | "prelaunch" | "shutdown" | "crashed";
@@ -47,6 +48,26 @@ export interface VmMeta {
   startedAt: string | null;
   state: VmState;
   exit: VmExit | null;
+  /** Taps virgad created for this VM's NICs on bridges (deleted with the NIC or the VM). */
+  taps?: OwnedTap[];
+  /** The last balloon target set through virgad, applied again after a start; absent: none. */
+  balloonTargetBytes?: number;
+}
+
+/** What device changes (devices.ts) see of a VM and may change. */
+export interface DeviceView {
+  readonly id: string;
+  readonly dir: string;
+  readonly state: VmState;
+  /** The VM's QMP while it runs (throws PRECONDITION_FAILED while reconnecting); null when stopped. */
+  readonly qmp: QmpLink | null;
+  readonly config: VmConfig;
+  readonly taps: readonly OwnedTap[];
+  readonly balloonTargetBytes: number | null;
+  /** Stores a new config (config.json), so the next start has it. */
+  saveConfig(config: VmConfig): Promise<void>;
+  saveTaps(taps: OwnedTap[]): Promise<void>;
+  saveBalloonTarget(bytes: number | null): Promise<void>;
 }
 
 export interface VmSummary {
@@ -74,6 +95,8 @@ const START_TIMEOUT_MS = 20000;
 const STOP_TIMEOUT_MS = 10000;
 const CONSOLE_ACCEPT_TIMEOUT_MS = 3000;
 const WATCH_INTERVAL_MS = 1000;
+/** How long after a start virgad keeps offering the recorded balloon target to a guest whose driver is not up yet. */
+const BALLOON_REAPPLY_MS = 120000;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -173,6 +196,11 @@ export class ManagedVm {
       this.requireState("start", STOPPED_STATES);
       // Files may have moved or been swapped for symlinks since create.
       const confined = await confineConfig(this.config, this.ctx.images);
+      for (const tap of this.meta.taps ?? []) {
+        if (confined.netdevs.some((n) => "ifname" in n && n.ifname === tap.ifname)) {
+          await ensureTap(tap);
+        }
+      }
       const config: VmConfig = { ...confined, ...ownedFields(this.paths) };
       delete config.pidfile;
       await this.removeRuntimeFiles();
@@ -255,6 +283,9 @@ export class ManagedVm {
         });
       }
       this.startWatching(generation);
+      if (this.meta.balloonTargetBytes !== undefined) {
+        this.background(this.reapplyBalloon(generation, this.meta.balloonTargetBytes));
+      }
       return this.summary();
     });
   }
@@ -313,6 +344,11 @@ export class ManagedVm {
       this.requireState("delete", STOPPED_STATES);
       this.detached = true;
       this.stopWatching();
+      for (const tap of this.meta.taps ?? []) {
+        await deleteTap(tap.ifname).catch((error: unknown) => {
+          this.ctx.log(`${this.id}: deleting tap ${tap.ifname}: ${messageOf(error)}`);
+        });
+      }
       await this.relay.remove();
       await this.metaChain;
       await rm(this.paths.dir, { recursive: true, force: true });
@@ -344,6 +380,66 @@ export class ManagedVm {
         "PRECONDITION_FAILED",
         `the console of VM '${this.id}' is not connected (reconnecting)`,
       );
+    }
+  }
+
+  // ---- devices ----------------------------------------------------------------
+
+  /** A device change, one at a time with the lifecycle (a start never sees half of one). */
+  editDevices<T>(change: (view: DeviceView) => Promise<T>): Promise<T> {
+    return this.locked(() => change(this.deviceView()));
+  }
+
+  deviceView(): DeviceView {
+    const live = LIVE_STATES.includes(this.meta.state);
+    return {
+      id: this.id,
+      dir: this.paths.dir,
+      state: this.meta.state,
+      qmp: live ? this.requireQmp() : null,
+      config: this.config,
+      taps: this.meta.taps ?? [],
+      balloonTargetBytes: this.meta.balloonTargetBytes ?? null,
+      saveConfig: async (config) => {
+        const checked = vmConfigSchema.parse(config);
+        await writeJson(this.paths.config, checked);
+        this.config = checked;
+      },
+      saveTaps: async (taps) => {
+        this.meta.taps = taps;
+        this.saveMeta();
+        await this.metaChain;
+      },
+      saveBalloonTarget: async (bytes) => {
+        if (bytes === null) delete this.meta.balloonTargetBytes;
+        else this.meta.balloonTargetBytes = bytes;
+        this.saveMeta();
+        await this.metaChain;
+      },
+    };
+  }
+
+  /**
+   * The guest's balloon driver comes up some time after boot and the VM
+   * refuses a target before it (DeviceNotActive), so the recorded target is
+   * offered once a second until it is taken.
+   */
+  private async reapplyBalloon(generation: number, bytes: number): Promise<void> {
+    const deadline = Date.now() + BALLOON_REAPPLY_MS;
+    while (Date.now() < deadline && this.wantsConnection(generation)) {
+      const qmp = this.qmp;
+      if (qmp !== null && !qmp.isClosed) {
+        const reply = await qmp.request("balloon", { value: bytes }).catch(() => null);
+        if (reply !== null && reply.error === undefined) {
+          this.ctx.log(`${this.id}: balloon target ${bytes} applied again`);
+          return;
+        }
+        if (reply?.error !== undefined && reply.error.class !== "DeviceNotActive") {
+          this.ctx.log(`${this.id}: balloon target ${bytes} not applied: ${reply.error.desc}`);
+          return;
+        }
+      }
+      await sleep(1000);
     }
   }
 

@@ -10,6 +10,7 @@ import type {
   DevicesInfo,
   NetdevAddArgs,
 } from "./device-types";
+import type { MigrationInfo } from "./migration";
 import type { NamedFds } from "./named-fds";
 
 /** QMP's RunState values that virga-vmm uses so far. */
@@ -83,4 +84,12 @@ export interface VmControl {
   balloon(bytes: number): Promise<void>;
   queryBalloon(): Promise<BalloonInfo>;
   devices(): Promise<DevicesInfo>;
+
+  /**
+   * migrate file:<dir>: pauses a running VM (STOP) and writes a snapshot;
+   * the VM stays paused. Resolves when it is written, rejects with the
+   * reason (query-migrate then says failed, with error-desc).
+   */
+  snapshot(dir: string): Promise<void>;
+  migrationInfo(): MigrationInfo;
 }

@@ -80,6 +80,16 @@ export interface BalloonInfo {
   "stats-updated"?: number;
 }
 
+/** What writing a snapshot cost (the VM process's answer). */
+export interface SnapshotResult {
+  stateBytes: number;
+  /** Guest RAM written; pages never touched are holes in the file. */
+  memoryBytes: number;
+  /** Guest RAM in all. */
+  totalBytes: number;
+  ms: number;
+}
+
 /** What the VM process does with devices (the VmmChannel; a fake in unit tests). */
 export interface NativeDevices {
   blockdevAdd(args: BlockdevAddArgs): Promise<void>;
@@ -92,4 +102,6 @@ export interface NativeDevices {
   balloon(bytes: number): Promise<void>;
   queryBalloon(): Promise<BalloonInfo>;
   devices(): Promise<DevicesInfo>;
+  /** Writes the paused VM into `dir` (docs/snapshots.md). */
+  snapshot(dir: string): Promise<SnapshotResult>;
 }

@@ -19,6 +19,7 @@ import type {
   NetdevAddArgs,
 } from "./device-types";
 import { EventHub } from "./events";
+import { MigrationTracker, type MigrationInfo } from "./migration";
 import { NamedFds, closeQuietly } from "./named-fds";
 import { genericError } from "../qmp/wire";
 
@@ -36,6 +37,9 @@ export class Machine implements VmControl {
   private readonly hub = new EventHub();
   private queue: Promise<unknown> = Promise.resolve();
   readonly fds = new NamedFds();
+  private readonly migration = new MigrationTracker((status) => {
+    this.hub.emit("MIGRATION", { status });
+  });
 
   /**
    * onShutdown ends the control plane (and, for quit, the VM process).
@@ -194,6 +198,31 @@ export class Machine implements VmControl {
 
   devices(): Promise<DevicesInfo> {
     return this.vm.devices();
+  }
+
+  snapshot(dir: string): Promise<void> {
+    if (this.migration.active)
+      return Promise.reject(genericError("a migration is already in progress"));
+    this.migration.begin();
+    return this.serial(async () => {
+      try {
+        if (this.state === "shutdown") throw genericError("the VM has shut down");
+        if (this.state === "running") {
+          await this.vm.pause();
+          this.state = "paused";
+          this.hub.emit("STOP");
+        }
+        this.migration.running();
+        this.migration.completedToFile(await this.vm.snapshot(dir));
+      } catch (error) {
+        this.migration.failed(error instanceof Error ? error.message : String(error));
+        throw error;
+      }
+    });
+  }
+
+  migrationInfo(): MigrationInfo {
+    return this.migration.snapshotInfo();
   }
 
   private serial<T>(operation: () => Promise<T>): Promise<T> {

@@ -12,6 +12,7 @@ import type {
   DeviceAddArgs,
   DevicesInfo,
   NetdevAddArgs,
+  SnapshotResult,
 } from "./device-types";
 import type { NativeVm } from "./machine";
 
@@ -137,6 +138,9 @@ export class VmmChannel implements NativeVm {
   }
   devices(): Promise<DevicesInfo> {
     return this.request("devices") as Promise<DevicesInfo>;
+  }
+  snapshot(dir: string): Promise<SnapshotResult> {
+    return this.request("snapshot", { dir }) as Promise<SnapshotResult>;
   }
 
   /** QMP quit: the VM process ends the VM and exits 0. */

@@ -2,11 +2,14 @@
 // The VM definition form. Every field is checked, as you type, with the same
 // zod schema virga-vmm parses its flags into (apps/host's vmConfigSchema);
 // errors show next to their field, and the server checks again with the
-// same schema and names the field the same way.
+// same schema and names the field the same way. NICs (on a tap, or on a
+// bridge where virgad makes the tap) are the definition's `nics`, beside
+// the config; the balloon is a device of the config.
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
 import { useMemo, useState, type SyntheticEvent, type ReactNode } from "react";
 import { errorDetails, useTRPC } from "@/lib/trpc";
+import { definitionNicsSchema, nicSlotsLeft, type DefinitionNic } from "@/lib/definition-nics";
 import {
   MAX_MEMORY_BYTES,
   MIB,
@@ -33,12 +36,20 @@ interface FormState {
   memoryMiB: string;
   drives: { id: string; file: string; readOnly: boolean; direct: boolean }[];
   devices: { id: string; drive: string }[];
+  nics: { kind: "tap" | "bridge"; name: string; mac: string }[];
+  balloon: { on: boolean; id: string; deflateOnOom: boolean; freePageReporting: boolean };
   serialKind: SerialKind;
   serialPath: string;
   startPaused: boolean;
 }
 
-function toForm(name: string, description: string, config: VmConfig): FormState {
+function toForm(
+  name: string,
+  description: string,
+  config: VmConfig,
+  nics: DefinitionNic[],
+): FormState {
+  const balloon = config.devices.find((d) => d.driver === "virtio-balloon-device");
   return {
     name,
     description,
@@ -57,6 +68,17 @@ function toForm(name: string, description: string, config: VmConfig): FormState 
     devices: config.devices.flatMap((d) =>
       d.driver === "virtio-blk-device" ? [{ id: d.id, drive: d.drive }] : [],
     ),
+    nics: nics.map((nic) => ({
+      kind: nic.bridge === undefined ? "tap" : "bridge",
+      name: nic.bridge ?? nic.tap ?? "",
+      mac: nic.mac ?? "",
+    })),
+    balloon: {
+      on: balloon !== undefined,
+      id: balloon?.id ?? "balloon0",
+      deflateOnOom: balloon?.deflateOnOom ?? false,
+      freePageReporting: balloon?.freePageReporting ?? false,
+    },
     serialKind: config.serial.kind,
     serialPath: "path" in config.serial ? config.serial.path : "",
     startPaused: config.startPaused,
@@ -94,8 +116,18 @@ function toConfig(form: FormState, base: VmConfig): Record<string, unknown> {
         id: d.id.trim(),
         drive: d.drive.trim(),
       })),
-      // NICs and the balloon are not edited here yet: kept as they were.
-      ...base.devices.filter((d) => d.driver !== "virtio-blk-device"),
+      ...(form.balloon.on
+        ? [
+            {
+              driver: "virtio-balloon-device",
+              id: form.balloon.id,
+              deflateOnOom: form.balloon.deflateOnOom,
+              freePageReporting: form.balloon.freePageReporting,
+            },
+          ]
+        : []),
+      // NICs a config names itself (with their -netdev, given through the API) are kept as they were.
+      ...base.devices.filter((d) => d.driver === "virtio-net-device"),
     ],
     serial,
     startPaused: form.startPaused,
@@ -103,6 +135,18 @@ function toConfig(form: FormState, base: VmConfig): Record<string, unknown> {
   if (form.initrd.trim() === "") delete config.initrd;
   else config.initrd = form.initrd.trim();
   return config;
+}
+
+/** The form's NICs as the definition stores them. */
+function toNics(form: FormState): DefinitionNic[] {
+  return form.nics.map((nic) => {
+    const name = nic.name.trim();
+    const mac = nic.mac.trim();
+    return {
+      ...(nic.kind === "tap" ? { tap: name } : { bridge: name }),
+      ...(mac === "" ? {} : { mac }),
+    };
+  });
 }
 
 function Field(props: {
@@ -132,12 +176,13 @@ export function DefinitionForm(props: {
   name: string;
   description: string;
   config: VmConfig;
+  nics: DefinitionNic[];
 }) {
   const trpc = useTRPC();
   const router = useRouter();
   const queryClient = useQueryClient();
   const [form, setForm] = useState<FormState>(() =>
-    toForm(props.name, props.description, props.config),
+    toForm(props.name, props.description, props.config, props.nics),
   );
   const [touched, setTouched] = useState(false);
   const set = <K extends keyof FormState>(key: K, value: FormState[K]) => {
@@ -146,6 +191,7 @@ export function DefinitionForm(props: {
   };
 
   const candidate = useMemo(() => toConfig(form, props.config), [form, props.config]);
+  const nics = useMemo(() => toNics(form), [form]);
   const localErrors = useMemo(() => {
     const errors: Record<string, string> = {};
     const parsed = vmConfigSchema.safeParse(candidate);
@@ -159,9 +205,16 @@ export function DefinitionForm(props: {
             : issue.message;
       }
     }
+    const parsedNics = definitionNicsSchema.safeParse(nics);
+    if (!parsedNics.success) {
+      for (const issue of parsedNics.error.issues)
+        errors[["nics", ...issue.path].join(".")] ??= issue.message;
+    }
+    const left = nicSlotsLeft(props.config);
+    if (nics.length > left) errors.nics = `at most ${left} NICs (the microvm has 2 NIC slots)`;
     if (form.name.trim() === "") errors.name = "required";
     return errors;
-  }, [candidate, form.name]);
+  }, [candidate, nics, form.name, props.config]);
 
   const onSaved = {
     onSuccess: () => {
@@ -187,7 +240,7 @@ export function DefinitionForm(props: {
     event.preventDefault();
     setSubmitted(true);
     if (Object.keys(localErrors).length > 0) return;
-    const body = { name: form.name.trim(), description: form.description, config: candidate };
+    const body = { name: form.name.trim(), description: form.description, config: candidate, nics };
     if (props.mode === "create") create.mutate(body);
     else update.mutate({ id: props.id ?? "", ...body });
   };
@@ -468,11 +521,124 @@ export function DefinitionForm(props: {
       </fieldset>
 
       <fieldset>
-        <legend>Network, balloon and serial</legend>
+        <legend>Network</legend>
         <p className="muted small">
-          NICs and the balloon device are not in virga-vmm&apos;s VM schema yet; the form offers
-          them as soon as the VMM accepts them.
+          Each NIC is on an existing tap, or on a bridge where virgad makes a tap for the VM (named
+          after the VM and slot, deleted with the NIC). Without a MAC the VM&apos;s stable one for
+          the slot is used.
         </p>
+        {form.nics.map((nic, i) => {
+          const update = (patch: Partial<FormState["nics"][number]>) =>
+            set(
+              "nics",
+              form.nics.map((n, j) => (j === i ? { ...n, ...patch } : n)),
+            );
+          return (
+            <div className="row" key={`nic-${i}`} data-testid={`nic-${i}`}>
+              <Field id={`nic-${i}-kind`} label="On">
+                <select
+                  id={`nic-${i}-kind`}
+                  value={nic.kind}
+                  onChange={(e) => update({ kind: e.target.value as "tap" | "bridge" })}
+                >
+                  <option value="bridge">a bridge (virgad makes the tap)</option>
+                  <option value="tap">an existing tap</option>
+                </select>
+              </Field>
+              <Field
+                id={`nic-${i}-name`}
+                label={nic.kind === "tap" ? "Tap" : "Bridge"}
+                error={error(`nics.${i}.${nic.kind}`)}
+              >
+                <input
+                  id={`nic-${i}-name`}
+                  className="mono"
+                  value={nic.name}
+                  onChange={(e) => update({ name: e.target.value })}
+                />
+              </Field>
+              <Field id={`nic-${i}-mac`} label="MAC (optional)" error={error(`nics.${i}.mac`)}>
+                <input
+                  id={`nic-${i}-mac`}
+                  className="mono"
+                  placeholder="52:54:00:12:34:56"
+                  value={nic.mac}
+                  onChange={(e) => update({ mac: e.target.value })}
+                />
+              </Field>
+              <button
+                type="button"
+                className="danger"
+                onClick={() =>
+                  set(
+                    "nics",
+                    form.nics.filter((_, j) => j !== i),
+                  )
+                }
+              >
+                Remove
+              </button>
+            </div>
+          );
+        })}
+        {error("nics") && (
+          <span className="field-error" role="alert" data-testid="error-nics">
+            {error("nics")}
+          </span>
+        )}
+        <div className="row">
+          <button
+            type="button"
+            disabled={form.nics.length >= nicSlotsLeft(props.config)}
+            onClick={() => set("nics", [...form.nics, { kind: "bridge", name: "", mac: "" }])}
+          >
+            Add NIC
+          </button>
+        </div>
+      </fieldset>
+
+      <fieldset>
+        <legend>Memory balloon</legend>
+        <label className="small">
+          <input
+            id="balloon"
+            type="checkbox"
+            checked={form.balloon.on}
+            onChange={(e) => set("balloon", { ...form.balloon, on: e.target.checked })}
+          />{" "}
+          Balloon device (virtio-balloon: the guest&apos;s memory can be given back to the host, and
+          its memory statistics read)
+        </label>
+        {form.balloon.on && (
+          <div className="row">
+            <label className="small">
+              <input
+                id="balloon-deflate-on-oom"
+                type="checkbox"
+                checked={form.balloon.deflateOnOom}
+                onChange={(e) =>
+                  set("balloon", { ...form.balloon, deflateOnOom: e.target.checked })
+                }
+              />{" "}
+              deflate on OOM
+            </label>
+            <label className="small">
+              <input
+                id="balloon-free-page-reporting"
+                type="checkbox"
+                checked={form.balloon.freePageReporting}
+                onChange={(e) =>
+                  set("balloon", { ...form.balloon, freePageReporting: e.target.checked })
+                }
+              />{" "}
+              free page reporting
+            </label>
+          </div>
+        )}
+      </fieldset>
+
+      <fieldset>
+        <legend>Serial</legend>
         <div className="grid2">
           <Field
             id="serial"

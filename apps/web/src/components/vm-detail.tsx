@@ -5,9 +5,11 @@ import { useRouter } from "next/navigation";
 import { useState } from "react";
 import { errorDetails, useTRPC, type RouterOutputs } from "@/lib/trpc";
 import { useVmWatch } from "@/lib/use-vm-watch";
+import { MemoryPanel } from "./memory-panel";
 import { QmpConsole } from "./qmp-console";
 import { SerialConsole } from "./serial-console";
 import { StateBadge } from "./state-badge";
+import { VmDevices } from "./vm-devices";
 import { ACTION_LABELS, actionsFor } from "./vm-table";
 
 type Vm = RouterOutputs["vms"]["get"];
@@ -104,7 +106,10 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
   const queryClient = useQueryClient();
   const vm = useQuery(trpc.vms.get.queryOptions({ id: initial.id }, { initialData: initial }));
   useVmWatch((event) => {
-    if (event.vmId === initial.id && event.event === "VM_DELETED") router.push("/vms");
+    if (event.vmId !== initial.id) return;
+    if (event.event === "VM_DELETED") router.push("/vms");
+    // A device change here, in another tab or through the API, a state change, an unplug.
+    void queryClient.invalidateQueries({ queryKey: trpc.vms.devices.queryKey({ id: initial.id }) });
   });
   const [error, setError] = useState<string | null>(null);
   const onDone = {
@@ -207,6 +212,20 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
       <section className="panel" aria-label="Serial console">
         <h2>Serial console</h2>
         <SerialConsole vmId={data.id} canType={canAct} />
+      </section>
+      <section className="panel" aria-label="Devices">
+        <h2>Devices</h2>
+        <VmDevices vmId={data.id} hostId={data.hostId} state={data.state} canAct={canAct} />
+      </section>
+      <section className="panel" aria-label="Memory">
+        <h2>Memory</h2>
+        <MemoryPanel
+          vmId={data.id}
+          state={data.state}
+          memoryBytes={config.memoryBytes}
+          hasBalloon={config.devices.some((d) => d.driver === "virtio-balloon-device")}
+          canAct={canAct}
+        />
       </section>
       <div className="grid2">
         <section className="panel" aria-label="Events">

@@ -23,6 +23,7 @@ import {
   virgaQueryDevices,
 } from "./devices";
 import { closefd, getfd } from "./fds";
+import { migrate, queryMigrate } from "./migrate";
 import { queryStats, queryStatsSchemas } from "./stats";
 import { cont, queryStatus, quit, stop, systemPowerdown, systemReset } from "./status";
 
@@ -58,6 +59,8 @@ export const COMMANDS: readonly QmpCommand[] = [
   balloon,
   queryBalloon,
   virgaQueryBalloon,
+  migrate,
+  queryMigrate,
 ];
 
 export const COMMAND_TABLE = makeTable(COMMANDS);

@@ -16,6 +16,7 @@ export const EVENT_NAMES = [
   "POWERDOWN",
   "DEVICE_DELETED",
   "BALLOON_CHANGED",
+  "MIGRATION",
 ] as const;
 
 export const queryVersion = defineCommand({

@@ -9,6 +9,7 @@ import type {
   DeviceAddArgs,
   DevicesInfo,
   NetdevAddArgs,
+  SnapshotResult,
 } from "../device-types";
 
 export class FakeNativeVm implements NativeVm {
@@ -62,6 +63,10 @@ export class FakeNativeVm implements NativeVm {
   }
   queryBalloon(): Promise<BalloonInfo> {
     return Promise.resolve({ actual: 1 << 28, target: 1 << 28, memory: 1 << 28, stats: {} });
+  }
+  snapshot(dir: string): Promise<SnapshotResult> {
+    this.requests.push({ op: "snapshot", args: { dir } });
+    return Promise.resolve({ stateBytes: 1000, memoryBytes: 2000, totalBytes: 1 << 28, ms: 3 });
   }
   devices(): Promise<DevicesInfo> {
     return Promise.resolve({ block: [], net: [], balloon: null, backends: { block: [], net: [] } });

@@ -1,10 +1,12 @@
 // The guests this repository builds, offered as ready definitions on start:
 // the probe guest (boots on any KVM, including these machines' PVM) and the
-// Debian Linux guest (needs hardware virtualisation, GUESTS.md).
+// Debian Linux guest (needs hardware virtualisation, GUESTS.md). Both have a
+// balloon, so the VM page's memory panel works on them; neither has a NIC,
+// since no tap or bridge can be assumed on a host.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { repositoryRoot } from "@virga/prisma";
-import { MIB, type VmConfig } from "@/lib/vm-config";
+import { MIB, type BalloonDevice, type VmConfig } from "@/lib/vm-config";
 import { db } from "../db";
 
 interface BuiltIn {
@@ -12,6 +14,15 @@ interface BuiltIn {
   description: string;
   files: string[];
   config: VmConfig;
+}
+
+function balloon(guestReportsFreePages: boolean): BalloonDevice {
+  return {
+    driver: "virtio-balloon-device",
+    id: "balloon0",
+    deflateOnOom: guestReportsFreePages,
+    freePageReporting: guestReportsFreePages,
+  };
 }
 
 function builtIns(root: string): BuiltIn[] {
@@ -40,6 +51,8 @@ function builtIns(root: string): BuiltIn[] {
         bootEntry: "linux64",
         smp: { cpus: 2, maxCpus: 2, sockets: 1, cores: 2, threads: 1 },
         memoryBytes: 128 * MIB,
+        // The probe guest's driver inflates and deflates and reports statistics only.
+        devices: [balloon(false)],
       },
     },
     {
@@ -56,6 +69,7 @@ function builtIns(root: string): BuiltIn[] {
         bootEntry: "linux64",
         smp: { cpus: 1, maxCpus: 1, sockets: 1, cores: 1, threads: 1 },
         memoryBytes: 256 * MIB,
+        devices: [balloon(true)],
       },
     },
   ];

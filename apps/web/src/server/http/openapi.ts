@@ -6,53 +6,78 @@ import { appRouter } from "../trpc/root";
 
 type JsonSchema = Record<string, unknown>;
 
-/** The subset of zod the routers use, as JSON Schema. */
+/** The parts of zod's schema definitions read here (the same in both of zod's builds). */
+interface ZodDef {
+  typeName?: string;
+  checks?: { kind: string; value?: number; regex?: RegExp }[];
+  values?: unknown[];
+  value?: unknown;
+  /** ZodArray's element. */
+  type?: z.ZodTypeAny;
+  valueType?: z.ZodTypeAny;
+  innerType?: z.ZodTypeAny;
+  /** ZodEffects' inner schema. */
+  schema?: z.ZodTypeAny;
+  shape?: () => Record<string, z.ZodTypeAny>;
+}
+
+/**
+ * The subset of zod the routers use, as JSON Schema. Schemas are told apart
+ * by their definition's `typeName`, not `instanceof`: inputs shared with
+ * virgad (apps/host, CommonJS) are built by zod's CJS build, whose classes
+ * differ from this ES module's.
+ */
 export function toJsonSchema(schema: z.ZodTypeAny): JsonSchema {
-  if (schema instanceof z.ZodString) {
-    const out: JsonSchema = { type: "string" };
-    for (const check of schema._def.checks) {
-      if (check.kind === "min") out.minLength = check.value;
-      if (check.kind === "max") out.maxLength = check.value;
-      if (check.kind === "regex") out.pattern = check.regex.source;
-      if (check.kind === "url") out.format = "uri";
+  const def = schema._def as ZodDef;
+  const checks = def.checks ?? [];
+  const inner = (child: z.ZodTypeAny | undefined): JsonSchema =>
+    child === undefined ? {} : toJsonSchema(child);
+  switch (def.typeName) {
+    case "ZodString": {
+      const out: JsonSchema = { type: "string" };
+      for (const check of checks) {
+        if (check.kind === "min") out.minLength = check.value;
+        if (check.kind === "max") out.maxLength = check.value;
+        if (check.kind === "regex") out.pattern = check.regex?.source;
+        if (check.kind === "url") out.format = "uri";
+      }
+      return out;
     }
-    return out;
-  }
-  if (schema instanceof z.ZodNumber) {
-    const checks = schema._def.checks;
-    const out: JsonSchema = { type: checks.some((c) => c.kind === "int") ? "integer" : "number" };
-    for (const check of checks) {
-      if (check.kind === "min") out.minimum = check.value;
-      if (check.kind === "max") out.maximum = check.value;
+    case "ZodNumber": {
+      const out: JsonSchema = { type: checks.some((c) => c.kind === "int") ? "integer" : "number" };
+      for (const check of checks) {
+        if (check.kind === "min") out.minimum = check.value;
+        if (check.kind === "max") out.maximum = check.value;
+      }
+      return out;
     }
-    return out;
-  }
-  if (schema instanceof z.ZodBoolean) return { type: "boolean" };
-  if (schema instanceof z.ZodEnum) return { type: "string", enum: schema.options as unknown[] };
-  if (schema instanceof z.ZodLiteral) return { const: schema.value as unknown };
-  if (schema instanceof z.ZodArray)
-    return { type: "array", items: toJsonSchema(schema.element as z.ZodTypeAny) };
-  if (schema instanceof z.ZodRecord) {
-    return {
-      type: "object",
-      additionalProperties: toJsonSchema(schema.valueSchema as z.ZodTypeAny),
-    };
-  }
-  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) {
-    return toJsonSchema(schema.unwrap() as z.ZodTypeAny);
-  }
-  if (schema instanceof z.ZodEffects) return toJsonSchema(schema.innerType() as z.ZodTypeAny);
-  if (schema instanceof z.ZodObject) {
-    const shape = schema.shape as Record<string, z.ZodTypeAny>;
-    const properties: Record<string, JsonSchema> = {};
-    const required: string[] = [];
-    for (const [key, value] of Object.entries(shape)) {
-      properties[key] = toJsonSchema(value);
-      if (!value.isOptional()) required.push(key);
+    case "ZodBoolean":
+      return { type: "boolean" };
+    case "ZodEnum":
+      return { type: "string", enum: def.values };
+    case "ZodLiteral":
+      return { const: def.value };
+    case "ZodArray":
+      return { type: "array", items: inner(def.type) };
+    case "ZodRecord":
+      return { type: "object", additionalProperties: inner(def.valueType) };
+    case "ZodOptional":
+    case "ZodNullable":
+      return inner(def.innerType);
+    case "ZodEffects":
+      return inner(def.schema);
+    case "ZodObject": {
+      const properties: Record<string, JsonSchema> = {};
+      const required: string[] = [];
+      for (const [key, value] of Object.entries(def.shape?.() ?? {})) {
+        properties[key] = toJsonSchema(value);
+        if (!value.isOptional()) required.push(key);
+      }
+      return { type: "object", properties, ...(required.length > 0 ? { required } : {}) };
     }
-    return { type: "object", properties, ...(required.length > 0 ? { required } : {}) };
+    default:
+      return {};
   }
-  return {};
 }
 
 interface ProcedureDef {

@@ -3,10 +3,12 @@ import { auditRouter } from "./routers/audit";
 import { authRouter } from "./routers/auth";
 import { definitionsRouter } from "./routers/definitions";
 import { hostsRouter } from "./routers/hosts";
+import { imagesRouter } from "./routers/images";
 import { tokensRouter } from "./routers/tokens";
 import { usersRouter } from "./routers/users";
+import { vmDevicesRouter } from "./routers/vm-devices";
 import { vmsRouter } from "./routers/vms";
-import { createCallerFactory, router } from "./trpc";
+import { createCallerFactory, mergeRouters, router } from "./trpc";
 
 export const appRouter = router({
   auth: authRouter,
@@ -14,7 +16,9 @@ export const appRouter = router({
   tokens: tokensRouter,
   hosts: hostsRouter,
   definitions: definitionsRouter,
-  vms: vmsRouter,
+  /** Lifecycle, QMP and events (vms.ts) with disks, NICs and the balloon (vm-devices.ts). */
+  vms: mergeRouters(vmsRouter, vmDevicesRouter),
+  images: imagesRouter,
   audit: auditRouter,
 });
 

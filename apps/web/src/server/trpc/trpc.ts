@@ -19,6 +19,17 @@ export interface Context {
   audit: { target?: string | null; actor?: string };
 }
 
+/**
+ * A zod error from either copy of zod: inputs shared with virgad (apps/host,
+ * CommonJS) are checked by zod's CJS build, whose ZodError is another class.
+ */
+export function isZodError(error: unknown): error is ZodError {
+  return (
+    error instanceof ZodError ||
+    (error instanceof Error && error.name === "ZodError" && "issues" in error)
+  );
+}
+
 /** "field.path: message" for each issue. */
 export function describeZodIssues(error: ZodError): string {
   return error.issues
@@ -32,7 +43,7 @@ const t = initTRPC.context<Context>().create({
     client: { reconnectAfterInactivityMs: 40_000 },
   },
   errorFormatter({ shape, error }) {
-    if (error.cause instanceof ZodError) {
+    if (isZodError(error.cause)) {
       return {
         ...shape,
         message: describeZodIssues(error.cause),
@@ -50,6 +61,7 @@ const t = initTRPC.context<Context>().create({
 });
 
 export const router = t.router;
+export const mergeRouters = t.mergeRouters;
 export const createCallerFactory = t.createCallerFactory;
 export const middleware = t.middleware;
 

@@ -10,7 +10,7 @@ import { db } from "../db";
 import { hub } from "../hosts/hub";
 import type { VmSummary } from "../hosts/virgad";
 import { upsertVm } from "../hosts/vm-rows";
-import { parseStoredConfig } from "../definitions/config";
+import { parseStoredConfig, parseStoredNics } from "../definitions/config";
 import { findHost, findVm, onHost } from "./lookup";
 
 export const VM_ACTIONS = ["start", "pause", "resume", "quit", "kill", "delete"] as const;
@@ -57,7 +57,18 @@ export async function createVm(input: {
   const name = input.name ?? definition.name;
   const id = `${slug(name)}-${randomBytes(3).toString("hex")}`;
   const config = parseStoredConfig(definition.config);
-  const created = await onHost(host, (c) => c.vm.create.mutate({ id, name, config }));
+  let created = await onHost(host, (c) => c.vm.create.mutate({ id, name, config }));
+  const nics = parseStoredNics(definition.nics);
+  for (const [index, nic] of nics.entries()) {
+    try {
+      await onHost(host, (c) => c.vm.attachNic.mutate({ id, ...nic }));
+    } catch (error) {
+      // A refused create leaves nothing behind (the taps made so far go with the VM).
+      await onHost(host, (c) => c.vm.delete.mutate({ id })).catch(() => undefined);
+      throw nicError(error, index);
+    }
+  }
+  if (nics.length > 0) created = await onHost(host, (c) => c.vm.get.query({ id }));
   let row = await record(host, created, definition.id);
   if (input.start ?? true) {
     const started = await onHost(host, (c) =>
@@ -66,6 +77,20 @@ export async function createVm(input: {
     row = await record(host, started, definition.id);
   }
   return row;
+}
+
+/** virgad's refusal of a definition's NIC, named as the definition's field ("nics.0.bridge: ..."). */
+function nicError(error: unknown, index: number): TRPCError {
+  const message = error instanceof Error ? error.message : String(error);
+  const field = /^(tap|bridge|mac|ifname|slot): /.exec(message);
+  const named =
+    field === null
+      ? `nics.${index}: ${message}`
+      : `nics.${index}.${field[1] === "ifname" ? "tap" : field[1]}: ${message.slice(field[0].length)}`;
+  return new TRPCError({
+    code: error instanceof TRPCError ? error.code : "INTERNAL_SERVER_ERROR",
+    message: named,
+  });
 }
 
 export async function runAction(id: string, action: VmAction) {

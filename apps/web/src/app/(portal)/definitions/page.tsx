@@ -30,6 +30,8 @@ export default async function DefinitionsPage() {
               <th>vCPUs</th>
               <th>Memory</th>
               <th>Disks</th>
+              <th>NICs</th>
+              <th>Balloon</th>
               {canEdit && <th>Actions</th>}
             </tr>
           </thead>
@@ -47,6 +49,21 @@ export default async function DefinitionsPage() {
                 </td>
                 <td>{d.config.memoryBytes / (1024 * 1024)} MiB</td>
                 <td>{d.config.drives.length}</td>
+                <td className="small" data-testid={`definition-${d.name}-nics`}>
+                  {d.config.netdevs.length + d.nics.length === 0
+                    ? "—"
+                    : [
+                        ...d.config.netdevs.map((n) =>
+                          "ifname" in n ? `tap ${n.ifname}` : "tap fd",
+                        ),
+                        ...d.nics.map((n) =>
+                          n.bridge === undefined ? `tap ${n.tap}` : `bridge ${n.bridge}`,
+                        ),
+                      ].join(", ")}
+                </td>
+                <td>
+                  {d.config.devices.some((x) => x.driver === "virtio-balloon-device") ? "yes" : "—"}
+                </td>
                 {canEdit && (
                   <td>
                     <DefinitionActions id={d.id} name={d.name} />

@@ -1,10 +1,16 @@
 // definitions.*: VM definitions, each a VmConfig checked with virga-vmm's
-// own schema (a bad field comes back as BAD_REQUEST "config.smp.cpus: ...").
+// own schema (a bad field comes back as BAD_REQUEST "config.smp.cpus: ...")
+// and the NICs virgad attaches to a VM made from it ("nics.0.bridge: ...").
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import type { VmDefinition } from "@virga/prisma";
 import { db } from "../../db";
-import { parseStoredConfig, validateConfig } from "../../definitions/config";
+import {
+  parseStoredConfig,
+  parseStoredNics,
+  validateConfig,
+  validateNics,
+} from "../../definitions/config";
 import { operatorProcedure, router, viewerProcedure } from "../trpc";
 
 const name = z
@@ -14,7 +20,7 @@ const name = z
 const description = z.string().max(1000);
 
 function publicDefinition(row: VmDefinition) {
-  return { ...row, config: parseStoredConfig(row.config) };
+  return { ...row, config: parseStoredConfig(row.config), nics: parseStoredNics(row.nics) };
 }
 
 async function byId(id: string): Promise<VmDefinition> {
@@ -41,15 +47,24 @@ export const definitionsRouter = router({
     .query(async ({ input }) => publicDefinition(await byId(input.id))),
 
   create: operatorProcedure
-    .input(z.object({ name, description: description.optional(), config: z.unknown() }))
+    .input(
+      z.object({
+        name,
+        description: description.optional(),
+        config: z.unknown(),
+        nics: z.unknown().optional(),
+      }),
+    )
     .mutation(async ({ ctx, input }) => {
       const config = validateConfig(input.config);
+      const nics = validateNics(input.nics ?? [], config);
       await assertFreeName(input.name);
       const row = await db().vmDefinition.create({
         data: {
           name: input.name,
           description: input.description ?? "",
           config: JSON.stringify(config),
+          nics: JSON.stringify(nics),
           createdById: ctx.principal.userId,
         },
       });
@@ -63,12 +78,21 @@ export const definitionsRouter = router({
         name: name.optional(),
         description: description.optional(),
         config: z.unknown().optional(),
+        nics: z.unknown().optional(),
       }),
     )
     .mutation(async ({ ctx, input }) => {
       const current = await byId(input.id);
       ctx.audit.target = current.name;
       const config = input.config === undefined ? undefined : validateConfig(input.config);
+      // A new config may leave fewer NIC slots: the stored NICs are checked against it too.
+      const nics =
+        input.nics === undefined && config === undefined
+          ? undefined
+          : validateNics(
+              input.nics ?? parseStoredNics(current.nics),
+              config ?? parseStoredConfig(current.config),
+            );
       if (input.name !== undefined) await assertFreeName(input.name, current.id);
       const row = await db().vmDefinition.update({
         where: { id: current.id },
@@ -76,6 +100,7 @@ export const definitionsRouter = router({
           ...(input.name === undefined ? {} : { name: input.name }),
           ...(input.description === undefined ? {} : { description: input.description }),
           ...(config === undefined ? {} : { config: JSON.stringify(config) }),
+          ...(nics === undefined ? {} : { nics: JSON.stringify(nics) }),
         },
       });
       return publicDefinition(row);
@@ -102,6 +127,7 @@ export const definitionsRouter = router({
           name: cloneName,
           description: source.description,
           config: source.config,
+          nics: source.nics,
           createdById: ctx.principal.userId,
         },
       });

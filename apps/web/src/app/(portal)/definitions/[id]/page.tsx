@@ -25,6 +25,7 @@ export default async function EditDefinitionPage({ params }: { params: Promise<{
         name={definition.name}
         description={definition.description}
         config={definition.config}
+        nics={definition.nics}
       />
     </>
   );

@@ -14,7 +14,7 @@ export default async function NewDefinitionPage() {
   return (
     <>
       <h1>New VM definition</h1>
-      <DefinitionForm mode="create" name="" description="" config={config} />
+      <DefinitionForm mode="create" name="" description="" config={config} nics={[]} />
     </>
   );
 }

@@ -1,0 +1,80 @@
+// The state QMP's query-migrate reports, for snapshots (`migrate file:`)
+// now and live migration later: QEMU's status names and statistics, and a
+// MIGRATION event on every change of status.
+export type MigrationStatus = "none" | "setup" | "active" | "completed" | "failed" | "cancelled";
+
+export interface MigrationInfo {
+  status: MigrationStatus;
+  "total-time"?: number;
+  downtime?: number;
+  ram?: {
+    transferred: number;
+    remaining: number;
+    total: number;
+    duplicate: number;
+    normal: number;
+    "dirty-pages-rate": number;
+    mbps: number;
+    "dirty-sync-count": number;
+  };
+  "error-desc"?: string;
+}
+
+const PAGE = 4096;
+
+export class MigrationTracker {
+  private info: MigrationInfo = { status: "none" };
+  private startedAt = 0;
+
+  constructor(private readonly emit: (status: MigrationStatus) => void) {}
+
+  get active(): boolean {
+    return this.info.status === "setup" || this.info.status === "active";
+  }
+
+  snapshotInfo(): MigrationInfo {
+    return structuredClone(this.info);
+  }
+
+  begin(): void {
+    this.startedAt = performance.now();
+    this.info = { status: "setup" };
+    this.emit("setup");
+  }
+
+  running(): void {
+    this.info.status = "active";
+    this.emit("active");
+  }
+
+  /** A snapshot: all of RAM went to the file in one pass, the VM paused throughout. */
+  completedToFile(result: { memoryBytes: number; totalBytes: number; stateBytes: number }): void {
+    const ms = Math.round(performance.now() - this.startedAt);
+    const zeroPages = Math.max(0, (result.totalBytes - result.memoryBytes) / PAGE);
+    this.info = {
+      status: "completed",
+      "total-time": ms,
+      downtime: ms,
+      ram: {
+        transferred: result.memoryBytes + result.stateBytes,
+        remaining: 0,
+        total: result.totalBytes,
+        duplicate: zeroPages,
+        normal: result.memoryBytes / PAGE,
+        "dirty-pages-rate": 0,
+        mbps: ms > 0 ? Math.round(((result.memoryBytes * 8) / 1e6 / (ms / 1000)) * 100) / 100 : 0,
+        "dirty-sync-count": 1,
+      },
+    };
+    this.emit("completed");
+  }
+
+  failed(why: string): void {
+    this.info = {
+      status: "failed",
+      "total-time": Math.round(performance.now() - this.startedAt),
+      "error-desc": why,
+    };
+    this.emit("failed");
+  }
+}

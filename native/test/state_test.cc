@@ -1,0 +1,143 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "memory/guest_memory.h"
+#include "state/crc32c.h"
+#include "state/memory_file.h"
+#include "state/state_file.h"
+#include "unit_test.h"
+#include "vm/machine_layout.h"
+
+namespace virga::state {
+namespace {
+
+std::vector<uint8_t> SampleFile() {
+  StateFileWriter writer;
+  ByteWriter a, b;
+  a.U32(7);
+  a.String("seven");
+  b.U64(1ULL << 40);
+  writer.Section("AAAA", a);
+  writer.Section("VCPU", b);
+  writer.Section("VCPU", a);
+  return writer.Finish("0.1.0");
+}
+
+TEST("state file: sections round-trip, repeated tags in order") {
+  StateFile file = StateFile::Parse(SampleFile(), "t");
+  EXPECT_TRUE(file.vmm_version() == "0.1.0");
+  EXPECT_EQ(file.Count("VCPU"), 2u);
+  ByteReader a = file.Section("AAAA");
+  EXPECT_EQ(a.U32(), 7u);
+  EXPECT_TRUE(a.String() == "seven");
+  a.ExpectEnd();
+  EXPECT_EQ(file.Section("VCPU", 0).U64(), 1ULL << 40);
+  EXPECT_EQ(file.Section("VCPU", 1).U32(), 7u);
+  EXPECT_THROWS_WITH(file.Section("NOPE"), "t has no section NOPE");
+}
+
+TEST("state file: truncated, corrupt, foreign and other-format files are refused with the reason") {
+  std::vector<uint8_t> good = SampleFile();
+  std::vector<uint8_t> truncated(good.begin(), good.end() - 9);
+  EXPECT_THROWS_WITH(StateFile::Parse(truncated, "s"), "s is corrupt or truncated (checksum mismatch)");
+  std::vector<uint8_t> flipped = good;
+  flipped[20] ^= 0x40;
+  EXPECT_THROWS_WITH(StateFile::Parse(flipped, "s"), "checksum mismatch");
+  std::vector<uint8_t> foreign = {'Q', 'E', 'V', 'M', 0, 0, 0, 3};
+  EXPECT_THROWS_WITH(StateFile::Parse(foreign, "s"), "s is not a Virga state file");
+  std::vector<uint8_t> newer = good;
+  newer[8] = 99;
+  EXPECT_THROWS_WITH(StateFile::Parse(newer, "s"), "s has state format 99; this virga-vmm reads format 1");
+  EXPECT_THROWS_WITH(StateFile::Parse({}, "s"), "not a Virga state file");
+}
+
+TEST("byte reader: a count larger than what is left cannot make it allocate") {
+  ByteWriter w;
+  w.U32(0xffffffffu);
+  ByteReader r(w.data().data(), w.data().size(), "x");
+  EXPECT_THROWS_WITH(r.ByteVector(), "x is truncated or corrupt");
+}
+
+TEST("crc32c: the standard check value") {
+  const char* text = "123456789";
+  EXPECT_EQ(Crc32c(text, 9), 0xe3069283u);
+}
+
+TEST("memory file: touched pages round-trip through a private mapping; untouched ones are holes") {
+  GuestMemory source(8 << 20, 1ULL << 32);
+  uint64_t magic = 0x1122334455667788ULL;
+  source.WriteObj(5 << 20, magic);
+  std::string path = "/tmp/virga-memfile-" + std::to_string(::getpid());
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR, 0600);
+  uint64_t written = WriteMemoryFile(fd, source);
+  EXPECT_TRUE(written < (1 << 20));  // one touched page, not 8 MiB
+  std::vector<FileRegion> layout = ReadMemoryFileLayout(fd, path);
+  GuestMemory restored(8 << 20, 1ULL << 32, fd, layout);
+  uint64_t read = 0;
+  restored.ReadObj(5 << 20, &read);
+  EXPECT_EQ(read, magic);
+  // Writes stay private: the file keeps the snapshot's bytes.
+  restored.WriteObj<uint64_t>(5 << 20, 1);
+  GuestMemory again(8 << 20, 1ULL << 32, fd, layout);
+  again.ReadObj(5 << 20, &read);
+  EXPECT_EQ(read, magic);
+  // A reset's zeroing must give zeros, not the file's bytes back.
+  restored.Zero(4 << 20, 2 << 20);
+  restored.ReadObj(5 << 20, &read);
+  EXPECT_EQ(read, 0u);
+  EXPECT_THROWS_WITH(GuestMemory(16 << 20, 1ULL << 32, fd, layout), "does not match this machine's RAM layout");
+  ::close(fd);
+  ::unlink(path.c_str());
+}
+
+TEST("memory file: a foreign or truncated file is refused") {
+  std::string path = "/tmp/virga-memfile-bad-" + std::to_string(::getpid());
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR, 0600);
+  [[maybe_unused]] ssize_t n = ::write(fd, "ELF\0\0\0\0\0", 8);
+  EXPECT_THROWS_WITH(ReadMemoryFileLayout(fd, path), "is not a Virga memory file");
+  GuestMemory source(4 << 20, 1ULL << 32);
+  EXPECT_TRUE(::ftruncate(fd, 0) == 0);
+  WriteMemoryFile(fd, source);
+  EXPECT_TRUE(::ftruncate(fd, 1 << 20) == 0);
+  EXPECT_THROWS_WITH(ReadMemoryFileLayout(fd, path), "is truncated");
+  ::close(fd);
+  ::unlink(path.c_str());
+}
+
+TEST("machine layout: every difference is named, a derived MAC yields to the snapshot's") {
+  MachineLayout saved;
+  saved.memory_bytes = 256 << 20;
+  saved.cpus = saved.max_cpus = 2;
+  saved.sockets = 2;
+  saved.cores = saved.threads = 1;
+  saved.disks[1] = {true, 1 << 20, false};
+  saved.nics[0].present = true;
+  saved.nics[0].mac = {0x52, 0x56, 1, 2, 3, 0};
+  ByteWriter w;
+  saved.Encode(w);
+  ByteReader r(w.data().data(), w.data().size(), "MACH");
+  MachineLayout decoded = MachineLayout::Decode(r);
+  MachineLayout same = decoded;
+  for (auto& nic : same.nics) {
+    nic.mac = {2, 0, 0, 0, 0, 0};
+    nic.mac_given = false;
+  }
+  EXPECT_TRUE(LayoutDifferences(decoded, same).empty());
+  MachineLayout other = same;
+  other.memory_bytes = 128 << 20;
+  other.cpus = 1;
+  other.disks[1].present = false;
+  other.nics[0].mac_given = true;
+  auto diffs = LayoutDifferences(decoded, other);
+  EXPECT_EQ(diffs.size(), 4u);
+  EXPECT_TRUE(diffs[0].find("-smp:") == 0);
+  EXPECT_TRUE(diffs[1] == "-m: the snapshot has 256 MiB, the command line 128 MiB");
+  EXPECT_TRUE(diffs[2] == "block slot 1 (vdb): the snapshot has a 1 MiB disk, the command line no disk");
+  EXPECT_TRUE(diffs[3].find("NIC slot 0 (eth0): the snapshot's guest has MAC 52:56:01:02:03:00") == 0);
+}
+
+}  // namespace
+}  // namespace virga::state
