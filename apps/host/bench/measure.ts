@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { QmpClient } from "../src/qmp/client";
+import { childPids } from "../test/support/proc";
 
 export interface BootSample {
   readyMs: number;
@@ -154,17 +155,7 @@ export function memoryOf(pid: number, guestBytes: number): Omit<BootSample, "rea
 /** memoryOf summed over a process and its descendants (virga-vmm's control plane). */
 export function memoryOfTree(pid: number, guestBytes: number): Omit<BootSample, "readyMs"> {
   const total = memoryOf(pid, guestBytes);
-  let children: number[] = [];
-  try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    children = [];
-  }
-  for (const child of children) {
+  for (const child of childPids(pid)) {
     const part = memoryOfTree(child, guestBytes);
     total.pssKiB += part.pssKiB;
     total.rssKiB += part.rssKiB;
