@@ -6,8 +6,8 @@
 //         in the guest, on disk images in L1's tmpfs
 //   mmio: time per read of an idle virtio-mmio slot's InterruptStatus
 //         (a userspace exit), idle and with another disk kept busy
-// A VMM that refuses a device's flags gets that device's rows marked
-// unsupported with its own error line; nothing is estimated.
+// A VMM that refuses the NIC's flags gets its net rows marked unsupported
+// with its own error line (nothing estimated); the other rows run without.
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";

@@ -168,7 +168,7 @@ async function main(): Promise<void> {
   if (section !== "boot") {
     const reps = Number(arg("device-runs", "3"));
     const mib = Number(arg("net-mib", "64"));
-    console.log(`devices: ${reps} runs of each measurement, one boot per VMM, 2 vCPUs, ${mem} MiB`);
+    console.log(`devices: ${reps} rounds of one boot per VMM (alternating), 2 vCPUs, ${mem} MiB`);
     const devices = await runDeviceBench(
       [virgaDeviceVmm(vmmBin), qemuDeviceVmm],
       { kernel, initrd, memMiB: mem, smp: "2" },
