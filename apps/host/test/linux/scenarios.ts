@@ -65,17 +65,14 @@ const POWERED_OFF = /shutdown: guest-shutdown \(ACPI sleep control: S5\)$/;
 
 /**
  * The device scenarios (device-scenarios.ts: hot-plugged disk and NIC,
- * balloon; docs/devices.md) are not in the default suite until they are
- * switched on here. VIRGA_LINUX_DEVICES=virga adds them for
- * virga-vmm, =qemu the same scenarios against Debian's QEMU (the
- * reference), =all both. To make virga-vmm's part of the suite for good,
- * put `...deviceScenarios(VIRGA, 101)` in place of
- * `...optionalDeviceScenarios()` at the end of SCENARIOS.
+ * balloon; docs/devices.md) run against virga-vmm in the default suite.
+ * VIRGA_LINUX_DEVICES=qemu runs them against Debian's QEMU instead (the
+ * reference), =all against both, =none not at all.
  */
-function optionalDeviceScenarios(): Scenario[] {
-  const which = process.env.VIRGA_LINUX_DEVICES ?? "";
+function deviceScenariosToRun(): Scenario[] {
+  const which = process.env.VIRGA_LINUX_DEVICES ?? "virga";
   switch (which) {
-    case "":
+    case "none":
       return [];
     case "virga":
       return deviceScenarios(VIRGA, 101);
@@ -84,7 +81,7 @@ function optionalDeviceScenarios(): Scenario[] {
     case "all":
       return [...deviceScenarios(VIRGA, 101), ...deviceScenarios(QEMU_REFERENCE, 102)];
     default:
-      throw new Error(`VIRGA_LINUX_DEVICES: expected virga, qemu or all, got '${which}'`);
+      throw new Error(`VIRGA_LINUX_DEVICES: expected virga, qemu, all or none, got '${which}'`);
   }
 }
 
@@ -210,5 +207,5 @@ export const SCENARIOS: Scenario[] = [
       });
     },
   },
-  ...optionalDeviceScenarios(),
+  ...deviceScenariosToRun(),
 ];
