@@ -138,7 +138,7 @@ describe("virgad templates and clones", () => {
         ]);
         assert.equal(template.disks.length, 1);
         assert.equal(template.disks[0]?.sourceFile, image.path);
-        assert.equal(template.disks[0]?.sizeBytes, 2 * MIB);
+        assert.equal(template.disks[0].sizeBytes, 2 * MIB);
         assert.ok(template.sizes.memoryFileBytes > 64 * MIB, "the memory file holds all of RAM");
         assert.ok(
           template.sizes.memoryAllocatedBytes < 16 * MIB,
