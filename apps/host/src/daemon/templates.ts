@@ -18,11 +18,10 @@ import { configSlots, listDevices, type VmDevices } from "./devices";
 import { copyDisk } from "./disk-copy";
 import { DaemonError, badRequest, messageOf, wrongState } from "./errors";
 import { readJson, writeJson } from "./json-file";
+import { TEMPLATE_NAME, TEMPLATE_NAME_RULE } from "./routers/templates.schema";
 import { privateDir } from "./run-dir";
 import type { ManagedVm, VmState } from "./vm";
 
-/** Like a VM id, so a template's name can prefix its clones' ids. */
-export const TEMPLATE_NAME = /^[a-z0-9][a-z0-9-]{0,47}$/;
 /** Writing a large guest's memory may take a while; the VM is paused meanwhile. */
 const MIGRATE_TIMEOUT_MS = 10 * 60 * 1000;
 const SNAPSHOT_STATES: readonly VmState[] = ["running", "paused"];
@@ -81,7 +80,7 @@ export interface TemplateInfo extends TemplateMeta {
 export function checkTemplateName(name: string, field = "template"): void {
   if (!TEMPLATE_NAME.test(name)) {
     throw badRequest(
-      `${field}: '${name}' must match ${String(TEMPLATE_NAME)} (1-48 lowercase letters, digits, '-')`,
+      `${field}: '${name}' must match ${String(TEMPLATE_NAME)} (${TEMPLATE_NAME_RULE})`,
     );
   }
 }

@@ -6,6 +6,11 @@ import { z } from "zod";
 import { INTERFACE_NAME_RULE, isInterfaceName } from "../../config/vm-config";
 import { vmId } from "./vm.schema";
 
+/** Like a VM id, so a template's name can prefix its clones' ids. */
+export const TEMPLATE_NAME = /^[a-z0-9][a-z0-9-]{0,47}$/;
+export const TEMPLATE_NAME_RULE =
+  "1-48 lowercase letters, digits or '-', starting with a letter or digit";
+
 /** Clones one vm.clone starts at once. */
 export const MAX_CLONES = 50;
 
