@@ -9,10 +9,13 @@
 // Options: --runs N (10), --smp N (1), --mem MiB (128), --qmp-seconds S (3).
 // `npm run bench linux [--runs 5 --smp 1 --mem 512]`: stock Debian Linux boot
 // time inside the nested-KVM harness instead (bench/linux.ts).
+// Then clones from one snapshot template (bench/clones.ts; --clones N (20),
+// --touch MiB (64)); `npm run bench clones` runs only those.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { cloneRows, runCloneBench, type CloneBenchResult } from "./clones";
 import { runLinuxBench } from "./linux";
 import {
   bootOnce,
@@ -137,12 +140,35 @@ function printTable(rows: string[][]): void {
   }
 }
 
+async function cloneBench(): Promise<CloneBenchResult> {
+  const count = option("clones", 20);
+  const touchMiB = option("touch", Math.min(64, memMiB / 2));
+  console.log(`clones: ${count} at once from one template, three ways`);
+  const result = await runCloneBench({ vmmBin, probe, count, smp, memMiB, touchMiB });
+  printTable(cloneRows(result));
+  console.log(
+    `targets: >= 20 clones/s (${result.virgad.clonesPerSecond >= 20 ? "met" : "not met"} through virgad, ${result.serial.clonesPerSecond >= 20 ? "met" : "not met"} to the serial console), idle clone PSS a small fraction of guest RAM (${result.idleClonePssMiB / memMiB < 0.1 ? "met" : "not met"}: ${((100 * result.idleClonePssMiB) / memMiB).toFixed(1)}%)`,
+  );
+  return result;
+}
+
+function writeResult(name: string, result: unknown): void {
+  const outDir = path.join(root, "bench-results");
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(path.join(outDir, name), JSON.stringify(result, null, 2) + "\n");
+  console.log(`wrote ${path.relative(process.cwd(), path.join(outDir, name))}`);
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes("linux")) {
     runLinuxBench(option("runs", 5), smp, option("mem", 512));
     return;
   }
   if (!existsSync(probe)) throw new Error(`probe guest not built: ${probe} (npm install)`);
+  if (process.argv.includes("clones")) {
+    writeResult("clones.json", { date: new Date().toISOString(), ...(await cloneBench()) });
+    return;
+  }
   const virga: Side = { boot: [], qmp: null, qmpOverheadPssMiB: null };
   const qemu: Side = { boot: [], qmp: null, qmpOverheadPssMiB: null };
   const bare: Side = { boot: [], qmp: null, qmpOverheadPssMiB: null };
@@ -208,8 +234,7 @@ async function main(): Promise<void> {
     `targets: boot <= 0.6 x QEMU with the same disks (${ratio <= 0.6 ? "met" : "not met"}) and with no devices (${bareRatio <= 0.6 ? "met" : "not met"}), overhead <= 15 MiB PSS (${v.overheadPssMiB <= 15 ? "met" : "not met"}; with QMP serving ${v.qmpOverheadPssMiB !== null && v.qmpOverheadPssMiB <= 15 ? "met" : "not met"}), QMP rate >= QEMU (${v.qmp && q.qmp && v.qmp.perSecond >= q.qmp.perSecond ? "met" : "not met"})`,
   );
 
-  const outDir = path.join(root, "bench-results");
-  mkdirSync(outDir, { recursive: true });
+  const clones = await cloneBench();
   const result = {
     date: new Date().toISOString(),
     config: { runs, smp, memMiB, qmpSeconds, guest: "probe.elf" },
@@ -218,9 +243,9 @@ async function main(): Promise<void> {
     qemuNoDevices: { summary: b, samples: bare.boot },
     bootRatio: ratio,
     bootRatioNoDevices: v.bootMedianMs / b.bootMedianMs,
+    clones,
   };
-  writeFileSync(path.join(outDir, "bench.json"), JSON.stringify(result, null, 2) + "\n");
-  console.log(`wrote ${path.relative(process.cwd(), path.join(outDir, "bench.json"))}`);
+  writeResult("bench.json", result);
 }
 
 main().catch((error: unknown) => {
