@@ -78,9 +78,12 @@ void mempool_pfns(u32 *out, u64 first, u32 n)
     }
 }
 
-bool mem_touch(u64 pages, u64 *free_pages)
+/* One word per page over the `pages` pool pages after the balloon's,
+ * below 4 GiB (the identity map): op 0 writes `seed`-derived words (touch
+ * writes the page number), op 1 adds them up into *sum. False, with the
+ * pages there are in *free_pages, when there are fewer. */
+static bool mem_walk(u64 pages, u64 *free_pages, int op, u64 seed, u64 *sum)
 {
-    /* Pool pages from `first` on, below 4 GiB (the identity map). */
     u64 first = virtio_balloon_pages(), avail = 0, pfn;
     int r0 = locate(first, &pfn);
     for (int r = r0; r < n_pool && n_pages > first; r++) {
@@ -97,8 +100,28 @@ bool mem_touch(u64 pages, u64 *free_pages)
         u64 n = e - s < pages ? e - s : pages;
         pages -= n;
         volatile u64 *p = phys(s << PAGE_SHIFT);
-        for (u64 i = 0; i < n; i++, p += 4096 / 8)
-            *p = s + i;
+        if (op == 0) {
+            for (u64 i = 0; i < n; i++, p += 4096 / 8)
+                *p = (s + i) ^ seed;
+        } else {
+            for (u64 i = 0; i < n; i++, p += 4096 / 8)
+                *sum = *sum * 31 + *p;
+        }
     }
     return true;
+}
+
+bool mem_touch(u64 pages, u64 *free_pages) { return mem_walk(pages, free_pages, 0, 0, 0); }
+
+/* A pattern that depends on the seed, so a page that lost its contents or
+ * came back from elsewhere changes the sum. */
+bool mem_fill(u64 pages, u64 seed, u64 *free_pages)
+{
+    return mem_walk(pages, free_pages, 0, seed * 0x9e3779b97f4a7c15ull, 0);
+}
+
+bool mem_sum(u64 pages, u64 *sum, u64 *free_pages)
+{
+    *sum = 0;
+    return mem_walk(pages, free_pages, 1, 0, sum);
 }

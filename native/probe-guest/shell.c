@@ -97,6 +97,8 @@ static void cmd_help(int argc, char **argv)
             "  net <n> recv [timeout-ms] [ethertype]\n"
             "  balloon info\n"
             "  mem touch <MiB>\n"
+            "  mem fill <MiB> <seed>\n"
+            "  mem sum <MiB>\n"
             "  mmio <slot> <count>\n"
             "  poweroff\n"
             "  reboot\n"
@@ -308,15 +310,23 @@ static void cmd_balloon(int argc, char **argv)
 
 static void cmd_mem(int argc, char **argv)
 {
-    u64 mib, free_pages;
-    if (argc != 3 || strcmp(argv[1], "touch") || !num_arg(argv[2], &mib) || mib > (1ull << 32)) {
-        kprintf("ERR mem usage: mem touch <MiB>\n");
+    u64 mib, seed = 0, free_pages, sum;
+    bool touch = argc == 3 && !strcmp(argv[1], "touch");
+    bool fill = argc == 4 && !strcmp(argv[1], "fill") && num_arg(argv[3], &seed);
+    bool add = argc == 3 && !strcmp(argv[1], "sum");
+    if (!(touch || fill || add) || !num_arg(argv[2], &mib) || mib > (1ull << 32)) {
+        kprintf("ERR mem usage: mem touch <MiB> | mem fill <MiB> <seed> | mem sum <MiB>\n");
         return;
     }
-    if (mem_touch(mib << 8, &free_pages))
-        kprintf("OK mem touch\n");
+    bool ok = touch ? mem_touch(mib << 8, &free_pages)
+              : fill ? mem_fill(mib << 8, seed, &free_pages)
+                     : mem_sum(mib << 8, &sum, &free_pages);
+    if (!ok)
+        kprintf("ERR mem %s only %lu MiB free\n", argv[1], free_pages >> 8);
+    else if (add)
+        kprintf("OK mem sum %lx\n", sum);
     else
-        kprintf("ERR mem touch only %lu MiB free\n", free_pages >> 8);
+        kprintf("OK mem %s\n", argv[1]);
 }
 
 static void cmd_mmio(int argc, char **argv)

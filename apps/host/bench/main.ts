@@ -5,22 +5,30 @@
 //           also RSS and private (USS) overhead; and the PSS of the whole
 //           VM while QMP serves (virga-vmm then has its Node control plane)
 //   qmp:    query-status round trips per second and p99 from one client
+//   density: PSS/USS/RSS per VM beyond guest RAM with 1, 10 and 50 VMs
+//           under virgad (each with virgad's QMP connection) against as many
+//           QEMU microvms with one QMP client each, and a boot storm of the
+//           largest count (bench/density.ts)
+//   clones: clones per second from one snapshot template, and PSS per idle
+//           clone (bench/clones.ts)
 // Prints a table and writes bench-results/bench.json at the repository root.
-// Options: --runs N (10), --smp N (1), --mem MiB (128), --qmp-seconds S (3).
+// Options: --runs N (10), --smp N (1), --mem MiB (128), --qmp-seconds S (3),
+// --density 1,10,50 (VM counts), --clones N (20), --touch MiB (64).
+// `npm run bench density` / `npm run bench clones` run only that section.
 // `npm run bench linux [--runs 5 --smp 1 --mem 512]`: stock Debian Linux boot
 // time inside the nested-KVM harness instead (bench/linux.ts).
-// Then clones from one snapshot template (bench/clones.ts; --clones N (20),
-// --touch MiB (64)); `npm run bench clones` runs only those.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { cloneRows, runCloneBench, type CloneBenchResult } from "./clones";
+import { runDensity, type DensityResult } from "./density";
 import { runLinuxBench } from "./linux";
 import {
   bootOnce,
   median,
   memoryOfTree,
+  printTable,
   QEMU_SAME_DISKS,
   qemuMicrovm,
   qmpRoundTrips,
@@ -44,6 +52,14 @@ const runs = option("runs", 10);
 const smp = option("smp", 1);
 const memMiB = option("mem", 128);
 const qmpSeconds = option("qmp-seconds", 3);
+const densityCounts = (() => {
+  const index = process.argv.indexOf("--density");
+  const text = index >= 0 ? (process.argv[index + 1] ?? "") : "1,10,50";
+  const counts = text.split(",").map(Number);
+  if (counts.some((n) => !Number.isInteger(n) || n <= 0))
+    throw new Error("--density: expected VM counts like 1,10,50");
+  return counts;
+})();
 const guestBytes = memMiB * 1024 * 1024;
 const append = "console=ttyS0";
 
@@ -126,17 +142,64 @@ function summarise(side: Side) {
   };
 }
 
-function printTable(rows: string[][]): void {
-  const columns = Math.max(...rows.map((r) => r.length));
-  const widths = Array.from({ length: columns }, (_, c) =>
-    Math.max(...rows.map((r) => r[c]?.length ?? 0)),
-  );
-  for (const row of rows) {
+/** The density section: runs it and prints its table; the result goes into bench.json. */
+async function densitySection(): Promise<DensityResult> {
+  const scratch = mkdtempSync(path.join(tmpdir(), "virga-density-"));
+  try {
+    const result = await runDensity({
+      counts: densityCounts,
+      cpus: smp,
+      memMiB,
+      qmpSeconds,
+      scratch,
+      qemu: (socketPath) => qemuArgs(["-qmp", `unix:${socketPath},server=on,wait=off`]),
+      progress: (line) => {
+        console.log(line);
+      },
+    });
     console.log(
-      row
-        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0)))
-        .join("  "),
+      `density: memory per VM beyond guest RAM (MiB), each VM with one QMP client; virga-vmm counts its share of the control-plane host (${result.hostPssMiB.toFixed(1)} MiB PSS at ${result.stormMs.vms} VMs, ${result.companions} companion control planes)`,
     );
+    const rows: string[][] = [["", "virga-vmm PSS", "USS", "RSS", "qemu PSS", "USS", "RSS"]];
+    result.virga.forEach((v, i) => {
+      const q = result.qemu[i];
+      rows.push([
+        `${v.vms} VM${v.vms === 1 ? "" : "s"}`,
+        v.pssMiB.toFixed(2),
+        v.ussMiB.toFixed(2),
+        v.rssMiB.toFixed(2),
+        q?.pssMiB.toFixed(2) ?? "-",
+        q?.ussMiB.toFixed(2) ?? "-",
+        q?.rssMiB.toFixed(2) ?? "-",
+      ]);
+    });
+    rows.push([
+      `boot storm of ${result.stormMs.vms}: all running (ms)`,
+      result.stormMs.virga.toFixed(0),
+      "",
+      "",
+      result.stormMs.qemu.toFixed(0),
+      "",
+      "",
+    ]);
+    printTable(rows);
+    if (result.hostQmp !== null) {
+      console.log(
+        `QMP to a VM the host serves: ${result.hostQmp.perSecond.toFixed(0)} query-status per second, p50 ${result.hostQmp.p50Us.toFixed(0)} us, p99 ${result.hostQmp.p99Us.toFixed(0)} us (one client, sequential)`,
+      );
+    }
+    console.log(
+      `one more QMP client per VM adds ${result.extraClientKiB.pss.toFixed(0)} KiB PSS (${result.extraClientKiB.rss.toFixed(0)} KiB RSS) per client to the host`,
+    );
+    const at50 = result.virga.find((sample) => sample.vms === 50);
+    if (at50 !== undefined) {
+      console.log(
+        `target: <= 5 MiB PSS per VM beyond guest RAM at 50 VMs (${at50.pssMiB <= 5 ? "met" : "not met"})`,
+      );
+    }
+    return result;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
 }
 
@@ -152,7 +215,7 @@ async function cloneBench(): Promise<CloneBenchResult> {
   return result;
 }
 
-function writeResult(name: string, result: unknown): void {
+function writeResult(name: string, result: object): void {
   const outDir = path.join(root, "bench-results");
   mkdirSync(outDir, { recursive: true });
   writeFileSync(path.join(outDir, name), JSON.stringify(result, null, 2) + "\n");
@@ -167,6 +230,15 @@ async function main(): Promise<void> {
   if (!existsSync(probe)) throw new Error(`probe guest not built: ${probe} (npm install)`);
   if (process.argv.includes("clones")) {
     writeResult("clones.json", { date: new Date().toISOString(), ...(await cloneBench()) });
+    return;
+  }
+  if (process.argv.includes("density")) {
+    const density = await densitySection();
+    writeResult("density.json", {
+      date: new Date().toISOString(),
+      config: { smp, memMiB, counts: densityCounts, guest: "probe.elf" },
+      density,
+    });
     return;
   }
   const virga: Side = { boot: [], qmp: null, qmpOverheadPssMiB: null };
@@ -234,6 +306,7 @@ async function main(): Promise<void> {
     `targets: boot <= 0.6 x QEMU with the same disks (${ratio <= 0.6 ? "met" : "not met"}) and with no devices (${bareRatio <= 0.6 ? "met" : "not met"}), overhead <= 15 MiB PSS (${v.overheadPssMiB <= 15 ? "met" : "not met"}; with QMP serving ${v.qmpOverheadPssMiB !== null && v.qmpOverheadPssMiB <= 15 ? "met" : "not met"}), QMP rate >= QEMU (${v.qmp && q.qmp && v.qmp.perSecond >= q.qmp.perSecond ? "met" : "not met"})`,
   );
 
+  const density = await densitySection();
   const clones = await cloneBench();
   const result = {
     date: new Date().toISOString(),
@@ -243,6 +316,7 @@ async function main(): Promise<void> {
     qemuNoDevices: { summary: b, samples: bare.boot },
     bootRatio: ratio,
     bootRatioNoDevices: v.bootMedianMs / b.bootMedianMs,
+    density,
     clones,
   };
   writeResult("bench.json", result);

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { QmpClient } from "../src/qmp/client";
+import { childPids } from "../test/support/proc";
 
 export interface BootSample {
   readyMs: number;
@@ -79,6 +80,21 @@ export function median(values: number[]): number {
     : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
+/** Prints rows as columns: the first left-aligned, the rest right-aligned. */
+export function printTable(rows: string[][]): void {
+  const columns = Math.max(...rows.map((r) => r.length));
+  const widths = Array.from({ length: columns }, (_, c) =>
+    Math.max(...rows.map((r) => r[c]?.length ?? 0)),
+  );
+  for (const row of rows) {
+    console.log(
+      row
+        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0)))
+        .join("  "),
+    );
+  }
+}
+
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
@@ -139,17 +155,7 @@ export function memoryOf(pid: number, guestBytes: number): Omit<BootSample, "rea
 /** memoryOf summed over a process and its descendants (virga-vmm's control plane). */
 export function memoryOfTree(pid: number, guestBytes: number): Omit<BootSample, "readyMs"> {
   const total = memoryOf(pid, guestBytes);
-  let children: number[] = [];
-  try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    children = [];
-  }
-  for (const child of children) {
+  for (const child of childPids(pid)) {
     const part = memoryOfTree(child, guestBytes);
     total.pssKiB += part.pssKiB;
     total.rssKiB += part.rssKiB;

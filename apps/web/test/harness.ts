@@ -42,20 +42,27 @@ async function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Kills the VM processes virgad started under `runDir` (they outlive virgad by design). */
+/**
+ * Kills the VM processes and the control-plane host virgad started under
+ * `runDir` (they outlive virgad by design).
+ */
 function killVms(runDir: string): void {
   let ids: string[] = [];
   try {
     ids = readdirSync(path.join(runDir, "vms"));
   } catch {
-    return;
+    ids = [];
   }
-  for (const id of ids) {
+  const pidFiles = [
+    ...ids.map((id) => path.join(runDir, "vms", id, "pid")),
+    path.join(runDir, "control-host.pid"),
+  ];
+  for (const file of pidFiles) {
     try {
-      const pid = Number(readFileSync(path.join(runDir, "vms", id, "pid"), "utf8").trim());
+      const pid = Number(readFileSync(file, "utf8").trim());
       if (Number.isInteger(pid) && pid > 0) process.kill(pid, "SIGKILL");
     } catch {
-      // no pid file, or the VM is gone already
+      // no pid file, or the process is gone already
     }
   }
 }

@@ -176,6 +176,8 @@ void mempool_pfns(u32 *out, u64 first, u32 n);
  * ones it takes next); false, with how many there are, if fewer are free
  * below 4 GiB. */
 bool mem_touch(u64 pages, u64 *free_pages);
+bool mem_fill(u64 pages, u64 seed, u64 *free_pages);
+bool mem_sum(u64 pages, u64 *sum, u64 *free_pages);
 
 /* shell.c / power.c */
 void shell_run(void) __attribute__((noreturn));

@@ -12,7 +12,10 @@
 namespace virga {
 
 namespace {
-constexpr size_t kChunk = 64 * 1024;
+// One read's worth is what a client's bytes cost the JS thread at once
+// (splitting and parsing ~600 commands of a flood) and the buffer every
+// connection keeps: small, since one Node process serves many VMs' clients.
+constexpr size_t kChunk = 16 * 1024;
 constexpr size_t kMaxFdsPerMessage = 16;
 }  // namespace
 

@@ -1,8 +1,9 @@
 // virga-vmm: one VM per process, started exactly like StratoVirt. The guest
 // boots from here without waiting for anything else. With -qmp the socket
 // listens from the start and the TypeScript control plane
-// (process/control_plane.h) starts beside the guest when the first client
-// connects, and stays.
+// (process/control_plane.h) takes the VM when the first client connects, and
+// stays: in the control-plane host named by $VIRGA_CONTROL_HOST (virgad sets
+// it), else in a companion process of its own.
 //
 // Exit: guest power-off/reset, QMP quit and SIGTERM/SIGINT/SIGHUP end with
 // 0; a VMM error with 1 and "virga-vmm: error: <reason>" on stderr; a bad
@@ -15,7 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -44,6 +48,13 @@ namespace virga {
 namespace {
 
 constexpr char kVersion[] = "0.1.0";
+// After the control-plane host closes the channel: how long it is retried,
+// and how often, before the VM starts a companion (virgad restarts a host
+// that died well within this). QMP is back within about this long.
+constexpr int64_t kHostRetryMs = 1000;
+constexpr int64_t kHostRetryIntervalMs = 100;
+// How often a VM on a companion looks for the host to move back to.
+constexpr int64_t kHostProbeIntervalMs = 2000;
 
 MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
   MachineConfig m;
@@ -170,7 +181,9 @@ class ExitMailbox {
 class VmProcess {
  public:
   VmProcess(const cli::VmmConfig& config, DaemonReport& daemon)
-      : config_(config), daemon_(daemon), log_(config.log_file) {}
+      : config_(config), daemon_(daemon), log_(config.log_file) {
+    if (const char* host = std::getenv("VIRGA_CONTROL_HOST"); host != nullptr) host_path_ = host;
+  }
 
   int Run() {
     const cli::VmmConfig& c = config_;
@@ -228,14 +241,14 @@ class VmProcess {
     for (;;) {
       std::vector<pollfd> fds = {{mailbox_.fd(), POLLIN, 0}, {signal_fd_.get(), POLLIN, 0}, {events_.fd(), POLLIN, 0}};
       size_t channel = 0, first_client = 0;
-      if (control_.fd() >= 0) {
+      if (control_.active()) {
         channel = fds.size();
         fds.push_back({control_.fd(), POLLIN, 0});
       } else if (qmp_listener_.valid() && !control_started_) {
         first_client = fds.size();
         fds.push_back({qmp_listener_.get(), POLLIN, 0});
       }
-      if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (::poll(fds.data(), fds.size(), NextTimerMs()) < 0) {
         if (errno == EINTR) continue;
         return Finish(1, std::string("poll: ") + std::strerror(errno));
       }
@@ -253,7 +266,7 @@ class VmProcess {
           if (info.ssi_signo == SIGCHLD) {
             int status = 0;
             if (control_.Reap(&status)) {
-              if (std::optional<int> done = RestartControlPlane(status)) return *done;
+              if (std::optional<int> done = OnControlPlaneGone(0, status)) return *done;
             }
             continue;
           }
@@ -264,7 +277,7 @@ class VmProcess {
       }
       if (first_client != 0 && fds[first_client].revents) {
         // The client waits in the listen backlog; the control plane accepts
-        // and greets it once Node is up (~0.1 s).
+        // and greets it once it has the VM (~0.1 s for a companion).
         control_started_ = true;
         try {
           StartControlPlane();
@@ -272,34 +285,137 @@ class VmProcess {
           return Finish(1, std::string("QMP: ") + e.what());
         }
       }
-      if (channel != 0 && fds[channel].revents) {
+      if (channel != 0 && control_.active() && fds[channel].revents) {
         std::optional<int> done;
         bool open = control_.ReadLines([&](const std::string& line) {
           if (!done) done = OnControlLine(line);
         });
         if (done) return *done;
         if (!open) {
-          if (std::optional<int> done = RestartControlPlane(control_.WaitForExit(2000))) return *done;
+          if (std::optional<int> done = OnControlPlaneGone(2000)) return *done;
         }
       }
+      if (std::optional<int> done = RunTimers()) return *done;
     }
+  }
+
+  static int64_t NowMs() {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
+  }
+
+  // poll's timeout: until the next host retry or probe, or none.
+  int NextTimerMs() const {
+    int64_t next = -1;
+    if (host_retry_until_ != 0) next = next_host_try_;
+    else if (control_.active() && !control_.hosted() && !host_path_.empty()) next = next_host_probe_;
+    if (next < 0) return -1;
+    return static_cast<int>(std::max<int64_t>(0, next - NowMs()));
+  }
+
+  std::optional<int> RunTimers() {
+    int64_t now = NowMs();
+    if (host_retry_until_ != 0 && now >= next_host_try_) {
+      // The host went away: it is given a moment to come back (virgad
+      // restarts it) before this VM starts a companion of its own.
+      try {
+        control_ = ControlPlane::Hosted(ControlPlane::ConnectToHost(host_path_), Hello(), qmp_listener_.get());
+        host_retry_until_ = 0;
+        log_.Log("control plane: back on the control-plane host " + host_path_);
+      } catch (const std::exception& e) {
+        if (now < host_retry_until_) {
+          next_host_try_ = now + kHostRetryIntervalMs;
+          return std::nullopt;
+        }
+        host_retry_until_ = 0;
+        log_.Log(std::string("control-plane host: ") + e.what() + "; starting a control plane of its own");
+        try {
+          StartCompanion();
+        } catch (const std::exception& spawn_error) {
+          return Finish(1, std::string("QMP: ") + spawn_error.what());
+        }
+      }
+    } else if (control_.active() && !control_.hosted() && !host_path_.empty() && now >= next_host_probe_) {
+      next_host_probe_ = now + kHostProbeIntervalMs;
+      UniqueFd connection;
+      try {
+        connection = ControlPlane::ConnectToHost(host_path_);
+      } catch (const std::exception&) {
+        return std::nullopt;  // still away: the companion keeps serving
+      }
+      return MoveToHost(std::move(connection));
+    }
+    return std::nullopt;
+  }
+
+  // The host is back while a companion serves this VM: the companion lets go
+  // (its QMP clients reconnect, as after any control-plane restart) and the
+  // host takes over, so a VM costs a companion only while the host is away.
+  std::optional<int> MoveToHost(UniqueFd connection) {
+    control_.Send(R"({"event":"detach"})");
+    control_.WaitForEnd(3000);
+    try {
+      control_ = ControlPlane::Hosted(std::move(connection), Hello(), qmp_listener_.get());
+      log_.Log("control plane: moved to the control-plane host " + host_path_);
+    } catch (const std::exception& e) {
+      log_.Log(std::string("control-plane host: ") + e.what() + "; staying on a control plane of its own");
+      try {
+        StartCompanion();
+      } catch (const std::exception& spawn_error) {
+        return Finish(1, std::string("QMP: ") + spawn_error.what());
+      }
+    }
+    return std::nullopt;
   }
 
   // The run state goes along, so a restarted control plane carries on
   // where the last one stopped.
-  void StartControlPlane() {
+  std::string Hello() const {
     std::string pty = machine_->pty_path();
     const char* status = prelaunch_ && machine_->paused() ? "prelaunch" : machine_->paused() ? "paused" : "running";
-    std::string hello = "{\"config\":" + cli::ToJson(config_) + ",\"ptyPath\":" +
-                        (pty.empty() ? "null" : JsonQuote(pty)) + ",\"status\":\"" + status + "\"}";
-    control_ = ControlPlane::Spawn(hello, qmp_listener_.get());
+    return "{\"config\":" + cli::ToJson(config_) + ",\"ptyPath\":" + (pty.empty() ? "null" : JsonQuote(pty)) +
+           ",\"status\":\"" + status + "\",\"pid\":" + std::to_string(::getpid()) + "}";
   }
 
-  // A control plane that dies on its own (a crash, the OOM killer) is
-  // started again on the same listening socket: the guest is not the one
-  // to pay for it. Only a control plane that keeps dying ends the VM.
-  std::optional<int> RestartControlPlane(int status) {
-    std::string why = "the control plane exited unexpectedly (" + Describe(status) + ")";
+  // The control-plane host when there is one and it answers, else a companion.
+  void StartControlPlane() {
+    if (!host_path_.empty()) {
+      try {
+        control_ = ControlPlane::Hosted(ControlPlane::ConnectToHost(host_path_), Hello(), qmp_listener_.get());
+        log_.Log("control plane: on the control-plane host " + host_path_);
+        return;
+      } catch (const std::exception& e) {
+        log_.Log(std::string("control-plane host: ") + e.what() + "; starting a control plane of its own");
+      }
+    }
+    StartCompanion();
+  }
+
+  void StartCompanion() {
+    control_ = ControlPlane::Spawn(Hello(), qmp_listener_.get());
+    next_host_probe_ = NowMs() + kHostProbeIntervalMs;
+  }
+
+  // The control plane let go of the VM while the VM goes on. A host that
+  // closed the channel has gone (or restarts): that is not this VM's fault,
+  // so it is retried for a moment and does not count as a restart. A
+  // companion that died, or this VM's part failing inside the host, is
+  // started again on the same listening socket: the guest is not the one to
+  // pay for it. Only a control plane that keeps failing ends the VM.
+  std::optional<int> OnControlPlaneGone(int wait_ms, int status = -1) {
+    bool was_hosted = control_.hosted();
+    int waited = control_.WaitForEnd(wait_ms);
+    if (status == -1) status = waited;
+    std::string failure = std::exchange(host_failure_, "");
+    if (was_hosted && failure.empty()) {
+      log_.Log("control plane: the control-plane host closed the channel; retrying it");
+      host_retry_until_ = NowMs() + kHostRetryMs;
+      next_host_try_ = NowMs() + kHostRetryIntervalMs;
+      return std::nullopt;
+    }
+    std::string why = was_hosted ? "the control plane failed in the control-plane host (" + failure + ")"
+                                 : "the control plane exited unexpectedly (" + Describe(status) + ")";
     timespec now{};
     ::clock_gettime(CLOCK_MONOTONIC, &now);
     if (now.tv_sec - restart_window_start_ > 60) {
@@ -344,11 +460,16 @@ class VmProcess {
       return Finish(1, std::string("control plane: ") + e.what());
     }
     if (const Json* notice = message.Find("notice")) {
+      const Json* why = message.Find("message");
       if (notice->is_string() && notice->as_string() == "quit") {
         log_.Log("shutdown: host-qmp-quit");
         return Finish(0);
       }
-      const Json* why = message.Find("message");
+      if (notice->is_string() && notice->as_string() == "restart") {
+        // The host closes the channel next; OnControlPlaneGone counts it.
+        host_failure_ = why && why->is_string() ? why->as_string() : std::string("no reason given");
+        return std::nullopt;
+      }
       return Finish(1, "QMP: " + (why && why->is_string() ? why->as_string() : std::string("control plane failed")));
     }
     const Json* id = message.Find("id");
@@ -386,9 +507,9 @@ class VmProcess {
       machine_->Destroy();
       for (const VcpuSummary& v : machine_->Vcpus()) log_.Log(RunStatsLogLine(v, kProcessStartNs));
     }
-    if (control_.running()) control_.WaitForExit(3000);
-    // The control plane removes the socket file as it closes; this covers
-    // a control plane that never started or died.
+    control_.WaitForEnd(3000);
+    // The socket file is this process's to remove: a control plane leaves
+    // it, since the VM may outlive its control plane.
     if (qmp_listener_.valid() && config_.qmp->kind == cli::Qmp::Kind::kUnix) ::unlink(config_.qmp->path.c_str());
     if (pidfile_written_) RemovePidfile(*config_.pidfile);
     log_.Log("exit " + std::to_string(code));
@@ -405,6 +526,15 @@ class VmProcess {
   UniqueFd qmp_listener_;
   ControlPlane control_;
   bool control_started_ = false;
+  // The control-plane host's socket ($VIRGA_CONTROL_HOST), empty without one.
+  std::string host_path_;
+  // Set while the host is retried after it closed the channel (monotonic ms).
+  int64_t host_retry_until_ = 0;
+  int64_t next_host_try_ = 0;
+  // When a companion serves the VM: the next look for the host.
+  int64_t next_host_probe_ = 0;
+  // Why this VM's part failed in the host (its "restart" notice).
+  std::string host_failure_;
   bool prelaunch_ = false;  // -S and no QMP cont yet
   int restarts_ = 0;
   time_t restart_window_start_ = 0;

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "io/fd_passing_writer.h"
 
 extern char** environ;
 
@@ -33,6 +35,10 @@ std::string ScriptPath() {
   for (int i = 0; i < 4; ++i) dir = dir.substr(0, dir.rfind('/'));
   return dir + "/apps/host/dist/vmm-control.cjs";
 }
+
+// A send to the host that cannot finish in this time means the host is
+// stuck: the channel is dropped and the VM looks for a control plane again.
+constexpr int kHostSendTimeoutMs = 2000;
 
 }  // namespace
 
@@ -82,6 +88,36 @@ ControlPlane ControlPlane::Spawn(const std::string& hello_json, int qmp_listener
   return plane;
 }
 
+UniqueFd ControlPlane::ConnectToHost(const std::string& socket_path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(address.sun_path)) throw VmmError("control-plane host socket path too long: " + socket_path);
+  std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  // Non-blocking, so a host whose backlog is full fails at once (EAGAIN)
+  // instead of stalling the VM's main loop.
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd.valid()) throw ErrnoError("control-plane host: socket");
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    throw ErrnoError("connecting to " + socket_path);
+  }
+  // From here on the channel behaves like the companion's socketpair:
+  // blocking sends, bounded so a stuck host cannot hold the VM's main loop.
+  ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+  timeval limit{kHostSendTimeoutMs / 1000, (kHostSendTimeoutMs % 1000) * 1000};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+  return fd;
+}
+
+ControlPlane ControlPlane::Hosted(UniqueFd connection, const std::string& hello_json, int qmp_listener) {
+  // The listening socket travels with the hello's first byte; the host
+  // serves QMP on its own copy of it.
+  SendWithFds(connection.get(), std::string("{\"hello\":") + hello_json + "}\n", {qmp_listener}, kHostSendTimeoutMs);
+  ControlPlane plane;
+  plane.hosted_ = true;
+  plane.channel_ = std::move(connection);
+  return plane;
+}
+
 void ControlPlane::Send(const std::string& line) {
   if (!channel_.valid()) return;
   std::string text = line + "\n";
@@ -89,7 +125,12 @@ void ControlPlane::Send(const std::string& line) {
   while (off < text.size()) {
     ssize_t n = ::send(channel_.get(), text.data() + off, text.size() - off, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // gone: its exit is noticed through the channel's EOF
+    if (n <= 0) {
+      // A companion's exit is noticed through the channel's EOF; a host that
+      // cannot take a line is given up on the same way.
+      if (hosted_) ::shutdown(channel_.get(), SHUT_RDWR);
+      return;
+    }
     off += static_cast<size_t>(n);
   }
 }
@@ -140,19 +181,38 @@ bool ControlPlane::Reap(int* status) {
   return true;
 }
 
-int ControlPlane::WaitForExit(int timeout_ms) {
+int ControlPlane::WaitForEnd(int timeout_ms) {
   int status = -1;
+  if (hosted_ && channel_.valid()) {
+    // The host closes the channel once it has told this VM's clients.
+    timespec start{};
+    ::clock_gettime(CLOCK_MONOTONIC, &start);
+    char sink[4096];
+    for (;;) {
+      timespec now{};
+      ::clock_gettime(CLOCK_MONOTONIC, &now);
+      long left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+      pollfd ready{channel_.get(), POLLIN, 0};
+      if (left <= 0 || ::poll(&ready, 1, static_cast<int>(left)) == 0) break;
+      ssize_t n = ::recv(channel_.get(), sink, sizeof(sink), MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
+    }
+  }
   for (int waited = 0; pid_ > 0; waited += 10) {
-    if (Reap(&status)) return status;
+    if (Reap(&status)) break;
     if (waited >= timeout_ms) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, &status, 0);
       pid_ = -1;
-      return status;
+      break;
     }
     timespec pause{0, 10 * 1000 * 1000};
     ::nanosleep(&pause, nullptr);
   }
+  channel_.Reset();
+  hosted_ = false;
+  pending_.clear();
+  fds_.clear();
   return status;
 }
 

@@ -280,6 +280,7 @@ void Machine::Reset() {
   vm_.SetPit2(initial_pit_);
   uint64_t entry = LoadGuest();
   for (size_t i = 0; i < vcpus_.size(); ++i) SetBootState(i, entry);
+  paused_kvm_state_.reset();
   if (!paused_) {
     for (auto& vcpu : vcpus_) vcpu->Resume();
   }
@@ -306,22 +307,12 @@ std::vector<uint8_t> Machine::SaveState(const std::string& vmm_version) {
   state::ByteWriter machine;
   Layout().Encode(machine);
   file.Section("MACH", machine);
-  std::vector<uint32_t> msrs = system_.MsrIndexList();
-  for (auto& vcpu : vcpus_) {
-    state::ByteWriter out;
-    SaveVcpuState(vcpu->vcpu(), msrs, out);
-    file.Section("VCPU", out);
-  }
-  state::ByteWriter irqchip;
-  for (uint32_t chip : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC}) {
-    irqchip.Pod(vm_.GetIrqchip(chip));
-  }
-  file.Section("IRQC", irqchip);
-  state::ByteWriter pit, clock, uart, keyboard, rtc;
-  pit.Pod(vm_.GetPit2());
-  file.Section("PIT2", pit);
-  clock.Pod(vm_.GetClock());
-  file.Section("CLCK", clock);
+  const KvmState& kvm = PausedKvmState();
+  for (const auto& vcpu : kvm.vcpus) file.Section("VCPU", vcpu);
+  file.Section("IRQC", kvm.irqchip);
+  file.Section("PIT2", kvm.pit);
+  file.Section("CLCK", kvm.clock);
+  state::ByteWriter uart, keyboard, rtc;
   serial_->SaveState(uart);
   file.Section("UART", uart);
   i8042_->SaveState(keyboard);
@@ -335,6 +326,23 @@ std::vector<uint8_t> Machine::SaveState(const std::string& vmm_version) {
     file.Section("SLOT", out);
   }
   return file.Finish(vmm_version);
+}
+
+const Machine::KvmState& Machine::PausedKvmState() {
+  if (paused_kvm_state_) return *paused_kvm_state_;
+  KvmState kvm;
+  std::vector<uint32_t> msrs = system_.MsrIndexList();
+  for (auto& vcpu : vcpus_) {
+    kvm.vcpus.emplace_back();
+    SaveVcpuState(vcpu->vcpu(), msrs, kvm.vcpus.back());
+  }
+  for (uint32_t chip : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC}) {
+    kvm.irqchip.Pod(vm_.GetIrqchip(chip));
+  }
+  kvm.pit.Pod(vm_.GetPit2());
+  kvm.clock.Pod(vm_.GetClock());
+  paused_kvm_state_ = std::move(kvm);
+  return *paused_kvm_state_;
 }
 
 void Machine::LoadState(const state::StateFile& file) {
@@ -423,6 +431,7 @@ void Machine::Resume() {
   for (auto& slot : slots_) slot.loop->Resume();
   for (auto& vcpu : vcpus_) vcpu->Resume();
   paused_ = false;
+  paused_kvm_state_.reset();
 }
 
 std::vector<VcpuSummary> Machine::Vcpus() const {

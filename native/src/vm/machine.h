@@ -119,6 +119,15 @@ class Machine {
   void SetBootState(size_t index, uint64_t entry);
   MachineLayout Layout() const;
   void LoadState(const state::StateFile& file);
+  // KVM's side of a paused machine (vCPUs, irqchip, PIT, kvmclock), read
+  // once per pause: the TSC, the kvmclock and a LAPIC timer's current count
+  // run on with host time even while the vCPUs are stopped, and two
+  // snapshots of one pause must be the same machine.
+  struct KvmState {
+    std::vector<state::ByteWriter> vcpus;
+    state::ByteWriter irqchip, pit, clock;
+  };
+  const KvmState& PausedKvmState();
   void ReportExit(const ExitReason& reason);
 
   MachineConfig config_;
@@ -149,6 +158,7 @@ class Machine {
   std::vector<kvm_irqchip> initial_irqchips_;
   kvm_pit_state2 initial_pit_{};
   std::string cmdline_;
+  std::optional<KvmState> paused_kvm_state_;
   mutable std::mutex lifecycle_;
   bool paused_ = false;
   bool started_ = false;

@@ -6,6 +6,7 @@ import { writeFileSync } from "node:fs";
 import { rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ImageDirs } from "./confine";
+import { ControlHostSupervisor } from "./control-host-supervisor";
 import { DaemonError, badRequest, messageOf, notFound } from "./errors";
 import { EventBus } from "./event-bus";
 import { hostInfo, kvmFacts, type HostInfo, type KvmFacts } from "./host-info";
@@ -38,6 +39,8 @@ export interface DaemonOptions {
   imageDirs?: readonly string[];
   log?: (line: string) => void;
   vmmBin?: string;
+  /** Start (or adopt) the control-plane host; default true. */
+  controlHost?: boolean;
 }
 
 export interface SnapshotInput {
@@ -59,16 +62,19 @@ export class Daemon {
   readonly bus: EventBus;
   readonly token: string;
   readonly templates: TemplateStore;
+  readonly controlHost: ControlHostSupervisor;
   private readonly vms = new Map<string, ManagedVm>();
   /** Ids being created, so two creates of one id cannot race. */
   private readonly reserved = new Set<string>();
   private readonly log: (line: string) => void;
   private readonly vmmBin: string;
+  private readonly useControlHost: boolean;
   private kvm: KvmFacts | null = null;
 
   private constructor(options: DaemonOptions) {
     this.log = options.log ?? (() => undefined);
     this.vmmBin = options.vmmBin ?? VMM_BIN;
+    this.useControlHost = options.controlHost !== false;
     this.run = new RunDir(options.runDir);
     this.run.prepare();
     this.token = this.run.token();
@@ -76,11 +82,13 @@ export class Daemon {
     this.bus = new EventBus(this.run.eventsFile, this.log);
     this.templates = new TemplateStore(this.run.templatesDir, this.log);
     this.templates.prepare();
+    this.controlHost = new ControlHostSupervisor(this.run, this.log);
   }
 
   /** Opens the run directory and re-attaches to every VM in it. */
   static async open(options: DaemonOptions): Promise<Daemon> {
     const daemon = new Daemon(options);
+    if (daemon.useControlHost) await daemon.controlHost.ensure();
     for (const id of daemon.run.vmIds()) {
       try {
         daemon.vms.set(id, ManagedVm.load(daemon.run.vm(id), daemon.context()));
@@ -93,7 +101,13 @@ export class Daemon {
   }
 
   private context() {
-    return { bus: this.bus, images: this.images, vmmBin: this.vmmBin, log: this.log };
+    return {
+      bus: this.bus,
+      images: this.images,
+      vmmBin: this.vmmBin,
+      log: this.log,
+      controlHost: this.useControlHost ? this.controlHost.socketPath : null,
+    };
   }
 
   list(): VmSummary[] {
@@ -248,8 +262,9 @@ export class Daemon {
     return hostInfo([...this.vms.values()], this.kvm);
   }
 
-  /** Lets go of every VM (they keep running) and flushes what is pending. */
+  /** Lets go of every VM (they keep running, served by the host) and flushes what is pending. */
   async close(): Promise<void> {
+    this.controlHost.close();
     await Promise.all([...this.vms.values()].map((vm) => vm.detach()));
     this.bus.close();
     await this.bus.flush();

@@ -40,7 +40,11 @@ before(async () => {
   writeFileSync(path.join(root, "outside.img"), Buffer.alloc(512));
   symlinkSync(path.join(root, "outside.img"), path.join(images, "link.img"));
   copyFileSync(kernel, path.join(images, "disk.img"));
-  daemon = await Daemon.open({ runDir: path.join(root, "run"), imageDirs: [images] });
+  daemon = await Daemon.open({
+    runDir: path.join(root, "run"),
+    imageDirs: [images],
+    controlHost: false,
+  });
 });
 
 after(async () => {

@@ -2,6 +2,8 @@
 //   <run>/token                 bearer token, 0600
 //   <run>/events.jsonl          recent events (event-bus.ts)
 //   <run>/images/               always an image directory
+//   <run>/control-host.sock     the control-plane host serving the VMs' QMP
+//   <run>/control-host.pid      its pid, control-host.log its output
 //   <run>/vms/<id>/config.json  the VM's validated VmConfig
 //   <run>/vms/<id>/meta.json    name, times, last state, exit
 //   <run>/vms/<id>/pid          the virga-vmm pid while it runs
@@ -61,6 +63,9 @@ export class RunDir {
   readonly templatesDir: string;
   readonly tokenFile: string;
   readonly eventsFile: string;
+  readonly controlHostSocket: string;
+  readonly controlHostPid: string;
+  readonly controlHostLog: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -69,6 +74,9 @@ export class RunDir {
     this.templatesDir = path.join(this.root, "templates");
     this.tokenFile = path.join(this.root, "token");
     this.eventsFile = path.join(this.root, "events.jsonl");
+    this.controlHostSocket = path.join(this.root, "control-host.sock");
+    this.controlHostPid = path.join(this.root, "control-host.pid");
+    this.controlHostLog = path.join(this.root, "control-host.log");
   }
 
   /** Creates the layout (0700) and removes VM directories left half-built by a crash. */

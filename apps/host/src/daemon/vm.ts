@@ -90,6 +90,8 @@ export interface VmContext {
   images: ImageDirs;
   vmmBin: string;
   log: (line: string) => void;
+  /** The control-plane host's socket, which serves this VM's QMP (null: none). */
+  controlHost: string | null;
 }
 
 export const LAST_CONSOLE_LINES = 50;
@@ -223,8 +225,13 @@ export class ManagedVm {
           cwd: this.paths.dir,
           detached: true,
           stdio: ["ignore", logFd, logFd],
-          // The VM's control plane runs on the same Node as virgad, PATH or not.
-          env: { ...process.env, VIRGA_NODE: process.execPath },
+          // The control-plane host serves the VM's QMP; a companion of its own
+          // (while the host is away) runs on the same Node as virgad, PATH or not.
+          env: {
+            ...process.env,
+            VIRGA_NODE: process.execPath,
+            ...(this.ctx.controlHost === null ? {} : { VIRGA_CONTROL_HOST: this.ctx.controlHost }),
+          },
         });
       } finally {
         closeSync(logFd);

@@ -14,7 +14,7 @@ type SocketReaderClass = new (
 ) => SocketReader;
 
 /** The OS fd behind a connected net.Socket (libuv keeps it on its handle). */
-function socketFd(socket: net.Socket): number | null {
+export function socketFd(socket: net.Socket): number | null {
   const handle = (socket as unknown as { _handle?: { fd?: unknown } })._handle;
   return typeof handle?.fd === "number" && handle.fd >= 0 ? handle.fd : null;
 }

@@ -22,14 +22,9 @@ export interface QmpServerOptions {
   listeningFd?: number;
 }
 
-/** Replaces a leftover socket file, unless a live server still answers on it. */
-async function clearStaleSocket(path: string): Promise<void> {
-  try {
-    lstatSync(path);
-  } catch {
-    return;
-  }
-  const alive = await new Promise<boolean>((resolve) => {
+/** Is something accepting connections on the unix socket at `path`? */
+export function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const probe = net.connect(path);
     probe.once("connect", () => {
       probe.destroy();
@@ -39,7 +34,19 @@ async function clearStaleSocket(path: string): Promise<void> {
       resolve(false);
     });
   });
-  if (alive) throw new Error(`QMP socket ${path} is in use by another process`);
+}
+
+/** Replaces a leftover socket file; throws `inUse` if a live server still answers on it. */
+export async function clearStaleSocket(
+  path: string,
+  inUse = `QMP socket ${path} is in use by another process`,
+): Promise<void> {
+  try {
+    lstatSync(path);
+  } catch {
+    return;
+  }
+  if (await socketAnswers(path)) throw new Error(inUse);
   unlinkSync(path);
 }
 
@@ -124,8 +131,12 @@ export class QmpServer {
     });
   }
 
-  /** Flushes what was written to each client, closes, removes the socket file. */
-  async close(timeoutMs = 500): Promise<void> {
+  /**
+   * Flushes what was written to each client, closes, removes the socket file
+   * (unless keepSocketFile: the VM process goes on listening on it).
+   */
+  async close(options: { timeoutMs?: number; keepSocketFile?: boolean } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 500;
     this.unsubscribe?.();
     const server = this.server;
     this.server = null;
@@ -151,7 +162,7 @@ export class QmpServer {
         }),
       ]);
     }
-    if (this.options.endpoint.kind === "unix") {
+    if (this.options.endpoint.kind === "unix" && options.keepSocketFile !== true) {
       try {
         unlinkSync(this.options.endpoint.path);
       } catch {

@@ -1,7 +1,10 @@
 // One connected QMP client: greeting, stream splitting, rate limit, ordered
 // execution, replies. Commands from one client run one at a time in order;
 // a client that stops reading has its input paused until its output drains,
-// so a flood costs the VMM bounded memory.
+// and one that sends faster than its commands run has it paused until they
+// catch up, so a flood costs the VMM bounded memory. A session yields the
+// event loop every few commands: in the control-plane host one loop serves
+// many VMs, and a client flooding one of them must not hold up the others.
 import type { Duplex } from "node:stream";
 import type { VmControl } from "../vmm/control";
 import type { CommandContext } from "./command";
@@ -13,6 +16,13 @@ import { NO_ID, QmpError, errorLine, genericError, greetingLine, returnLine } fr
 
 /** Output queued beyond this pauses reading from the client. */
 const HIGH_WATER = 1024 * 1024;
+/** Commands waiting beyond this pause reading from the client; below QUEUE_LOW it resumes. */
+const QUEUE_HIGH = 256;
+const QUEUE_LOW = 64;
+/** Commands run back to back before the session lets the event loop turn. */
+const BATCH = 32;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export interface SessionOptions {
   table: CommandTable;
@@ -29,6 +39,9 @@ export class QmpSession {
   private readonly queue: Work[] = [];
   private running = false;
   private closed = false;
+  private outputBlocked = false;
+  private inputPaused = false;
+  private inputEnded = false;
   private readonly commandNames: readonly string[];
   /** Descriptors received with this client's messages, oldest first. */
   private readonly receivedFds: number[] = [];
@@ -48,7 +61,15 @@ export class QmpSession {
       this.onData(chunk);
     });
     stream.on("drain", () => {
-      if (!this.closed) stream.resume();
+      this.outputBlocked = false;
+      this.updateInput();
+    });
+    // The client has sent all it will (EOF): once its commands have been
+    // answered the connection ends, as QEMU's does, so `printf ... | ncat -U`
+    // returns and a vanished client does not linger until the next event.
+    stream.on("end", () => {
+      this.inputEnded = true;
+      if (!this.running) this.end();
     });
     stream.on("error", () => {
       this.close();
@@ -71,7 +92,20 @@ export class QmpSession {
   write(line: string): void {
     if (this.closed || this.stream.destroyed) return;
     const ok = this.stream.write(line);
-    if (!ok && this.stream.writableLength > HIGH_WATER) this.stream.pause();
+    if (!ok && this.stream.writableLength > HIGH_WATER) {
+      this.outputBlocked = true;
+      this.updateInput();
+    }
+  }
+
+  /** Reads from the client only while its output drains and its commands keep up. */
+  private updateInput(): void {
+    const limit = this.inputPaused ? QUEUE_LOW : QUEUE_HIGH;
+    const pause = this.outputBlocked || this.queue.length >= limit;
+    if (pause === this.inputPaused || this.closed) return;
+    this.inputPaused = pause;
+    if (pause) this.stream.pause();
+    else this.stream.resume();
   }
 
   /** Ends the connection once what was written has been flushed. */
@@ -111,19 +145,27 @@ export class QmpSession {
 
   private enqueue(work: Work): void {
     this.queue.push(work);
+    if (this.queue.length >= QUEUE_HIGH) this.updateInput();
     if (!this.running) void this.drain();
   }
 
   private async drain(): Promise<void> {
     this.running = true;
     try {
+      let count = 0;
       for (let work = this.queue.shift(); work !== undefined; work = this.queue.shift()) {
         if (work.kind === "line") this.write(work.line);
         else await this.run(work.request);
+        if (++count % BATCH === 0) {
+          await nextTurn();
+          if (this.inputPaused) this.updateInput();
+        }
       }
     } finally {
       this.running = false;
     }
+    if (this.inputEnded) this.end();
+    else if (this.inputPaused) this.updateInput();
   }
 
   private async run(request: ParsedRequest): Promise<void> {

@@ -8,13 +8,14 @@ export interface Logger {
   close(): void;
 }
 
-export function createLogger(target: string | null | undefined): Logger {
+/** `pid`: the VM process the lines are about (the control plane may serve several). */
+export function createLogger(target: string | null | undefined, pid = process.pid): Logger {
   if (target === undefined) return { log: () => undefined, close: () => undefined };
   const fd = target === null ? 2 : openSync(target, "a", 0o640);
   return {
     log(line) {
       try {
-        writeSync(fd, `${new Date().toISOString()} virga-vmm[${process.pid}]: ${line}\n`);
+        writeSync(fd, `${new Date().toISOString()} virga-vmm[${pid}]: ${line}\n`);
       } catch {
         // a full disk or a closed stderr must not take the VM down
       }

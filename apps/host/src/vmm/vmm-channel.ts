@@ -1,9 +1,9 @@
 // The control plane's line to its VM process (native/src/process/
 // control_plane.h documents the wire): JSON requests with replies, notices
-// without, and events from the VMM. Writes go through the native addon's
-// sendWithFds, since a request may carry a descriptor (a tap from getfd),
-// which Node's sockets cannot send.
-import { Socket } from "node:net";
+// without, and events from the VMM. The bytes come and go through a
+// channel-link.ts link (a companion's fd 3, or a connection to the
+// control-plane host), since a request may carry a descriptor (a tap from
+// getfd), which Node's sockets cannot send.
 import { QmpError, type QmpErrorClass } from "../qmp/wire";
 import type { VcpuState } from "./control";
 import type {
@@ -20,6 +20,8 @@ export interface Hello {
   config: unknown;
   ptyPath: string | null;
   status: "prelaunch" | "paused" | "running";
+  /** The VM process (for log lines; the control plane may be another process). */
+  pid: number;
 }
 
 export type VmmEvent =
@@ -27,7 +29,9 @@ export type VmmEvent =
   | { event: "shutdown"; guest: false; reason: "host-signal" }
   | { event: "error"; message: string }
   /** A QMP event raised by a device (BALLOON_CHANGED), passed on as it is. */
-  | { event: "qmp"; name: string; data: Record<string, unknown> };
+  | { event: "qmp"; name: string; data: Record<string, unknown> }
+  /** Stop serving, the VM goes on: it moves to the control-plane host. */
+  | { event: "detach" };
 
 interface Reply {
   id: number;
@@ -36,12 +40,12 @@ interface Reply {
   class?: QmpErrorClass;
 }
 
-/** Writes `text` with `fds` attached; the native addon's sendWithFds. */
-export type ChannelSender = (fd: number, text: string, fds: number[]) => void;
+/** Writes one line with `fds` attached (channel-link.ts). */
+export type ChannelSender = (text: string, fds: number[]) => void;
 
 export class VmmChannel implements NativeVm {
-  private readonly socket: Socket;
   private buffer = "";
+  private closed = false;
   private nextId = 1;
   private readonly waiting = new Map<
     number,
@@ -52,28 +56,26 @@ export class VmmChannel implements NativeVm {
   private eventListener: (event: VmmEvent) => void = () => undefined;
   private closeListener: () => void = () => undefined;
 
-  constructor(
-    private readonly fd: number,
-    private readonly send: ChannelSender,
-  ) {
-    this.socket = new Socket({ fd, readable: true, writable: false });
-    this.socket.setEncoding("utf8");
-    this.socket.on("data", (chunk: string) => {
-      this.buffer += chunk;
-      let newline;
-      while ((newline = this.buffer.indexOf("\n")) >= 0) {
-        const line = this.buffer.slice(0, newline);
-        this.buffer = this.buffer.slice(newline + 1);
-        this.dispatch(JSON.parse(line) as Record<string, unknown>);
-      }
-    });
-    this.socket.on("error", () => undefined);
-    this.socket.on("close", () => {
-      for (const waiter of this.waiting.values())
-        waiter.reject(new Error("the VM process has gone"));
-      this.waiting.clear();
-      this.closeListener();
-    });
+  constructor(private readonly send: ChannelSender) {}
+
+  /** Text from the VM process as it arrives. Throws on a line that is not JSON. */
+  receive(chunk: string): void {
+    this.buffer += chunk;
+    let newline;
+    while ((newline = this.buffer.indexOf("\n")) >= 0) {
+      const line = this.buffer.slice(0, newline);
+      this.buffer = this.buffer.slice(newline + 1);
+      this.dispatch(JSON.parse(line) as Record<string, unknown>);
+    }
+  }
+
+  /** The channel has closed: pending requests fail, the close listener runs once. */
+  end(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const waiter of this.waiting.values()) waiter.reject(new Error("the VM process has gone"));
+    this.waiting.clear();
+    this.closeListener();
   }
 
   /** The first message: the VM's configuration and serial pty. */
@@ -149,6 +151,10 @@ export class VmmChannel implements NativeVm {
   fail(message: string): void {
     this.notice({ notice: "fail", message });
   }
+  /** This VM's part failed in the control-plane host: the VM process starts it again. */
+  restart(message: string): void {
+    this.notice({ notice: "restart", message });
+  }
 
   /** A notice to a VM process that may be gone already: its end is noticed through the channel. */
   private notice(message: object): void {
@@ -173,7 +179,8 @@ export class VmmChannel implements NativeVm {
   }
 
   private write(message: object, fds: number[] = []): void {
-    this.send(this.fd, `${JSON.stringify(message)}\n`, fds);
+    if (this.closed) throw new Error("the VM process has gone");
+    this.send(`${JSON.stringify(message)}\n`, fds);
   }
 
   private dispatch(message: Record<string, unknown>): void {

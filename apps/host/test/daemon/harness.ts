@@ -181,11 +181,12 @@ export class VirgadFixture {
     if (pid !== null) this.vmPids.add(pid);
   }
 
+  /** The VMs' pids and the control-plane host's (it outlives virgad, as they do). */
   private pidFiles(): number[] {
     const vms = path.join(this.runDir, "vms");
-    if (!existsSync(vms)) return [];
-    return readdirSync(vms)
-      .map((id) => path.join(vms, id, "pid"))
+    const files = existsSync(vms) ? readdirSync(vms).map((id) => path.join(vms, id, "pid")) : [];
+    files.push(path.join(this.runDir, "control-host.pid"));
+    return files
       .filter((file) => existsSync(file))
       .map((file) => Number(readFileSync(file, "utf8").trim()))
       .filter((pid) => pid > 0);
@@ -196,6 +197,11 @@ export class VirgadFixture {
     const parts: string[] = [];
     for (const daemon of this.daemons) {
       parts.push(`--- virgad pid ${daemon.pid} stderr:\n${daemon.stderr}`);
+    }
+    const hostLog = path.join(this.runDir, "control-host.log");
+    if (existsSync(hostLog)) {
+      const text = readFileSync(hostLog, "utf8");
+      parts.push(`--- control-host.log (last 3000 chars):\n${text.slice(-3000)}`);
     }
     const vms = path.join(this.runDir, "vms");
     if (existsSync(vms)) {
