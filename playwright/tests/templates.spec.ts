@@ -5,14 +5,7 @@
 // each clone's page shows it running with a live console whose probe shell
 // answers at once (a clone carries on from the template's prompt; it does
 // not boot). Every step is in the audit log.
-import type { Page } from "@playwright/test";
-import { expect, test } from "../fixtures";
-
-async function typeInConsole(page: Page, line: string): Promise<void> {
-  await page.getByTestId("serial-console").click();
-  await page.keyboard.type(line);
-  await page.keyboard.press("Enter");
-}
+import { expect, test, typeInConsole } from "../fixtures";
 
 test.describe.configure({ mode: "serial" });
 

@@ -5,7 +5,15 @@
 // the audit log and the OpenAPI document.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { errorOf, PortalApi, startStack, statusOf, tokenApi, type Stack } from "./harness";
+import {
+  errorOf,
+  FailureWatch,
+  PortalApi,
+  startStack,
+  statusOf,
+  tokenApi,
+  type Stack,
+} from "./harness";
 
 const MIB = 1024 * 1024;
 
@@ -15,7 +23,7 @@ let viewer: PortalApi;
 let vmId: string;
 let templateId: string;
 let cloneIds: string[] = [];
-let failed = false;
+const watch = new FailureWatch();
 
 before(async () => {
   stack = await startStack();
@@ -36,26 +44,16 @@ before(async () => {
       })
     ).id;
   } catch (error) {
-    failed = true;
+    watch.fail();
     throw error;
   }
 });
 
 after(async () => {
-  if (failed) console.log(`portal output (data kept in ${stack.dataDir}):\n${stack.output()}`);
-  await stack.stop({ keepData: failed });
+  await watch.stop(stack);
 });
 
-function track(fn: () => Promise<void>) {
-  return async () => {
-    try {
-      await fn();
-    } catch (error) {
-      failed = true;
-      throw error;
-    }
-  };
-}
+const track = (fn: () => Promise<void>) => watch.track(fn);
 
 describe("templates", () => {
   it(

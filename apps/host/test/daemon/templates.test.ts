@@ -7,18 +7,17 @@
 // stopped and started again boots from its kernel. Every refusal names
 // what is wrong and leaves nothing behind.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readlinkSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { TRPCClientError } from "@trpc/client";
-import type { VmConfig } from "../../src/config/vm-config";
 import { tapName } from "../../src/daemon/taps";
 import { readSector, sectorPattern } from "../support/disk";
 import { requireKvmHost } from "../support/guest";
-import { requireTaps } from "../support/tap";
+import { requireTaps, testBridge } from "../support/tap";
 import {
   ConsoleWatcher,
+  refused,
+  storedConfig,
   waitUntil,
   withVirgad,
   type VirgadFixture,
@@ -27,20 +26,8 @@ import {
 
 const TEST = { timeout: 120000 };
 const MIB = 1024 * 1024;
-const bridge = `vgtpl${process.pid % 100000}`;
-
-function ip(args: string[]): void {
-  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
-}
-
-async function refused(call: Promise<unknown>, code: string, message: RegExp): Promise<void> {
-  await assert.rejects(call, (error: unknown) => {
-    assert.ok(error instanceof TRPCClientError, String(error));
-    assert.equal((error.data as { code?: string } | undefined)?.code, code, error.message);
-    assert.match(error.message, message);
-    return true;
-  });
-}
+const testNet = testBridge("vgtpl");
+const bridge = testNet.name;
 
 type Client = ReturnType<VirgadProcess["client"]>;
 
@@ -60,12 +47,6 @@ async function shell(
   );
 }
 
-function storedConfig(fx: VirgadFixture, id: string): VmConfig {
-  return JSON.parse(
-    readFileSync(path.join(fx.runDir, "vms", id, "config.json"), "utf8"),
-  ) as VmConfig;
-}
-
 function templateEntries(fx: VirgadFixture): string[] {
   return readdirSync(path.join(fx.runDir, "templates")).sort();
 }
@@ -74,15 +55,11 @@ describe("virgad templates and clones", () => {
   before(() => {
     requireKvmHost();
     requireTaps();
-    ip(["link", "add", bridge, "type", "bridge"]);
+    testNet.create();
   });
 
   after(() => {
-    const leftOver = execFileSync("ip", ["-o", "link", "show", "master", bridge], {
-      encoding: "utf8",
-    });
-    for (const match of leftOver.matchAll(/^\d+: ([^:@]+)/gm)) ip(["link", "del", match[1] ?? ""]);
-    ip(["link", "del", bridge]);
+    testNet.remove();
   });
 
   it(
