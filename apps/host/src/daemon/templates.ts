@@ -302,7 +302,7 @@ export class TemplateStore {
    * it. Running clones keep their mapping of its memory until they exit.
    */
   async remove(name: string, waitingClones: string[]): Promise<{ name: string }> {
-    this.get(name);
+    this.get(name, "name");
     const starting = this.starting.get(name) ?? 0;
     if (starting > 0) {
       throw new DaemonError(
