@@ -44,7 +44,7 @@ function summarise(action: string, input: unknown): unknown {
     return { ...fields, data: `(${fields.data.length} characters)` };
   }
   if ((action === "vms.qmp" || action === "gateway.qmp") && fields.arguments !== undefined) {
-    const text = JSON.stringify(fields.arguments) ?? "";
+    const text = JSON.stringify(fields.arguments);
     const keys =
       typeof fields.arguments === "object" && fields.arguments !== null
         ? Object.keys(fields.arguments).join(", ")
