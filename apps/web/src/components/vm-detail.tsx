@@ -111,6 +111,8 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
     if (event.event === "VM_DELETED") router.push("/vms");
     // A device change here, in another tab or through the API, a state change, an unplug.
     void queryClient.invalidateQueries({ queryKey: trpc.vms.devices.queryKey({ id: initial.id }) });
+    // The summary too: a crash brings its exit (reason, last console lines), a start its PID.
+    void queryClient.invalidateQueries({ queryKey: trpc.vms.get.queryKey({ id: initial.id }) });
   });
   const [error, setError] = useState<string | null>(null);
   const onDone = {
