@@ -8,6 +8,8 @@
 #                    QMP client tests use it as written there
 #   chromium         the browser the portal's end-to-end tests drive
 #                    (Playwright never downloads one here)
+#   openssl          makes virgad's self-signed TLS certificate when it
+#                    listens beyond loopback (apps/host/src/daemon/tls.ts)
 # and then builds the stock-Linux test guest and the nested-KVM harness's L1
 # machine from Debian packages (apps/host/test/images/build.sh; a no-op when
 # they are current; VIRGA_SKIP_GUEST_IMAGES=1 skips it).
@@ -31,6 +33,7 @@ declare -A wanted=(
   [qemu-system-x86_64]=qemu-system-x86
   [ncat]=ncat
   [chromium]=chromium
+  [openssl]=openssl
 )
 missing=()
 for command in "${!wanted[@]}"; do

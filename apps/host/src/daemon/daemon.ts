@@ -8,6 +8,7 @@ import path from "node:path";
 import { cloneTemplate, type CloneInput, type CloneReport } from "./clones";
 import { ImageDirs } from "./confine";
 import { ControlHostSupervisor } from "./control-host-supervisor";
+import type { Tokens } from "./credentials";
 import { DaemonError, badRequest, messageOf, notFound } from "./errors";
 import { EventBus } from "./event-bus";
 import { hostInfo, kvmFacts, type HostInfo, type KvmFacts } from "./host-info";
@@ -60,7 +61,7 @@ export class Daemon {
   readonly run: RunDir;
   readonly images: ImageDirs;
   readonly bus: EventBus;
-  readonly token: string;
+  readonly tokens: Tokens;
   readonly templates: TemplateStore;
   readonly controlHost: ControlHostSupervisor;
   private readonly vms = new Map<string, ManagedVm>();
@@ -77,7 +78,7 @@ export class Daemon {
     this.useControlHost = options.controlHost !== false;
     this.run = new RunDir(options.runDir);
     this.run.prepare();
-    this.token = this.run.token();
+    this.tokens = this.run.tokens();
     this.images = new ImageDirs([...(options.imageDirs ?? defaultImageDirs()), this.run.imagesDir]);
     this.bus = new EventBus(this.run.eventsFile, this.log);
     this.templates = new TemplateStore(this.run.templatesDir, this.log);

@@ -6,9 +6,20 @@ import { Daemon } from "./daemon";
 import { USAGE, VirgadUsageError, parseOptions, type VirgadOptions } from "./options";
 import { RunDir } from "./run-dir";
 import { startServer } from "./server";
+import { TlsError, isLoopback, tlsMaterial, type TlsMaterial } from "./tls";
 
 function log(line: string): void {
   process.stderr.write(`${new Date().toISOString()} virgad[${process.pid}]: ${line}\n`);
+}
+
+function certificate(run: RunDir, host: string): TlsMaterial {
+  try {
+    return tlsMaterial(run.tlsDir, host);
+  } catch (error) {
+    if (!(error instanceof TlsError)) throw error;
+    process.stderr.write(`virgad: ${error.message}\n`);
+    process.exit(1);
+  }
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
@@ -30,7 +41,13 @@ export async function main(argv: readonly string[]): Promise<void> {
     case "print-token": {
       const run = new RunDir(options.runDir);
       run.prepare();
-      process.stdout.write(run.token() + "\n");
+      process.stdout.write(run.token(options.tokenScope) + "\n");
+      return;
+    }
+    case "print-fingerprint": {
+      const run = new RunDir(options.runDir);
+      run.prepare();
+      process.stdout.write(certificate(run, options.host).fingerprint + "\n");
       return;
     }
     case "run":
@@ -41,12 +58,23 @@ export async function main(argv: readonly string[]): Promise<void> {
     imageDirs: options.imageDirs,
     log,
   });
-  const server = await startServer({ daemon, host: options.host, port: options.port, log });
+  const tls =
+    options.tls || !isLoopback(options.host) ? certificate(daemon.run, options.host) : undefined;
+  const server = await startServer({
+    daemon,
+    host: options.host,
+    port: options.port,
+    log,
+    tls,
+  });
   const shown = server.host.includes(":") ? `[${server.host}]` : server.host;
   log(`image directories: ${daemon.images.describe()}`);
   process.stdout.write(
-    `virgad: listening on http://${shown}:${server.port} (run directory ${daemon.run.root}, token in ${daemon.run.tokenFile})\n`,
+    `virgad: listening on ${server.scheme}://${shown}:${server.port} (run directory ${daemon.run.root}, tokens in ${daemon.run.tokenFile} and ${daemon.run.readTokenFile})\n`,
   );
+  if (tls !== undefined) {
+    process.stdout.write(`virgad: certificate SHA-256 fingerprint ${tls.fingerprint}\n`);
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

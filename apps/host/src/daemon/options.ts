@@ -1,16 +1,27 @@
 // virgad's command line.
+import { SCOPES, type Scope } from "./credentials";
 
 export const USAGE = `usage: virgad [options]
-  --listen <host>:<port>   address to serve HTTP and websockets on (default 127.0.0.1:7788)
-  --run-dir <dir>          run directory: VMs, sockets, logs, token (default ./data/host)
+  --listen <host>:<port>   address to serve HTTP and websockets on (default 127.0.0.1:7788);
+                           an address beyond loopback (not 127.0.0.0/8, ::1) is served
+                           with TLS only, with a certificate made on first start
+  --tls                    serve TLS on a loopback address too
+  --run-dir <dir>          run directory: VMs, sockets, logs, tokens (default ./data/host)
   --image-dir <dir>        where kernels, initrds and disks may come from (repeatable;
                            default: build/guests and native/probe-guest/build of this
                            repository); <run-dir>/images is always one
-  --print-token            print the bearer token (creating it if needed) and exit
+  --print-token[=full|read]
+                           print the bearer token of that scope (default full; created
+                           if needed) and exit; 'read' may query and watch, not change
+  --print-fingerprint      print the TLS certificate's SHA-256 fingerprint (creating the
+                           certificate if needed) and exit
   --help, --version`;
 
 export interface VirgadOptions {
-  action: "run" | "print-token" | "help" | "version";
+  action: "run" | "print-token" | "print-fingerprint" | "help" | "version";
+  /** The scope --print-token prints. */
+  tokenScope: Scope;
+  tls: boolean;
   host: string;
   port: number;
   runDir: string;
@@ -33,6 +44,8 @@ function parseListen(value: string): { host: string; port: number } {
 export function parseOptions(argv: readonly string[]): VirgadOptions {
   const options: VirgadOptions = {
     action: "run",
+    tokenScope: "full",
+    tls: false,
     host: "127.0.0.1",
     port: 7788,
     runDir: "./data/host",
@@ -58,8 +71,22 @@ export function parseOptions(argv: readonly string[]): VirgadOptions {
       case "--image-dir":
         (options.imageDirs ??= []).push(value());
         break;
-      case "--print-token":
+      case "--print-token": {
         options.action = "print-token";
+        // Only `--print-token=read`: a bare next word stays an argument of its own.
+        if (eq < 0) break;
+        const scope = value();
+        if (!(SCOPES as readonly string[]).includes(scope)) {
+          throw new VirgadUsageError(`--print-token: expected full or read, got '${scope}'`);
+        }
+        options.tokenScope = scope as Scope;
+        break;
+      }
+      case "--print-fingerprint":
+        options.action = "print-fingerprint";
+        break;
+      case "--tls":
+        options.tls = true;
         break;
       case "--help":
       case "-h":

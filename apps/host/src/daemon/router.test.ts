@@ -54,12 +54,12 @@ after(async () => {
 
 describe("router (createCaller)", () => {
   it("refuses a caller without the token", async () => {
-    const caller = createCaller({ daemon, authed: false, ws: null });
+    const caller = createCaller({ daemon, scope: null, ws: null });
     await rejectsWith(caller.vm.list(), "UNAUTHORIZED", /bearer token/);
   });
 
   it("creates, lists, gets and deletes a VM", async () => {
-    const caller = createCaller({ daemon, authed: true, ws: null });
+    const caller = createCaller({ daemon, scope: "full", ws: null });
     const created = await caller.vm.create({ id: "one", name: "First", config });
     assert.equal(created.state, "created");
     assert.equal(created.name, "First");
@@ -90,7 +90,7 @@ describe("router (createCaller)", () => {
   });
 
   it("names the problem and leaves nothing behind when a create is refused", async () => {
-    const caller = createCaller({ daemon, authed: true, ws: null });
+    const caller = createCaller({ daemon, scope: "full", ws: null });
     await rejectsWith(
       caller.vm.create({ id: "bad", config: { ...config, memoryBytes: 3 } }),
       "BAD_REQUEST",
@@ -122,7 +122,7 @@ describe("router (createCaller)", () => {
   });
 
   it("confines host paths in raw QMP too", async () => {
-    const caller = createCaller({ daemon, authed: true, ws: null });
+    const caller = createCaller({ daemon, scope: "full", ws: null });
     await caller.vm.create({ id: "q", config });
     await rejectsWith(
       caller.vm.qmp({
@@ -137,7 +137,7 @@ describe("router (createCaller)", () => {
   });
 
   it("reports the host's facts", async () => {
-    const caller = createCaller({ daemon, authed: true, ws: null });
+    const caller = createCaller({ daemon, scope: "full", ws: null });
     const info = await caller.host.info();
     assert.ok(info.cpus >= 1);
     assert.ok(info.memoryBytes > 0);

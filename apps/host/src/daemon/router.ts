@@ -16,7 +16,7 @@ export const appRouter = router({
 
 export type AppRouter = typeof appRouter;
 
-/** Calls procedures without HTTP (tests, tools): `createCaller({daemon, authed: true, ws: null})`. */
+/** Calls procedures without HTTP (tests, tools): `createCaller({daemon, scope: "full", ws: null})`. */
 export const createCaller = createCallerFactory(appRouter);
 
 export type { VmSummary, VmState, VmExit } from "./vm";

@@ -1,5 +1,7 @@
 // The run directory (0700):
-//   <run>/token                 bearer token, 0600
+//   <run>/token                 bearer token of scope "full", 0600
+//   <run>/token.read            bearer token of scope "read", 0600
+//   <run>/tls/cert.pem, key.pem the certificate served beyond loopback (tls.ts), key 0600
 //   <run>/events.jsonl          recent events (event-bus.ts)
 //   <run>/images/               always an image directory
 //   <run>/control-host.sock     the control-plane host serving the VMs' QMP
@@ -18,6 +20,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import type { Scope, Tokens } from "./credentials";
 
 export const VM_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** sun_path is 108 bytes including the terminating NUL. */
@@ -62,6 +65,8 @@ export class RunDir {
   readonly imagesDir: string;
   readonly templatesDir: string;
   readonly tokenFile: string;
+  readonly readTokenFile: string;
+  readonly tlsDir: string;
   readonly eventsFile: string;
   readonly controlHostSocket: string;
   readonly controlHostPid: string;
@@ -73,6 +78,8 @@ export class RunDir {
     this.imagesDir = path.join(this.root, "images");
     this.templatesDir = path.join(this.root, "templates");
     this.tokenFile = path.join(this.root, "token");
+    this.readTokenFile = path.join(this.root, "token.read");
+    this.tlsDir = path.join(this.root, "tls");
     this.eventsFile = path.join(this.root, "events.jsonl");
     this.controlHostSocket = path.join(this.root, "control-host.sock");
     this.controlHostPid = path.join(this.root, "control-host.pid");
@@ -90,21 +97,27 @@ export class RunDir {
     }
   }
 
-  /** The bearer token: read, or generated (32 random bytes, hex) and stored 0600. */
-  token(): string {
+  /** The bearer token of a scope: read, or generated (32 random bytes, hex) and stored 0600. */
+  token(scope: Scope = "full"): string {
+    const file = scope === "full" ? this.tokenFile : this.readTokenFile;
     try {
-      const existing = readFileSync(this.tokenFile, "utf8").trim();
+      const existing = readFileSync(file, "utf8").trim();
       if (/^[0-9a-f]{64}$/.test(existing)) {
-        chmodSync(this.tokenFile, 0o600);
+        chmodSync(file, 0o600);
         return existing;
       }
     } catch {
       // first start
     }
     const token = randomBytes(32).toString("hex");
-    writeFileSync(this.tokenFile, token + "\n", { mode: 0o600 });
-    chmodSync(this.tokenFile, 0o600);
+    writeFileSync(file, token + "\n", { mode: 0o600 });
+    chmodSync(file, 0o600);
     return token;
+  }
+
+  /** Both tokens, created on first use. */
+  tokens(): Tokens {
+    return { full: this.token("full"), read: this.token("read") };
   }
 
   vm(id: string): VmPaths {

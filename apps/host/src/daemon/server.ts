@@ -1,12 +1,16 @@
-// HTTP and websocket front of virgad. The bearer token is checked here,
-// before tRPC sees anything: a request or websocket upgrade without it gets
-// 401 and never reaches a procedure.
-import { timingSafeEqual } from "node:crypto";
+// HTTP(S) and websocket front of virgad. The bearer token is checked here,
+// before tRPC sees anything: a request or websocket upgrade without one of
+// virgad's tokens gets 401 and never reaches a procedure; the token's scope
+// goes into the context (trpc.ts refuses mutations to a "read" token). The
+// token only ever travels in the Authorization header, websockets included:
+// URLs end up in logs and proxies.
 import http from "node:http";
+import https from "node:https";
 import type { Duplex } from "node:stream";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import { WebSocketServer } from "ws";
+import { scopeOf } from "./credentials";
 import type { Daemon } from "./daemon";
 import { appRouter } from "./router";
 
@@ -18,33 +22,22 @@ export interface ServerOptions {
   host: string;
   port: number;
   log?: (line: string) => void;
+  /** Serve HTTPS and WSS with this certificate (tls.ts); plain HTTP without. */
+  tls?: { cert: string; key: string };
 }
 
 export interface RunningServer {
   host: string;
   port: number;
+  scheme: "http" | "https";
   close(): Promise<void>;
 }
 
-function tokenMatches(given: string | null, token: string): boolean {
-  if (given === null) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/** The token from `Authorization: Bearer <token>`, or from `?token=` when allowed (websocket upgrades). */
-function presentedToken(req: http.IncomingMessage, allowQuery: boolean): string | null {
+/** The token from `Authorization: Bearer <token>`; nothing else is read (no `?token=`). */
+function presentedToken(req: http.IncomingMessage): string | null {
   const header = req.headers.authorization;
-  if (typeof header === "string") {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (match !== null) return match[1] ?? null;
-  }
-  if (allowQuery) {
-    const url = new URL(req.url ?? "/", "http://virgad");
-    return url.searchParams.get("token");
-  }
-  return null;
+  if (typeof header !== "string") return null;
+  return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] ?? null;
 }
 
 /** A tRPC-shaped error body, so tRPC clients report it like any other error. */
@@ -67,13 +60,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     basePath: `${TRPC_PATH}/`,
     // Configs and console input are small; nothing needs more.
     maxBodySize: MAX_BODY_BYTES,
-    createContext: () => ({ daemon, authed: true, ws: null }),
+    createContext: ({ req }) => ({
+      daemon,
+      scope: scopeOf(presentedToken(req), daemon.tokens),
+      ws: null,
+    }),
     onError: ({ error, path }) => {
       if (error.code === "INTERNAL_SERVER_ERROR") log(`${path ?? "?"}: ${error.message}`);
     },
   });
-  const server = http.createServer((req, res) => {
-    if (!tokenMatches(presentedToken(req, false), daemon.token)) {
+  const listener: http.RequestListener = (req, res) => {
+    if (scopeOf(presentedToken(req), daemon.tokens) === null) {
       res.writeHead(401, { "content-type": "application/json", "www-authenticate": "Bearer" });
       res.end(errorBody("UNAUTHORIZED", 401, "missing or invalid bearer token"));
       return;
@@ -85,13 +82,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     handler(req, res);
-  });
+  };
+  const server =
+    options.tls === undefined
+      ? http.createServer(listener)
+      : https.createServer({ cert: options.tls.cert, key: options.tls.key }, listener);
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   const wsHandler = applyWSSHandler({
     wss,
     router: appRouter,
-    createContext: ({ res }) => ({ daemon, authed: true, ws: res }),
+    createContext: ({ req, res }) => ({
+      daemon,
+      scope: scopeOf(presentedToken(req), daemon.tokens),
+      ws: res,
+    }),
     keepAlive: { enabled: true, pingMs: 30000, pongWaitMs: 10000 },
     onError: ({ error, path }) => {
       if (error.code === "INTERNAL_SERVER_ERROR") log(`ws ${path ?? "?"}: ${error.message}`);
@@ -99,7 +104,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   server.on("upgrade", (req, socket: Duplex, head: Buffer) => {
     socket.on("error", () => undefined);
-    if (!tokenMatches(presentedToken(req, true), daemon.token)) {
+    if (scopeOf(presentedToken(req), daemon.tokens) === null) {
       refuseUpgrade(socket, "401 Unauthorized", "WWW-Authenticate: Bearer\r\n");
       return;
     }
@@ -125,6 +130,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   return {
     host: options.host,
     port,
+    scheme: options.tls === undefined ? "http" : "https",
     close: async () => {
       wsHandler.broadcastReconnectNotification();
       for (const client of wss.clients) client.terminate();

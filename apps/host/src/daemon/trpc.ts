@@ -3,14 +3,15 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import type { WebSocket } from "ws";
 import { ZodError } from "zod";
+import { scopeAllows, type Scope } from "./credentials";
 import type { Daemon } from "./daemon";
 import { DaemonError } from "./errors";
 import { describeIssues } from "./vm-input";
 
 export interface Context {
   daemon: Daemon;
-  /** The transport checked the bearer token (server.ts); createCaller sets it itself. */
-  authed: boolean;
+  /** What the bearer token grants, null without one (server.ts checks it; createCaller sets it itself). */
+  scope: Scope | null;
   /** The websocket carrying this call, so subscriptions can see a client that stopped reading. */
   ws: WebSocket | null;
 }
@@ -40,11 +41,17 @@ export function toTRPCError(error: unknown): TRPCError {
   });
 }
 
-const requireToken = t.middleware(({ ctx, next }) => {
-  if (!ctx.authed) {
+const requireToken = t.middleware(({ ctx, type, path, next }) => {
+  if (ctx.scope === null) {
     throw new TRPCError({ code: "UNAUTHORIZED", message: "missing or invalid bearer token" });
   }
-  return next();
+  if (!scopeAllows(ctx.scope, type)) {
+    throw new TRPCError({
+      code: "FORBIDDEN",
+      message: `${path} needs a token of scope 'full'; this token's scope is '${ctx.scope}'`,
+    });
+  }
+  return next({ ctx: { scope: ctx.scope } });
 });
 
 const daemonErrors = t.middleware(async ({ next }) => {

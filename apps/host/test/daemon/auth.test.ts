@@ -1,13 +1,25 @@
-// virgad's front door: no token → 401 on every route and on the websocket;
-// configs naming files outside the image directories (directly, through
+// virgad's front door: no token → 401 on every route and on the websocket,
+// a token only in the Authorization header; a "read" token queries and
+// watches but is refused every mutation by name (403); beyond loopback only
+// TLS with virgad's own certificate; configs naming files outside the image directories (directly, through
 // `..`, or through a symlink) are refused, and nothing is left behind.
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import https from "node:https";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { TRPCClientError } from "@trpc/client";
 import WebSocket from "ws";
-import { withVirgad, type VirgadProcess } from "./harness";
+import { appRouter } from "../../src/daemon/router";
+import { ConsoleWatcher, EventWatcher, refused, withVirgad, type VirgadProcess } from "./harness";
 
 const TEST = { timeout: 30000 };
 
@@ -26,6 +38,49 @@ function upgradeStatus(url: string, headers: Record<string, string> = {}): Promi
     ws.once("error", (error) => {
       reject(error);
     });
+  });
+}
+
+/** Every mutation of virgad's router, read from the router so a new one cannot be missed. */
+function mutationPaths(): string[] {
+  const procedures = appRouter._def.procedures as unknown as Record<
+    string,
+    { _def: { type: string } }
+  >;
+  return Object.entries(procedures)
+    .filter(([, procedure]) => procedure._def.type === "mutation")
+    .map(([name]) => name);
+}
+
+/** A GET over TLS trusting only `cert`, accepted only when its fingerprint is `pin`. */
+function pinnedGet(
+  url: string,
+  token: string,
+  cert: string,
+  pin: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = https.get(
+      url,
+      {
+        headers: { authorization: `Bearer ${token}` },
+        // A fresh connection each time: a resumed TLS session skips checkServerIdentity.
+        agent: false,
+        ca: cert,
+        checkServerIdentity: (_host, peer) =>
+          peer.fingerprint256 === pin
+            ? undefined
+            : new Error(`pin mismatch: ${peer.fingerprint256}`),
+      },
+      (response) => {
+        let body = "";
+        response.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
+        response.on("end", () => {
+          resolve({ status: response.statusCode ?? 0, body });
+        });
+      },
+    );
+    request.on("error", reject);
   });
 }
 
@@ -57,7 +112,7 @@ describe("virgad auth and confinement", () => {
           assert.equal(got.status, 401, `${route} with '${authorization}'`);
         }
       }
-      // ?token= is for websocket upgrades only.
+      // A token in the URL counts for nothing, on requests and on upgrades alike.
       assert.equal((await status(virgad, `/trpc/vm.list?token=${virgad.token}`)).status, 401);
       const good = { authorization: `Bearer ${virgad.token}` };
       assert.equal((await status(virgad, "/trpc/vm.list", { headers: good })).status, 200);
@@ -68,7 +123,112 @@ describe("virgad auth and confinement", () => {
       assert.equal(await upgradeStatus(`${ws}?token=${"1".repeat(64)}`), 401);
       assert.equal(await upgradeStatus(ws, { authorization: "Bearer nope" }), 401);
       assert.equal(await upgradeStatus(ws, good), 101);
-      assert.equal(await upgradeStatus(`${ws}?token=${virgad.token}`), 101);
+      assert.equal(await upgradeStatus(`${ws}?token=${virgad.token}`), 401);
+      const read = { authorization: `Bearer ${virgad.readToken}` };
+      assert.equal(await upgradeStatus(ws, read), 101);
+    }),
+  );
+
+  it(
+    "gives a read token queries and subscriptions, and refuses it every mutation with 403",
+    TEST,
+    () =>
+      withVirgad(async (fx) => {
+        const virgad = await fx.start();
+        for (const file of ["token", "token.read"]) {
+          assert.equal(statSync(path.join(fx.runDir, file)).mode & 0o777, 0o600, file);
+        }
+        assert.notEqual(virgad.readToken, virgad.token);
+        const full = virgad.client();
+        const reader = virgad.client(virgad.readToken);
+        assert.deepEqual(await reader.host.whoami.query(), { scope: "read" });
+        assert.deepEqual(await full.host.whoami.query(), { scope: "full" });
+
+        const events = new EventWatcher(reader);
+        await events.waitStarted();
+        await full.vm.create.mutate({ id: "seen", config: fx.probeConfig() });
+        const output = new ConsoleWatcher(reader, "seen");
+        await full.vm.start.mutate({ id: "seen" });
+        fx.track((await full.vm.get.query({ id: "seen" })).pid);
+        await output.waitFor(/PROBE ready/);
+        await events.waitFor(
+          () => events.of("seen").includes("VM_STATE:running"),
+          "the reader to see the VM run",
+        );
+        assert.deepEqual(
+          (await reader.vm.list.query()).map((vm) => vm.id),
+          ["seen"],
+        );
+        assert.equal((await reader.vm.get.query({ id: "seen" })).state, "running");
+        await reader.host.info.query();
+        await reader.vm.devices.query({ id: "seen" });
+
+        const why = /needs a token of scope 'full'; this token's scope is 'read'/;
+        await refused(reader.vm.quit.mutate({ id: "seen" }), "FORBIDDEN", /vm\.quit needs a token/);
+        await refused(
+          reader.vm.consoleInput.mutate({ id: "seen", data: "help\n" }),
+          "FORBIDDEN",
+          why,
+        );
+        await refused(
+          reader.vm.qmp.mutate({ id: "seen", execute: "stop" }),
+          "FORBIDDEN",
+          /vm\.qmp needs a token/,
+        );
+        const mutations = mutationPaths();
+        assert.ok(mutations.length >= 15, `mutations found: ${mutations.join(", ")}`);
+        for (const name of mutations) {
+          const response = await fetch(`${virgad.url}/trpc/${name}`, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${virgad.readToken}`,
+              "content-type": "application/json",
+            },
+            body: JSON.stringify({ id: "seen" }),
+          });
+          assert.equal(response.status, 403, name);
+          const body = (await response.json()) as { error: { message: string } };
+          assert.match(
+            body.error.message,
+            new RegExp(`^${name.replace(".", "\\.")} needs a token of scope 'full'`),
+          );
+        }
+        assert.equal((await full.vm.get.query({ id: "seen" })).state, "running", "nothing changed");
+        output.close();
+        events.close();
+      }),
+  );
+
+  it("serves only TLS beyond loopback, with a certificate that survives a restart", TEST, () =>
+    withVirgad(async (fx) => {
+      const virgad = await fx.start("0.0.0.0:0");
+      assert.equal(virgad.scheme, "https");
+      const certFile = path.join(fx.runDir, "tls", "cert.pem");
+      const cert = readFileSync(certFile, "utf8");
+      const pin = new X509Certificate(cert).fingerprint256;
+      assert.match(virgad.stdout, new RegExp(`certificate SHA-256 fingerprint ${pin}`));
+      assert.equal(statSync(path.join(fx.runDir, "tls", "key.pem")).mode & 0o777, 0o600);
+
+      const ok = await pinnedGet(`${virgad.url}/trpc/host.whoami`, virgad.token, cert, pin);
+      assert.equal(ok.status, 200, ok.body);
+      assert.match(ok.body, /"scope":"full"/);
+      const wrongPin = pin.replace(/^../, pin.startsWith("00") ? "11" : "00");
+      await assert.rejects(
+        pinnedGet(`${virgad.url}/trpc/host.whoami`, virgad.token, cert, wrongPin),
+        /pin mismatch/,
+      );
+      // Plain HTTP to the TLS port gets no answer from the API.
+      await assert.rejects(fetch(`http://127.0.0.1:${virgad.port}/trpc/host.whoami`));
+      // Without the pinned certificate, a default client refuses the self-signed one.
+      await assert.rejects(fetch(`${virgad.url}/trpc/host.whoami`));
+
+      await virgad.stop();
+      const again = await fx.start("0.0.0.0:0");
+      assert.equal(readFileSync(certFile, "utf8"), cert, "the certificate is kept");
+      assert.equal(
+        (await pinnedGet(`${again.url}/trpc/host.whoami`, again.token, cert, pin)).status,
+        200,
+      );
     }),
   );
 

@@ -58,11 +58,15 @@ export class VirgadProcess {
   private readonly child: ChildProcess;
   private readonly clients: { close(): void }[] = [];
 
+  /** "https" when virgad serves TLS (beyond loopback, or --tls). */
+  scheme = "http";
+
   constructor(
     readonly runDir: string,
     readonly imageDirs: readonly string[],
+    listen = "127.0.0.1:0",
   ) {
-    const args = [virgadBin, "--listen", "127.0.0.1:0", "--run-dir", runDir];
+    const args = [virgadBin, "--listen", listen, "--run-dir", runDir];
     for (const dir of imageDirs) args.push("--image-dir", dir);
     this.child = spawn(process.execPath, args, {
       cwd: repoRoot,
@@ -86,30 +90,44 @@ export class VirgadProcess {
   }
 
   async ready(): Promise<this> {
-    await waitUntil(
-      () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(this.stdout) || !this.running,
-      "virgad to listen",
-    );
-    const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(this.stdout);
+    const listening = /listening on (https?):\/\/[^\s]*:(\d+) /;
+    await waitUntil(() => listening.test(this.stdout) || !this.running, "virgad to listen");
+    const match = listening.exec(this.stdout);
     if (match === null) throw new Error(`virgad did not start:\n${this.stderr}`);
-    this.port = Number(match[1]);
+    this.scheme = match[1] ?? "http";
+    this.port = Number(match[2]);
     return this;
   }
 
+  /** The token of scope "full". */
   get token(): string {
     return readFileSync(path.join(this.runDir, "token"), "utf8").trim();
   }
 
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+  /** The token of scope "read". */
+  get readToken(): string {
+    return readFileSync(path.join(this.runDir, "token.read"), "utf8").trim();
   }
 
-  /** A tRPC client: queries and mutations over HTTP, subscriptions over one websocket. */
-  client(): TRPCClient<AppRouter> {
-    const token = this.token;
+  get url(): string {
+    return `${this.scheme}://127.0.0.1:${this.port}`;
+  }
+
+  /**
+   * A tRPC client: queries and mutations over HTTP, subscriptions over one
+   * websocket; the token goes in the Authorization header of both.
+   */
+  client(token = this.token): TRPCClient<AppRouter> {
+    const headers = { authorization: `Bearer ${token}` };
+    // tRPC constructs the socket with the URL only; the header rides on a subclass.
+    class HeaderWebSocket extends WebSocket {
+      constructor(url: string | URL) {
+        super(url, { headers });
+      }
+    }
     const wsClient = createWSClient({
-      url: `ws://127.0.0.1:${this.port}/trpc?token=${token}`,
-      WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+      url: `ws://127.0.0.1:${this.port}/trpc`,
+      WebSocket: HeaderWebSocket as unknown as typeof globalThis.WebSocket,
       retryDelayMs: () => 100,
     });
     this.clients.push(wsClient);
@@ -118,10 +136,7 @@ export class VirgadProcess {
         splitLink({
           condition: (op) => op.type === "subscription",
           true: wsLink({ client: wsClient }),
-          false: httpLink({
-            url: `${this.url}/trpc`,
-            headers: { authorization: `Bearer ${token}` },
-          }),
+          false: httpLink({ url: `${this.url}/trpc`, headers }),
         }),
       ],
     });
@@ -161,8 +176,8 @@ export class VirgadFixture {
     copyFileSync(probeGuest, this.kernel);
   }
 
-  async start(): Promise<VirgadProcess> {
-    const daemon = new VirgadProcess(this.runDir, [this.imagesDir]);
+  async start(listen?: string): Promise<VirgadProcess> {
+    const daemon = new VirgadProcess(this.runDir, [this.imagesDir], listen);
     this.daemons.push(daemon);
     await daemon.ready();
     return daemon;

@@ -3,4 +3,6 @@ import { procedure, router } from "../trpc";
 
 export const hostRouter = router({
   info: procedure.query(({ ctx }) => ctx.daemon.hostInfo()),
+  /** What the caller's token may do, so a client (the portal's hosts.add) can tell the admin. */
+  whoami: procedure.query(({ ctx }) => ({ scope: ctx.scope })),
 });
