@@ -9,7 +9,8 @@
 //
 // Environment: VIRGA_DATA_DIR (./data), VIRGA_PORTAL_HOST (127.0.0.1),
 // VIRGA_PORTAL_PORT (3000), VIRGA_HOST_LISTEN (127.0.0.1:7788),
-// VIRGA_DATABASE_URL (file:<data>/portal.db), VIRGA_ADMIN_PASSWORD (first
+// VIRGA_DATABASE_URL (file:<data>/portal.db), VIRGA_SECRET_KEY_FILE
+// (<data>/secret.key) or VIRGA_SECRET_KEY, VIRGA_ADMIN_PASSWORD (first
 // start only; random and printed once when unset).
 /* global fetch, AbortSignal */
 import { spawn, spawnSync } from "node:child_process";
@@ -24,12 +25,21 @@ const withVirgad = !process.argv.includes("--no-virgad");
 const dataDir = resolve(root, process.env.VIRGA_DATA_DIR ?? "data");
 const hostListen = process.env.VIRGA_HOST_LISTEN ?? "127.0.0.1:7788";
 const hostUrl = `http://${hostListen}`;
+// Beyond loopback virgad serves TLS only, and a host reached that way is added by hand with its pinned certificate.
+if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(hostListen)) {
+  console.error(
+    `npm start: VIRGA_HOST_LISTEN must be a loopback address (127.x.x.x:port, localhost:port or [::1]:port), got '${hostListen}'; run virgad on its own to listen beyond loopback and add it on the Hosts page (docs/security.md)`,
+  );
+  process.exit(2);
+}
 const runDir = join(dataDir, "host");
 const virgadBin = join(root, "apps", "host", "bin", "virgad.js");
 const env = {
   ...process.env,
   NEXT_TELEMETRY_DISABLED: "1",
   VIRGA_DATABASE_URL: process.env.VIRGA_DATABASE_URL || `file:${join(dataDir, "portal.db")}`,
+  // The key sealing the hosts' tokens lives in the data folder, never in the database.
+  VIRGA_SECRET_KEY_FILE: process.env.VIRGA_SECRET_KEY_FILE || join(dataDir, "secret.key"),
 };
 
 function step(label, command, args, options = {}) {

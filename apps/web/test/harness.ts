@@ -46,7 +46,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Kills the VM processes and the control-plane host virgad started under
  * `runDir` (they outlive virgad by design).
  */
-function killVms(runDir: string): void {
+export function killVms(runDir: string): void {
   let ids: string[] = [];
   try {
     ids = readdirSync(path.join(runDir, "vms"));

@@ -19,12 +19,14 @@ export function HostList({ initial, isAdmin }: { initial: Host[]; isAdmin: boole
   const [name, setName] = useState("");
   const [url, setUrl] = useState("http://127.0.0.1:7788");
   const [token, setToken] = useState("");
+  const [fingerprint, setFingerprint] = useState("");
   const refresh = () => queryClient.invalidateQueries({ queryKey: trpc.hosts.list.queryKey() });
   const add = useMutation(
     trpc.hosts.add.mutationOptions({
       onSuccess: () => {
         setName("");
         setToken("");
+        setFingerprint("");
         void refresh();
       },
     }),
@@ -35,7 +37,7 @@ export function HostList({ initial, isAdmin }: { initial: Host[]; isAdmin: boole
   const addErrors = add.error ? errorDetails(add.error) : null;
   const submit = (event: SyntheticEvent) => {
     event.preventDefault();
-    add.mutate({ name, url, token });
+    add.mutate({ name, url, token, fingerprint });
   };
 
   return (
@@ -47,6 +49,19 @@ export function HostList({ initial, isAdmin }: { initial: Host[]; isAdmin: boole
               {host.name} <span className="muted small mono">{host.url}</span>
               {host.isLocal && <span className="muted small"> (started with the portal)</span>}
             </h2>
+            <span className="muted small" data-testid="host-credential">
+              {host.scope === "read"
+                ? "read-only token"
+                : host.scope === "full"
+                  ? "full token"
+                  : ""}
+              {host.fingerprint !== null && (
+                <>
+                  {" · pinned certificate "}
+                  <span className="mono">{host.fingerprint}</span>
+                </>
+              )}
+            </span>
             {isAdmin && (
               <button
                 type="button"
@@ -165,10 +180,27 @@ export function HostList({ initial, isAdmin }: { initial: Host[]; isAdmin: boole
               onChange={(e) => setToken(e.target.value)}
             />
             <span className="hint">
-              On the host: <code>node apps/host/bin/virgad.js --print-token</code>
+              On the host: <code>node apps/host/bin/virgad.js --print-token</code> (full), or{" "}
+              <code>--print-token=read</code> for a host the portal may only watch
             </span>
             {addErrors?.fields.token && (
               <span className="field-error">{addErrors.fields.token}</span>
+            )}
+          </div>
+          <div className={`field${addErrors?.fields.fingerprint ? " invalid" : ""}`}>
+            <label htmlFor="host-fingerprint">Certificate fingerprint (https only)</label>
+            <input
+              id="host-fingerprint"
+              className="mono"
+              value={fingerprint}
+              onChange={(e) => setFingerprint(e.target.value)}
+            />
+            <span className="hint">
+              On the host: <code>node apps/host/bin/virgad.js --print-fingerprint</code>; leave it
+              empty to see what the host presents, then compare and confirm
+            </span>
+            {addErrors?.fields.fingerprint && (
+              <span className="field-error">{addErrors.fields.fingerprint}</span>
             )}
           </div>
           <button className="primary" type="submit" disabled={add.isPending}>

@@ -1,17 +1,28 @@
 // What the portal sets up when it starts: the first admin (on an empty
 // database; the password is printed once), the local virgad as host "local"
-// (when `npm start` passes one), and the built-in guest definitions.
+// (when `npm start` passes one), host tokens stored in clear by an older
+// portal sealed, and the built-in guest definitions.
 import { randomBytes } from "node:crypto";
 import { audit } from "./audit";
 import { db } from "./db";
 import { env } from "./env";
 import { hashPassword } from "./auth/secrets";
+import { isSealed, openCredential, sealCredential } from "./hosts/credential";
 import { seedBuiltInDefinitions } from "./definitions/built-in";
 
 export interface BootstrapReport {
   admin: { username: string; password: string | null } | null;
   localHost: string | null;
   definitions: string[];
+}
+
+/** Whether a stored credential is this token; one sealed under another key is not (it is replaced). */
+function holdsToken(stored: string, token: string): boolean {
+  try {
+    return openCredential(stored).token === token;
+  } catch {
+    return false;
+  }
 }
 
 export async function bootstrap(): Promise<BootstrapReport> {
@@ -40,20 +51,36 @@ export async function bootstrap(): Promise<BootstrapReport> {
     settings.VIRGA_LOCAL_HOST_TOKEN !== undefined
   ) {
     const url = settings.VIRGA_LOCAL_HOST_URL;
-    const token = settings.VIRGA_LOCAL_HOST_TOKEN;
+    // start.mjs hands over <run>/token, virgad's full token, over loopback http (no pin).
+    const sealed = sealCredential({
+      token: settings.VIRGA_LOCAL_HOST_TOKEN,
+      scope: "full",
+      pin: null,
+    });
     const existing = await db().host.findFirst({ where: { isLocal: true } });
     if (existing === null) {
       const name = (await db().host.findUnique({ where: { name: "local" } }))
         ? "local-virgad"
         : "local";
-      await db().host.create({ data: { name, url, token, isLocal: true } });
+      await db().host.create({ data: { name, url, token: sealed, isLocal: true } });
       report.localHost = name;
-    } else if (existing.url !== url || existing.token !== token) {
-      await db().host.update({ where: { id: existing.id }, data: { url, token } });
+    } else if (
+      existing.url !== url ||
+      !holdsToken(existing.token, settings.VIRGA_LOCAL_HOST_TOKEN)
+    ) {
+      await db().host.update({ where: { id: existing.id }, data: { url, token: sealed } });
       report.localHost = existing.name;
     } else {
       report.localHost = existing.name;
     }
+  }
+
+  for (const host of await db().host.findMany()) {
+    if (isSealed(host.token)) continue;
+    await db().host.update({
+      where: { id: host.id },
+      data: { token: sealCredential({ token: host.token, scope: null, pin: null }) },
+    });
   }
 
   report.definitions = await seedBuiltInDefinitions();

@@ -14,6 +14,10 @@ const schema = z.object({
   /** The local virgad `npm start` runs, registered as host "local". */
   VIRGA_LOCAL_HOST_URL: z.string().url().optional(),
   VIRGA_LOCAL_HOST_TOKEN: z.string().min(1).optional(),
+  /** The key sealing hosts' tokens in the database (secret-key.ts): 64 hex digits or base64 of 32 bytes. */
+  VIRGA_SECRET_KEY: z.string().optional(),
+  /** Where the key is kept when VIRGA_SECRET_KEY is unset (default: secret.key next to the database). */
+  VIRGA_SECRET_KEY_FILE: z.string().optional(),
   /** VM events older than this many days are deleted (docs/security.md). */
   VIRGA_RETAIN_EVENTS_DAYS: z.coerce.number().positive().default(30),
   /** Audit entries older than this many days are deleted. */

@@ -1,6 +1,8 @@
 // Clients for a host's virgad (docs/virgad-api.md): tRPC over HTTP for
 // queries and mutations, one shared tRPC websocket per host for
 // subscriptions (events, console). The router type comes from apps/host.
+// The token goes in the Authorization header of both, never in a URL; an
+// https host is reached only through its pinned certificate (pinned-tls.ts).
 import {
   createTRPCClient,
   createWSClient,
@@ -12,6 +14,8 @@ import {
 import { TRPCError } from "@trpc/server";
 import type { AppRouter } from "@virga/host/src/daemon/router";
 import WebSocket from "ws";
+import { openCredential } from "./credential";
+import { agentFetch, pinnedAgent, pinnedTlsOptions } from "./pinned-tls";
 
 export type { AppRouter };
 export type {
@@ -25,6 +29,7 @@ export type {
 export interface HostTarget {
   id: string;
   url: string;
+  /** The Host row's token column: the sealed credential (credential.ts). */
   token: string;
 }
 
@@ -45,37 +50,54 @@ function baseUrl(url: string): string {
   return url.replace(/\/+$/, "");
 }
 
-function fetchWithTimeout(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
-  return fetch(input, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-}
-
 function createEntry(host: HostTarget): Entry {
   const base = baseUrl(host.url);
+  const key = `${base} ${host.token}`;
+  const credential = openCredential(host.token);
+  const headers = { authorization: `Bearer ${credential.token}` };
+  const secure = base.startsWith("https:");
+  if (secure && credential.pin === null) {
+    throw new Error("no certificate is pinned for this https host; remove and add it again");
+  }
+  const pin = secure ? credential.pin : null;
+  const pinned = pin === null ? null : { agent: pinnedAgent(pin), pin };
   const http = createTRPCClient<AppRouter>({
     links: [
       httpLink({
         url: `${base}/trpc`,
-        headers: { authorization: `Bearer ${host.token}` },
-        fetch: fetchWithTimeout,
+        headers,
+        fetch: (input, init) => {
+          const withTimeout = { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) };
+          return pinned === null
+            ? fetch(input, withTimeout)
+            : agentFetch(pinned.agent, pinned.pin)(input, withTimeout);
+        },
       }),
     ],
   });
   const wsUrl = new URL(`${base}/trpc`);
-  wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
-  wsUrl.searchParams.set("token", host.token);
+  wsUrl.protocol = secure ? "wss:" : "ws:";
+  const tls = pin === null ? {} : pinnedTlsOptions(pin);
+  // tRPC constructs the socket from the URL alone; the header and the pin ride on a subclass.
+  class HostWebSocket extends WebSocket {
+    constructor(url: string | URL) {
+      super(url, { headers, ...tls });
+    }
+  }
   const socket = createWSClient({
     url: wsUrl.toString(),
-    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    WebSocket: HostWebSocket as unknown as typeof globalThis.WebSocket,
     retryDelayMs: (attempt) => Math.min(500 * 2 ** attempt, 5000),
     lazy: { enabled: true, closeMs: 10_000 },
   });
   const ws = createTRPCClient<AppRouter>({ links: [wsLink({ client: socket })] });
   return {
-    key: `${base} ${host.token}`,
+    key,
     http,
     ws,
     close: () => {
       void socket.close();
+      pinned?.agent.destroy();
     },
   };
 }
@@ -132,6 +154,12 @@ export function hostError(error: unknown, hostName: string): TRPCError {
       return new TRPCError({
         code: "BAD_GATEWAY",
         message: `host '${hostName}' refused the portal's token`,
+      });
+    }
+    if (code === "FORBIDDEN" && /needs a token of scope 'full'/.test(error.message)) {
+      return new TRPCError({
+        code: "FORBIDDEN",
+        message: `host '${hostName}' was added with a read-only token: ${error.message}`,
       });
     }
     if (code !== undefined && KNOWN_CODES.has(code)) {

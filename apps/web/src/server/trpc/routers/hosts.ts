@@ -1,9 +1,17 @@
-// hosts.*: the machines running virgad. Adding one checks its URL and token
-// by asking it for host.info.
+// hosts.*: the machines running virgad. Adding one pins an https host's
+// certificate (the admin confirms its fingerprint), asks virgad what the
+// token may do (host.whoami), and stores the token sealed (credential.ts).
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import type { Host } from "@virga/prisma";
 import { db } from "../../db";
+import {
+  openCredential,
+  sealCredential,
+  type HostCredential,
+  type PinnedCertificate,
+} from "../../hosts/credential";
+import { normaliseFingerprint, presentedCertificate } from "../../hosts/pinned-tls";
 import { forgetHost, hostError, virgad, type HostInfo } from "../../hosts/virgad";
 import { reconcileHost } from "../../hosts/watcher";
 import { findHost } from "../../vms/lookup";
@@ -11,11 +19,22 @@ import { adminProcedure, router, viewerProcedure } from "../trpc";
 
 const INFO_TIMEOUT_MS = 3000;
 
+/** What a credential may show: its scope and pinned fingerprint, never the token. */
+function credentialFacts(host: Host): { scope: string | null; fingerprint: string | null } {
+  try {
+    const credential = openCredential(host.token);
+    return { scope: credential.scope, fingerprint: credential.pin?.fingerprint ?? null };
+  } catch {
+    return { scope: null, fingerprint: null };
+  }
+}
+
 function publicHost(host: Host) {
   return {
     id: host.id,
     name: host.name,
     url: host.url,
+    ...credentialFacts(host),
     isLocal: host.isLocal,
     lastSeenAt: host.lastSeenAt,
     lastError: host.lastError,
@@ -49,8 +68,55 @@ const hostInput = z.object({
     .trim()
     .url("an http:// or https:// URL, e.g. http://127.0.0.1:7788")
     .refine((url) => /^https?:\/\//.test(url), "an http:// or https:// URL"),
-  token: z.string().trim().min(1, "required (virgad --print-token)"),
+  token: z.string().trim().min(1, "required (virgad --print-token, or --print-token=read)"),
+  /** The https host's certificate fingerprint, as `virgad --print-fingerprint` shows it. */
+  fingerprint: z.string().trim().optional(),
 });
+
+/** The certificate to pin for an https URL: the one presented, if it is the one the admin confirmed. */
+async function certificateToPin(
+  url: string,
+  confirmed: string | undefined,
+): Promise<PinnedCertificate | null> {
+  if (!url.startsWith("https:")) {
+    if (confirmed !== undefined && confirmed !== "") {
+      throw new TRPCError({
+        code: "BAD_REQUEST",
+        message: "fingerprint: only an https:// host has a certificate to pin",
+      });
+    }
+    return null;
+  }
+  let presented: PinnedCertificate;
+  try {
+    presented = await presentedCertificate(url);
+  } catch (error) {
+    throw new TRPCError({
+      code: "BAD_REQUEST",
+      message: `url: no TLS handshake with the host: ${error instanceof Error ? error.message : String(error)}`,
+    });
+  }
+  if (confirmed === undefined || confirmed === "") {
+    throw new TRPCError({
+      code: "BAD_REQUEST",
+      message: `fingerprint: the host presents a certificate with SHA-256 fingerprint ${presented.fingerprint}; check that it is the one virgad printed (virgad --print-fingerprint on the host) and enter it to pin it`,
+    });
+  }
+  const wanted = normaliseFingerprint(confirmed);
+  if (wanted === null) {
+    throw new TRPCError({
+      code: "BAD_REQUEST",
+      message: "fingerprint: expected 64 hex digits (SHA-256), with or without ':'",
+    });
+  }
+  if (wanted !== presented.fingerprint) {
+    throw new TRPCError({
+      code: "BAD_REQUEST",
+      message: `fingerprint: the host presents SHA-256 ${presented.fingerprint}, not ${wanted}; not added (another machine, or a man in the middle?)`,
+    });
+  }
+  return presented;
+}
 
 export const hostsRouter = router({
   /** Every host with its live facts (CPUs, memory, KVM, VMs), or why they are missing. */
@@ -79,17 +145,25 @@ export const hostsRouter = router({
         message: `url: already registered as '${sameUrl.name}'`,
       });
     }
-    const probe = { id: `probe-${input.name}`, url: input.url, token: input.token };
+    const pin = await certificateToPin(input.url, input.fingerprint);
+    const credential: HostCredential = { token: input.token, scope: null, pin };
+    const probe = { id: `probe-${input.name}`, url: input.url, token: sealCredential(credential) };
     try {
-      await virgad(probe).host.info.query();
+      credential.scope = (await virgad(probe).host.whoami.query()).scope;
     } catch (error) {
-      const reason = hostError(error, input.name).message;
-      throw new TRPCError({ code: "BAD_REQUEST", message: `url: ${reason}` });
+      const refused = hostError(error, input.name).message;
+      const field = /refused the portal's token/.test(refused) ? "token" : "url";
+      throw new TRPCError({ code: "BAD_REQUEST", message: `${field}: ${refused}` });
     } finally {
       forgetHost(probe.id);
     }
     const host = await db().host.create({
-      data: { name: input.name, url: input.url, token: input.token, lastSeenAt: new Date() },
+      data: {
+        name: input.name,
+        url: input.url,
+        token: sealCredential(credential),
+        lastSeenAt: new Date(),
+      },
     });
     ctx.audit.target = host.name;
     await reconcileHost(host);
