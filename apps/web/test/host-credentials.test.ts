@@ -124,6 +124,30 @@ function recordingProxy(
   });
 }
 
+/** What a VM's console shows through the portal's websocket, up to "PROBE ready". */
+function portalConsole(vmId: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const ws = new WebSocket(`${stack.url.replace("http", "ws")}/api/v1/vms/${vmId}/console`, {
+      headers: { authorization: `Bearer ${operator.token ?? ""}` },
+    });
+    let seen = "";
+    const timer = setTimeout(() => {
+      ws.close();
+      reject(new Error(`no PROBE ready on the console; got ${JSON.stringify(seen)}`));
+    }, 60_000);
+    ws.on("message", (raw: Buffer) => {
+      const frame = JSON.parse(raw.toString("utf8")) as { type: string; data?: string };
+      if (frame.type === "data") seen += Buffer.from(frame.data ?? "", "base64").toString();
+      if (seen.includes("PROBE ready")) {
+        clearTimeout(timer);
+        ws.close();
+        resolve(seen);
+      }
+    });
+    ws.on("error", reject);
+  });
+}
+
 let stack: Stack;
 let admin: PortalApi;
 let operator: PortalApi;
@@ -179,26 +203,7 @@ describe("host credentials", () => {
         hostId: added.id,
       });
       // The console websocket through the portal makes the portal subscribe to virgad's console.
-      const text = await new Promise<string>((resolve, reject) => {
-        const ws = new WebSocket(`${stack.url.replace("http", "ws")}/api/v1/vms/${vm.id}/console`, {
-          headers: { authorization: `Bearer ${operator.token ?? ""}` },
-        });
-        let seen = "";
-        const timer = setTimeout(() => {
-          ws.close();
-          reject(new Error(`no PROBE ready on the console; got ${JSON.stringify(seen)}`));
-        }, 60_000);
-        ws.on("message", (raw: Buffer) => {
-          const frame = JSON.parse(raw.toString("utf8")) as { type: string; data?: string };
-          if (frame.type === "data") seen += Buffer.from(frame.data ?? "", "base64").toString();
-          if (seen.includes("PROBE ready")) {
-            clearTimeout(timer);
-            ws.close();
-            resolve(seen);
-          }
-        });
-        ws.on("error", reject);
-      });
+      const text = await portalConsole(vm.id);
       assert.match(text, /PROBE ready/);
       await waitFor("the portal to see the VM run", async () => {
         const row = await operator.trpc.vms.get.query({ id: vm.id });
@@ -305,6 +310,17 @@ describe("host credentials", () => {
       const reached = await operator.trpc.hosts.get.query({ id: added.id });
       assert.equal(reached.error, null);
       assert.equal(reached.info?.vms.length, 0);
+      // The console crosses a wss:// websocket, pinned and with the token in its header.
+      const probe = (await operator.trpc.definitions.list.query()).find(
+        (d) => d.name === "probe-guest",
+      );
+      assert.ok(probe);
+      const vm = await operator.trpc.vms.create.mutate({
+        definitionId: probe.id,
+        hostId: added.id,
+      });
+      assert.match(await portalConsole(vm.id), /PROBE ready/);
+      await operator.trpc.vms.kill.mutate({ id: vm.id });
 
       // Another certificate on the same address (another machine, or a man in the middle).
       await remote.stop();

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { scryptSync } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -20,6 +20,8 @@ type Modules = {
   root: typeof import("../src/server/trpc/root");
   openapi: typeof import("../src/server/http/openapi");
   db: typeof import("../src/server/db");
+  credential: typeof import("../src/server/hosts/credential");
+  pinnedTls: typeof import("../src/server/hosts/pinned-tls");
 };
 let m: Modules;
 
@@ -40,6 +42,8 @@ before(async () => {
     root: await import("../src/server/trpc/root"),
     openapi: await import("../src/server/http/openapi"),
     db: await import("../src/server/db"),
+    credential: await import("../src/server/hosts/credential"),
+    pinnedTls: await import("../src/server/hosts/pinned-tls"),
   };
 });
 
@@ -103,6 +107,39 @@ describe("passwords", () => {
     const old = ["scrypt", 16384, 8, 1, salt.toString("base64"), key.toString("base64")].join("$");
     assert.equal(await m.secrets.verifyPassword("correct horse", old), true);
     assert.equal(m.secrets.needsRehash(old), true);
+  });
+});
+
+describe("host credentials", () => {
+  const token = "a".repeat(32) + "b".repeat(32);
+
+  it("seal under a key file made 0600 next to the database; open back; refuse a changed byte", () => {
+    const credential = { token, scope: "read" as const, pin: null };
+    const sealed = m.credential.sealCredential(credential);
+    assert.match(sealed, /^v1:[A-Za-z0-9_-]+$/);
+    assert.ok(!Buffer.from(sealed.slice(3), "base64url").toString("latin1").includes(token));
+    assert.notEqual(m.credential.sealCredential(credential), sealed, "a fresh IV each time");
+    assert.deepEqual(m.credential.openCredential(sealed), credential);
+    assert.equal(statSync(path.join(scratch, "secret.key")).mode & 0o777, 0o600);
+    const raw = Buffer.from(sealed.slice(3), "base64url");
+    raw[raw.length - 1] = (raw[raw.length - 1] ?? 0) ^ 1;
+    assert.throws(
+      () => m.credential.openCredential(`v1:${raw.toString("base64url")}`),
+      /does not open with this portal's secret key/,
+    );
+  });
+
+  it("read a token stored in clear by an older portal, scope unknown", () => {
+    assert.equal(m.credential.isSealed(token), false);
+    assert.deepEqual(m.credential.openCredential(token), { token, scope: null, pin: null });
+  });
+
+  it("take a fingerprint with or without colons, in either case", () => {
+    const pin = Array.from({ length: 32 }, (_, i) => (i * 7).toString(16).padStart(2, "0"));
+    const canonical = pin.join(":").toUpperCase();
+    assert.equal(m.pinnedTls.normaliseFingerprint(pin.join("")), canonical);
+    assert.equal(m.pinnedTls.normaliseFingerprint(` ${pin.join(":")} `), canonical);
+    assert.equal(m.pinnedTls.normaliseFingerprint("AB:CD"), null);
   });
 });
 
