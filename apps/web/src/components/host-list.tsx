@@ -45,23 +45,25 @@ export function HostList({ initial, isAdmin }: { initial: Host[]; isAdmin: boole
       {hosts.data.map((host) => (
         <section key={host.id} className="panel" data-testid={`host-${host.name}`}>
           <div className="spread">
-            <h2>
-              {host.name} <span className="muted small mono">{host.url}</span>
-              {host.isLocal && <span className="muted small"> (started with the portal)</span>}
-            </h2>
-            <span className="muted small" data-testid="host-credential">
-              {host.scope === "read"
-                ? "read-only token"
-                : host.scope === "full"
-                  ? "full token"
-                  : ""}
-              {host.fingerprint !== null && (
-                <>
-                  {" · pinned certificate "}
-                  <span className="mono">{host.fingerprint}</span>
-                </>
-              )}
-            </span>
+            <div>
+              <h2>
+                {host.name} <span className="muted small mono">{host.url}</span>
+                {host.isLocal && <span className="muted small"> (started with the portal)</span>}
+              </h2>
+              <div className="muted small" data-testid="host-credential">
+                {host.scope === "read"
+                  ? "read-only token"
+                  : host.scope === "full"
+                    ? "full token"
+                    : ""}
+                {host.fingerprint !== null && (
+                  <>
+                    {" · pinned certificate "}
+                    <span className="mono">{host.fingerprint}</span>
+                  </>
+                )}
+              </div>
+            </div>
             {isAdmin && (
               <button
                 type="button"
