@@ -123,7 +123,17 @@ function watch(host: Host): Watch {
 
   const subscribe = (lastEventSeq: number): void => {
     if (stopped) return;
-    subscription = virgadStream(host).vm.events.subscribe(
+    let stream;
+    try {
+      stream = virgadStream(host);
+    } catch (error) {
+      // A credential that does not open stays so until the host is added again (a new row, a new watch).
+      void db()
+        .host.update({ where: { id: host.id }, data: { lastError: describe(error) } })
+        .catch(() => undefined);
+      return;
+    }
+    subscription = stream.vm.events.subscribe(
       { lastEventId: lastEventSeq > 0 ? String(lastEventSeq) : undefined },
       {
         onData: (envelope) => {
