@@ -8,6 +8,8 @@ import { connectQmp, withVmm } from "../support/guest";
 import { deviceScenarios } from "./device-scenarios";
 import { QEMU_REFERENCE, VIRGA } from "./device-vmms";
 import { linuxGuest, linuxKernelArgs } from "./guest-images";
+import { migrationScenario } from "./migration-scenario";
+import { snapshotScenarios } from "./snapshot-scenarios";
 
 const BOOT_MS = 120000;
 
@@ -207,5 +209,9 @@ export const SCENARIOS: Scenario[] = [
       });
     },
   },
+  // Snapshot, restore and a clone on its own tap (192.168.103/104.x in
+  // L1), then live migration: docs/snapshots.md and QMP.md.
+  ...snapshotScenarios(103),
+  migrationScenario(),
   ...deviceScenariosToRun(),
 ];
