@@ -128,6 +128,26 @@ export class TickWatch {
     return last;
   }
 
+  /**
+   * The longest and shortest waits between consecutive ticks numbered from
+   * `from` on: by the guest's clock (s) and as seen here (ms, the longest).
+   */
+  slowestInterval(from = 0): { uptime: number; seenAt: number; fastest: number } {
+    this.scan();
+    let uptime = 0;
+    let seenAt = 0;
+    let fastest = Infinity;
+    for (const tick of this.ticks.values()) {
+      const previous = this.ticks.get(tick.n - 1);
+      if (previous === undefined || previous.n < from) continue;
+      const interval = tick.uptime - previous.uptime;
+      uptime = Math.max(uptime, interval);
+      fastest = Math.min(fastest, interval);
+      seenAt = Math.max(seenAt, tick.seenAt - previous.seenAt);
+    }
+    return { uptime, seenAt, fastest };
+  }
+
   /** Waits until a tick numbered at least `n` has arrived. */
   async waitFor(n: number, timeoutMs: number): Promise<Tick> {
     const deadline = Date.now() + timeoutMs;

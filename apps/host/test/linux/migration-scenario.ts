@@ -8,7 +8,7 @@ import path from "node:path";
 import type { QmpClient } from "../../src/qmp/client";
 import { connectQmp, waitForPath, withVmm } from "../support/guest";
 import { linuxKernelArgs } from "./guest-images";
-import { bootShell, guestScenario, type Tick, TickWatch } from "./guest-scenario";
+import { bootShell, guestScenario, TickWatch } from "./guest-scenario";
 import type { Scenario } from "./scenarios";
 
 const BOOT_MS = 120000;
@@ -30,19 +30,6 @@ async function waitMigration(qmp: QmpClient, timeoutMs: number): Promise<Migrati
     if (Date.now() > deadline) throw new Error(`migration still ${JSON.stringify(info)}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-/** The longest wait between consecutive ticks, by the guest's clock (s) and as seen here (ms). */
-function slowestInterval(ticks: Map<number, Tick>): { uptime: number; seenAt: number } {
-  let uptime = 0;
-  let seenAt = 0;
-  for (const tick of ticks.values()) {
-    const previous = ticks.get(tick.n - 1);
-    if (previous === undefined) continue;
-    uptime = Math.max(uptime, tick.uptime - previous.uptime);
-    seenAt = Math.max(seenAt, tick.seenAt - previous.seenAt);
-  }
-  return { uptime, seenAt };
 }
 
 export function migrationScenario(): Scenario {
@@ -117,7 +104,7 @@ export function migrationScenario(): Scenario {
                 // downtime and a second for the destination's first run. By the
                 // guest's clock and as seen here; a timer the destination lost
                 // stops the writer for good and fails both.
-                const before = slowestInterval(sourceTicks.ticks);
+                const before = sourceTicks.slowestInterval();
                 const downtime = info.downtime ?? 0;
                 const guestGap = next.uptime - last.uptime;
                 const seenGap = next.seenAt - last.seenAt;
