@@ -46,6 +46,7 @@
         "src/vm/coalesced_writes.cc",
         "src/vm/machine.cc",
         "src/vm/machine_layout.cc",
+        "src/vm/microvm.cc",
         "src/vm/microvm_devices.cc",
         "src/vm/snapshot.cc",
         "src/vm/vcpu_state.cc"
