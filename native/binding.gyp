@@ -24,6 +24,8 @@
         "src/chardev/chardev.cc",
         "src/common/json.cc",
         "src/devices/bus.cc",
+        "src/devices/pci/config_space.cc",
+        "src/devices/pci/root_bus.cc",
         "src/devices/i8042.cc",
         "src/devices/rtc_cmos.cc",
         "src/devices/serial_8250.cc",
@@ -48,6 +50,7 @@
         "src/vm/machine_layout.cc",
         "src/vm/microvm.cc",
         "src/vm/microvm_devices.cc",
+        "src/vm/q35.cc",
         "src/vm/snapshot.cc",
         "src/vm/vcpu_state.cc"
       ]

@@ -13,6 +13,7 @@
 #include "kvm/vm.h"
 #include "memory/guest_memory.h"
 #include "state/state_file.h"
+#include "vm/exit_reason.h"
 #include "vm/machine_layout.h"
 
 namespace virga {
@@ -25,6 +26,8 @@ struct BoardContext {
   GuestMemory& memory;
   Bus& pio;
   Bus& mmio;
+  // A device that ends or resets the guest (a reset register).
+  ExitRequest report_exit;
 };
 
 class Board {

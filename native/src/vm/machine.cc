@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "devices/acpi_pm_registers.h"
 #include "vm/microvm.h"
+#include "vm/q35.h"
 #include "vm/vcpu_state.h"
 
 namespace virga {
@@ -29,6 +30,7 @@ namespace {
 std::unique_ptr<Board> MakeBoard(const MachineConfig& config, MicrovmDevices::Emit on_event) {
   switch (config.type) {
     case MachineType::kMicrovm: return std::make_unique<MicrovmBoard>(config, std::move(on_event));
+    case MachineType::kQ35: return std::make_unique<Q35Board>();
   }
   throw VmmError("unknown machine type");
 }
@@ -79,7 +81,7 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevice
   chardev_ = std::make_unique<Chardev>(config.serial);
   if (incoming_migration) board_->RequireSavable();
   CreateLegacyDevices();
-  BoardContext context{vm_, *memory_, pio_, mmio_};
+  BoardContext context{vm_, *memory_, pio_, mmio_, [this](const ExitReason& reason) { ReportExit(reason); }};
   board_->CreateDevices(context, saved ? &*saved : nullptr);
   // A restored or migrated machine's kernel is in its RAM already (or on
   // its way); a later system_reset loads it afresh, as for any VM.

@@ -79,6 +79,9 @@ class Machine {
   const std::string& cmdline() const { return cmdline_; }
   std::string pty_path() const { return chardev_->pty_path(); }
   const char* machine_type() const { return board_->name(); }
+  // Throws, naming the machine type, when its board cannot be saved yet
+  // (before a migration starts copying RAM for nothing).
+  void RequireSavable() const { board_->RequireSavable(); }
   // Hot-plug, backends and the balloon (main thread); a board without
   // them is refused by name.
   MicrovmDevices& devices();

@@ -13,7 +13,7 @@
 
 namespace virga {
 
-enum class MachineType { kMicrovm };
+enum class MachineType { kMicrovm, kQ35 };
 
 struct MachineConfig {
   MachineType type = MachineType::kMicrovm;

@@ -1,0 +1,90 @@
+#include <memory>
+
+#include "devices/pci/host_bridge.h"
+#include "devices/pci/root_bus.h"
+#include "unit_test.h"
+
+namespace virga::pci {
+namespace {
+
+uint32_t Read(BusDevice& device, uint64_t offset, uint32_t len) {
+  uint8_t data[4] = {};
+  device.Read(offset, data, len);
+  uint32_t value = 0;
+  for (uint32_t i = 0; i < len; ++i) value |= static_cast<uint32_t>(data[i]) << (8 * i);
+  return value;
+}
+
+void Write(BusDevice& device, uint64_t offset, uint32_t len, uint32_t value) {
+  uint8_t data[4];
+  for (uint32_t i = 0; i < 4; ++i) data[i] = static_cast<uint8_t>(value >> (8 * i));
+  device.Write(offset, data, len);
+}
+
+uint64_t Ecam(uint32_t bus, uint32_t slot, uint32_t function, uint32_t reg) {
+  return uint64_t{bus} << 20 | slot << 15 | function << 12 | reg;
+}
+
+TEST("pci: a memory BAR answers the sizing protocol and keeps its flags") {
+  ConfigSpace config(PciId{0x1af4, 0x1042, 0x010000});
+  config.AddMemoryBar(0, 0x4000, false, false);
+  config.AddMemoryBar(2, 0x100000, true, true);
+  config.Write(kBar0, 4, 0xffffffff);
+  EXPECT_EQ(config.Read(kBar0, 4), 0xffffc000u);
+  config.Write(kBar0 + 8, 4, 0xffffffff);
+  config.Write(kBar0 + 12, 4, 0xffffffff);
+  // 64-bit (0x4) and prefetchable (0x8) stay set; the size is 1 MiB.
+  EXPECT_EQ(config.Read(kBar0 + 8, 4), 0xfff0000cu);
+  EXPECT_EQ(config.Read(kBar0 + 12, 4), 0xffffffffu);
+  config.Write(kBar0 + 8, 4, 0xc0100000);
+  config.Write(kBar0 + 12, 4, 0x1);
+  EXPECT_EQ(config.BarAddress(2), 0x1c0100000u);
+  // An unimplemented BAR reads 0 whatever is written.
+  config.Write(kBar0 + 4, 4, 0xffffffff);
+  EXPECT_EQ(config.Read(kBar0 + 4, 4), 0u);
+}
+
+TEST("pci: ids, class and header type are read-only; the command register keeps only its writable bits") {
+  ConfigSpace config(kQ35HostBridgeId);
+  config.Write(kVendorId, 4, 0x12345678);
+  EXPECT_EQ(config.Read(kVendorId, 4), 0x29c08086u);
+  EXPECT_EQ(config.Read(kRevision, 4), 0x06000000u);
+  config.Write(kCommand, 2, 0xffff);
+  EXPECT_EQ(config.Read(kCommand, 2), static_cast<uint32_t>(kCommandWritable));
+  EXPECT_TRUE(config.MemoryEnabled());
+  EXPECT_EQ(config.Read(kConfigSize - 2, 4), 0xffffffffu);
+}
+
+TEST("pci: ECAM and ports 0xcf8/0xcfc reach the host bridge at 00:00.0; absent functions read all ones") {
+  auto bus = std::make_shared<RootBus>();
+  bus->Attach(0, 0, std::make_shared<HostBridge>());
+  EXPECT_THROWS_WITH(bus->Attach(0, 0, std::make_shared<HostBridge>()), "occupied");
+  EcamWindow ecam(bus);
+  EXPECT_EQ(Read(ecam, Ecam(0, 0, 0, 0), 4), 0x29c08086u);
+  EXPECT_EQ(Read(ecam, Ecam(0, 0, 0, 2), 2), 0x29c0u);
+  EXPECT_EQ(Read(ecam, Ecam(0, 0, 0, 0xb), 1), 0x06u);
+  EXPECT_EQ(Read(ecam, Ecam(0, 1, 0, 0), 4), 0xffffffffu);
+  EXPECT_EQ(Read(ecam, Ecam(1, 0, 0, 0), 4), 0xffffffffu);
+  Write(ecam, Ecam(0, 0, 0, kInterruptLine), 1, 0x0b);
+  EXPECT_EQ(Read(ecam, Ecam(0, 0, 0, kInterruptLine), 1), 0x0bu);
+
+  bool reset = false;
+  ConfigPorts ports(bus, [&reset](const ExitReason& r) { reset = r.kind == ExitKind::kGuestReset; });
+  // Disabled (bit 31 clear): the data port reads all ones.
+  Write(ports, 0, 4, 0x00000000);
+  EXPECT_EQ(Read(ports, 4, 4), 0xffffffffu);
+  Write(ports, 0, 4, 0x80000000);
+  EXPECT_EQ(Read(ports, 0, 4), 0x80000000u);
+  EXPECT_EQ(Read(ports, 4, 4), 0x29c08086u);
+  EXPECT_EQ(Read(ports, 6, 2), 0x29c0u);
+  Write(ports, 0, 4, 0x80000008);
+  EXPECT_EQ(Read(ports, 7, 1), 0x06u);
+  Write(ports, 0, 4, 0x80000800);  // 00:01.0
+  EXPECT_EQ(Read(ports, 4, 4), 0xffffffffu);
+  EXPECT_TRUE(!reset);
+  Write(ports, 1, 1, 0x06);
+  EXPECT_TRUE(reset);
+}
+
+}  // namespace
+}  // namespace virga::pci
