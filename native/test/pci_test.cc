@@ -56,7 +56,7 @@ TEST("pci: ids, class and header type are read-only; the command register keeps 
 }
 
 TEST("pci: ECAM and ports 0xcf8/0xcfc reach the host bridge at 00:00.0; absent functions read all ones") {
-  auto bus = std::make_shared<RootBus>();
+  auto bus = std::make_shared<RootBus>(nullptr);
   bus->Attach(0, 0, std::make_shared<HostBridge>());
   EXPECT_THROWS_WITH(bus->Attach(0, 0, std::make_shared<HostBridge>()), "occupied");
   EcamWindow ecam(bus);
@@ -84,6 +84,44 @@ TEST("pci: ECAM and ports 0xcf8/0xcfc reach the host bridge at 00:00.0; absent f
   EXPECT_TRUE(!reset);
   Write(ports, 1, 1, 0x06);
   EXPECT_TRUE(reset);
+}
+
+// A function with one 4 KiB memory BAR whose registers read 0x5a.
+class BarFunction : public PciDevice {
+ public:
+  class Registers : public BusDevice {
+   public:
+    void Read(uint64_t, uint8_t* data, uint32_t len) override {
+      for (uint32_t i = 0; i < len; ++i) data[i] = 0x5a;
+    }
+    void Write(uint64_t, const uint8_t*, uint32_t) override {}
+  };
+  BarFunction() : PciDevice(PciId{0x1af4, 0x1042, 0x018000}) {
+    config_.AddMemoryBar(4, 0x1000, true, false);
+    SetBarRegisters(4, std::make_shared<Registers>());
+  }
+};
+
+TEST("pci: a BAR's registers answer where the guest programs it, only while memory decoding is on") {
+  Bus mmio;
+  auto bus = std::make_shared<RootBus>(&mmio);
+  bus->Attach(3, 0, std::make_shared<BarFunction>());
+  EcamWindow ecam(bus);
+  uint8_t byte = 0;
+  Write(ecam, Ecam(0, 3, 0, kBar0 + 16), 4, 0xffffffff);
+  EXPECT_EQ(Read(ecam, Ecam(0, 3, 0, kBar0 + 16), 4), 0xfffff004u);
+  Write(ecam, Ecam(0, 3, 0, kBar0 + 16), 4, 0xc0001000);
+  Write(ecam, Ecam(0, 3, 0, kBar0 + 20), 4, 0);
+  EXPECT_TRUE(!mmio.Read(0xc0001000, &byte, 1));
+  Write(ecam, Ecam(0, 3, 0, kCommand), 2, kCommandMemory);
+  EXPECT_TRUE(mmio.Read(0xc0001000, &byte, 1));
+  EXPECT_EQ(byte, 0x5a);
+  // Moved: the old address is free again.
+  Write(ecam, Ecam(0, 3, 0, kBar0 + 16), 4, 0xc0002000);
+  EXPECT_TRUE(!mmio.Read(0xc0001000, &byte, 1));
+  EXPECT_TRUE(mmio.Read(0xc0002ff8, &byte, 1));
+  Write(ecam, Ecam(0, 3, 0, kCommand), 2, 0);
+  EXPECT_TRUE(!mmio.Read(0xc0002000, &byte, 1));
 }
 
 }  // namespace

@@ -8,7 +8,7 @@ namespace virga {
 
 void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) {
   (void)saved;  // RequireSavable refuses a restore before this runs
-  root_ = std::make_shared<pci::RootBus>();
+  root_ = std::make_shared<pci::RootBus>(&context.mmio);
   root_->Attach(0, 0, std::make_shared<pci::HostBridge>());
   context.mmio.Insert(x86::kPciEcamBase, (uint64_t{x86::kPciLastBus} + 1) * pci::kEcamBytesPerBus,
                       std::make_shared<pci::EcamWindow>(root_));

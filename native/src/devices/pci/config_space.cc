@@ -62,6 +62,7 @@ void ConfigSpace::AddMemoryBar(int index, uint64_t size, bool is_64bit, bool pre
     SetMask(offset + 4, 4, mask >> 32);
   }
   bar_64bit_[index] = is_64bit;
+  bar_size_[index] = size;
 }
 
 uint64_t ConfigSpace::BarAddress(int index) const {

@@ -55,8 +55,10 @@ class ConfigSpace {
   // Declares memory BAR `index` of `size` bytes (a power of two, at least
   // 16); a 64-bit BAR takes `index + 1` too.
   void AddMemoryBar(int index, uint64_t size, bool is_64bit, bool prefetchable);
-  // The address the guest programmed (0 while unassigned).
+  // The address the guest programmed (0 while unassigned), and the size
+  // (0: no such BAR).
   uint64_t BarAddress(int index) const;
+  uint64_t BarSize(int index) const { return index >= 0 && index < kBarCount ? bar_size_[index] : 0; }
   bool MemoryEnabled() const { return (Read(kCommand, 2) & kCommandMemory) != 0; }
 
  private:
@@ -66,6 +68,7 @@ class ConfigSpace {
   std::array<uint8_t, kConfigSize> bytes_{};
   std::array<uint8_t, kConfigSize> writable_{};
   std::array<bool, kBarCount> bar_64bit_{};
+  std::array<uint64_t, kBarCount> bar_size_{};
 };
 
 }  // namespace virga::pci

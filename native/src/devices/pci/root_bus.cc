@@ -42,7 +42,12 @@ uint32_t RootBus::ReadConfig(uint32_t bus, uint32_t devfn, uint32_t offset, uint
 }
 
 void RootBus::WriteConfig(uint32_t bus, uint32_t devfn, uint32_t offset, uint32_t len, uint32_t value) const {
-  if (std::shared_ptr<PciDevice> device = Find(bus, devfn)) device->WriteConfig(offset, len, value);
+  std::shared_ptr<PciDevice> device = Find(bus, devfn);
+  if (!device) return;
+  device->WriteConfig(offset, len, value);
+  // The command register or a BAR: where its registers answer may have moved.
+  bool moves = offset < kCommand + 2 ? offset + len > kCommand : offset < kBar0 + 4 * kBarCount && offset + len > kBar0;
+  if (moves && mmio_ != nullptr) device->UpdateBarMappings(*mmio_);
 }
 
 void EcamWindow::Read(uint64_t offset, uint8_t* data, uint32_t len) {

@@ -22,6 +22,9 @@ constexpr uint64_t kEcamBytesPerBus = 1 << 20;
 
 class RootBus {
  public:
+  // `mmio`: where the functions' BARs are mapped as the guest programs them.
+  explicit RootBus(Bus* mmio) : mmio_(mmio) {}
+
   // Throws when the slot.function is taken or out of range.
   void Attach(uint32_t slot, uint32_t function, std::shared_ptr<PciDevice> device);
 
@@ -32,6 +35,7 @@ class RootBus {
  private:
   std::shared_ptr<PciDevice> Find(uint32_t bus, uint32_t devfn) const;
 
+  Bus* mmio_;
   mutable std::mutex lock_;  // functions change only at plug time
   std::array<std::shared_ptr<PciDevice>, kSlots * kFunctions> functions_{};
 };
