@@ -25,6 +25,7 @@
         "src/common/json.cc",
         "src/devices/bus.cc",
         "src/devices/pci/config_space.cc",
+        "src/devices/pci/msix.cc",
         "src/devices/pci/root_bus.cc",
         "src/devices/i8042.cc",
         "src/devices/rtc_cmos.cc",

@@ -1,6 +1,9 @@
 #include <memory>
 
+#include <vector>
+
 #include "devices/pci/host_bridge.h"
+#include "devices/pci/msix.h"
 #include "devices/pci/root_bus.h"
 #include "unit_test.h"
 
@@ -122,6 +125,76 @@ TEST("pci: a BAR's registers answer where the guest programs it, only while memo
   EXPECT_TRUE(mmio.Read(0xc0002ff8, &byte, 1));
   Write(ecam, Ecam(0, 3, 0, kCommand), 2, 0);
   EXPECT_TRUE(!mmio.Read(0xc0002000, &byte, 1));
+}
+
+TEST("pci: capabilities chain from 0x34 and set the status bit") {
+  ConfigSpace config(PciId{0x1af4, 0x1042, 0x018000});
+  EXPECT_EQ(config.Read(kStatus, 2) & kStatusCapabilities, 0u);
+  uint32_t first = config.AddCapability(0x09, {14, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13});
+  uint32_t second = config.AddCapability(0x11, {1, 0});
+  EXPECT_EQ(first, 0x40u);
+  EXPECT_EQ(second, 0x50u);
+  EXPECT_EQ(config.Read(kCapabilitiesPointer, 1), 0x40u);
+  EXPECT_EQ(config.Read(first + 1, 1), 0x50u);
+  EXPECT_EQ(config.Read(second, 2), 0x0011u);
+  EXPECT_TRUE((config.Read(kStatus, 2) & kStatusCapabilities) != 0);
+  config.Write(first + 2, 1, 0xff);  // read-only body
+  EXPECT_EQ(config.Read(first + 2, 1), 14u);
+}
+
+TEST("pci: MSI-X fires an unmasked vector while enabled, keeps it pending otherwise, and routes each new message") {
+  std::vector<uint16_t> fired;
+  std::vector<std::pair<uint16_t, MsiMessage>> routes;
+  ConfigSpace config(PciId{0x1af4, 0x1042, 0x018000});
+  Msix msix(
+      3, [&](uint16_t v, const MsiMessage& m) { routes.push_back({v, m}); }, [&](uint16_t v) { fired.push_back(v); });
+  msix.AddCapability(config, 4, 0x4000, 0x5000);
+  uint32_t cap = config.Read(kCapabilitiesPointer, 1);
+  EXPECT_EQ(config.Read(cap, 4), 0x00020011u);  // table size 3 (encoded 2)
+  EXPECT_EQ(config.Read(cap + 4, 4), 0x4004u);
+  EXPECT_EQ(config.Read(cap + 8, 4), 0x5004u);
+  EXPECT_EQ(msix.table_bytes(), 48u);
+  EXPECT_EQ(msix.pba_bytes(), 8u);
+
+  auto write = [&msix](uint64_t offset, uint32_t value) {
+    uint8_t bytes[4] = {static_cast<uint8_t>(value), static_cast<uint8_t>(value >> 8), static_cast<uint8_t>(value >> 16),
+                        static_cast<uint8_t>(value >> 24)};
+    msix.WriteTable(offset, bytes, 4);
+  };
+  write(16 + 0, 0xfee00000);
+  write(16 + 8, 0x4041);
+  EXPECT_EQ(routes.size(), 2u);
+  EXPECT_TRUE(routes.back().first == 1 && routes.back().second == (MsiMessage{0xfee00000, 0x4041}));
+  // Disabled: pending, visible in the PBA.
+  msix.Signal(1);
+  EXPECT_TRUE(fired.empty());
+  uint8_t pba = 0;
+  msix.ReadPba(0, &pba, 1);
+  EXPECT_EQ(pba, 0x02);
+  config.Write(cap + 2, 2, 0x8000);
+  msix.ConfigWritten(config);
+  // Enabled, but the vector is still masked (its reset state).
+  EXPECT_TRUE(fired.empty());
+  write(16 + 12, 0);
+  EXPECT_EQ(fired.size(), 1u);
+  EXPECT_EQ(fired[0], 1);
+  msix.ReadPba(0, &pba, 1);
+  EXPECT_EQ(pba, 0x00);
+  msix.Signal(1);
+  EXPECT_EQ(fired.size(), 2u);
+  // The function mask holds every vector back until it clears.
+  config.Write(cap + 2, 2, 0xc000);
+  msix.ConfigWritten(config);
+  msix.Signal(1);
+  EXPECT_EQ(fired.size(), 2u);
+  config.Write(cap + 2, 2, 0x8000);
+  msix.ConfigWritten(config);
+  EXPECT_EQ(fired.size(), 3u);
+  // The table size is read-only; "no vector" raises nothing.
+  config.Write(cap + 2, 2, 0x87ff);
+  EXPECT_EQ(config.Read(cap + 2, 2), 0x8002u);
+  msix.Signal(0xffff);
+  EXPECT_EQ(fired.size(), 3u);
 }
 
 }  // namespace

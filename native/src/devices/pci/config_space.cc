@@ -65,6 +65,27 @@ void ConfigSpace::AddMemoryBar(int index, uint64_t size, bool is_64bit, bool pre
   bar_size_[index] = size;
 }
 
+uint32_t ConfigSpace::AddCapability(uint8_t id, const std::vector<uint8_t>& body, const std::vector<uint8_t>& writable) {
+  uint32_t offset = next_capability_;
+  // Capabilities live in the conventional 256 bytes, dword-aligned.
+  if (offset + 2 + body.size() > 0x100) throw VmmError("PCI capabilities do not fit in 256 bytes");
+  Set(offset, 1, id);
+  Set(offset + 1, 1, 0);
+  for (size_t i = 0; i < body.size(); ++i) {
+    bytes_[offset + 2 + i] = body[i];
+    writable_[offset + 2 + i] = i < writable.size() ? writable[i] : 0;
+  }
+  if (last_capability_ == 0) {
+    Set(kCapabilitiesPointer, 1, offset);
+    Set(kStatus, 2, Read(kStatus, 2) | kStatusCapabilities);
+  } else {
+    Set(last_capability_ + 1, 1, offset);
+  }
+  last_capability_ = offset;
+  next_capability_ = (offset + 2 + static_cast<uint32_t>(body.size()) + 3) & ~3u;
+  return offset;
+}
+
 uint64_t ConfigSpace::BarAddress(int index) const {
   uint32_t offset = kBar0 + 4 * static_cast<uint32_t>(index);
   uint64_t address = Read(offset, 4) & 0xfffffff0u;

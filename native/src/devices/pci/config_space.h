@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 namespace virga::pci {
 
@@ -20,6 +21,8 @@ constexpr uint32_t kRevision = 0x08;
 constexpr uint32_t kClassCode = 0x09;  // prog-if, subclass, class: 3 bytes
 constexpr uint32_t kHeaderType = 0x0e;
 constexpr uint32_t kBar0 = 0x10;
+constexpr uint16_t kStatusCapabilities = 0x0010;
+constexpr uint32_t kFirstCapability = 0x40;
 constexpr uint32_t kSubsystemVendorId = 0x2c;
 constexpr uint32_t kSubsystemId = 0x2e;
 constexpr uint32_t kCapabilitiesPointer = 0x34;
@@ -61,6 +64,11 @@ class ConfigSpace {
   uint64_t BarSize(int index) const { return index >= 0 && index < kBarCount ? bar_size_[index] : 0; }
   bool MemoryEnabled() const { return (Read(kCommand, 2) & kCommandMemory) != 0; }
 
+  // Appends a capability (its id, then `body` from the byte after the
+  // next pointer) to the list, with `writable` masks for the body's bytes
+  // (shorter: the rest read-only); returns its offset.
+  uint32_t AddCapability(uint8_t id, const std::vector<uint8_t>& body, const std::vector<uint8_t>& writable = {});
+
  private:
   void Set(uint32_t offset, uint32_t len, uint64_t value);
   void SetMask(uint32_t offset, uint32_t len, uint64_t mask);
@@ -69,6 +77,8 @@ class ConfigSpace {
   std::array<uint8_t, kConfigSize> writable_{};
   std::array<bool, kBarCount> bar_64bit_{};
   std::array<uint64_t, kBarCount> bar_size_{};
+  uint32_t next_capability_ = kFirstCapability;
+  uint32_t last_capability_ = 0;
 };
 
 }  // namespace virga::pci
