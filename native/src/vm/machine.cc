@@ -2,7 +2,6 @@
 
 #include <sys/epoll.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -45,15 +44,13 @@ std::string Join(const std::vector<std::string>& parts, const std::string& sep) 
 
 Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevices::Emit on_event,
                  const RestoreSource* restore, bool incoming_migration)
-    : config_(config),
-      on_exit_(std::move(on_exit)),
-      system_(kvm::System::Open()),
-      vm_(system_) {
+    : config_(config), on_exit_(std::move(on_exit)), system_(kvm::System::Open()), vm_(system_) {
   VcpuThread::InstallKickHandler();
   board_ = MakeBoard(config, std::move(on_event));
+  // Before anything is built: a board that cannot be saved cannot be restored either.
+  if (restore != nullptr || incoming_migration) board_->RequireSavable();
   std::optional<MachineLayout> saved;
   if (restore != nullptr) {
-    board_->RequireSavable();
     state::ByteReader section = restore->state->Section("MACH");
     saved = MachineLayout::Decode(section);
     std::vector<std::string> differences = LayoutDifferences(*saved, ConfigLayout());
@@ -79,7 +76,6 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevice
   for (uint32_t i = 0; i < config.max_cpus; ++i) possible_apic_ids_.push_back(x86::ApicIdFor(config.topology, i));
   apic_ids_.assign(possible_apic_ids_.begin(), possible_apic_ids_.begin() + config.cpus);
   chardev_ = std::make_unique<Chardev>(config.serial);
-  if (incoming_migration) board_->RequireSavable();
   CreateLegacyDevices();
   BoardContext context{vm_, *memory_, pio_, mmio_, [this](const ExitReason& reason) { ReportExit(reason); }};
   board_->CreateDevices(context, saved ? &*saved : nullptr);
@@ -142,7 +138,7 @@ MicrovmDevices& Machine::devices() {
   return *devices;
 }
 
-MachineLayout Machine::ConfigLayout() const {
+MachineLayout Machine::CoreLayout() const {
   MachineLayout layout;
   layout.memory_bytes = config_.memory_bytes;
   layout.cpus = config_.cpus;
@@ -150,6 +146,11 @@ MachineLayout Machine::ConfigLayout() const {
   layout.sockets = config_.topology.sockets;
   layout.cores = config_.topology.cores;
   layout.threads = config_.topology.threads;
+  return layout;
+}
+
+MachineLayout Machine::ConfigLayout() const {
+  MachineLayout layout = CoreLayout();
   board_->FillConfigLayout(&layout);
   return layout;
 }
@@ -282,13 +283,7 @@ void Machine::NewGenerationId(bool announce) {
 }
 
 MachineLayout Machine::CurrentLayout() const {
-  MachineLayout layout;
-  layout.memory_bytes = config_.memory_bytes;
-  layout.cpus = config_.cpus;
-  layout.max_cpus = config_.max_cpus;
-  layout.sockets = config_.topology.sockets;
-  layout.cores = config_.topology.cores;
-  layout.threads = config_.topology.threads;
+  MachineLayout layout = CoreLayout();
   board_->FillLayout(&layout);
   return layout;
 }

@@ -2,8 +2,8 @@
 // boot, the legacy devices (COM1, i8042, RTC, ACPI power button and
 // reset), vCPU threads and the run state (start, pause, reset, snapshot
 // state, dirty logging), assembled from one plain config. What differs
-// between machine types is the board's (vm/board.h): vm/microvm.h. No
-// Node types here.
+// between machine types is the board's (vm/board.h): vm/microvm.h and
+// vm/q35.h. No Node types here.
 #pragma once
 
 #include <atomic>
@@ -78,7 +78,6 @@ class Machine {
   std::vector<VcpuSummary> Vcpus() const;
   const std::string& cmdline() const { return cmdline_; }
   std::string pty_path() const { return chardev_->pty_path(); }
-  const char* machine_type() const { return board_->name(); }
   // Throws, naming the machine type, when its board cannot be saved yet
   // (before a migration starts copying RAM for nothing).
   void RequireSavable() const { board_->RequireSavable(); }
@@ -106,6 +105,8 @@ class Machine {
 
  private:
   void CreateLegacyDevices();
+  // Memory and vCPUs, the outline's part every board shares.
+  MachineLayout CoreLayout() const;
   // What the command line describes, to compare with a saved machine.
   MachineLayout ConfigLayout() const;
   // Kernel, initrd, command line and firmware tables into guest RAM; returns the entry.
