@@ -77,9 +77,8 @@ async function checkDisks(disks: IncomingInput["disks"], images: ImageDirs): Pro
 
 /**
  * The source's machine wired to this host: `paths`' sockets and log, a tap
- * of its own per NIC on the source NIC's bridge (`tapVariant` picks other
- * names when the source's taps are on this host too), each NIC pinned to
- * the MAC the guest read, and the migration's listening address.
+ * of its own per NIC on the source NIC's bridge, each NIC pinned to the
+ * MAC the guest read, and the migration's listening address.
  */
 export function incomingConfig(
   source: VmConfig,
@@ -87,7 +86,6 @@ export function incomingConfig(
   paths: VmPaths,
   incoming: string,
   paused: boolean,
-  tapVariant = 0,
 ): { config: VmConfig; taps: OwnedTap[] } {
   const taps: OwnedTap[] = [];
   const netdevs: Netdev[] = [];
@@ -97,14 +95,16 @@ export function incomingConfig(
     if (nic === undefined) {
       throw badRequest(`nics: NIC slot ${slot} of the config is missing from the source's NICs`);
     }
-    const ifname = tapName(paths.dir, slot, tapVariant);
+    const ifname = tapName(paths.dir, slot);
     taps.push({ ifname, bridge: nic.bridge });
     netdevs.push({ id: used.device.netdev, ifname });
     macs.set(used.device.id, nic.mac);
   }
   const devices = source.devices.map((device) => {
     const mac = macs.get(device.id);
-    return mac === undefined ? device : ({ ...device, mac } satisfies NetDevice);
+    return mac === undefined || device.driver !== "virtio-net-device"
+      ? device
+      : ({ ...device, mac } satisfies NetDevice);
   });
   const config: VmConfig = {
     ...source,
@@ -132,6 +132,11 @@ export class IncomingMigrations {
   /** Creates the VM to receive and starts it waiting; returns the port the source connects to. */
   async prepare(input: IncomingInput): Promise<IncomingReady> {
     const daemon = this.daemon;
+    if (daemon.find(input.id)?.migration?.migrationId === input.migrationId) {
+      throw badRequest(
+        `destination.url: that is the source's own virgad (VM '${input.id}' runs there); migrate to another virgad`,
+      );
+    }
     daemon.checkNewId(input.id);
     await checkDisks(input.disks, daemon.images);
     for (const [index, nic] of input.nics.entries()) {
@@ -145,17 +150,21 @@ export class IncomingMigrations {
       startedAt: new Date().toISOString(),
       status: "setup",
     };
-    await daemon.register(input.id, { name: input.name, migration: mark }, async (staged, final) => {
-      const { config, taps } = incomingConfig(
-        input.config,
-        input.nics,
-        final,
-        tcpUri(this.address, port),
-        input.paused,
-      );
-      await writeJson(staged.config, await confineConfig(config, daemon.images));
-      return taps.length === 0 ? {} : { taps };
-    });
+    await daemon.register(
+      input.id,
+      { name: input.name, migration: mark },
+      async (staged, final) => {
+        const { config, taps } = incomingConfig(
+          input.config,
+          input.nics,
+          final,
+          tcpUri(this.address, port),
+          input.paused,
+        );
+        await writeJson(staged.config, await confineConfig(config, daemon.images));
+        return taps.length === 0 ? {} : { taps };
+      },
+    );
     const vm = daemon.vm(input.id);
     this.publish(vm, mark, "setup");
     try {
@@ -203,7 +212,10 @@ export class IncomingMigrations {
 
   /** A destination VM whose process ended before its guest came: it never ran, so it goes. */
   onEnded(vm: ManagedVm, exit: VmExit): void {
-    void this.remove(vm, exit.error ?? `virga-vmm exited (code ${exit.code}, signal ${exit.signal})`);
+    void this.remove(
+      vm,
+      exit.error ?? `virga-vmm exited (code ${exit.code}, signal ${exit.signal})`,
+    );
   }
 
   /** At virgad's start: a destination VM marked as such either still waits, has run, or is gone. */

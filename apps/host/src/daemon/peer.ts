@@ -44,10 +44,7 @@ export function peerError(error: unknown, url: string): DaemonError {
       );
     }
     if (code !== undefined && PASSED_CODES.has(code as DaemonErrorCode)) {
-      return new DaemonError(
-        code as DaemonErrorCode,
-        `destination ${url}: ${error.message}`,
-      );
+      return new DaemonError(code as DaemonErrorCode, `destination ${url}: ${error.message}`);
     }
     if (code === undefined) {
       return new DaemonError(

@@ -16,15 +16,9 @@ export interface OwnedTap {
   bridge: string;
 }
 
-/**
- * "vg" + 8 hex digits of the VM directory's hash + "n" + slot: 12 bytes,
- * under IFNAMSIZ. `variant` 1 gives a second name for the same slot ("m"
- * for "n"), for a VM handed over to a new process on this host while the
- * old one still holds the first tap (migration-local.ts).
- */
-export function tapName(vmDir: string, slot: number, variant = 0): string {
-  const hash = createHash("sha256").update(vmDir).digest("hex").slice(0, 8);
-  return `vg${hash}${variant === 0 ? "n" : "m"}${slot}`;
+/** "vg" + 8 hex digits of the VM directory's hash + "n" + slot: 12 bytes, under IFNAMSIZ. */
+export function tapName(vmDir: string, slot: number): string {
+  return `vg${createHash("sha256").update(vmDir).digest("hex").slice(0, 8)}n${slot}`;
 }
 
 export function interfaceExists(name: string): boolean {

@@ -914,8 +914,16 @@ export class ManagedVm {
       error,
       lastConsoleLines: this.relay.lastLines(LAST_CONSOLE_LINES),
     };
-    this.meta.exit = exit;
     await this.removeRuntimeFiles();
+    if (this.meta.migration?.role === "source" && this.meta.migration.status === "completed") {
+      // It handed its guest over (migration.ts releases it): not a shutdown.
+      this.ctx.log(
+        `${this.id}: virga-vmm${pid === null ? "" : ` pid ${pid}`} ended after migrating`,
+      );
+      for (const waiter of this.exitWaiters.splice(0)) waiter();
+      return;
+    }
+    this.meta.exit = exit;
     const state: VmState = clean ? "shutdown" : "crashed";
     this.ctx.log(
       `${this.id}: virga-vmm${pid === null ? "" : ` pid ${pid}`} ended (${state}, code ${exit.code}, signal ${exit.signal})`,

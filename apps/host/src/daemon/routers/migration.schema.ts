@@ -7,7 +7,8 @@ import { vmId } from "./vm.schema";
 
 /** A migration's id: chosen by the caller (the portal passes its own) or made by virgad. */
 export const MIGRATION_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-export const MIGRATION_ID_RULE = "1-64 letters, digits, '_' or '-', starting with a letter or digit";
+export const MIGRATION_ID_RULE =
+  "1-64 letters, digits, '_' or '-', starting with a letter or digit";
 /** QEMU's bounds for downtime-limit (ms). */
 export const MAX_DOWNTIME_LIMIT_MS = 2000000;
 
@@ -18,11 +19,10 @@ export const peerUrl = z
   .url("an http:// or https:// URL of a virgad, e.g. http://10.0.0.2:7788")
   .refine((url) => /^https?:\/\//.test(url), "an http:// or https:// URL");
 
-/** "local": another VM process on this host; or another virgad as the portal knows it. */
-export const migrationDestination = z.union([
-  z.literal("local"),
-  z.object({ url: peerUrl, token: z.string().min(1, "required") }).strict(),
-]);
+/** Another virgad, as the portal knows it: its URL and bearer token. */
+export const migrationDestination = z
+  .object({ url: peerUrl, token: z.string().min(1, "required") })
+  .strict();
 
 export const downtimeLimitMs = z
   .number()
@@ -42,6 +42,7 @@ export const migrateInput = vmId.extend({
 });
 
 export const migrationInput = z.object({ migrationId });
+export const migrateCancelInput = vmId;
 
 /** What the source sends the destination virgad: the machine to rebuild (incoming.ts). */
 export const incomingInput = z.object({
