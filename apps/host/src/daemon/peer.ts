@@ -25,7 +25,7 @@ export function peerClient(url: string, token: string): PeerClient {
       httpLink({
         url: `${url.replace(/\/+$/, "")}/trpc`,
         headers: { authorization: `Bearer ${token}` },
-        fetch: (input, init) =>
+        fetch: (input: string | URL | Request, init?: RequestInit) =>
           fetch(input, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }),
       }),
     ],
