@@ -239,17 +239,15 @@ export class Daemon {
 
   /**
    * A VM whose live migration completed belongs to the destination now: its
-   * process, directory and taps here go, and subscribers see it leave
-   * (VM_DELETED naming where it went).
+   * process, directory and taps here go (migration.ts then says where it went).
    */
-  async handOver(vm: ManagedVm, destination: string, migrationId: string): Promise<void> {
+  async handOver(vm: ManagedVm): Promise<void> {
     try {
       await vm.releaseMigrated();
     } catch (error) {
       this.log(`${vm.id}: releasing the migrated VM: ${messageOf(error)}`);
     }
     if (this.vms.get(vm.id) === vm) this.vms.delete(vm.id);
-    this.bus.publish(vm.id, "VM_DELETED", { migratedTo: destination, migrationId });
   }
 
   /** Raw QMP: only what the allow-list lets through, with its paths confined. */

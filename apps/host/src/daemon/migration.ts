@@ -349,11 +349,16 @@ export class Migrations {
     info.finishedAt = new Date().toISOString();
     this.running.delete(vm.id);
     if (info.status === "completed") {
+      // Released first, so whoever sees `completed` finds the id free here again.
+      await this.daemon.handOver(vm);
       this.publish(vm, info);
+      this.daemon.bus.publish(vm.id, "VM_DELETED", {
+        migratedTo: info.destination,
+        migrationId: info.migrationId,
+      });
       this.daemon.logLine(
         `${vm.id}: migration ${info.migrationId} to ${info.destination} completed (downtime ${info.stats?.downtimeMs ?? "?"} ms)`,
       );
-      await this.daemon.handOver(vm, info.destination, info.migrationId);
     } else {
       await vm.setMigration(null).catch(() => undefined);
       this.publish(vm, info);
