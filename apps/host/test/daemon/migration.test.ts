@@ -1,16 +1,19 @@
 // Live migration between two virgad instances on this machine (two run
 // directories, two ports, one image directory standing for shared
-// storage): a probe VM that keeps counting moves from one to the other and
-// counts on there; the source's record and process are gone, the
-// destination's VM runs. Refusals name what is wrong and leave the source
+// storage): a probe VM that keeps counting, with a disk and a NIC on a
+// bridge, moves from one to the other and counts on there with its disk,
+// its MAC and a tap of the destination's own; the source's record, process
+// and tap are gone. Refusals name what is wrong and leave the source
 // running; a cancel mid-way leaves the source running and no VM, process
 // or tap at the destination.
 import assert from "node:assert/strict";
-import { closeSync, openSync, ftruncateSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, openSync, readlinkSync } from "node:fs";
 import path from "node:path";
-import { before, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import type { MigrationInfo } from "../../src/daemon/router";
+import { tapName } from "../../src/daemon/taps";
 import { requireKvmHost } from "../support/guest";
+import { makeTap, requireTaps, testBridge } from "../support/tap";
 import {
   alive,
   ConsoleWatcher,
@@ -24,6 +27,8 @@ import {
 
 const TEST = { timeout: 120000 };
 const MIB = 1024 * 1024;
+const testNet = testBridge("vgmig");
+const bridge = testNet.name;
 
 type Client = ReturnType<VirgadProcess["client"]>;
 
@@ -68,6 +73,12 @@ function lastCount(text: string): number {
 describe("virgad live migration between two virgads", () => {
   before(() => {
     requireKvmHost();
+    requireTaps();
+    testNet.create();
+  });
+
+  after(() => {
+    testNet.remove();
   });
 
   it("moves a counting probe VM to the other virgad, where it counts on", TEST, () =>
@@ -75,6 +86,10 @@ describe("virgad live migration between two virgads", () => {
       const { ca, cb, dest, b } = await twoHosts(fx);
       const disk = sharedDisk(fx, "shared.img", 4 * MIB);
       const { console, pid } = await probeVm(fx, ca, "mover", disk);
+      const nic = await ca.vm.attachNic.mutate({ id: "mover", bridge, slot: 0 });
+      const sourceTap = tapName(path.join(fx.tmp.dir, "run-a", "vms", "mover"), 0);
+      const destTap = tapName(path.join(fx.tmp.dir, "run-b", "vms", "mover"), 0);
+      assert.equal(nic.ifname, sourceTap);
       const events = new EventWatcher(ca, { id: "mover" });
       await events.waitStarted();
       await ca.vm.consoleInput.mutate({ id: "mover", data: "count\n" });
@@ -118,6 +133,14 @@ describe("virgad live migration between two virgads", () => {
       assert.equal(moved.state, "running");
       assert.equal(moved.migration, null);
       assert.equal(moved.config.incoming, undefined);
+      // Its own tap on the same bridge, the MAC the guest read; the source's tap is gone.
+      const nics = (await cb.vm.devices.query({ id: "mover" })).nics;
+      assert.deepEqual(
+        nics.filter((n) => n.device !== null).map((n) => [n.slot, n.ifname, n.bridge, n.mac]),
+        [[0, destTap, bridge, nic.mac]],
+      );
+      assert.equal(path.basename(readlinkSync(`/sys/class/net/${destTap}/master`)), bridge);
+      assert.equal(existsSync(`/sys/class/net/${sourceTap}`), false);
       assert.deepEqual(
         moved.config.drives.map((d) => d.file),
         [disk],
@@ -131,6 +154,12 @@ describe("virgad live migration between two virgads", () => {
       await waitUntil(
         () => /OK blk info capacity=8192/.test(there.text.slice(answer)),
         "the disk to answer at the destination",
+      );
+      const asked = there.text.length;
+      await cb.vm.consoleInput.mutate({ id: "mover", data: "net 0 info\n" });
+      await waitUntil(
+        () => new RegExp(`OK net info mac=${nic.mac}`, "i").test(there.text.slice(asked)),
+        "the NIC to answer at the destination with its MAC",
       );
       assert.deepEqual(
         (await ca.vm.migrations.query()).map((m) => [m.migrationId, m.status]),
@@ -202,6 +231,22 @@ describe("virgad live migration between two virgads", () => {
         "FORBIDDEN",
         /disks\.0\.file: '.*private\.img'.*outside the image directories/,
       );
+
+      // A NIC on a tap virgad did not make: the destination could not make one like it.
+      const tap = makeTap("vgm");
+      try {
+        await ca.vm.attachNic.mutate({ id: "stay", tap: tap.name, slot: 1 });
+        await refused(
+          ca.vm.migrate.mutate({ id: "stay", destination: dest }),
+          "PRECONDITION_FAILED",
+          new RegExp(
+            `VM 'stay': NIC slot 1 \\(eth1\\) is on tap '${tap.name}', which virgad did not make`,
+          ),
+        );
+        await ca.vm.detachNic.mutate({ id: "stay", slot: 1 });
+      } finally {
+        tap.remove();
+      }
 
       for (const id of ["stay", "private"]) {
         const vm = await ca.vm.get.query({ id });
