@@ -67,7 +67,9 @@ function killVms(runDir: string): void {
   }
 }
 
-export async function startStack(options: { readyTimeoutMs?: number } = {}): Promise<Stack> {
+export async function startStack(
+  options: { readyTimeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<Stack> {
   const dataDir = mkdtempSync(path.join(tmpdir(), "virga-portal-test-"));
   const [portalPort, hostPort] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${portalPort}`;
@@ -85,6 +87,7 @@ export async function startStack(options: { readyTimeoutMs?: number } = {}): Pro
         VIRGA_HOST_LISTEN: `127.0.0.1:${hostPort}`,
         VIRGA_ADMIN_PASSWORD: ADMIN_PASSWORD,
         VIRGA_DATABASE_URL: "",
+        ...options.env,
       },
       stdio: ["ignore", "pipe", "pipe"],
     },

@@ -149,6 +149,7 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
       </div>
       {error && <div className="alert error">{error}</div>}
       {data.hostError && <div className="alert error">{data.hostError}</div>}
+      {data.state === "crashed" && data.exit && <CrashReport exit={data.exit} />}
       <div className="grid2">
         <section className="panel" aria-label="Status">
           <h2>Status</h2>
@@ -260,5 +261,40 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
         </section>
       </div>
     </>
+  );
+}
+
+/** Why a VM ended unasked: the VMM's own error line, or the signal, and what its console said last. */
+function CrashReport(props: {
+  exit: {
+    code: number | null;
+    signal: string | null;
+    error: string | null;
+    lastConsoleLines: string[];
+  };
+}) {
+  const { exit } = props;
+  const why =
+    exit.error ??
+    (exit.signal !== null
+      ? `the VMM was killed by ${exit.signal}`
+      : `the VMM exited with code ${String(exit.code)}`);
+  return (
+    <section
+      className="alert error"
+      role="alert"
+      aria-label="Crash report"
+      data-testid="crash-report"
+    >
+      <strong>This VM crashed:</strong> {why}
+      {exit.lastConsoleLines.length > 0 && (
+        <>
+          <div className="small">Last console lines:</div>
+          <pre className="mono small" data-testid="crash-console">
+            {exit.lastConsoleLines.join("\n")}
+          </pre>
+        </>
+      )}
+    </section>
   );
 }
