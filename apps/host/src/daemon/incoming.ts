@@ -1,5 +1,5 @@
-// Live migration, the destination's side: another virgad (or this one)
-// asks for a VM to receive (`migration.prepareIncoming`). The machine is
+// Live migration, the destination's side: another virgad asks for a VM to
+// receive (`migration.prepareIncoming`). The machine is
 // the source's config rewired to this host: its own VM directory, sockets
 // and log, its own taps on the same bridges, the MACs the guest read, the
 // same disks at the same paths (shared storage, checked here: each must

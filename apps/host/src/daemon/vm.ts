@@ -78,7 +78,7 @@ export interface MigrationMark {
   migrationId: string;
   /** source: this VM is leaving; destination: this VM is the one arriving. */
   role: "source" | "destination";
-  /** The other side: a virgad's URL, or "local" (this virgad). */
+  /** The other side: the destination virgad's URL (at the source), the source's hostname (at the destination). */
   peer: string;
   startedAt: string;
   /** The migration's status as last seen (setup, active, device; the end clears the mark). */
