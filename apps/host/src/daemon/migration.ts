@@ -93,7 +93,7 @@ interface RawMigrate {
   };
 }
 
-export function statsOf(raw: RawMigrate): MigrationStats {
+function statsOf(raw: RawMigrate): MigrationStats {
   const ram = raw.ram ?? {};
   return {
     totalTimeMs: raw["total-time"] ?? null,

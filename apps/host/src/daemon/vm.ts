@@ -510,7 +510,7 @@ export class ManagedVm {
   }
 
   /** Device changes and snapshots would make the machine differ from what is being migrated. */
-  refuseWhileMigrating(): void {
+  private refuseWhileMigrating(): void {
     const mark = this.meta.migration;
     if (mark === undefined) return;
     throw new DaemonError(

@@ -9,7 +9,7 @@ import { db } from "../db";
 import { virgad } from "../hosts/virgad";
 
 /** Where a migration is, in the row's words (virgad's setup/active/device are all "active"). */
-export function rowStatus(status: MigrationInfo["status"]): string {
+function rowStatus(status: MigrationInfo["status"]): string {
   return status === "completed" || status === "failed" || status === "cancelled"
     ? status
     : "active";

@@ -49,8 +49,6 @@ function publicMigration(row: Row) {
   };
 }
 
-export type PublicMigration = ReturnType<typeof publicMigration>;
-
 async function reread(id: string) {
   return publicMigration(await findMigration(id));
 }
