@@ -323,4 +323,66 @@ describe("virgad live migration between two virgads", () => {
       console.close();
     }),
   );
+
+  it(
+    "a destination killed mid-way fails the migration; the source runs on and says why",
+    TEST,
+    () =>
+      withVirgad(async (fx) => {
+        const { ca, cb, dest } = await twoHosts(fx);
+        const disk = sharedDisk(fx, "k.img", MIB);
+        const { console } = await probeVm(fx, ca, "cut", disk);
+        await ca.vm.consoleInput.mutate({ id: "cut", data: "mem dirty 48 20\n" });
+        await console.waitFor(/dirty 5\r?\n/);
+        const events = new EventWatcher(ca, { id: "cut" });
+        await events.waitStarted();
+        const started = await ca.vm.migrate.mutate({
+          id: "cut",
+          destination: dest,
+          maxBandwidth: 4 * MIB,
+        });
+        const incoming = await cb.vm.get.query({ id: "cut" });
+        fx.track(incoming.pid);
+        await waitUntil(
+          () =>
+            events.events.some(
+              (e) =>
+                e.event === "VM_MIGRATION" && (e.data as { status: string }).status === "active",
+            ),
+          "the migration to be active",
+        );
+        assert.ok(incoming.pid !== null);
+        process.kill(incoming.pid, "SIGKILL");
+
+        await events.waitFor(
+          (all) =>
+            all.some(
+              (e) =>
+                e.event === "VM_MIGRATION" && (e.data as { status: string }).status === "failed",
+            ),
+          "VM_MIGRATION failed at the source",
+        );
+        const failed = await ca.vm.migration.query({ migrationId: started.migrationId });
+        assert.equal(failed.status, "failed");
+        assert.ok(failed.error !== null && failed.error.length > 0, JSON.stringify(failed));
+        const source = await ca.vm.get.query({ id: "cut" });
+        assert.equal(source.state, "running");
+        assert.equal(source.migration, null);
+        const from = console.text.length;
+        await ca.vm.consoleInput.mutate({ id: "cut", data: "x" });
+        await waitUntil(
+          () => /OK mem dirty/.test(console.text.slice(from)),
+          "the source's guest to answer",
+        );
+        await ca.vm.consoleInput.mutate({ id: "cut", data: "mem check\n" });
+        await console.waitFor(/OK mem check/);
+        await waitUntil(() => !alive(incoming.pid ?? 0), "the destination's virga-vmm to be gone");
+        for (let i = 0; i < 100 && (await cb.vm.list.query()).length > 0; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.deepEqual(await cb.vm.list.query(), []);
+        events.close();
+        console.close();
+      }),
+  );
 });
