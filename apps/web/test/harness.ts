@@ -129,6 +129,52 @@ export async function startStack(
   return { url, hostUrl, dataDir, adminPassword: ADMIN_PASSWORD, output: () => output, stop };
 }
 
+/** A second virgad for the stack (a host of its own: run directory, port, token). */
+export interface ExtraHost {
+  url: string;
+  token: string;
+  runDir: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts `virgad` on `<dataDir>/<name>` with the default image directories, as the local host has. */
+export async function startExtraHost(stack: Stack, name: string): Promise<ExtraHost> {
+  const runDir = path.join(stack.dataDir, name);
+  let output = "";
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(REPO_ROOT, "apps", "host", "bin", "virgad.js"),
+      "--listen",
+      "127.0.0.1:0",
+      "--run-dir",
+      runDir,
+    ],
+    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  const stop = async () => {
+    killVms(runDir);
+    if (running()) child.kill("SIGKILL");
+    for (let i = 0; i < 50 && running(); i++) await sleep(100);
+    killVms(runDir);
+  };
+  const deadline = Date.now() + 30_000;
+  let match: RegExpExecArray | null = null;
+  while ((match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)) === null) {
+    if (!running() || Date.now() > deadline) {
+      await stop();
+      throw new Error(`virgad '${name}' did not start:\n${output}`);
+    }
+    await sleep(100);
+  }
+  const token = readFileSync(path.join(runDir, "token"), "utf8").trim();
+  return { url: match[1] ?? "", token, runDir, output: () => output, stop };
+}
+
 /** A raw HTTP answer: status and parsed JSON body. */
 export interface RawReply {
   status: number;
