@@ -59,7 +59,8 @@ export interface CloneBenchResult {
   idleVirgadClonePssMiB: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
 
 /** PSS of one process (smaps_rollup), or of it and its children. */
 function pssKiB(pid: number, withChildren = false): number {
@@ -83,19 +84,23 @@ function readFile(file: string): string {
 }
 
 /** Spawns a VMM with its serial console on stdio; `waitFor` resolves when the output has `marker` after `from`. */
-class Vmm {
+export class Vmm {
   readonly child: ChildProcess;
   output = "";
   readonly spawnedAt = performance.now();
+  readonly name: string;
+  stderr = "";
   private exitedWith: string | null = null;
 
   constructor(bin: string, args: string[]) {
+    this.name = path.basename(bin);
     this.child = spawn(bin, args, { stdio: ["pipe", "pipe", "pipe"] });
     this.child.stdout?.on("data", (d: Buffer) => (this.output += d.toString()));
-    let stderr = "";
-    this.child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    this.child.stderr?.on("data", (d: Buffer) => (this.stderr += d.toString()));
+    // Typing into a VMM that exited is reported by waitFor, not as a crash here.
+    this.child.stdin?.on("error", () => undefined);
     this.child.on("exit", (code) => {
-      this.exitedWith = `exited (${code}): ${stderr.trim()}`;
+      this.exitedWith = `exited (${code}): ${this.stderr.trim()}`;
     });
   }
 
@@ -103,20 +108,23 @@ class Vmm {
     this.child.stdin?.write(text);
   }
 
-  async waitFor(marker: string, timeoutMs = 30000): Promise<number> {
+  /** `poke` runs before each look at the output (typing a key, say). */
+  async waitFor(marker: string, timeoutMs = 30000, poke?: () => void): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     while (!this.output.includes(marker)) {
-      if (this.exitedWith !== null) throw new Error(`virga-vmm ${this.exitedWith}`);
-      if (Date.now() > deadline) throw new Error(`no '${marker}' within ${timeoutMs} ms`);
+      if (this.exitedWith !== null) throw new Error(`${this.name} ${this.exitedWith}`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.name}: no '${marker}' within ${timeoutMs} ms`);
+      poke?.();
       await sleep(1);
     }
     return performance.now();
   }
 
-  async kill(): Promise<void> {
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise((resolve) => this.child.once("exit", resolve));
-    this.child.kill("SIGKILL");
+    this.child.kill(signal);
     await exited;
   }
 }
@@ -140,7 +148,7 @@ function fleetRun(startedAt: number, spawned: number[], answered: number[]): Fle
   };
 }
 
-async function waitForFile(file: string, timeoutMs = 30000): Promise<void> {
+export async function waitForFile(file: string, timeoutMs = 30000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(file)) {
     if (Date.now() > deadline) throw new Error(`${file} did not appear`);
@@ -149,7 +157,7 @@ async function waitForFile(file: string, timeoutMs = 30000): Promise<void> {
 }
 
 /** The socket file exists from bind(); connecting before listen() is refused, so retry. */
-async function connectWhenListening(socket: string, timeoutMs = 30000): Promise<QmpClient> {
+export async function connectWhenListening(socket: string, timeoutMs = 30000): Promise<QmpClient> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

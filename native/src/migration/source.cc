@@ -57,6 +57,12 @@ Json Source::Info() const {
                    {"ram", Json(std::move(ram))}};
   if (status_ == "completed") out["downtime"] = Json(downtime_ms_);
   if (!converged_by_.empty()) out["x-virga-converged-by"] = Json(converged_by_);
+  out["x-virga-phases"] = Json(Json::Object{{"bulk", Json(bulk_ms_)},
+                                            {"rounds", Json(rounds_ms_)},
+                                            {"pause", Json(pause_ms_)},
+                                            {"last-pages", Json(last_pages_ms_)},
+                                            {"state", Json(state_ms_)},
+                                            {"confirm", Json(confirm_ms_)}});
   return Json(std::move(out));
 }
 
@@ -168,6 +174,11 @@ void Source::Migrate() {
   auto round_start = Clock::now();
   uint64_t round_bytes = send_round(nullptr);
   double round_seconds = Seconds(Clock::now() - round_start);
+  {
+    std::lock_guard guard(stats_lock_);
+    bulk_ms_ = Ms(Clock::now() - round_start);
+  }
+  auto rounds_start = Clock::now();
 
   for (uint32_t round = 1;; ++round) {
     uint64_t pages = CollectDirty(&dirty);
@@ -195,10 +206,20 @@ void Source::Migrate() {
   // A guest someone paused already stays paused if the migration fails.
   paused_for_copy_ = !machine_.paused();
   machine_.Pause();
+  auto phase_start = Clock::now();
   {
     std::lock_guard guard(stats_lock_);
+    rounds_ms_ = Ms(paused_at - rounds_start);
+    pause_ms_ = Ms(phase_start - paused_at);
     status_ = "device";
   }
+  // Ends a part of the downtime: its length into `field`.
+  auto phase_done = [&](uint64_t* field) {
+    auto now = Clock::now();
+    std::lock_guard guard(stats_lock_);
+    *field = Ms(now - phase_start);
+    phase_start = now;
+  };
   notify_("paused", "");
   // What the last round collected and did not send (it met the limit), and
   // what the guest wrote after that, before the pause.
@@ -208,11 +229,14 @@ void Source::Migrate() {
     for (size_t w = 0; w < dirty[r].size(); ++w) dirty[r][w] |= last[r][w];
   }
   send_round(&dirty);
+  phase_done(&last_pages_ms_);
   machine_.StopDirtyLog();
   std::vector<uint8_t> state = machine_.SaveState(vmm_version_);
   channel.Send(MessageType::kState, state);
   Pace(state.size());
+  phase_done(&state_ms_);
   Message done = channel.Receive(30000, 1 << 20);
+  phase_done(&confirm_ms_);
   if (done.type == MessageType::kError) throw VmmError("the destination failed: " + Text(done.payload));
   if (done.type != MessageType::kDone) throw VmmError("the destination did not confirm the state");
   std::lock_guard guard(stats_lock_);

@@ -67,6 +67,11 @@ class Source {
   uint64_t transferred_ = 0, remaining_ = 0, normal_ = 0, duplicate_ = 0, rounds_ = 0;
   double mbps_ = 0, dirty_rate_ = 0;
   std::string converged_by_;
+  // Where the time went (ms), for query-migrate's x-virga-phases: the full
+  // pass, the dirty rounds, and the downtime's parts (pausing the guest,
+  // its last pages, saving and sending its state, the destination's
+  // confirmation).
+  uint64_t bulk_ms_ = 0, rounds_ms_ = 0, pause_ms_ = 0, last_pages_ms_ = 0, state_ms_ = 0, confirm_ms_ = 0;
   uint64_t paced_bytes_ = 0;
   std::chrono::steady_clock::time_point paced_since_;
 };
