@@ -260,33 +260,29 @@ function migrationSection() {
 
 async function snapshotBench(): Promise<SnapshotBenchResult> {
   const { virga, qemu, mem } = bigGuests();
-  const scratch = mkdtempSync(path.join(tmpdir(), "virga-snapshot-bench-"));
-  try {
-    const result = await runSnapshotBench({
+  const result = await withScratch("virga-snapshot-bench-", (scratch) =>
+    runSnapshotBench({
       virga,
       qemu,
       memMiB: mem,
       fillMiB: option("fill", 64),
       runs: option("snapshot-runs", 5),
       scratch,
-    });
-    printTable(snapshotRows(result));
-    const firstEntry = result.virga.firstEntryMs.median;
-    const e2e = result.virga.restoreMs.median / result.qemu.restoreMs.median;
-    console.log(
-      `targets: <= 10 ms inside the VMM from start to the first vCPU entry (${firstEntry <= 10 ? "met" : "not met"}), end to end well under QEMU's (${e2e.toFixed(2)} x QEMU)`,
-    );
-    return result;
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
+    }),
+  );
+  printTable(snapshotRows(result));
+  const firstEntry = result.virga.firstEntryMs.median;
+  const e2e = result.virga.restoreMs.median / result.qemu.restoreMs.median;
+  console.log(
+    `targets: <= 10 ms inside the VMM from start to the first vCPU entry (${firstEntry <= 10 ? "met" : "not met"}), end to end well under QEMU's (${e2e.toFixed(2)} x QEMU)`,
+  );
+  return result;
 }
 
 async function migrationBench(): Promise<MigrationBenchResult> {
   const { virga, qemu, mem } = bigGuests();
-  const scratch = mkdtempSync(path.join(tmpdir(), "virga-migration-bench-"));
-  try {
-    const result = await runMigrationBench({
+  const result = await withScratch("virga-migration-bench-", (scratch) =>
+    runMigrationBench({
       virga,
       qemu,
       memMiB: mem,
@@ -295,14 +291,22 @@ async function migrationBench(): Promise<MigrationBenchResult> {
       dirtyMiB: option("dirty-window", 64),
       dirtyRate: option("dirty-rate", 50),
       scratch,
-    });
-    printTable(migrationRows(result));
-    const met = (ok: boolean) => (ok ? "met" : "not met");
-    const { idle, dirty } = result;
-    console.log(
-      `targets: total-time <= QEMU's (idle ${met(idle.virga.totalMs.median <= idle.qemu.totalMs.median)}, writing ${met(dirty.virga.totalMs.median <= dirty.qemu.totalMs.median)}), downtime <= 10 ms (idle ${met(idle.virga.downtimeMs.max <= 10)}, writing ${met(dirty.virga.downtimeMs.max <= 10)}, every run)`,
-    );
-    return result;
+    }),
+  );
+  printTable(migrationRows(result));
+  const met = (ok: boolean) => (ok ? "met" : "not met");
+  const { idle, dirty } = result;
+  console.log(
+    `targets: total-time <= QEMU's (idle ${met(idle.virga.totalMs.median <= idle.qemu.totalMs.median)}, writing ${met(dirty.virga.totalMs.median <= dirty.qemu.totalMs.median)}), downtime <= 10 ms (idle ${met(idle.virga.downtimeMs.max <= 10)}, writing ${met(dirty.virga.downtimeMs.max <= 10)}, every run)`,
+  );
+  return result;
+}
+
+/** A scratch directory under /tmp for `run`, removed after. */
+async function withScratch<T>(prefix: string, run: (dir: string) => Promise<T>): Promise<T> {
+  const scratch = mkdtempSync(path.join(tmpdir(), prefix));
+  try {
+    return await run(scratch);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

@@ -14,10 +14,10 @@
 // completed. The destination must then answer at its prompt (and, after
 // writing, `mem check` every page the guest wrote).
 import { readFileSync } from "node:fs";
-import net from "node:net";
 import path from "node:path";
-import { connectWhenListening, sleep, Vmm, waitForFile } from "./clones";
+import { freePort } from "../test/support/ports";
 import { median } from "./measure";
+import { connectWhenListening, sleep, Vmm, waitForFile } from "./vmm-process";
 import { promptAnswered, shown, spread, type BenchVmm, type Spread } from "./restore";
 
 /** QEMU's cap on max-bandwidth is far above this; 10 GiB/s is never reached on loopback here. */
@@ -60,14 +60,6 @@ interface MigrateInfo {
   downtime?: number;
   ram?: { transferred?: number; "dirty-sync-count"?: number };
   "x-virga-phases"?: Record<string, number>;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Whether something listens on 127.0.0.1:port, from /proc/net/tcp (state 0A). */

@@ -18,8 +18,8 @@
 import { rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { QmpClient } from "../src/qmp/client";
-import { connectWhenListening, sleep, Vmm, waitForFile } from "./clones";
 import { median } from "./measure";
+import { connectWhenListening, schedTimes, sleep, Vmm, waitForFile } from "./vmm-process";
 
 /** How one VMM is started: the command for extra arguments, and its QMP socket argument. */
 export interface BenchVmm {
@@ -48,6 +48,9 @@ interface SnapshotSide {
   diskBytes: number;
   apparentBytes: number;
   restoreMs: Spread;
+  /** Until the prompt answered, all threads: time on a CPU, and runnable waiting for one. */
+  restoreCpuMs: Spread;
+  restoreRunQueueMs: Spread;
 }
 
 export interface SnapshotBenchResult {
@@ -152,10 +155,15 @@ export async function runSnapshotBench(options: {
   const stream = qemuFile(runs - 1);
 
   const restore = { virga: [] as number[], qemu: [] as number[], firstEntry: [] as number[] };
+  const sched = {
+    virga: [] as { cpuMs: number; waitMs: number }[],
+    qemu: [] as { cpuMs: number; waitMs: number }[],
+  };
   for (let i = 0; i < runs; i++) {
     const v = new Vmm(...virga.command(["-incoming", `file:${template}`, "-D"]));
     try {
       restore.virga.push(await promptAnswered(v));
+      sched.virga.push(schedTimes(v.child.pid ?? 0));
     } finally {
       // SIGTERM: the VMM logs each vCPU's run statistics as it ends.
       await v.kill("SIGTERM");
@@ -166,6 +174,7 @@ export async function runSnapshotBench(options: {
     const q = new Vmm(...qemu.command(["-incoming", `exec:cat ${stream}`]));
     try {
       restore.qemu.push(await promptAnswered(q));
+      sched.qemu.push(schedTimes(q.child.pid ?? 0));
     } finally {
       await q.kill();
     }
@@ -179,6 +188,8 @@ export async function runSnapshotBench(options: {
       snapshotVmmMs: spread(saves.virga.map((s) => s.vmmMs)),
       ...sizes([path.join(template, "memory"), path.join(template, "state")]),
       restoreMs: spread(restore.virga),
+      restoreCpuMs: spread(sched.virga.map((t) => t.cpuMs)),
+      restoreRunQueueMs: spread(sched.virga.map((t) => t.waitMs)),
       firstEntryMs: spread(restore.firstEntry),
     },
     qemu: {
@@ -186,6 +197,8 @@ export async function runSnapshotBench(options: {
       snapshotVmmMs: spread(saves.qemu.map((s) => s.vmmMs)),
       ...sizes([stream]),
       restoreMs: spread(restore.qemu),
+      restoreCpuMs: spread(sched.qemu.map((t) => t.cpuMs)),
+      restoreRunQueueMs: spread(sched.qemu.map((t) => t.waitMs)),
     },
   };
 }
@@ -197,29 +210,28 @@ export function shown(s: Spread, digits = 1): string {
 
 export function snapshotRows(r: SnapshotBenchResult): string[][] {
   const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
+  const both = (label: string, pick: (side: SnapshotSide) => Spread, digits = 1): string[] => [
+    label,
+    shown(pick(r.virga), digits),
+    shown(pick(r.qemu), digits),
+  ];
   return [
     [
       `snapshot and restore: ${r.memMiB} MiB probe guest, ${r.fillMiB} MiB written (mem fill), ${r.runs} runs, median (min–max)`,
       "virga-vmm",
       "qemu",
     ],
-    ["snapshot: command → completed (ms)", shown(r.virga.snapshotMs), shown(r.qemu.snapshotMs)],
-    [
-      "snapshot: query-migrate total-time (ms)",
-      shown(r.virga.snapshotVmmMs, 0),
-      shown(r.qemu.snapshotVmmMs, 0),
-    ],
+    both("snapshot: command → completed (ms)", (s) => s.snapshotMs),
+    both("snapshot: query-migrate total-time (ms)", (s) => s.snapshotVmmMs, 0),
     ["snapshot on disk (MiB)", mib(r.virga.diskBytes), mib(r.qemu.diskBytes)],
     [
       "snapshot files' size (MiB, virga-vmm's memory file is sparse)",
       mib(r.virga.apparentBytes),
       mib(r.qemu.apparentBytes),
     ],
-    [
-      "restore: process start → prompt answers (ms)",
-      shown(r.virga.restoreMs),
-      shown(r.qemu.restoreMs),
-    ],
+    both("restore: process start → prompt answers (ms)", (s) => s.restoreMs),
+    both("restore: CPU time of all threads until then (ms)", (s) => s.restoreCpuMs),
+    both("restore: their time runnable, waiting for a CPU (ms)", (s) => s.restoreRunQueueMs),
     ["restore: inside the VMM, start → first vCPU entry (ms)", shown(r.virga.firstEntryMs, 2), "-"],
   ];
 }
