@@ -9,6 +9,9 @@ namespace virga::migration {
 namespace {
 using Clock = std::chrono::steady_clock;
 
+// A rest this small (1 MiB) goes in the downtime rather than another round.
+constexpr uint64_t kFewPages = 256;
+
 uint64_t Ms(Clock::duration d) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
 }
@@ -179,6 +182,8 @@ void Source::Migrate() {
     bulk_ms_ = Ms(Clock::now() - round_start);
   }
   auto rounds_start = Clock::now();
+  // What the last pass sent (the full pass: all of RAM).
+  uint64_t previous_pages = machine_.memory().size() / kPageSize;
 
   for (uint32_t round = 1;; ++round) {
     uint64_t pages = CollectDirty(&dirty);
@@ -192,10 +197,16 @@ void Source::Migrate() {
       expected_downtime_ms_ = expected_ms;
       mbps_ = rate * 8 / 1e6;
       if (round_seconds > 0) dirty_rate_ = static_cast<double>(pages) / round_seconds;
-      if (expected_ms <= parameters_.downtime_limit_ms) converged_by_ = "downtime-limit";
+      // Within the limit, another round is still worth its few ms while
+      // the rest is more than a few pages and at most half the last pass:
+      // the guest runs during it, and the downtime only copies what it
+      // wrote meanwhile.
+      bool worth_another = pages > kFewPages && pages * 2 <= previous_pages && round <= parameters_.max_rounds;
+      if (expected_ms <= parameters_.downtime_limit_ms && !worth_another) converged_by_ = "downtime-limit";
       if (converged_by_.empty() && round > parameters_.max_rounds) converged_by_ = "round-limit";
       if (!converged_by_.empty()) break;
     }
+    previous_pages = pages;
     round_start = Clock::now();
     round_bytes = send_round(&dirty);
     round_seconds = Seconds(Clock::now() - round_start);

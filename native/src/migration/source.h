@@ -1,7 +1,8 @@
 // The source side of live migration (docs/migration.md), on a thread of its
 // own so the VM and QMP run on while it works: all of RAM, then rounds of
 // the pages dirtied meanwhile until the rest fits the downtime limit (or
-// the round limit is reached), then a pause, the last pages and the state.
+// the round limit is reached) and, within the limit, until it is at most
+// 1 MiB or stops halving, then a pause, the last pages and the state.
 // Cancel or any failure leaves the guest running here, resumed if it had
 // been paused for the final copy.
 #pragma once
