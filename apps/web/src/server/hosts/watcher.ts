@@ -4,6 +4,14 @@
 // each event, keeps the Vm rows' state current, and republishes to the hub
 // for the browsers. A periodic reconcile with vm.list repairs anything a
 // dropped stream or a deleted VM left behind, and records the host's health.
+//
+// Several portals may share one database, and each watches every host: its
+// own browsers get their live events from its own hub, and when one portal
+// dies the others are already following every stream. Each event is still
+// stored once: (hostId, seq) is unique and the insert does nothing when the
+// row exists. Only the portal whose insert stored the event applies the
+// state change it carries, so a portal that lags behind another never sets
+// a VM back to an older state (docs/scale-out.md).
 import type { Host } from "@virga/prisma";
 import { db } from "../db";
 import { hub } from "./hub";
@@ -22,12 +30,32 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * Stores one event unless a portal stored it already; true when this call did.
+ * A VM deleted meanwhile (its row gone, so the foreign key refuses) counts as
+ * not stored.
+ */
+async function storeEvent(vmId: string, hostId: string, event: VmEvent): Promise<boolean> {
+  const data = JSON.stringify(event.data ?? null);
+  const timestamp = new Date(event.timestamp);
+  try {
+    const inserted = await db().$executeRaw`
+      INSERT INTO "Event" ("vmId", "hostId", "seq", "event", "data", "timestamp")
+      VALUES (${vmId}, ${hostId}, ${event.seq}, ${event.event}, ${data}, ${timestamp})
+      ON CONFLICT ("hostId", "seq") DO NOTHING`;
+    return inserted > 0;
+  } catch (error) {
+    if ((await db().vm.count({ where: { id: vmId } })) === 0) return false;
+    throw error;
+  }
+}
+
 async function handleEvent(host: Host, event: VmEvent): Promise<void> {
   let vm = await db().vm.findUnique({
     where: { hostId_hostVmId: { hostId: host.id, hostVmId: event.vmId } },
   });
   if (event.event === "VM_DELETED") {
-    if (vm !== null) await db().vm.delete({ where: { id: vm.id } });
+    if (vm !== null) await db().vm.deleteMany({ where: { id: vm.id } });
   } else if (vm === null) {
     try {
       vm = await upsertVm(host, await virgad(host).vm.get.query({ id: event.vmId }));
@@ -41,25 +69,20 @@ async function handleEvent(host: Host, event: VmEvent): Promise<void> {
     if (typeof data?.state === "string") state = data.state;
   }
   if (vm !== null && event.event !== "VM_DELETED") {
-    await db().event.create({
-      data: {
-        vmId: vm.id,
-        hostId: host.id,
-        seq: event.seq,
-        event: event.event,
-        data: JSON.stringify(event.data ?? null),
-        timestamp: new Date(event.timestamp),
-      },
-    });
-    if (state !== null && state !== vm.state) {
+    const stored = await storeEvent(vm.id, host.id, event);
+    if (stored && state !== null && state !== vm.state) {
       const live = state === "running" || state === "paused" || state === "prelaunch";
-      await db().vm.update({
+      await db().vm.updateMany({
         where: { id: vm.id },
         data: { state, ...(live ? {} : { stoppedAt: new Date(event.timestamp), pid: null }) },
       });
     }
   }
-  await db().host.update({ where: { id: host.id }, data: { lastEventSeq: event.seq } });
+  // Only forward: another portal may be ahead of this one.
+  await db().host.updateMany({
+    where: { id: host.id, lastEventSeq: { lt: event.seq } },
+    data: { lastEventSeq: event.seq },
+  });
   hub().publish({
     vmId: vm?.id ?? event.vmId,
     hostId: host.id,
@@ -73,12 +96,13 @@ async function handleEvent(host: Host, event: VmEvent): Promise<void> {
 /** One vm.list round: states, deleted VMs, host health. */
 export async function reconcileHost(host: Host): Promise<void> {
   try {
+    const listedAt = new Date();
     const summaries = await virgad(host).vm.list.query();
     const before = new Map(
       (await db().vm.findMany({ where: { hostId: host.id } })).map((vm) => [vm.hostVmId, vm.state]),
     );
-    const gone = await syncHostVms(host, summaries);
-    await db().host.update({
+    const gone = await syncHostVms(host, summaries, listedAt);
+    await db().host.updateMany({
       where: { id: host.id },
       data: { lastSeenAt: new Date(), lastError: null },
     });
@@ -110,7 +134,7 @@ export async function reconcileHost(host: Host): Promise<void> {
     }
   } catch (error) {
     await db()
-      .host.update({ where: { id: host.id }, data: { lastError: describe(error) } })
+      .host.updateMany({ where: { id: host.id }, data: { lastError: describe(error) } })
       .catch(() => undefined);
   }
 }
@@ -124,7 +148,8 @@ function watch(host: Host): Watch {
   const subscribe = (lastEventSeq: number): void => {
     if (stopped) return;
     subscription = virgadStream(host).vm.events.subscribe(
-      { lastEventId: lastEventSeq > 0 ? String(lastEventSeq) : undefined },
+      // From 0 on a new host: what virgad kept from before the portal came.
+      { lastEventId: String(lastEventSeq) },
       {
         onData: (envelope) => {
           // Events are handled one at a time, in order.
@@ -137,7 +162,7 @@ function watch(host: Host): Watch {
         onError: (error) => {
           subscription = null;
           void db()
-            .host.update({ where: { id: host.id }, data: { lastError: describe(error) } })
+            .host.updateMany({ where: { id: host.id }, data: { lastError: describe(error) } })
             .catch(() => undefined);
           if (!stopped) {
             retry = setTimeout(() => {
