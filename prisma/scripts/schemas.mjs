@@ -3,7 +3,7 @@
 // changing the datasource's provider and url and the client's output, so the
 // models cannot drift apart. Each provider keeps its own committed migrations
 // folder because their SQL differs.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -48,9 +48,12 @@ export function postgresqlSchema(sqlite) {
 export function writeSchema(provider) {
   const target = join(prismaDir, PROVIDERS[provider].schema);
   if (provider === "postgresql") {
-    const sqlite = readFileSync(join(prismaDir, PROVIDERS.sqlite.schema), "utf8");
-    mkdirSync(dirname(target), { recursive: true });
-    writeFileSync(target, postgresqlSchema(sqlite));
+    const text = postgresqlSchema(readFileSync(join(prismaDir, PROVIDERS.sqlite.schema), "utf8"));
+    // Rewritten only when it changes: npm start rebuilds the pages when generated/ is newer.
+    if (!existsSync(target) || readFileSync(target, "utf8") !== text) {
+      mkdirSync(dirname(target), { recursive: true });
+      writeFileSync(target, text);
+    }
   }
   return target;
 }

@@ -1,5 +1,5 @@
 // The PostgreSQL driver adapter (@prisma/adapter-pg over node-postgres), as
-// the portal and the Prisma CLI both use it. For the CLI (`migrations`), two
+// the portal and the Prisma CLI both use it. For the CLI (`migrations`), three
 // 6.19 bugs are worked around:
 //
 // 1. The schema engine reads PostgreSQL's catalogs, whose `name` and `"char"`

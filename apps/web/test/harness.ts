@@ -193,8 +193,8 @@ export async function startStack(
 export interface Portal {
   url: string;
   output(): string;
-  /** Kills the portal's server process at once (SIGKILL), as a crash would. */
-  kill(): void;
+  /** Sends a signal to the portal's server process (SIGKILL: as a crash would). */
+  signal(signal: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -238,9 +238,9 @@ export async function startPortal(
   return {
     url,
     output: () => started.output(),
-    kill: () => {
-      // start.mjs's only child is the portal's server; start.mjs then exits by itself.
-      for (const pid of childrenOf(started.child.pid ?? -1)) process.kill(pid, "SIGKILL");
+    signal: (signal) => {
+      // start.mjs's only child is the portal's server (killed, start.mjs exits by itself).
+      for (const pid of childrenOf(started.child.pid ?? -1)) process.kill(pid, signal);
     },
     stop,
   };
@@ -420,6 +420,22 @@ export async function statusOf(
     throw error;
   }
   return { status: 200, message: "" };
+}
+
+/** Wraps test bodies so that a failure is remembered (to print the servers' output after). */
+export function failureTracker() {
+  let failed = false;
+  return {
+    failed: () => failed,
+    track: (fn: () => Promise<void>) => async (): Promise<void> => {
+      try {
+        await fn();
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    },
+  };
 }
 
 export async function waitFor(

@@ -13,6 +13,7 @@ import { startPostgres, type PostgresServer } from "@virga/prisma/postgres-serve
 import WebSocket from "ws";
 import {
   ADMIN_PASSWORD,
+  failureTracker,
   PortalApi,
   signIn,
   startPortal,
@@ -26,19 +27,7 @@ let server: PostgresServer | undefined;
 let databaseUrl: string;
 const virgads: Virgad[] = [];
 const portals: Portal[] = [];
-let failed = false;
-
-/** Marks the run failed (to print the servers' output) when the test throws. */
-function track(fn: () => Promise<void>) {
-  return async () => {
-    try {
-      await fn();
-    } catch (error) {
-      failed = true;
-      throw error;
-    }
-  };
-}
+const { track, failed } = failureTracker();
 
 before(async () => {
   server = await startPostgres();
@@ -51,7 +40,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (failed) {
+  if (failed()) {
     for (const [index, portal] of portals.entries())
       console.log(`portal ${index + 1} output:\n${portal.output()}`);
     for (const [index, virgad] of virgads.entries())
@@ -176,7 +165,7 @@ describe("two portals on one PostgreSQL database", () => {
       const CYCLES = 30;
       try {
         for (let cycle = 0; cycle < CYCLES; cycle++) {
-          if (cycle === CYCLES / 3) victim.kill();
+          if (cycle === CYCLES / 3) victim.signal("SIGKILL");
           await host.vm.pause.mutate({ id: vmId });
           await host.vm.resume.mutate({ id: vmId });
         }

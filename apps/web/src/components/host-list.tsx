@@ -6,8 +6,10 @@ import { StateBadge } from "./state-badge";
 
 type Host = RouterOutputs["hosts"]["list"][number];
 
-function gib(bytes: number): string {
-  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+function size(bytes: number): string {
+  return bytes < 1024 ** 3
+    ? `${Math.round(bytes / 1024 ** 2)} MiB`
+    : `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }
 
 function since(iso: string | null): string {
@@ -98,7 +100,7 @@ export function HostList({ initial, isAdmin }: { initial: Host[]; isAdmin: boole
                     <th>CPUs</th>
                     <td data-testid="host-cpus">{host.info.cpus}</td>
                     <th>Memory</th>
-                    <td>{gib(host.info.memoryBytes)}</td>
+                    <td>{size(host.info.memoryBytes)}</td>
                   </tr>
                   <tr>
                     <th>VMs</th>
@@ -107,9 +109,9 @@ export function HostList({ initial, isAdmin }: { initial: Host[]; isAdmin: boole
                     </td>
                     <th>Free memory</th>
                     <td data-testid="host-free-memory">
-                      {gib(host.capacity.freeBytes)}{" "}
+                      {size(host.capacity.freeBytes)}{" "}
                       <span className="muted small">
-                        ({gib(host.capacity.committedBytes)} held by live VMs)
+                        ({size(host.capacity.committedBytes)} held by live VMs)
                       </span>
                     </td>
                   </tr>
