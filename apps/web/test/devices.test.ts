@@ -6,7 +6,16 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { errorOf, PortalApi, startStack, statusOf, tokenApi, waitFor, type Stack } from "./harness";
+import {
+  errorOf,
+  FailureWatch,
+  PortalApi,
+  startStack,
+  statusOf,
+  tokenApi,
+  waitFor,
+  type Stack,
+} from "./harness";
 
 const MIB = 1024 * 1024;
 /** A bridge for this run (the tests run as root, like CI), deleted at the end. */
@@ -18,7 +27,7 @@ let viewer: PortalApi;
 let hostId: string;
 let probe: { id: string; config: Record<string, unknown> };
 let vmId: string;
-let failed = false;
+const watch = new FailureWatch();
 
 function ip(args: string[]): void {
   execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
@@ -28,7 +37,7 @@ before(async () => {
   ip(["link", "add", bridge, "type", "bridge"]);
   stack = await startStack();
   await setUp().catch((error: unknown) => {
-    failed = true;
+    watch.fail();
     throw error;
   });
 });
@@ -48,8 +57,7 @@ async function setUp(): Promise<void> {
 }
 
 after(async () => {
-  if (failed) console.log(`portal output (data kept in ${stack.dataDir}):\n${stack.output()}`);
-  await stack.stop({ keepData: failed });
+  await watch.stop(stack);
   try {
     ip(["link", "del", bridge]);
   } catch {
@@ -57,16 +65,7 @@ after(async () => {
   }
 });
 
-function track(fn: () => Promise<void>) {
-  return async () => {
-    try {
-      await fn();
-    } catch (error) {
-      failed = true;
-      throw error;
-    }
-  };
-}
+const track = (fn: () => Promise<void>) => watch.track(fn);
 
 describe("device slots", () => {
   it(

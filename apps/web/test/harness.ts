@@ -422,22 +422,6 @@ export async function statusOf(
   return { status: 200, message: "" };
 }
 
-/** Wraps test bodies so that a failure is remembered (to print the servers' output after). */
-export function failureTracker() {
-  let failed = false;
-  return {
-    failed: () => failed,
-    track: (fn: () => Promise<void>) => async (): Promise<void> => {
-      try {
-        await fn();
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    },
-  };
-}
-
 export async function waitFor(
   what: string,
   probe: () => Promise<boolean>,
@@ -447,5 +431,35 @@ export async function waitFor(
   while (!(await probe())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(200);
+  }
+}
+
+/**
+ * A test file's failures: `track` wraps a test so that its failure marks the
+ * run (as does `fail`, for set-up), and `stop` then prints the servers'
+ * output and keeps the data directory for a look.
+ */
+export class FailureWatch {
+  failed = false;
+
+  fail(): void {
+    this.failed = true;
+  }
+
+  track(fn: () => Promise<void>): () => Promise<void> {
+    return async () => {
+      try {
+        await fn();
+      } catch (error) {
+        this.failed = true;
+        throw error;
+      }
+    };
+  }
+
+  async stop(stack: Stack): Promise<void> {
+    if (this.failed)
+      console.log(`portal output (data kept in ${stack.dataDir}):\n${stack.output()}`);
+    await stack.stop({ keepData: this.failed });
   }
 }

@@ -13,7 +13,7 @@ import { startPostgres, type PostgresServer } from "@virga/prisma/postgres-serve
 import WebSocket from "ws";
 import {
   ADMIN_PASSWORD,
-  failureTracker,
+  FailureWatch,
   PortalApi,
   signIn,
   startPortal,
@@ -27,7 +27,8 @@ let server: PostgresServer | undefined;
 let databaseUrl: string;
 const virgads: Virgad[] = [];
 const portals: Portal[] = [];
-const { track, failed } = failureTracker();
+const watch = new FailureWatch();
+const track = (fn: () => Promise<void>) => watch.track(fn);
 
 before(async () => {
   server = await startPostgres();
@@ -40,7 +41,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (failed()) {
+  if (watch.failed) {
     for (const [index, portal] of portals.entries())
       console.log(`portal ${index + 1} output:\n${portal.output()}`);
     for (const [index, virgad] of virgads.entries())

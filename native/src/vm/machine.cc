@@ -66,7 +66,7 @@ std::string Join(const std::vector<std::string>& parts, const std::string& sep) 
 }  // namespace
 
 Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevices::Emit on_event,
-                 const RestoreSource* restore)
+                 const RestoreSource* restore, bool incoming_migration)
     : config_(config), on_exit_(std::move(on_exit)), system_(kvm::System::Open()), vm_(system_) {
   VcpuThread::InstallKickHandler();
   std::array<std::optional<MacAddress>, x86::kNetSlots> nic_macs{};
@@ -105,14 +105,15 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevice
       config.disks, config.nics, config.balloon, config.identity, nic_macs, config.memory_bytes,
       [this](uint32_t index, const auto& make) { return AddSlot(index, make); },
       on_event ? std::move(on_event) : [](const std::string&, Json) {});
-  // A restored machine's kernel is in its RAM already; a later
-  // system_reset loads it afresh, as for any VM.
-  uint64_t entry = restore != nullptr ? 0 : LoadGuest();
+  // A restored or migrated machine's kernel is in its RAM already (or on
+  // its way); a later system_reset loads it afresh, as for any VM.
+  bool boots = restore == nullptr && !incoming_migration;
+  uint64_t entry = boots ? LoadGuest() : 0;
   // From here the guest, resets and later loads write RAM.
   memory_->ForgetKnownZero();
   CreateVcpus();
   QueueTransmitWrites();
-  if (restore == nullptr) {
+  if (boots) {
     for (size_t i = 0; i < vcpus_.size(); ++i) SetBootState(i, entry);
   }
   for (uint32_t chip : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC}) {
@@ -288,7 +289,7 @@ void Machine::Reset() {
 
 void Machine::PressPowerButton() { power_button_irq_->Trigger(); }
 
-MachineLayout Machine::Layout() const {
+MachineLayout Machine::CurrentLayout() const {
   MachineLayout layout;
   layout.memory_bytes = config_.memory_bytes;
   layout.cpus = config_.cpus;
@@ -305,7 +306,7 @@ std::vector<uint8_t> Machine::SaveState(const std::string& vmm_version) {
   if (!paused_) throw VmmError("the VM must be paused to save its state");
   state::StateFileWriter file;
   state::ByteWriter machine;
-  Layout().Encode(machine);
+  CurrentLayout().Encode(machine);
   file.Section("MACH", machine);
   const KvmState& kvm = PausedKvmState();
   for (const auto& vcpu : kvm.vcpus) file.Section("VCPU", vcpu);
@@ -326,6 +327,44 @@ std::vector<uint8_t> Machine::SaveState(const std::string& vmm_version) {
     file.Section("SLOT", out);
   }
   return file.Finish(vmm_version);
+}
+
+void Machine::StartDirtyLog() {
+  std::lock_guard guard(lifecycle_);
+  if (dirty_logging_) return;
+  memory_->StartDirtyTracking();
+  for (const auto& region : memory_->regions()) {
+    vm_.SetUserMemoryRegion(region.slot, region.guest_base, region.size, region.host, KVM_MEM_LOG_DIRTY_PAGES);
+  }
+  dirty_logging_ = true;
+}
+
+void Machine::StopDirtyLog() {
+  std::lock_guard guard(lifecycle_);
+  if (!dirty_logging_) return;
+  for (const auto& region : memory_->regions()) {
+    vm_.SetUserMemoryRegion(region.slot, region.guest_base, region.size, region.host, 0);
+  }
+  memory_->StopDirtyTracking();
+  dirty_logging_ = false;
+}
+
+void Machine::CollectDirty(size_t index, std::vector<uint64_t>* bitmap) {
+  const MemoryRegion& region = memory_->regions().at(index);
+  bitmap->assign((region.size / 4096 + 63) / 64, 0);
+  vm_.GetDirtyLog(region.slot, bitmap);
+  memory_->TakeDeviceDirty(index, bitmap);
+}
+
+std::vector<std::string> Machine::AcceptIncomingLayout(const MachineLayout& source) {
+  std::vector<std::string> differences = LayoutDifferences(source, LayoutOfConfig(config_), "the source");
+  if (differences.empty()) devices_->AdoptMacs(source);
+  return differences;
+}
+
+void Machine::LoadIncomingState(const state::StateFile& file) {
+  std::lock_guard guard(lifecycle_);
+  LoadState(file);
 }
 
 const Machine::KvmState& Machine::PausedKvmState() {

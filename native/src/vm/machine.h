@@ -73,8 +73,11 @@ class Machine {
   // guest RAM mapped copy-on-write from its memory file, every vCPU and
   // device as saved. The config must describe the same machine; every
   // difference is named in the error.
+  // With `incoming_migration`, neither: the machine waits, vCPUs parked,
+  // for a live migration's pages and state (AcceptIncomingLayout, then
+  // LoadIncomingState).
   Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevices::Emit on_event = nullptr,
-          const RestoreSource* restore = nullptr);
+          const RestoreSource* restore = nullptr, bool incoming_migration = false);
   ~Machine();
 
   void Start(bool paused);
@@ -95,6 +98,19 @@ class Machine {
   // The whole machine's state (docs/snapshots.md) as a state file; the VM
   // must be paused (the error says so otherwise).
   std::vector<uint8_t> SaveState(const std::string& vmm_version);
+  // What the machine is now (hot-plugged devices included).
+  MachineLayout CurrentLayout() const;
+
+  // Live migration's source: guest writes are logged (KVM's dirty log plus
+  // the pages device emulation writes) until StopDirtyLog.
+  void StartDirtyLog();
+  void StopDirtyLog();
+  // The pages of RAM region `index` dirtied since the last call, a bit per page.
+  void CollectDirty(size_t index, std::vector<uint64_t>* bitmap);
+  // Live migration's destination: the differences from the source's
+  // machine (none: NICs take the source's MACs), then its state.
+  std::vector<std::string> AcceptIncomingLayout(const MachineLayout& source);
+  void LoadIncomingState(const state::StateFile& file);
   void Destroy();
 
  private:
@@ -117,7 +133,6 @@ class Machine {
   // Lets the guest's UART output skip the exit per byte where KVM can queue it.
   void QueueTransmitWrites();
   void SetBootState(size_t index, uint64_t entry);
-  MachineLayout Layout() const;
   void LoadState(const state::StateFile& file);
   // KVM's side of a paused machine (vCPUs, irqchip, PIT, kvmclock), read
   // once per pause: the TSC, the kvmclock and a LAPIC timer's current count
@@ -159,6 +174,7 @@ class Machine {
   kvm_pit_state2 initial_pit_{};
   std::string cmdline_;
   std::optional<KvmState> paused_kvm_state_;
+  bool dirty_logging_ = false;
   mutable std::mutex lifecycle_;
   bool paused_ = false;
   bool started_ = false;

@@ -244,8 +244,10 @@ describe("snapshots and restore", () => {
                 "file:relative/t",
                 /^uri: the snapshot directory 'relative\/t' must be an absolute path$/,
               ],
-              ["tcp:127.0.0.1:4444", /^uri: live migration \('tcp:'\) is not supported yet/],
-              ["exec:cat > /tmp/x", /^uri: 'exec:cat > \/tmp\/x' is not a migration URI/],
+              [
+                "exec:cat > /tmp/x",
+                /^uri: 'exec:cat > \/tmp\/x' is not a migration URI; expected file:<dir>, tcp:<host>:<port> or unix:<path>$/,
+              ],
             ];
             for (const [uri, desc] of cases) {
               const reply = await qmp.request("migrate", { uri });

@@ -15,6 +15,7 @@ async function portalIdFor(host: Host, hostVmId: string): Promise<string> {
 function fieldsOf(summary: VmSummary) {
   return {
     name: summary.name,
+    clonedFrom: summary.clonedFrom,
     state: summary.state,
     pid: summary.pid,
     config: JSON.stringify(summary.config),
