@@ -1,5 +1,7 @@
 export interface PostgresServer {
   port: number;
+  /** The postmaster's pid (its backends are its children). */
+  pid: number;
   /** The URL of `database` on this server. */
   url(database: string): string;
   /** Creates an empty database; returns its URL. */

@@ -144,6 +144,7 @@ export async function startPostgres({ durable = false } = {}) {
         await client.end();
         return {
           port,
+          pid: server.pid,
           /** The URL of `database` on this server. */
           url: (database) => `postgresql://virga@127.0.0.1:${port}/${database}`,
           /** Creates an empty database; returns its URL. */

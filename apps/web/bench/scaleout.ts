@@ -9,11 +9,14 @@
 // is the backlog over the time until the database holds every event of it.
 // Latency: 20 clients, each with its own API token, call vms.list (an
 // authenticated read: token lookup plus the VM list) in a loop for a while.
+// Beside each figure, the CPU time the portals and the PostgreSQL server
+// spent on it per event or per request: on a machine that other work keeps
+// busy, wall times grow with the load, CPU time much less.
 //
 //   npm run bench -w apps/web [-- --rounds 3 --backlog 800 --seconds 10 --vms 4]
 //
 // Prints a table and writes bench-results/scaleout.json.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -23,6 +26,7 @@ import { createPrismaClient } from "@virga/prisma";
 import { startPostgres } from "@virga/prisma/postgres-server";
 import {
   ADMIN_PASSWORD,
+  childrenOf,
   PortalApi,
   REPO_ROOT,
   signIn,
@@ -52,8 +56,56 @@ type Database = "sqlite" | "postgresql";
 
 interface Result {
   database: Database;
-  eventsPerSecond: { portals: number; rounds: number[]; median: number }[];
-  latency: { portals: number; requests: number; p50Ms: number; p99Ms: number }[];
+  eventsPerSecond: {
+    portals: number;
+    rounds: number[];
+    median: number;
+    /** CPU time per event stored: the portals, and the database server. */
+    portalCpuMsPerEvent: number;
+    databaseCpuMsPerEvent: number;
+  }[];
+  latency: {
+    portals: number;
+    requests: number;
+    p50Ms: number;
+    p99Ms: number;
+    portalCpuMsPerRequest: number;
+    databaseCpuMsPerRequest: number;
+  }[];
+}
+
+const TICK_MS = 1000 / 100; // USER_HZ
+
+/** user + system CPU time of the processes, in ms (0 for one that is gone). */
+function cpuMs(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // exited
+    }
+  }
+  return ticks * TICK_MS;
+}
+
+/** CPU time of what `run` made the portals and the database server do. */
+async function measured<T>(
+  portals: readonly Portal[],
+  databasePid: number | null,
+  run: () => Promise<T>,
+): Promise<{ value: T; portalMs: number; databaseMs: number }> {
+  const portalPids = portals.flatMap((portal) => portal.serverPids());
+  const databasePids = databasePid === null ? [] : [databasePid, ...childrenOf(databasePid)];
+  const [portalBefore, databaseBefore] = [cpuMs(portalPids), cpuMs(databasePids)];
+  const value = await run();
+  return {
+    value,
+    portalMs: cpuMs(portalPids) - portalBefore,
+    databaseMs: cpuMs(databasePids) - databaseBefore,
+  };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -86,13 +138,13 @@ async function makeBacklog(virgad: Virgad, vmIds: readonly string[], events: num
   return cycles * 4 * vmIds.length;
 }
 
-/** Events stored per second by `portals` draining one backlog together. */
+/** Events stored per second by `portals` draining one backlog together (and how many). */
 async function drainRate(
   portals: readonly Portal[],
   virgad: Virgad,
   vmIds: readonly string[],
   count: () => Promise<number>,
-): Promise<number> {
+): Promise<{ made: number; rate: number }> {
   // Let the portals catch up with anything earlier, then freeze them.
   let before = await count();
   for (;;) {
@@ -117,7 +169,7 @@ async function drainRate(
       throw new Error(`only ${stored - before} of ${made} events stored in 120 s`);
     await sleep(10);
   }
-  return made / ((performance.now() - started) / 1000);
+  return { made, rate: made / ((performance.now() - started) / 1000) };
 }
 
 /** p50/p99 of vms.list with CLIENTS concurrent clients spread over the portals. */
@@ -178,16 +230,35 @@ async function scenario(database: Database): Promise<Result> {
       ),
     );
     const result: Result = { database, eventsPerSecond: [], latency: [] };
+    const databasePid = server?.pid ?? null;
     for (const instances of [1, 2]) {
       if (instances === 2) portals.push(await startPortal(url));
-      const rounds: number[] = [];
-      for (let round = 0; round < ROUNDS; round++)
-        rounds.push(await drainRate(portals, virgad, vmIds, count));
-      result.eventsPerSecond.push({ portals: instances, rounds, median: median(rounds) });
+      const source = virgad; // non-null here; the closure below cannot see that
+      const drained = await measured(portals, databasePid, async () => {
+        const runs = [];
+        for (let round = 0; round < ROUNDS; round++)
+          runs.push(await drainRate(portals, source, vmIds, count));
+        return runs;
+      });
+      const events = drained.value.reduce((sum, run) => sum + run.made, 0);
+      const rounds = drained.value.map((run) => run.rate);
+      result.eventsPerSecond.push({
+        portals: instances,
+        rounds,
+        median: median(rounds),
+        portalCpuMsPerEvent: drained.portalMs / events,
+        databaseCpuMsPerEvent: drained.databaseMs / events,
+      });
       const clients = tokens.map(
         (token, i) => new PortalApi(portals[i % portals.length]?.url ?? "", token.token),
       );
-      result.latency.push({ portals: instances, ...(await latency(clients)) });
+      const api = await measured(portals, databasePid, () => latency(clients));
+      result.latency.push({
+        portals: instances,
+        ...api.value,
+        portalCpuMsPerRequest: api.portalMs / api.value.requests,
+        databaseCpuMsPerRequest: api.databaseMs / api.value.requests,
+      });
       console.log(JSON.stringify(result));
     }
     return result;
@@ -206,13 +277,24 @@ for (const database of ["sqlite", "postgresql"] as const) results.push(await sce
 console.log(
   `\nportal scale-out, ${ROUNDS} rounds of a ${BACKLOG}-event backlog, ${CLIENTS} API clients for ${SECONDS} s`,
 );
-console.log("database    portals  events/s (median; rounds)        vms.list p50 / p99 (ms)");
+console.log(
+  "database    portals  events/s (median of rounds)       CPU ms/event portal+db   vms.list p50 / p99 ms   CPU ms/request portal+db",
+);
 for (const result of results) {
   for (const [index, events] of result.eventsPerSecond.entries()) {
     const api = result.latency[index];
     const rounds = events.rounds.map((rate) => rate.toFixed(0)).join(", ");
     console.log(
-      `${result.database.padEnd(11)} ${String(events.portals).padEnd(8)} ${`${events.median.toFixed(0)} (${rounds})`.padEnd(32)} ${api?.p50Ms.toFixed(1)} / ${api?.p99Ms.toFixed(1)} (${api?.requests} requests)`,
+      [
+        result.database.padEnd(11),
+        String(events.portals).padEnd(8),
+        `${events.median.toFixed(0)} (${rounds})`.padEnd(34),
+        `${events.portalCpuMsPerEvent.toFixed(2)} + ${events.databaseCpuMsPerEvent.toFixed(2)}`.padEnd(
+          24,
+        ),
+        `${api?.p50Ms.toFixed(1)} / ${api?.p99Ms.toFixed(1)} (${api?.requests})`.padEnd(23),
+        `${api?.portalCpuMsPerRequest.toFixed(2)} + ${api?.databaseCpuMsPerRequest.toFixed(2)}`,
+      ].join(" "),
     );
   }
 }

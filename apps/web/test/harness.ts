@@ -195,11 +195,13 @@ export interface Portal {
   output(): string;
   /** Sends a signal to the portal's server process (SIGKILL: as a crash would). */
   signal(signal: NodeJS.Signals): void;
+  /** The portal's server process (start.mjs's child), while it runs. */
+  serverPids(): number[];
   stop(): Promise<void>;
 }
 
 /** The processes whose parent is `pid`. */
-function childrenOf(pid: number): number[] {
+export function childrenOf(pid: number): number[] {
   const found: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -242,6 +244,7 @@ export async function startPortal(
       // start.mjs's only child is the portal's server (killed, start.mjs exits by itself).
       for (const pid of childrenOf(started.child.pid ?? -1)) process.kill(pid, signal);
     },
+    serverPids: () => childrenOf(started.child.pid ?? -1),
     stop,
   };
 }
