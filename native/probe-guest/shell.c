@@ -101,6 +101,7 @@ static void cmd_help(int argc, char **argv)
             "  mem sum <MiB>\n"
             "  mem dirty <MiB> <MiB/s>\n"
             "  mem check\n"
+            "  vmgenid\n"
             "  mmio <slot> <count>\n"
             "  poweroff\n"
             "  reboot\n"
@@ -388,6 +389,24 @@ static void cmd_mem(int argc, char **argv)
         kprintf("OK mem %s\n", argv[1]);
 }
 
+/* virga-vmm's VM generation ID (ACPI VMGenID): 16 bytes at a fixed address
+ * in reserved low memory, new in every clone restored from a snapshot. */
+#define VMGENID_ADDR 0x9f000
+
+static void cmd_vmgenid(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    const volatile u8 *id = phys(VMGENID_ADDR);
+    char hex[33];
+    for (int i = 0; i < 16; i++) {
+        hex[2 * i] = "0123456789abcdef"[id[i] >> 4];
+        hex[2 * i + 1] = "0123456789abcdef"[id[i] & 15];
+    }
+    hex[32] = 0;
+    kprintf("OK vmgenid %s\n", hex);
+}
+
 static void cmd_mmio(int argc, char **argv)
 {
     u64 slot, count, cycles;
@@ -499,6 +518,7 @@ static const struct {
     { "balloon", cmd_balloon },
     { "mem", cmd_mem },
     { "mmio", cmd_mmio },
+    { "vmgenid", cmd_vmgenid },
     { "poweroff", cmd_poweroff },
     { "reboot", cmd_reboot },
     { "crash", cmd_crash },

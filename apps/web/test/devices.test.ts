@@ -93,16 +93,17 @@ describe("device slots", () => {
   it(
     "a viewer cannot attach, detach, create images or set the balloon (403)",
     track(async () => {
+      // One at a time: a refusal left waiting would be an unhandled rejection.
       const calls = [
-        viewer.trpc.images.create.mutate({ hostId, name: "v.img", sizeBytes: MIB }),
-        viewer.trpc.vms.attachDisk.mutate({ id: vmId, file: "/x" }),
-        viewer.trpc.vms.detachDisk.mutate({ id: vmId, slot: 0 }),
-        viewer.trpc.vms.attachNic.mutate({ id: vmId, bridge }),
-        viewer.trpc.vms.detachNic.mutate({ id: vmId, slot: 0 }),
-        viewer.trpc.vms.setBalloon.mutate({ id: vmId, bytes: 64 * MIB }),
+        () => viewer.trpc.images.create.mutate({ hostId, name: "v.img", sizeBytes: MIB }),
+        () => viewer.trpc.vms.attachDisk.mutate({ id: vmId, file: "/x" }),
+        () => viewer.trpc.vms.detachDisk.mutate({ id: vmId, slot: 0 }),
+        () => viewer.trpc.vms.attachNic.mutate({ id: vmId, bridge }),
+        () => viewer.trpc.vms.detachNic.mutate({ id: vmId, slot: 0 }),
+        () => viewer.trpc.vms.setBalloon.mutate({ id: vmId, bytes: 64 * MIB }),
       ];
       for (const call of calls) {
-        const refused = await statusOf(call);
+        const refused = await statusOf(call());
         assert.equal(refused.status, 403);
         assert.match(refused.message, /needs the operator role \(you are viewer\)/);
       }

@@ -1,6 +1,7 @@
 #include "vm/machine.h"
 
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -126,6 +127,9 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevice
     } catch (const std::exception& e) {
       throw VmmError("restoring from " + restore->name, e);
     }
+    // Every restore is a clone of the snapshot's VM: its guest learns it
+    // (ACPI VMGenID) and reseeds its random number generator.
+    NewGenerationId(true);
   }
 }
 
@@ -147,6 +151,8 @@ void Machine::CreateLegacyDevices() {
   pio_.Insert(RtcCmos::kBasePort, 2, rtc_);
   power_button_irq_ = std::make_unique<IrqLine>(x86::kPowerButtonGsi);
   vm_.RegisterIrqfd(power_button_irq_->fd(), power_button_irq_->gsi());
+  vmgenid_irq_ = std::make_unique<IrqLine>(x86::kVmGenIdGsi);
+  vm_.RegisterIrqfd(vmgenid_irq_->fd(), vmgenid_irq_->gsi());
   pio_.Insert(x86::kSleepControlPort, AcpiPmRegisters::kSize, std::make_shared<AcpiPmRegisters>(report));
 }
 
@@ -206,11 +212,15 @@ uint64_t Machine::LoadGuest() {
   }
   x86::WriteCmdline(*memory_, cmdline_);
   x86::WriteBootTables(*memory_);
+  // A reset keeps the VM's generation ID: it is the same VM.
+  if (!generation_id_written_) NewGenerationId(false);
+  else memory_->Write(x86::kVmGenIdAddr, generation_id_, sizeof(generation_id_));
 
   // The IOAPIC id follows the last possible APIC id so they never clash.
   uint32_t ioapic_id = possible_apic_ids_.back() + 1;
   x86::WriteMpTable(*memory_, apic_ids_, ioapic_id);
-  acpi::AcpiLayout acpi_layout{apic_ids_, possible_apic_ids_, ioapic_id, {}, x86::kPowerButtonGsi};
+  acpi::AcpiLayout acpi_layout{apic_ids_, possible_apic_ids_, ioapic_id, {}, x86::kPowerButtonGsi,
+                               x86::kVmGenIdAddr, x86::kVmGenIdGsi};
   for (const auto& slot : slots_) acpi_layout.virtio_slots.push_back({slot.base, x86::kVirtioMmioStride, slot.irq->gsi()});
   uint64_t rsdp = acpi::WriteAcpiTables(*memory_, acpi_layout);
 
@@ -279,6 +289,9 @@ void Machine::Reset() {
   for (auto& slot : slots_) slot.transport->Reset();
   for (const auto& chip : initial_irqchips_) vm_.SetIrqchip(chip);
   vm_.SetPit2(initial_pit_);
+  // The ID the guest has now (its own, a clone's, or one that migrated in) survives the reset.
+  memory_->Read(x86::kVmGenIdAddr, generation_id_, sizeof(generation_id_));
+  generation_id_written_ = true;
   uint64_t entry = LoadGuest();
   for (size_t i = 0; i < vcpus_.size(); ++i) SetBootState(i, entry);
   paused_kvm_state_.reset();
@@ -288,6 +301,16 @@ void Machine::Reset() {
 }
 
 void Machine::PressPowerButton() { power_button_irq_->Trigger(); }
+
+void Machine::NewGenerationId(bool announce) {
+  // A clone must never share its ID with the template or another clone.
+  if (::getrandom(generation_id_, sizeof(generation_id_), 0) != static_cast<ssize_t>(sizeof(generation_id_))) {
+    throw ErrnoError("getrandom for the VM generation ID");
+  }
+  memory_->Write(x86::kVmGenIdAddr, generation_id_, sizeof(generation_id_));
+  generation_id_written_ = true;
+  if (announce) vmgenid_irq_->Trigger();
+}
 
 MachineLayout Machine::CurrentLayout() const {
   MachineLayout layout;

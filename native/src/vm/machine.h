@@ -134,6 +134,9 @@ class Machine {
   void QueueTransmitWrites();
   void SetBootState(size_t index, uint64_t entry);
   void LoadState(const state::StateFile& file);
+  // A new VM generation ID in guest memory; `announce` raises the GED
+  // line so a running guest notices (a restored clone).
+  void NewGenerationId(bool announce);
   // KVM's side of a paused machine (vCPUs, irqchip, PIT, kvmclock), read
   // once per pause: the TSC, the kvmclock and a LAPIC timer's current count
   // run on with host time even while the vCPUs are stopped, and two
@@ -158,6 +161,7 @@ class Machine {
   std::unique_ptr<IrqLine> com1_irq_;
   std::unique_ptr<IrqLine> keyboard_irq_;
   std::unique_ptr<IrqLine> power_button_irq_;
+  std::unique_ptr<IrqLine> vmgenid_irq_;
   std::shared_ptr<Serial8250> serial_;
   std::shared_ptr<I8042> i8042_;
   std::shared_ptr<RtcCmos> rtc_;
@@ -173,6 +177,8 @@ class Machine {
   std::vector<kvm_irqchip> initial_irqchips_;
   kvm_pit_state2 initial_pit_{};
   std::string cmdline_;
+  uint8_t generation_id_[16] = {};
+  bool generation_id_written_ = false;
   std::optional<KvmState> paused_kvm_state_;
   bool dirty_logging_ = false;
   mutable std::mutex lifecycle_;
