@@ -4,7 +4,8 @@
 // both show the same VM state; one virgad's events are stored once however
 // many portals follow it, and none is lost when a portal is killed in the
 // middle of a burst; a portal started later needs nothing done by hand; an
-// unplaced VM goes to the host with the most free memory.
+// unplaced VM goes to the host with the most free memory; a host that stops
+// answering is shown unreachable and placement passes it by.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createTRPCClient, createWSClient, httpLink, wsLink } from "@trpc/client";
@@ -235,6 +236,25 @@ describe("two portals on one PostgreSQL database", () => {
       const next = await first.trpc.vms.create.mutate({ definitionId: probeDefinitionId });
       assert.equal(next.hostId, one);
       assert.equal((await first.trpc.vms.get.query({ id: next.id })).hostName, "host-1");
+    }),
+  );
+
+  it(
+    "a host that stops answering is shown unreachable by both portals, and placement passes it by",
+    track(async () => {
+      const [one = "", two = ""] = hostIds;
+      await virgads[1]?.stop();
+      for (const api of [first, second]) {
+        const down = (await api.trpc.hosts.list.query()).find((host) => host.id === two);
+        assert.ok(down, `${api.url} lists host-2`);
+        assert.equal(down.capacity, null);
+        assert.match(down.error ?? "", /host-2/, `${api.url}: ${JSON.stringify(down)}`);
+        const up = (await api.trpc.hosts.list.query()).find((host) => host.id === one);
+        assert.equal(up?.error, null);
+        assert.ok((up?.capacity?.cpus ?? 0) > 0, JSON.stringify(up));
+      }
+      const placed = await second.trpc.vms.create.mutate({ definitionId: probeDefinitionId });
+      assert.equal(placed.hostId, one);
     }),
   );
 });
