@@ -248,10 +248,10 @@ describe("two portals on one PostgreSQL database", () => {
         const down = (await api.trpc.hosts.list.query()).find((host) => host.id === two);
         assert.ok(down, `${api.url} lists host-2`);
         assert.equal(down.capacity, null);
-        assert.match(down.error ?? "", /host-2/, `${api.url}: ${JSON.stringify(down)}`);
+        assert.match(down.error, /host-2/, `${api.url}: ${JSON.stringify(down)}`);
         const up = (await api.trpc.hosts.list.query()).find((host) => host.id === one);
         assert.equal(up?.error, null);
-        assert.ok((up?.capacity?.cpus ?? 0) > 0, JSON.stringify(up));
+        assert.ok(up.capacity.cpus > 0, JSON.stringify(up));
       }
       const placed = await second.trpc.vms.create.mutate({ definitionId: probeDefinitionId });
       assert.equal(placed.hostId, one);

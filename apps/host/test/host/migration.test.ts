@@ -219,7 +219,7 @@ describe("live migration", () => {
       sourceQmp: QmpClient,
       dest: VmmProcess,
       proxy: { cut: () => void },
-    ) => Promise<void>,
+    ) => Promise<void> | void,
     expect: { status: string; desc?: RegExp },
   ): Promise<void> {
     // The migration goes through a proxy so the connection can be cut.
@@ -286,15 +286,18 @@ describe("live migration", () => {
     (info.ram?.transferred ?? 0) > 1 << 20 &&
     (info.ram?.["dirty-sync-count"] ?? 0) === 0;
   const rounds = (info: MigrationInfo): boolean => (info.ram?.["dirty-sync-count"] ?? 0) >= 2;
+  const cancel = async (qmp: QmpClient): Promise<void> => {
+    await qmp.execute("migrate_cancel");
+  };
 
   it("migrate_cancel during the bulk copy leaves the source running", TEST, async () => {
-    await interrupted(bulk, async (qmp) => void (await qmp.execute("migrate_cancel")), {
+    await interrupted(bulk, cancel, {
       status: "cancelled",
     });
   });
 
   it("migrate_cancel during the dirty rounds leaves the source running", TEST, async () => {
-    await interrupted(rounds, async (qmp) => void (await qmp.execute("migrate_cancel")), {
+    await interrupted(rounds, cancel, {
       status: "cancelled",
     });
   });
@@ -326,7 +329,7 @@ describe("live migration", () => {
   });
 
   it("a cut connection fails the migration; the source runs on", TEST, async () => {
-    await interrupted(rounds, async (_qmp, _dest, proxy) => proxy.cut(), {
+    await interrupted(rounds, (_qmp, _dest, proxy) => proxy.cut(), {
       status: "failed",
       desc: /connection|closed|broke/,
     });
