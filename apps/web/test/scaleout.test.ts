@@ -5,7 +5,8 @@
 // many portals follow it, and none is lost when a portal is killed in the
 // middle of a burst; a portal started later needs nothing done by hand; an
 // unplaced VM goes to the host with the most free memory; a host that stops
-// answering is shown unreachable and placement passes it by.
+// answering is shown unreachable and placement passes it by; with every
+// portal killed, the next one to start stores what virgad sent meanwhile.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createTRPCClient, createWSClient, httpLink, wsLink } from "@trpc/client";
@@ -255,6 +256,42 @@ describe("two portals on one PostgreSQL database", () => {
       }
       const placed = await second.trpc.vms.create.mutate({ definitionId: probeDefinitionId });
       assert.equal(placed.hostId, one);
+    }),
+  );
+
+  it(
+    "with every portal killed, what virgad sent meanwhile is stored by the next one to start",
+    track(async () => {
+      const virgad = virgads[0];
+      assert.ok(virgad);
+      for (const portal of portals) portal.signal("SIGKILL");
+      await Promise.all(portals.map((portal) => portal.stop()));
+      const events = collectEvents(virgad, vmId);
+      try {
+        const host = virgadClient(virgad);
+        for (let cycle = 0; cycle < 10; cycle++) {
+          await host.vm.pause.mutate({ id: vmId });
+          await host.vm.resume.mutate({ id: vmId });
+        }
+        const next = await startPortal(databaseUrl);
+        portals.splice(0, portals.length, next);
+        const api = sameSession(first, next.url);
+        let seqs: number[] = [];
+        const missing = () => events.seqs.filter((seq) => !seqs.includes(seq));
+        await waitFor(
+          "the restarted portal to store what virgad sent while no portal ran",
+          async () => {
+            seqs = (await api.trpc.vms.events.query({ id: vmId, limit: 1000 })).map((e) => e.seq);
+            return events.seqs.length >= 20 && missing().length === 0;
+          },
+          60_000,
+        ).catch((error: unknown) => {
+          throw new Error(`${String(error)}: missing: ${missing().join(", ")}`);
+        });
+        assert.equal(new Set(seqs).size, seqs.length, "an event was stored twice");
+      } finally {
+        events.close();
+      }
     }),
   );
 });
