@@ -10,9 +10,9 @@
 //   server → client  {"type":"data","offset":N,"data":"<base64>"}
 //                    {"type":"error","message":"..."}   (then close)
 //   client → server  {"type":"input","data":"<utf8 text>"}   (operators)
-import type { WebSocket } from "ws";
+import type { RawData, WebSocket } from "ws";
 import { audit } from "../audit";
-import type { Principal } from "../auth/principal";
+import { refreshPrincipal, type Principal } from "../auth/principal";
 import { hasRole } from "../auth/roles";
 import { hostError, virgad, virgadStream } from "../hosts/virgad";
 import { findVm } from "../vms/lookup";
@@ -21,6 +21,12 @@ export const CONSOLE_PATH = /^\/api\/v1\/vms\/([^/]+)\/console\/?$/;
 const MAX_BUFFERED = 8 * 1024 * 1024;
 /** Typed input waiting for virgad beyond this is dropped (a paste flood). */
 const MAX_PENDING_INPUT = 1024 * 1024;
+/**
+ * How often an open console checks that its caller may still use it: a
+ * console outlives the request that opened it, and a signed-out session, a
+ * revoked token or a demoted user must lose it soon after.
+ */
+export const CONSOLE_RECHECK_MS = 2000;
 
 interface ClientMessage {
   type?: unknown;
@@ -38,6 +44,13 @@ export async function serveConsole(
   principal: Principal,
   ip: string | null,
 ): Promise<void> {
+  // A client may type as soon as the socket opens, before the VM is looked
+  // up (a few database round trips on PostgreSQL): hold what it sends.
+  const early: RawData[] = [];
+  const hold = (raw: RawData): void => {
+    early.push(raw);
+  };
+  ws.on("message", hold);
   let vm;
   try {
     vm = await findVm(vmId);
@@ -47,7 +60,7 @@ export async function serveConsole(
     return;
   }
   const host = vm.host;
-  const canType = hasRole(principal.role, "operator");
+  let canType = hasRole(principal.role, "operator");
   await audit({
     principal,
     action: "console.attach",
@@ -78,6 +91,21 @@ export async function serveConsole(
     },
   );
 
+  const recheck = setInterval(() => {
+    refreshPrincipal(principal)
+      .then((now) => {
+        if (now === null) {
+          send(ws, { type: "error", message: "your session ended; sign in again" });
+          ws.close(4401, "session ended");
+          return;
+        }
+        canType = hasRole(now.role, "operator");
+      })
+      .catch(() => {
+        // The database is busy: keep the last answer and ask again next time.
+      });
+  }, CONSOLE_RECHECK_MS);
+
   let pendingInput = "";
   let sendingInput = false;
   const sendInput = async (): Promise<void> => {
@@ -98,7 +126,7 @@ export async function serveConsole(
     }
   };
 
-  ws.on("message", (raw) => {
+  const onMessage = (raw: RawData): void => {
     let message: ClientMessage;
     try {
       message = JSON.parse(
@@ -119,8 +147,14 @@ export async function serveConsole(
     if (pendingInput.length + message.data.length > MAX_PENDING_INPUT) return;
     pendingInput += message.data;
     void sendInput();
-  });
+  };
+  ws.off("message", hold);
+  ws.on("message", onMessage);
+  for (const raw of early) onMessage(raw);
   ws.on("close", () => {
+    clearInterval(recheck);
     subscription.unsubscribe();
   });
+  // Closed while the VM was looked up: no close event will come.
+  if (ws.readyState !== ws.OPEN) subscription.unsubscribe();
 }
