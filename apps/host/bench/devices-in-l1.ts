@@ -157,7 +157,7 @@ export interface DeviceResult {
   firstAttemptError?: string;
 }
 
-interface BootedGuest {
+export interface BootedGuest {
   child: ChildProcess;
   /** The serial console; its waits fail as soon as the VMM has exited. */
   console: GuestConsole;
@@ -167,7 +167,7 @@ interface BootedGuest {
 }
 
 /** Starts the VMM; resolves once the guest's shell is up, or rejects with the VMM's stderr. */
-async function bootGuest(command: string, args: string[]): Promise<BootedGuest> {
+export async function bootGuest(command: string, args: string[]): Promise<BootedGuest> {
   const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
   const serial = new SerialConsole();
   serial.attach(child.stdout, child.stdin);
@@ -206,7 +206,7 @@ class VmmExited extends Error {
   }
 }
 
-async function stop(guest: BootedGuest): Promise<void> {
+export async function stop(guest: BootedGuest): Promise<void> {
   guest.child.kill("SIGKILL");
   await guest.exited;
 }

@@ -2,13 +2,15 @@
 // start → the Debian guest's "VIRGA-GUEST ready" for virga-vmm and for QEMU's
 // microvm with the same kernel, initramfs, vCPUs, memory and block slots
 // (and QEMU with no devices, for reference), alternating; then the device
-// section (devices-in-l1.ts): network, disk and MMIO figures under each.
-// usage: node linux-in-l1.js --runs N --out FILE [--section boot|devices|all]
-//        [--device-runs N] [--net-mib MIB]
+// section (devices-in-l1.ts): network, disk and MMIO figures under each;
+// then snapshots, restores and live migration (snapmig-in-l1.ts).
+// usage: node linux-in-l1.js --runs N --out FILE [--section boot|devices|snapmig|all]
+//        [--device-runs N] [--net-mib MIB] [--snapmig-runs N]
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { qemuDeviceVmm, runDeviceBench, virgaDeviceVmm } from "./devices-in-l1";
+import { qemuSnapshotVmm, runSnapMigBench, virgaSnapshotVmm } from "./snapmig-in-l1";
 import { bootOnce, median, QEMU_SAME_DISKS, qemuMicrovm, startVmm } from "./measure";
 
 const root = path.resolve(__dirname, "..", "..", "..", "..");
@@ -161,11 +163,12 @@ async function main(): Promise<void> {
   const mem = arg("mem", "512");
   const out = arg("out", "linux-bench.json");
   const section = arg("section", "all");
-  if (!["boot", "devices", "all"].includes(section))
-    throw new Error(`--section: expected boot, devices or all, got '${section}'`);
+  if (!["boot", "devices", "snapmig", "all"].includes(section))
+    throw new Error(`--section: expected boot, devices, snapmig or all, got '${section}'`);
+  const wanted = (name: string) => section === "all" || section === name;
   let result: object = { runs, smp, memMiB: Number(mem), kernel };
-  if (section !== "devices") result = { ...result, ...(await bootSection(runs, smp, mem)) };
-  if (section !== "boot") {
+  if (wanted("boot")) result = { ...result, ...(await bootSection(runs, smp, mem)) };
+  if (wanted("devices")) {
     const reps = Number(arg("device-runs", "3"));
     const mib = Number(arg("net-mib", "64"));
     console.log(`devices: ${reps} rounds of one boot per VMM (alternating), 2 vCPUs, ${mem} MiB`);
@@ -179,6 +182,24 @@ async function main(): Promise<void> {
       },
     );
     result = { ...result, devices: { reps, netMiB: mib, smp: 2, memMiB: Number(mem), ...devices } };
+  }
+  if (wanted("snapmig")) {
+    const reps = Number(arg("snapmig-runs", "3"));
+    const dirty = { dirtyMiB: 64, dirtyMiBps: 16 };
+    console.log(
+      `snapshot/restore/migration: ${reps} rounds per VMM (alternating), 2 vCPUs, ${mem} MiB; ` +
+        `migrating while the guest rewrites ${dirty.dirtyMiB} MiB at ${dirty.dirtyMiBps} MiB/s`,
+    );
+    const figures = await runSnapMigBench(
+      [virgaSnapshotVmm(virgaDeviceVmm(vmmBin)), qemuSnapshotVmm(qemuDeviceVmm)],
+      { kernel, initrd, memMiB: mem, smp: "2" },
+      scratch,
+      { reps, ...dirty },
+      (line) => {
+        console.log(line);
+      },
+    );
+    result = { ...result, snapmig: { reps, smp: 2, memMiB: Number(mem), ...dirty, ...figures } };
   }
   writeFileSync(out, JSON.stringify(result, null, 2));
 }

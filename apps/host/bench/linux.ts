@@ -1,11 +1,12 @@
 // `npm run bench linux`: boots one L1 machine with real KVM (the host's PVM
-// cannot run stock Linux) and compares Linux boot times and device figures
-// there (linux-in-l1.ts runs inside).
+// cannot run stock Linux) and compares Linux boot times, device figures and
+// snapshot, restore and migration figures there (linux-in-l1.ts runs inside).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { DeviceResult } from "./devices-in-l1";
+import type { SnapMigResult } from "./snapmig-in-l1";
 import { printTable } from "./measure";
 
 const root = path.resolve(__dirname, "..", "..", "..", "..");
@@ -34,8 +35,18 @@ interface DeviceFigures {
   qemu?: DeviceResult;
 }
 
+interface SnapMigFigures {
+  reps: number;
+  smp: number;
+  memMiB: number;
+  dirtyMiB: number;
+  dirtyMiBps: number;
+  virga?: SnapMigResult;
+  qemu?: SnapMigResult;
+}
+
 /** Options passed on to the L1 side as they are. */
-const PASSED_ON = ["--section", "--device-runs", "--net-mib"];
+const PASSED_ON = ["--section", "--device-runs", "--net-mib", "--snapmig-runs"];
 
 function passedOn(): string[] {
   const out: string[] = [];
@@ -129,11 +140,39 @@ function printDevices(devices: DeviceFigures): void {
   }
 }
 
+function printSnapMig(f: SnapMigFigures): void {
+  const row = (label: string, pick: (r: SnapMigResult) => number, digits: number): string[] => {
+    const v = f.virga === undefined ? undefined : pick(f.virga);
+    const q = f.qemu === undefined ? undefined : pick(f.qemu);
+    return [
+      label,
+      v === undefined ? "-" : v.toFixed(digits),
+      q === undefined ? "-" : q.toFixed(digits),
+      v !== undefined && q ? (v / q).toFixed(2) : "",
+    ];
+  };
+  console.log(
+    `snapshots and migration (${f.smp} vCPUs, ${f.memMiB} MiB, the guest's shell up; medians of ${f.reps} ` +
+      `alternating rounds per VMM; virga-vmm: migrate file:, QEMU 7.2: stop + migrate exec:cat; ` +
+      `migration over a unix socket in L1, downtime limit 50 ms, the guest rewriting ${f.dirtyMiB} MiB at ${f.dirtyMiBps} MiB/s):`,
+  );
+  printTable([
+    ["", "virga-vmm", "qemu microvm", "ratio"],
+    row("snapshot: first command -> completed (ms)", (r) => r.snapshotMs, 0),
+    row("snapshot on disk (MiB)", (r) => r.snapshotBytes / 1048576, 1),
+    row("restore: process start -> shell answers (ms)", (r) => r.restoreMs, 0),
+    row("migration total time (ms)", (r) => r.migrateTotalMs, 0),
+    row("migration downtime (ms)", (r) => r.migrateDowntimeMs, 0),
+    row("migration data sent (MiB)", (r) => r.migrateMiB, 1),
+    row("the guest's write rate meanwhile (MiB/s)", (r) => r.dirtyMiBps, 1),
+  ]);
+}
+
 export function runLinuxBench(runs: number, smp: number, memMiB: number): void {
   const scratch = mkdtempSync(path.join(tmpdir(), "virga-bench-linux-"));
   try {
     const out = path.join(scratch, "linux.json");
-    if (!passedOn().join(" ").includes("--section devices"))
+    if (!/--section (devices|snapmig)/.test(passedOn().join(" ")))
       console.log(
         `linux: ${runs} boots each inside one L1 machine, ${smp} vCPU(s), ${memMiB} MiB (alternating)`,
       );
@@ -173,10 +212,12 @@ export function runLinuxBench(runs: number, smp: number, memMiB: number): void {
     if (run.status !== 0) throw new Error(`the L1 run failed (exit ${String(run.status)})`);
     const result = JSON.parse(readFileSync(out, "utf8")) as Partial<BootFigures> & {
       devices?: DeviceFigures;
+      snapmig?: SnapMigFigures;
     };
     let ratios = {};
     if (result.virga !== undefined) ratios = printBoot(result as BootFigures, runs);
     if (result.devices !== undefined) printDevices(result.devices);
+    if (result.snapmig !== undefined) printSnapMig(result.snapmig);
     const outDir = path.join(root, "bench-results");
     mkdirSync(outDir, { recursive: true });
     writeFileSync(

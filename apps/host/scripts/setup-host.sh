@@ -10,6 +10,9 @@
 #                    (Playwright never downloads one here)
 #   openssl          makes virgad's self-signed TLS certificate when it
 #                    listens beyond loopback (apps/host/src/daemon/tls.ts)
+#   postgresql       the database server the portal's scale-out tests start
+#                    in a temporary directory (SQLite stays the portal's
+#                    default; nothing runs it as a service)
 # and then builds the stock-Linux test guest and the nested-KVM harness's L1
 # machine from Debian packages (apps/host/test/images/build.sh; a no-op when
 # they are current; VIRGA_SKIP_GUEST_IMAGES=1 skips it).
@@ -43,6 +46,13 @@ for command in "${!wanted[@]}"; do
     missing+=("${wanted[$command]}")
   fi
 done
+# Debian keeps PostgreSQL's server programs off PATH, under its version.
+has_postgres() { compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; }
+if has_postgres; then
+  say "postgres present"
+else
+  missing+=(postgresql)
+fi
 images=$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/images" && pwd)/build.sh
 build_images() {
   if [ "$(id -u)" != "0" ]; then
@@ -72,5 +82,6 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 for command in "${!wanted[@]}"; do
   command -v "$command" >/dev/null 2>&1 || fail "$command still missing after installing ${wanted[$command]}"
 done
+has_postgres || fail "postgres still missing after installing postgresql"
 say "installed ${missing[*]}"
 build_images

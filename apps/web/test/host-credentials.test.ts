@@ -219,7 +219,7 @@ describe("host credentials", () => {
         assert.equal(head.headers.authorization, `Bearer ${token}`, head.line);
       }
 
-      const db = createPrismaClient(path.join(stack.dataDir, "portal.db"));
+      const db = createPrismaClient(`file:${path.join(stack.dataDir, "portal.db")}`);
       try {
         const rows = await db.host.findMany();
         assert.equal(rows.length, 2);
@@ -246,8 +246,8 @@ describe("host credentials", () => {
       });
       assert.equal(added.scope, "read");
       const host = await operator.trpc.hosts.get.query({ id: added.id });
-      assert.equal(host.error, null);
-      assert.equal(host.info?.vms.length, 1);
+      assert.equal(host.error, null, "the host answers a read-only token");
+      assert.equal(host.info.vms.length, 1);
       let vmId = "";
       await waitFor("the reader's VM to be listed, running", async () => {
         const rows = await operator.trpc.vms.list.query();
@@ -308,8 +308,8 @@ describe("host credentials", () => {
       assert.equal(added.fingerprint, pin);
       assert.equal(added.scope, "full");
       const reached = await operator.trpc.hosts.get.query({ id: added.id });
-      assert.equal(reached.error, null);
-      assert.equal(reached.info?.vms.length, 0);
+      assert.equal(reached.error, null, "the pinned host answers");
+      assert.equal(reached.info.vms.length, 0);
       // The console crosses a wss:// websocket, pinned and with the token in its header.
       const probe = (await operator.trpc.definitions.list.query()).find(
         (d) => d.name === "probe-guest",
@@ -330,7 +330,7 @@ describe("host credentials", () => {
       const refused = await operator.trpc.hosts.get.query({ id: added.id });
       assert.equal(refused.info, null);
       assert.match(
-        refused.error ?? "",
+        refused.error,
         new RegExp(
           `host 'remote' unreachable: .*certificate \\(SHA-256 ${remote.fingerprint}\\) is not the pinned one \\(${pin}\\)`,
         ),

@@ -56,6 +56,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const daemon = await Daemon.open({
     runDir: options.runDir,
     imageDirs: options.imageDirs,
+    migrationAddress: options.host,
     log,
   });
   const tls =

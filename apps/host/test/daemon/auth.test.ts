@@ -201,7 +201,7 @@ describe("virgad auth and confinement", () => {
 
   it("serves only TLS beyond loopback, with a certificate that survives a restart", TEST, () =>
     withVirgad(async (fx) => {
-      const virgad = await fx.start("0.0.0.0:0");
+      const virgad = await fx.start(fx.runDir, "0.0.0.0:0");
       assert.equal(virgad.scheme, "https");
       const certFile = path.join(fx.runDir, "tls", "cert.pem");
       const cert = readFileSync(certFile, "utf8");
@@ -223,7 +223,7 @@ describe("virgad auth and confinement", () => {
       await assert.rejects(fetch(`${virgad.url}/trpc/host.whoami`));
 
       await virgad.stop();
-      const again = await fx.start("0.0.0.0:0");
+      const again = await fx.start(fx.runDir, "0.0.0.0:0");
       assert.equal(readFileSync(certFile, "utf8"), cert, "the certificate is kept");
       assert.equal(
         (await pinnedGet(`${again.url}/trpc/host.whoami`, again.token, cert, pin)).status,

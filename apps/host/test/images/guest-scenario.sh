@@ -84,6 +84,12 @@ free_slot() {
     return 1
 }
 
+# mount_ext4 DEV DIR: DEV's ext4 file system at DIR, unless already there.
+mount_ext4() {
+    grep -q "^$1 $2 " /proc/mounts && return 0
+    mkdir -p "$2" && mount -t ext4 "$1" "$2"
+}
+
 case "$cmd" in
     net-up)
         # net-up IFACE ADDR/PREFIX [SECONDS]: wait for the interface, give it
@@ -207,7 +213,88 @@ case "$cmd" in
         echo "$out"
         m "mmio-lat slot=${slot#* } ${out#VIRGA-IO mmio-lat }"
         ;;
+    uptime)
+        # uptime: /proc/uptime's first field (the guest's monotonic clock).
+        read -r up _ </proc/uptime || fail "cannot read /proc/uptime"
+        m "uptime seconds=$up"
+        ;;
+    sleep)
+        # sleep SECONDS: a timer the guest must take, timed by its own clock.
+        [ $# -ge 1 ] || fail "usage: sleep SECONDS"
+        read -r t0 _ </proc/uptime
+        sleep "$1" || fail "sleep $1 failed"
+        read -r t1 _ </proc/uptime
+        m "sleep seconds=$1 took=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
+        ;;
+    ticker)
+        # ticker INTERVAL: a background process that prints "VIRGA-TICK <n>
+        # uptime=<s>" on the console every INTERVAL seconds, for good.
+        [ $# -ge 1 ] || fail "usage: ticker INTERVAL"
+        interval=$1
+        (
+            n=0
+            while :; do
+                n=$((n + 1))
+                read -r up _ </proc/uptime
+                echo "VIRGA-TICK $n uptime=$up"
+                sleep "$interval"
+            done
+        ) &
+        m "ticker pid=$! interval=$interval"
+        ;;
+    put-file)
+        # put-file DEV NAME TEXT: mounts the ext4 DEV at /mnt/<dev> (once),
+        # writes TEXT into NAME there and syncs it to the device.
+        [ $# -ge 3 ] || fail "usage: put-file DEV NAME TEXT"
+        dir=/mnt/${1#/dev/}
+        mount_ext4 "$1" "$dir" || fail "cannot mount $1 on $dir"
+        echo "$3" >"$dir/$2" && sync || fail "cannot write $dir/$2"
+        m "put-file $dir/$2 bytes=$(wc -c <"$dir/$2")"
+        ;;
+    get-file)
+        # get-file DEV NAME: the first line of NAME on DEV, read from the
+        # device itself (the page cache dropped first).
+        [ $# -ge 2 ] || fail "usage: get-file DEV NAME"
+        dir=/mnt/${1#/dev/}
+        mount_ext4 "$1" "$dir" || fail "cannot mount $1 on $dir"
+        sync
+        echo 3 >/proc/sys/vm/drop_caches
+        [ -r "$dir/$2" ] || fail "$dir/$2: no such file"
+        m "get-file $dir/$2: $(head -n 1 "$dir/$2" | tr -cd ' -~' | cut -c 1-64)"
+        ;;
+    set-mac)
+        # set-mac IFACE MAC: the interface takes another MAC (down, set, up).
+        # virtio-net without a control queue keeps it in the driver: frames
+        # leave with it and the device passes every frame up.
+        [ $# -ge 2 ] || fail "usage: set-mac IFACE MAC"
+        ip link set "$1" down || fail "ip link set $1 down failed"
+        ip link set "$1" address "$2" || fail "ip link set $1 address $2 failed"
+        ip link set "$1" up || fail "ip link set $1 up failed"
+        m "set-mac $1 mac=$(cat "/sys/class/net/$1/address")"
+        ;;
+    dirty)
+        # dirty SIZE MIB_PER_S: starts virga-io dirty in the background (its
+        # lines go to /tmp/virga-dirty.log, not the console) once its
+        # region is backed.
+        [ $# -ge 2 ] || fail "usage: dirty SIZE MIB_PER_S"
+        rm -f /tmp/virga-dirty.log
+        virga-io dirty "$1" "$2" >/tmp/virga-dirty.log 2>&1 &
+        echo $! >/tmp/virga-dirty.pid
+        started() { grep -q '^VIRGA-IO dirty started' /tmp/virga-dirty.log; }
+        wait_for 60 started || fail "virga-io dirty did not start: $(head -c 200 /tmp/virga-dirty.log)"
+        m "dirty pid=$(cat /tmp/virga-dirty.pid) size=$1 MiB/s=$2"
+        ;;
+    dirty-stop)
+        # dirty-stop: ends the writer and prints the rate it achieved.
+        [ -r /tmp/virga-dirty.pid ] || fail "no writer (dirty) running"
+        kill "$(cat /tmp/virga-dirty.pid)" 2>/dev/null || fail "the writer is gone"
+        stopped() { [ "$(grep -c '^VIRGA-IO dirty ' /tmp/virga-dirty.log)" -ge 2 ]; }
+        wait_for 30 stopped || fail "the writer did not report: $(tail -c 200 /tmp/virga-dirty.log)"
+        rm -f /tmp/virga-dirty.pid
+        line=$(grep '^VIRGA-IO dirty ' /tmp/virga-dirty.log | tail -n 1)
+        m "dirty-stop ${line#VIRGA-IO dirty }"
+        ;;
     *)
-        fail "unknown command (net-up ping io wait-disk wait-disk-gone wait-nic-down read-disk write read touch-mem mem mmio-lat)"
+        fail "unknown command (net-up ping io wait-disk wait-disk-gone wait-nic-down read-disk write read touch-mem mem mmio-lat uptime sleep ticker put-file get-file set-mac dirty dirty-stop)"
         ;;
 esac

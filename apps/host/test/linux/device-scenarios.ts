@@ -16,26 +16,21 @@ import {
 } from "node:fs";
 import path from "node:path";
 import type { QmpClient } from "../../src/qmp/client";
-import { connectQmp, withVmm, type VmmProcess } from "../support/guest";
+import { withVmm } from "../support/guest";
 import type { DeviceVmm } from "./device-vmms";
-import { fields, guestScenario, numberField, scenarioResult, sendScenario } from "./guest-scenario";
+import {
+  bootShell,
+  fields,
+  guestScenario,
+  numberField,
+  scenarioResult,
+  sendScenario,
+} from "./guest-scenario";
 import { createTap, l1Receive, l1Send } from "./l1-net";
 import type { Scenario } from "./scenarios";
 
 const BOOT_MS = 120000;
 const MIB = 1024 * 1024;
-
-async function bootShell(vm: VmmProcess, qmpSocket: string): Promise<QmpClient> {
-  // A VMM that refuses a flag ends at once: say so rather than wait out the boot.
-  const ended = vm.exit.then((exit) => {
-    throw new Error(`the VMM exited (${JSON.stringify(exit)}) before the guest's shell came up`);
-  });
-  ended.catch(() => undefined);
-  await Promise.race([vm.waitFor(/VIRGA-GUEST action=stay/, BOOT_MS), ended]);
-  const qmp = await connectQmp(qmpSocket, vm);
-  await qmp.execute("qmp_capabilities");
-  return qmp;
-}
 
 async function deviceDel(qmp: QmpClient, id: string): Promise<void> {
   await qmp.execute("device_del", { id });

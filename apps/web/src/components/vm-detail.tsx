@@ -11,6 +11,7 @@ import { SaveTemplate } from "./save-template";
 import { SerialConsole } from "./serial-console";
 import { StateBadge } from "./state-badge";
 import { VmDevices } from "./vm-devices";
+import { VmMigration } from "./vm-migration";
 import { ACTION_LABELS, actionsFor } from "./vm-table";
 
 type Vm = RouterOutputs["vms"]["get"];
@@ -108,7 +109,12 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
   const vm = useQuery(trpc.vms.get.queryOptions({ id: initial.id }, { initialData: initial }));
   useVmWatch((event) => {
     if (event.vmId !== initial.id) return;
-    if (event.event === "VM_DELETED") router.push("/vms");
+    // A VM that migrated away is deleted at its source but lives on at its destination.
+    const migrated = (event.data as { migratedTo?: unknown } | null)?.migratedTo !== undefined;
+    if (event.event === "VM_DELETED" && !migrated) router.push("/vms");
+    if (event.event === "VM_MIGRATION" || migrated) {
+      void queryClient.invalidateQueries({ queryKey: trpc.vms.get.queryKey({ id: initial.id }) });
+    }
     // A device change here, in another tab or through the API, a state change, an unplug.
     void queryClient.invalidateQueries({ queryKey: trpc.vms.devices.queryKey({ id: initial.id }) });
     // The summary too: a crash brings its exit (reason, last console lines), a start its PID.
@@ -231,6 +237,10 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
       <section className="panel" aria-label="Devices">
         <h2>Devices</h2>
         <VmDevices vmId={data.id} hostId={data.hostId} state={data.state} canAct={canAct} />
+      </section>
+      <section className="panel" aria-label="Migration">
+        <h2>Migration</h2>
+        <VmMigration vmId={data.id} hostId={data.hostId} state={data.state} canAct={canAct} />
       </section>
       <section className="panel" aria-label="Memory">
         <h2>Memory</h2>

@@ -16,7 +16,7 @@ const schema = z.object({
   VIRGA_LOCAL_HOST_TOKEN: z.string().min(1).optional(),
   /** The key sealing hosts' tokens in the database (secret-key.ts): 64 hex digits or base64 of 32 bytes. */
   VIRGA_SECRET_KEY: z.string().optional(),
-  /** Where the key is kept when VIRGA_SECRET_KEY is unset (default: secret.key next to the database). */
+  /** Where the key is kept when VIRGA_SECRET_KEY is unset (npm start: <data>/secret.key). */
   VIRGA_SECRET_KEY_FILE: z.string().optional(),
   /** VM events older than this many days are deleted (docs/security.md). */
   VIRGA_RETAIN_EVENTS_DAYS: z.coerce.number().positive().default(30),

@@ -2,12 +2,13 @@
 // (hosts/credential.ts). It never lives in the database, so a copy of
 // portal.db alone (a backup, a stolen file) does not give the hosts away.
 // VIRGA_SECRET_KEY (32 bytes: 64 hex digits or base64) wins; otherwise the
-// file VIRGA_SECRET_KEY_FILE, by default secret.key next to the database,
-// created 0600 with 32 random bytes on first use.
+// file VIRGA_SECRET_KEY_FILE (`npm start` sets <data>/secret.key; else
+// data/secret.key of the repository), created 0600 with 32 random bytes on
+// first use.
 import { randomBytes } from "node:crypto";
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { databaseFile } from "@virga/prisma";
+import { join } from "node:path";
+import { repositoryRoot } from "@virga/prisma";
 import { env } from "./env";
 
 const KEY_BYTES = 32;
@@ -30,7 +31,7 @@ function decode(text: string, where: string): Buffer {
 
 /** Where the key file is when VIRGA_SECRET_KEY is not set. */
 export function secretKeyFile(): string {
-  return env().VIRGA_SECRET_KEY_FILE?.trim() || join(dirname(databaseFile()), "secret.key");
+  return env().VIRGA_SECRET_KEY_FILE?.trim() || join(repositoryRoot(), "data", "secret.key");
 }
 
 function fromFile(file: string): Buffer {

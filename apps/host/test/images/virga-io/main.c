@@ -23,6 +23,7 @@ static const char USAGE[] =
     "  rand-read DEV SECONDS [THREADS]    O_DIRECT 4 KiB random reads, one in flight per thread\n"
     "  mmio-lat ADDR [COUNT] [OFFSET] [--load DEV]\n"
     "                                     time 32-bit reads of a virtio-mmio register via /dev/mem\n"
+    "  dirty SIZE MIB_PER_S [SECONDS]     rewrite a SIZE region at MIB_PER_S until SIGTERM (or SECONDS)\n"
     "Sizes take K, M, G suffixes. Results: one line \"VIRGA-IO <command> key=value ...\".\n";
 
 void die(const char *what, const char *fmt, ...)
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
     } commands[] = {
         {"tcp-send", cmd_tcp_send},   {"tcp-recv", cmd_tcp_recv},   {"seq-read", cmd_seq_read},
         {"seq-write", cmd_seq_write}, {"rand-read", cmd_rand_read}, {"mmio-lat", cmd_mmio_lat},
+        {"dirty", cmd_dirty},
     };
     /* The serial console is slow under emulation: whole lines only. */
     setvbuf(stdout, NULL, _IOLBF, 0);

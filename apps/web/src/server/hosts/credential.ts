@@ -6,16 +6,12 @@
 // new format, and a row written before sealing existed (the bare token) is
 // still read, and resealed when the portal starts (bootstrap.ts).
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import type { PinnedCertificate } from "@virga/host/src/daemon/pinned-tls";
 import { secretKey } from "../secret-key";
 
 export type HostScope = "read" | "full";
 
-export interface PinnedCertificate {
-  /** SHA-256 of the certificate, as virgad prints it (AB:CD:…). */
-  fingerprint: string;
-  /** The certificate itself (PEM): the one trust anchor for this host. */
-  cert: string;
-}
+export type { PinnedCertificate };
 
 export interface HostCredential {
   token: string;

@@ -15,7 +15,7 @@ import { TRPCError } from "@trpc/server";
 import type { AppRouter } from "@virga/host/src/daemon/router";
 import WebSocket from "ws";
 import { openCredential } from "./credential";
-import { agentFetch, pinnedAgent, pinnedTlsOptions } from "./pinned-tls";
+import { agentFetch, pinnedAgent, pinnedTlsOptions } from "@virga/host/src/daemon/pinned-tls";
 
 export type { AppRouter };
 export type {

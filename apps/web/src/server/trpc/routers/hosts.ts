@@ -11,13 +11,12 @@ import {
   type HostCredential,
   type PinnedCertificate,
 } from "../../hosts/credential";
-import { normaliseFingerprint, presentedCertificate } from "../../hosts/pinned-tls";
-import { forgetHost, hostError, virgad, type HostInfo } from "../../hosts/virgad";
+import { probeHost } from "../../hosts/capacity";
+import { normaliseFingerprint, presentedCertificate } from "@virga/host/src/daemon/pinned-tls";
+import { forgetHost, hostError, virgad } from "../../hosts/virgad";
 import { reconcileHost } from "../../hosts/watcher";
 import { findHost } from "../../vms/lookup";
 import { adminProcedure, router, viewerProcedure } from "../trpc";
-
-const INFO_TIMEOUT_MS = 3000;
 
 /** What a credential may show: its scope and pinned fingerprint, never the token. */
 function credentialFacts(host: Host): { scope: string | null; fingerprint: string | null } {
@@ -40,22 +39,6 @@ function publicHost(host: Host) {
     lastError: host.lastError,
     createdAt: host.createdAt,
   };
-}
-
-async function liveInfo(host: Host): Promise<{ info: HostInfo | null; error: string | null }> {
-  try {
-    const info = await Promise.race([
-      virgad(host).host.info.query(),
-      new Promise<never>((_, reject) =>
-        setTimeout(() => {
-          reject(new Error("no answer within 3 s"));
-        }, INFO_TIMEOUT_MS).unref(),
-      ),
-    ]);
-    return { info, error: null };
-  } catch (error) {
-    return { info: null, error: hostError(error, host.name).message };
-  }
 }
 
 const hostInput = z.object({
@@ -119,17 +102,20 @@ async function certificateToPin(
 }
 
 export const hostsRouter = router({
-  /** Every host with its live facts (CPUs, memory, KVM, VMs), or why they are missing. */
+  /**
+   * Every host with its live facts (CPUs, memory, KVM, VMs) and capacity
+   * (memory its live VMs hold, what is free), or why it did not answer.
+   */
   list: viewerProcedure.query(async () => {
     const hosts = await db().host.findMany({ orderBy: { createdAt: "asc" } });
     return Promise.all(
-      hosts.map(async (host) => ({ ...publicHost(host), ...(await liveInfo(host)) })),
+      hosts.map(async (host) => ({ ...publicHost(host), ...(await probeHost(host)) })),
     );
   }),
 
   get: viewerProcedure.input(z.object({ id: z.string().min(1) })).query(async ({ input }) => {
     const host = await findHost(input.id);
-    return { ...publicHost(host), ...(await liveInfo(host)) };
+    return { ...publicHost(host), ...(await probeHost(host)) };
   }),
 
   add: adminProcedure.input(hostInput).mutation(async ({ ctx, input }) => {

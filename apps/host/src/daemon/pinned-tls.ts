@@ -1,13 +1,20 @@
-// TLS to a virgad with a self-signed certificate, trusted by pinning: the
-// certificate taken when the host was added is the only trust anchor, and
-// the connection is accepted only if the server's SHA-256 fingerprint is the
-// pinned one (hostnames do not matter: the pin is the identity). Node's
-// fetch cannot take these options without the undici package, so requests
-// go through node:https with a small fetch-shaped wrapper tRPC's httpLink
-// accepts.
+// TLS to a virgad with a self-signed certificate (tls.ts), trusted by
+// pinning: the certificate taken when the host was added to the portal is
+// the only trust anchor, and a connection is accepted only if the server's
+// SHA-256 fingerprint is the pinned one (hostnames do not matter: the pin is
+// the identity). Node's fetch cannot take these options without the undici
+// package, so requests go through node:https with a small fetch-shaped
+// wrapper tRPC's httpLink accepts. Used by the portal for every host and by
+// virgad for a migration's destination (peer.ts).
 import https from "node:https";
 import tls from "node:tls";
-import type { PinnedCertificate } from "./credential";
+
+export interface PinnedCertificate {
+  /** SHA-256 of the certificate, as virgad prints it (AB:CD:…). */
+  fingerprint: string;
+  /** The certificate itself (PEM): the one trust anchor for this host. */
+  cert: string;
+}
 
 const HANDSHAKE_TIMEOUT_MS = 5000;
 
