@@ -7,7 +7,15 @@
 // running; a cancel mid-way leaves the source running and no VM, process
 // or tap at the destination.
 import assert from "node:assert/strict";
-import { closeSync, existsSync, ftruncateSync, openSync, readlinkSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+} from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { MigrationInfo } from "../../src/daemon/router";
@@ -384,5 +392,48 @@ describe("virgad live migration between two virgads", () => {
         events.close();
         console.close();
       }),
+  );
+
+  it("reaches a destination beyond loopback only through its pinned certificate", TEST, () =>
+    withVirgad(async (fx) => {
+      const a = await fx.start(path.join(fx.tmp.dir, "run-a"));
+      const b = await fx.start(path.join(fx.tmp.dir, "run-b"), "0.0.0.0:0");
+      assert.equal(b.scheme, "https");
+      const ca = a.client();
+      const started = await ca.vm.create.mutate({ id: "far", config: fx.probeConfig() });
+      fx.track((await ca.vm.start.mutate({ id: started.id })).pid);
+      const cert = readFileSync(path.join(fx.tmp.dir, "run-b", "tls", "cert.pem"), "utf8");
+      const fingerprint = new X509Certificate(cert).fingerprint256;
+      const destination = { url: b.url, token: b.token };
+
+      await refused(
+        ca.vm.migrate.mutate({ id: "far", destination }),
+        "BAD_REQUEST",
+        /destination\.pin: required for an https:\/\/ destination/,
+      );
+      const wrong = fingerprint.replace(/^../, fingerprint.startsWith("00") ? "11" : "00");
+      await refused(
+        ca.vm.migrate.mutate({
+          id: "far",
+          destination: { ...destination, pin: { fingerprint: wrong, cert } },
+        }),
+        "BAD_REQUEST",
+        new RegExp(
+          `destination\\.url: .*certificate \\(SHA-256 ${fingerprint}\\) is not the pinned one`,
+        ),
+      );
+      assert.equal((await ca.vm.get.query({ id: "far" })).state, "running", "the source runs on");
+
+      const info = await ca.vm.migrate.mutate({
+        id: "far",
+        destination: { ...destination, pin: { fingerprint, cert } },
+        wait: true,
+      });
+      assert.equal(info.status, "completed", JSON.stringify(info));
+      await refused(ca.vm.get.query({ id: "far" }), "NOT_FOUND", /no VM with id 'far'/);
+      assert.ok(existsSync(path.join(fx.tmp.dir, "run-b", "vms", "far", "config.json")));
+      const pidFile = path.join(fx.tmp.dir, "run-b", "vms", "far", "pid");
+      fx.track(Number(readFileSync(pidFile, "utf8").trim()));
+    }),
   );
 });
