@@ -70,6 +70,7 @@ const bool kSmpGood = [] {
       {"maxcpus=2", "2/2/2/1/1"},
       {"254", "254/254/254/1/1"},
       {"2,cores=2", "2/2/1/2/1"},
+      {"254,sockets=2,cores=127", "254/254/2/127/1"},  // APIC ids up to 254 exactly
   };
   std::vector<std::pair<std::string, std::function<void()>>> cases;
   for (const auto& [text, want] : good) {
@@ -93,6 +94,8 @@ const bool kSmpBad = [] {
       {"4,cpus=4", "'cpus' given twice"},
       {"4,2", "'2' needs a key"},
       {"-1", "not a number"},
+      // 195 CPUs, but the third socket's ids start at 2 << 7.
+      {"195,sockets=3,cores=65", "sockets=3,cores=65,threads=1 needs APIC ids up to 320, beyond 254 \\(8-bit ids\\)"},
   };
   std::vector<std::pair<std::string, std::string>> rows;
   for (const auto& [text, message] : bad) {
