@@ -1,8 +1,12 @@
 #include "virtio/blk.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -253,6 +257,69 @@ TEST("virtio-blk: O_DIRECT through the bounce buffer moves requests larger than 
   ::unlink(path.c_str());
   EXPECT_EQ(status, 0);
   EXPECT_TRUE(got == pattern);
+}
+
+TEST("virtio-blk: an unaligned O_DIRECT request bounces in bounded chunks, not one buffer of the length the guest claims") {
+  // 64 MiB read into a guest buffer off 4 KiB alignment, in a child whose
+  // address space has 16 MiB to spare: one bounce buffer of the request's
+  // length cannot be had there, 1 MiB chunks can.
+  constexpr uint64_t kBytes = 64 << 20;
+  std::string path = "/var/tmp/virga-blk-bounce-" + std::to_string(::getpid());
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR, 0600);
+  EXPECT_TRUE(::ftruncate(fd, kBytes) == 0);
+  EXPECT_TRUE(::pwrite(fd, "end", 3, kBytes - 3) == 3);
+  ::close(fd);
+  GuestMemory memory{kBytes + (8 << 20), 1ULL << 32};
+  std::vector<Queue> queues{Queue(16)};
+  queues[0].desc_table = kDesc;
+  queues[0].avail_ring = kAvail;
+  queues[0].used_ring = kUsed;
+  queues[0].set_ready(true);
+  std::unique_ptr<BlockFile> file;
+  try {
+    file = BlockFile::Open({path, true, true});
+  } catch (const std::exception&) {
+    ::unlink(path.c_str());
+    throw;
+  }
+  ::unlink(path.c_str());
+  Block blk(std::move(file));
+  blk.Activate({&memory, &queues, [](uint16_t) {}, [] {}}, kFeatureVersion1);
+  constexpr uint64_t kBuffer = (4 << 20) + 512;
+  memory.WriteObj<uint32_t>(kHeader, 0);
+  memory.WriteObj<uint64_t>(kHeader + 8, 0);
+  auto desc = [&](uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
+    memory.WriteObj(kDesc + 16 * i, addr);
+    memory.WriteObj(kDesc + 16 * i + 8, len);
+    memory.WriteObj(kDesc + 16 * i + 12, flags);
+    memory.WriteObj(kDesc + 16 * i + 14, next);
+  };
+  desc(0, kHeader, 16, 1, 1);
+  desc(1, kBuffer, kBytes, 3, 2);
+  desc(2, kStatus, 1, 2, 0);
+  memory.WriteObj<uint16_t>(kAvail + 4, 0);
+  memory.WriteObj<uint16_t>(kAvail + 2, 1);
+  memory.WriteObj<uint8_t>(kStatus, 0xff);
+  pid_t child = ::fork();
+  if (child == 0) {
+    long pages = 0;
+    FILE* statm = std::fopen("/proc/self/statm", "r");
+    if (statm == nullptr || std::fscanf(statm, "%ld", &pages) != 1) ::_exit(3);
+    std::fclose(statm);
+    rlimit limit{};
+    limit.rlim_cur = limit.rlim_max = static_cast<rlim_t>(pages) * ::sysconf(_SC_PAGESIZE) + (16 << 20);
+    if (::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(4);
+    blk.ProcessQueue(0);
+    uint8_t status = 0xff;
+    memory.ReadObj(kStatus, &status);
+    char tail[3] = {};
+    memory.Read(kBuffer + kBytes - 3, tail, 3);
+    ::_exit(status == 0 && std::memcmp(tail, "end", 3) == 0 ? 0 : 1);
+  }
+  int wait_status = 0;
+  EXPECT_EQ(::waitpid(child, &wait_status, 0), child);
+  EXPECT_TRUE(WIFEXITED(wait_status));
+  EXPECT_EQ(WEXITSTATUS(wait_status), 0);  // 1: the request failed (or read wrong bytes) under the limit
 }
 
 }  // namespace
