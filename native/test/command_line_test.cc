@@ -52,7 +52,7 @@ bool Rejects(const std::string& flag, const std::function<void(const std::string
   std::vector<std::pair<std::string, std::function<void()>>> cases;
   for (const auto& [text, message] : rows) {
     cases.push_back({flag + ": rejects '" + text.substr(0, 60) + "'",
-                     [=] { ExpectUsageError([&] { parse(text); }, "^" + flag + ": .*" + message); }});
+                     [=, text = text, message = message] { ExpectUsageError([&] { parse(text); }, "^" + flag + ": .*" + message); }});
   }
   return Cases(cases);
 }
@@ -75,7 +75,7 @@ const bool kSmpGood = [] {
   std::vector<std::pair<std::string, std::function<void()>>> cases;
   for (const auto& [text, want] : good) {
     cases.push_back({"-smp: '" + text + "' is cpus/maxcpus/sockets/cores/threads " + want,
-                     [=] { ExpectSame(Topology(ParseSmp(text)), want); }});
+                     [text = text, want = want] { ExpectSame(Topology(ParseSmp(text)), want); }});
   }
   return Cases(cases);
 }();
@@ -113,7 +113,7 @@ const bool kMemoryGood = [] {
   std::vector<std::pair<std::string, std::function<void()>>> cases;
   for (const auto& [text, want] : good) {
     cases.push_back({"-m: '" + text + "' is " + std::to_string(want / MiB) + " MiB",
-                     [=] { EXPECT_EQ(ParseMemory(text), want); }});
+                     [text = text, want = want] { EXPECT_EQ(ParseMemory(text), want); }});
   }
   return Cases(cases);
 }();
@@ -324,7 +324,7 @@ const bool kCommandLineBad = [] {
       if (c != '\\') readable += c;
     }
     cases.push_back({"command line: " + readable + "...",
-                     [=] { ExpectUsageError([&] { Parse(argv); }, message); }});
+                     [argv = argv, message = message] { ExpectUsageError([&] { Parse(argv); }, message); }});
   }
   return Cases(cases);
 }();
