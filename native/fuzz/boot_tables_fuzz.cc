@@ -57,7 +57,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
-  x86::CpuTopology topology{in.ConsumeIntegralInRange<uint32_t>(1, 8), in.ConsumeIntegralInRange<uint32_t>(1, 64),
+  x86::CpuTopology topology{in.ConsumeIntegralInRange<uint32_t>(1, 4), in.ConsumeIntegralInRange<uint32_t>(1, 64),
                             in.ConsumeIntegralInRange<uint32_t>(1, 4)};
   uint32_t max_cpus = topology.sockets * topology.cores * topology.threads;
   uint32_t cpus = in.ConsumeIntegralInRange<uint32_t>(1, max_cpus);
@@ -65,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (uint32_t i = 0; i < max_cpus; ++i) layout.possible_apic_ids.push_back(x86::ApicIdFor(topology, i));
   layout.apic_ids.assign(layout.possible_apic_ids.begin(), layout.possible_apic_ids.begin() + cpus);
   layout.ioapic_id = in.ConsumeBool() ? layout.possible_apic_ids.back() + 1 : in.ConsumeIntegral<uint32_t>();
-  uint32_t slots = in.ConsumeIntegralInRange<uint32_t>(0, 120);
+  uint32_t slots = in.ConsumeIntegralInRange<uint32_t>(0, 16);
   for (uint32_t i = 0; i < slots; ++i) {
     layout.virtio_slots.push_back(
         {in.ConsumeIntegral<uint64_t>(), in.ConsumeIntegral<uint64_t>(), in.ConsumeIntegral<uint32_t>()});

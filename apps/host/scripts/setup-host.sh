@@ -8,6 +8,9 @@
 #                    QMP client tests use it as written there
 #   chromium         the browser the portal's end-to-end tests drive
 #                    (Playwright never downloads one here)
+#   clang            with libclang-rt-14-dev (libFuzzer and the sanitizer
+#                    runtimes): native/fuzz's harnesses and the ASan+UBSan
+#                    build of the native unit tests
 # and then builds the stock-Linux test guest and the nested-KVM harness's L1
 # machine from Debian packages (apps/host/test/images/build.sh; a no-op when
 # they are current; VIRGA_SKIP_GUEST_IMAGES=1 skips it).
@@ -31,15 +34,28 @@ declare -A wanted=(
   [qemu-system-x86_64]=qemu-system-x86
   [ncat]=ncat
   [chromium]=chromium
+  [clang++]=clang
 )
+# Packages a command needs that apt does not pull in without recommends:
+# clang only recommends the runtimes that hold libFuzzer and the sanitizers.
+declare -A companions=(
+  [clang]=libclang-rt-14-dev
+)
+runtime_missing() {
+  ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1
+}
 missing=()
 for command in "${!wanted[@]}"; do
   if command -v "$command" >/dev/null 2>&1; then
     say "$command present"
   else
     missing+=("${wanted[$command]}")
+    if [ -n "${companions[${wanted[$command]}]:-}" ]; then missing+=("${companions[${wanted[$command]}]}"); fi
   fi
 done
+if command -v clang++ >/dev/null 2>&1 && runtime_missing; then
+  missing+=("${companions[clang]}")
+fi
 images=$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/images" && pwd)/build.sh
 build_images() {
   if [ "$(id -u)" != "0" ]; then
@@ -69,5 +85,7 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 for command in "${!wanted[@]}"; do
   command -v "$command" >/dev/null 2>&1 || fail "$command still missing after installing ${wanted[$command]}"
 done
+runtime_missing && fail "libFuzzer (libclang_rt.fuzzer) still missing after installing ${companions[clang]}"
+
 say "installed ${missing[*]}"
 build_images
