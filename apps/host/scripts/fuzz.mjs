@@ -27,7 +27,9 @@ const binDir = path.join(native, "build", "sanitize");
 
 function usage(message) {
   console.error(`fuzz: ${message}`);
-  console.error("usage: npm run fuzz -- [--seconds N] [--only a,b] [--fresh] [--seeds] [--build-only]");
+  console.error(
+    "usage: npm run fuzz -- [--seconds N] [--only a,b] [--fresh] [--seeds] [--build-only]",
+  );
   process.exit(2);
 }
 
@@ -37,7 +39,8 @@ for (let i = 0; i < args.length; i++) {
   const arg = args[i];
   if (arg === "--seconds") {
     const value = Number(args[++i]);
-    if (!Number.isInteger(value) || value < 1) usage(`--seconds: expected a whole number of seconds >= 1, got '${args[i]}'`);
+    if (!Number.isInteger(value) || value < 1)
+      usage(`--seconds: expected a whole number of seconds >= 1, got '${args[i]}'`);
     options.seconds = value;
   } else if (arg === "--only") {
     if (args[i + 1] === undefined) usage("--only: expected harness names separated by commas");
@@ -65,7 +68,9 @@ if (build.status !== 0) {
   console.error("fuzz: building the harnesses failed (see above)");
   process.exit(1);
 }
-const all = spawnSync("make", ["-s", "-C", fuzzDir, "list"], { encoding: "utf8" }).stdout.trim().split(/\s+/);
+const all = spawnSync("make", ["-s", "-C", fuzzDir, "list"], { encoding: "utf8" })
+  .stdout.trim()
+  .split(/\s+/);
 const harnesses = options.only ?? all;
 for (const name of harnesses) {
   if (!all.includes(name)) usage(`--only: no harness '${name}' (there are: ${all.join(", ")})`);
@@ -76,7 +81,8 @@ if (options.seeds) {
   for (const name of harnesses) {
     const corpus = path.join(fuzzDir, "corpus", name);
     mkdirSync(corpus, { recursive: true });
-    for (const file of readdirSync(corpus)) if (file.startsWith("seed-")) rmSync(path.join(corpus, file));
+    for (const file of readdirSync(corpus))
+      if (file.startsWith("seed-")) rmSync(path.join(corpus, file));
     const run = spawnSync(path.join(binDir, `${name}_fuzz`), [], {
       env: { ...process.env, VIRGA_FUZZ_SEEDS: corpus },
       stdio: "inherit",
@@ -85,7 +91,9 @@ if (options.seeds) {
       console.error(`fuzz: ${name} could not write its seeds`);
       process.exit(1);
     }
-    console.log(`${name}: ${readdirSync(corpus).filter((f) => f.startsWith("seed-")).length} seeds`);
+    console.log(
+      `${name}: ${readdirSync(corpus).filter((f) => f.startsWith("seed-")).length} seeds`,
+    );
   }
   process.exit(0);
 }
@@ -109,10 +117,14 @@ for (const name of harnesses) {
   ];
   if (maxLen[name] !== undefined) flags.push(`-max_len=${maxLen[name]}`);
   const started = Date.now();
-  const run = spawnSync(path.join(binDir, `${name}_fuzz`), [...flags, work, path.join(fuzzDir, "corpus", name)], {
-    encoding: "utf8",
-    maxBuffer: 64 << 20,
-  });
+  const run = spawnSync(
+    path.join(binDir, `${name}_fuzz`),
+    [...flags, work, path.join(fuzzDir, "corpus", name)],
+    {
+      encoding: "utf8",
+      maxBuffer: 64 << 20,
+    },
+  );
   const output = (run.stdout ?? "") + (run.stderr ?? "");
   const seconds = (Date.now() - started) / 1000;
   const statusLines = output.split("\n").filter((line) => /^#\d+\s/.test(line));
@@ -149,5 +161,7 @@ if (scratch !== null) rmSync(scratch, { recursive: true, force: true });
 const total = results.reduce((sum, r) => sum + r.execs, 0);
 const time = results.reduce((sum, r) => sum + r.seconds, 0);
 const crashes = results.filter((r) => r.crashed).length;
-console.log(`fuzz: ${total} executions in ${time.toFixed(0)} s over ${results.length} harnesses, ${crashes} crashed`);
+console.log(
+  `fuzz: ${total} executions in ${time.toFixed(0)} s over ${results.length} harnesses, ${crashes} crashed`,
+);
 process.exit(crashes === 0 ? 0 : 1);
