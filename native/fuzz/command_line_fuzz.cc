@@ -44,10 +44,7 @@ virga::fuzz::Seeds MakeSeeds() {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  virga::fuzz::MaybeWriteSeeds(MakeSeeds);
-  return 0;
-}
+VIRGA_FUZZ_SEEDS(MakeSeeds)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> argv(1);

@@ -70,3 +70,10 @@ class SeedImage {
 };
 
 }  // namespace virga::fuzz
+
+// libFuzzer's start-up hook, writing `make`'s seeds in seed mode.
+#define VIRGA_FUZZ_SEEDS(make)                         \
+  extern "C" int LLVMFuzzerInitialize(int*, char***) { \
+    ::virga::fuzz::MaybeWriteSeeds(make);              \
+    return 0;                                          \
+  }

@@ -105,10 +105,7 @@ fuzz::Seeds MakeSeeds() {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  fuzz::MaybeWriteSeeds(MakeSeeds);
-  return 0;
-}
+VIRGA_FUZZ_SEEDS(MakeSeeds)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> bytes = Sealed(std::vector<uint8_t>(data, data + size));

@@ -87,10 +87,7 @@ fuzz::Seeds MakeSeeds() {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  fuzz::MaybeWriteSeeds(MakeSeeds);
-  return 0;
-}
+VIRGA_FUZZ_SEEDS(MakeSeeds)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 3) return 0;

@@ -3,10 +3,12 @@
 // so the project's Node test runner reports each as its own test.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace virga::test {
@@ -17,6 +19,15 @@ struct TestCase {
 };
 
 std::vector<TestCase>& Registry();
+
+// Polls for up to 5 s, for what another thread does.
+inline bool WaitUntil(const std::function<bool()>& condition) {
+  for (int i = 0; i < 500; ++i) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
 
 struct Registrar {
   Registrar(const char* name, std::function<void()> body) { Registry().push_back({name, std::move(body)}); }

@@ -99,7 +99,7 @@ if (options.seeds) {
 }
 
 // Inputs that describe a whole guest RAM image need room beyond libFuzzer's 4 KiB default.
-const maxLen = { virtio_blk: 65536, virtio_net: 65536, state_file: 65536 };
+const maxLen = { virtio_blk: 65536, virtio_net: 65536, virtio_mmio: 65536, state_file: 65536 };
 
 const scratch = options.fresh ? mkdtempSync(path.join(tmpdir(), "virga-fuzz-")) : null;
 const results = [];
