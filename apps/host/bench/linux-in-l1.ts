@@ -1,11 +1,14 @@
 // The Linux half of `npm run bench linux`, run inside L1 (real KVM): process
 // start → the Debian guest's "VIRGA-GUEST ready" for virga-vmm and for QEMU's
 // microvm with the same kernel, initramfs, vCPUs, memory and block slots
-// (and QEMU with no devices, for reference), alternating.
-// usage: node linux-in-l1.js --runs N --out FILE
+// (and QEMU with no devices, for reference), alternating; then the device
+// section (devices-in-l1.ts): network, disk and MMIO figures under each.
+// usage: node linux-in-l1.js --runs N --out FILE [--section boot|devices|all]
+//        [--device-runs N] [--net-mib MIB]
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { qemuDeviceVmm, runDeviceBench, virgaDeviceVmm } from "./devices-in-l1";
 import { bootOnce, median, QEMU_SAME_DISKS, qemuMicrovm, startVmm } from "./measure";
 
 const root = path.resolve(__dirname, "..", "..", "..", "..");
@@ -84,11 +87,7 @@ function arg(name: string, fallback: string): string {
   return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
 }
 
-async function main(): Promise<void> {
-  const runs = Number(arg("runs", "5"));
-  const smp = arg("smp", "1");
-  const mem = arg("mem", "512");
-  const out = arg("out", "linux-bench.json");
+async function bootSection(runs: number, smp: string, mem: string): Promise<object> {
   const virga: [string, string[]] = [
     vmmBin,
     [
@@ -141,11 +140,7 @@ async function main(): Promise<void> {
     );
   }
   const medianOf = (pick: (a: Accounting) => number) => median(accounted.map(pick));
-  const result = {
-    runs,
-    smp,
-    memMiB: Number(mem),
-    kernel,
+  return {
     virga: { medianMs: median(samples.virga), samples: samples.virga },
     qemu: { medianMs: median(samples.qemu), samples: samples.qemu },
     qemuNoDevices: { medianMs: median(samples.qemuBare), samples: samples.qemuBare },
@@ -158,6 +153,33 @@ async function main(): Promise<void> {
       runs: accounted,
     },
   };
+}
+
+async function main(): Promise<void> {
+  const runs = Number(arg("runs", "5"));
+  const smp = arg("smp", "1");
+  const mem = arg("mem", "512");
+  const out = arg("out", "linux-bench.json");
+  const section = arg("section", "all");
+  if (!["boot", "devices", "all"].includes(section))
+    throw new Error(`--section: expected boot, devices or all, got '${section}'`);
+  let result: object = { runs, smp, memMiB: Number(mem), kernel };
+  if (section !== "devices") result = { ...result, ...(await bootSection(runs, smp, mem)) };
+  if (section !== "boot") {
+    const reps = Number(arg("device-runs", "3"));
+    const mib = Number(arg("net-mib", "64"));
+    console.log(`devices: ${reps} rounds of one boot per VMM (alternating), 2 vCPUs, ${mem} MiB`);
+    const devices = await runDeviceBench(
+      [virgaDeviceVmm(vmmBin), qemuDeviceVmm],
+      { kernel, initrd, memMiB: mem, smp: "2" },
+      scratch,
+      { mib, reps },
+      (line) => {
+        console.log(line);
+      },
+    );
+    result = { ...result, devices: { reps, netMiB: mib, smp: 2, memMiB: Number(mem), ...devices } };
+  }
   writeFileSync(out, JSON.stringify(result, null, 2));
 }
 

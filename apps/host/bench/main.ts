@@ -24,6 +24,7 @@ import {
   bootOnce,
   median,
   memoryOfTree,
+  printTable,
   QEMU_SAME_DISKS,
   qemuMicrovm,
   qmpRoundTrips,
@@ -135,20 +136,6 @@ function summarise(side: Side) {
     qmpOverheadPssMiB: side.qmpOverheadPssMiB,
     qmp: side.qmp,
   };
-}
-
-function printTable(rows: string[][]): void {
-  const columns = Math.max(...rows.map((r) => r.length));
-  const widths = Array.from({ length: columns }, (_, c) =>
-    Math.max(...rows.map((r) => r[c]?.length ?? 0)),
-  );
-  for (const row of rows) {
-    console.log(
-      row
-        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0)))
-        .join("  "),
-    );
-  }
 }
 
 /** The density section: runs it and prints its table; the result goes into bench.json. */

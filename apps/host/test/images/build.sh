@@ -6,7 +6,10 @@
 #   linux/bzImage             the Debian kernel as packaged
 #   linux/vmlinux             the ELF kernel taken out of the bzImage (PVH entry)
 #   linux/initramfs.cpio.gz   busybox + virtio/ext4 modules + guest-init.sh as /init
+#                             + guest-scenario.sh as /bin/virga-scenario + virga-io
 #   linux/rootfs.ext4         64 MiB ext4 root with busybox and guest-init.sh as /sbin/init
+#                             (and virga-scenario, virga-io)
+#   tools/virga-io            our static I/O probe (virga-io/*.c, gcc -static), for L1 and L2
 #   l1/vmlinux, l1/bzImage    the same kernel, for the L1 machine (links)
 #   l1/initramfs.cpio.gz      busybox + virtio/9p/overlay/kvm modules + l1-init.sh as /init
 #   manifest.env, manifest.json   paths and versions
@@ -63,10 +66,11 @@ L2_MODULES=(virtio_mmio virtio_pci virtio_pci_modern_dev virtio_pci_legacy_dev
     crc16 crc32c_generic ?crc32c_intel mbcache jbd2 ext4)
 # Modules for L1, in the order GUESTS.md gives (ccp before kvm_amd), plus
 # virtio_console for the job's output ports, virtio_rng for early entropy,
-# and tun/vhost for tests that use tap devices inside L1.
+# tun/vhost for tests that use tap devices inside L1, and bridge (with its
+# dependencies stp and llc) for `ip link add br0 type bridge`.
 L1_MODULES=(virtio_ring virtio virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev
     virtio_pci netfs fscache 9pnet 9pnet_virtio 9p overlay virtio_console ?virtio_rng
-    irqbypass kvm ccp kvm_amd ?tun ?vhost_iotlb ?vhost ?vhost_net)
+    irqbypass kvm ccp kvm_amd ?tun ?vhost_iotlb ?vhost ?vhost_net ?bridge)
 
 # ---- tools -----------------------------------------------------------------
 as_root() {
@@ -107,7 +111,13 @@ cpio cpio
 mkfs.ext4 e2fsprogs
 od coreutils
 md5sum coreutils
+gcc gcc
 EOF
+    # virga-io is linked statically: libc.a is in libc6-dev, which gcc
+    # installed without recommends does not bring.
+    if ! command -v gcc >/dev/null 2>&1 || [ "$(gcc -print-file-name=libc.a)" = libc.a ]; then
+        need+=(libc6-dev)
+    fi
     if [ "$WANT_QEMU" = 1 ] && ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
         need+=(qemu-system-x86)
     fi
@@ -336,10 +346,11 @@ BBVER=$(candidate_version busybox-static)
 if [ -z "$KVER" ] || [ "$KVER" = "(none)" ]; then die "apt-cache has no version of $KPKG"; fi
 if [ -z "$BBVER" ] || [ "$BBVER" = "(none)" ]; then die "apt-cache has no version of busybox-static"; fi
 
-INPUTS_SUM=$(cat "$HERE/build.sh" "$HERE/guest-init.sh" "$HERE/l1-init.sh" | md5sum | cut -d' ' -f1)
+INPUTS_SUM=$(cat "$HERE/build.sh" "$HERE/guest-init.sh" "$HERE/guest-scenario.sh" "$HERE/l1-init.sh" \
+    "$HERE"/virga-io/*.[ch] | md5sum | cut -d' ' -f1)
 STAMP="kernel=$KPKG=$KVER busybox=$BBVER inputs=$INPUTS_SUM"
 OUTPUTS=(linux/bzImage linux/vmlinux linux/initramfs.cpio.gz linux/rootfs.ext4
-    l1/bzImage l1/vmlinux l1/initramfs.cpio.gz manifest.env manifest.json)
+    l1/bzImage l1/vmlinux l1/initramfs.cpio.gz tools/virga-io manifest.env manifest.json)
 all_outputs() {
     local o
     for o in "${OUTPUTS[@]}"; do [ -s "$OUT/$o" ] || return 1; done
@@ -372,10 +383,23 @@ MODDIR="$KDIR/lib/modules/$KREL"
 VMLINUZ="$KDIR/boot/vmlinuz-$KREL"
 [ -s "$VMLINUZ" ] || die "$KPKG has no boot/vmlinuz-$KREL"
 
-mkdir -p "$OUT/linux" "$OUT/l1"
+mkdir -p "$OUT/linux" "$OUT/l1" "$OUT/tools"
 WORK="$OUT/work"
 rm -rf "$WORK"
 mkdir -p "$WORK"
+
+# Static, so that the busybox guest (no libc) runs it, and L1 runs the same
+# file from the host's tree (libc.a is in libc6-dev: ensure_tools sees to it).
+say "virga-io: gcc -static"
+gcc -static -O2 -s -Wall -pthread -o "$OUT/tools/virga-io.tmp" "$HERE"/virga-io/*.c ||
+    die "cannot build virga-io statically (gcc and libc6-dev, which has libc.a, are needed)"
+mv -f "$OUT/tools/virga-io.tmp" "$OUT/tools/virga-io"
+
+# install_scenario_tools DIR: what the device scenarios run in the guest.
+install_scenario_tools() {
+    install -m 755 "$HERE/guest-scenario.sh" "$1/bin/virga-scenario"
+    install -m 755 "$OUT/tools/virga-io" "$1/bin/virga-io"
+}
 
 say "kernel $KPKG $KVER: bzImage and vmlinux"
 cp -f "$VMLINUZ" "$OUT/linux/bzImage.tmp"
@@ -393,6 +417,7 @@ stage_busybox "$S"
 stage_modules "$S" "${L2_MODULES[@]}"
 say "  load order: $(tr '\n' ' ' <"$S/etc/virga-modules")"
 install -m 755 "$HERE/guest-init.sh" "$S/init"
+install_scenario_tools "$S"
 echo initramfs >"$S/etc/virga-stage"
 make_cpio "$S" "$OUT/linux/initramfs.cpio.gz"
 
@@ -401,6 +426,7 @@ S="$WORK/rootfs"
 skeleton "$S"
 stage_busybox "$S"
 install -m 755 "$HERE/guest-init.sh" "$S/sbin/init"
+install_scenario_tools "$S"
 echo rootfs >"$S/etc/virga-stage"
 echo virga-guest >"$S/etc/hostname"
 rm -f "$OUT/linux/rootfs.ext4.tmp"
@@ -430,6 +456,7 @@ VIRGA_GUEST_INITRD_DEFAULT=$OUT/linux/initramfs.cpio.gz
 VIRGA_GUEST_ROOTFS_DEFAULT=$OUT/linux/rootfs.ext4
 VIRGA_L1_KERNEL_DEFAULT=$OUT/l1/vmlinux
 VIRGA_L1_INITRD_DEFAULT=$OUT/l1/initramfs.cpio.gz
+VIRGA_IO=$OUT/tools/virga-io
 EOF
 cat >"$OUT/manifest.json" <<EOF
 {
@@ -442,7 +469,8 @@ cat >"$OUT/manifest.json" <<EOF
   "initramfs": "$OUT/linux/initramfs.cpio.gz",
   "rootfs": "$OUT/linux/rootfs.ext4",
   "l1Kernel": "$OUT/l1/vmlinux",
-  "l1Initramfs": "$OUT/l1/initramfs.cpio.gz"
+  "l1Initramfs": "$OUT/l1/initramfs.cpio.gz",
+  "virgaIo": "$OUT/tools/virga-io"
 }
 EOF
 # The unpacked kernel package is ~400 MB; the .deb stays in $DEBS.

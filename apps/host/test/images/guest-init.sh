@@ -15,6 +15,8 @@
 #   rootfstype=TYPE, ro, rw             honoured for the root mount
 #   virga.write=/dev/vdX                write the test pattern to the device
 #   virga.read=/dev/vdX                 print the first line stored on the device
+#   virga.run=COMMAND,ARG,...           run "virga-scenario COMMAND ARG..." (repeatable,
+#                                       in order; guest-scenario.sh lists the commands)
 
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 umask 022
@@ -41,6 +43,7 @@ fstype=ext4
 mountmode=rw
 write_dev=
 read_dev=
+runs=
 set -f
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
@@ -52,6 +55,7 @@ for arg in $(cat /proc/cmdline); do
         rw) mountmode=rw ;;
         virga.write=*) write_dev=${arg#*=} ;;
         virga.read=*) read_dev=${arg#*=} ;;
+        virga.run=*) runs="$runs ${arg#*=}" ;;
     esac
 done
 set +f
@@ -179,30 +183,15 @@ if [ "$stage" = rootfs ]; then
 fi
 
 # ---- test actions -----------------------------------------------------------
-if [ -n "$write_dev" ]; then
-    # The pattern: "VIRGA-WRITE-OK\n" then the numbers 1..1000, one a line
-    # (3908 bytes), written at offset 0 and flushed to the device.
-    if [ ! -b "$write_dev" ]; then
-        m "error write $write_dev: no such block device"
-    else
-        { echo VIRGA-WRITE-OK; seq 1 1000; } >/tmp/virga-pattern
-        if dd if=/tmp/virga-pattern of="$write_dev" bs=4096 conv=fsync 2>/dev/null; then
-            sync
-            blockdev --flushbufs "$write_dev" 2>/dev/null
-            m "wrote $write_dev bytes=$(wc -c </tmp/virga-pattern) md5=$(md5sum </tmp/virga-pattern | cut -d' ' -f1)"
-        else
-            m "error write $write_dev: dd failed"
-        fi
-    fi
-fi
-
-if [ -n "$read_dev" ]; then
-    if [ ! -b "$read_dev" ]; then
-        m "error read $read_dev: no such block device"
-    else
-        line=$(head -c 256 "$read_dev" | head -n 1 | tr -cd '[:print:]' | cut -c 1-64)
-        m "read $read_dev: $line"
-    fi
-fi
+# The pattern: "VIRGA-WRITE-OK\n" then the numbers 1..1000, one a line
+# (3908 bytes), written at offset 0 and flushed to the device.
+[ -z "$write_dev" ] || virga-scenario write "$write_dev"
+[ -z "$read_dev" ] || virga-scenario read "$read_dev"
+set -f
+for run in $runs; do
+    # shellcheck disable=SC2046  # commas separate the arguments
+    virga-scenario $(echo "$run" | tr ',' ' ')
+done
+set +f
 
 finish "$action"

@@ -22,3 +22,24 @@ export function requireLinuxGuest(): void {
       throw new Error(`${file} missing: npm install builds the Linux guest images`);
   }
 }
+
+/** -kernel, -initrd, -smp, -m and -append for the Debian guest: the flags every VMM here shares. */
+export function linuxKernelArgs(options: {
+  kernel?: string;
+  smp: string;
+  mem: string;
+  append: string;
+}): string[] {
+  return [
+    "-kernel",
+    options.kernel ?? linuxGuest.kernel,
+    "-initrd",
+    linuxGuest.initrd,
+    "-smp",
+    options.smp,
+    "-m",
+    options.mem,
+    "-append",
+    options.append,
+  ];
+}

@@ -23,7 +23,11 @@ async function attempt(scenario: Scenario): Promise<string | null> {
     await scenario.run(scratch);
     return null;
   } catch (error) {
-    return error instanceof Error ? (error.stack ?? error.message) : String(error);
+    if (!(error instanceof Error)) return String(error);
+    // withVmm adds the VM's transcript to the message after the stack was
+    // taken (an assertion's stack holds only the first message).
+    const stack = error.stack ?? "";
+    return stack.includes(error.message) ? stack : `${error.message}\n${stack}`;
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { connectQmp, withVmm } from "../support/guest";
-import { linuxGuest } from "./guest-images";
+import { deviceScenarios } from "./device-scenarios";
+import { QEMU_REFERENCE, VIRGA } from "./device-vmms";
+import { linuxGuest, linuxKernelArgs } from "./guest-images";
 
 const BOOT_MS = 120000;
 
@@ -21,20 +23,7 @@ function guestArgs(options: {
   mem: string;
   append: string;
 }): string[] {
-  return [
-    "-machine",
-    "microvm",
-    "-kernel",
-    options.kernel ?? linuxGuest.kernel,
-    "-initrd",
-    linuxGuest.initrd,
-    "-smp",
-    options.smp,
-    "-m",
-    options.mem,
-    "-append",
-    options.append,
-  ];
+  return ["-machine", "microvm", ...linuxKernelArgs(options)];
 }
 
 /** The seed document's microvm command line, paths replaced, plus an initrd. */
@@ -73,6 +62,28 @@ function shutdownLine(log: string): string {
 }
 
 const POWERED_OFF = /shutdown: guest-shutdown \(ACPI sleep control: S5\)$/;
+
+/**
+ * The device scenarios (device-scenarios.ts: hot-plugged disk and NIC,
+ * balloon; docs/devices.md) run against virga-vmm in the default suite.
+ * VIRGA_LINUX_DEVICES=qemu runs them against Debian's QEMU instead (the
+ * reference), =all against both, =none not at all.
+ */
+function deviceScenariosToRun(): Scenario[] {
+  const which = process.env.VIRGA_LINUX_DEVICES ?? "virga";
+  switch (which) {
+    case "none":
+      return [];
+    case "virga":
+      return deviceScenarios(VIRGA, 101);
+    case "qemu":
+      return deviceScenarios(QEMU_REFERENCE, 102);
+    case "all":
+      return [...deviceScenarios(VIRGA, 101), ...deviceScenarios(QEMU_REFERENCE, 102)];
+    default:
+      throw new Error(`VIRGA_LINUX_DEVICES: expected virga, qemu, all or none, got '${which}'`);
+  }
+}
 
 export const SCENARIOS: Scenario[] = [
   {
@@ -196,4 +207,5 @@ export const SCENARIOS: Scenario[] = [
       });
     },
   },
+  ...deviceScenariosToRun(),
 ];

@@ -17,6 +17,9 @@
 #                                  -> "VIRGA-GUEST rootfs ready", exit 0
 #   4. reboot=k, virga.action=reboot with -no-reboot (and -device i8042, which
 #      QEMU's microvm lacks) -> exit 0
+#   5. virtio-net on a tap that is a port of a bridge in L1, and a balloon;
+#      the guest's virga.run= commands give eth0 an address, ping L1, send
+#      L1 8 MiB over TCP (virga-io) and print its memory -> all seen, exit 0
 # Prints one "PASS name ..." or "FAIL name ..." line per check, the timings,
 # and "N passed, N failed"; exits 0 only when everything passed.
 #
@@ -178,6 +181,35 @@ else
     fail "$n: rc=$BOOT_RC"
     tail -n 15 "$RES/$n.log"
 fi
+
+# 5. a NIC on a bridge in L1 (the L1 image's bridge and tun modules) and a
+# balloon, driven by the guest's virga.run= commands alone.
+IO=$ROOT/build/guests/tools/virga-io
+n=net-bridge
+if ip link add vsmoke-br type bridge && ip addr add 192.168.77.1/24 dev vsmoke-br && ip link set vsmoke-br up &&
+    ip tuntap add dev vsmoke-tap mode tap && ip link set vsmoke-tap master vsmoke-br && ip link set vsmoke-tap up; then
+    "$IO" tcp-recv 5201 >"$RES/$n-l1.txt" 2>&1 &
+    recv=$!
+    boot "$n" 120 "${MICROVM[@]}" -smp 1 -kernel "$KERNEL" -initrd "$INITRD" \
+        -append "$APPEND_BASE virga.run=net-up,eth0,192.168.77.2/24 virga.run=ping,192.168.77.1 virga.run=io,tcp-send,192.168.77.1,5201,8 virga.run=mem" \
+        -netdev tap,id=n0,ifname=vsmoke-tap,script=no,downscript=no,vhost=off -device virtio-net-device,netdev=n0 \
+        -device virtio-balloon-device
+    kill "$recv" 2>/dev/null
+    wait "$recv" 2>/dev/null
+    if [ "$BOOT_RC" = 0 ] && has "$n" 'VIRGA-GUEST net-up eth0 addr=192.168.77.2/24' &&
+        has "$n" 'VIRGA-GUEST ping 192.168.77.1 received=' && has "$n" 'VIRGA-GUEST io tcp-send bytes=8388608' &&
+        has "$n" 'VIRGA-GUEST mem total=' && grep -q 'VIRGA-IO tcp-recv bytes=8388608' "$RES/$n-l1.txt"; then
+        pass "$n: eth0 on a bridge in L1, ping and 8 MiB over TCP ($(sed -n 's/.*MB\/s=\([0-9.]*\).*/\1/p' "$RES/$n-l1.txt") MB/s), with a balloon device"
+    else
+        fail "$n: rc=$BOOT_RC"
+        tail -n 15 "$RES/$n.log"
+        cat "$RES/$n-l1.txt"
+    fi
+else
+    fail "$n: cannot make a bridge with a tap in L1 (bridge/tun modules missing from the L1 image?)"
+fi
+ip link del vsmoke-tap 2>/dev/null
+ip link del vsmoke-br 2>/dev/null
 
 rm -rf "$SCRATCH"
 if [ "${#times[@]}" -gt 0 ]; then

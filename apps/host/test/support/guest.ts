@@ -4,6 +4,7 @@
 // the test report shows what the guest did.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
+import path from "node:path";
 import { QmpClient } from "../../src/qmp/client";
 import { SerialConsole } from "./console";
 import { nativeAddon, probeGuest, repoRoot, vmmBin } from "./paths";
@@ -23,6 +24,12 @@ export function requireKvmHost(): void {
     throw new Error(`probe guest not built: ${probeGuest} (npm install)`);
 }
 
+export interface VmmOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  command?: string;
+}
+
 export class VmmProcess {
   readonly child: ChildProcess;
   /** The serial console when -serial stdio (the default); otherwise stdout. */
@@ -33,11 +40,15 @@ export class VmmProcess {
   /** Other consoles (pty, socket) the test opened, for the transcript. */
   readonly extraConsoles: { label: string; console: SerialConsole }[] = [];
 
+  /** The executable: virga-vmm unless a test runs another VMM beside it (QEMU). */
+  readonly command: string;
+
   constructor(
     readonly args: readonly string[],
-    options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+    options: VmmOptions = {},
   ) {
-    this.child = spawn(vmmBin, [...args], {
+    this.command = options.command ?? vmmBin;
+    this.child = spawn(this.command, [...args], {
       cwd: options.cwd ?? repoRoot,
       env: options.env ?? process.env,
       stdio: ["pipe", "pipe", "pipe"],
@@ -107,7 +118,7 @@ export class VmmProcess {
 
   transcript(): string {
     const parts = [
-      `virga-vmm ${this.args.join(" ")}`,
+      `${path.basename(this.command)} ${this.args.join(" ")}`,
       `--- exit: ${this.exited === null ? "still running (killed)" : JSON.stringify(this.exited)}`,
       `--- serial/stdout:\n${this.serial.text}`,
       `--- stderr:\n${this.stderr}`,
@@ -135,7 +146,7 @@ export function reportStillRunningVmms(report: (pid: number) => string): void {
 export async function withVmm<T>(
   args: readonly string[],
   body: (vm: VmmProcess) => Promise<T>,
-  options?: { cwd?: string; env?: NodeJS.ProcessEnv },
+  options?: VmmOptions,
 ): Promise<T> {
   const vm = new VmmProcess(args, options);
   try {
