@@ -7,6 +7,8 @@
 //   npm run fuzz -- --only json,virtio_blk some of them
 //   npm run fuzz -- --fresh                a scratch working corpus (what `npm test` uses)
 //   npm run fuzz -- --seeds                rewrite the seed inputs in native/fuzz/corpus
+//   npm run fuzz -- --merge                add to native/fuzz/corpus the inputs of earlier runs
+//                                          (native/build/fuzz-corpus) that reach code it does not
 //   npm run fuzz -- --build-only
 //
 // New inputs found go to native/build/fuzz-corpus/<harness> (or the scratch
@@ -33,7 +35,14 @@ function usage(message) {
   process.exit(2);
 }
 
-const options = { seconds: 60, only: null, fresh: false, seeds: false, buildOnly: false };
+const options = {
+  seconds: 60,
+  only: null,
+  fresh: false,
+  seeds: false,
+  merge: false,
+  buildOnly: false,
+};
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i++) {
   const arg = args[i];
@@ -47,6 +56,7 @@ for (let i = 0; i < args.length; i++) {
     options.only = args[++i].split(",").filter(Boolean);
   } else if (arg === "--fresh") options.fresh = true;
   else if (arg === "--seeds") options.seeds = true;
+  else if (arg === "--merge") options.merge = true;
   else if (arg === "--build-only") options.buildOnly = true;
   else usage(`unknown argument '${arg}'`);
 }
@@ -100,6 +110,28 @@ if (options.seeds) {
 
 // Inputs that describe a whole guest RAM image need room beyond libFuzzer's 4 KiB default.
 const maxLen = { virtio_blk: 65536, virtio_net: 65536, virtio_mmio: 65536, state_file: 65536 };
+
+if (options.merge) {
+  // libFuzzer's merge keeps, of the second folder's inputs, those that add
+  // coverage to the first's, under names that are their SHA-1.
+  for (const name of harnesses) {
+    const work = path.join(native, "build", "fuzz-corpus", name);
+    const corpus = path.join(fuzzDir, "corpus", name);
+    const before = readdirSync(corpus).length;
+    const flags = ["-merge=1", ...(maxLen[name] !== undefined ? [`-max_len=${maxLen[name]}`] : [])];
+    const run = spawnSync(path.join(binDir, `${name}_fuzz`), [...flags, corpus, work], {
+      encoding: "utf8",
+    });
+    if (run.status !== 0) {
+      console.error(`fuzz: merging ${name} failed:\n${run.stderr}`);
+      process.exit(1);
+    }
+    console.log(
+      `${name}: ${readdirSync(corpus).length - before} inputs added to native/fuzz/corpus/${name}`,
+    );
+  }
+  process.exit(0);
+}
 
 const scratch = options.fresh ? mkdtempSync(path.join(tmpdir(), "virga-fuzz-")) : null;
 const results = [];
