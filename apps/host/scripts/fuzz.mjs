@@ -144,6 +144,9 @@ for (const name of harnesses) {
     `-max_total_time=${options.seconds}`,
     "-timeout=10",
     "-rss_limit_mb=2048",
+    // Nothing the VMM allocates should follow a size from its input: one
+    // allocation past 256 MiB is a crash, however much memory is free.
+    "-malloc_limit_mb=256",
     "-print_final_stats=1",
     `-artifact_prefix=${artifacts}/${name}-`,
   ];
