@@ -100,7 +100,9 @@ static bool mem_walk(u64 pages, u64 *free_pages, int op, u64 seed, u64 *sum)
         u64 n = e - s < pages ? e - s : pages;
         pages -= n;
         volatile u64 *p = phys(s << PAGE_SHIFT);
-        if (op == 0) {
+        if (op == 2) {
+            /* only counting */
+        } else if (op == 0) {
             for (u64 i = 0; i < n; i++, p += 4096 / 8)
                 *p = (s + i) ^ seed;
         } else {
@@ -124,4 +126,65 @@ bool mem_sum(u64 pages, u64 *sum, u64 *free_pages)
 {
     *sum = 0;
     return mem_walk(pages, free_pages, 1, 0, sum);
+}
+
+/* The dirtier (`mem dirty`): writes the first word of each page over a
+ * region in order, pass after pass, a value from the page number and the
+ * pass; `mem check` then knows what every page must hold. A migration that
+ * misses a page the guest wrote (a dirty page it did not send again) shows
+ * up as a page holding an older pass. */
+static u64 dirty_first, dirty_pages, dirty_pass, dirty_pos;
+
+static u64 dirty_value(u64 pfn, u64 pass) { return pfn ^ ((pass + 1) * 0x9e3779b97f4a7c15ull); }
+
+bool mem_dirty_begin(u64 pages, u64 *free_pages)
+{
+    u64 sum;
+    /* The same pages `mem touch` and `mem fill` use; checks they exist. */
+    if (!mem_walk(pages, free_pages, 2, 0, &sum))
+        return false;
+    dirty_first = virtio_balloon_pages();
+    dirty_pages = pages;
+    dirty_pass = 0;
+    dirty_pos = 0;
+    return true;
+}
+
+void mem_dirty_step(u64 count)
+{
+    while (count--) {
+        u64 pfn;
+        locate(dirty_first + dirty_pos, &pfn);
+        *(volatile u64 *)phys(pfn << PAGE_SHIFT) = dirty_value(pfn, dirty_pass);
+        if (++dirty_pos == dirty_pages) {
+            dirty_pos = 0;
+            dirty_pass++;
+        }
+    }
+}
+
+void mem_dirty_where(u64 *pass, u64 *pos)
+{
+    *pass = dirty_pass;
+    *pos = dirty_pos;
+}
+
+/* -1 when every page holds what the dirtier last wrote there, else the
+ * first page that does not (pages it never reached are not checked). */
+i64 mem_dirty_check(u64 *holds, u64 *wants)
+{
+    for (u64 i = 0; i < dirty_pages; i++) {
+        if (i >= dirty_pos && dirty_pass == 0)
+            break;
+        u64 pfn;
+        locate(dirty_first + i, &pfn);
+        u64 want = dirty_value(pfn, i < dirty_pos ? dirty_pass : dirty_pass - 1);
+        u64 got = *(volatile u64 *)phys(pfn << PAGE_SHIFT);
+        if (got != want) {
+            *holds = got;
+            *wants = want;
+            return (i64)i;
+        }
+    }
+    return -1;
 }

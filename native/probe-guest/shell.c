@@ -99,6 +99,9 @@ static void cmd_help(int argc, char **argv)
             "  mem touch <MiB>\n"
             "  mem fill <MiB> <seed>\n"
             "  mem sum <MiB>\n"
+            "  mem dirty <MiB> <MiB/s>\n"
+            "  mem check\n"
+            "  vmgenid\n"
             "  mmio <slot> <count>\n"
             "  poweroff\n"
             "  reboot\n"
@@ -308,14 +311,71 @@ static void cmd_balloon(int argc, char **argv)
     kprintf("OK balloon target=%u actual=%u\n", target, actual);
 }
 
+/* `mem dirty <MiB> <MiB/s>`: the dirtier writes pages at that rate (a step
+ * each 10 ms tick) and, like `count`, prints `dirty <i>` every 50 ms so the
+ * gap a pause leaves in the output can be seen, until a key arrives.
+ * `mem check` then verifies every page it wrote. */
+#define DIRTY_TICK_US 10000
+
+static void mem_dirty(u64 mib, u64 rate)
+{
+    u64 free_pages;
+    if (!mem_dirty_begin(mib << 8, &free_pages)) {
+        kprintf("ERR mem dirty only %lu MiB free\n", free_pages >> 8);
+        return;
+    }
+    u64 per_tick = rate * 256 * DIRTY_TICK_US / 1000000, carry = 0, ticks = 0, printed = 0;
+    u64 t = timer_ticks;
+    timer_periodic_us(DIRTY_TICK_US);
+    for (;;) {
+        while (timer_ticks == t && !serial_rx_pending())
+            wait_for_interrupt();
+        if (serial_rx_pending()) {
+            int c = serial_getc();
+            skip_lf = (c == '\r');
+            break;
+        }
+        t = timer_ticks;
+        /* Rates below a page per tick still move: the remainder carries. */
+        carry += rate * 256 * DIRTY_TICK_US % 1000000;
+        mem_dirty_step(per_tick + carry / 1000000);
+        carry %= 1000000;
+        if (++ticks % (COUNT_PERIOD_US / DIRTY_TICK_US) == 0)
+            kprintf("dirty %lu\n", ++printed);
+    }
+    timer_stop();
+    u64 pass, pos;
+    mem_dirty_where(&pass, &pos);
+    kprintf("OK mem dirty pass=%lu pos=%lu\n", pass, pos);
+}
+
+static void mem_check(void)
+{
+    u64 holds, wants;
+    i64 page = mem_dirty_check(&holds, &wants);
+    if (page < 0)
+        kprintf("OK mem check\n");
+    else
+        kprintf("ERR mem check page %lu holds %lx wants %lx\n", (u64)page, holds, wants);
+}
+
 static void cmd_mem(int argc, char **argv)
 {
-    u64 mib, seed = 0, free_pages, sum;
+    u64 mib, seed = 0, free_pages, sum, rate;
+    if (argc == 4 && !strcmp(argv[1], "dirty") && num_arg(argv[2], &mib) && num_arg(argv[3], &rate) &&
+        mib < (1ull << 32) && rate < (1ull << 20)) {
+        mem_dirty(mib, rate);
+        return;
+    }
+    if (argc == 2 && !strcmp(argv[1], "check")) {
+        mem_check();
+        return;
+    }
     bool touch = argc == 3 && !strcmp(argv[1], "touch");
     bool fill = argc == 4 && !strcmp(argv[1], "fill") && num_arg(argv[3], &seed);
     bool add = argc == 3 && !strcmp(argv[1], "sum");
     if (!(touch || fill || add) || !num_arg(argv[2], &mib) || mib > (1ull << 32)) {
-        kprintf("ERR mem usage: mem touch <MiB> | mem fill <MiB> <seed> | mem sum <MiB>\n");
+        kprintf("ERR mem usage: mem touch <MiB> | mem fill <MiB> <seed> | mem sum <MiB> | mem dirty <MiB> <MiB/s> | mem check\n");
         return;
     }
     bool ok = touch ? mem_touch(mib << 8, &free_pages)
@@ -327,6 +387,24 @@ static void cmd_mem(int argc, char **argv)
         kprintf("OK mem sum %lx\n", sum);
     else
         kprintf("OK mem %s\n", argv[1]);
+}
+
+/* virga-vmm's VM generation ID (ACPI VMGenID): 16 bytes at a fixed address
+ * in reserved low memory, new in every clone restored from a snapshot. */
+#define VMGENID_ADDR 0x9f000
+
+static void cmd_vmgenid(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    const volatile u8 *id = phys(VMGENID_ADDR);
+    char hex[33];
+    for (int i = 0; i < 16; i++) {
+        hex[2 * i] = "0123456789abcdef"[id[i] >> 4];
+        hex[2 * i + 1] = "0123456789abcdef"[id[i] & 15];
+    }
+    hex[32] = 0;
+    kprintf("OK vmgenid %s\n", hex);
 }
 
 static void cmd_mmio(int argc, char **argv)
@@ -440,6 +518,7 @@ static const struct {
     { "balloon", cmd_balloon },
     { "mem", cmd_mem },
     { "mmio", cmd_mmio },
+    { "vmgenid", cmd_vmgenid },
     { "poweroff", cmd_poweroff },
     { "reboot", cmd_reboot },
     { "crash", cmd_crash },

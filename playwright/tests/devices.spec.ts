@@ -6,15 +6,7 @@
 // itself on its serial console — then detached (the guest sees it go), and
 // the balloon set from the memory panel while its live chart runs. Every
 // step is in the audit log.
-import type { Page } from "@playwright/test";
-import { expect, test } from "../fixtures";
-
-/** Types a line into the guest's shell through the page's serial console. */
-async function typeInConsole(page: Page, line: string): Promise<void> {
-  await page.getByTestId("serial-console").click();
-  await page.keyboard.type(line);
-  await page.keyboard.press("Enter");
-}
+import { expect, test, typeInConsole } from "../fixtures";
 
 test.describe.configure({ mode: "serial" });
 

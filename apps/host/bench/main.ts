@@ -9,15 +9,19 @@
 //           under virgad (each with virgad's QMP connection) against as many
 //           QEMU microvms with one QMP client each, and a boot storm of the
 //           largest count (bench/density.ts)
+//   clones: clones per second from one snapshot template, and PSS per idle
+//           clone (bench/clones.ts)
 // Prints a table and writes bench-results/bench.json at the repository root.
 // Options: --runs N (10), --smp N (1), --mem MiB (128), --qmp-seconds S (3),
-// --density 1,10,50 (VM counts). `npm run bench density` runs only that section.
+// --density 1,10,50 (VM counts), --clones N (20), --touch MiB (64).
+// `npm run bench density` / `npm run bench clones` run only that section.
 // `npm run bench linux [--runs 5 --smp 1 --mem 512]`: stock Debian Linux boot
 // time inside the nested-KVM harness instead (bench/linux.ts).
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { cloneRows, runCloneBench, type CloneBenchResult } from "./clones";
 import { runDensity, type DensityResult } from "./density";
 import { runLinuxBench } from "./linux";
 import {
@@ -199,6 +203,18 @@ async function densitySection(): Promise<DensityResult> {
   }
 }
 
+async function cloneBench(): Promise<CloneBenchResult> {
+  const count = option("clones", 20);
+  const touchMiB = option("touch", Math.min(64, memMiB / 2));
+  console.log(`clones: ${count} at once from one template, three ways`);
+  const result = await runCloneBench({ vmmBin, probe, count, smp, memMiB, touchMiB });
+  printTable(cloneRows(result));
+  console.log(
+    `targets: >= 20 clones/s (${result.virgad.clonesPerSecond >= 20 ? "met" : "not met"} through virgad, ${result.serial.clonesPerSecond >= 20 ? "met" : "not met"} to the serial console), idle clone PSS a small fraction of guest RAM (${result.idleClonePssMiB / memMiB < 0.1 ? "met" : "not met"}: ${((100 * result.idleClonePssMiB) / memMiB).toFixed(1)}%)`,
+  );
+  return result;
+}
+
 function writeResult(name: string, result: object): void {
   const outDir = path.join(root, "bench-results");
   mkdirSync(outDir, { recursive: true });
@@ -212,6 +228,10 @@ async function main(): Promise<void> {
     return;
   }
   if (!existsSync(probe)) throw new Error(`probe guest not built: ${probe} (npm install)`);
+  if (process.argv.includes("clones")) {
+    writeResult("clones.json", { date: new Date().toISOString(), ...(await cloneBench()) });
+    return;
+  }
   if (process.argv.includes("density")) {
     const density = await densitySection();
     writeResult("density.json", {
@@ -287,6 +307,7 @@ async function main(): Promise<void> {
   );
 
   const density = await densitySection();
+  const clones = await cloneBench();
   const result = {
     date: new Date().toISOString(),
     config: { runs, smp, memMiB, qmpSeconds, guest: "probe.elf" },
@@ -296,6 +317,7 @@ async function main(): Promise<void> {
     bootRatio: ratio,
     bootRatioNoDevices: v.bootMedianMs / b.bootMedianMs,
     density,
+    clones,
   };
   writeResult("bench.json", result);
 }

@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import {
   errorOf,
+  FailureWatch,
   PortalApi,
   signIn,
   startStack,
@@ -23,12 +24,12 @@ let viewer: PortalApi;
 let hostId: string;
 let probeDefinitionId: string;
 let vmId: string;
-let failed = false;
+const watch = new FailureWatch();
 
 before(async () => {
   stack = await startStack();
   await setUp().catch((error: unknown) => {
-    failed = true;
+    watch.fail();
     throw error;
   });
 });
@@ -47,21 +48,10 @@ async function setUp(): Promise<void> {
 }
 
 after(async () => {
-  if (failed) console.log(`portal output (data kept in ${stack.dataDir}):\n${stack.output()}`);
-  await stack.stop({ keepData: failed });
+  await watch.stop(stack);
 });
 
-/** Marks the run failed (to keep the data directory) when the test throws. */
-function track(fn: () => Promise<void>) {
-  return async () => {
-    try {
-      await fn();
-    } catch (error) {
-      failed = true;
-      throw error;
-    }
-  };
-}
+const track = (fn: () => Promise<void>) => watch.track(fn);
 
 describe("token auth", () => {
   it(

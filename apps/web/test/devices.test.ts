@@ -6,7 +6,16 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { errorOf, PortalApi, startStack, statusOf, tokenApi, waitFor, type Stack } from "./harness";
+import {
+  errorOf,
+  FailureWatch,
+  PortalApi,
+  startStack,
+  statusOf,
+  tokenApi,
+  waitFor,
+  type Stack,
+} from "./harness";
 
 const MIB = 1024 * 1024;
 /** A bridge for this run (the tests run as root, like CI), deleted at the end. */
@@ -18,7 +27,7 @@ let viewer: PortalApi;
 let hostId: string;
 let probe: { id: string; config: Record<string, unknown> };
 let vmId: string;
-let failed = false;
+const watch = new FailureWatch();
 
 function ip(args: string[]): void {
   execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
@@ -28,7 +37,7 @@ before(async () => {
   ip(["link", "add", bridge, "type", "bridge"]);
   stack = await startStack();
   await setUp().catch((error: unknown) => {
-    failed = true;
+    watch.fail();
     throw error;
   });
 });
@@ -48,8 +57,7 @@ async function setUp(): Promise<void> {
 }
 
 after(async () => {
-  if (failed) console.log(`portal output (data kept in ${stack.dataDir}):\n${stack.output()}`);
-  await stack.stop({ keepData: failed });
+  await watch.stop(stack);
   try {
     ip(["link", "del", bridge]);
   } catch {
@@ -57,16 +65,7 @@ after(async () => {
   }
 });
 
-function track(fn: () => Promise<void>) {
-  return async () => {
-    try {
-      await fn();
-    } catch (error) {
-      failed = true;
-      throw error;
-    }
-  };
-}
+const track = (fn: () => Promise<void>) => watch.track(fn);
 
 describe("device slots", () => {
   it(
@@ -94,16 +93,17 @@ describe("device slots", () => {
   it(
     "a viewer cannot attach, detach, create images or set the balloon (403)",
     track(async () => {
+      // One at a time: a refusal left waiting would be an unhandled rejection.
       const calls = [
-        viewer.trpc.images.create.mutate({ hostId, name: "v.img", sizeBytes: MIB }),
-        viewer.trpc.vms.attachDisk.mutate({ id: vmId, file: "/x" }),
-        viewer.trpc.vms.detachDisk.mutate({ id: vmId, slot: 0 }),
-        viewer.trpc.vms.attachNic.mutate({ id: vmId, bridge }),
-        viewer.trpc.vms.detachNic.mutate({ id: vmId, slot: 0 }),
-        viewer.trpc.vms.setBalloon.mutate({ id: vmId, bytes: 64 * MIB }),
+        () => viewer.trpc.images.create.mutate({ hostId, name: "v.img", sizeBytes: MIB }),
+        () => viewer.trpc.vms.attachDisk.mutate({ id: vmId, file: "/x" }),
+        () => viewer.trpc.vms.detachDisk.mutate({ id: vmId, slot: 0 }),
+        () => viewer.trpc.vms.attachNic.mutate({ id: vmId, bridge }),
+        () => viewer.trpc.vms.detachNic.mutate({ id: vmId, slot: 0 }),
+        () => viewer.trpc.vms.setBalloon.mutate({ id: vmId, bytes: 64 * MIB }),
       ];
       for (const call of calls) {
-        const refused = await statusOf(call);
+        const refused = await statusOf(call());
         assert.equal(refused.status, 403);
         assert.match(refused.message, /needs the operator role \(you are viewer\)/);
       }

@@ -253,3 +253,33 @@ export async function waitFor(
     await sleep(200);
   }
 }
+
+/**
+ * A test file's failures: `track` wraps a test so that its failure marks the
+ * run (as does `fail`, for set-up), and `stop` then prints the servers'
+ * output and keeps the data directory for a look.
+ */
+export class FailureWatch {
+  failed = false;
+
+  fail(): void {
+    this.failed = true;
+  }
+
+  track(fn: () => Promise<void>): () => Promise<void> {
+    return async () => {
+      try {
+        await fn();
+      } catch (error) {
+        this.failed = true;
+        throw error;
+      }
+    };
+  }
+
+  async stop(stack: Stack): Promise<void> {
+    if (this.failed)
+      console.log(`portal output (data kept in ${stack.dataDir}):\n${stack.output()}`);
+    await stack.stop({ keepData: this.failed });
+  }
+}

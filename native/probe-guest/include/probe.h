@@ -9,6 +9,7 @@ typedef uint8_t u8;
 typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
+typedef int64_t i64;
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 /* A pointer to a fixed physical address (identity mapped), opaque to gcc so
@@ -178,6 +179,10 @@ void mempool_pfns(u32 *out, u64 first, u32 n);
 bool mem_touch(u64 pages, u64 *free_pages);
 bool mem_fill(u64 pages, u64 seed, u64 *free_pages);
 bool mem_sum(u64 pages, u64 *sum, u64 *free_pages);
+bool mem_dirty_begin(u64 pages, u64 *free_pages);
+void mem_dirty_step(u64 count);
+void mem_dirty_where(u64 *pass, u64 *pos);
+i64 mem_dirty_check(u64 *holds, u64 *wants);
 
 /* shell.c / power.c */
 void shell_run(void) __attribute__((noreturn));

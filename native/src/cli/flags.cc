@@ -30,7 +30,8 @@ constexpr char kQmpSyntax[] = "unix:<path>,server,nowait|tcp:<host>:<port>,serve
 constexpr char kMachineSyntax[] = "[type=]microvm";
 constexpr char kBootEntrySyntax[] = "linux64|pvh";
 constexpr char kNameSyntax[] = "[guest=]<name>";
-constexpr char kIncomingSyntax[] = "file:<absolute path of a snapshot directory>";
+constexpr char kIncomingSyntax[] =
+    "file:<absolute path of a snapshot directory>|tcp:<host>:<port>|unix:<path>";
 // The Linux boot protocol caps the command line (2048 bytes on x86 by default).
 constexpr size_t kMaxCmdline = 2048;
 
@@ -523,16 +524,26 @@ const std::vector<FlagSpec>& AllFlags() {
       {"-S", "-S (no value)", A::kNone, false, "start paused (QMP status prelaunch) until QMP cont",
        Switch("-S", [](VmmConfig& c) { c.start_paused = true; })},
       {"-incoming", kIncomingSyntax, A::kValue, false,
-       "restore the snapshot in <dir> (made with QMP migrate file:<dir>) instead of booting",
+       "restore the snapshot in <dir> (QMP migrate file:<dir>), or wait for a live migration on tcp/unix, instead of "
+       "booting",
        [](const std::optional<std::string>& v, VmmConfig& c) {
          const std::string& text = Require("-incoming", kIncomingSyntax, v);
-         if (text.rfind("file:", 0) != 0) {
-           bool later = text.rfind("tcp:", 0) == 0 || text.rfind("unix:", 0) == 0;
-           throw UsageError::Expected("-incoming", kIncomingSyntax, text,
-                                      later ? "live migration is not supported yet" : "unknown URI scheme");
+         auto bad = [&](const std::string& why) { return UsageError::Expected("-incoming", kIncomingSyntax, text, why); };
+         if (text.rfind("file:", 0) == 0) {
+           std::string dir = text.substr(5);
+           if (dir.empty() || dir[0] != '/') throw bad("the path must be absolute");
+         } else if (text.rfind("unix:", 0) == 0) {
+           if (text.size() == 5) throw bad("the socket path is empty");
+         } else if (text.rfind("tcp:", 0) == 0) {
+           std::string rest = text.substr(4);
+           size_t colon = rest.rfind(':');
+           std::string port = colon == std::string::npos ? "" : rest.substr(colon + 1);
+           if (colon == std::string::npos || !AllDigits(port) || std::stoull(port) < 1 || std::stoull(port) > 65535) {
+             throw bad("tcp needs <host>:<port> with a port 1..65535");
+           }
+         } else {
+           throw bad("unknown URI scheme");
          }
-         std::string dir = text.substr(5);
-         if (dir.empty() || dir[0] != '/') throw UsageError::Expected("-incoming", kIncomingSyntax, text, "the path must be absolute");
          c.incoming = text;
        }},
   };

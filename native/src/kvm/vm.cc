@@ -22,6 +22,13 @@ void Vm::SetUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, 
   }
 }
 
+void Vm::GetDirtyLog(uint32_t slot, std::vector<uint64_t>* bitmap) {
+  kvm_dirty_log log{};
+  log.slot = slot;
+  log.dirty_bitmap = bitmap->data();
+  if (::ioctl(fd_.get(), KVM_GET_DIRTY_LOG, &log) < 0) throw ErrnoError("KVM_GET_DIRTY_LOG slot " + std::to_string(slot));
+}
+
 void Vm::SetTssAddr(uint64_t address) {
   if (::ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(address)) < 0) {
     throw ErrnoError("KVM_SET_TSS_ADDR");

@@ -4,6 +4,7 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "common/fd.h"
 #include "kvm/system.h"
@@ -16,6 +17,9 @@ class Vm {
 
   int fd() const { return fd_.get(); }
   void SetUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, uint32_t flags);
+  // The slot's pages the guest wrote since the last call (a bit per page),
+  // with KVM_MEM_LOG_DIRTY_PAGES on; KVM write-protects them again.
+  void GetDirtyLog(uint32_t slot, std::vector<uint64_t>* bitmap);
   void SetTssAddr(uint64_t address);
   void SetIdentityMapAddr(uint64_t address);
   void CreateIrqchip();

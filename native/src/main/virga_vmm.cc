@@ -43,11 +43,16 @@
 #include "process/vmm_log.h"
 #include "vm/machine.h"
 #include "vm/snapshot.h"
+#include "migration/destination.h"
+#include "migration/source.h"
 
 namespace virga {
 namespace {
 
 constexpr char kVersion[] = "0.1.0";
+// How long a migration source lingers after completing (query-migrate says
+// "completed" meanwhile) before it ends with SHUTDOWN.
+constexpr int64_t kMigratedExitDelayMs = 1000;
 // After the control-plane host closes the channel: how long it is retried,
 // and how often, before the VM starts a companion (virgad restarts a host
 // that died well within this). QMP is back within about this long.
@@ -197,19 +202,25 @@ class VmProcess {
     ::sigprocmask(SIG_BLOCK, &signals, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
     signal_fd_.Reset(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+    UniqueFd migration_listener;
     try {
       std::unique_ptr<OpenedSnapshot> snapshot;
       RestoreSource source{};
-      if (c.incoming) {
+      if (c.incoming && c.incoming->rfind("file:", 0) == 0) {
         snapshot = std::make_unique<OpenedSnapshot>(c.incoming->substr(5));
         source = snapshot->source();
+      } else if (c.incoming) {
+        // Listening before the VM exists, so a source can connect at once
+        // and a bad address fails the start.
+        incoming_ = true;
+        migration_listener = migration::Listen(*c.incoming);
       }
       machine_ = std::make_unique<Machine>(
           ToMachineConfig(c), [this](const ExitReason& r) { mailbox_.Post(r); },
           [this](const std::string& name, Json data) {
             events_.Post(Json(Json::Object{{"event", Json("qmp")}, {"name", Json(name)}, {"data", std::move(data)}}).Dump());
           },
-          snapshot ? &source : nullptr);
+          snapshot ? &source : nullptr, incoming_);
       if (snapshot) log_.Log("restored from " + *c.incoming);
     } catch (const std::exception& e) {
       return Finish(1, e.what());
@@ -224,8 +235,15 @@ class VmProcess {
         pidfile_written_ = true;
       }
       if (c.qmp) qmp_listener_ = ListenForQmp(*c.qmp);
-      machine_->Start(c.start_paused);
+      machine_->Start(c.start_paused || incoming_);
       prelaunch_ = c.start_paused;
+      if (incoming_) {
+        log_.Log("waiting for an incoming migration on " + *c.incoming);
+        destination_ = std::make_unique<migration::Destination>(
+            *machine_, std::move(migration_listener), [this](const std::string& status, const std::string& error) {
+              events_.Post(Json(Json::Object{{"event", Json("migration-in")}, {"status", Json(status)}, {"error", Json(error)}}).Dump());
+            });
+      }
     } catch (const std::exception& e) {
       return Finish(1, e.what());
     }
@@ -257,8 +275,9 @@ class VmProcess {
         if (reason) return OnMachineExit(*reason);
       }
       if (fds[2].revents) {
-        // Nobody to tell without a control plane: no QMP client is connected.
-        for (const std::string& line : events_.Take()) control_.Send(line);
+        for (const std::string& line : events_.Take()) {
+          if (std::optional<int> done = OnEvent(line)) return *done;
+        }
       }
       if (fds[1].revents) {
         signalfd_siginfo info{};
@@ -310,12 +329,18 @@ class VmProcess {
     int64_t next = -1;
     if (host_retry_until_ != 0) next = next_host_try_;
     else if (control_.active() && !control_.hosted() && !host_path_.empty()) next = next_host_probe_;
+    if (migrated_exit_at_ != 0 && (next < 0 || migrated_exit_at_ < next)) next = migrated_exit_at_;
     if (next < 0) return -1;
     return static_cast<int>(std::max<int64_t>(0, next - NowMs()));
   }
 
   std::optional<int> RunTimers() {
     int64_t now = NowMs();
+    if (migrated_exit_at_ != 0 && now >= migrated_exit_at_) {
+      log_.Log("shutdown: the guest migrated");
+      control_.Send(R"({"event":"shutdown","guest":false,"reason":"migration"})");
+      return Finish(0);
+    }
     if (host_retry_until_ != 0 && now >= next_host_try_) {
       // The host went away: it is given a moment to come back (virgad
       // restarts it) before this VM starts a companion of its own.
@@ -373,7 +398,10 @@ class VmProcess {
   // where the last one stopped.
   std::string Hello() const {
     std::string pty = machine_->pty_path();
-    const char* status = prelaunch_ && machine_->paused() ? "prelaunch" : machine_->paused() ? "paused" : "running";
+    const char* status = incoming_                           ? "inmigrate"
+                         : prelaunch_ && machine_->paused() ? "prelaunch"
+                         : machine_->paused()               ? "paused"
+                                                            : "running";
     return "{\"config\":" + cli::ToJson(config_) + ",\"ptyPath\":" + (pty.empty() ? "null" : JsonQuote(pty)) +
            ",\"status\":\"" + status + "\",\"pid\":" + std::to_string(::getpid()) + "}";
   }
@@ -439,6 +467,67 @@ class VmProcess {
     return "status " + std::to_string(status);
   }
 
+  // An event from a VMM thread: device events go to the control plane;
+  // migration's also change what this process does.
+  std::optional<int> OnEvent(const std::string& line) {
+    Json event = Json::Parse(line);
+    const std::string& kind = event.Find("event")->as_string();
+    if (kind == "migration-in") {
+      const std::string& status = event.Find("status")->as_string();
+      const std::string& error = event.Find("error")->as_string();
+      if (status == "failed") {
+        control_.Send(Json(Json::Object{{"event", Json("error")}, {"message", Json("incoming migration: " + error)}}).Dump());
+        return Finish(1, "incoming migration failed: " + error);
+      }
+      bool resumed = false;
+      if (status == "completed") {
+        incoming_ = false;
+        log_.Log("incoming migration completed");
+        if (!config_.start_paused) {
+          machine_->Resume();
+          resumed = true;
+        }
+      }
+      control_.Send(Json(Json::Object{{"event", Json("migration")},
+                                      {"status", Json(status)},
+                                      {"incoming", Json(true)},
+                                      {"resumed", Json(resumed)}})
+                        .Dump());
+      return std::nullopt;
+    }
+    if (kind == "migration") {
+      const std::string& status = event.Find("status")->as_string();
+      log_.Log("migration: " + status + (event.Find("error")->as_string().empty() ? "" : " (" + event.Find("error")->as_string() + ")"));
+      // The source lingers a moment, so clients polling query-migrate see
+      // "completed" before the process goes.
+      if (status == "completed") migrated_exit_at_ = NowMs() + kMigratedExitDelayMs;
+    }
+    // Nobody to tell without a control plane: no QMP client is connected.
+    control_.Send(line);
+    return std::nullopt;
+  }
+
+  // The source of a live migration, started by the control plane's "migrate".
+  Json StartMigration(const Json& args) {
+    if (incoming_) throw VmmError("this VM is waiting for an incoming migration");
+    if (source_ && !source_->finished()) throw VmmError("a migration is already in progress");
+    const Json* uri = args.Find("uri");
+    if (uri == nullptr || !uri->is_string()) throw VmmError("control request: 'uri' must be a string");
+    migration::Parameters parameters;
+    if (const Json* v = args.Find("downtimeLimitMs"); v && v->is_number()) {
+      parameters.downtime_limit_ms = static_cast<uint64_t>(v->as_number());
+    }
+    if (const Json* v = args.Find("maxBandwidth"); v && v->is_number()) {
+      parameters.max_bandwidth = static_cast<uint64_t>(v->as_number());
+    }
+    source_.reset();
+    source_ = std::make_unique<migration::Source>(
+        *machine_, uri->as_string(), parameters, kVersion, [this](const std::string& status, const std::string& error) {
+          events_.Post(Json(Json::Object{{"event", Json("migration")}, {"status", Json(status)}, {"error", Json(error)}}).Dump());
+        });
+    return Json();
+  }
+
   int OnMachineExit(const ExitReason& reason) {
     if (reason.kind == ExitKind::kError) {
       control_.Send("{\"event\":\"error\",\"message\":" + JsonQuote(reason.message) + "}");
@@ -483,9 +572,19 @@ class VmProcess {
     }
     const Json* args = message.Find("args");
     try {
-      Json result = RunControlRequest(*machine_, op->as_string(), args ? *args : Json(Json::Object{}), std::move(fds),
-                                      {kProcessStartNs, kVersion});
-      if (op->as_string() == "resume") prelaunch_ = false;
+      const std::string& name = op->as_string();
+      Json result;
+      if (name == "migrate") {
+        result = StartMigration(args ? *args : Json(Json::Object{}));
+      } else if (name == "migrate-cancel") {
+        if (source_) source_->Cancel();
+      } else if (name == "migrate-info") {
+        result = source_ ? source_->Info() : Json(Json::Object{{"status", Json("none")}});
+      } else {
+        result = RunControlRequest(*machine_, op->as_string(), args ? *args : Json(Json::Object{}), std::move(fds),
+                                   {kProcessStartNs, kVersion});
+      }
+      if (name == "resume") prelaunch_ = false;
       control_.Send("{\"id\":" + id->Dump() + ",\"result\":" + result.Dump() + "}");
     } catch (const QmpError& e) {
       control_.Send(Json(Json::Object{{"id", *id}, {"error", Json(e.what())}, {"class", Json(e.qmp_class())}}).Dump());
@@ -503,6 +602,9 @@ class VmProcess {
       log_.Log("error: " + error);
       daemon_.Fail(error);
     }
+    // The migration threads use the machine: they stop first.
+    source_.reset();
+    destination_.reset();
     if (machine_) {
       machine_->Destroy();
       for (const VcpuSummary& v : machine_->Vcpus()) log_.Log(RunStatsLogLine(v, kProcessStartNs));
@@ -523,6 +625,10 @@ class VmProcess {
   EventMailbox events_;
   UniqueFd signal_fd_;
   std::unique_ptr<Machine> machine_;
+  std::unique_ptr<migration::Source> source_;
+  std::unique_ptr<migration::Destination> destination_;
+  bool incoming_ = false;          // -incoming tcp:/unix:, until the state is in
+  int64_t migrated_exit_at_ = 0;   // the source ends a moment after completing
   UniqueFd qmp_listener_;
   ControlPlane control_;
   bool control_started_ = false;

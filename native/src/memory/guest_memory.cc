@@ -2,6 +2,8 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace virga {
@@ -83,6 +85,7 @@ bool GuestMemory::Read(uint64_t gpa, void* out, uint64_t len) const {
 bool GuestMemory::Write(uint64_t gpa, const void* data, uint64_t len) const {
   uint8_t* host = Translate(gpa, len);
   if (host == nullptr) return false;
+  MarkDirty(gpa, len);
   if (known_zero_.load(std::memory_order_relaxed)) known_zero_.store(false, std::memory_order_relaxed);
   std::memcpy(host, data, len);
   return true;
@@ -91,6 +94,7 @@ bool GuestMemory::Write(uint64_t gpa, const void* data, uint64_t len) const {
 bool GuestMemory::Zero(uint64_t gpa, uint64_t len) const {
   uint8_t* host = Translate(gpa, len);
   if (host == nullptr) return false;
+  MarkDirty(gpa, len);
   if (known_zero_.load(std::memory_order_relaxed)) return true;
   constexpr uintptr_t kPage = 4096;
   uintptr_t start = reinterpret_cast<uintptr_t>(host);
@@ -117,11 +121,43 @@ bool GuestMemory::Zero(uint64_t gpa, uint64_t len) const {
 bool GuestMemory::Discard(uint64_t gpa, uint64_t len) const {
   uint8_t* host = Translate(gpa, len);
   if (host == nullptr) return false;
+  MarkDirty(gpa, len);
   constexpr uintptr_t kPage = 4096;
   uintptr_t first = (reinterpret_cast<uintptr_t>(host) + kPage - 1) & ~(kPage - 1);
   uintptr_t last = (reinterpret_cast<uintptr_t>(host) + len) & ~(kPage - 1);
   if (first >= last) return true;
   return ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) == 0;
+}
+
+void GuestMemory::StartDirtyTracking() {
+  device_dirty_.clear();
+  for (const auto& region : regions_) {
+    size_t words = (region.size / 4096 + 63) / 64;
+    device_dirty_.emplace_back(new std::atomic<uint64_t>[words]);
+    for (size_t i = 0; i < words; ++i) device_dirty_.back()[i].store(0, std::memory_order_relaxed);
+  }
+  tracking_.store(true, std::memory_order_release);
+}
+
+void GuestMemory::StopDirtyTracking() { tracking_.store(false, std::memory_order_release); }
+
+void GuestMemory::MarkDirty(uint64_t gpa, uint64_t len) const {
+  if (!tracking_.load(std::memory_order_acquire) || len == 0) return;
+  for (size_t r = 0; r < regions_.size(); ++r) {
+    const MemoryRegion& region = regions_[r];
+    if (gpa < region.guest_base || gpa - region.guest_base >= region.size) continue;
+    uint64_t first = (gpa - region.guest_base) / 4096;
+    uint64_t last = std::min(gpa - region.guest_base + len - 1, region.size - 1) / 4096;
+    for (uint64_t page = first; page <= last; ++page) {
+      device_dirty_[r][page / 64].fetch_or(1ULL << (page % 64), std::memory_order_relaxed);
+    }
+    return;
+  }
+}
+
+void GuestMemory::TakeDeviceDirty(size_t index, std::vector<uint64_t>* bitmap) const {
+  if (index >= device_dirty_.size()) return;
+  for (size_t i = 0; i < bitmap->size(); ++i) (*bitmap)[i] |= device_dirty_[index][i].exchange(0, std::memory_order_acq_rel);
 }
 
 }  // namespace virga

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 namespace virga {
@@ -60,6 +61,18 @@ class GuestMemory {
   // machine calls this before its vCPUs first run.
   void ForgetKnownZero() const { known_zero_.store(false, std::memory_order_relaxed); }
 
+  // Pages device emulation writes (used rings, disk reads, received frames)
+  // are invisible to KVM's dirty log; while tracking is on, they are
+  // recorded here so live migration sends them again. Write() records its
+  // own writes; a device that writes through a Translate()d pointer calls
+  // MarkDirty for that range.
+  void StartDirtyTracking();
+  void StopDirtyTracking();
+  void MarkDirty(uint64_t gpa, uint64_t len) const;
+  // ORs the pages of region `index` written by devices since the last call
+  // into `bitmap` (bit n = the region's page n) and forgets them.
+  void TakeDeviceDirty(size_t index, std::vector<uint64_t>* bitmap) const;
+
   template <typename T>
   bool ReadObj(uint64_t gpa, T* out) const { return Read(gpa, out, sizeof(T)); }
   template <typename T>
@@ -71,6 +84,8 @@ class GuestMemory {
   // MADV_DONTNEED on a private file mapping brings the file's bytes back,
   // not zeros: Zero() maps fresh anonymous memory over such pages instead.
   bool file_backed_ = false;
+  mutable std::atomic<bool> tracking_{false};
+  std::vector<std::unique_ptr<std::atomic<uint64_t>[]>> device_dirty_;  // per region, a bit per page
   // Device threads call Write() concurrently: atomic, read before stored.
   mutable std::atomic<bool> known_zero_{true};
 };

@@ -244,7 +244,13 @@ uint8_t Block::Transfer(uint64_t sector, const DescriptorChain& chain, bool to_g
       done += chunk;
     }
   }
-  if (to_guest) *written = static_cast<uint32_t>(total);
+  if (to_guest) {
+    // Written behind KVM's back: live migration must send these pages again.
+    for (size_t i = 1; i < chain.segments.size(); ++i) {
+      active_.memory->MarkDirty(chain.segments[i].address, chain.segments[i].length);
+    }
+    *written = static_cast<uint32_t>(total);
+  }
   return kStatusOk;
 }
 

@@ -66,7 +66,8 @@ size_t WritableBytes(const DescriptorChain& chain) {
 }  // namespace
 
 Net::Net(std::array<uint8_t, 6> mac, std::unique_ptr<Tap> tap, std::shared_ptr<EventLoop> loop)
-    : mac_(mac), loop_(std::move(loop)) {
+    : loop_(std::move(loop)) {
+  SetMac(mac);
   frame_.resize(kFrameBytes);
   if (tap) Attach(std::move(tap));
 }
@@ -86,7 +87,8 @@ uint64_t Net::features() const {
 void Net::ReadConfig(uint64_t offset, uint8_t* data, uint32_t len) {
   // struct virtio_net_config: mac[6], status (le16).
   uint8_t config[8] = {};
-  std::memcpy(config, mac_.data(), 6);
+  std::array<uint8_t, 6> mac = this->mac();
+  std::memcpy(config, mac.data(), 6);
   uint16_t status = link_up() ? kStatusLinkUp : 0;
   std::memcpy(config + 6, &status, 2);
   for (uint32_t i = 0; i < len; ++i) data[i] = offset + i < sizeof(config) ? config[offset + i] : 0;
@@ -116,6 +118,19 @@ uint16_t Net::HeldChains(uint16_t queue) const {
   // Buffers holding part of a frame: the frame itself is not saved (the
   // restored guest just never got it, as if the wire had dropped it).
   return queue == kRxQueue ? static_cast<uint16_t>(frame_chains_.size()) : 0;
+}
+
+std::array<uint8_t, 6> Net::mac() const {
+  uint64_t packed = mac_.load(std::memory_order_acquire);
+  std::array<uint8_t, 6> mac{};
+  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(packed >> (8 * i));
+  return mac;
+}
+
+void Net::SetMac(const std::array<uint8_t, 6>& mac) {
+  uint64_t packed = 0;
+  for (int i = 0; i < 6; ++i) packed |= uint64_t{mac[i]} << (8 * i);
+  mac_.store(packed, std::memory_order_release);
 }
 
 bool Net::driver_ready() const {

@@ -49,7 +49,10 @@ class Net : public VirtioDevice {
   // the tap is handed back for the caller to close.
   std::unique_ptr<Tap> Detach();
 
-  const std::array<uint8_t, 6>& mac() const { return mac_; }
+  std::array<uint8_t, 6> mac() const;
+  // Before the guest has seen the device (an incoming migration adopts the
+  // source's MACs): the guest reads the MAC once, when its driver probes.
+  void SetMac(const std::array<uint8_t, 6>& mac);
   bool link_up() const { return link_up_.load(std::memory_order_acquire); }
   bool driver_ready() const;
   NetCounters counters() const;
@@ -64,7 +67,7 @@ class Net : public VirtioDevice {
   // has not posted enough of them yet (the frame waits).
   bool DeliverPendingLocked(Queue& queue, bool* used_any);
 
-  const std::array<uint8_t, 6> mac_;
+  std::atomic<uint64_t> mac_;  // the 6 bytes, low first
   const std::shared_ptr<EventLoop> loop_;
   std::atomic<bool> link_up_{false};
 

@@ -1,6 +1,7 @@
 #include "vm/machine.h"
 
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,7 +67,7 @@ std::string Join(const std::vector<std::string>& parts, const std::string& sep) 
 }  // namespace
 
 Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevices::Emit on_event,
-                 const RestoreSource* restore)
+                 const RestoreSource* restore, bool incoming_migration)
     : config_(config), on_exit_(std::move(on_exit)), system_(kvm::System::Open()), vm_(system_) {
   VcpuThread::InstallKickHandler();
   std::array<std::optional<MacAddress>, x86::kNetSlots> nic_macs{};
@@ -105,14 +106,15 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevice
       config.disks, config.nics, config.balloon, config.identity, nic_macs, config.memory_bytes,
       [this](uint32_t index, const auto& make) { return AddSlot(index, make); },
       on_event ? std::move(on_event) : [](const std::string&, Json) {});
-  // A restored machine's kernel is in its RAM already; a later
-  // system_reset loads it afresh, as for any VM.
-  uint64_t entry = restore != nullptr ? 0 : LoadGuest();
+  // A restored or migrated machine's kernel is in its RAM already (or on
+  // its way); a later system_reset loads it afresh, as for any VM.
+  bool boots = restore == nullptr && !incoming_migration;
+  uint64_t entry = boots ? LoadGuest() : 0;
   // From here the guest, resets and later loads write RAM.
   memory_->ForgetKnownZero();
   CreateVcpus();
   QueueTransmitWrites();
-  if (restore == nullptr) {
+  if (boots) {
     for (size_t i = 0; i < vcpus_.size(); ++i) SetBootState(i, entry);
   }
   for (uint32_t chip : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC}) {
@@ -125,6 +127,9 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevice
     } catch (const std::exception& e) {
       throw VmmError("restoring from " + restore->name, e);
     }
+    // Every restore is a clone of the snapshot's VM: its guest learns it
+    // (ACPI VMGenID) and reseeds its random number generator.
+    NewGenerationId(true);
   }
 }
 
@@ -146,6 +151,8 @@ void Machine::CreateLegacyDevices() {
   pio_.Insert(RtcCmos::kBasePort, 2, rtc_);
   power_button_irq_ = std::make_unique<IrqLine>(x86::kPowerButtonGsi);
   vm_.RegisterIrqfd(power_button_irq_->fd(), power_button_irq_->gsi());
+  vmgenid_irq_ = std::make_unique<IrqLine>(x86::kVmGenIdGsi);
+  vm_.RegisterIrqfd(vmgenid_irq_->fd(), vmgenid_irq_->gsi());
   pio_.Insert(x86::kSleepControlPort, AcpiPmRegisters::kSize, std::make_shared<AcpiPmRegisters>(report));
 }
 
@@ -205,11 +212,15 @@ uint64_t Machine::LoadGuest() {
   }
   x86::WriteCmdline(*memory_, cmdline_);
   x86::WriteBootTables(*memory_);
+  // A reset keeps the VM's generation ID: it is the same VM.
+  if (!generation_id_written_) NewGenerationId(false);
+  else memory_->Write(x86::kVmGenIdAddr, generation_id_, sizeof(generation_id_));
 
   // The IOAPIC id follows the last possible APIC id so they never clash.
   uint32_t ioapic_id = possible_apic_ids_.back() + 1;
   x86::WriteMpTable(*memory_, apic_ids_, ioapic_id);
-  acpi::AcpiLayout acpi_layout{apic_ids_, possible_apic_ids_, ioapic_id, {}, x86::kPowerButtonGsi};
+  acpi::AcpiLayout acpi_layout{apic_ids_, possible_apic_ids_, ioapic_id, {}, x86::kPowerButtonGsi,
+                               x86::kVmGenIdAddr, x86::kVmGenIdGsi};
   for (const auto& slot : slots_) acpi_layout.virtio_slots.push_back({slot.base, x86::kVirtioMmioStride, slot.irq->gsi()});
   uint64_t rsdp = acpi::WriteAcpiTables(*memory_, acpi_layout);
 
@@ -278,6 +289,9 @@ void Machine::Reset() {
   for (auto& slot : slots_) slot.transport->Reset();
   for (const auto& chip : initial_irqchips_) vm_.SetIrqchip(chip);
   vm_.SetPit2(initial_pit_);
+  // The ID the guest has now (its own, a clone's, or one that migrated in) survives the reset.
+  memory_->Read(x86::kVmGenIdAddr, generation_id_, sizeof(generation_id_));
+  generation_id_written_ = true;
   uint64_t entry = LoadGuest();
   for (size_t i = 0; i < vcpus_.size(); ++i) SetBootState(i, entry);
   paused_kvm_state_.reset();
@@ -288,7 +302,17 @@ void Machine::Reset() {
 
 void Machine::PressPowerButton() { power_button_irq_->Trigger(); }
 
-MachineLayout Machine::Layout() const {
+void Machine::NewGenerationId(bool announce) {
+  // A clone must never share its ID with the template or another clone.
+  if (::getrandom(generation_id_, sizeof(generation_id_), 0) != static_cast<ssize_t>(sizeof(generation_id_))) {
+    throw ErrnoError("getrandom for the VM generation ID");
+  }
+  memory_->Write(x86::kVmGenIdAddr, generation_id_, sizeof(generation_id_));
+  generation_id_written_ = true;
+  if (announce) vmgenid_irq_->Trigger();
+}
+
+MachineLayout Machine::CurrentLayout() const {
   MachineLayout layout;
   layout.memory_bytes = config_.memory_bytes;
   layout.cpus = config_.cpus;
@@ -305,7 +329,7 @@ std::vector<uint8_t> Machine::SaveState(const std::string& vmm_version) {
   if (!paused_) throw VmmError("the VM must be paused to save its state");
   state::StateFileWriter file;
   state::ByteWriter machine;
-  Layout().Encode(machine);
+  CurrentLayout().Encode(machine);
   file.Section("MACH", machine);
   const KvmState& kvm = PausedKvmState();
   for (const auto& vcpu : kvm.vcpus) file.Section("VCPU", vcpu);
@@ -326,6 +350,44 @@ std::vector<uint8_t> Machine::SaveState(const std::string& vmm_version) {
     file.Section("SLOT", out);
   }
   return file.Finish(vmm_version);
+}
+
+void Machine::StartDirtyLog() {
+  std::lock_guard guard(lifecycle_);
+  if (dirty_logging_) return;
+  memory_->StartDirtyTracking();
+  for (const auto& region : memory_->regions()) {
+    vm_.SetUserMemoryRegion(region.slot, region.guest_base, region.size, region.host, KVM_MEM_LOG_DIRTY_PAGES);
+  }
+  dirty_logging_ = true;
+}
+
+void Machine::StopDirtyLog() {
+  std::lock_guard guard(lifecycle_);
+  if (!dirty_logging_) return;
+  for (const auto& region : memory_->regions()) {
+    vm_.SetUserMemoryRegion(region.slot, region.guest_base, region.size, region.host, 0);
+  }
+  memory_->StopDirtyTracking();
+  dirty_logging_ = false;
+}
+
+void Machine::CollectDirty(size_t index, std::vector<uint64_t>* bitmap) {
+  const MemoryRegion& region = memory_->regions().at(index);
+  bitmap->assign((region.size / 4096 + 63) / 64, 0);
+  vm_.GetDirtyLog(region.slot, bitmap);
+  memory_->TakeDeviceDirty(index, bitmap);
+}
+
+std::vector<std::string> Machine::AcceptIncomingLayout(const MachineLayout& source) {
+  std::vector<std::string> differences = LayoutDifferences(source, LayoutOfConfig(config_), "the source");
+  if (differences.empty()) devices_->AdoptMacs(source);
+  return differences;
+}
+
+void Machine::LoadIncomingState(const state::StateFile& file) {
+  std::lock_guard guard(lifecycle_);
+  LoadState(file);
 }
 
 const Machine::KvmState& Machine::PausedKvmState() {

@@ -73,8 +73,11 @@ class Machine {
   // guest RAM mapped copy-on-write from its memory file, every vCPU and
   // device as saved. The config must describe the same machine; every
   // difference is named in the error.
+  // With `incoming_migration`, neither: the machine waits, vCPUs parked,
+  // for a live migration's pages and state (AcceptIncomingLayout, then
+  // LoadIncomingState).
   Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevices::Emit on_event = nullptr,
-          const RestoreSource* restore = nullptr);
+          const RestoreSource* restore = nullptr, bool incoming_migration = false);
   ~Machine();
 
   void Start(bool paused);
@@ -95,6 +98,19 @@ class Machine {
   // The whole machine's state (docs/snapshots.md) as a state file; the VM
   // must be paused (the error says so otherwise).
   std::vector<uint8_t> SaveState(const std::string& vmm_version);
+  // What the machine is now (hot-plugged devices included).
+  MachineLayout CurrentLayout() const;
+
+  // Live migration's source: guest writes are logged (KVM's dirty log plus
+  // the pages device emulation writes) until StopDirtyLog.
+  void StartDirtyLog();
+  void StopDirtyLog();
+  // The pages of RAM region `index` dirtied since the last call, a bit per page.
+  void CollectDirty(size_t index, std::vector<uint64_t>* bitmap);
+  // Live migration's destination: the differences from the source's
+  // machine (none: NICs take the source's MACs), then its state.
+  std::vector<std::string> AcceptIncomingLayout(const MachineLayout& source);
+  void LoadIncomingState(const state::StateFile& file);
   void Destroy();
 
  private:
@@ -117,8 +133,10 @@ class Machine {
   // Lets the guest's UART output skip the exit per byte where KVM can queue it.
   void QueueTransmitWrites();
   void SetBootState(size_t index, uint64_t entry);
-  MachineLayout Layout() const;
   void LoadState(const state::StateFile& file);
+  // A new VM generation ID in guest memory; `announce` raises the GED
+  // line so a running guest notices (a restored clone).
+  void NewGenerationId(bool announce);
   // KVM's side of a paused machine (vCPUs, irqchip, PIT, kvmclock), read
   // once per pause: the TSC, the kvmclock and a LAPIC timer's current count
   // run on with host time even while the vCPUs are stopped, and two
@@ -143,6 +161,7 @@ class Machine {
   std::unique_ptr<IrqLine> com1_irq_;
   std::unique_ptr<IrqLine> keyboard_irq_;
   std::unique_ptr<IrqLine> power_button_irq_;
+  std::unique_ptr<IrqLine> vmgenid_irq_;
   std::shared_ptr<Serial8250> serial_;
   std::shared_ptr<I8042> i8042_;
   std::shared_ptr<RtcCmos> rtc_;
@@ -158,7 +177,10 @@ class Machine {
   std::vector<kvm_irqchip> initial_irqchips_;
   kvm_pit_state2 initial_pit_{};
   std::string cmdline_;
+  uint8_t generation_id_[16] = {};
+  bool generation_id_written_ = false;
   std::optional<KvmState> paused_kvm_state_;
+  bool dirty_logging_ = false;
   mutable std::mutex lifecycle_;
   bool paused_ = false;
   bool started_ = false;

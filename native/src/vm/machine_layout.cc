@@ -67,21 +67,21 @@ MachineLayout MachineLayout::Decode(state::ByteReader& in) {
   return l;
 }
 
-std::vector<std::string> LayoutDifferences(const MachineLayout& s, const MachineLayout& c) {
+std::vector<std::string> LayoutDifferences(const MachineLayout& s, const MachineLayout& c, const std::string& other) {
   std::vector<std::string> out;
   if (s.cpus != c.cpus || s.max_cpus != c.max_cpus || s.sockets != c.sockets || s.cores != c.cores ||
       s.threads != c.threads) {
-    out.push_back("-smp: the snapshot has " + Topology(s) + ", the command line " + Topology(c));
+    out.push_back("-smp: " + other + " has " + Topology(s) + ", the command line " + Topology(c));
   }
   if (s.memory_bytes != c.memory_bytes) {
-    out.push_back("-m: the snapshot has " + Size(s.memory_bytes) + ", the command line " + Size(c.memory_bytes));
+    out.push_back("-m: " + other + " has " + Size(s.memory_bytes) + ", the command line " + Size(c.memory_bytes));
   }
   for (size_t i = 0; i < s.disks.size(); ++i) {
     const auto& a = s.disks[i];
     const auto& b = c.disks[i];
     if (a.present != b.present || a.bytes != b.bytes || a.read_only != b.read_only) {
       out.push_back("block slot " + std::to_string(i) + " (vd" + std::string(1, static_cast<char>('a' + i)) +
-                    "): the snapshot has " + DiskText(a) + ", the command line " + DiskText(b));
+                    "): " + other + " has " + DiskText(a) + ", the command line " + DiskText(b));
     }
   }
   for (size_t i = 0; i < s.nics.size(); ++i) {
@@ -89,21 +89,21 @@ std::vector<std::string> LayoutDifferences(const MachineLayout& s, const Machine
     const auto& b = c.nics[i];
     std::string slot = "NIC slot " + std::to_string(i) + " (eth" + std::to_string(i) + ")";
     if (a.present != b.present) {
-      out.push_back(slot + ": the snapshot has " + (a.present ? "a tap" : "no tap") + ", the command line " +
+      out.push_back(slot + ": " + other + " has " + (a.present ? "a tap" : "no tap") + ", the command line " +
                     (b.present ? "a tap" : "no tap"));
     }
     if (b.mac_given && a.mac != b.mac) {
       // The guest read the MAC when it booted and keeps it.
-      out.push_back(slot + ": the snapshot's guest has MAC " + Mac(a.mac) + " (read when it booted), the command line gives " +
-                    Mac(b.mac) + "; leave mac= out to keep the snapshot's");
+      out.push_back(slot + ": " + other + "'s guest has MAC " + Mac(a.mac) + " (read when it booted), the command line gives " +
+                    Mac(b.mac) + "; leave mac= out to keep " + other + "'s");
     }
   }
   if (s.balloon != c.balloon) {
-    out.push_back(std::string("-device virtio-balloon-device: the snapshot has ") + (s.balloon ? "one" : "none") +
+    out.push_back("-device virtio-balloon-device: " + other + " has " + (s.balloon ? "one" : "none") +
                   ", the command line " + (c.balloon ? "one" : "none"));
   } else if (s.balloon && (s.balloon_deflate_on_oom != c.balloon_deflate_on_oom ||
                            s.balloon_free_page_reporting != c.balloon_free_page_reporting)) {
-    out.push_back("-device virtio-balloon-device: deflate-on-oom/free-page-reporting differ from the snapshot's");
+    out.push_back("-device virtio-balloon-device: deflate-on-oom/free-page-reporting differ from " + other + "'s");
   }
   return out;
 }

@@ -40,7 +40,9 @@ struct MachineLayout {
 };
 
 // Each difference as a sentence naming the flag or slot ("-m: the snapshot
-// has 256 MiB, the command line 128 MiB"); empty when they match.
-std::vector<std::string> LayoutDifferences(const MachineLayout& snapshot, const MachineLayout& command_line);
+// has 256 MiB, the command line 128 MiB"); empty when they match. `saved`
+// names the other side: "the snapshot", "the source".
+std::vector<std::string> LayoutDifferences(const MachineLayout& saved, const MachineLayout& command_line,
+                                           const std::string& other = "the snapshot");
 
 }  // namespace virga

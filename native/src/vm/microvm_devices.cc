@@ -394,6 +394,11 @@ Json MicrovmDevices::Describe() const {
   });
 }
 
+void MicrovmDevices::AdoptMacs(const MachineLayout& layout) {
+  std::lock_guard guard(lock_);
+  for (uint32_t slot = 0; slot < nets_.size(); ++slot) nets_[slot]->SetMac(layout.nics[slot].mac);
+}
+
 void MicrovmDevices::FillLayout(MachineLayout* layout) const {
   std::lock_guard guard(lock_);
   for (uint32_t slot = 0; slot < block_slots_.size(); ++slot) {

@@ -103,6 +103,8 @@ class MicrovmDevices {
   Json Describe() const;
   // What fills each slot now (hot-plugged devices included), for a snapshot.
   void FillLayout(MachineLayout* layout) const;
+  // An incoming migration: each NIC takes the source guest's MAC.
+  void AdoptMacs(const MachineLayout& layout);
 
  private:
   struct BlockBackend {

@@ -189,10 +189,13 @@ export const vmConfigSchema = z
     pidfile: z.string().min(1).optional(),
     /** -S: start with vCPUs paused (QMP status "prelaunch") until `cont`. */
     startPaused: z.boolean(),
-    /** -incoming file:<dir>: continue a snapshot instead of booting. */
+    /** -incoming: continue a snapshot (file:<dir>) or wait for a live migration (tcp:, unix:). */
     incoming: z
       .string()
-      .regex(/^file:\//, "must be file:<absolute path of a snapshot directory>")
+      .regex(
+        /^(file:\/|unix:.|tcp:)/,
+        "must be file:<absolute path of a snapshot directory>, tcp:<host>:<port> or unix:<path>",
+      )
       .optional(),
   })
   .strict()

@@ -34,6 +34,11 @@ export class ImageDirs {
     }
   }
 
+  /** These directories plus `dir` (a VM's own disks; skipped while it does not exist). */
+  with(dir: string): ImageDirs {
+    return new ImageDirs([...this.dirs.map((d) => d.given), dir]);
+  }
+
   describe(): string {
     return this.dirs.length === 0 ? "(none)" : this.dirs.map((d) => d.real).join(", ");
   }

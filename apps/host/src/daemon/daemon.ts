@@ -3,8 +3,9 @@
 // can drive it directly.
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import { rename, rm } from "node:fs/promises";
+import { rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { cloneTemplate, type CloneInput, type CloneReport } from "./clones";
 import { ImageDirs } from "./confine";
 import { ControlHostSupervisor } from "./control-host-supervisor";
 import { DaemonError, badRequest, messageOf, notFound } from "./errors";
@@ -13,7 +14,8 @@ import { hostInfo, kvmFacts, type HostInfo, type KvmFacts } from "./host-info";
 import { createBlankImage, listImages, type CreateImageInput, type ImageFile } from "./images";
 import { checkRawQmp } from "./qmp-allow-list";
 import type { QmpReply } from "./qmp-link";
-import { MAX_SOCKET_PATH, RunDir, VM_ID, privateDir, vmPaths } from "./run-dir";
+import { MAX_SOCKET_PATH, RunDir, VM_ID, privateDir, vmPaths, type VmPaths } from "./run-dir";
+import { TemplateStore, type TemplateInfo } from "./templates";
 import { ManagedVm, type VmMeta, type VmSummary } from "./vm";
 import { confineConfig, normaliseConfig, type VmConfigInput } from "./vm-input";
 import { VMM_BINARY } from "../vmm/vmm-binary";
@@ -41,6 +43,13 @@ export interface DaemonOptions {
   controlHost?: boolean;
 }
 
+export interface SnapshotInput {
+  id: string;
+  template: string;
+  /** Leave a running VM paused after the snapshot (default: it runs on). */
+  stayPaused?: boolean | undefined;
+}
+
 export interface CreateVmInput {
   id?: string;
   name?: string;
@@ -52,6 +61,7 @@ export class Daemon {
   readonly images: ImageDirs;
   readonly bus: EventBus;
   readonly token: string;
+  readonly templates: TemplateStore;
   readonly controlHost: ControlHostSupervisor;
   private readonly vms = new Map<string, ManagedVm>();
   /** Ids being created, so two creates of one id cannot race. */
@@ -70,6 +80,8 @@ export class Daemon {
     this.token = this.run.token();
     this.images = new ImageDirs([...(options.imageDirs ?? defaultImageDirs()), this.run.imagesDir]);
     this.bus = new EventBus(this.run.eventsFile, this.log);
+    this.templates = new TemplateStore(this.run.templatesDir, this.log);
+    this.templates.prepare();
     this.controlHost = new ControlHostSupervisor(this.run, this.log);
   }
 
@@ -117,49 +129,79 @@ export class Daemon {
    */
   async create(input: CreateVmInput): Promise<VmSummary> {
     const id = input.id ?? `vm-${randomBytes(4).toString("hex")}`;
-    if (!VM_ID.test(id)) {
-      throw badRequest(`id: '${id}' must match ${String(VM_ID)} (lowercase letters, digits, '-')`);
-    }
-    if (this.vms.has(id) || this.reserved.has(id)) {
-      throw new DaemonError("CONFLICT", `a VM with id '${id}' already exists`);
-    }
-    const paths = this.run.vm(id);
-    if (Buffer.byteLength(paths.console) > MAX_SOCKET_PATH) {
-      throw badRequest(
-        `id: '${id}' makes the socket path ${paths.console} longer than ${MAX_SOCKET_PATH} bytes; use a shorter id or run directory`,
-      );
-    }
+    const paths = this.checkNewId(id);
     const configName = (input.config as { name?: unknown }).name;
     const name = input.name ?? (typeof configName === "string" ? configName : id);
     const config = await confineConfig(normaliseConfig(input.config, name, paths), this.images);
+    return this.register(id, { name }, async (staged) => {
+      // The config names the final paths; only the folder moves.
+      await writeFile(staged.config, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
+      return undefined;
+    });
+  }
+
+  /** Refuses an id that is malformed, taken, or too long for the VM's socket paths. */
+  checkNewId(id: string, field = "id"): VmPaths {
+    if (!VM_ID.test(id)) {
+      throw badRequest(
+        `${field}: '${id}' must match ${String(VM_ID)} (lowercase letters, digits, '-')`,
+      );
+    }
+    if (this.idTaken(id)) throw new DaemonError("CONFLICT", `a VM with id '${id}' already exists`);
+    const paths = this.run.vm(id);
+    if (Buffer.byteLength(paths.console) > MAX_SOCKET_PATH) {
+      throw badRequest(
+        `${field}: '${id}' makes the socket path ${paths.console} longer than ${MAX_SOCKET_PATH} bytes; use a shorter id or run directory`,
+      );
+    }
+    return paths;
+  }
+
+  idTaken(id: string): boolean {
+    return this.vms.has(id) || this.reserved.has(id);
+  }
+
+  /**
+   * Stores a new VM: `fill` writes config.json (and whatever else the VM
+   * starts with) into a staging directory, which is renamed into place with
+   * its meta.json; on any failure nothing is left.
+   */
+  async register(
+    id: string,
+    meta: Pick<VmMeta, "name"> & Partial<VmMeta>,
+    fill: (staged: VmPaths, final: VmPaths) => Promise<Partial<VmMeta> | undefined>,
+  ): Promise<VmSummary> {
+    const paths = this.checkNewId(id);
     this.reserved.add(id);
     const staging = this.run.staging(id);
     try {
       privateDir(staging);
-      const meta: VmMeta = {
+      const staged = vmPaths(staging);
+      const more = await fill(staged, paths);
+      const full: VmMeta = {
+        ...meta,
+        ...more,
         id,
-        name,
         createdAt: new Date().toISOString(),
         startedAt: null,
         state: "created",
         exit: null,
       };
-      // The config names the final paths; only the folder moves.
-      const staged = vmPaths(staging);
-      writeFileSync(staged.config, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
-      writeFileSync(staged.meta, JSON.stringify(meta, null, 2) + "\n", { mode: 0o600 });
+      writeFileSync(staged.meta, JSON.stringify(full, null, 2) + "\n", { mode: 0o600 });
       await rename(staging, paths.dir);
-      const vm = ManagedVm.load(paths, this.context());
-      this.vms.set(id, vm);
+      this.vms.set(id, ManagedVm.load(paths, this.context()));
     } catch (error) {
       await rm(staging, { recursive: true, force: true });
+      if (error instanceof DaemonError) throw error;
       throw new DaemonError("INTERNAL_SERVER_ERROR", `creating VM '${id}': ${messageOf(error)}`, {
         cause: error,
       });
     } finally {
       this.reserved.delete(id);
     }
-    this.bus.publish(id, "VM_CREATED", { name });
+    const created: Record<string, unknown> = { name: meta.name };
+    if (meta.clonedFrom !== undefined) created.template = meta.clonedFrom;
+    this.bus.publish(id, "VM_CREATED", created);
     return this.vm(id).summary();
   }
 
@@ -176,6 +218,28 @@ export class Daemon {
     const vm = this.vm(id);
     const checked = await checkRawQmp(execute, args, this.images);
     return vm.qmpRequest(execute, checked);
+  }
+
+  /** A running or paused VM into a new template (templates.ts). */
+  snapshot(input: SnapshotInput): Promise<TemplateInfo> {
+    return this.templates.snapshot(this.vm(input.id), input.template, input.stayPaused ?? false);
+  }
+
+  /** Clones of a template, started in parallel (clones.ts). */
+  clone(input: CloneInput): Promise<CloneReport> {
+    return cloneTemplate(this, input);
+  }
+
+  deleteTemplate(name: string): Promise<{ name: string }> {
+    const dir = this.templates.dir(name);
+    const waiting = [...this.vms.values()]
+      .filter((vm) => vm.summary().config.incoming === `file:${dir}`)
+      .map((vm) => vm.id);
+    return this.templates.remove(name, waiting);
+  }
+
+  logLine(line: string): void {
+    this.log(line);
   }
 
   listImages(): Promise<ImageFile[]> {

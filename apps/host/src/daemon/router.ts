@@ -3,13 +3,15 @@ import { createCallerFactory, mergeRouters, router } from "./trpc";
 import { deviceRouter } from "./routers/devices";
 import { hostRouter } from "./routers/host";
 import { imageRouter } from "./routers/image";
+import { cloneRouter, templateRouter } from "./routers/templates";
 import { vmRouter } from "./routers/vm";
 
 export const appRouter = router({
   host: hostRouter,
-  /** Lifecycle, QMP, console (routers/vm.ts) and devices (routers/devices.ts), one namespace. */
-  vm: mergeRouters(vmRouter, deviceRouter),
+  /** Lifecycle, QMP, console (routers/vm.ts), devices (routers/devices.ts), snapshot and clone (routers/templates.ts), one namespace. */
+  vm: mergeRouters(vmRouter, deviceRouter, cloneRouter),
   image: imageRouter,
+  template: templateRouter,
 });
 
 export type AppRouter = typeof appRouter;
@@ -24,3 +26,5 @@ export type { HostInfo } from "./host-info";
 export type { ImageFile } from "./images";
 export type { Balloon, BalloonSlot, DiskSlot, NicCounters, NicSlot, VmDevices } from "./devices";
 export type { VmConfigInput } from "./vm-input";
+export type { TemplateDisk, TemplateInfo, TemplateNic, TemplateSizes } from "./templates";
+export type { CloneOverrides, CloneReport, CloneResult } from "./clones";

@@ -11,6 +11,8 @@
 //   <run>/vms/<id>/console.sock virga-vmm's serial socket (virgad is its one client)
 //   <run>/vms/<id>/log          virga-vmm's -D log, stdout and stderr
 //   <run>/vms/<id>/console.<offset>.log  the console's recent bytes
+//   <run>/vms/<id>/disks/       a clone's copies of its template's disks
+//   <run>/templates/<name>/     snapshot templates (templates.ts)
 // A VM directory is built under vms/.new-<id>-* and renamed into place, so
 // a failure half-way leaves nothing that looks like a VM.
 import { randomBytes } from "node:crypto";
@@ -29,6 +31,11 @@ export interface VmPaths {
   qmp: string;
   console: string;
   log: string;
+}
+
+/** A clone's own copies of its template's disks (clones.ts); confined like image directories. */
+export function vmDisksDir(paths: VmPaths): string {
+  return path.join(paths.dir, "disks");
 }
 
 export function vmPaths(dir: string): VmPaths {
@@ -53,6 +60,7 @@ export class RunDir {
   readonly root: string;
   readonly vmsDir: string;
   readonly imagesDir: string;
+  readonly templatesDir: string;
   readonly tokenFile: string;
   readonly eventsFile: string;
   readonly controlHostSocket: string;
@@ -63,6 +71,7 @@ export class RunDir {
     this.root = path.resolve(root);
     this.vmsDir = path.join(this.root, "vms");
     this.imagesDir = path.join(this.root, "images");
+    this.templatesDir = path.join(this.root, "templates");
     this.tokenFile = path.join(this.root, "token");
     this.eventsFile = path.join(this.root, "events.jsonl");
     this.controlHostSocket = path.join(this.root, "control-host.sock");

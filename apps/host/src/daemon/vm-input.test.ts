@@ -47,4 +47,14 @@ describe("normaliseConfig", () => {
     bad({ ...minimal, bogus: 1 }, /config: Unrecognized key.*bogus/);
     bad("nope", /^config: expected an object$/);
   });
+
+  it("refuses a snapshot to restore: only vm.clone sets incoming", () => {
+    assert.throws(
+      () => normaliseConfig({ ...minimal, incoming: "file:/tmp/snap" }, "a", paths),
+      (error: unknown) =>
+        error instanceof DaemonError &&
+        error.code === "BAD_REQUEST" &&
+        /^config\.incoming: not accepted here/.test(error.message),
+    );
+  });
 });

@@ -46,6 +46,10 @@ export function normaliseConfig(input: unknown, name: string, paths: VmPaths): V
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     throw badRequest("config: expected an object");
   }
+  if ("incoming" in input && input.incoming !== undefined) {
+    // A snapshot to restore is chosen by vm.clone from virgad's own templates, never by path.
+    throw badRequest("config.incoming: not accepted here; clone a template with vm.clone instead");
+  }
   const candidate: Record<string, unknown> = {
     machine: "microvm",
     append: "",

@@ -24,7 +24,7 @@ import type { EventBus } from "./event-bus";
 import { readJson, writeJson } from "./json-file";
 import { exitFromLog, isAlive, isVmmFor, readTail } from "./proc";
 import { QmpLink, type QmpEventMessage, type QmpReply } from "./qmp-link";
-import type { VmPaths } from "./run-dir";
+import { vmDisksDir, type VmPaths } from "./run-dir";
 import { deleteTap, ensureTap, type OwnedTap } from "./taps";
 import { confineConfig, ownedFields } from "./vm-input";
 
@@ -52,6 +52,8 @@ export interface VmMeta {
   taps?: OwnedTap[];
   /** The last balloon target set through virgad, applied again after a start; absent: none. */
   balloonTargetBytes?: number;
+  /** The template this VM was cloned from (vm.clone; templates.ts). */
+  clonedFrom?: string;
 }
 
 /** What device changes (devices.ts) see of a VM and may change. */
@@ -79,6 +81,8 @@ export interface VmSummary {
   createdAt: string;
   startedAt: string | null;
   exit: VmExit | null;
+  /** The template the VM was cloned from, if it was. */
+  clonedFrom: string | null;
 }
 
 export interface VmContext {
@@ -186,6 +190,7 @@ export class ManagedVm {
       createdAt: this.meta.createdAt,
       startedAt: this.meta.startedAt,
       exit: this.meta.exit,
+      clonedFrom: this.meta.clonedFrom ?? null,
     };
   }
 
@@ -194,8 +199,12 @@ export class ManagedVm {
   start(paused = false): Promise<VmSummary> {
     return this.locked(async () => {
       this.requireState("start", STOPPED_STATES);
-      // Files may have moved or been swapped for symlinks since create.
-      const confined = await confineConfig(this.config, this.ctx.images);
+      // Files may have moved or been swapped for symlinks since create. A
+      // clone's disks are its own copies, in its directory (clones.ts).
+      const confined = await confineConfig(
+        this.config,
+        this.ctx.images.with(vmDisksDir(this.paths)),
+      );
       for (const tap of this.meta.taps ?? []) {
         if (confined.netdevs.some((n) => "ifname" in n && n.ifname === tap.ifname)) {
           await ensureTap(tap);
@@ -283,6 +292,13 @@ export class ManagedVm {
         });
       }
       this.startWatching(generation);
+      if (this.config.incoming !== undefined) {
+        // A clone restores its template once; from now on it boots like any VM.
+        const booting: VmConfig = { ...this.config };
+        delete booting.incoming;
+        await writeJson(this.paths.config, booting);
+        this.config = booting;
+      }
       if (this.meta.balloonTargetBytes !== undefined) {
         this.background(this.reapplyBalloon(generation, this.meta.balloonTargetBytes));
       }

@@ -91,6 +91,7 @@ export async function serveVm(
   channel.onEvent((event) => {
     if (event.event === "shutdown") machine.shutdown(event);
     else if (event.event === "qmp") machine.emit(event.name, event.data);
+    else if (event.event === "migration") machine.onMigrationEvent(event);
     else void end();
   });
 

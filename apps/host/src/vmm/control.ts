@@ -14,11 +14,21 @@ import type { MigrationInfo } from "./migration";
 import type { NamedFds } from "./named-fds";
 
 /** QMP's RunState values that virga-vmm uses so far. */
-export type RunStatus = "prelaunch" | "running" | "paused" | "shutdown";
+export type RunStatus =
+  | "prelaunch"
+  | "running"
+  | "paused"
+  | "shutdown"
+  /** Waiting for an incoming live migration (-incoming tcp:/unix:). */
+  | "inmigrate"
+  /** A migration source paused for its final copy. */
+  | "finish-migrate"
+  /** A migration source after it completed: the guest runs elsewhere. */
+  | "postmigrate";
 
 export type ShutdownReason =
   | { guest: true; reason: "guest-shutdown" | "guest-reset" }
-  | { guest: false; reason: "host-qmp-quit" | "host-signal" };
+  | { guest: false; reason: "host-qmp-quit" | "host-signal" | "migration" };
 
 export interface VcpuState {
   index: number;
@@ -91,5 +101,19 @@ export interface VmControl {
    * reason (query-migrate then says failed, with error-desc).
    */
   snapshot(dir: string): Promise<void>;
-  migrationInfo(): MigrationInfo;
+  /** migrate tcp:/unix:: starts a live migration in the background. */
+  migrate(uri: string): Promise<void>;
+  /** Stops a live migration; the guest keeps running here. */
+  migrateCancel(): Promise<void>;
+  migrationInfo(): Promise<MigrationInfo>;
+  migrationParameters(): MigrationParameters;
+  setMigrationParameters(parameters: Partial<MigrationParameters>): void;
+}
+
+/** QEMU's migrate-set-parameters names. */
+export interface MigrationParameters {
+  /** Milliseconds the guest may be paused for the final copy. */
+  "downtime-limit": number;
+  /** Bytes per second; 0 for no limit. */
+  "max-bandwidth": number;
 }

@@ -2,6 +2,7 @@
 // control plane and QMP commands see them. Arguments here are already
 // checked and normalised by the QMP commands; the VM process checks them
 // against the machine's state and answers with field-naming errors.
+import type { MigrationInfo } from "./migration";
 
 export interface BlockdevAddArgs {
   nodeName: string;
@@ -104,4 +105,8 @@ export interface NativeDevices {
   devices(): Promise<DevicesInfo>;
   /** Writes the paused VM into `dir` (docs/snapshots.md). */
   snapshot(dir: string): Promise<SnapshotResult>;
+  /** Starts a live migration to tcp:/unix: (docs/migration.md); progress comes as events. */
+  migrate(args: { uri: string; downtimeLimitMs: number; maxBandwidth: number }): Promise<void>;
+  migrateCancel(): Promise<void>;
+  migrateInfo(): Promise<MigrationInfo>;
 }

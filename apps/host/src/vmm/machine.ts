@@ -5,6 +5,7 @@ import type { VmConfig } from "../config/vm-config";
 import type {
   ChardevInfo,
   EventListener,
+  MigrationParameters,
   RunStatus,
   ShutdownReason,
   VcpuState,
@@ -40,6 +41,7 @@ export class Machine implements VmControl {
   private readonly migration = new MigrationTracker((status) => {
     this.hub.emit("MIGRATION", { status });
   });
+  private readonly parameters: MigrationParameters = { "downtime-limit": 50, "max-bandwidth": 0 };
 
   /**
    * onShutdown ends the control plane (and, for quit, the VM process).
@@ -52,7 +54,9 @@ export class Machine implements VmControl {
     private readonly vm: NativeVm,
     private readonly ptyPath: string | null,
     private readonly onShutdown: (reason: ShutdownReason) => void,
-    status: "prelaunch" | "paused" | "running" = config.startPaused ? "prelaunch" : "running",
+    status: "prelaunch" | "paused" | "running" | "inmigrate" = config.startPaused
+      ? "prelaunch"
+      : "running",
   ) {
     this.state = status;
   }
@@ -80,6 +84,11 @@ export class Machine implements VmControl {
   }
 
   reset(): Promise<void> {
+    if (this.migration.active) {
+      return Promise.reject(
+        genericError("system_reset is refused while a migration is in progress"),
+      );
+    }
     return this.serial(async () => {
       if (this.state === "shutdown") return;
       await this.vm.reset();
@@ -145,14 +154,24 @@ export class Machine implements VmControl {
   // ---- devices (docs/devices.md); in order with the lifecycle operations ----
 
   blockdevAdd(args: BlockdevAddArgs): Promise<void> {
+    if (this.migration.active)
+      return Promise.reject(
+        genericError(`blockdev-add is refused while a migration is in progress`),
+      );
     return this.serial(() => this.vm.blockdevAdd(args));
   }
 
   blockdevDel(nodeName: string): Promise<void> {
+    if (this.migration.active)
+      return Promise.reject(
+        genericError(`blockdev-del is refused while a migration is in progress`),
+      );
     return this.serial(() => this.vm.blockdevDel(nodeName));
   }
 
   netdevAdd(args: NetdevAddArgs): Promise<void> {
+    if (this.migration.active)
+      return Promise.reject(genericError(`netdev_add is refused while a migration is in progress`));
     return this.serial(async () => {
       const name = args.fdName;
       if (name === undefined) return this.vm.netdevAdd(args);
@@ -173,14 +192,20 @@ export class Machine implements VmControl {
   }
 
   netdevDel(id: string): Promise<void> {
+    if (this.migration.active)
+      return Promise.reject(genericError(`netdev_del is refused while a migration is in progress`));
     return this.serial(() => this.vm.netdevDel(id));
   }
 
   deviceAdd(args: DeviceAddArgs): Promise<void> {
+    if (this.migration.active)
+      return Promise.reject(genericError(`device_add is refused while a migration is in progress`));
     return this.serial(() => this.vm.deviceAdd(args));
   }
 
   deviceDel(id: string): Promise<void> {
+    if (this.migration.active)
+      return Promise.reject(genericError(`device_del is refused while a migration is in progress`));
     return this.serial(async () => {
       await this.vm.deviceDel(id);
       // The seed's microvm example: the event, then the return.
@@ -203,7 +228,7 @@ export class Machine implements VmControl {
   snapshot(dir: string): Promise<void> {
     if (this.migration.active)
       return Promise.reject(genericError("a migration is already in progress"));
-    this.migration.begin();
+    this.migration.begin(false);
     return this.serial(async () => {
       try {
         if (this.state === "shutdown") throw genericError("the VM has shut down");
@@ -221,8 +246,87 @@ export class Machine implements VmControl {
     });
   }
 
-  migrationInfo(): MigrationInfo {
-    return this.migration.snapshotInfo();
+  async migrationInfo(): Promise<MigrationInfo> {
+    if (!this.migration.live || this.state === "inmigrate") return this.migration.snapshotInfo();
+    return this.migration.merge(await this.vm.migrateInfo());
+  }
+
+  migrate(uri: string): Promise<void> {
+    if (this.migration.active)
+      return Promise.reject(genericError("a migration is already in progress"));
+    if (this.state !== "running" && this.state !== "paused") {
+      return Promise.reject(genericError(`a VM in state '${this.state}' cannot migrate`));
+    }
+    return this.serial(async () => {
+      this.migration.begin(true);
+      try {
+        await this.vm.migrate({
+          uri,
+          downtimeLimitMs: this.parameters["downtime-limit"],
+          maxBandwidth: this.parameters["max-bandwidth"],
+        });
+      } catch (error) {
+        this.migration.changed("failed", error instanceof Error ? error.message : String(error));
+        throw error;
+      }
+    });
+  }
+
+  migrateCancel(): Promise<void> {
+    return this.vm.migrateCancel();
+  }
+
+  migrationParameters(): MigrationParameters {
+    return { ...this.parameters };
+  }
+
+  setMigrationParameters(parameters: Partial<MigrationParameters>): void {
+    Object.assign(this.parameters, parameters);
+  }
+
+  /** The VM process's news of a live migration (docs/migration.md). */
+  onMigrationEvent(event: {
+    status: string;
+    error?: string;
+    incoming?: boolean;
+    resumed?: boolean;
+  }): void {
+    if (event.incoming === true) {
+      this.migration.live = false;
+      if (event.status === "active") this.migration.changed("active");
+      if (event.status === "completed") {
+        this.state = event.resumed === true ? "running" : "prelaunch";
+        this.migration.changed("completed");
+        if (event.resumed === true) this.hub.emit("RESUME");
+      }
+      return;
+    }
+    switch (event.status) {
+      case "active":
+        this.migration.changed("active");
+        break;
+      case "paused":
+        // The final copy: QEMU's finish-migrate, with a STOP.
+        if (this.state === "running") {
+          this.state = "finish-migrate";
+          this.hub.emit("STOP");
+        }
+        this.migration.changed("device");
+        break;
+      case "resumed":
+        this.state = "running";
+        this.hub.emit("RESUME");
+        break;
+      case "completed":
+        this.state = "postmigrate";
+        this.migration.changed("completed");
+        break;
+      case "failed":
+      case "cancelled":
+        if (this.state === "finish-migrate") this.state = "paused";
+        this.migration.changed(event.status, event.error);
+        break;
+    }
   }
 
   private serial<T>(operation: () => Promise<T>): Promise<T> {

@@ -1,12 +1,24 @@
 // The state QMP's query-migrate reports, for snapshots (`migrate file:`)
 // now and live migration later: QEMU's status names and statistics, and a
 // MIGRATION event on every change of status.
-export type MigrationStatus = "none" | "setup" | "active" | "completed" | "failed" | "cancelled";
+export type MigrationStatus =
+  | "none"
+  | "setup"
+  | "active"
+  /** The final copy: the guest is paused and its state goes over. */
+  | "device"
+  | "completed"
+  | "failed"
+  | "cancelled";
 
 export interface MigrationInfo {
   status: MigrationStatus;
   "total-time"?: number;
+  "setup-time"?: number;
   downtime?: number;
+  "expected-downtime"?: number;
+  /** Why the last rounds stopped: the downtime limit was met, or the round limit hit. */
+  "x-virga-converged-by"?: "downtime-limit" | "round-limit";
   ram?: {
     transferred: number;
     remaining: number;
@@ -25,19 +37,46 @@ const PAGE = 4096;
 export class MigrationTracker {
   private info: MigrationInfo = { status: "none" };
   private startedAt = 0;
+  /** A live migration's statistics come from the VM process. */
+  live = false;
 
   constructor(private readonly emit: (status: MigrationStatus) => void) {}
 
   get active(): boolean {
-    return this.info.status === "setup" || this.info.status === "active";
+    return (
+      this.info.status === "setup" || this.info.status === "active" || this.info.status === "device"
+    );
+  }
+
+  get status(): MigrationStatus {
+    return this.info.status;
+  }
+
+  /** A live migration's status from the VM process (and its error, at the end). */
+  changed(status: MigrationStatus, error?: string): void {
+    if (status === this.info.status) return;
+    this.info = { ...this.info, status };
+    if (error !== undefined && error !== "") this.info["error-desc"] = error;
+    this.emit(status);
+  }
+
+  /** Adds what only the control plane knows (the error) to the VM process's statistics. */
+  merge(fromVm: MigrationInfo): MigrationInfo {
+    const merged = { ...fromVm };
+    const error = this.info["error-desc"];
+    if (error !== undefined && (fromVm.status === "failed" || this.info.status === "failed")) {
+      merged["error-desc"] = error;
+    }
+    return merged;
   }
 
   snapshotInfo(): MigrationInfo {
     return structuredClone(this.info);
   }
 
-  begin(): void {
+  begin(live: boolean): void {
     this.startedAt = performance.now();
+    this.live = live;
     this.info = { status: "setup" };
     this.emit("setup");
   }

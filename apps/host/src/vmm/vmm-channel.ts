@@ -15,18 +15,28 @@ import type {
   SnapshotResult,
 } from "./device-types";
 import type { NativeVm } from "./machine";
+import type { MigrationInfo } from "./migration";
 
 export interface Hello {
   config: unknown;
   ptyPath: string | null;
-  status: "prelaunch" | "paused" | "running";
+  status: "prelaunch" | "paused" | "running" | "inmigrate";
   /** The VM process (for log lines; the control plane may be another process). */
   pid: number;
 }
 
 export type VmmEvent =
   | { event: "shutdown"; guest: true; reason: "guest-shutdown" | "guest-reset" }
-  | { event: "shutdown"; guest: false; reason: "host-signal" }
+  | { event: "shutdown"; guest: false; reason: "host-signal" | "migration" }
+  /** A live migration's status changed (docs/migration.md). */
+  | {
+      event: "migration";
+      status: string;
+      error?: string;
+      /** The destination's side: `resumed` when the guest runs now. */
+      incoming?: boolean;
+      resumed?: boolean;
+    }
   | { event: "error"; message: string }
   /** A QMP event raised by a device (BALLOON_CHANGED), passed on as it is. */
   | { event: "qmp"; name: string; data: Record<string, unknown> }
@@ -141,6 +151,15 @@ export class VmmChannel implements NativeVm {
   }
   snapshot(dir: string): Promise<SnapshotResult> {
     return this.request("snapshot", { dir }) as Promise<SnapshotResult>;
+  }
+  migrate(args: { uri: string; downtimeLimitMs: number; maxBandwidth: number }): Promise<void> {
+    return this.request("migrate", args).then(() => undefined);
+  }
+  migrateCancel(): Promise<void> {
+    return this.request("migrate-cancel").then(() => undefined);
+  }
+  migrateInfo(): Promise<MigrationInfo> {
+    return this.request("migrate-info") as Promise<MigrationInfo>;
   }
 
   /** QMP quit: the VM process ends the VM and exits 0. */

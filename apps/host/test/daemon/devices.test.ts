@@ -5,17 +5,21 @@
 // virgad makes on a bridge comes and goes with its tap; every refusal names
 // the field and leaves nothing behind.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, realpathSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { TRPCClientError } from "@trpc/client";
-import type { VmConfig } from "../../src/config/vm-config";
 import { tapName } from "../../src/daemon/taps";
 import type { DevicesInfo } from "../../src/vmm/device-types";
 import { requireKvmHost } from "../support/guest";
-import { requireTaps } from "../support/tap";
-import { ConsoleWatcher, withVirgad, type VirgadFixture, type VirgadProcess } from "./harness";
+import { ip, requireTaps, testBridge } from "../support/tap";
+import {
+  ConsoleWatcher,
+  refused,
+  storedConfig,
+  withVirgad,
+  type VirgadFixture,
+  type VirgadProcess,
+} from "./harness";
 
 const TEST = { timeout: 90000 };
 const MIB = 1024 * 1024;
@@ -27,27 +31,8 @@ const BALLOON = {
 };
 
 /** A bridge for the test run, deleted at the end. */
-const bridge = `vgtbr${process.pid % 100000}`;
-
-function ip(args: string[]): void {
-  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
-}
-
-/** Asserts a tRPC call fails with `code` and a message matching `message`. */
-async function refused(call: Promise<unknown>, code: string, message: RegExp): Promise<void> {
-  await assert.rejects(call, (error: unknown) => {
-    assert.ok(error instanceof TRPCClientError, String(error));
-    assert.equal((error.data as { code?: string } | undefined)?.code, code, error.message);
-    assert.match(error.message, message);
-    return true;
-  });
-}
-
-function storedConfig(fx: VirgadFixture, id: string): VmConfig {
-  return JSON.parse(
-    readFileSync(path.join(fx.runDir, "vms", id, "config.json"), "utf8"),
-  ) as VmConfig;
-}
+const testNet = testBridge("vgtbr");
+const bridge = testNet.name;
 
 async function running(
   virgad: VirgadProcess,
@@ -74,16 +59,11 @@ describe("virgad devices", () => {
   before(() => {
     requireKvmHost();
     requireTaps();
-    ip(["link", "add", bridge, "type", "bridge"]);
+    testNet.create();
   });
 
   after(() => {
-    // Taps a failed test left on the bridge go with it.
-    const leftOver = execFileSync("ip", ["-o", "link", "show", "master", bridge], {
-      encoding: "utf8",
-    });
-    for (const match of leftOver.matchAll(/^\d+: ([^:@]+)/gm)) ip(["link", "del", match[1] ?? ""]);
-    ip(["link", "del", bridge]);
+    testNet.remove();
   });
 
   it(

@@ -4,10 +4,12 @@
 // teardown kills every virgad and every VM it started (VMs are detached: they
 // would outlive the test otherwise). On a failure the virgad stderr, each
 // VM's log and console are added to the error.
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import {
+  TRPCClientError,
   createTRPCClient,
   createWSClient,
   httpLink,
@@ -16,6 +18,7 @@ import {
   type TRPCClient,
 } from "@trpc/client";
 import WebSocket from "ws";
+import type { VmConfig } from "../../src/config/vm-config";
 import type { AppRouter, ConsoleChunk, VmEvent } from "../../src/daemon/router";
 import { tempDir } from "../support/disk";
 import { hostDir, probeGuest, repoRoot } from "../support/paths";
@@ -346,4 +349,25 @@ export class EventWatcher {
   close(): void {
     this.subscription.unsubscribe();
   }
+}
+
+/** Asserts a tRPC call fails with `code` and a message matching `message`. */
+export async function refused(
+  call: Promise<unknown>,
+  code: string,
+  message: RegExp,
+): Promise<void> {
+  await assert.rejects(call, (error: unknown) => {
+    assert.ok(error instanceof TRPCClientError, String(error));
+    assert.equal((error.data as { code?: string } | undefined)?.code, code, error.message);
+    assert.match(error.message, message);
+    return true;
+  });
+}
+
+/** A VM's config.json as virgad stored it. */
+export function storedConfig(fx: VirgadFixture, id: string): VmConfig {
+  return JSON.parse(
+    readFileSync(path.join(fx.runDir, "vms", id, "config.json"), "utf8"),
+  ) as VmConfig;
 }

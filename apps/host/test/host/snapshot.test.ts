@@ -115,16 +115,18 @@ describe("snapshots and restore", () => {
   });
 
   it(
-    "ten clones from one template run at once, each on its own console and QMP",
+    "ten clones from one template run at once, each on its own console and QMP, each with its own generation ID",
     TEST,
     async () => {
       const tmp = tempDir();
       try {
         const template = path.join(tmp.dir, "template");
         const socket = path.join(tmp.dir, "source.sock");
+        let templateId = "";
         await withVmm([...probeArgs(), "-qmp", `unix:${socket},server,nowait`], async (vm) => {
           await vm.waitFor(/probe> /, BOOT_MS);
           await shell(vm, "mem fill 8 9", /OK mem fill/);
+          templateId = (await shell(vm, "vmgenid", /OK vmgenid ([0-9a-f]{32})/))[1] ?? "";
           await withQmp(vm, socket, async (qmp) => {
             await qmp.execute("migrate", { uri: `file:${template}` });
           });
@@ -149,12 +151,20 @@ describe("snapshots and restore", () => {
                   "running",
                 );
               });
-              return (await shell(vm, "mem sum 8", /OK mem sum (\w+)/))[1];
+              const sum = (await shell(vm, "mem sum 8", /OK mem sum (\w+)/))[1];
+              const id = (await shell(vm, "vmgenid", /OK vmgenid ([0-9a-f]{32})/))[1];
+              return { sum, id };
             },
           ),
         );
-        const sums = await Promise.all(clones);
-        assert.equal(new Set(sums).size, 1, "every clone has the template's memory");
+        const results = await Promise.all(clones);
+        assert.equal(
+          new Set(results.map((r) => r.sum)).size,
+          1,
+          "every clone has the template's memory",
+        );
+        const ids = new Set([templateId, ...results.map((r) => r.id)]);
+        assert.equal(ids.size, 11, "the template and every clone have their own generation ID");
       } finally {
         tmp.cleanup();
       }
@@ -244,8 +254,10 @@ describe("snapshots and restore", () => {
                 "file:relative/t",
                 /^uri: the snapshot directory 'relative\/t' must be an absolute path$/,
               ],
-              ["tcp:127.0.0.1:4444", /^uri: live migration \('tcp:'\) is not supported yet/],
-              ["exec:cat > /tmp/x", /^uri: 'exec:cat > \/tmp\/x' is not a migration URI/],
+              [
+                "exec:cat > /tmp/x",
+                /^uri: 'exec:cat > \/tmp\/x' is not a migration URI; expected file:<dir>, tcp:<host>:<port> or unix:<path>$/,
+              ],
             ];
             for (const [uri, desc] of cases) {
               const reply = await qmp.request("migrate", { uri });

@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 
 let counter = 0;
 
-function ip(args: string[]): void {
+export function ip(args: string[]): void {
   execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
 }
 
@@ -29,6 +29,32 @@ export function makeTap(prefix = "vt"): { name: string; remove: () => void } {
       } catch {
         // already gone
       }
+    },
+  };
+}
+
+/**
+ * A bridge for one test file, named uniquely for this process; remove()
+ * deletes it with any tap a failed test left on it.
+ */
+export function testBridge(prefix: string): {
+  name: string;
+  create: () => void;
+  remove: () => void;
+} {
+  const name = `${prefix}${process.pid % 100000}`.slice(0, 15);
+  return {
+    name,
+    create: () => {
+      ip(["link", "add", name, "type", "bridge"]);
+    },
+    remove: () => {
+      const leftOver = execFileSync("ip", ["-o", "link", "show", "master", name], {
+        encoding: "utf8",
+      });
+      for (const match of leftOver.matchAll(/^\d+: ([^:@]+)/gm))
+        ip(["link", "del", match[1] ?? ""]);
+      ip(["link", "del", name]);
     },
   };
 }

@@ -7,6 +7,7 @@ import { useTRPC } from "@/lib/trpc";
 const LINKS = [
   { href: "/vms", label: "Virtual machines" },
   { href: "/definitions", label: "Definitions" },
+  { href: "/templates", label: "Templates" },
   { href: "/hosts", label: "Hosts" },
   { href: "/audit", label: "Audit log", role: "operator" },
   { href: "/tokens", label: "API tokens" },

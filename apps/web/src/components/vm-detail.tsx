@@ -7,6 +7,7 @@ import { errorDetails, useTRPC, type RouterOutputs } from "@/lib/trpc";
 import { useVmWatch } from "@/lib/use-vm-watch";
 import { MemoryPanel } from "./memory-panel";
 import { QmpConsole } from "./qmp-console";
+import { SaveTemplate } from "./save-template";
 import { SerialConsole } from "./serial-console";
 import { StateBadge } from "./state-badge";
 import { VmDevices } from "./vm-devices";
@@ -177,6 +178,12 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
                 <th>Memory</th>
                 <td>{formatBytes(config.memoryBytes)}</td>
               </tr>
+              {data.clonedFrom !== null && (
+                <tr>
+                  <th>Cloned from</th>
+                  <td className="mono">{data.clonedFrom}</td>
+                </tr>
+              )}
               {data.exit && (
                 <tr>
                   <th>Exit</th>
@@ -201,6 +208,11 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
                   {ACTION_LABELS[action]}
                 </button>
               ))}
+            </div>
+          )}
+          {canAct && (data.state === "running" || data.state === "paused") && (
+            <div style={{ marginTop: 12 }}>
+              <SaveTemplate vmId={data.id} defaultName={`${data.hostVmId.slice(0, 40)}-tpl`} />
             </div>
           )}
         </section>

@@ -51,6 +51,12 @@ constexpr uint32_t kBlockSlots = 6;
 constexpr uint32_t kNetSlots = 2;
 constexpr uint32_t kBalloonSlot = kBlockSlots + kNetSlots;
 constexpr uint32_t kBalloonGsi = 5;
+// The VM generation ID (ACPI VMGenID): 16 bytes the guest reads at this
+// address (in the reserved top of base memory, beside the MP table), and
+// the Generic Event Device line that tells it the ID changed (a restored
+// clone), so a Linux guest reseeds its random number generator.
+constexpr uint64_t kVmGenIdAddr = 0x9f000;
+constexpr uint32_t kVmGenIdGsi = 10;
 
 // ACPI tables in the BIOS area, where kernels also scan for the RSDP.
 constexpr uint64_t kAcpiTablesAddr = 0xe0000;

@@ -23,7 +23,13 @@ import {
   virgaQueryDevices,
 } from "./devices";
 import { closefd, getfd } from "./fds";
-import { migrate, queryMigrate } from "./migrate";
+import {
+  migrate,
+  migrateCancel,
+  migrateSetParameters,
+  queryMigrate,
+  queryMigrateParameters,
+} from "./migrate";
 import { queryStats, queryStatsSchemas } from "./stats";
 import { cont, queryStatus, quit, stop, systemPowerdown, systemReset } from "./status";
 
@@ -61,6 +67,9 @@ export const COMMANDS: readonly QmpCommand[] = [
   virgaQueryBalloon,
   migrate,
   queryMigrate,
+  migrateCancel,
+  migrateSetParameters,
+  queryMigrateParameters,
 ];
 
 export const COMMAND_TABLE = makeTable(COMMANDS);

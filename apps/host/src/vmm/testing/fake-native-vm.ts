@@ -3,6 +3,7 @@
 import type { VmConfig } from "../../config/vm-config";
 import { Machine, type NativeVm } from "../machine";
 import type { ShutdownReason, VcpuState } from "../control";
+import type { MigrationInfo } from "../migration";
 import type {
   BalloonInfo,
   BlockdevAddArgs,
@@ -67,6 +68,15 @@ export class FakeNativeVm implements NativeVm {
   snapshot(dir: string): Promise<SnapshotResult> {
     this.requests.push({ op: "snapshot", args: { dir } });
     return Promise.resolve({ stateBytes: 1000, memoryBytes: 2000, totalBytes: 1 << 28, ms: 3 });
+  }
+  migrate(args: { uri: string; downtimeLimitMs: number; maxBandwidth: number }): Promise<void> {
+    return this.record("migrate", args);
+  }
+  migrateCancel(): Promise<void> {
+    return this.record("migrate-cancel", {});
+  }
+  migrateInfo(): Promise<MigrationInfo> {
+    return Promise.resolve({ status: "active" });
   }
   devices(): Promise<DevicesInfo> {
     return Promise.resolve({ block: [], net: [], balloon: null, backends: { block: [], net: [] } });

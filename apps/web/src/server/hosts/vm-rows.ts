@@ -17,6 +17,7 @@ export async function upsertVm(host: Host, summary: VmSummary, definitionId?: st
   });
   const fields = {
     name: summary.name,
+    clonedFrom: summary.clonedFrom,
     state: summary.state,
     pid: summary.pid,
     config: JSON.stringify(summary.config),

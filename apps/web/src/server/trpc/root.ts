@@ -3,6 +3,7 @@ import { auditRouter } from "./routers/audit";
 import { authRouter } from "./routers/auth";
 import { definitionsRouter } from "./routers/definitions";
 import { hostsRouter } from "./routers/hosts";
+import { templatesRouter } from "./routers/templates";
 import { imagesRouter } from "./routers/images";
 import { tokensRouter } from "./routers/tokens";
 import { usersRouter } from "./routers/users";
@@ -19,6 +20,7 @@ export const appRouter = router({
   /** Lifecycle, QMP and events (vms.ts) with disks, NICs and the balloon (vm-devices.ts). */
   vms: mergeRouters(vmsRouter, vmDevicesRouter),
   images: imagesRouter,
+  templates: templatesRouter,
   audit: auditRouter,
 });
 

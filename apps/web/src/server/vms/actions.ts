@@ -16,7 +16,8 @@ import { findHost, findVm, onHost } from "./lookup";
 export const VM_ACTIONS = ["start", "pause", "resume", "quit", "kill", "delete"] as const;
 export type VmAction = (typeof VM_ACTIONS)[number];
 
-async function record(host: Host, summary: VmSummary, definitionId?: string | null) {
+/** Stores what virgad answered about a VM and tells the browsers. */
+export async function recordVm(host: Host, summary: VmSummary, definitionId?: string | null) {
   const row = await upsertVm(host, summary, definitionId);
   hub().publish({
     vmId: row.id,
@@ -69,12 +70,12 @@ export async function createVm(input: {
     }
   }
   if (nics.length > 0) created = await onHost(host, (c) => c.vm.get.query({ id }));
-  let row = await record(host, created, definition.id);
+  let row = await recordVm(host, created, definition.id);
   if (input.start ?? true) {
     const started = await onHost(host, (c) =>
       c.vm.start.mutate({ id: created.id, paused: input.paused ?? false }),
     );
-    row = await record(host, started, definition.id);
+    row = await recordVm(host, started, definition.id);
   }
   return row;
 }
@@ -123,7 +124,7 @@ export async function runAction(id: string, action: VmAction) {
         return c.vm.kill.mutate(target);
     }
   });
-  const row = await record(vm.host, summary);
+  const row = await recordVm(vm.host, summary);
   return { id: row.id, state: row.state };
 }
 

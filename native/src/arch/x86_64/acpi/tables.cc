@@ -76,6 +76,24 @@ Bytes BuildDsdt(const AcpiLayout& layout) {
                                                                                        false, false)})),
                                       Method("_EVT", 1, {Notify("\\_SB.PWRB", 0x80)}),
                                   }));
+  if (layout.vmgenid_addr != 0) {
+    // Linux's vmgenid driver matches either id and reads ADDR: the ID's
+    // physical address as a package of its low and high 32 bits.
+    devices.push_back(Device("VGEN", {
+                                         Name("_HID", String("VMGENCTR")),
+                                         Name("_CID", String("VM_GEN_COUNTER")),
+                                         Name("_UID", Integer(0)),
+                                         Name("ADDR", Package({Integer(layout.vmgenid_addr & 0xffffffff),
+                                                               Integer(layout.vmgenid_addr >> 32)})),
+                                     }));
+    devices.push_back(Device("GED1", {
+                                         Name("_HID", String("ACPI0013")),
+                                         Name("_UID", Integer(1)),
+                                         Name("_CRS", ResourceTemplate({ExtendedInterrupt(layout.vmgenid_gsi, true,
+                                                                                          false, false)})),
+                                         Method("_EVT", 1, {Notify("\\_SB.VGEN", 0x80)}),
+                                     }));
+  }
   for (size_t i = 0; i < layout.virtio_slots.size(); ++i) {
     const auto& slot = layout.virtio_slots[i];
     char name[5];

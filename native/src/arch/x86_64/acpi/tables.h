@@ -24,6 +24,10 @@ struct AcpiLayout {
   uint32_t ioapic_id;
   std::vector<VirtioMmioSlot> virtio_slots;
   uint32_t power_button_gsi;  // Generic Event Device interrupt that means "power button pressed"
+  // The VM generation ID's address and the interrupt that announces a new
+  // one (0: no VMGenID device).
+  uint64_t vmgenid_addr = 0;
+  uint32_t vmgenid_gsi = 0;
 };
 
 // Writes every table into guest memory; returns the RSDP's address.
