@@ -9,4 +9,5 @@ CORE_SOURCES := chardev/chardev.cc devices/bus.cc devices/i8042.cc devices/rtc_c
         virtio/mmio_transport.cc arch/x86_64/boot_info.cc arch/x86_64/cpuid.cc \
         arch/x86_64/kernel_loader.cc arch/x86_64/mptable.cc \
         arch/x86_64/acpi/aml.cc arch/x86_64/acpi/tables.cc \
-        cli/command_line.cc cli/config_json.cc cli/flags.cc cli/option_items.cc
+        cli/command_line.cc cli/config_json.cc cli/flags.cc cli/option_items.cc \
+        migration/channel.cc migration/pages.cc migration/incoming.cc

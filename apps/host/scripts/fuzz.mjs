@@ -109,7 +109,13 @@ if (options.seeds) {
 }
 
 // Inputs that describe a whole guest RAM image need room beyond libFuzzer's 4 KiB default.
-const maxLen = { virtio_blk: 65536, virtio_net: 65536, virtio_mmio: 65536, state_file: 65536 };
+const maxLen = {
+  virtio_blk: 65536,
+  virtio_net: 65536,
+  virtio_mmio: 65536,
+  state_file: 65536,
+  migration_stream: 65536,
+};
 
 if (options.merge) {
   // libFuzzer's merge keeps, of the second folder's inputs, those that add

@@ -13,7 +13,6 @@ constexpr uint64_t kFeaturePageReporting = 1ULL << 5;
 
 // The balloon's unit, whatever the guest's page size (5.5.6).
 constexpr uint64_t kPageShift = 12;
-constexpr uint64_t kPageSize = 1ULL << kPageShift;
 
 struct __attribute__((packed)) StatEntry {
   uint16_t tag;
