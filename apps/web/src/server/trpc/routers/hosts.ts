@@ -1,9 +1,12 @@
-// hosts.*: the machines running virgad. Adding one checks its URL and token
-// by asking it for host.info.
+// hosts.*: the machines running virgad. Adding one checks its URL (http or
+// https; a redirect is refused) and token by asking it for host.info. Why a
+// host is unreachable is shown to admins only.
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import type { Host } from "@virga/prisma";
 import { db } from "../../db";
+import type { Role } from "../../auth/roles";
+import { hostErrorFor } from "../../hosts/unreachable";
 import { forgetHost, hostError, virgad, type HostInfo } from "../../hosts/virgad";
 import { reconcileHost } from "../../hosts/watcher";
 import { findHost } from "../../vms/lookup";
@@ -11,19 +14,23 @@ import { adminProcedure, router, viewerProcedure } from "../trpc";
 
 const INFO_TIMEOUT_MS = 3000;
 
-function publicHost(host: Host) {
+/** A host as `role` may see it: why it is unreachable only for admins. */
+function publicHost(host: Host, role: Role) {
   return {
     id: host.id,
     name: host.name,
     url: host.url,
     isLocal: host.isLocal,
     lastSeenAt: host.lastSeenAt,
-    lastError: host.lastError,
+    lastError: hostErrorFor(host.name, host.lastError, role),
     createdAt: host.createdAt,
   };
 }
 
-async function liveInfo(host: Host): Promise<{ info: HostInfo | null; error: string | null }> {
+async function liveInfo(
+  host: Host,
+  role: Role,
+): Promise<{ info: HostInfo | null; error: string | null }> {
   try {
     const info = await Promise.race([
       virgad(host).host.info.query(),
@@ -35,7 +42,10 @@ async function liveInfo(host: Host): Promise<{ info: HostInfo | null; error: str
     ]);
     return { info, error: null };
   } catch (error) {
-    return { info: null, error: hostError(error, host.name).message };
+    return {
+      info: null,
+      error: hostErrorFor(host.name, hostError(error, host.name).message, role),
+    };
   }
 }
 
@@ -54,16 +64,18 @@ const hostInput = z.object({
 
 export const hostsRouter = router({
   /** Every host with its live facts (CPUs, memory, KVM, VMs), or why they are missing. */
-  list: viewerProcedure.query(async () => {
+  list: viewerProcedure.query(async ({ ctx }) => {
+    const role = ctx.principal.role;
     const hosts = await db().host.findMany({ orderBy: { createdAt: "asc" } });
     return Promise.all(
-      hosts.map(async (host) => ({ ...publicHost(host), ...(await liveInfo(host)) })),
+      hosts.map(async (host) => ({ ...publicHost(host, role), ...(await liveInfo(host, role)) })),
     );
   }),
 
-  get: viewerProcedure.input(z.object({ id: z.string().min(1) })).query(async ({ input }) => {
+  get: viewerProcedure.input(z.object({ id: z.string().min(1) })).query(async ({ ctx, input }) => {
     const host = await findHost(input.id);
-    return { ...publicHost(host), ...(await liveInfo(host)) };
+    const role = ctx.principal.role;
+    return { ...publicHost(host, role), ...(await liveInfo(host, role)) };
   }),
 
   add: adminProcedure.input(hostInput).mutation(async ({ ctx, input }) => {
@@ -93,7 +105,7 @@ export const hostsRouter = router({
     });
     ctx.audit.target = host.name;
     await reconcileHost(host);
-    return publicHost(host);
+    return publicHost(host, ctx.principal.role);
   }),
 
   remove: adminProcedure
