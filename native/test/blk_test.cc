@@ -1,11 +1,8 @@
 #include "virtio/blk.h"
 
 #include <fcntl.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -273,26 +270,15 @@ TEST("virtio-blk: an unaligned O_DIRECT request bounces in bounded chunks, not o
   memory.WriteObj<uint16_t>(kAvail + 4, 0);
   memory.WriteObj<uint16_t>(kAvail + 2, 1);
   memory.WriteObj<uint8_t>(kStatus, 0xff);
-  pid_t child = ::fork();
-  if (child == 0) {
-    long pages = 0;
-    FILE* statm = std::fopen("/proc/self/statm", "r");
-    if (statm == nullptr || std::fscanf(statm, "%ld", &pages) != 1) ::_exit(3);
-    std::fclose(statm);
-    rlimit limit{};
-    limit.rlim_cur = limit.rlim_max = static_cast<rlim_t>(pages) * ::sysconf(_SC_PAGESIZE) + (16 << 20);
-    if (::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(4);
+  int code = test::ExitCodeWithSpareAddressSpace(16 << 20, [&] {
     blk.ProcessQueue(0);
     uint8_t status = 0xff;
     memory.ReadObj(kStatus, &status);
     char tail[3] = {};
     memory.Read(kBuffer + kBytes - 3, tail, 3);
-    ::_exit(status == 0 && std::memcmp(tail, "end", 3) == 0 ? 0 : 1);
-  }
-  int wait_status = 0;
-  EXPECT_EQ(::waitpid(child, &wait_status, 0), child);
-  EXPECT_TRUE(WIFEXITED(wait_status));
-  EXPECT_EQ(WEXITSTATUS(wait_status), 0);  // 1: the request failed (or read wrong bytes) under the limit
+    return status == 0 && std::memcmp(tail, "end", 3) == 0 ? 0 : 1;
+  });
+  EXPECT_EQ(code, 0);  // 1: the request failed (or read wrong bytes) under the limit
 }
 
 }  // namespace
