@@ -24,6 +24,9 @@
         "src/chardev/chardev.cc",
         "src/common/json.cc",
         "src/devices/bus.cc",
+        "src/devices/pci/config_space.cc",
+        "src/devices/pci/msix.cc",
+        "src/devices/pci/root_bus.cc",
         "src/devices/i8042.cc",
         "src/devices/rtc_cmos.cc",
         "src/devices/serial_8250.cc",
@@ -46,7 +49,9 @@
         "src/vm/coalesced_writes.cc",
         "src/vm/machine.cc",
         "src/vm/machine_layout.cc",
+        "src/vm/microvm.cc",
         "src/vm/microvm_devices.cc",
+        "src/vm/q35.cc",
         "src/vm/snapshot.cc",
         "src/vm/vcpu_state.cc"
       ]

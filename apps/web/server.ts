@@ -12,6 +12,7 @@ import next from "next";
 import { WebSocketServer } from "ws";
 import { sameOrigin } from "./src/server/auth/principal";
 import { bootstrap } from "./src/server/bootstrap";
+import { startRetentionSweeps } from "./src/server/retention";
 import { db } from "./src/server/db";
 import { env } from "./src/server/env";
 import { startHostWatchers } from "./src/server/hosts/watcher";
@@ -68,6 +69,14 @@ async function handleApi(req: IncomingMessage, res: ServerResponse, pathname: st
 }
 
 async function main(): Promise<void> {
+  // A promise nobody awaited failing (a busy database, a host that went
+  // away mid-call) is logged; it must not end the portal and, through
+  // `npm start`, the virgad beside it.
+  process.on("unhandledRejection", (reason: unknown) => {
+    console.error(
+      `[portal] unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`,
+    );
+  });
   const settings = env();
   const report = await bootstrap();
 
@@ -128,6 +137,7 @@ async function main(): Promise<void> {
   });
 
   const stopWatchers = startHostWatchers();
+  const stopSweeps = startRetentionSweeps();
   await new Promise<void>((resolve) =>
     server.listen(settings.VIRGA_PORTAL_PORT, settings.VIRGA_PORTAL_HOST, resolve),
   );
@@ -154,6 +164,7 @@ async function main(): Promise<void> {
     if (closing) return;
     closing = true;
     stopWatchers();
+    stopSweeps();
     for (const client of wss.clients) client.terminate();
     server.closeAllConnections();
     server.close(() => {

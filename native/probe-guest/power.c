@@ -50,6 +50,18 @@ void power_crash(void)
     halt_forever();
 }
 
+/* `reboot cf9`: the chipset's reset control register, as Linux's
+ * reboot=pci does on a PC (Q35 and PIIX): bit 2 starts the reset, bit 1
+ * makes it a hard one. */
+void power_reboot_cf9(void)
+{
+    irq_disable();
+    serial_flush();
+    outb(0xcf9, 0x06);
+    triple_fault();
+    halt_forever();
+}
+
 void power_reboot(void)
 {
     irq_disable();

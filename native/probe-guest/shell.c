@@ -102,9 +102,10 @@ static void cmd_help(int argc, char **argv)
             "  mem dirty <MiB> <MiB/s>\n"
             "  mem check\n"
             "  vmgenid\n"
+            "  pci\n"
             "  mmio <slot> <count>\n"
             "  poweroff\n"
-            "  reboot\n"
+            "  reboot [cf9]\n"
             "  crash\n"
             "OK help\n");
 }
@@ -407,6 +408,16 @@ static void cmd_vmgenid(int argc, char **argv)
     kprintf("OK vmgenid %s\n", hex);
 }
 
+static void cmd_pci(int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1) {
+        kprintf("ERR pci usage: pci\n");
+        return;
+    }
+    pci_scan();
+}
+
 static void cmd_mmio(int argc, char **argv)
 {
     u64 slot, count, cycles;
@@ -490,9 +501,14 @@ static void cmd_poweroff(int argc, char **argv)
 
 static void cmd_reboot(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    bool cf9 = argc == 2 && !strcmp(argv[1], "cf9");
+    if (argc > 2 || (argc == 2 && !cf9)) {
+        kprintf("ERR reboot usage: reboot [cf9]\n");
+        return;
+    }
     kprintf("OK reboot\n");
+    if (cf9)
+        power_reboot_cf9();
     power_reboot();
 }
 
@@ -519,6 +535,7 @@ static const struct {
     { "mem", cmd_mem },
     { "mmio", cmd_mmio },
     { "vmgenid", cmd_vmgenid },
+    { "pci", cmd_pci },
     { "poweroff", cmd_poweroff },
     { "reboot", cmd_reboot },
     { "crash", cmd_crash },

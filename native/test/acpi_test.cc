@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -119,6 +120,53 @@ TEST("acpi: APIC ids past 254 get x2APIC entries in the MADT, never a truncated 
   EXPECT_TRUE(x2apic_nmi);
   layout.ioapic_id = 301;
   EXPECT_THROWS_WITH(WriteAcpiTables(memory, layout), "IOAPIC id 301 does not fit");
+}
+
+TEST("acpi: a PCI host adds an MCFG with its ECAM window and a PNP0A08 bridge with its windows to the DSDT") {
+  GuestMemory memory(64 << 20, x86::kMmioHoleStart);
+  AcpiLayout layout{{0}, {0}, 1, {}};
+  layout.pci = PciHost{0xe0000000, 255, 0xc0000000, 0x20000000};
+  uint8_t* rsdp = memory.Translate(WriteAcpiTables(memory, layout), 36);
+  uint64_t xsdt_at;
+  std::memcpy(&xsdt_at, rsdp + 24, 8);
+  uint8_t* xsdt = memory.Translate(xsdt_at, 36);
+  uint32_t xsdt_len;
+  std::memcpy(&xsdt_len, xsdt + 4, 4);
+  EXPECT_EQ(xsdt_len, 36u + 24u);
+  uint64_t mcfg_at, fadt_at, dsdt_at;
+  std::memcpy(&fadt_at, xsdt + 36, 8);
+  std::memcpy(&mcfg_at, xsdt + 36 + 16, 8);
+  uint8_t* mcfg = memory.Translate(mcfg_at, 60);
+  EXPECT_TRUE(std::memcmp(mcfg, "MCFG", 4) == 0);
+  uint32_t mcfg_len;
+  std::memcpy(&mcfg_len, mcfg + 4, 4);
+  EXPECT_EQ(mcfg_len, 60u);
+  EXPECT_EQ(Sum(mcfg, mcfg_len), 0);
+  uint64_t ecam;
+  std::memcpy(&ecam, mcfg + 44, 8);
+  EXPECT_EQ(ecam, 0xe0000000u);
+  EXPECT_EQ(mcfg[54], 0);
+  EXPECT_EQ(mcfg[55], 255);
+  std::memcpy(&dsdt_at, memory.Translate(fadt_at, 148) + 140, 8);
+  uint8_t* dsdt = memory.Translate(dsdt_at, 36);
+  uint32_t dsdt_len;
+  std::memcpy(&dsdt_len, dsdt + 4, 4);
+  Bytes body(dsdt, dsdt + dsdt_len);
+  auto contains = [&body](const Bytes& needle) {
+    return std::search(body.begin(), body.end(), needle.begin(), needle.end()) != body.end();
+  };
+  EXPECT_TRUE(contains(EisaId("PNP0A08")));
+  EXPECT_TRUE(contains(EisaId("PNP0C02")));
+  // The bus range and the 32-bit window, as the guest's _CRS parser reads them.
+  EXPECT_TRUE(contains(WordBusNumber(0, 255)));
+  EXPECT_TRUE(contains(DWordMemory(0xc0000000, 0xdfffffff)));
+  EXPECT_TRUE(contains(Memory32Fixed(0xe0000000, 0x10000000, true)));
+}
+
+TEST("aml: a word bus-number descriptor is 16 bytes with its range and length") {
+  Bytes d = WordBusNumber(0, 255);
+  EXPECT_TRUE(d == Bytes({0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0, 0, 0xff, 0, 0, 0, 0x00, 0x01}));
+  EXPECT_EQ(DWordMemory(0xc0000000, 0xdfffffff).size(), 26u);
 }
 
 }  // namespace

@@ -201,7 +201,7 @@ const bool kDeviceBad =
                 {"virtio-balloon-device,drive=d", "unknown option 'drive'"},
                 {"virtio-balloon-device,addr=1", "unknown option 'addr'"},
                 {"virtio-blk-device,drive=d,addr=vdb", "addr must be a slot number"},
-                {"virtio-blk-pci,drive=d", "virtio-blk-pci needs -machine q35, not supported yet"},
+                {"virtio-blk-pci,drive=d", "virtio-blk-pci not built yet"},
                 {"e1000,drive=d", "unknown device 'e1000'"},
                 {"virtio-blk-device", "missing drive="},
                 {"virtio-blk-device,drive=d,serial=x", "unknown option 'serial'"},
@@ -259,6 +259,8 @@ TEST("command line: the seed's microvm command and its defaults") {
   VmmConfig dash = Parse({"--kernel", "k", "-D"});
   EXPECT_TRUE(dash.log_file && dash.log_file->empty());
   ExpectSame(Parse({"-kernel", "k", "-name", "guest=vm2"}).name.value_or(""), "vm2");
+  ExpectSame(d.machine, "microvm");
+  ExpectSame(Parse({"-machine", "type=q35", "-kernel", "k"}).machine, "q35");
 }
 
 TEST("command line: -device order is slot order, whatever the -drive order") {
@@ -285,7 +287,10 @@ const bool kCommandLineBad = [] {
       {{"-kernel", ""}, "^-kernel: empty path; expected <path"},
       {{"-kernel", "k", "-name", ""}, "^-name: empty name"},
       {{"-kernel", "k", "-S", "x"}, "^x: unexpected argument 'x'"},
-      {{"-machine", "q35", "-kernel", "k"}, "^-machine: machine 'q35' is not supported yet"},
+      {{"-machine", "pc", "-kernel", "k"}, "^-machine: machine 'pc' is not supported yet"},
+      {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-device", "virtio-blk-device,drive=a"},
+       "^-device: the q35 machine takes no virtio-mmio devices"},
+      {{"-machine", "q35", "-kernel", "k", "-incoming", "file:/snap"}, "^-incoming: the q35 machine has no snapshots"},
       {{"-machine", "microvm,accel=tcg", "-kernel", "k"}, "^-machine: unknown option 'accel'"},
       {{"-kernel", "k", "-boot-entry", "efi"}, "^-boot-entry: unknown entry; expected linux64\\|pvh"},
       {{"-kernel", "k", "-device", "virtio-net-device,netdev=nope"}, "^-device: unknown netdev 'nope'"},

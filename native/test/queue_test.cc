@@ -69,6 +69,59 @@ TEST("virtqueue: an out-of-range head or next index yields an empty chain") {
   EXPECT_TRUE(chain.has_value() && chain->segments.empty());
 }
 
+// An indirect table at 0x6000: entry i at 0x6000 + 16 i.
+void IndirectEntry(GuestMemory& memory, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
+  constexpr uint64_t kTable = 0x6000;
+  memory.WriteObj(kTable + 16 * i, addr);
+  memory.WriteObj(kTable + 16 * i + 8, len);
+  memory.WriteObj(kTable + 16 * i + 12, flags);
+  memory.WriteObj(kTable + 16 * i + 14, next);
+}
+
+TEST("virtqueue: an indirect descriptor's table is the chain, once the feature is negotiated") {
+  QueueFixture f;
+  f.queue.set_indirect(true);
+  IndirectEntry(f.memory, 0, 0x8000, 12, 1, 2);  // entries may come in any order
+  IndirectEntry(f.memory, 2, 0x9000, 1500, 1, 1);
+  IndirectEntry(f.memory, 1, 0xa000, 4096, 0, 0);
+  f.Desc(5, 0x6000, 3 * 16, 4, 0);
+  f.Publish(0, 5, 1);
+  auto chain = f.queue.Pop(f.memory);
+  EXPECT_TRUE(chain.has_value());
+  EXPECT_EQ(chain->head, 5);
+  EXPECT_EQ(chain->segments.size(), 3u);
+  EXPECT_EQ(chain->segments[1].length, 1500u);
+  EXPECT_EQ(chain->segments[2].address, 0xa000u);
+}
+
+TEST("virtqueue: indirect descriptors are refused unnegotiated, chained on, nested, looping or unaligned") {
+  auto pop_with = [](bool negotiated, uint16_t flags, uint32_t table_len, auto&& fill) {
+    QueueFixture f;
+    f.queue.set_indirect(negotiated);
+    fill(f.memory);
+    f.Desc(0, 0x6000, table_len, flags, 1);
+    f.Desc(1, 0x8000, 16, 0, 0);
+    f.Publish(0, 0, 1);
+    auto chain = f.queue.Pop(f.memory);
+    return chain.has_value() ? chain->segments.size() : 99;
+  };
+  auto plain = [](GuestMemory& m) { IndirectEntry(m, 0, 0x8000, 16, 0, 0); };
+  EXPECT_EQ(pop_with(true, 4, 16, plain), 1u);
+  EXPECT_EQ(pop_with(false, 4, 16, plain), 0u);
+  EXPECT_EQ(pop_with(true, 4 | 1, 16, plain), 0u);  // INDIRECT with NEXT
+  EXPECT_EQ(pop_with(true, 4, 20, plain), 0u);      // not a whole number of entries
+  EXPECT_EQ(pop_with(true, 4, 0, plain), 0u);
+  EXPECT_EQ(pop_with(true, 4, 16 * 4096, plain), 0u);  // past the bound
+  EXPECT_EQ(pop_with(true, 4, 16, [](GuestMemory& m) { IndirectEntry(m, 0, 0x6000, 16, 4, 0); }), 0u);
+  EXPECT_EQ(pop_with(true, 4, 32,
+                     [](GuestMemory& m) {
+                       IndirectEntry(m, 0, 0x8000, 16, 1, 1);
+                       IndirectEntry(m, 1, 0x8000, 16, 1, 0);
+                     }),
+            0u);
+  EXPECT_EQ(pop_with(true, 4, 16, [](GuestMemory& m) { IndirectEntry(m, 0, 0x8000, 16, 1, 7); }), 0u);
+}
+
 TEST("virtqueue: rings outside guest memory or a bad size make the queue invalid") {
   QueueFixture f;
   f.queue.used_ring = (1 << 20) - 8;

@@ -67,7 +67,9 @@ function killVms(runDir: string): void {
   }
 }
 
-export async function startStack(options: { readyTimeoutMs?: number } = {}): Promise<Stack> {
+export async function startStack(
+  options: { readyTimeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<Stack> {
   const dataDir = mkdtempSync(path.join(tmpdir(), "virga-portal-test-"));
   const [portalPort, hostPort] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${portalPort}`;
@@ -85,6 +87,7 @@ export async function startStack(options: { readyTimeoutMs?: number } = {}): Pro
         VIRGA_HOST_LISTEN: `127.0.0.1:${hostPort}`,
         VIRGA_ADMIN_PASSWORD: ADMIN_PASSWORD,
         VIRGA_DATABASE_URL: "",
+        ...options.env,
       },
       stdio: ["ignore", "pipe", "pipe"],
     },
@@ -124,6 +127,52 @@ export async function startStack(options: { readyTimeoutMs?: number } = {}): Pro
     await sleep(250);
   }
   return { url, hostUrl, dataDir, adminPassword: ADMIN_PASSWORD, output: () => output, stop };
+}
+
+/** A second virgad for the stack (a host of its own: run directory, port, token). */
+export interface ExtraHost {
+  url: string;
+  token: string;
+  runDir: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts `virgad` on `<dataDir>/<name>` with the default image directories, as the local host has. */
+export async function startExtraHost(stack: Stack, name: string): Promise<ExtraHost> {
+  const runDir = path.join(stack.dataDir, name);
+  let output = "";
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(REPO_ROOT, "apps", "host", "bin", "virgad.js"),
+      "--listen",
+      "127.0.0.1:0",
+      "--run-dir",
+      runDir,
+    ],
+    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  const stop = async () => {
+    killVms(runDir);
+    if (running()) child.kill("SIGKILL");
+    for (let i = 0; i < 50 && running(); i++) await sleep(100);
+    killVms(runDir);
+  };
+  const deadline = Date.now() + 30_000;
+  let match: RegExpExecArray | null = null;
+  while ((match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)) === null) {
+    if (!running() || Date.now() > deadline) {
+      await stop();
+      throw new Error(`virgad '${name}' did not start:\n${output}`);
+    }
+    await sleep(100);
+  }
+  const token = readFileSync(path.join(runDir, "token"), "utf8").trim();
+  return { url: match[1] ?? "", token, runDir, output: () => output, stop };
 }
 
 /** A raw HTTP answer: status and parsed JSON body. */

@@ -3,6 +3,7 @@
 // committed migrations.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { scryptSync } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -89,10 +90,19 @@ const probeConfig = {
 describe("passwords", () => {
   it("hash with scrypt and verify; a wrong password fails", async () => {
     const stored = await m.secrets.hashPassword("correct horse");
-    assert.match(stored, /^scrypt\$16384\$8\$1\$/);
+    assert.match(stored, /^scrypt\$16384\$8\$5\$/, "OWASP's N=2^14, r=8, p=5");
     assert.equal(await m.secrets.verifyPassword("correct horse", stored), true);
     assert.equal(await m.secrets.verifyPassword("wrong horse", stored), false);
     assert.notEqual(await m.secrets.hashPassword("correct horse"), stored, "salted");
+    assert.equal(m.secrets.needsRehash(stored), false);
+  });
+
+  it("verify a hash of an older, cheaper cost, and ask for it to be made again", async () => {
+    const salt = Buffer.alloc(16, 7);
+    const key = scryptSync("correct horse", salt, 64, { N: 16384, r: 8, p: 1 });
+    const old = ["scrypt", 16384, 8, 1, salt.toString("base64"), key.toString("base64")].join("$");
+    assert.equal(await m.secrets.verifyPassword("correct horse", old), true);
+    assert.equal(m.secrets.needsRehash(old), true);
   });
 });
 

@@ -136,6 +136,16 @@ void smp_boot(void);
 void ap_main(void);
 
 /* virtio_mmio.c / virtio_blk.c / virtio_net.c / virtio_balloon.c */
+/* pci.c: ECAM, found through the ACPI MCFG */
+struct pci_ecam {
+    u64 base;
+    u8 first_bus, last_bus;
+};
+bool pci_ecam(struct pci_ecam *out);
+u32 pci_read32(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 reg);
+void pci_write32(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 reg, u32 value);
+void pci_scan(void);
+
 void virtio_probe_cmdline(const char *cmdline);
 void virtio_irq(u32 gsi);
 bool virtio_mmio_latency(int slot, u64 count, u64 *cycles);
@@ -189,5 +199,6 @@ void shell_run(void) __attribute__((noreturn));
 void print_info_markers(void);
 void power_off(void) __attribute__((noreturn));
 void power_reboot(void) __attribute__((noreturn));
+void power_reboot_cf9(void) __attribute__((noreturn));
 void power_crash(void) __attribute__((noreturn));
 void halt_forever(void) __attribute__((noreturn));

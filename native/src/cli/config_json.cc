@@ -24,7 +24,7 @@ const char* SerialKind(Serial::Kind kind) {
 std::string ToJson(const VmmConfig& c) {
   std::string out = "{";
   if (c.name) out += "\"name\":" + JsonQuote(*c.name) + ",";
-  out += "\"machine\":\"microvm\",\"kernel\":" + JsonQuote(c.kernel) + ",";
+  out += "\"machine\":" + JsonQuote(c.machine) + ",\"kernel\":" + JsonQuote(c.kernel) + ",";
   if (c.initrd) out += "\"initrd\":" + JsonQuote(*c.initrd) + ",";
   out += "\"append\":" + JsonQuote(c.append) + ",";
   out += std::string("\"bootEntry\":\"") + (c.boot_entry == BootEntryKind::kPvh ? "pvh" : "linux64") + "\",";

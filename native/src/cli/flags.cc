@@ -27,7 +27,7 @@ constexpr char kSmpSyntax[] = "[cpus=]n[,maxcpus=n][,sockets=n][,cores=n][,threa
 constexpr char kMemorySyntax[] = "[size=]n[K|M|G|T] (MiB when no suffix, 16M..256G, whole MiB)";
 constexpr char kSerialSyntax[] = "stdio|pty|none|file,path=<path>|socket,path=<path>,server,nowait";
 constexpr char kQmpSyntax[] = "unix:<path>,server,nowait|tcp:<host>:<port>,server,nowait[,rate-limit=n]";
-constexpr char kMachineSyntax[] = "[type=]microvm";
+constexpr char kMachineSyntax[] = "[type=]microvm|q35";
 constexpr char kBootEntrySyntax[] = "linux64|pvh";
 constexpr char kNameSyntax[] = "[guest=]<name>";
 constexpr char kIncomingSyntax[] =
@@ -72,7 +72,7 @@ std::function<void(const std::optional<std::string>&, VmmConfig&)> Switch(std::s
   };
 }
 
-void ParseMachine(const std::string& text) {
+void ParseMachine(const std::string& text, VmmConfig& config) {
   std::optional<std::string> type;
   for (const OptionItem& item : ParseItems(text)) {
     if (!type && (!item.key || *item.key == "type")) {
@@ -81,8 +81,11 @@ void ParseMachine(const std::string& text) {
       throw UsageError::Expected("-machine", kMachineSyntax, text, "unknown option '" + Label(item) + "'");
     }
   }
-  if (type && *type == "microvm") return;
-  static const std::set<std::string> kNotYet = {"q35", "standard", "pc", "virt", "pc-q35"};
+  if (type && (*type == "microvm" || *type == "q35")) {
+    config.machine = *type;
+    return;
+  }
+  static const std::set<std::string> kNotYet = {"standard", "pc", "virt", "pc-q35"};
   if (type && kNotYet.count(*type)) {
     throw UsageError::Expected("-machine", kMachineSyntax, text, "machine '" + *type + "' is not supported yet");
   }
@@ -218,11 +221,11 @@ Drive ParseDrive(const std::string& text) {
 Device ParseDevice(const std::string& text) {
   auto bad = [&](const std::string& problem) { return UsageError::Expected("-device", kDeviceSyntax, text, problem); };
   static const std::map<std::string, std::string> kLater = {
-      {"virtio-blk-pci", "needs -machine q35, not supported yet"},
-      {"virtio-net-pci", "needs -machine q35, not supported yet"},
-      {"pcie-root-port", "needs -machine q35, not supported yet"},
-      {"vfio-pci", "needs -machine q35, not supported yet"},
-      {"virtio-balloon-pci", "needs -machine q35, not supported yet"},
+      {"virtio-blk-pci", "not built yet (docs/q35.md says what -machine q35 has)"},
+      {"virtio-net-pci", "not built yet (docs/q35.md says what -machine q35 has)"},
+      {"pcie-root-port", "not built yet (docs/q35.md says what -machine q35 has)"},
+      {"vfio-pci", "not built yet (docs/q35.md says what -machine q35 has)"},
+      {"virtio-balloon-pci", "not built yet (docs/q35.md says what -machine q35 has)"},
   };
   std::vector<OptionItem> items = ParseItems(text);
   // The driver first: an unsupported device gets its own message, whatever its options.
@@ -457,8 +460,8 @@ std::string FormatNetdev(const Netdev& netdev) {
 const std::vector<FlagSpec>& AllFlags() {
   using A = FlagSpec::Arity;
   static const std::vector<FlagSpec> kFlags = {
-      {"-machine", kMachineSyntax, A::kValue, false, "machine type (microvm; the default)",
-       [](const std::optional<std::string>& v, VmmConfig&) { ParseMachine(Require("-machine", kMachineSyntax, v)); }},
+      {"-machine", kMachineSyntax, A::kValue, false, "machine type: microvm (the default) or q35 (docs/q35.md)",
+       [](const std::optional<std::string>& v, VmmConfig& c) { ParseMachine(Require("-machine", kMachineSyntax, v), c); }},
       {"-kernel", kKernelSyntax, A::kValue, false, "guest kernel image (required)",
        PathInto("-kernel", kKernelSyntax, [](VmmConfig& c, const std::string& p) { c.kernel = p; })},
       {"-initrd", kInitrdSyntax, A::kValue, false, "initial ramdisk",

@@ -71,6 +71,7 @@ enum class BootEntryKind { kLinux64, kPvh };
 
 struct VmmConfig {
   std::optional<std::string> name;
+  std::string machine = "microvm";  // -machine: "microvm" or "q35"
   std::string kernel;
   std::optional<std::string> initrd;
   std::string append;

@@ -15,6 +15,11 @@ void Bus::Insert(uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device
   ranges_.emplace(base, Range{size, std::move(device)});
 }
 
+bool Bus::Remove(uint64_t base) {
+  std::unique_lock guard(lock_);
+  return ranges_.erase(base) > 0;
+}
+
 std::shared_ptr<BusDevice> Bus::Find(uint64_t address, uint64_t* offset) const {
   std::shared_lock guard(lock_);
   auto it = ranges_.upper_bound(address);

@@ -21,6 +21,9 @@ class Bus {
  public:
   // Throws if the range overlaps one already mapped.
   void Insert(uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device);
+  // Unmaps the range that starts at `base` (a PCI BAR the guest moved);
+  // false when none starts there.
+  bool Remove(uint64_t base);
   // False when nothing is mapped at `address`.
   bool Read(uint64_t address, uint8_t* data, uint32_t len) const;
   bool Write(uint64_t address, const uint8_t* data, uint32_t len) const;

@@ -63,6 +63,7 @@ constexpr int64_t kHostProbeIntervalMs = 2000;
 
 MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
   MachineConfig m;
+  m.type = c.machine == "q35" ? MachineType::kQ35 : MachineType::kMicrovm;
   m.memory_bytes = c.memory_bytes;
   m.cpus = c.smp.cpus;
   m.max_cpus = c.smp.max_cpus;
@@ -510,6 +511,7 @@ class VmProcess {
   // The source of a live migration, started by the control plane's "migrate".
   Json StartMigration(const Json& args) {
     if (incoming_) throw VmmError("this VM is waiting for an incoming migration");
+    machine_->RequireSavable();
     if (source_ && !source_->finished()) throw VmmError("a migration is already in progress");
     const Json* uri = args.Find("uri");
     if (uri == nullptr || !uri->is_string()) throw VmmError("control request: 'uri' must be a string");

@@ -84,7 +84,8 @@ DeviceAddRequest ToDeviceAdd(const Args& a) {
 Json RunControlRequest(Machine& machine, const std::string& op, const Json& args, std::vector<UniqueFd> fds,
                        const ControlContext& context) {
   Args a(args);
-  MicrovmDevices& devices = machine.devices();
+  // Looked up per request: a board without these refuses only them.
+  auto devices = [&machine]() -> MicrovmDevices& { return machine.devices(); };
   if (op == "pause") {
     machine.Pause();
   } else if (op == "resume") {
@@ -96,9 +97,9 @@ Json RunControlRequest(Machine& machine, const std::string& op, const Json& args
   } else if (op == "vcpus") {
     return VcpusJson(machine.Vcpus(), context.process_start_ns);
   } else if (op == "blockdev-add") {
-    devices.AddBlockBackend(a.String("nodeName"), {a.String("filename"), a.Bool("readOnly"), a.Bool("direct")});
+    devices().AddBlockBackend(a.String("nodeName"), {a.String("filename"), a.Bool("readOnly"), a.Bool("direct")});
   } else if (op == "blockdev-del") {
-    devices.RemoveBlockBackend(a.String("nodeName"));
+    devices().RemoveBlockBackend(a.String("nodeName"));
   } else if (op == "netdev-add") {
     std::string fd_name = a.OptionalString("fdName");
     UniqueFd fd;
@@ -106,19 +107,19 @@ Json RunControlRequest(Machine& machine, const std::string& op, const Json& args
       if (fds.empty()) throw VmmError("fd: the descriptor named '" + fd_name + "' did not arrive");
       fd = std::move(fds.front());
     }
-    devices.AddNetBackend(a.String("id"), a.OptionalString("ifname"), std::move(fd), fd_name);
+    devices().AddNetBackend(a.String("id"), a.OptionalString("ifname"), std::move(fd), fd_name);
   } else if (op == "netdev-del") {
-    devices.RemoveNetBackend(a.String("id"));
+    devices().RemoveNetBackend(a.String("id"));
   } else if (op == "device-add") {
-    devices.AddDevice(ToDeviceAdd(a));
+    devices().AddDevice(ToDeviceAdd(a));
   } else if (op == "device-del") {
-    devices.DeleteDevice(a.String("id"));
+    devices().DeleteDevice(a.String("id"));
   } else if (op == "balloon") {
-    devices.SetBalloonTarget(a.Unsigned("bytes"));
+    devices().SetBalloonTarget(a.Unsigned("bytes"));
   } else if (op == "query-balloon") {
-    return devices.QueryBalloon();
+    return devices().QueryBalloon();
   } else if (op == "devices") {
-    return devices.Describe();
+    return devices().Describe();
   } else if (op == "snapshot") {
     auto started = std::chrono::steady_clock::now();
     SnapshotSizes sizes = WriteSnapshot(machine, a.String("dir"), context.vmm_version);

@@ -89,7 +89,7 @@ Block::Block(std::unique_ptr<BlockFile> file)
 }
 
 uint64_t Block::features() const {
-  uint64_t features = kFeatureVersion1 | kFeatureEventIdx | kFeatureSegMax | kFeatureFlush;
+  uint64_t features = kFeatureVersion1 | kFeatureEventIdx | kFeatureIndirectDesc | kFeatureSegMax | kFeatureFlush;
   if (ro_feature_) features |= kFeatureReadOnly;
   return features;
 }

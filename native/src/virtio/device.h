@@ -16,6 +16,8 @@ constexpr uint64_t kFeatureVersion1 = 1ULL << 32;
 // Notification suppression by ring indices (2.7.10); the transport turns
 // it on in each queue when the driver accepts it.
 constexpr uint64_t kFeatureEventIdx = 1ULL << 29;
+// Indirect descriptor tables (2.7.5.3); likewise turned on per queue.
+constexpr uint64_t kFeatureIndirectDesc = 1ULL << 28;
 
 constexpr uint32_t kDeviceIdNet = 1;
 constexpr uint32_t kDeviceIdBlock = 2;

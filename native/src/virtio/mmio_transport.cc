@@ -204,7 +204,10 @@ void MmioTransport::SetStatus(uint32_t status) {
       }
     }
     status_ = status;
-    for (auto& queue : queues_) queue.set_event_idx((driver_features_ & kFeatureEventIdx) != 0);
+    for (auto& queue : queues_) {
+      queue.set_event_idx((driver_features_ & kFeatureEventIdx) != 0);
+      queue.set_indirect((driver_features_ & kFeatureIndirectDesc) != 0);
+    }
     ActiveQueues active{memory_, &queues_,
                         [this](uint16_t) { RaiseInterrupt(kInterruptUsedBuffer); },
                         [this] { RaiseInterrupt(kInterruptConfigChange); }};
@@ -292,7 +295,11 @@ void MmioTransport::RestoreState(state::ByteReader& in) {
     throw state::StateError(in.what() + ": " + std::to_string(count) + " queues saved, the device has " +
                             std::to_string(queues_.size()));
   }
-  for (auto& queue : queues_) queue.RestoreState(in);
+  for (auto& queue : queues_) {
+    queue.RestoreState(in);
+    // Not saved with the queue: it follows from the features the driver accepted.
+    queue.set_indirect((driver_features_ & kFeatureIndirectDesc) != 0);
+  }
   if (activated) {
     for (const auto& queue : queues_) {
       if (queue.ready() && !queue.IsValid(*memory_)) {

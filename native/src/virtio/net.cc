@@ -80,7 +80,7 @@ Net::~Net() {
 uint64_t Net::features() const {
   // The same set with or without a tap: the guest negotiates once, at boot,
   // and a tap hot-plugged later must still match (taps all take these).
-  return kFeatureVersion1 | kFeatureEventIdx | kFeatureMac | kFeatureStatus | kFeatureMrgRxbuf | kFeatureCsum | kFeatureGuestCsum |
+  return kFeatureVersion1 | kFeatureEventIdx | kFeatureIndirectDesc | kFeatureMac | kFeatureStatus | kFeatureMrgRxbuf | kFeatureCsum | kFeatureGuestCsum |
          kFeatureHostTso4 | kFeatureHostTso6 | kFeatureGuestTso4 | kFeatureGuestTso6;
 }
 

@@ -43,6 +43,7 @@ void Queue::Reset() {
   next_avail_ = next_used_ = 0;
   broken_ = false;
   event_idx_ = false;
+  indirect_ = false;
   signalled_used_ = 0;
   signalled_used_valid_ = false;
 }
@@ -74,21 +75,34 @@ std::optional<DescriptorChain> Queue::Pop(const GuestMemory& memory) {
 
   DescriptorChain chain{head, {}};
   if (head >= size_) return chain;
-  uint16_t index = head;
-  // A chain longer than the table is a loop the driver built to hang us.
-  for (unsigned steps = 0; steps < size_; ++steps) {
-    Descriptor desc{};
-    if (!memory.ReadObj(desc_table + 16ULL * index, &desc) || (desc.flags & kDescFlagIndirect)) {
-      chain.segments.clear();
+  Descriptor first{};
+  if (!memory.ReadObj(desc_table + 16ULL * head, &first)) return chain;
+  if (first.flags & kDescFlagIndirect) {
+    // One descriptor naming a table of the chain's descriptors (2.7.5.3):
+    // only when negotiated, never chained on, never nested.
+    if (!indirect_ || (first.flags & kDescFlagNext) || first.length == 0 || first.length % 16 != 0 ||
+        first.length / 16 > kMaxIndirectDescriptors) {
       return chain;
     }
-    chain.segments.push_back({desc.address, desc.length, (desc.flags & kDescFlagWrite) != 0});
-    if (!(desc.flags & kDescFlagNext)) return chain;
-    if (desc.next >= size_) break;
+    WalkChain(memory, first.address, first.length / 16, 0, &chain);
+  } else {
+    WalkChain(memory, desc_table, size_, head, &chain);
+  }
+  return chain;
+}
+
+void Queue::WalkChain(const GuestMemory& memory, uint64_t table, uint32_t entries, uint32_t index,
+                      DescriptorChain* chain) {
+  // A chain longer than its table is a loop the driver built to hang us.
+  for (uint32_t steps = 0; steps < entries; ++steps) {
+    Descriptor desc{};
+    if (!memory.ReadObj(table + 16ULL * index, &desc) || (desc.flags & kDescFlagIndirect)) break;
+    chain->segments.push_back({desc.address, desc.length, (desc.flags & kDescFlagWrite) != 0});
+    if (!(desc.flags & kDescFlagNext)) return;
+    if (desc.next >= entries) break;
     index = desc.next;
   }
-  chain.segments.clear();
-  return chain;
+  chain->segments.clear();
 }
 
 void Queue::PushUsed(const GuestMemory& memory, uint16_t head, uint32_t written) {

@@ -36,6 +36,10 @@ class Queue {
   // VIRTIO_RING_F_EVENT_IDX negotiated: notifications both ways follow the
   // event indices in the rings instead of the flags (2.7.10).
   void set_event_idx(bool on) { event_idx_ = on; }
+  // VIRTIO_F_INDIRECT_DESC negotiated: a chain may be one descriptor
+  // naming a table of its descriptors (2.7.5.3), so a TSO frame of many
+  // fragments takes one ring slot instead of up to nineteen.
+  void set_indirect(bool on) { indirect_ = on; }
   uint64_t desc_table = 0;
   uint64_t avail_ring = 0;
   uint64_t used_ring = 0;
@@ -75,6 +79,14 @@ class Queue {
   uint16_t next_used_ = 0;
   bool broken_ = false;
   bool event_idx_ = false;
+  bool indirect_ = false;
+  // A bound on an indirect table, whose length the driver chooses: Linux
+  // uses at most a few dozen entries.
+  static constexpr uint32_t kMaxIndirectDescriptors = 1024;
+  // The chain starting at `index` in a descriptor table of `entries`,
+  // into chain->segments; left empty when it is malformed.
+  static void WalkChain(const GuestMemory& memory, uint64_t table, uint32_t entries, uint32_t index,
+                        DescriptorChain* chain);
   // The used index when the driver was last considered for an interrupt.
   uint16_t signalled_used_ = 0;
   bool signalled_used_valid_ = false;

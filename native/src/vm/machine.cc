@@ -2,7 +2,6 @@
 
 #include <sys/epoll.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,8 +13,9 @@
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
 #include "common/error.h"
-#include "common/hex.h"
 #include "devices/acpi_pm_registers.h"
+#include "vm/microvm.h"
+#include "vm/q35.h"
 #include "vm/vcpu_state.h"
 
 namespace virga {
@@ -26,36 +26,12 @@ constexpr uint16_t kCom1Port = 0x3f8;
 
 namespace {
 
-// What the command line describes, to compare with a snapshot's machine.
-MachineLayout LayoutOfConfig(const MachineConfig& config) {
-  MachineLayout layout;
-  layout.memory_bytes = config.memory_bytes;
-  layout.cpus = config.cpus;
-  layout.max_cpus = config.max_cpus;
-  layout.sockets = config.topology.sockets;
-  layout.cores = config.topology.cores;
-  layout.threads = config.topology.threads;
-  for (const DiskConfig& disk : config.disks) {
-    auto& d = layout.disks[disk.slot];
-    d.present = true;
-    struct stat st {};
-    if (::stat(disk.file.path.c_str(), &st) == 0) d.bytes = static_cast<uint64_t>(st.st_size) / 512 * 512;
-    d.read_only = disk.file.read_only;
+std::unique_ptr<Board> MakeBoard(const MachineConfig& config, MicrovmDevices::Emit on_event) {
+  switch (config.type) {
+    case MachineType::kMicrovm: return std::make_unique<MicrovmBoard>(config, std::move(on_event));
+    case MachineType::kQ35: return std::make_unique<Q35Board>();
   }
-  for (uint32_t slot = 0; slot < x86::kNetSlots; ++slot) layout.nics[slot].mac_given = false;
-  for (const NicConfig& nic : config.nics) {
-    layout.nics[nic.slot].present = true;
-    if (nic.mac) {
-      layout.nics[nic.slot].mac = *nic.mac;
-      layout.nics[nic.slot].mac_given = true;
-    }
-  }
-  if (config.balloon) {
-    layout.balloon = true;
-    layout.balloon_deflate_on_oom = config.balloon->options.deflate_on_oom;
-    layout.balloon_free_page_reporting = config.balloon->options.free_page_reporting;
-  }
-  return layout;
+  throw VmmError("unknown machine type");
 }
 
 std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
@@ -70,17 +46,18 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevice
                  const RestoreSource* restore, bool incoming_migration)
     : config_(config), on_exit_(std::move(on_exit)), system_(kvm::System::Open()), vm_(system_) {
   VcpuThread::InstallKickHandler();
-  std::array<std::optional<MacAddress>, x86::kNetSlots> nic_macs{};
+  board_ = MakeBoard(config, std::move(on_event));
+  // Before anything is built: a board that cannot be saved cannot be restored either.
+  if (restore != nullptr || incoming_migration) board_->RequireSavable();
+  std::optional<MachineLayout> saved;
   if (restore != nullptr) {
     state::ByteReader section = restore->state->Section("MACH");
-    MachineLayout saved = MachineLayout::Decode(section);
-    std::vector<std::string> differences = LayoutDifferences(saved, LayoutOfConfig(config));
+    saved = MachineLayout::Decode(section);
+    std::vector<std::string> differences = LayoutDifferences(*saved, ConfigLayout());
     if (!differences.empty()) {
       throw VmmError("the command line does not describe the machine saved in " + restore->name + ": " +
                      Join(differences, "; "));
     }
-    // Every NIC keeps the MAC its guest read at boot.
-    for (uint32_t slot = 0; slot < x86::kNetSlots; ++slot) nic_macs[slot] = saved.nics[slot].mac;
     memory_ = std::make_unique<GuestMemory>(config.memory_bytes, x86::kMmioHoleStart, restore->memory_fd,
                                             restore->memory_layout);
   } else {
@@ -100,12 +77,8 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevice
   apic_ids_.assign(possible_apic_ids_.begin(), possible_apic_ids_.begin() + config.cpus);
   chardev_ = std::make_unique<Chardev>(config.serial);
   CreateLegacyDevices();
-  // Fixed slot layout (docs/devices.md) so hot-plug fills slots the guest
-  // already knows about, at addresses that never move.
-  devices_ = std::make_unique<MicrovmDevices>(
-      config.disks, config.nics, config.balloon, config.identity, nic_macs, config.memory_bytes,
-      [this](uint32_t index, const auto& make) { return AddSlot(index, make); },
-      on_event ? std::move(on_event) : [](const std::string&, Json) {});
+  BoardContext context{vm_, *memory_, pio_, mmio_, [this](const ExitReason& reason) { ReportExit(reason); }};
+  board_->CreateDevices(context, saved ? &*saved : nullptr);
   // A restored or migrated machine's kernel is in its RAM already (or on
   // its way); a later system_reset loads it afresh, as for any VM.
   bool boots = restore == nullptr && !incoming_migration;
@@ -156,29 +129,30 @@ void Machine::CreateLegacyDevices() {
   pio_.Insert(x86::kSleepControlPort, AcpiPmRegisters::kSize, std::make_shared<AcpiPmRegisters>(report));
 }
 
-virtio::MmioTransport* Machine::AddSlot(
-    uint32_t index, const std::function<std::shared_ptr<virtio::VirtioDevice>(const std::shared_ptr<EventLoop>&)>& make) {
-  Slot slot;
-  slot.base = x86::kVirtioMmioBase + index * x86::kVirtioMmioStride;
-  slot.loop = std::make_shared<EventLoop>();
-  slot.irq = std::make_unique<IrqLine>(index == x86::kBalloonSlot ? x86::kBalloonGsi : x86::kVirtioFirstGsi + index);
-  vm_.RegisterIrqfd(slot.irq->fd(), slot.irq->gsi());
-  slot.transport = std::make_shared<virtio::MmioTransport>(make(slot.loop), memory_.get(), slot.irq.get());
-  mmio_.Insert(slot.base, x86::kVirtioMmioStride, slot.transport);
-  const auto& fds = slot.transport->notify_fds();
-  for (uint16_t q = 0; q < fds.size(); ++q) {
-    vm_.RegisterIoeventfd(fds[q].get(), slot.base + virtio::MmioTransport::kQueueNotifyOffset, 4, q, false);
-    virtio::MmioTransport* transport = slot.transport.get();
-    int fd = fds[q].get();
-    slot.loop->Add(fd, EPOLLIN, [transport, fd, q](uint32_t) {
-      uint64_t count;
-      // Drain the eventfd; one pass over the queue serves every notification.
-      [[maybe_unused]] ssize_t n = ::read(fd, &count, sizeof(count));
-      transport->OnNotify(q);
-    });
+MicrovmDevices& Machine::devices() {
+  MicrovmDevices* devices = board_->microvm_devices();
+  if (devices == nullptr) {
+    throw VmmError(std::string("devices: the ") + board_->name() +
+                   " machine has no hot-plug, backends or balloon yet (docs/q35.md)");
   }
-  slots_.push_back(std::move(slot));
-  return slots_.back().transport.get();
+  return *devices;
+}
+
+MachineLayout Machine::CoreLayout() const {
+  MachineLayout layout;
+  layout.memory_bytes = config_.memory_bytes;
+  layout.cpus = config_.cpus;
+  layout.max_cpus = config_.max_cpus;
+  layout.sockets = config_.topology.sockets;
+  layout.cores = config_.topology.cores;
+  layout.threads = config_.topology.threads;
+  return layout;
+}
+
+MachineLayout Machine::ConfigLayout() const {
+  MachineLayout layout = CoreLayout();
+  board_->FillConfigLayout(&layout);
+  return layout;
 }
 
 uint64_t Machine::LoadGuest() {
@@ -205,11 +179,7 @@ uint64_t Machine::LoadGuest() {
   }
 
   cmdline_ = config.cmdline;
-  for (const auto& slot : slots_) {
-    // Kernels built the StratoVirt/Firecracker way find virtio-mmio devices only from these.
-    cmdline_ += (cmdline_.empty() ? "" : " ") + std::string("virtio_mmio.device=4K@") + Hex(slot.base) + ":" +
-                std::to_string(slot.irq->gsi());
-  }
+  board_->ExtendCmdline(&cmdline_);
   x86::WriteCmdline(*memory_, cmdline_);
   x86::WriteBootTables(*memory_);
   // A reset keeps the VM's generation ID: it is the same VM.
@@ -221,7 +191,7 @@ uint64_t Machine::LoadGuest() {
   x86::WriteMpTable(*memory_, apic_ids_, ioapic_id);
   acpi::AcpiLayout acpi_layout{apic_ids_, possible_apic_ids_, ioapic_id, {}, x86::kPowerButtonGsi,
                                x86::kVmGenIdAddr, x86::kVmGenIdGsi};
-  for (const auto& slot : slots_) acpi_layout.virtio_slots.push_back({slot.base, x86::kVirtioMmioStride, slot.irq->gsi()});
+  board_->DescribeAcpi(&acpi_layout);
   uint64_t rsdp = acpi::WriteAcpiTables(*memory_, acpi_layout);
 
   std::vector<x86::E820Entry> e820 = x86::BuildE820(*memory_);
@@ -286,7 +256,7 @@ void Machine::Reset() {
   if (destroyed_) return;
   for (auto& vcpu : vcpus_) vcpu->Pause();
   if (coalesced_) coalesced_->Drain();
-  for (auto& slot : slots_) slot.transport->Reset();
+  board_->Reset();
   for (const auto& chip : initial_irqchips_) vm_.SetIrqchip(chip);
   vm_.SetPit2(initial_pit_);
   // The ID the guest has now (its own, a clone's, or one that migrated in) survives the reset.
@@ -313,19 +283,14 @@ void Machine::NewGenerationId(bool announce) {
 }
 
 MachineLayout Machine::CurrentLayout() const {
-  MachineLayout layout;
-  layout.memory_bytes = config_.memory_bytes;
-  layout.cpus = config_.cpus;
-  layout.max_cpus = config_.max_cpus;
-  layout.sockets = config_.topology.sockets;
-  layout.cores = config_.topology.cores;
-  layout.threads = config_.topology.threads;
-  devices_->FillLayout(&layout);
+  MachineLayout layout = CoreLayout();
+  board_->FillLayout(&layout);
   return layout;
 }
 
 std::vector<uint8_t> Machine::SaveState(const std::string& vmm_version) {
   std::lock_guard guard(lifecycle_);
+  board_->RequireSavable();
   if (!paused_) throw VmmError("the VM must be paused to save its state");
   state::StateFileWriter file;
   state::ByteWriter machine;
@@ -343,12 +308,7 @@ std::vector<uint8_t> Machine::SaveState(const std::string& vmm_version) {
   file.Section("KBD", keyboard);
   rtc_->SaveState(rtc);
   file.Section("RTC", rtc);
-  for (auto& slot : slots_) {
-    state::ByteWriter out;
-    out.U64(slot.base);
-    slot.transport->SaveState(out);
-    file.Section("SLOT", out);
-  }
+  board_->Save(file);
   return file.Finish(vmm_version);
 }
 
@@ -380,8 +340,8 @@ void Machine::CollectDirty(size_t index, std::vector<uint64_t>* bitmap) {
 }
 
 std::vector<std::string> Machine::AcceptIncomingLayout(const MachineLayout& source) {
-  std::vector<std::string> differences = LayoutDifferences(source, LayoutOfConfig(config_), "the source");
-  if (differences.empty()) devices_->AdoptMacs(source);
+  std::vector<std::string> differences = LayoutDifferences(source, ConfigLayout(), "the source");
+  if (differences.empty()) board_->AdoptIncoming(source);
   return differences;
 }
 
@@ -432,19 +392,7 @@ void Machine::LoadState(const state::StateFile& file) {
   i8042_->RestoreState(keyboard);
   state::ByteReader rtc = file.Section("RTC");
   rtc_->RestoreState(rtc);
-  if (file.Count("SLOT") != slots_.size()) {
-    throw state::StateError("it holds " + std::to_string(file.Count("SLOT")) + " device slots, this machine has " +
-                            std::to_string(slots_.size()));
-  }
-  for (size_t i = 0; i < slots_.size(); ++i) {
-    state::ByteReader in = file.Section("SLOT", i);
-    uint64_t base = in.U64();
-    if (base != slots_[i].base) throw state::StateError("its device slots are laid out differently");
-    slots_[i].transport->RestoreState(in);
-    in.ExpectEnd();
-    // What the driver posted before the snapshot is served once the I/O threads run.
-    slots_[i].transport->KickQueues();
-  }
+  board_->Load(file);
 }
 
 void Machine::ReportExit(const ExitReason& reason) {
@@ -458,15 +406,12 @@ void Machine::Start(bool paused) {
   if (started_ || destroyed_) return;
   started_ = true;
   paused_ = paused;
-  if (paused) {
-    // -S: held like a QMP stop, so the first cont resumes the same way.
-    serial_->HoldBackend(true);
-    for (auto& slot : slots_) slot.loop->Pause();
-  }
+  // -S: held like a QMP stop, so the first cont resumes the same way.
+  if (paused) serial_->HoldBackend(true);
   chardev_->SetWritableHandler([this] { serial_->FlushTransmitter(); });
   chardev_->Attach(&loop_, [this](const uint8_t* data, size_t len) { return serial_->ReceiveInput(data, len); });
   loop_.Start();
-  for (auto& slot : slots_) slot.loop->Start();
+  board_->Start(paused);
   for (auto& vcpu : vcpus_) vcpu->Start(paused);
 }
 
@@ -474,14 +419,14 @@ void Machine::Pause() {
   std::lock_guard guard(lifecycle_);
   if (!started_ || destroyed_ || paused_) return;
   // Quiescent: vCPUs first (each completes its last exit before parking),
-  // then the guest's queued console writes, then the slots' I/O threads,
+  // then the guest's queued console writes, then the board's I/O threads,
   // which finish what they are doing and touch nothing more, and the
   // console's backend. Guest RAM and every device's state hold still until
   // Resume. (The VM's own I/O thread keeps running: it accepts console
   // clients, and the UART takes nothing from it while held.)
   for (auto& vcpu : vcpus_) vcpu->Pause();
   if (coalesced_) coalesced_->Drain();
-  for (auto& slot : slots_) slot.loop->Pause();
+  board_->Pause();
   serial_->HoldBackend(true);
   paused_ = true;
 }
@@ -490,7 +435,7 @@ void Machine::Resume() {
   std::lock_guard guard(lifecycle_);
   if (!started_ || destroyed_ || !paused_) return;
   serial_->HoldBackend(false);
-  for (auto& slot : slots_) slot.loop->Resume();
+  board_->Resume();
   for (auto& vcpu : vcpus_) vcpu->Resume();
   paused_ = false;
   paused_kvm_state_.reset();
@@ -513,7 +458,7 @@ void Machine::Destroy() {
   if (coalesced_) coalesced_->Drain();
   chardev_->Detach();
   loop_.Stop();
-  for (auto& slot : slots_) slot.loop->Stop();
+  board_->Stop();
 }
 
 }  // namespace virga

@@ -1,5 +1,9 @@
-// The microvm: KVM VM, guest RAM, boot, legacy devices, virtio-mmio slots
-// and vCPU threads, assembled from one plain config. No Node types here.
+// The core every machine type shares: KVM VM, guest RAM, direct kernel
+// boot, the legacy devices (COM1, i8042, RTC, ACPI power button and
+// reset), vCPU threads and the run state (start, pause, reset, snapshot
+// state, dirty logging), assembled from one plain config. What differs
+// between machine types is the board's (vm/board.h): vm/microvm.h and
+// vm/q35.h. No Node types here.
 #pragma once
 
 #include <atomic>
@@ -11,8 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "arch/x86_64/boot_cpu.h"
-#include "arch/x86_64/cpuid.h"
 #include "chardev/chardev.h"
 #include "devices/bus.h"
 #include "devices/irq.h"
@@ -24,31 +26,15 @@
 #include "kvm/vm.h"
 #include "memory/guest_memory.h"
 #include "vcpu/vcpu_thread.h"
-#include "virtio/mmio_transport.h"
+#include "state/state_file.h"
+#include "vm/board.h"
 #include "vm/coalesced_writes.h"
 #include "vm/exit_reason.h"
-#include "state/state_file.h"
+#include "vm/machine_config.h"
 #include "vm/machine_layout.h"
 #include "vm/microvm_devices.h"
 
 namespace virga {
-
-struct MachineConfig {
-  uint64_t memory_bytes;
-  uint32_t cpus;
-  uint32_t max_cpus;
-  x86::CpuTopology topology;
-  std::string kernel;
-  std::string initrd;
-  std::string cmdline;
-  x86::BootEntry boot_entry;
-  ChardevConfig serial;
-  std::vector<DiskConfig> disks;
-  std::vector<NicConfig> nics;
-  std::optional<BalloonDeviceConfig> balloon;
-  // What the NIC slots' default MACs derive from (docs/devices.md).
-  std::string identity;
-};
 
 // Where a restored machine comes from (vm/snapshot.h opens it).
 struct RestoreSource {
@@ -92,8 +78,12 @@ class Machine {
   std::vector<VcpuSummary> Vcpus() const;
   const std::string& cmdline() const { return cmdline_; }
   std::string pty_path() const { return chardev_->pty_path(); }
-  // Hot-plug, backends and the balloon (main thread).
-  MicrovmDevices& devices() { return *devices_; }
+  // Throws, naming the machine type, when its board cannot be saved yet
+  // (before a migration starts copying RAM for nothing).
+  void RequireSavable() const { board_->RequireSavable(); }
+  // Hot-plug, backends and the balloon (main thread); a board without
+  // them is refused by name.
+  MicrovmDevices& devices();
   const GuestMemory& memory() const { return *memory_; }
   // The whole machine's state (docs/snapshots.md) as a state file; the VM
   // must be paused (the error says so otherwise).
@@ -114,19 +104,11 @@ class Machine {
   void Destroy();
 
  private:
-  struct Slot {
-    uint64_t base;
-    // The slot's own I/O thread: a busy disk never delays another device,
-    // the console or a vCPU. Shared with a device that watches its own fds
-    // (a NIC's tap), which may outlive the slot (the MMIO bus holds it).
-    std::shared_ptr<EventLoop> loop;
-    std::unique_ptr<IrqLine> irq;
-    std::shared_ptr<virtio::MmioTransport> transport;
-  };
-
   void CreateLegacyDevices();
-  virtio::MmioTransport* AddSlot(
-      uint32_t index, const std::function<std::shared_ptr<virtio::VirtioDevice>(const std::shared_ptr<EventLoop>&)>& make);
+  // Memory and vCPUs, the outline's part every board shares.
+  MachineLayout CoreLayout() const;
+  // What the command line describes, to compare with a saved machine.
+  MachineLayout ConfigLayout() const;
   // Kernel, initrd, command line and firmware tables into guest RAM; returns the entry.
   uint64_t LoadGuest();
   void CreateVcpus();
@@ -165,8 +147,7 @@ class Machine {
   std::shared_ptr<Serial8250> serial_;
   std::shared_ptr<I8042> i8042_;
   std::shared_ptr<RtcCmos> rtc_;
-  std::vector<Slot> slots_;  // in slot order; the balloon's only when configured
-  std::unique_ptr<MicrovmDevices> devices_;
+  std::unique_ptr<Board> board_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
   std::unique_ptr<CoalescedWrites> coalesced_;
   std::vector<uint32_t> apic_ids_;           // online vCPUs

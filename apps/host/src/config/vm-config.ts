@@ -169,7 +169,8 @@ export type QmpEndpoint = z.infer<typeof qmpSchema>;
 export const vmConfigSchema = z
   .object({
     name: z.string().min(1).optional(),
-    machine: z.literal("microvm"),
+    /** q35: the PCIe board (docs/q35.md); virgad serves microvm VMs only, so far. */
+    machine: z.enum(["microvm", "q35"]),
     kernel: z.string().min(1),
     initrd: z.string().min(1).optional(),
     append: z.string(),

@@ -11,12 +11,14 @@ import { ControlHostSupervisor } from "./control-host-supervisor";
 import { DaemonError, badRequest, messageOf, notFound } from "./errors";
 import { EventBus } from "./event-bus";
 import { hostInfo, kvmFacts, type HostInfo, type KvmFacts } from "./host-info";
+import { IncomingMigrations } from "./incoming";
+import { Migrations } from "./migration";
 import { createBlankImage, listImages, type CreateImageInput, type ImageFile } from "./images";
 import { checkRawQmp } from "./qmp-allow-list";
 import type { QmpReply } from "./qmp-link";
 import { MAX_SOCKET_PATH, RunDir, VM_ID, privateDir, vmPaths, type VmPaths } from "./run-dir";
 import { TemplateStore, type TemplateInfo } from "./templates";
-import { ManagedVm, type VmMeta, type VmSummary } from "./vm";
+import { ManagedVm, type VmContext, type VmMeta, type VmSummary } from "./vm";
 import { confineConfig, normaliseConfig, type VmConfigInput } from "./vm-input";
 import { VMM_BINARY } from "../vmm/vmm-binary";
 
@@ -41,6 +43,8 @@ export interface DaemonOptions {
   vmmBin?: string;
   /** Start (or adopt) the control-plane host; default true. */
   controlHost?: boolean;
+  /** The address VMs arriving by live migration listen on (virgad's --listen host; default 127.0.0.1). */
+  migrationAddress?: string;
 }
 
 export interface SnapshotInput {
@@ -63,6 +67,8 @@ export class Daemon {
   readonly token: string;
   readonly templates: TemplateStore;
   readonly controlHost: ControlHostSupervisor;
+  readonly migrations: Migrations;
+  readonly incoming: IncomingMigrations;
   private readonly vms = new Map<string, ManagedVm>();
   /** Ids being created, so two creates of one id cannot race. */
   private readonly reserved = new Set<string>();
@@ -83,6 +89,8 @@ export class Daemon {
     this.templates = new TemplateStore(this.run.templatesDir, this.log);
     this.templates.prepare();
     this.controlHost = new ControlHostSupervisor(this.run, this.log);
+    this.migrations = new Migrations(this);
+    this.incoming = new IncomingMigrations(this, options.migrationAddress ?? "127.0.0.1");
   }
 
   /** Opens the run directory and re-attaches to every VM in it. */
@@ -97,16 +105,27 @@ export class Daemon {
       }
     }
     await Promise.all([...daemon.vms.values()].map((vm) => vm.attach()));
+    for (const vm of [...daemon.vms.values()]) {
+      await daemon.migrations.recover(vm);
+      await daemon.incoming.recover(vm);
+    }
     return daemon;
   }
 
-  private context() {
+  private context(): VmContext {
     return {
       bus: this.bus,
       images: this.images,
       vmmBin: this.vmmBin,
       log: this.log,
       controlHost: this.useControlHost ? this.controlHost.socketPath : null,
+      incomingEnded: (vm, exit) => {
+        this.incoming.onEnded(vm, exit);
+      },
+      migrationEvent: (vm, status) => {
+        if (vm.migration?.role === "source") vm.migrationStatus(status);
+        else this.incoming.onEvent(vm, status);
+      },
     };
   }
 
@@ -114,6 +133,11 @@ export class Daemon {
     return [...this.vms.values()]
       .map((vm) => vm.summary())
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  /** The VM, or null (vm() throws NOT_FOUND instead). */
+  find(id: string): ManagedVm | null {
+    return this.vms.get(id) ?? null;
   }
 
   vm(id: string): ManagedVm {
@@ -211,6 +235,19 @@ export class Daemon {
     this.vms.delete(id);
     this.bus.publish(id, "VM_DELETED", {});
     return { id };
+  }
+
+  /**
+   * A VM whose live migration completed belongs to the destination now: its
+   * process, directory and taps here go (migration.ts then says where it went).
+   */
+  async handOver(vm: ManagedVm): Promise<void> {
+    try {
+      await vm.releaseMigrated();
+    } catch (error) {
+      this.log(`${vm.id}: releasing the migrated VM: ${messageOf(error)}`);
+    }
+    if (this.vms.get(vm.id) === vm) this.vms.delete(vm.id);
   }
 
   /** Raw QMP: only what the allow-list lets through, with its paths confined. */

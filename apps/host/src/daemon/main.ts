@@ -39,6 +39,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const daemon = await Daemon.open({
     runDir: options.runDir,
     imageDirs: options.imageDirs,
+    migrationAddress: options.host,
     log,
   });
   const server = await startServer({ daemon, host: options.host, port: options.port, log });

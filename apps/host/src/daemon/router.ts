@@ -3,13 +3,16 @@ import { createCallerFactory, mergeRouters, router } from "./trpc";
 import { deviceRouter } from "./routers/devices";
 import { hostRouter } from "./routers/host";
 import { imageRouter } from "./routers/image";
+import { incomingRouter, vmMigrationRouter } from "./routers/migration";
 import { cloneRouter, templateRouter } from "./routers/templates";
 import { vmRouter } from "./routers/vm";
 
 export const appRouter = router({
   host: hostRouter,
-  /** Lifecycle, QMP, console (routers/vm.ts), devices (routers/devices.ts), snapshot and clone (routers/templates.ts), one namespace. */
-  vm: mergeRouters(vmRouter, deviceRouter, cloneRouter),
+  /** Lifecycle, QMP, console (routers/vm.ts), devices (routers/devices.ts), snapshot and clone (routers/templates.ts), live migration (routers/migration.ts), one namespace. */
+  vm: mergeRouters(vmRouter, deviceRouter, cloneRouter, vmMigrationRouter),
+  /** What a source virgad asks of its destination during a live migration. */
+  migration: incomingRouter,
   image: imageRouter,
   template: templateRouter,
 });
@@ -28,3 +31,5 @@ export type { Balloon, BalloonSlot, DiskSlot, NicCounters, NicSlot, VmDevices } 
 export type { VmConfigInput } from "./vm-input";
 export type { TemplateDisk, TemplateInfo, TemplateNic, TemplateSizes } from "./templates";
 export type { CloneOverrides, CloneReport, CloneResult } from "./clones";
+export type { MigrationInfo, MigrationStats, MigrationStatus } from "./migration";
+export type { MigrationMark } from "./vm";

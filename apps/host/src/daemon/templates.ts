@@ -89,14 +89,23 @@ export function templateNotFound(name: string, field = "template"): DaemonError 
   return new DaemonError("NOT_FOUND", `${field}: no template named '${name}'`);
 }
 
-/** Each disk slot and NIC slot the config fills must be what the running VM has, and the reverse. */
-function checkConfigMatches(vm: ManagedVm, config: VmConfig, live: VmDevices): void {
+/**
+ * Each disk slot and NIC slot the config fills must be what the running VM
+ * has, and the reverse: the config is what rebuilds the machine elsewhere
+ * (`who` says where: a clone, a migration's destination).
+ */
+export function checkConfigMatches(
+  vm: ManagedVm,
+  config: VmConfig,
+  live: VmDevices,
+  who = "a clone",
+): void {
   const slots = configSlots(config);
   for (const disk of live.disks) {
     if ((disk.device !== null) !== slots.disks.has(disk.slot)) {
       throw new DaemonError(
         "PRECONDITION_FAILED",
-        `VM '${vm.id}': disk slot ${disk.slot} (${disk.guestName}) differs from its config (a device added or removed through raw QMP); a clone could not restore it — attach or detach it with vm.attachDisk/vm.detachDisk`,
+        `VM '${vm.id}': disk slot ${disk.slot} (${disk.guestName}) differs from its config (a device added or removed through raw QMP); ${who} could not rebuild it — attach or detach it with vm.attachDisk/vm.detachDisk`,
       );
     }
   }
@@ -104,7 +113,7 @@ function checkConfigMatches(vm: ManagedVm, config: VmConfig, live: VmDevices): v
     if ((nic.device !== null) !== slots.nics.has(nic.slot)) {
       throw new DaemonError(
         "PRECONDITION_FAILED",
-        `VM '${vm.id}': NIC slot ${nic.slot} (${nic.guestName}) differs from its config (a device added or removed through raw QMP); a clone could not restore it — attach or detach it with vm.attachNic/vm.detachNic`,
+        `VM '${vm.id}': NIC slot ${nic.slot} (${nic.guestName}) differs from its config (a device added or removed through raw QMP); ${who} could not rebuild it — attach or detach it with vm.attachNic/vm.detachNic`,
       );
     }
   }

@@ -46,6 +46,11 @@ describe("normaliseConfig", () => {
     bad({ ...minimal, kernel: undefined }, /^config\.kernel: Required/);
     bad({ ...minimal, bogus: 1 }, /config: Unrecognized key.*bogus/);
     bad("nope", /^config: expected an object$/);
+    bad(
+      { ...minimal, machine: "q35" },
+      /^config\.machine: 'q35' VMs are not managed by virgad yet/,
+    );
+    bad({ ...minimal, machine: "pc" }, /^config\.machine: /);
   });
 
   it("refuses a snapshot to restore: only vm.clone sets incoming", () => {

@@ -12,6 +12,13 @@
 // watched through /proc and its code read from its log ("exit <n>"). A VM
 // that exits 0, or that a client quit or killed, is `shutdown`; anything
 // else is `crashed`, with the last console lines kept.
+//
+// Live migration (migration.ts, incoming.ts): a VM being migrated carries a
+// mark (`meta.migration`) naming the migration and its role. A destination
+// VM starts without -S, waiting in `incoming` until the source's state is
+// in, and runs from there; one whose process ends before that never ran and
+// is removed. A source that handed its guest over is released: its exit is
+// not a shutdown, and its directory goes.
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import { rm, unlink, writeFile } from "node:fs/promises";
@@ -28,8 +35,16 @@ import { vmDisksDir, type VmPaths } from "./run-dir";
 import { deleteTap, ensureTap, type OwnedTap } from "./taps";
 import { confineConfig, ownedFields } from "./vm-input";
 
-export type VmState = "created" | "running" | "paused" | "prelaunch" | "shutdown" | "crashed";
-export const LIVE_STATES: readonly VmState[] = ["running", "paused", "prelaunch"];
+export type VmState =
+  | "created"
+  | "running"
+  | "paused"
+  | "prelaunch"
+  /** A migration's destination, waiting for the source's state (QMP `inmigrate`). */
+  | "incoming"
+  | "shutdown"
+  | "crashed";
+export const LIVE_STATES: readonly VmState[] = ["running", "paused", "prelaunch", "incoming"];
 const STOPPED_STATES: readonly VmState[] = ["created", "shutdown", "crashed"];
 
 export interface VmExit {
@@ -54,6 +69,20 @@ export interface VmMeta {
   balloonTargetBytes?: number;
   /** The template this VM was cloned from (vm.clone; templates.ts). */
   clonedFrom?: string;
+  /** The live migration this VM is part of, while it lasts. */
+  migration?: MigrationMark;
+}
+
+/** What a VM records of the live migration it is part of (docs/virgad-api.md, "Live migration"). */
+export interface MigrationMark {
+  migrationId: string;
+  /** source: this VM is leaving; destination: this VM is the one arriving. */
+  role: "source" | "destination";
+  /** The other side: the destination virgad's URL (at the source), the source's hostname (at the destination). */
+  peer: string;
+  startedAt: string;
+  /** The migration's status as last seen (setup, active, device; the end clears the mark). */
+  status: string;
 }
 
 /** What device changes (devices.ts) see of a VM and may change. */
@@ -83,6 +112,8 @@ export interface VmSummary {
   exit: VmExit | null;
   /** The template the VM was cloned from, if it was. */
   clonedFrom: string | null;
+  /** The live migration it is part of right now, if any. */
+  migration: MigrationMark | null;
 }
 
 export interface VmContext {
@@ -92,6 +123,10 @@ export interface VmContext {
   log: (line: string) => void;
   /** The control-plane host's socket, which serves this VM's QMP (null: none). */
   controlHost: string | null;
+  /** A migration's destination VM whose process ended before it ran (the daemon removes it). */
+  incomingEnded?: (vm: ManagedVm, exit: VmExit) => void;
+  /** Every QMP MIGRATION event of a VM (its status). */
+  migrationEvent?: (vm: ManagedVm, status: string) => void;
 }
 
 export const LAST_CONSOLE_LINES = 50;
@@ -111,8 +146,9 @@ function stateOfStatus(status: string): VmState | undefined {
       return "running";
     case "prelaunch":
       return "prelaunch";
-    case "paused":
     case "inmigrate":
+      return "incoming";
+    case "paused":
     case "postmigrate":
     case "finish-migrate":
       return "paused";
@@ -191,14 +227,39 @@ export class ManagedVm {
       startedAt: this.meta.startedAt,
       exit: this.meta.exit,
       clonedFrom: this.meta.clonedFrom ?? null,
+      migration: this.meta.migration === undefined ? null : { ...this.meta.migration },
     };
+  }
+
+  get migration(): MigrationMark | null {
+    return this.meta.migration ?? null;
+  }
+
+  /** Marks the VM as part of a migration, or clears the mark (stored in meta.json). */
+  async setMigration(mark: MigrationMark | null): Promise<void> {
+    if (mark === null) delete this.meta.migration;
+    else this.meta.migration = { ...mark };
+    this.saveMeta();
+    await this.metaChain;
+  }
+
+  /** A status change of the migration in progress (kept in memory; the mark is stored as set). */
+  migrationStatus(status: string): void {
+    if (this.meta.migration !== undefined) this.meta.migration.status = status;
   }
 
   // ---- lifecycle ----------------------------------------------------------
 
-  start(paused = false): Promise<VmSummary> {
+  /**
+   * Starts the VMM. `incoming`: the config's `incoming` is a live
+   * migration's listening address: the VMM starts without -S (it runs the
+   * guest as soon as the state is in, unless `paused`) and the VM waits in
+   * `incoming`.
+   */
+  start(paused = false, options: { incoming?: boolean } = {}): Promise<VmSummary> {
     return this.locked(async () => {
       this.requireState("start", STOPPED_STATES);
+      const incoming = options.incoming === true;
       // Files may have moved or been swapped for symlinks since create. A
       // clone's disks are its own copies, in its directory (clones.ts).
       const confined = await confineConfig(
@@ -213,7 +274,7 @@ export class ManagedVm {
       const config: VmConfig = { ...confined, ...ownedFields(this.paths) };
       delete config.pidfile;
       await this.removeRuntimeFiles();
-      const argv = toArgv({ ...config, startPaused: true });
+      const argv = toArgv({ ...config, startPaused: incoming ? paused : true });
       const logFd = openSync(this.paths.log, "a", 0o600);
       let child: ChildProcess;
       try {
@@ -269,7 +330,10 @@ export class ManagedVm {
         await this.retryRefused(generation, () => this.connectQmp(generation));
         const qmp = this.requireQmp();
         await this.refreshState(qmp);
-        if (!paused && !this.config.startPaused) {
+        if (incoming && this.meta.state !== "incoming") {
+          throw new Error(`virga-vmm is ${this.meta.state}, not waiting for a migration`);
+        }
+        if (!incoming && !paused && !this.config.startPaused) {
           await qmp.execute("cont");
           this.setState("running");
         }
@@ -293,7 +357,8 @@ export class ManagedVm {
       }
       this.startWatching(generation);
       if (this.config.incoming !== undefined) {
-        // A clone restores its template once; from now on it boots like any VM.
+        // A clone restores its template once, a migration's destination
+        // receives its guest once; from now on it boots like any VM.
         const booting: VmConfig = { ...this.config };
         delete booting.incoming;
         await writeJson(this.paths.config, booting);
@@ -358,17 +423,52 @@ export class ManagedVm {
   remove(): Promise<void> {
     return this.locked(async () => {
       this.requireState("delete", STOPPED_STATES);
+      await this.removeEverything();
+    });
+  }
+
+  /**
+   * After a completed migration the guest runs at the destination and this
+   * VM's process ends by itself (the VMM exits once it handed over), which
+   * is not a shutdown: its exit is not recorded, the process is waited for
+   * (killed if it lingers), and the VM's directory and taps go.
+   */
+  releaseMigrated(): Promise<void> {
+    return this.locked(async () => {
+      const pid = this.pid;
+      // Callbacks of this run (its exit, its connections closing) are ignored from here.
+      this.generation++;
       this.detached = true;
       this.stopWatching();
-      for (const tap of this.meta.taps ?? []) {
-        await deleteTap(tap.ifname).catch((error: unknown) => {
-          this.ctx.log(`${this.id}: deleting tap ${tap.ifname}: ${messageOf(error)}`);
-        });
+      if (pid !== null) {
+        const deadline = Date.now() + STOP_TIMEOUT_MS;
+        while (isAlive(pid) && Date.now() < deadline) await sleep(20);
+        if (isAlive(pid)) {
+          this.ctx.log(`${this.id}: migrated, but virga-vmm pid ${pid} lingers; killing it`);
+          this.signal("SIGKILL");
+          while (isAlive(pid) && Date.now() < deadline + STOP_TIMEOUT_MS) await sleep(20);
+        }
       }
-      await this.relay.remove();
-      await this.metaChain;
-      await rm(this.paths.dir, { recursive: true, force: true });
+      this.qmp?.close();
+      this.qmp = null;
+      await this.relay.drain(200);
+      this.pid = null;
+      this.child = null;
+      await this.removeEverything();
     });
+  }
+
+  private async removeEverything(): Promise<void> {
+    this.detached = true;
+    this.stopWatching();
+    for (const tap of this.meta.taps ?? []) {
+      await deleteTap(tap.ifname).catch((error: unknown) => {
+        this.ctx.log(`${this.id}: deleting tap ${tap.ifname}: ${messageOf(error)}`);
+      });
+    }
+    await this.relay.remove();
+    await this.metaChain;
+    await rm(this.paths.dir, { recursive: true, force: true });
   }
 
   // ---- QMP and console ----------------------------------------------------
@@ -403,7 +503,22 @@ export class ManagedVm {
 
   /** A device change, one at a time with the lifecycle (a start never sees half of one). */
   editDevices<T>(change: (view: DeviceView) => Promise<T>): Promise<T> {
-    return this.locked(() => change(this.deviceView()));
+    return this.locked(() => {
+      this.refuseWhileMigrating();
+      return change(this.deviceView());
+    });
+  }
+
+  /** Device changes and snapshots would make the machine differ from what is being migrated. */
+  private refuseWhileMigrating(): void {
+    const mark = this.meta.migration;
+    if (mark === undefined) return;
+    throw new DaemonError(
+      "PRECONDITION_FAILED",
+      mark.role === "source"
+        ? `VM '${this.id}' is being migrated (migration ${mark.migrationId}); wait for it to end or cancel it with vm.migrateCancel`
+        : `VM '${this.id}' is a migration's destination still waiting for its guest (migration ${mark.migrationId})`,
+    );
   }
 
   deviceView(): DeviceView {
@@ -664,6 +779,17 @@ export class ManagedVm {
       case "SHUTDOWN":
         this.sawShutdownEvent = true;
         break;
+      case "MIGRATION": {
+        const status = (event.data as { status?: unknown } | undefined)?.status;
+        if (typeof status !== "string") break;
+        if (this.meta.state === "incoming" && status === "completed") {
+          // The guest is in: running, or left paused (prelaunch) when the source was.
+          const qmp = this.qmp;
+          if (qmp !== null) this.background(this.refreshState(qmp));
+        }
+        this.ctx.migrationEvent?.(this, status);
+        break;
+      }
     }
   }
 
@@ -788,14 +914,23 @@ export class ManagedVm {
       error,
       lastConsoleLines: this.relay.lastLines(LAST_CONSOLE_LINES),
     };
-    this.meta.exit = exit;
     await this.removeRuntimeFiles();
+    if (this.meta.migration?.role === "source" && this.meta.migration.status === "completed") {
+      // It handed its guest over (migration.ts releases it): not a shutdown.
+      this.ctx.log(
+        `${this.id}: virga-vmm${pid === null ? "" : ` pid ${pid}`} ended after migrating`,
+      );
+      for (const waiter of this.exitWaiters.splice(0)) waiter();
+      return;
+    }
+    this.meta.exit = exit;
     const state: VmState = clean ? "shutdown" : "crashed";
     this.ctx.log(
       `${this.id}: virga-vmm${pid === null ? "" : ` pid ${pid}`} ended (${state}, code ${exit.code}, signal ${exit.signal})`,
     );
     this.setState(state, { exit });
     for (const waiter of this.exitWaiters.splice(0)) waiter();
+    if (this.meta.migration?.role === "destination") this.ctx.incomingEnded?.(this, exit);
   }
 
   private exitRecorded = -1;

@@ -161,8 +161,12 @@ export class VirgadFixture {
     copyFileSync(probeGuest, this.kernel);
   }
 
-  async start(): Promise<VirgadProcess> {
-    const daemon = new VirgadProcess(this.runDir, [this.imagesDir]);
+  private readonly runDirs = new Set<string>();
+
+  /** A virgad on the fixture's run directory, or on `runDir` (a second host; same image directory). */
+  async start(runDir = this.runDir): Promise<VirgadProcess> {
+    this.runDirs.add(runDir);
+    const daemon = new VirgadProcess(runDir, [this.imagesDir]);
     this.daemons.push(daemon);
     await daemon.ready();
     return daemon;
@@ -186,9 +190,12 @@ export class VirgadFixture {
 
   /** The VMs' pids and the control-plane host's (it outlives virgad, as they do). */
   private pidFiles(): number[] {
-    const vms = path.join(this.runDir, "vms");
-    const files = existsSync(vms) ? readdirSync(vms).map((id) => path.join(vms, id, "pid")) : [];
-    files.push(path.join(this.runDir, "control-host.pid"));
+    const files: string[] = [];
+    for (const runDir of this.runDirs) {
+      const vms = path.join(runDir, "vms");
+      if (existsSync(vms)) files.push(...readdirSync(vms).map((id) => path.join(vms, id, "pid")));
+      files.push(path.join(runDir, "control-host.pid"));
+    }
     return files
       .filter((file) => existsSync(file))
       .map((file) => Number(readFileSync(file, "utf8").trim()))
@@ -201,19 +208,21 @@ export class VirgadFixture {
     for (const daemon of this.daemons) {
       parts.push(`--- virgad pid ${daemon.pid} stderr:\n${daemon.stderr}`);
     }
-    const hostLog = path.join(this.runDir, "control-host.log");
-    if (existsSync(hostLog)) {
-      const text = readFileSync(hostLog, "utf8");
-      parts.push(`--- control-host.log (last 3000 chars):\n${text.slice(-3000)}`);
-    }
-    const vms = path.join(this.runDir, "vms");
-    if (existsSync(vms)) {
+    for (const runDir of this.runDirs) {
+      const where = path.relative(this.tmp.dir, runDir);
+      const hostLog = path.join(runDir, "control-host.log");
+      if (existsSync(hostLog)) {
+        const text = readFileSync(hostLog, "utf8");
+        parts.push(`--- ${where}/control-host.log (last 3000 chars):\n${text.slice(-3000)}`);
+      }
+      const vms = path.join(runDir, "vms");
+      if (!existsSync(vms)) continue;
       for (const id of readdirSync(vms)) {
         const dir = path.join(vms, id);
         for (const name of readdirSync(dir)) {
           if (name === "log" || /^console\.\d+\.log$/.test(name)) {
             const text = readFileSync(path.join(dir, name), "utf8");
-            parts.push(`--- vms/${id}/${name} (last 3000 chars):\n${text.slice(-3000)}`);
+            parts.push(`--- ${where}/vms/${id}/${name} (last 3000 chars):\n${text.slice(-3000)}`);
           }
         }
       }

@@ -59,9 +59,23 @@ describe("virga-vmm command line", () => {
       /^virga-vmm: -daemonize: cannot be used with -serial stdio/,
     ],
     [
-      "the q35 machine",
-      ["-machine", "q35", "-kernel", kernel],
-      /^virga-vmm: -machine: machine 'q35' is not supported yet/,
+      "a machine not built yet",
+      ["-machine", "pc", "-kernel", kernel],
+      /^virga-vmm: -machine: machine 'pc' is not supported yet/,
+    ],
+    [
+      "a virtio-mmio device on q35",
+      [
+        "-machine",
+        "q35",
+        "-kernel",
+        kernel,
+        "-drive",
+        `file=${kernel},id=d0`,
+        "-device",
+        "virtio-blk-device,drive=d0",
+      ],
+      /^virga-vmm: -device: the q35 machine takes no virtio-mmio devices/,
     ],
     [
       "a virtio-net device without its -netdev",

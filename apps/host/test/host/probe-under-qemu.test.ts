@@ -9,6 +9,7 @@ import { SerialConsole } from "../support/console";
 import { makeDisk, readSector, sectorPattern, tempDir } from "../support/disk";
 import { requireKvmHost } from "../support/guest";
 import { probeGuest } from "../support/paths";
+import { pciFunctions } from "../support/pci";
 
 const BOOT_MS = 60000;
 const TEST = { timeout: 120000 };
@@ -19,10 +20,15 @@ interface Qemu {
   exit: Promise<number | null>;
 }
 
-function startQemu(smp: number, append: string, drive?: { file: string; readOnly: boolean }): Qemu {
+function startQemu(
+  smp: number,
+  append: string,
+  drive?: { file: string; readOnly: boolean },
+  machine = "microvm,acpi=off",
+): Qemu {
   const args = [
     "-M",
-    "microvm,acpi=off",
+    machine,
     "-enable-kvm",
     // PVM hosts refuse QEMU's default for MSR 0x10a (GUESTS.md).
     "-cpu",
@@ -105,6 +111,29 @@ describe("the probe guest under QEMU (reference implementation)", () => {
       assert.equal(await qemu.exit, 0);
     });
   });
+
+  it(
+    "on QEMU's q35 the same ECAM scan (MCFG) finds the host bridge virga-vmm's q35 has",
+    TEST,
+    async () => {
+      const qemu = startQemu(1, "console=ttyS0", undefined, "q35");
+      await withQemu(qemu, async () => {
+        await qemu.serial.waitFor(/probe> /, BOOT_MS);
+        qemu.serial.send("pci");
+        await qemu.serial.waitFor(/OK pci \d+/, BOOT_MS);
+        assert.match(
+          qemu.serial.lines(/^pci ecam /)[0] ?? "",
+          /^pci ecam 0x[0-9a-f]+ buses 00-[0-9a-f]{2}$/,
+        );
+        // QEMU's q35 also has the ICH9's LPC, SATA and SMBus functions at 00:1f.
+        const functions = pciFunctions(qemu.serial.lines(/^pci /));
+        assert.equal(functions[0], "00:00.0 8086:29c0 060000", functions.join("\n"));
+        assert.ok(functions.includes("00:1f.0 8086:2918 060100"), functions.join("\n"));
+        qemu.serial.send("poweroff");
+        assert.equal(await qemu.exit, 0);
+      });
+    },
+  );
 
   it("writes a sector pattern over QEMU's virtio-blk that the host reads back", TEST, async () => {
     const tmp = tempDir();

@@ -207,5 +207,48 @@ export const SCENARIOS: Scenario[] = [
       });
     },
   },
+  {
+    name: "on -machine q35 Debian's kernel finds the PCIe root bridge, uses its ECAM and sees the host bridge",
+    async run(scratch) {
+      const log = path.join(scratch, "vm.log");
+      const args = [
+        "-machine",
+        "q35",
+        ...linuxKernelArgs({ smp: "1", mem: "256", append: "console=ttyS0 virga.action=stay" }),
+        "-D",
+        log,
+      ];
+      await withVmm(args, async (vm) => {
+        await vm.waitFor(/VIRGA-GUEST ready/, BOOT_MS);
+        // ACPI found PCI0 (PNP0A08) and the MCFG window reserved by PNP0C02.
+        const dmesg = (pattern: string, end: string): void =>
+          vm.send(`dmesg | grep -E '${pattern}' | head -5; echo ${end}`);
+        dmesg("PCI Root Bridge \\[PCI0\\]", "END-ROOT");
+        const root = await vm.waitFor(
+          /([^\n]*PCI Root Bridge \[PCI0\][^\n]*)[\s\S]*END-ROOT/,
+          BOOT_MS,
+        );
+        assert.match(root[1] ?? "", /domain 0000 \[bus 00-ff\]/);
+        // ECAM in use: the window is claimed, and config space is 4 KiB.
+        vm.send("grep -E 'PCI (ECAM|MMCONFIG)' /proc/iomem; echo END-IOMEM");
+        const iomem = await vm.waitFor(
+          /(\S+ : PCI (?:ECAM|MMCONFIG) 0000 \[bus 00-ff\])[\s\S]*END-IOMEM/,
+          BOOT_MS,
+        );
+        assert.match(iomem[1] ?? "", /^e0000000-efffffff /);
+        vm.send(
+          "d=/sys/bus/pci/devices/0000:00:00.0; echo HB $(cat $d/vendor) $(cat $d/device) $(cat $d/class) $(wc -c < $d/config) END-HB",
+        );
+        const bridge = await vm.waitFor(/HB (\S+) (\S+) (\S+) (\d+) END-HB/, BOOT_MS);
+        assert.deepEqual(bridge.slice(1), ["0x8086", "0x29c0", "0x060000", "4096"]);
+        vm.send("ls /sys/bus/pci/devices | wc -l; echo END-COUNT");
+        const count = await vm.waitFor(/(\d+)\s+END-COUNT/, BOOT_MS);
+        assert.equal(count[1], "1");
+        vm.send("poweroff -f");
+        assert.deepEqual(await vm.waitForExit(BOOT_MS), { code: 0, signal: null });
+      });
+      assert.match(shutdownLine(log), POWERED_OFF);
+    },
+  },
   ...deviceScenariosToRun(),
 ];

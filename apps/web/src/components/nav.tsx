@@ -8,6 +8,7 @@ const LINKS = [
   { href: "/vms", label: "Virtual machines" },
   { href: "/definitions", label: "Definitions" },
   { href: "/templates", label: "Templates" },
+  { href: "/migrations", label: "Migrations" },
   { href: "/hosts", label: "Hosts" },
   { href: "/audit", label: "Audit log", role: "operator" },
   { href: "/tokens", label: "API tokens" },

@@ -92,9 +92,14 @@ export function SerialConsole({ vmId, canType }: { vmId: string; canType: boolea
           appendTranscript(bytes);
           next = frame.offset + decodeBase64(frame.data).length;
         };
-        ws.onclose = () => {
+        ws.onclose = (event) => {
           if (socketRef.current === ws) socketRef.current = null;
           if (disposed) return;
+          // The portal ended it because the session ended: retrying cannot help.
+          if (event.code === 4401) {
+            setStatus("session ended — sign in again");
+            return;
+          }
           attempt++;
           setStatus("disconnected — reconnecting…");
           retry = setTimeout(connect, Math.min(250 * 2 ** attempt, 5000));

@@ -23,7 +23,11 @@ export function SignInForm() {
   };
   return (
     <form onSubmit={submit} aria-label="Sign in">
-      {signIn.error && <div className="alert error">{errorDetails(signIn.error).message}</div>}
+      {signIn.error && (
+        <div className="alert error" role="alert">
+          {errorDetails(signIn.error).message}
+        </div>
+      )}
       <div className="field">
         <label htmlFor="username">Username</label>
         <input

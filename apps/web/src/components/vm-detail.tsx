@@ -11,6 +11,7 @@ import { SaveTemplate } from "./save-template";
 import { SerialConsole } from "./serial-console";
 import { StateBadge } from "./state-badge";
 import { VmDevices } from "./vm-devices";
+import { VmMigration } from "./vm-migration";
 import { ACTION_LABELS, actionsFor } from "./vm-table";
 
 type Vm = RouterOutputs["vms"]["get"];
@@ -108,9 +109,16 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
   const vm = useQuery(trpc.vms.get.queryOptions({ id: initial.id }, { initialData: initial }));
   useVmWatch((event) => {
     if (event.vmId !== initial.id) return;
-    if (event.event === "VM_DELETED") router.push("/vms");
+    // A VM that migrated away is deleted at its source but lives on at its destination.
+    const migrated = (event.data as { migratedTo?: unknown } | null)?.migratedTo !== undefined;
+    if (event.event === "VM_DELETED" && !migrated) router.push("/vms");
+    if (event.event === "VM_MIGRATION" || migrated) {
+      void queryClient.invalidateQueries({ queryKey: trpc.vms.get.queryKey({ id: initial.id }) });
+    }
     // A device change here, in another tab or through the API, a state change, an unplug.
     void queryClient.invalidateQueries({ queryKey: trpc.vms.devices.queryKey({ id: initial.id }) });
+    // The summary too: a crash brings its exit (reason, last console lines), a start its PID.
+    void queryClient.invalidateQueries({ queryKey: trpc.vms.get.queryKey({ id: initial.id }) });
   });
   const [error, setError] = useState<string | null>(null);
   const onDone = {
@@ -143,6 +151,7 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
       </div>
       {error && <div className="alert error">{error}</div>}
       {data.hostError && <div className="alert error">{data.hostError}</div>}
+      {data.state === "crashed" && data.exit && <CrashReport exit={data.exit} />}
       <div className="grid2">
         <section className="panel" aria-label="Status">
           <h2>Status</h2>
@@ -229,6 +238,10 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
         <h2>Devices</h2>
         <VmDevices vmId={data.id} hostId={data.hostId} state={data.state} canAct={canAct} />
       </section>
+      <section className="panel" aria-label="Migration">
+        <h2>Migration</h2>
+        <VmMigration vmId={data.id} hostId={data.hostId} state={data.state} canAct={canAct} />
+      </section>
       <section className="panel" aria-label="Memory">
         <h2>Memory</h2>
         <MemoryPanel
@@ -250,5 +263,40 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
         </section>
       </div>
     </>
+  );
+}
+
+/** Why a VM ended unasked: the VMM's own error line, or the signal, and what its console said last. */
+function CrashReport(props: {
+  exit: {
+    code: number | null;
+    signal: string | null;
+    error: string | null;
+    lastConsoleLines: string[];
+  };
+}) {
+  const { exit } = props;
+  const why =
+    exit.error ??
+    (exit.signal !== null
+      ? `the VMM was killed by ${exit.signal}`
+      : `the VMM exited with code ${String(exit.code)}`);
+  return (
+    <section
+      className="alert error"
+      role="alert"
+      aria-label="Crash report"
+      data-testid="crash-report"
+    >
+      <strong>This VM crashed:</strong> {why}
+      {exit.lastConsoleLines.length > 0 && (
+        <>
+          <div className="small">Last console lines:</div>
+          <pre className="mono small" data-testid="crash-console">
+            {exit.lastConsoleLines.join("\n")}
+          </pre>
+        </>
+      )}
+    </section>
   );
 }

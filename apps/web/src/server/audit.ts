@@ -1,5 +1,5 @@
 // The audit log: who did what, when, through which front end, and how it
-// ended. Inputs are stored with secrets blanked.
+// ended. Inputs are stored with secrets blanked and typed text summarised.
 import { db } from "./db";
 import { displayName, type Principal } from "./auth/principal";
 
@@ -31,6 +31,29 @@ function scrub(value: unknown, depth = 0): unknown {
   return out;
 }
 
+/**
+ * Inputs that can carry anything the user typed — console keystrokes (a
+ * password typed at a login prompt) and raw QMP arguments (a secret
+ * object, a URI with credentials) — are kept as their shape only: the
+ * command and the size, never the text.
+ */
+function summarise(action: string, input: unknown): unknown {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return input;
+  const fields = input as Record<string, unknown>;
+  if (action === "vms.consoleInput" && typeof fields.data === "string") {
+    return { ...fields, data: `(${fields.data.length} characters)` };
+  }
+  if ((action === "vms.qmp" || action === "gateway.qmp") && fields.arguments !== undefined) {
+    const text = JSON.stringify(fields.arguments);
+    const keys =
+      typeof fields.arguments === "object" && fields.arguments !== null
+        ? Object.keys(fields.arguments).join(", ")
+        : typeof fields.arguments;
+    return { ...fields, arguments: `(${text.length} characters: ${keys})` };
+  }
+  return input;
+}
+
 export function viaOf(principal: Principal | null): Via {
   return principal?.tokenId ? "api" : "ui";
 }
@@ -38,7 +61,7 @@ export function viaOf(principal: Principal | null): Via {
 export async function audit(entry: AuditEntry): Promise<void> {
   let input: string | null = null;
   if (entry.input !== undefined) {
-    input = JSON.stringify(scrub(entry.input));
+    input = JSON.stringify(scrub(summarise(entry.action, entry.input)));
     if (input.length > MAX_INPUT_CHARS) {
       input = `${input.slice(0, MAX_INPUT_CHARS)}…`;
     }

@@ -14,6 +14,12 @@ const schema = z.object({
   /** The local virgad `npm start` runs, registered as host "local". */
   VIRGA_LOCAL_HOST_URL: z.string().url().optional(),
   VIRGA_LOCAL_HOST_TOKEN: z.string().min(1).optional(),
+  /** VM events older than this many days are deleted (docs/security.md). */
+  VIRGA_RETAIN_EVENTS_DAYS: z.coerce.number().positive().default(30),
+  /** Audit entries older than this many days are deleted. */
+  VIRGA_RETAIN_AUDIT_DAYS: z.coerce.number().positive().default(365),
+  /** How often the retention sweep runs; expired sessions go with it. */
+  VIRGA_RETENTION_SWEEP_SECONDS: z.coerce.number().positive().default(3600),
 });
 
 export type Env = z.infer<typeof schema>;

@@ -32,6 +32,13 @@ constexpr uint64_t kKernelLoadAddr = 0x100000;
 constexpr uint64_t kMmioHoleStart = 0xc0000000;  // 3 GiB
 constexpr uint64_t kVirtioMmioBase = 0xd0000000;
 constexpr uint64_t kVirtioMmioStride = 0x1000;
+// The q35 board (docs/q35.md): the hole's first 512 MiB are the root
+// bus's 32-bit MMIO window for BARs, then the ECAM window, 1 MiB for each
+// of 256 bus numbers.
+constexpr uint64_t kPciMmioBase = 0xc0000000;
+constexpr uint64_t kPciMmioSize = 0x20000000;
+constexpr uint64_t kPciEcamBase = 0xe0000000;
+constexpr uint32_t kPciLastBus = 255;
 constexpr uint64_t kIoapicAddr = 0xfec00000;
 constexpr uint64_t kLapicAddr = 0xfee00000;
 // Real-mode helpers KVM needs on Intel hosts; placed at the top of the hole.

@@ -159,6 +159,11 @@ export const deviceAdd = defineCommand({
     .strict(),
   async handler(args, { vm }) {
     const { driver } = args;
+    if (vm.config.machine !== "microvm") {
+      throw genericError(
+        `driver: the ${vm.config.machine} machine has no hot-plug yet, so no '${driver}' (docs/q35.md)`,
+      );
+    }
     const block = BLOCK_DRIVERS.has(driver);
     if (!block && !NET_DRIVERS.has(driver)) {
       if (STANDARD_DRIVERS.has(driver)) {

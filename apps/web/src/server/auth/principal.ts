@@ -101,6 +101,31 @@ export async function endSession(sessionId: string): Promise<void> {
   await db().session.deleteMany({ where: { id: sessionId } });
 }
 
+/**
+ * The same caller as it stands now, for connections that outlive a request
+ * (the console websocket): null once its session ended or expired, its
+ * token was revoked or expired, or its user was deleted; its role as the
+ * user's role is now.
+ */
+export async function refreshPrincipal(principal: Principal): Promise<Principal | null> {
+  if (principal.tokenId !== null) {
+    const row = await db().apiToken.findUnique({
+      where: { id: principal.tokenId },
+      include: { user: true },
+    });
+    if (row === null || row.revokedAt !== null) return null;
+    if (row.expiresAt !== null && row.expiresAt.getTime() < Date.now()) return null;
+    return { ...principal, role: weakerOf(parseRole(row.role), parseRole(row.user.role)) };
+  }
+  if (principal.sessionId === null) return null;
+  const session = await db().session.findUnique({
+    where: { id: principal.sessionId },
+    include: { user: true },
+  });
+  if (session === null || session.expiresAt.getTime() < Date.now()) return null;
+  return { ...principal, role: parseRole(session.user.role) };
+}
+
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 function bearer(header: string | null | undefined): string | null {

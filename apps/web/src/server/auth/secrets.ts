@@ -3,9 +3,13 @@
 // random bytes, so a plain SHA-256 of them is enough to store.
 import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 
+// OWASP's password storage guidance lists scrypt N=2^17, r=8, p=1 and
+// equally costly trades of memory for parallelism; N=2^14, r=8, p=5 is one
+// of them, at 16 MiB per hash rather than 128, so a burst of sign-ins
+// cannot exhaust the portal's memory.
 const N = 16384;
 const R = 8;
-const P = 1;
+const P = 5;
 const KEY_LENGTH = 64;
 
 function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
@@ -30,6 +34,15 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const key = await derive(password, Buffer.from(salt, "base64"), Number(n), Number(r), Number(p));
   return key.length === expected.length && timingSafeEqual(key, expected);
 }
+
+/** A stored hash made at another cost than today's: hash again at the next sign-in. */
+export function needsRehash(stored: string): boolean {
+  const [kind, n, r, p] = stored.split("$");
+  return kind !== "scrypt" || Number(n) !== N || Number(r) !== R || Number(p) !== P;
+}
+
+/** What verifying an unknown user's password costs, so timing tells nothing. */
+export const DUMMY_HASH = `scrypt$${N}$${R}$${P}$AAAAAAAAAAAAAAAAAAAAAA==$AAAA`;
 
 /** A random secret, URL-safe. */
 export function randomSecret(bytes = 32): string {

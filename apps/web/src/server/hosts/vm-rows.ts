@@ -1,7 +1,13 @@
 // Keeping the portal's Vm rows in step with what a host's virgad reports.
 import type { Host } from "@virga/prisma";
 import { db } from "../db";
+import { arrivingRow, IN_FLIGHT, moveVmRow } from "../migrations/rows";
 import type { VmSummary } from "./virgad";
+
+/** A VM still waiting for its guest at a migration's destination: not a VM of that host yet. */
+export function isArriving(summary: VmSummary): boolean {
+  return summary.migration?.role === "destination";
+}
 
 /** The portal id for a VM found on a host: its virgad id, unless another host took it. */
 async function portalIdFor(host: Host, hostVmId: string): Promise<string> {
@@ -24,6 +30,17 @@ export async function upsertVm(host: Host, summary: VmSummary, definitionId?: st
     startedAt: summary.startedAt === null ? null : new Date(summary.startedAt),
     stoppedAt: summary.exit === null ? null : new Date(summary.exit.at),
   };
+  if (existing === null) {
+    // The VM a migration the portal started brought here: its row moves.
+    const migration = await arrivingRow(host, summary.id);
+    if (migration !== null) {
+      await moveVmRow(migration);
+      return db().vm.update({
+        where: { hostId_hostVmId: { hostId: host.id, hostVmId: summary.id } },
+        data: fields,
+      });
+    }
+  }
   if (existing !== null) {
     // The watcher may have imported the VM from its VM_CREATED event before
     // the portal's own create call returned: keep the definition it came from.
@@ -44,9 +61,14 @@ export async function upsertVm(host: Host, summary: VmSummary, definitionId?: st
 
 /** Brings all rows of a host in line with virgad's list; returns the VMs gone from it. */
 export async function syncHostVms(host: Host, summaries: readonly VmSummary[]) {
-  for (const summary of summaries) await upsertVm(host, summary);
+  for (const summary of summaries) {
+    if (!isArriving(summary)) await upsertVm(host, summary);
+  }
   const present = new Set(summaries.map((summary) => summary.id));
-  const rows = await db().vm.findMany({ where: { hostId: host.id } });
+  // A VM migrating away is still this host's until its migration row says otherwise.
+  const rows = await db().vm.findMany({
+    where: { hostId: host.id, migrations: { none: { status: { in: IN_FLIGHT } } } },
+  });
   const gone = rows.filter((row) => !present.has(row.hostVmId));
   if (gone.length > 0) {
     await db().vm.deleteMany({ where: { id: { in: gone.map((row) => row.id) } } });

@@ -8,7 +8,9 @@ import type { Host } from "@virga/prisma";
 import { db } from "../db";
 import { hub } from "./hub";
 import { forgetHost, virgad, virgadStream, type VmEvent } from "./virgad";
-import { syncHostVms, upsertVm } from "./vm-rows";
+import { isArriving, syncHostVms, upsertVm } from "./vm-rows";
+import { applyMigrationInfo } from "../migrations/rows";
+import type { MigrationInfo } from "@virga/host/src/daemon/router";
 
 const RESCAN_MS = 3000;
 const RECONCILE_MS = 10_000;
@@ -22,15 +24,30 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+function isSourceProgress(data: unknown): data is MigrationInfo {
+  return (
+    typeof data === "object" &&
+    data !== null &&
+    (data as { role?: unknown }).role === "source" &&
+    typeof (data as { migrationId?: unknown }).migrationId === "string"
+  );
+}
+
 async function handleEvent(host: Host, event: VmEvent): Promise<void> {
   let vm = await db().vm.findUnique({
     where: { hostId_hostVmId: { hostId: host.id, hostVmId: event.vmId } },
   });
+  if (event.event === "VM_MIGRATION" && isSourceProgress(event.data)) {
+    // Before anything else: a completed migration moves the VM's row away from this host.
+    await applyMigrationInfo(host, event.data);
+    vm = await db().vm.findUnique({ where: { id: vm?.id ?? "" } });
+  }
   if (event.event === "VM_DELETED") {
-    if (vm !== null) await db().vm.delete({ where: { id: vm.id } });
+    if (vm !== null && vm.hostId === host.id) await db().vm.delete({ where: { id: vm.id } });
   } else if (vm === null) {
     try {
-      vm = await upsertVm(host, await virgad(host).vm.get.query({ id: event.vmId }));
+      const summary = await virgad(host).vm.get.query({ id: event.vmId });
+      vm = isArriving(summary) ? null : await upsertVm(host, summary);
     } catch {
       vm = null; // gone again before we looked
     }

@@ -5,6 +5,7 @@ import { definitionsRouter } from "./routers/definitions";
 import { hostsRouter } from "./routers/hosts";
 import { templatesRouter } from "./routers/templates";
 import { imagesRouter } from "./routers/images";
+import { migrationsRouter } from "./routers/migrations";
 import { tokensRouter } from "./routers/tokens";
 import { usersRouter } from "./routers/users";
 import { vmDevicesRouter } from "./routers/vm-devices";
@@ -21,6 +22,7 @@ export const appRouter = router({
   vms: mergeRouters(vmsRouter, vmDevicesRouter),
   images: imagesRouter,
   templates: templatesRouter,
+  migrations: migrationsRouter,
   audit: auditRouter,
 });
 

@@ -12,7 +12,7 @@
 //   client → server  {"type":"input","data":"<utf8 text>"}   (operators)
 import type { WebSocket } from "ws";
 import { audit } from "../audit";
-import type { Principal } from "../auth/principal";
+import { refreshPrincipal, type Principal } from "../auth/principal";
 import { hasRole } from "../auth/roles";
 import { messageFor } from "../hosts/unreachable";
 import { hostError, virgad, virgadStream } from "../hosts/virgad";
@@ -22,6 +22,12 @@ export const CONSOLE_PATH = /^\/api\/v1\/vms\/([^/]+)\/console\/?$/;
 const MAX_BUFFERED = 8 * 1024 * 1024;
 /** Typed input waiting for virgad beyond this is dropped (a paste flood). */
 const MAX_PENDING_INPUT = 1024 * 1024;
+/**
+ * How often an open console checks that its caller may still use it: a
+ * console outlives the request that opened it, and a signed-out session, a
+ * revoked token or a demoted user must lose it soon after.
+ */
+export const CONSOLE_RECHECK_MS = 2000;
 
 interface ClientMessage {
   type?: unknown;
@@ -48,7 +54,7 @@ export async function serveConsole(
     return;
   }
   const host = vm.host;
-  const canType = hasRole(principal.role, "operator");
+  let canType = hasRole(principal.role, "operator");
   await audit({
     principal,
     action: "console.attach",
@@ -81,6 +87,21 @@ export async function serveConsole(
       },
     },
   );
+
+  const recheck = setInterval(() => {
+    refreshPrincipal(principal)
+      .then((now) => {
+        if (now === null) {
+          send(ws, { type: "error", message: "your session ended; sign in again" });
+          ws.close(4401, "session ended");
+          return;
+        }
+        canType = hasRole(now.role, "operator");
+      })
+      .catch(() => {
+        // The database is busy: keep the last answer and ask again next time.
+      });
+  }, CONSOLE_RECHECK_MS);
 
   let pendingInput = "";
   let sendingInput = false;
@@ -128,6 +149,7 @@ export async function serveConsole(
     void sendInput();
   });
   ws.on("close", () => {
+    clearInterval(recheck);
     subscription.unsubscribe();
   });
 }

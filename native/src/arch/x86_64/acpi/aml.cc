@@ -205,6 +205,28 @@ Bytes IrqNoFlags(uint8_t irq) {
   return out;
 }
 
+namespace {
+
+// Word and DWord Address Space Descriptors (6.4.3.5.2-3) of a window a
+// bridge produces: fixed minimum and maximum, positive decode, no
+// translation.
+Bytes AddressSpace(uint8_t tag, int width, uint8_t type, uint8_t type_flags, uint64_t min, uint64_t max) {
+  uint16_t length = static_cast<uint16_t>(3 + 5 * width);
+  Bytes out{tag, static_cast<uint8_t>(length), static_cast<uint8_t>(length >> 8), type, 0x0c, type_flags};
+  for (uint64_t field : {uint64_t{0}, min, max, uint64_t{0}, max - min + 1}) AppendLe(&out, field, width);
+  return out;
+}
+
+}  // namespace
+
+Bytes WordBusNumber(uint16_t min, uint16_t max) { return AddressSpace(0x88, 2, 0x02, 0x00, min, max); }
+
+// Type-specific 0x03: the window covers ISA and non-ISA ranges alike.
+Bytes WordIo(uint16_t min, uint16_t max) { return AddressSpace(0x88, 2, 0x01, 0x03, min, max); }
+
+// Type-specific 0x01: read-write, not cacheable (device registers).
+Bytes DWordMemory(uint32_t min, uint32_t max) { return AddressSpace(0x87, 4, 0x00, 0x01, min, max); }
+
 Bytes ResourceTemplate(const std::vector<Bytes>& descriptors) {
   Bytes contents = Concat(descriptors);
   // End tag; a zero checksum byte means "treat as valid".

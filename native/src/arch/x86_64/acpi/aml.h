@@ -30,6 +30,10 @@ Bytes Memory32Fixed(uint32_t base, uint32_t length, bool writable);
 Bytes ExtendedInterrupt(uint32_t gsi, bool edge, bool active_low, bool shared);
 Bytes Io(uint16_t base, uint8_t length);
 Bytes IrqNoFlags(uint8_t irq);
+// Windows a bridge passes on to its children (min..max inclusive).
+Bytes WordBusNumber(uint16_t min, uint16_t max);
+Bytes WordIo(uint16_t min, uint16_t max);
+Bytes DWordMemory(uint32_t min, uint32_t max);
 Bytes ResourceTemplate(const std::vector<Bytes>& descriptors);
 
 // PkgLength encoding (20.2.4) of a body of `body_length` bytes, counting itself.

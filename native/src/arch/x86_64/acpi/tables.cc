@@ -54,6 +54,48 @@ void PutIoGas(Bytes* table, size_t offset, uint16_t port) {
   Put(table, offset + 4, port, 8);
 }
 
+Bytes PciHostDevice(const PciHost& pci) {
+  // The root bus decodes every I/O port except the configuration ports it
+  // consumes itself, and the 32-bit MMIO hole below the ECAM window.
+  return Device("PCI0", {
+                            Name("_HID", EisaId("PNP0A08")),
+                            Name("_CID", EisaId("PNP0A03")),
+                            Name("_SEG", Integer(0)),
+                            Name("_BBN", Integer(0)),
+                            Name("_UID", Integer(0)),
+                            Name("_CRS", ResourceTemplate({
+                                             WordBusNumber(0, pci.last_bus),
+                                             Io(0xcf8, 8),
+                                             WordIo(0x0000, 0x0cf7),
+                                             WordIo(0x0d00, 0xffff),
+                                             DWordMemory(pci.mmio_base, pci.mmio_base + pci.mmio_size - 1),
+                                         })),
+                        });
+}
+
+// Linux uses an MCFG window only when the firmware also reserves it as a
+// motherboard resource; otherwise it falls back to ports 0xcf8/0xcfc and
+// loses the extended configuration space.
+Bytes EcamReservation(const PciHost& pci) {
+  uint32_t size = static_cast<uint32_t>((uint64_t{pci.last_bus} + 1) << 20);
+  return Device("DRAC", {
+                            Name("_HID", EisaId("PNP0C02")),
+                            Name("_UID", Integer(1)),
+                            Name("_CRS", ResourceTemplate({Memory32Fixed(static_cast<uint32_t>(pci.ecam_base), size, true)})),
+                        });
+}
+
+Bytes BuildMcfg(const PciHost& pci) {
+  Bytes mcfg = Header("MCFG", 1);
+  mcfg.resize(44 + 16, 0);  // 8 reserved bytes, then one allocation
+  Put(&mcfg, 44, pci.ecam_base, 8);
+  Put(&mcfg, 52, 0, 2);  // PCI segment group
+  mcfg[54] = 0;          // first bus
+  mcfg[55] = pci.last_bus;
+  Finish(&mcfg);
+  return mcfg;
+}
+
 Bytes BuildDsdt(const AcpiLayout& layout) {
   std::vector<Bytes> devices;
   devices.push_back(Device("COM1", {
@@ -109,6 +151,8 @@ Bytes BuildDsdt(const AcpiLayout& layout) {
                                                     })),
                                    }));
   }
+  if (layout.pci) devices.push_back(PciHostDevice(*layout.pci));
+  if (layout.pci) devices.push_back(EcamReservation(*layout.pci));
   Bytes dsdt = Header("DSDT", 2);
   Bytes sb = Scope("\\_SB_", devices);
   dsdt.insert(dsdt.end(), sb.begin(), sb.end());
@@ -205,10 +249,11 @@ uint64_t WriteAcpiTables(const GuestMemory& memory, const AcpiLayout& layout) {
   cursor += 48;  // RSDP (36 bytes), written last when the XSDT address is known
   uint64_t dsdt = place(BuildDsdt(layout));
   uint64_t fadt = place(BuildFadt(dsdt));
-  uint64_t madt = place(BuildMadt(layout));
+  std::vector<uint64_t> entries = {fadt, place(BuildMadt(layout))};
+  if (layout.pci) entries.push_back(place(BuildMcfg(*layout.pci)));
 
   Bytes xsdt = Header("XSDT", 1);
-  for (uint64_t entry : {fadt, madt}) {
+  for (uint64_t entry : entries) {
     size_t at = xsdt.size();
     xsdt.resize(at + 8);
     Put(&xsdt, at, entry, 8);

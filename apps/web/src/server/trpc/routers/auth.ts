@@ -4,7 +4,8 @@ import { z } from "zod";
 import { db } from "../../db";
 import { clearedCookies, sessionCookies } from "../../auth/cookies";
 import { createSession, endSession } from "../../auth/principal";
-import { hashPassword, verifyPassword } from "../../auth/secrets";
+import { DUMMY_HASH, hashPassword, needsRehash, verifyPassword } from "../../auth/secrets";
+import { recordFailedSignIn, recordSignIn, signInRefusal } from "../../auth/sign-in-throttle";
 import { publicProcedure, router, viewerProcedure } from "../trpc";
 
 export const MIN_PASSWORD = 8;
@@ -29,14 +30,21 @@ export const authRouter = router({
       if (!ctx.sameOrigin) {
         throw new TRPCError({ code: "FORBIDDEN", message: "sign-in from another site refused" });
       }
+      const refusal = await signInRefusal(input.username, ctx.ip);
+      if (refusal !== null) throw new TRPCError({ code: "TOO_MANY_REQUESTS", message: refusal });
       const user = await db().user.findUnique({ where: { username: input.username } });
       // Verify against a dummy hash for unknown users, so timing tells nothing.
-      const ok = await verifyPassword(
-        input.password,
-        user?.passwordHash ?? "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",
-      );
+      const ok = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH);
       if (user === null || !ok) {
+        await recordFailedSignIn(input.username, ctx.ip);
         throw new TRPCError({ code: "UNAUTHORIZED", message: "wrong username or password" });
+      }
+      await recordSignIn(input.username);
+      if (needsRehash(user.passwordHash)) {
+        await db().user.update({
+          where: { id: user.id },
+          data: { passwordHash: await hashPassword(input.password) },
+        });
       }
       const session = await createSession(user.id, ctx.userAgent);
       ctx.setCookies(sessionCookies(session.secret, session.csrfToken, session.expiresAt));
@@ -64,6 +72,14 @@ export const authRouter = router({
       await db().user.update({
         where: { id: user.id },
         data: { passwordHash: await hashPassword(input.newPassword) },
+      });
+      // Whoever else holds a session of this user (a stolen cookie, a
+      // forgotten browser) is signed out; this session stays.
+      await db().session.deleteMany({
+        where: {
+          userId: user.id,
+          ...(ctx.principal.sessionId === null ? {} : { id: { not: ctx.principal.sessionId } }),
+        },
       });
       return {};
     }),

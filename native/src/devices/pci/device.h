@@ -1,0 +1,65 @@
+// A function on a PCI bus, as its bus sees it: configuration reads and
+// writes, and the registers behind its memory BARs, which follow the
+// addresses the guest programs. Devices serialise their own state; the
+// bus only routes.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include "devices/bus.h"
+#include "devices/pci/config_space.h"
+
+namespace virga::pci {
+
+class PciDevice {
+ public:
+  explicit PciDevice(const PciId& id) : config_(id) {}
+  virtual ~PciDevice() = default;
+
+  virtual uint32_t ReadConfig(uint32_t offset, uint32_t len) {
+    std::lock_guard guard(lock_);
+    return config_.Read(offset, len);
+  }
+  virtual void WriteConfig(uint32_t offset, uint32_t len, uint32_t value) {
+    std::lock_guard guard(lock_);
+    config_.Write(offset, len, value);
+  }
+
+  // Maps each memory BAR with registers where the guest put it, while
+  // memory decoding is on; unmaps it otherwise. A BAR the guest placed
+  // over another device stays unmapped until it moves (as sizing does,
+  // writing all ones, when decoding is left on).
+  void UpdateBarMappings(Bus& mmio) {
+    std::lock_guard guard(lock_);
+    for (int i = 0; i < kBarCount; ++i) {
+      if (!bar_registers_[i]) continue;
+      uint64_t want = config_.MemoryEnabled() ? config_.BarAddress(i) : 0;
+      if (want == mapped_at_[i]) continue;
+      if (mapped_at_[i] != 0) mmio.Remove(mapped_at_[i]);
+      mapped_at_[i] = 0;
+      if (want == 0) continue;
+      try {
+        mmio.Insert(want, config_.BarSize(i), bar_registers_[i]);
+        mapped_at_[i] = want;
+      } catch (const std::exception&) {
+        // Overlaps: left unmapped, as above.
+      }
+    }
+  }
+
+ protected:
+  // The registers behind BAR `index` (declared with config_.AddMemoryBar).
+  void SetBarRegisters(int index, std::shared_ptr<BusDevice> registers) { bar_registers_[index] = std::move(registers); }
+
+  std::mutex lock_;
+  ConfigSpace config_;
+
+ private:
+  std::array<std::shared_ptr<BusDevice>, kBarCount> bar_registers_{};
+  std::array<uint64_t, kBarCount> mapped_at_{};
+};
+
+}  // namespace virga::pci

@@ -1,0 +1,95 @@
+#include "devices/pci/root_bus.h"
+
+#include "common/error.h"
+
+namespace virga::pci {
+
+namespace {
+
+uint32_t Load(const uint8_t* data, uint32_t len) {
+  uint32_t value = 0;
+  for (uint32_t i = 0; i < len && i < 4; ++i) value |= static_cast<uint32_t>(data[i]) << (8 * i);
+  return value;
+}
+
+void Store(uint8_t* data, uint32_t len, uint32_t value) {
+  for (uint32_t i = 0; i < len; ++i) data[i] = i < 4 ? static_cast<uint8_t>(value >> (8 * i)) : 0xff;
+}
+
+}  // namespace
+
+void RootBus::Attach(uint32_t slot, uint32_t function, std::shared_ptr<PciDevice> device) {
+  if (slot >= kSlots || function >= kFunctions) {
+    throw VmmError("addr: " + std::to_string(slot) + "." + std::to_string(function) +
+                   " is out of range (slots 0-31, functions 0-7)");
+  }
+  std::lock_guard guard(lock_);
+  auto& entry = functions_[slot * kFunctions + function];
+  if (entry) throw VmmError("addr: slot " + std::to_string(slot) + "." + std::to_string(function) + " is occupied");
+  entry = std::move(device);
+}
+
+std::shared_ptr<PciDevice> RootBus::Find(uint32_t bus, uint32_t devfn) const {
+  // pcie.0 is bus 0; nothing sits behind it yet.
+  if (bus != 0 || devfn >= functions_.size()) return nullptr;
+  std::lock_guard guard(lock_);
+  return functions_[devfn];
+}
+
+uint32_t RootBus::ReadConfig(uint32_t bus, uint32_t devfn, uint32_t offset, uint32_t len) const {
+  std::shared_ptr<PciDevice> device = Find(bus, devfn);
+  return device ? device->ReadConfig(offset, len) : 0xffffffff;
+}
+
+void RootBus::WriteConfig(uint32_t bus, uint32_t devfn, uint32_t offset, uint32_t len, uint32_t value) const {
+  std::shared_ptr<PciDevice> device = Find(bus, devfn);
+  if (!device) return;
+  device->WriteConfig(offset, len, value);
+  // The command register or a BAR: where its registers answer may have moved.
+  bool moves = offset < kCommand + 2 ? offset + len > kCommand : offset < kBar0 + 4 * kBarCount && offset + len > kBar0;
+  if (moves && mmio_ != nullptr) device->UpdateBarMappings(*mmio_);
+}
+
+void EcamWindow::Read(uint64_t offset, uint8_t* data, uint32_t len) {
+  uint32_t reg = offset & 0xfff;
+  uint32_t value = len <= 4 && (reg & (len - 1)) == 0
+                       ? bus_->ReadConfig(static_cast<uint32_t>(offset >> 20), (offset >> 12) & 0xff, reg, len)
+                       : 0xffffffff;
+  Store(data, len, value);
+}
+
+void EcamWindow::Write(uint64_t offset, const uint8_t* data, uint32_t len) {
+  uint32_t reg = offset & 0xfff;
+  // Unaligned or wider than a dword: dropped, as the PCIe spec allows.
+  if (len > 4 || (reg & (len - 1)) != 0) return;
+  bus_->WriteConfig(static_cast<uint32_t>(offset >> 20), (offset >> 12) & 0xff, reg, len, Load(data, len));
+}
+
+void ConfigPorts::Read(uint64_t offset, uint8_t* data, uint32_t len) {
+  std::lock_guard guard(lock_);
+  if (offset == 0 && len == 4) return Store(data, len, address_);
+  if (offset == 1 && len == 1) return Store(data, len, reset_control_);
+  if (offset < 4 || !(address_ & 0x80000000u)) return Store(data, len, 0xffffffff);
+  uint32_t reg = (address_ & 0xfc) + static_cast<uint32_t>(offset - 4);
+  Store(data, len, bus_->ReadConfig((address_ >> 16) & 0xff, (address_ >> 8) & 0xff, reg, len));
+}
+
+void ConfigPorts::Write(uint64_t offset, const uint8_t* data, uint32_t len) {
+  uint32_t value = Load(data, len);
+  bool reset = false;
+  {
+    std::lock_guard guard(lock_);
+    if (offset == 0 && len == 4) {
+      address_ = value & 0x80fffffcu;
+    } else if (offset == 1 && len == 1) {
+      reset_control_ = value & 0x0e;
+      reset = (value & 0x04) != 0;
+    } else if (offset >= 4 && (address_ & 0x80000000u)) {
+      uint32_t reg = (address_ & 0xfc) + static_cast<uint32_t>(offset - 4);
+      bus_->WriteConfig((address_ >> 16) & 0xff, (address_ >> 8) & 0xff, reg, len, value);
+    }
+  }
+  if (reset) on_exit_({ExitKind::kGuestReset, "Q35 reset control register (0xcf9)"});
+}
+
+}  // namespace virga::pci
