@@ -11,6 +11,8 @@ const config: NextConfig = {
   serverExternalPackages: [
     "better-sqlite3",
     "@prisma/adapter-better-sqlite3",
+    "@prisma/adapter-pg",
+    "pg",
     "@prisma/client",
     "ws",
   ],

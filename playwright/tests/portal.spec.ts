@@ -22,11 +22,16 @@ test("sign in, define, start, console, pause/resume live, quit, audit", async ({
     await signIn(page);
   });
 
-  await test.step("hosts: the local virgad with CPUs, memory and KVM", async () => {
+  await test.step("hosts: the local virgad, reachable, with CPUs, memory and KVM", async () => {
     await page.getByRole("link", { name: "Hosts" }).click();
     const host = page.getByTestId("host-local");
     await expect(host).toBeVisible();
+    await expect(host.getByTestId("host-reachability")).toContainText(/^reachable · last reached/);
     await expect(host.getByTestId("host-cpus")).toHaveText(/^\d+$/);
+    await expect(host.getByTestId("host-vms")).toHaveText(/^\d+ live of \d+$/);
+    await expect(host.getByTestId("host-free-memory")).toContainText(
+      /iB \(\d.* held by live VMs\)/,
+    );
     await expect(host.getByTestId("host-kvm")).toContainText("present");
     await shoot("hosts");
   });

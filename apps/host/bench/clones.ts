@@ -14,14 +14,14 @@
 // and the PSS of an idle clone (the guest's pages are shared through the
 // template's page cache, copied only when written) against the PSS of the
 // freshly booted VM that wrote the same memory.
-import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Daemon } from "../src/daemon/daemon";
 import { QmpClient } from "../src/qmp/client";
 import { median } from "./measure";
+import { connectWhenListening, sleep, Vmm, waitForFile } from "./vmm-process";
 
 export interface CloneBenchOptions {
   vmmBin: string;
@@ -59,8 +59,6 @@ export interface CloneBenchResult {
   idleVirgadClonePssMiB: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** PSS of one process (smaps_rollup), or of it and its children. */
 function pssKiB(pid: number, withChildren = false): number {
   let total = 0;
@@ -82,45 +80,6 @@ function readFile(file: string): string {
   return readFileSync(file, "utf8");
 }
 
-/** Spawns a VMM with its serial console on stdio; `waitFor` resolves when the output has `marker` after `from`. */
-class Vmm {
-  readonly child: ChildProcess;
-  output = "";
-  readonly spawnedAt = performance.now();
-  private exitedWith: string | null = null;
-
-  constructor(bin: string, args: string[]) {
-    this.child = spawn(bin, args, { stdio: ["pipe", "pipe", "pipe"] });
-    this.child.stdout?.on("data", (d: Buffer) => (this.output += d.toString()));
-    let stderr = "";
-    this.child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-    this.child.on("exit", (code) => {
-      this.exitedWith = `exited (${code}): ${stderr.trim()}`;
-    });
-  }
-
-  type(text: string): void {
-    this.child.stdin?.write(text);
-  }
-
-  async waitFor(marker: string, timeoutMs = 30000): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.output.includes(marker)) {
-      if (this.exitedWith !== null) throw new Error(`virga-vmm ${this.exitedWith}`);
-      if (Date.now() > deadline) throw new Error(`no '${marker}' within ${timeoutMs} ms`);
-      await sleep(1);
-    }
-    return performance.now();
-  }
-
-  async kill(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once("exit", resolve));
-    this.child.kill("SIGKILL");
-    await exited;
-  }
-}
-
 function controlHostPid(runDir: string): number {
   try {
     return Number(readFileSync(path.join(runDir, "control-host.pid"), "utf8").trim()) || 0;
@@ -138,29 +97,6 @@ function fleetRun(startedAt: number, spawned: number[], answered: number[]): Fle
     eachMedianMs: median(each),
     eachMaxMs: Math.max(...each),
   };
-}
-
-async function waitForFile(file: string, timeoutMs = 30000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!existsSync(file)) {
-    if (Date.now() > deadline) throw new Error(`${file} did not appear`);
-    await sleep(1);
-  }
-}
-
-/** The socket file exists from bind(); connecting before listen() is refused, so retry. */
-async function connectWhenListening(socket: string, timeoutMs = 30000): Promise<QmpClient> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await QmpClient.connect(socket);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ECONNREFUSED" || Date.now() > deadline) {
-        throw error;
-      }
-      await sleep(1);
-    }
-  }
 }
 
 export async function runCloneBench(options: CloneBenchOptions): Promise<CloneBenchResult> {

@@ -11,19 +11,32 @@
 //           largest count (bench/density.ts)
 //   clones: clones per second from one snapshot template, and PSS per idle
 //           clone (bench/clones.ts)
+//   snapshot: snapshot time and size of a 512 MiB guest with 64 MiB
+//           written, and restore (process start → prompt; start → first
+//           vCPU entry inside virga-vmm) against QEMU's migrate to and
+//           -incoming from a file (bench/restore.ts)
+//   migration: live migration of a 512 MiB guest over loopback tcp, idle
+//           and writing 50 MiB/s: total time, downtime, rounds against
+//           QEMU's (bench/migration.ts)
 // Prints a table and writes bench-results/bench.json at the repository root.
 // Options: --runs N (10), --smp N (1), --mem MiB (128), --qmp-seconds S (3),
-// --density 1,10,50 (VM counts), --clones N (20), --touch MiB (64).
-// `npm run bench density` / `npm run bench clones` run only that section.
+// --density 1,10,50 (VM counts), --clones N (20), --touch MiB (64);
+// snapshot and migration: --big-mem MiB (512), --fill MiB (64),
+// --snapshot-runs N (5), --migration-runs N (5), --downtime-limit ms (50),
+// --dirty-rate MiB/s (50), --dirty-window MiB (64).
+// `npm run bench density` / `clones` / `snapshot` / `migration` run only
+// that section.
 // `npm run bench linux [--runs 5 --smp 1 --mem 512]`: stock Debian Linux boot
 // time inside the nested-KVM harness instead (bench/linux.ts).
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { cloneRows, runCloneBench, type CloneBenchResult } from "./clones";
 import { runDensity, type DensityResult } from "./density";
 import { runLinuxBench } from "./linux";
+import { migrationRows, runMigrationBench, type MigrationBenchResult } from "./migration";
+import { runSnapshotBench, snapshotRows, type BenchVmm, type SnapshotBenchResult } from "./restore";
 import {
   bootOnce,
   median,
@@ -63,7 +76,7 @@ const densityCounts = (() => {
 const guestBytes = memMiB * 1024 * 1024;
 const append = "console=ttyS0";
 
-function virgaArgs(extra: string[] = []): [string, string[]] {
+function virgaArgs(extra: string[] = [], mem = memMiB): [string, string[]] {
   return [
     vmmBin,
     [
@@ -74,7 +87,7 @@ function virgaArgs(extra: string[] = []): [string, string[]] {
       "-smp",
       String(smp),
       "-m",
-      String(memMiB),
+      String(mem),
       "-append",
       append,
       "-serial",
@@ -84,12 +97,16 @@ function virgaArgs(extra: string[] = []): [string, string[]] {
   ];
 }
 
-function qemuArgs(extra: string[] = [], devices: string[] = QEMU_SAME_DISKS): [string, string[]] {
+function qemuArgs(
+  extra: string[] = [],
+  devices: string[] = QEMU_SAME_DISKS,
+  mem = memMiB,
+): [string, string[]] {
   return qemuMicrovm({
     machine: "microvm,acpi=off",
     cpu: "host,-arch-capabilities",
     smp: String(smp),
-    memMiB: String(memMiB),
+    memMiB: String(mem),
     kernel: probe,
     append,
     extra: [...devices, ...extra],
@@ -215,6 +232,97 @@ async function cloneBench(): Promise<CloneBenchResult> {
   return result;
 }
 
+/** Both VMMs with the larger guest the snapshot and migration sections use. */
+function bigGuests(): { virga: BenchVmm; qemu: BenchVmm; mem: number } {
+  const mem = option("big-mem", 512);
+  return {
+    mem,
+    virga: {
+      name: "virga-vmm",
+      command: (extra) => virgaArgs(extra, mem),
+      qmp: (socket) => ["-qmp", `unix:${socket},server,nowait`],
+    },
+    qemu: {
+      name: "qemu",
+      command: (extra) => qemuArgs(extra, QEMU_SAME_DISKS, mem),
+      qmp: (socket) => ["-qmp", `unix:${socket},server=on,wait=off`],
+    },
+  };
+}
+
+function snapshotSection() {
+  return underLoad(snapshotBench);
+}
+
+function migrationSection() {
+  return underLoad(migrationBench);
+}
+
+async function snapshotBench(): Promise<SnapshotBenchResult> {
+  const { virga, qemu, mem } = bigGuests();
+  const result = await withScratch("virga-snapshot-bench-", (scratch) =>
+    runSnapshotBench({
+      virga,
+      qemu,
+      memMiB: mem,
+      fillMiB: option("fill", 64),
+      runs: option("snapshot-runs", 5),
+      scratch,
+    }),
+  );
+  printTable(snapshotRows(result));
+  const firstEntry = result.virga.firstEntryMs.median;
+  const e2e = result.virga.restoreMs.median / result.qemu.restoreMs.median;
+  console.log(
+    `targets: <= 10 ms inside the VMM from start to the first vCPU entry (${firstEntry <= 10 ? "met" : "not met"}), end to end well under QEMU's (${e2e.toFixed(2)} x QEMU)`,
+  );
+  return result;
+}
+
+async function migrationBench(): Promise<MigrationBenchResult> {
+  const { virga, qemu, mem } = bigGuests();
+  const result = await withScratch("virga-migration-bench-", (scratch) =>
+    runMigrationBench({
+      virga,
+      qemu,
+      memMiB: mem,
+      runs: option("migration-runs", 5),
+      downtimeLimitMs: option("downtime-limit", 50),
+      dirtyMiB: option("dirty-window", 64),
+      dirtyRate: option("dirty-rate", 50),
+      scratch,
+    }),
+  );
+  printTable(migrationRows(result));
+  const met = (ok: boolean) => (ok ? "met" : "not met");
+  const { idle, dirty } = result;
+  console.log(
+    `targets: total-time <= QEMU's (idle ${met(idle.virga.totalMs.median <= idle.qemu.totalMs.median)}, writing ${met(dirty.virga.totalMs.median <= dirty.qemu.totalMs.median)}), downtime <= 10 ms (idle ${met(idle.virga.downtimeMs.max <= 10)}, writing ${met(dirty.virga.downtimeMs.max <= 10)}, every run)`,
+  );
+  return result;
+}
+
+/** A scratch directory under /tmp for `run`, removed after. */
+async function withScratch<T>(prefix: string, run: (dir: string) => Promise<T>): Promise<T> {
+  const scratch = mkdtempSync(path.join(tmpdir(), prefix));
+  try {
+    return await run(scratch);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** The 1-minute load average around a section: its figures mean little on a busy machine. */
+async function underLoad<T extends object>(
+  run: () => Promise<T>,
+): Promise<T & { loadAverage: number[] }> {
+  const before = loadavg()[0] ?? 0;
+  const result = await run();
+  const after = loadavg()[0] ?? 0;
+  console.log(`load average (1 min) before / after: ${before.toFixed(1)} / ${after.toFixed(1)}`);
+  return { ...result, loadAverage: [before, after] };
+}
+
 function writeResult(name: string, result: object): void {
   const outDir = path.join(root, "bench-results");
   mkdirSync(outDir, { recursive: true });
@@ -230,6 +338,17 @@ async function main(): Promise<void> {
   if (!existsSync(probe)) throw new Error(`probe guest not built: ${probe} (npm install)`);
   if (process.argv.includes("clones")) {
     writeResult("clones.json", { date: new Date().toISOString(), ...(await cloneBench()) });
+    return;
+  }
+  if (process.argv.includes("snapshot")) {
+    writeResult("snapshot.json", { date: new Date().toISOString(), ...(await snapshotSection()) });
+    return;
+  }
+  if (process.argv.includes("migration")) {
+    writeResult("migration.json", {
+      date: new Date().toISOString(),
+      ...(await migrationSection()),
+    });
     return;
   }
   if (process.argv.includes("density")) {
@@ -308,6 +427,8 @@ async function main(): Promise<void> {
 
   const density = await densitySection();
   const clones = await cloneBench();
+  const snapshot = await snapshotSection();
+  const migration = await migrationSection();
   const result = {
     date: new Date().toISOString(),
     config: { runs, smp, memMiB, qmpSeconds, guest: "probe.elf" },
@@ -318,6 +439,8 @@ async function main(): Promise<void> {
     bootRatioNoDevices: v.bootMedianMs / b.bootMedianMs,
     density,
     clones,
+    snapshot,
+    migration,
   };
   writeResult("bench.json", result);
 }

@@ -11,6 +11,9 @@
 #   clang            with libclang-rt-14-dev (libFuzzer and the sanitizer
 #                    runtimes): native/fuzz's harnesses and the ASan+UBSan
 #                    build of the native unit tests
+#   postgresql       the database server the portal's scale-out tests start
+#                    in a temporary directory (SQLite stays the portal's
+#                    default; nothing runs it as a service)
 # and then builds the stock-Linux test guest and the nested-KVM harness's L1
 # machine from Debian packages (apps/host/test/images/build.sh; a no-op when
 # they are current; VIRGA_SKIP_GUEST_IMAGES=1 skips it).
@@ -56,6 +59,13 @@ done
 if command -v clang++ >/dev/null 2>&1 && runtime_missing; then
   missing+=("${companions[clang]}")
 fi
+# Debian keeps PostgreSQL's server programs off PATH, under its version.
+has_postgres() { compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; }
+if has_postgres; then
+  say "postgres present"
+else
+  missing+=(postgresql)
+fi
 images=$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/images" && pwd)/build.sh
 build_images() {
   if [ "$(id -u)" != "0" ]; then
@@ -87,5 +97,6 @@ for command in "${!wanted[@]}"; do
 done
 runtime_missing && fail "libFuzzer (libclang_rt.fuzzer) still missing after installing ${companions[clang]}"
 
+has_postgres || fail "postgres still missing after installing postgresql"
 say "installed ${missing[*]}"
 build_images

@@ -294,9 +294,9 @@ describe("bad input", () => {
   it(
     "vms.create and hosts.add: 400 naming the field",
     track(async () => {
-      const noHost = await operator.mutate("vms.create", { definitionId: probeDefinitionId });
-      assert.equal(noHost.status, 400);
-      assert.match(errorOf(noHost).message, /hostId: Required/);
+      const noDefinition = await operator.mutate("vms.create", { hostId });
+      assert.equal(noDefinition.status, 400);
+      assert.match(errorOf(noDefinition).message, /definitionId: Required/);
       const admin = await tokenApi(stack, "admin", "ci-admin");
       const badUrl = await admin.mutate("hosts.add", {
         name: "other",

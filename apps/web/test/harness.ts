@@ -1,14 +1,17 @@
 // A real portal and a real virgad for tests, started the way `npm start`
 // starts them (apps/web/scripts/start.mjs) but in a scratch data directory on
-// free ports. stop() kills every VM the run left behind, stops both servers,
-// and keeps the data directory (logs, database) when asked to.
-import { spawn, type ChildProcess } from "node:child_process";
+// free ports, on SQLite or on a throwaway PostgreSQL server. stop() kills
+// every VM the run left behind, stops the servers, and keeps the data
+// directory (logs, database) when asked to. For scale-out tests: more
+// portals on one database (startPortal) and more virgads (startVirgad).
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createTRPCClient, httpLink, TRPCClientError, type TRPCClient } from "@trpc/client";
+import { startPostgres } from "@virga/prisma/postgres-server";
 import type { AppRouter } from "../src/server/trpc/root";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -67,28 +70,23 @@ function killVms(runDir: string): void {
   }
 }
 
-export async function startStack(
-  options: { readyTimeoutMs?: number; env?: Record<string, string> } = {},
-): Promise<Stack> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), "virga-portal-test-"));
-  const [portalPort, hostPort] = [await freePort(), await freePort()];
-  const url = `http://127.0.0.1:${portalPort}`;
-  const hostUrl = `http://127.0.0.1:${hostPort}`;
+/** A spawned `npm start` (apps/web/scripts/start.mjs) and what it printed. */
+interface Launch {
+  child: ChildProcess;
+  output(): string;
+  running(): boolean;
+  /** SIGTERM, then SIGKILL after 10 s. */
+  terminate(): Promise<void>;
+}
+
+function launch(env: Record<string, string>, args: string[] = []): Launch {
   let output = "";
   const child: ChildProcess = spawn(
     process.execPath,
-    [path.join(REPO_ROOT, "apps", "web", "scripts", "start.mjs")],
+    [path.join(REPO_ROOT, "apps", "web", "scripts", "start.mjs"), ...args],
     {
       cwd: REPO_ROOT,
-      env: {
-        ...process.env,
-        VIRGA_DATA_DIR: dataDir,
-        VIRGA_PORTAL_PORT: String(portalPort),
-        VIRGA_HOST_LISTEN: `127.0.0.1:${hostPort}`,
-        VIRGA_ADMIN_PASSWORD: ADMIN_PASSWORD,
-        VIRGA_DATABASE_URL: "",
-        ...options.env,
-      },
+      env: { ...process.env, VIRGA_ADMIN_PASSWORD: ADMIN_PASSWORD, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
@@ -96,37 +94,220 @@ export async function startStack(
   const running = (): boolean => child.exitCode === null && child.signalCode === null;
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-
-  const stop = async (stopOptions: { keepData?: boolean } = {}) => {
-    killVms(path.join(dataDir, "host"));
-    if (running()) {
+  return {
+    child,
+    output: () => output,
+    running,
+    terminate: async () => {
+      if (!running()) return;
       child.kill("SIGTERM");
       for (let i = 0; i < 100 && running(); i++) await sleep(100);
       if (running()) child.kill("SIGKILL");
-    }
-    killVms(path.join(dataDir, "host"));
-    if (!stopOptions.keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
   };
+}
 
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 180_000);
+/** Waits until the portal answers /api/health and `ready` holds for its output. */
+async function waitReady(
+  started: Launch,
+  url: string,
+  timeoutMs: number,
+  ready: (output: string) => boolean,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (!running()) {
-      await stop({ keepData: true });
-      throw new Error(`the portal exited while starting:\n${output}`);
-    }
-    if (Date.now() > deadline) {
-      await stop({ keepData: true });
-      throw new Error(`the portal did not start in time:\n${output}`);
-    }
+    if (!started.running())
+      throw new Error(`the portal exited while starting:\n${started.output()}`);
+    if (Date.now() > deadline)
+      throw new Error(`the portal did not start in time:\n${started.output()}`);
     try {
       const response = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) });
-      if (response.ok && output.includes("Local host")) break;
+      if (response.ok && ready(started.output())) return;
     } catch {
       // not listening yet
     }
     await sleep(250);
   }
-  return { url, hostUrl, dataDir, adminPassword: ADMIN_PASSWORD, output: () => output, stop };
+}
+
+/**
+ * The database a test stack uses: a SQLite file in its data directory, or
+ * with `postgresql` (or VIRGA_TEST_DATABASE=postgresql) a database on a
+ * throwaway PostgreSQL server of its own from Debian's packages.
+ */
+export type TestDatabase = "sqlite" | "postgresql";
+
+export function testDatabase(): TestDatabase {
+  return process.env.VIRGA_TEST_DATABASE === "postgresql" ? "postgresql" : "sqlite";
+}
+
+export async function startStack(
+  options: { readyTimeoutMs?: number; database?: TestDatabase; env?: Record<string, string> } = {},
+): Promise<Stack> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "virga-portal-test-"));
+  const server =
+    (options.database ?? testDatabase()) === "postgresql" ? await startPostgres() : null;
+  const [portalPort, hostPort] = [await freePort(), await freePort()];
+  const url = `http://127.0.0.1:${portalPort}`;
+  const hostUrl = `http://127.0.0.1:${hostPort}`;
+  let started: Launch;
+  try {
+    started = launch({
+      VIRGA_DATA_DIR: dataDir,
+      VIRGA_PORTAL_PORT: String(portalPort),
+      VIRGA_HOST_LISTEN: `127.0.0.1:${hostPort}`,
+      VIRGA_DATABASE_URL: server === null ? "" : await server.createDatabase("virga"),
+      ...options.env,
+    });
+  } catch (error) {
+    await server?.stop();
+    throw error;
+  }
+
+  const stop = async (stopOptions: { keepData?: boolean } = {}) => {
+    killVms(path.join(dataDir, "host"));
+    await started.terminate();
+    killVms(path.join(dataDir, "host"));
+    await server?.stop();
+    if (!stopOptions.keepData) rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  try {
+    await waitReady(started, url, options.readyTimeoutMs ?? 180_000, (output) =>
+      output.includes("Local host"),
+    );
+  } catch (error) {
+    await stop({ keepData: true });
+    throw error;
+  }
+  return {
+    url,
+    hostUrl,
+    dataDir,
+    adminPassword: ADMIN_PASSWORD,
+    output: () => started.output() + (server === null ? "" : `\n[postgresql]\n${server.log()}`),
+    stop,
+  };
+}
+
+/** One more portal on a database, without a virgad of its own (`npm start -- --no-virgad`). */
+export interface Portal {
+  url: string;
+  output(): string;
+  /** Sends a signal to the portal's server process (SIGKILL: as a crash would). */
+  signal(signal: NodeJS.Signals): void;
+  /** The portal's server process (start.mjs's child), while it runs. */
+  serverPids(): number[];
+  stop(): Promise<void>;
+}
+
+/** The processes whose parent is `pid`. */
+export function childrenOf(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+export async function startPortal(
+  databaseUrl: string,
+  options: { readyTimeoutMs?: number } = {},
+): Promise<Portal> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "virga-portal-test-"));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const started = launch(
+    { VIRGA_DATA_DIR: dataDir, VIRGA_PORTAL_PORT: String(port), VIRGA_DATABASE_URL: databaseUrl },
+    ["--no-virgad"],
+  );
+  const stop = async () => {
+    await started.terminate();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    await waitReady(started, url, options.readyTimeoutMs ?? 180_000, () => true);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url,
+    output: () => started.output(),
+    signal: (signal) => {
+      // start.mjs's only child is the portal's server (killed, start.mjs exits by itself).
+      for (const pid of childrenOf(started.child.pid ?? -1)) process.kill(pid, signal);
+    },
+    serverPids: () => childrenOf(started.child.pid ?? -1),
+    stop,
+  };
+}
+
+/** A virgad of its own (the way start.mjs runs one) for tests with several hosts. */
+export interface Virgad {
+  url: string;
+  token: string;
+  runDir: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startVirgad(): Promise<Virgad> {
+  const runDir = mkdtempSync(path.join(tmpdir(), "virga-virgad-test-"));
+  const bin = path.join(REPO_ROOT, "apps", "host", "bin", "virgad.js");
+  const printed = spawnSync(process.execPath, [bin, "--print-token", "--run-dir", runDir], {
+    encoding: "utf8",
+  });
+  if (printed.status !== 0) throw new Error(`virgad --print-token failed: ${printed.stderr}`);
+  const token = printed.stdout.trim();
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  let output = "";
+  const child = spawn(
+    process.execPath,
+    [bin, "--listen", `127.0.0.1:${port}`, "--run-dir", runDir],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  const stop = async () => {
+    killVms(runDir);
+    if (running()) {
+      child.kill("SIGTERM");
+      for (let i = 0; i < 50 && running(); i++) await sleep(100);
+      if (running()) child.kill("SIGKILL");
+    }
+    killVms(runDir);
+    rmSync(runDir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      const response = await fetch(`${url}/trpc/host.info`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(1000),
+      });
+      if (response.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (!running() || Date.now() > deadline) {
+      await stop();
+      throw new Error(`virgad did not come up at ${url}:\n${output}`);
+    }
+    await sleep(100);
+  }
+  return { url, token, runDir, output: () => output, stop };
 }
 
 /** A second virgad for the stack (a host of its own: run directory, port, token). */

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { scryptSync } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -20,6 +20,8 @@ type Modules = {
   root: typeof import("../src/server/trpc/root");
   openapi: typeof import("../src/server/http/openapi");
   db: typeof import("../src/server/db");
+  capacity: typeof import("../src/server/hosts/capacity");
+  placement: typeof import("../src/server/vms/placement");
 };
 let m: Modules;
 
@@ -40,6 +42,8 @@ before(async () => {
     root: await import("../src/server/trpc/root"),
     openapi: await import("../src/server/http/openapi"),
     db: await import("../src/server/db"),
+    capacity: await import("../src/server/hosts/capacity"),
+    placement: await import("../src/server/vms/placement"),
   };
 });
 
@@ -126,6 +130,86 @@ describe("live hub", () => {
     assert.deepEqual(hub.since(3), []);
     for (let i = 0; i < 2100; i++) hub.publish(event);
     assert.equal(hub.since(1), null);
+  });
+
+  it("names its events so that another portal's ids are not taken for its own", () => {
+    const [one, two] = [new m.hub.Hub(), new m.hub.Hub()];
+    assert.equal(one.idOf(one.streamId(7)), 7);
+    assert.equal(two.idOf(one.streamId(7)), null, "another portal's stream id");
+    assert.equal(one.idOf("7"), null, "an id without the portal's epoch");
+  });
+});
+
+describe("placement", () => {
+  const GIB = 1024 ** 3;
+  const info = (memoryBytes: number, kvm = true) =>
+    ({
+      hostname: "h",
+      cpus: 2,
+      memoryBytes,
+      kvm: { present: kvm, capabilities: {} },
+      version: "0",
+      vms: [],
+    }) as Parameters<typeof m.capacity.capacityOf>[0];
+  const vm = (state: string, memoryBytes: number) =>
+    ({ state, config: { memoryBytes } }) as Parameters<typeof m.capacity.capacityOf>[1][number];
+  const probe = (name: string, capacity: ReturnType<typeof m.capacity.capacityOf>) => ({
+    host: { name },
+    info: info(capacity.memoryBytes),
+    capacity,
+    error: null,
+  });
+
+  it("counts the memory of running, paused and starting VMs as held", () => {
+    const capacity = m.capacity.capacityOf(info(4 * GIB), [
+      vm("running", GIB),
+      vm("paused", GIB),
+      vm("prelaunch", GIB / 2),
+      vm("shutdown", GIB),
+      vm("created", GIB),
+    ]);
+    assert.equal(capacity.committedBytes, 2.5 * GIB);
+    assert.equal(capacity.freeBytes, 1.5 * GIB);
+    assert.equal(capacity.liveVms, 3);
+    assert.equal(capacity.vms, 5);
+  });
+
+  it("picks the host with the most free memory, then the one with fewer live VMs", () => {
+    const small = probe("a", m.capacity.capacityOf(info(8 * GIB), [vm("running", 4 * GIB)]));
+    const large = probe("b", m.capacity.capacityOf(info(8 * GIB), [vm("running", GIB)]));
+    assert.equal(m.placement.chooseHost([small, large], GIB).name, "b");
+    const busy = probe(
+      "c",
+      m.capacity.capacityOf(info(9 * GIB), [vm("running", GIB), vm("running", GIB)]),
+    );
+    assert.equal(m.placement.chooseHost([busy, large], GIB).name, "b");
+  });
+
+  it("skips unreachable hosts, hosts without KVM or room, and says why when none is left", () => {
+    const down = { host: { name: "down" }, info: null, capacity: null, error: "host 'down': gone" };
+    const noKvm = {
+      ...probe("nokvm", m.capacity.capacityOf(info(8 * GIB, false), [])),
+      info: info(8 * GIB, false),
+    };
+    const full = probe("full", m.capacity.capacityOf(info(GIB), [vm("running", GIB)]));
+    assert.throws(
+      () => m.placement.chooseHost([down, noKvm, full], 128 * 1024 * 1024),
+      /^TRPCError: hostId: no host can take a VM of 128 MiB: host 'down': gone; 'nokvm' has no KVM; 'full' has 0 MiB free$/,
+    );
+    assert.throws(() => m.placement.chooseHost([], GIB), /hostId: no host is registered/);
+  });
+});
+
+describe("one schema, two providers", () => {
+  it("derives the PostgreSQL schema by changing only the datasource and the client's output", async () => {
+    const { postgresqlSchema } = await import("../../../prisma/scripts/schemas.mjs");
+    const sqlite = readFileSync(path.join(REPO_ROOT, "prisma", "schema.prisma"), "utf8");
+    const derived = postgresqlSchema(sqlite);
+    assert.match(derived, /provider = "postgresql"/);
+    assert.match(derived, /output += "\.\/postgresql"/);
+    const models = (text: string) => text.slice(text.indexOf("\nmodel "));
+    assert.equal(models(derived), models(sqlite));
+    assert.throws(() => postgresqlSchema(sqlite.replace('"sqlite"', '"mysql"')), /sqlite provider/);
   });
 });
 

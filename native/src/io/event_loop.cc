@@ -64,11 +64,21 @@ void EventLoop::Defer(std::function<void()> fn) {
 }
 
 void EventLoop::Pause() {
-  std::unique_lock guard(lock_);
+  RequestPause();
+  WaitPaused();
+}
+
+void EventLoop::RequestPause() {
+  std::lock_guard guard(lock_);
   pause_requested_ = true;
   if (!thread_.joinable()) return;  // not started: nothing runs anyway
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+}
+
+void EventLoop::WaitPaused() {
+  std::unique_lock guard(lock_);
+  if (!thread_.joinable()) return;
   pause_changed_.wait(guard, [this] { return parked_ || stopping_; });
 }
 

@@ -35,6 +35,9 @@ class EventLoop {
   // and are handled after Resume. Not from the loop's own thread.
   void Pause();
   void Resume();
+  // Pause in two halves, so several loops are asked at once, then awaited.
+  void RequestPause();
+  void WaitPaused();
 
  private:
   void Run();

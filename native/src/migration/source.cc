@@ -8,6 +8,9 @@ namespace virga::migration {
 namespace {
 using Clock = std::chrono::steady_clock;
 
+// A rest this small (1 MiB) goes in the downtime rather than another round.
+constexpr uint64_t kFewPages = 256;
+
 uint64_t Ms(Clock::duration d) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
 }
@@ -56,6 +59,12 @@ Json Source::Info() const {
                    {"ram", Json(std::move(ram))}};
   if (status_ == "completed") out["downtime"] = Json(downtime_ms_);
   if (!converged_by_.empty()) out["x-virga-converged-by"] = Json(converged_by_);
+  out["x-virga-phases"] = Json(Json::Object{{"bulk", Json(bulk_ms_)},
+                                            {"rounds", Json(rounds_ms_)},
+                                            {"pause", Json(pause_ms_)},
+                                            {"last-pages", Json(last_pages_ms_)},
+                                            {"state", Json(state_ms_)},
+                                            {"confirm", Json(confirm_ms_)}});
   return Json(std::move(out));
 }
 
@@ -162,6 +171,13 @@ void Source::Migrate() {
   auto round_start = Clock::now();
   uint64_t round_bytes = send_round(nullptr);
   double round_seconds = Seconds(Clock::now() - round_start);
+  {
+    std::lock_guard guard(stats_lock_);
+    bulk_ms_ = Ms(Clock::now() - round_start);
+  }
+  auto rounds_start = Clock::now();
+  // What the last pass sent (the full pass: all of RAM).
+  uint64_t previous_pages = machine_.memory().size() / kPageSize;
 
   for (uint32_t round = 1;; ++round) {
     uint64_t pages = CollectDirty(&dirty);
@@ -175,10 +191,16 @@ void Source::Migrate() {
       expected_downtime_ms_ = expected_ms;
       mbps_ = rate * 8 / 1e6;
       if (round_seconds > 0) dirty_rate_ = static_cast<double>(pages) / round_seconds;
-      if (expected_ms <= parameters_.downtime_limit_ms) converged_by_ = "downtime-limit";
+      // Within the limit, another round is still worth its few ms while
+      // the rest is more than a few pages and at most half the last pass:
+      // the guest runs during it, and the downtime only copies what it
+      // wrote meanwhile.
+      bool worth_another = pages > kFewPages && pages * 2 <= previous_pages && round <= parameters_.max_rounds;
+      if (expected_ms <= parameters_.downtime_limit_ms && !worth_another) converged_by_ = "downtime-limit";
       if (converged_by_.empty() && round > parameters_.max_rounds) converged_by_ = "round-limit";
       if (!converged_by_.empty()) break;
     }
+    previous_pages = pages;
     round_start = Clock::now();
     round_bytes = send_round(&dirty);
     round_seconds = Seconds(Clock::now() - round_start);
@@ -189,10 +211,20 @@ void Source::Migrate() {
   // A guest someone paused already stays paused if the migration fails.
   paused_for_copy_ = !machine_.paused();
   machine_.Pause();
+  auto phase_start = Clock::now();
   {
     std::lock_guard guard(stats_lock_);
+    rounds_ms_ = Ms(paused_at - rounds_start);
+    pause_ms_ = Ms(phase_start - paused_at);
     status_ = "device";
   }
+  // Ends a part of the downtime: its length into `field`.
+  auto phase_done = [&](uint64_t* field) {
+    auto now = Clock::now();
+    std::lock_guard guard(stats_lock_);
+    *field = Ms(now - phase_start);
+    phase_start = now;
+  };
   notify_("paused", "");
   // What the last round collected and did not send (it met the limit), and
   // what the guest wrote after that, before the pause.
@@ -202,11 +234,14 @@ void Source::Migrate() {
     for (size_t w = 0; w < dirty[r].size(); ++w) dirty[r][w] |= last[r][w];
   }
   send_round(&dirty);
+  phase_done(&last_pages_ms_);
   machine_.StopDirtyLog();
   std::vector<uint8_t> state = machine_.SaveState(vmm_version_);
   channel.Send(MessageType::kState, state);
   Pace(state.size());
+  phase_done(&state_ms_);
   Message done = channel.Receive(30000, 1 << 20);
+  phase_done(&confirm_ms_);
   if (done.type == MessageType::kError) throw VmmError("the destination failed: " + Text(done.payload));
   if (done.type != MessageType::kDone) throw VmmError("the destination did not confirm the state");
   std::lock_guard guard(stats_lock_);

@@ -1,7 +1,8 @@
 // The source side of live migration (docs/migration.md), on a thread of its
 // own so the VM and QMP run on while it works: all of RAM, then rounds of
 // the pages dirtied meanwhile until the rest fits the downtime limit (or
-// the round limit is reached), then a pause, the last pages and the state.
+// the round limit is reached) and, within the limit, until it is at most
+// 1 MiB or stops halving, then a pause, the last pages and the state.
 // Cancel or any failure leaves the guest running here, resumed if it had
 // been paused for the final copy.
 #pragma once
@@ -67,6 +68,11 @@ class Source {
   uint64_t transferred_ = 0, remaining_ = 0, normal_ = 0, duplicate_ = 0, rounds_ = 0;
   double mbps_ = 0, dirty_rate_ = 0;
   std::string converged_by_;
+  // Where the time went (ms), for query-migrate's x-virga-phases: the full
+  // pass, the dirty rounds, and the downtime's parts (pausing the guest,
+  // its last pages, saving and sending its state, the destination's
+  // confirmation).
+  uint64_t bulk_ms_ = 0, rounds_ms_ = 0, pause_ms_ = 0, last_pages_ms_ = 0, state_ms_ = 0, confirm_ms_ = 0;
   uint64_t paced_bytes_ = 0;
   std::chrono::steady_clock::time_point paced_since_;
 };

@@ -55,18 +55,38 @@ void VcpuThread::Kick() {
 }
 
 void VcpuThread::Pause() {
+  RequestPause();
+  WaitPaused();
+}
+
+void VcpuThread::Resume() {
+  RequestResume();
+  WaitRunning();
+}
+
+void VcpuThread::RequestPause() {
   std::unique_lock guard(lock_);
   if (state_ == State::kExited || state_ == State::kCreated) return;
   requested_ = State::kPaused;
   Kick();
+}
+
+void VcpuThread::WaitPaused() {
+  std::unique_lock guard(lock_);
+  if (state_ == State::kCreated) return;
   changed_.wait(guard, [this] { return state_ == State::kPaused || state_ == State::kExited; });
 }
 
-void VcpuThread::Resume() {
+void VcpuThread::RequestResume() {
   std::unique_lock guard(lock_);
   if (state_ == State::kExited || state_ == State::kCreated) return;
   requested_ = State::kRunning;
   changed_.notify_all();
+}
+
+void VcpuThread::WaitRunning() {
+  std::unique_lock guard(lock_);
+  if (state_ == State::kCreated) return;
   changed_.wait(guard, [this] { return state_ == State::kRunning || state_ == State::kExited; });
 }
 

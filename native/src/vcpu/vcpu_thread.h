@@ -34,6 +34,12 @@ class VcpuThread {
   // Both return once the thread has reached the state (or exited).
   void Pause();
   void Resume();
+  // The same in two halves, so a machine asks all its vCPUs at once and
+  // then waits: each is scheduled once, not one after the other.
+  void RequestPause();
+  void WaitPaused();
+  void RequestResume();
+  void WaitRunning();
   void Stop();
 
   uint32_t index() const { return index_; }

@@ -424,7 +424,8 @@ void Machine::Pause() {
   // console's backend. Guest RAM and every device's state hold still until
   // Resume. (The VM's own I/O thread keeps running: it accepts console
   // clients, and the UART takes nothing from it while held.)
-  for (auto& vcpu : vcpus_) vcpu->Pause();
+  for (auto& vcpu : vcpus_) vcpu->RequestPause();
+  for (auto& vcpu : vcpus_) vcpu->WaitPaused();
   if (coalesced_) coalesced_->Drain();
   board_->Pause();
   serial_->HoldBackend(true);
@@ -436,7 +437,8 @@ void Machine::Resume() {
   if (!started_ || destroyed_ || !paused_) return;
   serial_->HoldBackend(false);
   board_->Resume();
-  for (auto& vcpu : vcpus_) vcpu->Resume();
+  for (auto& vcpu : vcpus_) vcpu->RequestResume();
+  for (auto& vcpu : vcpus_) vcpu->WaitRunning();
   paused_ = false;
   paused_kvm_state_.reset();
 }

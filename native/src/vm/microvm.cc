@@ -74,7 +74,8 @@ void MicrovmBoard::Start(bool paused) {
 }
 
 void MicrovmBoard::Pause() {
-  for (auto& slot : slots_) slot.loop->Pause();
+  for (auto& slot : slots_) slot.loop->RequestPause();
+  for (auto& slot : slots_) slot.loop->WaitPaused();
 }
 
 void MicrovmBoard::Resume() {

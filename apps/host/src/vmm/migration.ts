@@ -19,6 +19,19 @@ export interface MigrationInfo {
   "expected-downtime"?: number;
   /** Why the last rounds stopped: the downtime limit was met, or the round limit hit. */
   "x-virga-converged-by"?: "downtime-limit" | "round-limit";
+  /**
+   * A live migration's time by phase (ms): the full pass, the dirty rounds,
+   * then the downtime's parts: pausing the guest, its last pages, its state,
+   * and the destination's confirmation.
+   */
+  "x-virga-phases"?: {
+    bulk: number;
+    rounds: number;
+    pause: number;
+    "last-pages": number;
+    state: number;
+    confirm: number;
+  };
   ram?: {
     transferred: number;
     remaining: number;

@@ -6,8 +6,31 @@ import { StateBadge } from "./state-badge";
 
 type Host = RouterOutputs["hosts"]["list"][number];
 
-function gib(bytes: number): string {
-  return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+function size(bytes: number): string {
+  return bytes < 1024 ** 3
+    ? `${Math.round(bytes / 1024 ** 2)} MiB`
+    : `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+}
+
+function since(iso: string | null): string {
+  if (iso === null) return "never";
+  const seconds = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+  if (seconds < 120) return `${seconds} s ago`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min ago`;
+  return new Date(iso).toLocaleString();
+}
+
+/** Whether the host answered just now, and when any portal last reached it. */
+function Reachability({ host }: { host: Host }) {
+  const reachable = host.info !== null;
+  return (
+    <p className="small" data-testid="host-reachability">
+      <span className={`state state-${reachable ? "reachable" : "unreachable"}`}>
+        {reachable ? "reachable" : "unreachable"}
+      </span>
+      <span className="muted"> · last reached {since(host.lastSeenAt)}</span>
+    </p>
+  );
 }
 
 export function HostList({ initial, isAdmin }: { initial: Host[]; isAdmin: boolean }) {
@@ -60,6 +83,7 @@ export function HostList({ initial, isAdmin }: { initial: Host[]; isAdmin: boole
               </button>
             )}
           </div>
+          <Reachability host={host} />
           {host.info === null ? (
             <div className="alert error">{host.error}</div>
           ) : (
@@ -76,7 +100,20 @@ export function HostList({ initial, isAdmin }: { initial: Host[]; isAdmin: boole
                     <th>CPUs</th>
                     <td data-testid="host-cpus">{host.info.cpus}</td>
                     <th>Memory</th>
-                    <td>{gib(host.info.memoryBytes)}</td>
+                    <td>{size(host.info.memoryBytes)}</td>
+                  </tr>
+                  <tr>
+                    <th>VMs</th>
+                    <td data-testid="host-vms">
+                      {host.capacity.liveVms} live of {host.capacity.vms}
+                    </td>
+                    <th>Free memory</th>
+                    <td data-testid="host-free-memory">
+                      {size(host.capacity.freeBytes)}{" "}
+                      <span className="muted small">
+                        ({size(host.capacity.committedBytes)} held by live VMs)
+                      </span>
+                    </td>
                   </tr>
                   <tr>
                     <th>KVM</th>

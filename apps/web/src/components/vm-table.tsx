@@ -28,6 +28,9 @@ export const ACTION_LABELS: Record<Action, string> = {
   delete: "Delete",
 };
 
+/** The host choice that leaves it to placement (vms.create without hostId). */
+const ANY_HOST = "*";
+
 export function VmTable(props: {
   initialVms: Vm[];
   definitions: { id: string; name: string }[];
@@ -84,7 +87,11 @@ export function VmTable(props: {
   const run = (ids: string[], action: Action) => bulk.mutate({ ids, action });
   const startNew = (event: SyntheticEvent) => {
     event.preventDefault();
-    create.mutate({ definitionId, hostId, ...(name.trim() ? { name: name.trim() } : {}) });
+    create.mutate({
+      definitionId,
+      ...(hostId === ANY_HOST ? {} : { hostId }),
+      ...(name.trim() ? { name: name.trim() } : {}),
+    });
   };
   const createErrors = create.error ? errorDetails(create.error) : null;
 
@@ -112,6 +119,9 @@ export function VmTable(props: {
             <div className="field">
               <label htmlFor="start-host">Host</label>
               <select id="start-host" value={hostId} onChange={(e) => setHostId(e.target.value)}>
+                {props.hosts.length > 1 && (
+                  <option value={ANY_HOST}>the one with the most free memory</option>
+                )}
                 {props.hosts.map((h) => (
                   <option key={h.id} value={h.id}>
                     {h.name}

@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { repositoryRoot } from "@virga/prisma";
 import { MIB, type BalloonDevice, type VmConfig } from "@/lib/vm-config";
-import { db } from "../db";
+import { db, isUniqueViolation } from "../db";
 
 interface BuiltIn {
   name: string;
@@ -82,14 +82,20 @@ export async function seedBuiltInDefinitions(root = repositoryRoot()): Promise<s
     if (!builtIn.files.every((file) => existsSync(file))) continue;
     const existing = await db().vmDefinition.findUnique({ where: { name: builtIn.name } });
     if (existing !== null) continue;
-    await db().vmDefinition.create({
-      data: {
-        name: builtIn.name,
-        description: builtIn.description,
-        config: JSON.stringify(builtIn.config),
-        builtIn: true,
-      },
-    });
+    try {
+      await db().vmDefinition.create({
+        data: {
+          name: builtIn.name,
+          description: builtIn.description,
+          config: JSON.stringify(builtIn.config),
+          builtIn: true,
+        },
+      });
+    } catch (error) {
+      // Another portal on the same database added it first.
+      if (isUniqueViolation(error)) continue;
+      throw error;
+    }
     added.push(builtIn.name);
   }
   return added;

@@ -2,6 +2,10 @@
 // read by the browsers' subscriptions. Each item has a portal-wide id, and
 // the last items are kept, so a browser that reconnects with the last id it
 // saw gets what it missed (and a full refresh hint if it missed too much).
+// Each portal process has its own hub: the ids a browser sees carry the
+// hub's epoch, so a browser whose stream resumes on another portal (behind a
+// load balancer) is told to refresh rather than matched against other ids.
+import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 
 export interface PortalEvent {
@@ -18,6 +22,7 @@ export interface PortalEvent {
 const KEPT = 2000;
 
 export class Hub {
+  readonly epoch = randomBytes(6).toString("hex");
   private seq = 0;
   private readonly recent: PortalEvent[] = [];
   private readonly emitter = new EventEmitter();
@@ -40,6 +45,17 @@ export class Hub {
     const first = this.recent[0];
     if (first === undefined || first.id > id + 1) return null;
     return this.recent.filter((event) => event.id > id);
+  }
+
+  /** The id a browser's stream carries for event `id`. */
+  streamId(id: number): string {
+    return `${this.epoch}:${id}`;
+  }
+
+  /** The event id a stream id names: null when it is not this hub's. */
+  idOf(streamId: string): number | null {
+    const [epoch, id] = streamId.split(":");
+    return epoch === this.epoch && id !== undefined && /^\d+$/.test(id) ? Number(id) : null;
   }
 
   get lastId(): number {

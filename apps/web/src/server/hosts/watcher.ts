@@ -1,19 +1,26 @@
 // One watcher per registered host, running in the portal's server process:
 // it follows virgad's event stream (resuming from the last seq stored on the
-// Host row, so nothing is missed across portal or virgad restarts), stores
-// each event, keeps the Vm rows' state current, and republishes to the hub
-// for the browsers. A periodic reconcile with vm.list repairs anything a
-// dropped stream or a deleted VM left behind, and records the host's health.
+// Host row, so nothing is missed across portal or virgad restarts) and hands
+// what arrives to the event store in batches (./event-store.ts), which keeps
+// the Vm rows' state current and republishes to the hub for the browsers. A
+// periodic reconcile with vm.list repairs anything a dropped stream or a
+// deleted VM left behind, and records the host's health.
+//
+// Several portals may share one database, and each watches every host: its
+// own browsers get their live events from its own hub, and when one portal
+// dies the others are already following every stream (docs/scale-out.md).
 import type { Host } from "@virga/prisma";
 import { db } from "../db";
+import { storeEvents } from "./event-store";
 import { hub } from "./hub";
 import { forgetHost, virgad, virgadStream, type VmEvent } from "./virgad";
-import { isArriving, syncHostVms, upsertVm } from "./vm-rows";
-import { applyMigrationInfo } from "../migrations/rows";
-import type { MigrationInfo } from "@virga/host/src/daemon/router";
+import { syncHostVms } from "./vm-rows";
 
 const RESCAN_MS = 3000;
 const RECONCILE_MS = 10_000;
+const RETRY_MS = 3000;
+/** Events stored in one insert at most (6 parameters each). */
+const BATCH_MAX = 500;
 
 interface Watch {
   key: string;
@@ -24,78 +31,16 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function isSourceProgress(data: unknown): data is MigrationInfo {
-  return (
-    typeof data === "object" &&
-    data !== null &&
-    (data as { role?: unknown }).role === "source" &&
-    typeof (data as { migrationId?: unknown }).migrationId === "string"
-  );
-}
-
-async function handleEvent(host: Host, event: VmEvent): Promise<void> {
-  let vm = await db().vm.findUnique({
-    where: { hostId_hostVmId: { hostId: host.id, hostVmId: event.vmId } },
-  });
-  if (event.event === "VM_MIGRATION" && isSourceProgress(event.data)) {
-    // Before anything else: a completed migration moves the VM's row away from this host.
-    await applyMigrationInfo(host, event.data);
-    vm = await db().vm.findUnique({ where: { id: vm?.id ?? "" } });
-  }
-  if (event.event === "VM_DELETED") {
-    if (vm !== null && vm.hostId === host.id) await db().vm.delete({ where: { id: vm.id } });
-  } else if (vm === null) {
-    try {
-      const summary = await virgad(host).vm.get.query({ id: event.vmId });
-      vm = isArriving(summary) ? null : await upsertVm(host, summary);
-    } catch {
-      vm = null; // gone again before we looked
-    }
-  }
-  let state: string | null = null;
-  if (event.event === "VM_STATE") {
-    const data = event.data as { state?: unknown } | null;
-    if (typeof data?.state === "string") state = data.state;
-  }
-  if (vm !== null && event.event !== "VM_DELETED") {
-    await db().event.create({
-      data: {
-        vmId: vm.id,
-        hostId: host.id,
-        seq: event.seq,
-        event: event.event,
-        data: JSON.stringify(event.data ?? null),
-        timestamp: new Date(event.timestamp),
-      },
-    });
-    if (state !== null && state !== vm.state) {
-      const live = state === "running" || state === "paused" || state === "prelaunch";
-      await db().vm.update({
-        where: { id: vm.id },
-        data: { state, ...(live ? {} : { stoppedAt: new Date(event.timestamp), pid: null }) },
-      });
-    }
-  }
-  await db().host.update({ where: { id: host.id }, data: { lastEventSeq: event.seq } });
-  hub().publish({
-    vmId: vm?.id ?? event.vmId,
-    hostId: host.id,
-    event: event.event,
-    data: event.data,
-    timestamp: event.timestamp,
-    state: state ?? vm?.state ?? null,
-  });
-}
-
 /** One vm.list round: states, deleted VMs, host health. */
 export async function reconcileHost(host: Host): Promise<void> {
   try {
+    const listedAt = new Date();
     const summaries = await virgad(host).vm.list.query();
     const before = new Map(
       (await db().vm.findMany({ where: { hostId: host.id } })).map((vm) => [vm.hostVmId, vm.state]),
     );
-    const gone = await syncHostVms(host, summaries);
-    await db().host.update({
+    const gone = await syncHostVms(host, summaries, listedAt);
+    await db().host.updateMany({
       where: { id: host.id },
       data: { lastSeenAt: new Date(), lastError: null },
     });
@@ -127,7 +72,7 @@ export async function reconcileHost(host: Host): Promise<void> {
     }
   } catch (error) {
     await db()
-      .host.update({ where: { id: host.id }, data: { lastError: describe(error) } })
+      .host.updateMany({ where: { id: host.id }, data: { lastError: describe(error) } })
       .catch(() => undefined);
   }
 }
@@ -135,36 +80,64 @@ export async function reconcileHost(host: Host): Promise<void> {
 function watch(host: Host): Watch {
   let stopped = false;
   let subscription: { unsubscribe: () => void } | null = null;
-  let queue: Promise<void> = Promise.resolve();
   let retry: NodeJS.Timeout | null = null;
+  const pending: VmEvent[] = [];
+  let storing = false;
+
+  /** Follows the stream again in a while, from the last seq any portal stored. */
+  const resubscribe = (): void => {
+    subscription?.unsubscribe();
+    subscription = null;
+    pending.length = 0;
+    if (stopped || retry !== null) return;
+    retry = setTimeout(() => {
+      retry = null;
+      void db()
+        .host.findUnique({ where: { id: host.id } })
+        .then((row) => {
+          subscribe(row?.lastEventSeq ?? 0);
+        })
+        .catch(resubscribe);
+    }, RETRY_MS);
+  };
+
+  // Events are stored in order, whatever arrived while the last batch was stored at once.
+  const store = async (): Promise<void> => {
+    if (storing) return;
+    storing = true;
+    try {
+      while (pending.length > 0 && !stopped) {
+        const batch = pending.splice(0, BATCH_MAX);
+        try {
+          await storeEvents(host, batch);
+        } catch (error) {
+          // Not stored, so the Host row's seq was not moved past it: start again from there.
+          console.error(
+            `[watcher ${host.name}] events ${batch[0]?.seq}-${batch.at(-1)?.seq}: ${describe(error)}`,
+          );
+          resubscribe();
+        }
+      }
+    } finally {
+      storing = false;
+    }
+  };
 
   const subscribe = (lastEventSeq: number): void => {
     if (stopped) return;
     subscription = virgadStream(host).vm.events.subscribe(
-      { lastEventId: lastEventSeq > 0 ? String(lastEventSeq) : undefined },
+      // From 0 on a new host: what virgad kept from before the portal came.
+      { lastEventId: String(lastEventSeq) },
       {
         onData: (envelope) => {
-          // Events are handled one at a time, in order.
-          queue = queue.then(() =>
-            handleEvent(host, envelope.data as VmEvent).catch((error: unknown) => {
-              console.error(`[watcher ${host.name}] event ${envelope.id}: ${describe(error)}`);
-            }),
-          );
+          pending.push(envelope.data as VmEvent);
+          void store();
         },
         onError: (error) => {
-          subscription = null;
           void db()
-            .host.update({ where: { id: host.id }, data: { lastError: describe(error) } })
+            .host.updateMany({ where: { id: host.id }, data: { lastError: describe(error) } })
             .catch(() => undefined);
-          if (!stopped) {
-            retry = setTimeout(() => {
-              void db()
-                .host.findUnique({ where: { id: host.id } })
-                .then((row) => {
-                  subscribe(row?.lastEventSeq ?? 0);
-                });
-            }, 3000);
-          }
+          resubscribe();
         },
       },
     );

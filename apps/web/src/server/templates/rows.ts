@@ -4,7 +4,7 @@
 // count of clones made is virgad's.
 import type { Host, SnapshotTemplate } from "@virga/prisma";
 import type { TemplateInfo } from "@virga/host/src/daemon/router";
-import { db } from "../db";
+import { db, isUniqueViolation } from "../db";
 import { virgad } from "../hosts/virgad";
 
 /** The fields of a row that come from virgad's TemplateInfo. */
@@ -27,23 +27,34 @@ async function portalVmId(host: Host, hostVmId: string): Promise<string | null> 
   return vm?.id ?? null;
 }
 
-/** Creates or updates the row for a template virgad reported. */
-export async function upsertTemplate(host: Host, info: TemplateInfo): Promise<SnapshotTemplate> {
+async function updateTemplate(host: Host, info: TemplateInfo) {
   const existing = await db().snapshotTemplate.findFirst({
     where: { hostId: host.id, name: info.name },
   });
-  if (existing !== null) {
-    return db().snapshotTemplate.update({ where: { id: existing.id }, data: fields(info) });
+  if (existing === null) return null;
+  return db().snapshotTemplate.update({ where: { id: existing.id }, data: fields(info) });
+}
+
+/** Creates or updates the row for a template virgad reported. */
+export async function upsertTemplate(host: Host, info: TemplateInfo): Promise<SnapshotTemplate> {
+  const updated = await updateTemplate(host, info);
+  if (updated !== null) return updated;
+  try {
+    return await db().snapshotTemplate.create({
+      data: {
+        ...fields(info),
+        name: info.name,
+        hostId: host.id,
+        sourceVmId: await portalVmId(host, info.source.id),
+        createdAt: new Date(info.createdAt),
+      },
+    });
+  } catch (error) {
+    // Another portal on the same database created it in between.
+    const row = isUniqueViolation(error) ? await updateTemplate(host, info) : null;
+    if (row === null) throw error;
+    return row;
   }
-  return db().snapshotTemplate.create({
-    data: {
-      ...fields(info),
-      name: info.name,
-      hostId: host.id,
-      sourceVmId: await portalVmId(host, info.source.id),
-      createdAt: new Date(info.createdAt),
-    },
-  });
 }
 
 /**
@@ -51,6 +62,7 @@ export async function upsertTemplate(host: Host, info: TemplateInfo): Promise<Sn
  * does not answer keeps its rows (shown as they were).
  */
 export async function syncHostTemplates(host: Host): Promise<void> {
+  const listedAt = new Date();
   let infos: TemplateInfo[];
   try {
     infos = await virgad(host).template.list.query();
@@ -64,7 +76,12 @@ export async function syncHostTemplates(host: Host): Promise<void> {
     });
     if (clash === null) await upsertTemplate(host, info);
   }
+  // A template made since the list was taken (through another portal) stays.
   await db().snapshotTemplate.deleteMany({
-    where: { hostId: host.id, name: { notIn: infos.map((info) => info.name) } },
+    where: {
+      hostId: host.id,
+      name: { notIn: infos.map((info) => info.name) },
+      createdAt: { lt: listedAt },
+    },
   });
 }

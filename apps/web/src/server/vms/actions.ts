@@ -12,6 +12,7 @@ import type { VmSummary } from "../hosts/virgad";
 import { upsertVm } from "../hosts/vm-rows";
 import { parseStoredConfig, parseStoredNics } from "../definitions/config";
 import { findHost, findVm, onHost } from "./lookup";
+import { placeVm } from "./placement";
 
 export const VM_ACTIONS = ["start", "pause", "resume", "quit", "kill", "delete"] as const;
 export type VmAction = (typeof VM_ACTIONS)[number];
@@ -39,10 +40,13 @@ function slug(name: string): string {
   return /^[a-z0-9]/.test(base) ? base : `vm-${base}`.replace(/-+$/, "");
 }
 
-/** A new VM on a host from a definition; started unless `start` is false. */
+/**
+ * A new VM from a definition, on the host named or else the one placement
+ * picks; started unless `start` is false.
+ */
 export async function createVm(input: {
   definitionId: string;
-  hostId: string;
+  hostId?: string | undefined;
   name?: string | undefined;
   start?: boolean | undefined;
   paused?: boolean | undefined;
@@ -54,10 +58,11 @@ export async function createVm(input: {
       message: `definitionId: no definition with id '${input.definitionId}'`,
     });
   }
-  const host = await findHost(input.hostId);
+  const config = parseStoredConfig(definition.config);
+  const host =
+    input.hostId === undefined ? await placeVm(config.memoryBytes) : await findHost(input.hostId);
   const name = input.name ?? definition.name;
   const id = `${slug(name)}-${randomBytes(3).toString("hex")}`;
-  const config = parseStoredConfig(definition.config);
   let created = await onHost(host, (c) => c.vm.create.mutate({ id, name, config }));
   const nics = parseStoredNics(definition.nics);
   for (const [index, nic] of nics.entries()) {

@@ -10,7 +10,7 @@
 //   server → client  {"type":"data","offset":N,"data":"<base64>"}
 //                    {"type":"error","message":"..."}   (then close)
 //   client → server  {"type":"input","data":"<utf8 text>"}   (operators)
-import type { WebSocket } from "ws";
+import type { RawData, WebSocket } from "ws";
 import { audit } from "../audit";
 import { refreshPrincipal, type Principal } from "../auth/principal";
 import { hasRole } from "../auth/roles";
@@ -45,6 +45,13 @@ export async function serveConsole(
   principal: Principal,
   ip: string | null,
 ): Promise<void> {
+  // A client may type as soon as the socket opens, before the VM is looked
+  // up (a few database round trips on PostgreSQL): hold what it sends.
+  const early: RawData[] = [];
+  const hold = (raw: RawData): void => {
+    early.push(raw);
+  };
+  ws.on("message", hold);
   let vm;
   try {
     vm = await findVm(vmId);
@@ -126,7 +133,7 @@ export async function serveConsole(
     }
   };
 
-  ws.on("message", (raw) => {
+  const onMessage = (raw: RawData): void => {
     let message: ClientMessage;
     try {
       message = JSON.parse(
@@ -147,9 +154,14 @@ export async function serveConsole(
     if (pendingInput.length + message.data.length > MAX_PENDING_INPUT) return;
     pendingInput += message.data;
     void sendInput();
-  });
+  };
+  ws.off("message", hold);
+  ws.on("message", onMessage);
+  for (const raw of early) onMessage(raw);
   ws.on("close", () => {
     clearInterval(recheck);
     subscription.unsubscribe();
   });
+  // Closed while the VM was looked up: no close event will come.
+  if (ws.readyState !== ws.OPEN) subscription.unsubscribe();
 }

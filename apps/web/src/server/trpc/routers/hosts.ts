@@ -6,13 +6,12 @@ import { z } from "zod";
 import type { Host } from "@virga/prisma";
 import { db } from "../../db";
 import type { Role } from "../../auth/roles";
+import { probeHost } from "../../hosts/capacity";
 import { hostErrorFor } from "../../hosts/unreachable";
-import { forgetHost, hostError, virgad, type HostInfo } from "../../hosts/virgad";
+import { forgetHost, hostError, virgad } from "../../hosts/virgad";
 import { reconcileHost } from "../../hosts/watcher";
 import { findHost } from "../../vms/lookup";
 import { adminProcedure, router, viewerProcedure } from "../trpc";
-
-const INFO_TIMEOUT_MS = 3000;
 
 /** A host as `role` may see it: why it is unreachable only for admins. */
 function publicHost(host: Host, role: Role) {
@@ -27,26 +26,12 @@ function publicHost(host: Host, role: Role) {
   };
 }
 
-async function liveInfo(
-  host: Host,
-  role: Role,
-): Promise<{ info: HostInfo | null; error: string | null }> {
-  try {
-    const info = await Promise.race([
-      virgad(host).host.info.query(),
-      new Promise<never>((_, reject) =>
-        setTimeout(() => {
-          reject(new Error("no answer within 3 s"));
-        }, INFO_TIMEOUT_MS).unref(),
-      ),
-    ]);
-    return { info, error: null };
-  } catch (error) {
-    return {
-      info: null,
-      error: hostErrorFor(host.name, hostError(error, host.name).message, role),
-    };
-  }
+/** probeHost's answer, with why the host did not answer only for admins. */
+async function probeFor(host: Host, role: Role) {
+  const probe = await probeHost(host);
+  return probe.error === null
+    ? probe
+    : { ...probe, error: hostErrorFor(host.name, probe.error, role) ?? probe.error };
 }
 
 const hostInput = z.object({
@@ -63,19 +48,22 @@ const hostInput = z.object({
 });
 
 export const hostsRouter = router({
-  /** Every host with its live facts (CPUs, memory, KVM, VMs), or why they are missing. */
+  /**
+   * Every host with its live facts (CPUs, memory, KVM, VMs) and capacity
+   * (memory its live VMs hold, what is free), or why it did not answer.
+   */
   list: viewerProcedure.query(async ({ ctx }) => {
     const role = ctx.principal.role;
     const hosts = await db().host.findMany({ orderBy: { createdAt: "asc" } });
     return Promise.all(
-      hosts.map(async (host) => ({ ...publicHost(host, role), ...(await liveInfo(host, role)) })),
+      hosts.map(async (host) => ({ ...publicHost(host, role), ...(await probeFor(host, role)) })),
     );
   }),
 
   get: viewerProcedure.input(z.object({ id: z.string().min(1) })).query(async ({ ctx, input }) => {
     const host = await findHost(input.id);
     const role = ctx.principal.role;
-    return { ...publicHost(host, role), ...(await liveInfo(host, role)) };
+    return { ...publicHost(host, role), ...(await probeFor(host, role)) };
   }),
 
   add: adminProcedure.input(hostInput).mutation(async ({ ctx, input }) => {

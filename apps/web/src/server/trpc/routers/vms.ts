@@ -73,7 +73,8 @@ export const vmsRouter = router({
     .input(
       z.object({
         definitionId: z.string().min(1, "required"),
-        hostId: z.string().min(1, "required"),
+        /** Omitted: the host with the most free memory (vms/placement.ts). */
+        hostId: z.string().min(1, "required").optional(),
         name: z
           .string()
           .trim()
@@ -89,7 +90,7 @@ export const vmsRouter = router({
     .mutation(async ({ ctx, input }) => {
       const row = await createVm(input);
       ctx.audit.target = row.id;
-      return { id: row.id, name: row.name, state: row.state };
+      return { id: row.id, name: row.name, state: row.state, hostId: row.hostId };
     }),
 
   start: operatorProcedure.input(vmId).mutation(({ input }) => runAction(input.id, "start")),
@@ -195,14 +196,17 @@ export const vmsRouter = router({
       });
       try {
         let lastSent = live.lastId;
-        const from = input?.lastEventId == null ? null : Number(input.lastEventId);
-        if (from !== null && Number.isFinite(from)) {
-          const missed = live.since(from);
+        if (input?.lastEventId != null) {
+          const from = live.idOf(input.lastEventId);
+          const missed = from === null ? null : live.since(from);
           if (missed === null) {
-            yield tracked(String(lastSent), { kind: "resync" } satisfies WatchMessage);
+            yield tracked(live.streamId(lastSent), { kind: "resync" } satisfies WatchMessage);
           } else {
             for (const event of missed) {
-              yield tracked(String(event.id), { kind: "event", event } satisfies WatchMessage);
+              yield tracked(live.streamId(event.id), {
+                kind: "event",
+                event,
+              } satisfies WatchMessage);
             }
           }
         }
@@ -215,7 +219,7 @@ export const vmsRouter = router({
           }
           if (event.id <= lastSent) continue;
           lastSent = event.id;
-          yield tracked(String(event.id), { kind: "event", event } satisfies WatchMessage);
+          yield tracked(live.streamId(event.id), { kind: "event", event } satisfies WatchMessage);
         }
       } finally {
         off();

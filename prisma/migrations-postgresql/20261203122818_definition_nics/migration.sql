@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "VmDefinition" ADD COLUMN     "nics" TEXT NOT NULL DEFAULT '[]';
+
