@@ -12,6 +12,7 @@ import {
 import { TRPCError } from "@trpc/server";
 import type { AppRouter } from "@virga/host/src/daemon/router";
 import WebSocket from "ws";
+import { HostUnreachableError } from "./unreachable";
 
 export type { AppRouter };
 export type {
@@ -45,8 +46,24 @@ function baseUrl(url: string): string {
   return url.replace(/\/+$/, "");
 }
 
-function fetchWithTimeout(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
-  return fetch(input, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+/**
+ * Redirects are refused, not followed: the portal talks to the address an
+ * admin registered and to nothing that address names.
+ */
+async function fetchVirgad(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  const response = await fetch(input, {
+    ...init,
+    redirect: "manual",
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  });
+  if (response.status >= 300 && response.status < 400) {
+    const location = response.headers.get("location");
+    throw new Error(
+      `it answered with a redirect (HTTP ${response.status}${location === null ? "" : ` to ${location}`}), ` +
+        "which the portal does not follow: give virgad's own URL",
+    );
+  }
+  return response;
 }
 
 function createEntry(host: HostTarget): Entry {
@@ -56,7 +73,7 @@ function createEntry(host: HostTarget): Entry {
       httpLink({
         url: `${base}/trpc`,
         headers: { authorization: `Bearer ${host.token}` },
-        fetch: fetchWithTimeout,
+        fetch: fetchVirgad,
       }),
     ],
   });
@@ -118,10 +135,22 @@ const KNOWN_CODES = new Set([
   "INTERNAL_SERVER_ERROR",
 ]);
 
+/** fetch's "fetch failed" with what it keeps in its causes (ECONNREFUSED <address>, a TLS error). */
+function withCauses(error: Error): string {
+  let message = error.message;
+  let cause = error.cause;
+  for (let depth = 0; cause instanceof Error && depth < 4; depth++) {
+    if (!message.includes(cause.message)) message += `: ${cause.message}`;
+    cause = cause.cause;
+  }
+  return message;
+}
+
 /**
  * A virgad failure as the portal's own TRPCError: virgad's code and message
  * pass through (BAD_REQUEST "config.kernel: ..." stays that), except that
- * virgad refusing the portal's token is the portal's problem, not the caller's.
+ * virgad refusing the portal's token is the portal's problem, not the caller's,
+ * and why a host cannot be reached is for admins (unreachable.ts).
  */
 export function hostError(error: unknown, hostName: string): TRPCError {
   if (error instanceof TRPCError) return error;
@@ -137,13 +166,13 @@ export function hostError(error: unknown, hostName: string): TRPCError {
     if (code !== undefined && KNOWN_CODES.has(code)) {
       return new TRPCError({ code: code as TRPCError["code"], message: error.message });
     }
-    return new TRPCError({
-      code: "BAD_GATEWAY",
-      message: `host '${hostName}' unreachable: ${error.message}`,
-    });
+    return new HostUnreachableError(
+      hostName,
+      `host '${hostName}' unreachable: ${withCauses(error)}`,
+    );
   }
-  return new TRPCError({
-    code: "BAD_GATEWAY",
-    message: `host '${hostName}': ${error instanceof Error ? error.message : String(error)}`,
-  });
+  return new HostUnreachableError(
+    hostName,
+    `host '${hostName}': ${error instanceof Error ? error.message : String(error)}`,
+  );
 }
