@@ -78,6 +78,7 @@
         "src/process/control_requests.cc",
         "src/migration/channel.cc",
         "src/migration/destination.cc",
+        "src/migration/incoming.cc",
         "src/migration/pages.cc",
         "src/migration/source.cc",
         "src/process/daemon.cc",

@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "arch/x86_64/acpi/aml.h"
 #include "arch/x86_64/acpi/tables.h"
@@ -78,6 +80,46 @@ TEST("acpi: every table checksums to zero and the RSDP points at an XSDT listing
       EXPECT_EQ(table[44 + 4 * 8], 1);
     }
   }
+}
+
+// Walks the MADT's interrupt controller structures after its 44-byte header.
+std::vector<std::pair<uint8_t, const uint8_t*>> MadtEntries(const GuestMemory& memory, uint64_t rsdp_at) {
+  uint8_t* rsdp = memory.Translate(rsdp_at, 36);
+  uint64_t xsdt_at;
+  std::memcpy(&xsdt_at, rsdp + 24, 8);
+  uint64_t madt_at;
+  std::memcpy(&madt_at, memory.Translate(xsdt_at, 52) + 44, 8);
+  uint32_t len;
+  std::memcpy(&len, memory.Translate(madt_at, 8) + 4, 4);
+  const uint8_t* madt = memory.Translate(madt_at, len);
+  std::vector<std::pair<uint8_t, const uint8_t*>> entries;
+  for (uint32_t at = 44; at + 2 <= len && madt[at + 1] >= 2; at += madt[at + 1]) entries.push_back({madt[at], madt + at});
+  return entries;
+}
+
+TEST("acpi: APIC ids past 254 get x2APIC entries in the MADT, never a truncated duplicate") {
+  GuestMemory memory(64 << 20, x86::kMmioHoleStart);
+  // Two sockets of 200 cores: the second socket's ids start at 256.
+  AcpiLayout layout{{0, 1, 256}, {0, 1, 256, 257, 300}, 2, {}, 9};
+  std::vector<uint32_t> ids;
+  bool x2apic_nmi = false;
+  for (const auto& [type, entry] : MadtEntries(memory, WriteAcpiTables(memory, layout))) {
+    if (type == 0) ids.push_back(entry[3]);
+    if (type == 9) {
+      uint32_t id, flags, uid;
+      std::memcpy(&id, entry + 4, 4);
+      std::memcpy(&flags, entry + 8, 4);
+      std::memcpy(&uid, entry + 12, 4);
+      ids.push_back(id);
+      EXPECT_EQ(flags, id == 256 ? 1u : 2u);  // online, or hot-pluggable later
+      EXPECT_EQ(uid, static_cast<uint32_t>(ids.size() - 1));
+    }
+    if (type == 0x0a) x2apic_nmi = entry[8] == 1;  // LINT1
+  }
+  EXPECT_TRUE(ids == std::vector<uint32_t>({0, 1, 256, 257, 300}));
+  EXPECT_TRUE(x2apic_nmi);
+  layout.ioapic_id = 301;
+  EXPECT_THROWS_WITH(WriteAcpiTables(memory, layout), "IOAPIC id 301 does not fit");
 }
 
 TEST("acpi: a PCI host adds an MCFG with its ECAM window and a PNP0A08 bridge with its windows to the DSDT") {

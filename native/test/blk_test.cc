@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,10 +16,37 @@ namespace {
 constexpr uint64_t kDesc = 0x1000, kAvail = 0x2000, kUsed = 0x3000;
 constexpr uint64_t kHeader = 0x8000, kData = 0x9000, kStatus = 0xa000;
 
+void PutDesc(const GuestMemory& memory, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
+  memory.WriteObj(kDesc + 16 * i, addr);
+  memory.WriteObj(kDesc + 16 * i + 8, len);
+  memory.WriteObj(kDesc + 16 * i + 12, flags);
+  memory.WriteObj(kDesc + 16 * i + 14, next);
+}
+
+// One queue of 16, ready, at the addresses above.
+std::vector<Queue> ReadyQueues() {
+  std::vector<Queue> queues{Queue(16)};
+  queues[0].desc_table = kDesc;
+  queues[0].avail_ring = kAvail;
+  queues[0].used_ring = kUsed;
+  queues[0].set_ready(true);
+  return queues;
+}
+
+// Opens a test disk; on failure removes it before the error goes up.
+std::unique_ptr<BlockFile> OpenTestDisk(const std::string& path, bool read_only, bool direct) {
+  try {
+    return BlockFile::Open({path, read_only, direct});
+  } catch (const std::exception&) {
+    ::unlink(path.c_str());
+    throw;
+  }
+}
+
 struct BlkFixture {
   std::string path = "/tmp/virga-blk-test-" + std::to_string(::getpid());
   GuestMemory memory{1 << 20, 1ULL << 32};
-  std::vector<Queue> queues{Queue(16)};
+  std::vector<Queue> queues = ReadyQueues();
   int interrupts = 0;
 
   explicit BlkFixture(size_t sectors = 8) {
@@ -26,10 +54,6 @@ struct BlkFixture {
     std::vector<uint8_t> zero(sectors * 512, 0);
     [[maybe_unused]] ssize_t n = ::write(fd, zero.data(), zero.size());
     ::close(fd);
-    queues[0].desc_table = kDesc;
-    queues[0].avail_ring = kAvail;
-    queues[0].used_ring = kUsed;
-    queues[0].set_ready(true);
   }
   ~BlkFixture() { ::unlink(path.c_str()); }
 
@@ -41,16 +65,10 @@ struct BlkFixture {
     memory.WriteObj<uint32_t>(kHeader, type);
     memory.WriteObj<uint32_t>(kHeader + 4, 0);
     memory.WriteObj<uint64_t>(kHeader + 8, sector);
-    auto desc = [&](uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
-      memory.WriteObj(kDesc + 16 * i, addr);
-      memory.WriteObj(kDesc + 16 * i + 8, len);
-      memory.WriteObj(kDesc + 16 * i + 12, flags);
-      memory.WriteObj(kDesc + 16 * i + 14, next);
-    };
     bool to_guest = type == 0;
-    desc(0, kHeader, 16, 1, 1);
-    desc(1, kData, 512, static_cast<uint16_t>(1 | (to_guest ? 2 : 0)), 2);
-    desc(2, kStatus, 1, 2, 0);
+    PutDesc(memory, 0, kHeader, 16, 1, 1);
+    PutDesc(memory, 1, kData, 512, static_cast<uint16_t>(1 | (to_guest ? 2 : 0)), 2);
+    PutDesc(memory, 2, kStatus, 1, 2, 0);
     memory.WriteObj<uint16_t>(kAvail + 4 + 2 * ((avail_idx - 1) % 16), 0);
     memory.WriteObj<uint16_t>(kAvail + 2, avail_idx);
     memory.WriteObj<uint8_t>(kStatus, 0xff);
@@ -173,30 +191,20 @@ TEST("virtio-blk: GET_ID never writes over the status byte of a header+status ch
 TEST("virtio-blk: a request longer than the used ring can report (4 GiB) fails before any I/O") {
   // 6 GiB of address space, never touched (guest RAM is NORESERVE).
   GuestMemory memory{6ULL << 30, 4ULL << 30};
-  std::vector<Queue> queues{Queue(16)};
-  queues[0].desc_table = kDesc;
-  queues[0].avail_ring = kAvail;
-  queues[0].used_ring = kUsed;
-  queues[0].set_ready(true);
+  std::vector<Queue> queues = ReadyQueues();
   std::string path = "/tmp/virga-blk-big-" + std::to_string(::getpid());
   int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR, 0600);
   EXPECT_TRUE(::ftruncate(fd, 8LL << 30) == 0);  // sparse
   ::close(fd);
   Block blk(BlockFile::Open({path, false, false}));
   blk.Activate({&memory, &queues, [](uint16_t) {}, [] {}}, kFeatureVersion1);
-  auto desc = [&](uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
-    memory.WriteObj(kDesc + 16 * i, addr);
-    memory.WriteObj(kDesc + 16 * i + 8, len);
-    memory.WriteObj(kDesc + 16 * i + 12, flags);
-    memory.WriteObj(kDesc + 16 * i + 14, next);
-  };
   memory.WriteObj<uint32_t>(kHeader, 0);
   memory.WriteObj<uint64_t>(kHeader + 8, 0);
-  desc(0, kHeader, 16, 1, 1);
-  desc(1, 1ULL << 30, 2u << 30, 3, 2);            // 2 GiB
-  desc(2, 3ULL << 30, (1u << 30) - 4096, 3, 3);   // ~1 GiB
-  desc(3, 4ULL << 30, 2u << 30, 3, 4);            // 2 GiB above the hole: 5 GiB in all
-  desc(4, kStatus, 1, 2, 0);
+  PutDesc(memory, 0, kHeader, 16, 1, 1);
+  PutDesc(memory, 1, 1ULL << 30, 2u << 30, 3, 2);            // 2 GiB
+  PutDesc(memory, 2, 3ULL << 30, (1u << 30) - 4096, 3, 3);   // ~1 GiB
+  PutDesc(memory, 3, 4ULL << 30, 2u << 30, 3, 4);            // 2 GiB above the hole: 5 GiB in all
+  PutDesc(memory, 4, kStatus, 1, 2, 0);
   memory.WriteObj<uint16_t>(kAvail + 4, 0);
   memory.WriteObj<uint16_t>(kAvail + 2, 1);
   blk.ProcessQueue(0);
@@ -216,33 +224,16 @@ TEST("virtio-blk: O_DIRECT through the bounce buffer moves requests larger than 
   EXPECT_TRUE(::write(fd, pattern.data(), kBytes) == static_cast<ssize_t>(kBytes));
   ::close(fd);
   GuestMemory memory{16 << 20, 1ULL << 32};
-  std::vector<Queue> queues{Queue(16)};
-  queues[0].desc_table = kDesc;
-  queues[0].avail_ring = kAvail;
-  queues[0].used_ring = kUsed;
-  queues[0].set_ready(true);
-  std::unique_ptr<BlockFile> file;
-  try {
-    file = BlockFile::Open({path, false, true});
-  } catch (const std::exception&) {
-    ::unlink(path.c_str());
-    throw;
-  }
-  Block blk(std::move(file));
+  std::vector<Queue> queues = ReadyQueues();
+  Block blk(OpenTestDisk(path, false, true));
   blk.Activate({&memory, &queues, [](uint16_t) {}, [] {}}, kFeatureVersion1);
   constexpr uint64_t kBuffer = (4 << 20) + 512;
   memory.WriteObj<uint32_t>(kHeader, 0);
   memory.WriteObj<uint64_t>(kHeader + 8, 0);
-  auto desc = [&](uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
-    memory.WriteObj(kDesc + 16 * i, addr);
-    memory.WriteObj(kDesc + 16 * i + 8, len);
-    memory.WriteObj(kDesc + 16 * i + 12, flags);
-    memory.WriteObj(kDesc + 16 * i + 14, next);
-  };
-  desc(0, kHeader, 16, 1, 1);
-  desc(1, kBuffer, kBytes / 2, 3, 2);
-  desc(2, kBuffer + kBytes / 2, kBytes / 2, 3, 3);
-  desc(3, kStatus, 1, 2, 0);
+  PutDesc(memory, 0, kHeader, 16, 1, 1);
+  PutDesc(memory, 1, kBuffer, kBytes / 2, 3, 2);
+  PutDesc(memory, 2, kBuffer + kBytes / 2, kBytes / 2, 3, 3);
+  PutDesc(memory, 3, kStatus, 1, 2, 0);
   memory.WriteObj<uint16_t>(kAvail + 4, 0);
   memory.WriteObj<uint16_t>(kAvail + 2, 1);
   blk.ProcessQueue(0);
@@ -253,6 +244,41 @@ TEST("virtio-blk: O_DIRECT through the bounce buffer moves requests larger than 
   ::unlink(path.c_str());
   EXPECT_EQ(status, 0);
   EXPECT_TRUE(got == pattern);
+}
+
+TEST("virtio-blk: an unaligned O_DIRECT request bounces in bounded chunks, not one buffer of the length the guest claims") {
+  // 64 MiB read into a guest buffer off 4 KiB alignment, in a child whose
+  // address space has 16 MiB to spare: one bounce buffer of the request's
+  // length cannot be had there, 1 MiB chunks can.
+  constexpr uint64_t kBytes = 64 << 20;
+  std::string path = "/var/tmp/virga-blk-bounce-" + std::to_string(::getpid());
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR, 0600);
+  EXPECT_TRUE(::ftruncate(fd, kBytes) == 0);
+  EXPECT_TRUE(::pwrite(fd, "end", 3, kBytes - 3) == 3);
+  ::close(fd);
+  GuestMemory memory{kBytes + (8 << 20), 1ULL << 32};
+  std::vector<Queue> queues = ReadyQueues();
+  Block blk(OpenTestDisk(path, true, true));
+  ::unlink(path.c_str());
+  blk.Activate({&memory, &queues, [](uint16_t) {}, [] {}}, kFeatureVersion1);
+  constexpr uint64_t kBuffer = (4 << 20) + 512;
+  memory.WriteObj<uint32_t>(kHeader, 0);
+  memory.WriteObj<uint64_t>(kHeader + 8, 0);
+  PutDesc(memory, 0, kHeader, 16, 1, 1);
+  PutDesc(memory, 1, kBuffer, kBytes, 3, 2);
+  PutDesc(memory, 2, kStatus, 1, 2, 0);
+  memory.WriteObj<uint16_t>(kAvail + 4, 0);
+  memory.WriteObj<uint16_t>(kAvail + 2, 1);
+  memory.WriteObj<uint8_t>(kStatus, 0xff);
+  int code = test::ExitCodeWithSpareAddressSpace(16 << 20, [&] {
+    blk.ProcessQueue(0);
+    uint8_t status = 0xff;
+    memory.ReadObj(kStatus, &status);
+    char tail[3] = {};
+    memory.Read(kBuffer + kBytes - 3, tail, 3);
+    return status == 0 && std::memcmp(tail, "end", 3) == 0 ? 0 : 1;
+  });
+  EXPECT_EQ(code, 0);  // 1: the request failed (or read wrong bytes) under the limit
 }
 
 }  // namespace

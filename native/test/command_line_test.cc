@@ -52,7 +52,7 @@ bool Rejects(const std::string& flag, const std::function<void(const std::string
   std::vector<std::pair<std::string, std::function<void()>>> cases;
   for (const auto& [text, message] : rows) {
     cases.push_back({flag + ": rejects '" + text.substr(0, 60) + "'",
-                     [=] { ExpectUsageError([&] { parse(text); }, "^" + flag + ": .*" + message); }});
+                     [=, text = text, message = message] { ExpectUsageError([&] { parse(text); }, "^" + flag + ": .*" + message); }});
   }
   return Cases(cases);
 }
@@ -70,11 +70,12 @@ const bool kSmpGood = [] {
       {"maxcpus=2", "2/2/2/1/1"},
       {"254", "254/254/254/1/1"},
       {"2,cores=2", "2/2/1/2/1"},
+      {"254,sockets=2,cores=127", "254/254/2/127/1"},  // APIC ids up to 254 exactly
   };
   std::vector<std::pair<std::string, std::function<void()>>> cases;
   for (const auto& [text, want] : good) {
     cases.push_back({"-smp: '" + text + "' is cpus/maxcpus/sockets/cores/threads " + want,
-                     [=] { ExpectSame(Topology(ParseSmp(text)), want); }});
+                     [text = text, want = want] { ExpectSame(Topology(ParseSmp(text)), want); }});
   }
   return Cases(cases);
 }();
@@ -93,6 +94,8 @@ const bool kSmpBad = [] {
       {"4,cpus=4", "'cpus' given twice"},
       {"4,2", "'2' needs a key"},
       {"-1", "not a number"},
+      // 195 CPUs, but the third socket's ids start at 2 << 7.
+      {"195,sockets=3,cores=65", "sockets=3,cores=65,threads=1 needs APIC ids up to 320, beyond 254 \\(8-bit ids\\)"},
   };
   std::vector<std::pair<std::string, std::string>> rows;
   for (const auto& [text, message] : bad) {
@@ -110,7 +113,7 @@ const bool kMemoryGood = [] {
   std::vector<std::pair<std::string, std::function<void()>>> cases;
   for (const auto& [text, want] : good) {
     cases.push_back({"-m: '" + text + "' is " + std::to_string(want / MiB) + " MiB",
-                     [=] { EXPECT_EQ(ParseMemory(text), want); }});
+                     [text = text, want = want] { EXPECT_EQ(ParseMemory(text), want); }});
   }
   return Cases(cases);
 }();
@@ -326,7 +329,7 @@ const bool kCommandLineBad = [] {
       if (c != '\\') readable += c;
     }
     cases.push_back({"command line: " + readable + "...",
-                     [=] { ExpectUsageError([&] { Parse(argv); }, message); }});
+                     [argv = argv, message = message] { ExpectUsageError([&] { Parse(argv); }, message); }});
   }
   return Cases(cases);
 }();

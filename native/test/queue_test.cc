@@ -131,6 +131,21 @@ TEST("virtqueue: rings outside guest memory or a bad size make the queue invalid
   EXPECT_TRUE(!f.queue.IsValid(f.memory));
 }
 
+TEST("virtqueue: rings laid over each other make the queue invalid, so the device cannot feed its own loop") {
+  QueueFixture f;
+  // The used ring on the available ring: each completion would publish a
+  // new available index one ahead of the device, forever.
+  f.queue.used_ring = kAvail;
+  EXPECT_TRUE(!f.queue.IsValid(f.memory));
+  f.queue.used_ring = kAvail + 8;  // overlapping its entries
+  EXPECT_TRUE(!f.queue.IsValid(f.memory));
+  f.queue.used_ring = kUsed;
+  f.queue.avail_ring = kDesc + 16 * 8 - 2;  // on the last descriptor
+  EXPECT_TRUE(!f.queue.IsValid(f.memory));
+  f.queue.avail_ring = kDesc + 16 * 8;  // right after the table: fine
+  EXPECT_TRUE(f.queue.IsValid(f.memory));
+}
+
 TEST("virtqueue: an available index more than the queue size ahead stops the queue instead of replaying slots") {
   QueueFixture f;
   f.Desc(0, 0x8000, 16, 1, 0);

@@ -14,13 +14,7 @@
 namespace virga {
 namespace {
 
-bool WaitUntil(const std::function<bool()>& condition) {
-  for (int i = 0; i < 500; ++i) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
+using test::WaitUntil;
 
 TEST("serial over a socket: a slow reader holds the guest back and loses nothing") {
   std::string path = "/tmp/virga-bp-test-" + std::to_string(::getpid()) + ".sock";

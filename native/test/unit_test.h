@@ -3,10 +3,17 @@
 // so the project's Node test runner reports each as its own test.
 #pragma once
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
 #include <functional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace virga::test {
@@ -17,6 +24,35 @@ struct TestCase {
 };
 
 std::vector<TestCase>& Registry();
+
+// Polls for up to 5 s, for what another thread does.
+inline bool WaitUntil(const std::function<bool()>& condition) {
+  for (int i = 0; i < 500; ++i) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// Runs `body` in a forked child whose address space may grow by only
+// `spare` bytes more, and returns its exit code (-1: killed by a signal):
+// for fixes that keep an allocation from following a size the input claims.
+inline int ExitCodeWithSpareAddressSpace(size_t spare, const std::function<int()>& body) {
+  pid_t child = ::fork();
+  if (child == 0) {
+    long pages = 0;
+    FILE* statm = std::fopen("/proc/self/statm", "r");
+    if (statm == nullptr || std::fscanf(statm, "%ld", &pages) != 1) ::_exit(90);
+    std::fclose(statm);
+    rlimit limit{};
+    limit.rlim_cur = limit.rlim_max = static_cast<rlim_t>(pages) * ::sysconf(_SC_PAGESIZE) + spare;
+    if (::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(91);
+    ::_exit(body());
+  }
+  int status = 0;
+  if (::waitpid(child, &status, 0) != child || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
 
 struct Registrar {
   Registrar(const char* name, std::function<void()> body) { Registry().push_back({name, std::move(body)}); }

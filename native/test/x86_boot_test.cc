@@ -47,6 +47,13 @@ TEST("mptable: floating pointer and config table checksum to zero and list every
   EXPECT_EQ(cpus, 4);
 }
 
+TEST("mptable: an APIC id past 254 is refused by vCPU and id instead of cut to 8 bits") {
+  GuestMemory memory(64 << 20, kMmioHoleStart);
+  EXPECT_THROWS_WITH(WriteMpTable(memory, {0, 1, 256}, 257), "vCPU 2 has APIC id 256, beyond the table's 8-bit ids");
+  EXPECT_THROWS_WITH(WriteMpTable(memory, {0, 255}, 1), "vCPU 1 has APIC id 255");
+  EXPECT_THROWS_WITH(WriteMpTable(memory, {0, 1}, 256), "IOAPIC id 256 does not fit");
+}
+
 TEST("cpuid: APIC ids pack thread, core and socket fields") {
   CpuTopology topo{2, 3, 2};
   EXPECT_EQ(ApicIdFor(topo, 0), 0u);

@@ -10,6 +10,9 @@
 #                    (Playwright never downloads one here)
 #   openssl          makes virgad's self-signed TLS certificate when it
 #                    listens beyond loopback (apps/host/src/daemon/tls.ts)
+#   clang            with libclang-rt-14-dev (libFuzzer and the sanitizer
+#                    runtimes): native/fuzz's harnesses and the ASan+UBSan
+#                    build of the native unit tests
 #   postgresql       the database server the portal's scale-out tests start
 #                    in a temporary directory (SQLite stays the portal's
 #                    default; nothing runs it as a service)
@@ -37,15 +40,28 @@ declare -A wanted=(
   [ncat]=ncat
   [chromium]=chromium
   [openssl]=openssl
+  [clang++]=clang
 )
+# Packages a command needs that apt does not pull in without recommends:
+# clang only recommends the runtimes that hold libFuzzer and the sanitizers.
+declare -A companions=(
+  [clang]=libclang-rt-14-dev
+)
+runtime_missing() {
+  ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1
+}
 missing=()
 for command in "${!wanted[@]}"; do
   if command -v "$command" >/dev/null 2>&1; then
     say "$command present"
   else
     missing+=("${wanted[$command]}")
+    if [ -n "${companions[${wanted[$command]}]:-}" ]; then missing+=("${companions[${wanted[$command]}]}"); fi
   fi
 done
+if command -v clang++ >/dev/null 2>&1 && runtime_missing; then
+  missing+=("${companions[clang]}")
+fi
 # Debian keeps PostgreSQL's server programs off PATH, under its version.
 has_postgres() { compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; }
 if has_postgres; then
@@ -82,6 +98,8 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 for command in "${!wanted[@]}"; do
   command -v "$command" >/dev/null 2>&1 || fail "$command still missing after installing ${wanted[$command]}"
 done
+runtime_missing && fail "libFuzzer (libclang_rt.fuzzer) still missing after installing ${companions[clang]}"
+
 has_postgres || fail "postgres still missing after installing postgresql"
 say "installed ${missing[*]}"
 build_images

@@ -327,7 +327,11 @@ describe("host credentials", () => {
       rmSync(path.join(remote.runDir, "tls"), { recursive: true, force: true });
       await remote.start(remote.port);
       assert.notEqual(remote.fingerprint, pin);
-      const refused = await operator.trpc.hosts.get.query({ id: added.id });
+      // Why is for admins; an operator is told the host is unreachable.
+      const seen = await operator.trpc.hosts.get.query({ id: added.id });
+      assert.equal(seen.info, null);
+      assert.match(seen.error, /^host 'remote' is unreachable/);
+      const refused = await admin.trpc.hosts.get.query({ id: added.id });
       assert.equal(refused.info, null);
       assert.match(
         refused.error,

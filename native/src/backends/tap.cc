@@ -66,11 +66,17 @@ std::unique_ptr<Tap> Tap::Adopt(UniqueFd fd, const std::string& label) {
   return std::unique_ptr<Tap>(new Tap(std::move(fd), request.ifr_name));
 }
 
+std::unique_ptr<Tap> Tap::FrameSocket(UniqueFd fd, const std::string& label) {
+  return std::unique_ptr<Tap>(new Tap(std::move(fd), label, false));
+}
+
 void Tap::SetHeaderSize(int bytes) {
+  if (!is_tap_) return;
   if (::ioctl(fd_.get(), TUNSETVNETHDRSZ, &bytes) != 0) throw ErrnoError("TUNSETVNETHDRSZ on tap " + ifname_);
 }
 
 void Tap::SetOffloads(unsigned flags) {
+  if (!is_tap_) return;
   if (::ioctl(fd_.get(), TUNSETOFFLOAD, static_cast<unsigned long>(flags)) != 0) {
     throw ErrnoError("TUNSETOFFLOAD on tap " + ifname_);
   }

@@ -24,6 +24,11 @@ class Tap {
   // a tap opened with IFF_VNET_HDR; `label` names it in errors.
   static std::unique_ptr<Tap> Adopt(UniqueFd fd, const std::string& label);
 
+  // A stand-in for a tap in unit tests and the fuzzer: a non-blocking
+  // SOCK_SEQPACKET socket carries one frame per message, virtio-net header
+  // first, as a tap with IFF_VNET_HDR does. The tap ioctls are skipped.
+  static std::unique_ptr<Tap> FrameSocket(UniqueFd fd, const std::string& label);
+
   int fd() const { return fd_.get(); }
   const std::string& ifname() const { return ifname_; }
   // The virtio-net header the guest uses (12 bytes with VIRTIO_F_VERSION_1).
@@ -33,10 +38,12 @@ class Tap {
   void SetOffloads(unsigned flags);
 
  private:
-  Tap(UniqueFd fd, std::string ifname) : fd_(std::move(fd)), ifname_(std::move(ifname)) {}
+  Tap(UniqueFd fd, std::string ifname, bool is_tap = true)
+      : fd_(std::move(fd)), ifname_(std::move(ifname)), is_tap_(is_tap) {}
 
   UniqueFd fd_;
   std::string ifname_;
+  bool is_tap_;
 };
 
 }  // namespace virga

@@ -139,7 +139,7 @@ void Chardev::WaitWritable(int fd) {
 
 size_t Chardev::Write(const uint8_t* data, size_t len) {
   std::lock_guard guard(lock_);
-  int fd = kind_ == ChardevConfig::Kind::kSocket ? client_.get() : out_fd_;
+  int fd = kind_ == ChardevConfig::Kind::kSocket ? LiveClientFd() : out_fd_;
   if (fd < 0) return len;  // nobody to read it: discarded, as on a cable with nothing attached
   size_t done = 0;
   int stalls = 0;
@@ -163,10 +163,27 @@ size_t Chardev::Write(const uint8_t* data, size_t len) {
       WaitWritable(fd);
       continue;
     }
-    if (kind_ == ChardevConfig::Kind::kSocket) DropClient();
+    if (kind_ == ChardevConfig::Kind::kSocket) AbandonClient();
     return len;
   }
   return len;
+}
+
+int Chardev::LiveClientFd() const { return client_abandoned_ ? -1 : client_.get(); }
+
+void Chardev::AbandonClient() {
+  if (loop_ == nullptr) {
+    DropClient();
+    return;
+  }
+  // Called on a vCPU thread, while the I/O thread may be about to read the
+  // client's fd outside lock_: closing it here would free the number for
+  // the next open() in the process, and that read would take another
+  // file's bytes as guest input. Shut it down instead: the number stays
+  // ours, the I/O thread reads end-of-file (or is woken by the hang-up)
+  // and closes it on its own thread.
+  ::shutdown(client_.get(), SHUT_RDWR);
+  client_abandoned_ = true;
 }
 
 void Chardev::SetWritableHandler(WritableHandler handler) {
@@ -177,7 +194,7 @@ void Chardev::SetWritableHandler(WritableHandler handler) {
 void Chardev::RequestWritable() {
   std::lock_guard guard(lock_);
   if (loop_ == nullptr) return;
-  if (kind_ == ChardevConfig::Kind::kSocket && client_.valid()) {
+  if (kind_ == ChardevConfig::Kind::kSocket && LiveClientFd() >= 0) {
     want_writable_ = true;
     UpdateClientInterest();
     return;
@@ -245,6 +262,7 @@ void Chardev::OnAccept() {
   std::lock_guard guard(lock_);
   int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (fd < 0) return;
+  if (client_abandoned_) DropClient();
   if (client_.valid()) {
     // One console client at a time, as QEMU's socket chardev: the host
     // daemon fans it out to many.
@@ -262,6 +280,7 @@ void Chardev::DropClient() {
   if (!client_.valid()) return;
   if (loop_ != nullptr) loop_->Remove(client_.get());
   client_.Reset();
+  client_abandoned_ = false;
   in_fd_ = -1;
   // Output held for this client can go (nowhere) now; let the device flush.
   if (want_writable_ && loop_ != nullptr && on_writable_) {

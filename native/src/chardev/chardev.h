@@ -52,7 +52,11 @@ class Chardev {
   void OnClientEvents(uint32_t events);
   void UpdateClientInterest();
   void OnAccept();
+  // DropClient closes the client's fd: only on the I/O thread (or with no
+  // loop). Other threads abandon it; the I/O thread drops it after.
   void DropClient();
+  void AbandonClient();
+  int LiveClientFd() const;
   void WaitWritable(int fd);
 
   ChardevConfig::Kind kind_;
@@ -62,6 +66,7 @@ class Chardev {
   UniqueFd pty_slave_;
   UniqueFd listener_;    // socket backend
   UniqueFd client_;      // socket backend's connected client
+  bool client_abandoned_ = false;  // shut down by a failed write; the I/O thread closes it
   int in_fd_ = -1;
   int out_fd_ = -1;
   bool nonblocking_drop_ = false;  // pty/socket: drop output nobody reads rather than stall the guest

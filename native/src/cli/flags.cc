@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "arch/x86_64/cpuid.h"
 #include "backends/tap.h"
 #include "cli/option_items.h"
 #include "cli/usage_error.h"
@@ -140,6 +141,17 @@ Smp ParseSmp(const std::string& text) {
     throw bad("sockets*cores*threads (" + std::to_string(*sockets) + "*" + std::to_string(*cores) + "*" +
               std::to_string(threads) + "=" + std::to_string(product) + ") must equal maxcpus (" +
               std::to_string(max_cpus) + ")");
+  }
+  // APIC ids pack thread, core and socket into power-of-two fields, so a
+  // topology of few CPUs can still need ids past what the MP table and the
+  // guest's xAPIC mode hold.
+  x86::CpuTopology topology{static_cast<uint32_t>(*sockets), static_cast<uint32_t>(*cores),
+                            static_cast<uint32_t>(threads)};
+  uint32_t top_apic_id = x86::ApicIdFor(topology, static_cast<uint32_t>(max_cpus - 1));
+  if (top_apic_id > kMaxApicId) {
+    throw bad("sockets=" + std::to_string(*sockets) + ",cores=" + std::to_string(*cores) + ",threads=" +
+              std::to_string(threads) + " needs APIC ids up to " + std::to_string(top_apic_id) + ", beyond " +
+              std::to_string(kMaxApicId) + " (8-bit ids)");
   }
   return Smp{static_cast<uint32_t>(*cpus), static_cast<uint32_t>(max_cpus), static_cast<uint32_t>(*sockets),
              static_cast<uint32_t>(*cores), static_cast<uint32_t>(threads)};

@@ -15,6 +15,8 @@ constexpr uint64_t kMinMemoryBytes = 16 * kMiB;
 constexpr uint64_t kMaxMemoryBytes = 256ull * 1024 * kMiB;
 constexpr uint64_t kDefaultMemoryBytes = 256 * kMiB;
 constexpr uint32_t kMaxVcpus = 254;
+// The largest APIC id the microvm's MP table and an xAPIC guest can address (0xff is broadcast).
+constexpr uint32_t kMaxApicId = 254;
 constexpr uint32_t kBlockSlots = 6;
 constexpr uint32_t kNetSlots = 2;
 // Commands per second per QMP client; StratoVirt's figure. 0 = unlimited.

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "state/byte_stream.h"
 
 namespace virga::migration {
 
@@ -108,6 +109,15 @@ UniqueFd Accept(int listener) {
   }
 }
 
+std::vector<uint8_t> EncodeHello(const std::string& vmm_version, const MachineLayout& layout) {
+  state::ByteWriter hello;
+  hello.Bytes(kMagic, sizeof(kMagic));
+  hello.U32(kProtocolVersion);
+  hello.String(vmm_version);
+  layout.Encode(hello);
+  return std::move(hello.data());
+}
+
 void Channel::Abort() {
   aborted_.store(true);
   if (fd_.valid()) ::shutdown(fd_.get(), SHUT_RDWR);
@@ -176,8 +186,16 @@ Message Channel::Receive(int timeout_ms, size_t max_bytes) {
   std::memcpy(&len, header + 4, 8);
   if (t < 1 || t > 8) throw VmmError("the peer sent an unknown message type " + std::to_string(t));
   if (len > max_bytes) throw VmmError("the peer sent a message of " + std::to_string(len) + " bytes");
-  Message m{static_cast<MessageType>(t), std::vector<uint8_t>(len)};
-  if (len) ReadAll(m.payload.data(), len, timeout_ms);
+  // The buffer grows with what arrives, not with what the header claims:
+  // any peer that reaches the address can send a header.
+  Message m{static_cast<MessageType>(t), {}};
+  constexpr size_t kStep = 1 << 20;
+  while (m.payload.size() < len) {
+    size_t got = m.payload.size();
+    size_t step = len - got < kStep ? len - got : kStep;
+    m.payload.resize(got + step);
+    ReadAll(m.payload.data() + got, step, timeout_ms);
+  }
   return m;
 }
 

@@ -10,7 +10,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "common/fd.h"
 #include "migration/channel.h"
@@ -38,7 +37,6 @@ class Destination {
   Notify notify_;
   std::unique_ptr<Channel> channel_;
   std::atomic<bool> stopping_{false};
-  std::vector<std::vector<uint64_t>> written_;  // pages given data so far
   std::thread thread_;
 };
 

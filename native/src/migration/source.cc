@@ -2,7 +2,6 @@
 
 #include "common/error.h"
 #include "migration/pages.h"
-#include "state/byte_stream.h"
 
 namespace virga::migration {
 
@@ -139,12 +138,7 @@ void Source::Migrate() {
     channel_ = std::make_unique<Channel>(std::move(fd));
   }
   Channel& channel = *channel_;
-  state::ByteWriter hello;
-  hello.Bytes(kMagic, sizeof(kMagic));
-  hello.U32(kProtocolVersion);
-  hello.String(vmm_version_);
-  machine_.CurrentLayout().Encode(hello);
-  channel.Send(MessageType::kHello, hello.data());
+  channel.Send(MessageType::kHello, EncodeHello(vmm_version_, machine_.CurrentLayout()));
   Message reply = channel.Receive(30000, 1 << 20);
   if (reply.type == MessageType::kRefuse) throw VmmError("the destination refused: " + Text(reply.payload));
   if (reply.type != MessageType::kReady) throw VmmError("the destination answered the hello unexpectedly");

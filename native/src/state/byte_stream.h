@@ -61,7 +61,8 @@ class ByteReader {
       throw StateError(what_ + " is truncated (needs " + std::to_string(pos_ + len) + " bytes, has " +
                        std::to_string(len_) + ")");
     }
-    std::memcpy(out, data_ + pos_, len);
+    // An empty string or vector has no buffer: memcpy must not see its null pointer.
+    if (len != 0) std::memcpy(out, data_ + pos_, len);
     pos_ += len;
   }
   void Skip(size_t len) {

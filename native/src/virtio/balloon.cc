@@ -13,7 +13,6 @@ constexpr uint64_t kFeaturePageReporting = 1ULL << 5;
 
 // The balloon's unit, whatever the guest's page size (5.5.6).
 constexpr uint64_t kPageShift = 12;
-constexpr uint64_t kPageSize = 1ULL << kPageShift;
 
 struct __attribute__((packed)) StatEntry {
   uint16_t tag;
@@ -145,9 +144,13 @@ void Balloon::Inflate(Queue& queue) {
     };
     for (const DescriptorSegment& seg : chain->segments) {
       if (seg.device_writable) continue;
-      std::vector<uint32_t> pfns(seg.length / 4);
-      if (pfns.empty() || !memory.Read(seg.address, pfns.data(), pfns.size() * 4)) continue;
-      for (uint32_t pfn : pfns) {
+      // Read in place: a copy sized by the descriptor's length would let
+      // the guest make us allocate up to 4 GiB per buffer.
+      const uint8_t* array = memory.Translate(seg.address, seg.length);
+      if (array == nullptr) continue;
+      for (uint64_t at = 0; at + 4 <= seg.length; at += 4) {
+        uint32_t pfn;
+        std::memcpy(&pfn, array + at, 4);
         if (run_pages && pfn == run_start + run_pages) {
           ++run_pages;
           continue;
@@ -173,10 +176,14 @@ void Balloon::TakeStats(Queue& queue) {
     BalloonStats fresh;
     for (const DescriptorSegment& seg : chain->segments) {
       if (seg.device_writable) continue;
-      size_t count = seg.length / sizeof(StatEntry);
-      std::vector<StatEntry> entries(count);
-      if (count == 0 || !memory.Read(seg.address, entries.data(), count * sizeof(StatEntry))) continue;
-      for (const StatEntry& e : entries) fresh.values[e.tag] = e.value;
+      // In place, as for inflate: never a copy sized by the guest.
+      const uint8_t* array = memory.Translate(seg.address, seg.length);
+      if (array == nullptr) continue;
+      for (uint64_t at = 0; at + sizeof(StatEntry) <= seg.length; at += sizeof(StatEntry)) {
+        StatEntry e;
+        std::memcpy(&e, array + at, sizeof(e));
+        fresh.values[e.tag] = e.value;
+      }
     }
     fresh.updated_unix = static_cast<int64_t>(std::time(nullptr));
     // The driver's first buffer, posted at probe, carries no figures yet.

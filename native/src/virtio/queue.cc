@@ -23,8 +23,17 @@ bool Queue::IsValid(const GuestMemory& memory) const {
   uint64_t desc_bytes = 16ULL * size_;
   uint64_t avail_bytes = 6 + 2ULL * size_;
   uint64_t used_bytes = 6 + 8ULL * size_;
-  return memory.Translate(desc_table, desc_bytes) != nullptr && memory.Translate(avail_ring, avail_bytes) != nullptr &&
-         memory.Translate(used_ring, used_bytes) != nullptr;
+  if (memory.Translate(desc_table, desc_bytes) == nullptr || memory.Translate(avail_ring, avail_bytes) == nullptr ||
+      memory.Translate(used_ring, used_bytes) == nullptr) {
+    return false;
+  }
+  // The device writes the used ring (avail_event included): laid over the
+  // available ring or the descriptors, those writes would rewrite what the
+  // driver posted, e.g. an available index that then runs ahead of the
+  // device forever, looping its I/O thread.
+  auto apart = [](uint64_t a, uint64_t a_len, uint64_t b, uint64_t b_len) { return a + a_len <= b || b + b_len <= a; };
+  return apart(desc_table, desc_bytes, avail_ring, avail_bytes) && apart(desc_table, desc_bytes, used_ring, used_bytes) &&
+         apart(avail_ring, avail_bytes, used_ring, used_bytes);
 }
 
 void Queue::Reset() {

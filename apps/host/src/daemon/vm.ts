@@ -888,10 +888,12 @@ export class ManagedVm {
     this.pid = null;
     this.child = null;
     this.stopWatching();
-    this.qmp?.close();
-    this.qmp = null;
-    // What the guest printed last may still be in the socket.
-    await this.relay.drain(200);
+    // What the guest printed last, and the VMM's last events (the SHUTDOWN a
+    // quit sends), may still be in the sockets: read them before closing.
+    const qmp = this.qmp;
+    await Promise.all([this.relay.drain(200), qmp === null ? null : qmpDrained(qmp, 200)]);
+    qmp?.close();
+    if (this.qmp === qmp) this.qmp = null;
     const logged =
       pid === null ? { code: null, error: null } : await exitFromLog(this.paths.log, pid);
     let error = logged.error;
@@ -949,4 +951,15 @@ export class ManagedVm {
     }
     return exited.done || !this.hasProcess();
   }
+}
+
+/** Resolves once the VMM closed the QMP connection (all it sent has been read), or after `timeoutMs`. */
+function qmpDrained(qmp: QmpLink, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    qmp.onClose(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

@@ -102,7 +102,7 @@ export function HostList({ initial, isAdmin }: { initial: Host[]; isAdmin: boole
           </div>
           <Reachability host={host} />
           {host.info === null ? (
-            <div className="alert error">Unreachable: {host.error}</div>
+            <div className="alert error">{host.error}</div>
           ) : (
             <>
               <table>

@@ -97,7 +97,12 @@ void WriteBootParams(const GuestMemory& memory, const LoadedKernel& kernel, cons
   if (page == nullptr) throw VmmError("guest memory too small for the zero page");
   std::memset(page, 0, kZeroPageSize);
   if (kernel.is_bzimage) {
-    std::memcpy(page + kBpSetupHeader, kernel.setup_header.data(), kernel.setup_header.size());
+    // The header ends where the byte at 0x201 says (at most 0x301): it
+    // always fits the zero page, but a bigger one must not run off it.
+    if (kernel.setup_header.size() > kZeroPageSize - kBpSetupHeader) throw VmmError("bzImage setup header too long");
+    if (!kernel.setup_header.empty()) {
+      std::memcpy(page + kBpSetupHeader, kernel.setup_header.data(), kernel.setup_header.size());
+    }
   } else {
     // An ELF vmlinux has no setup header: write the fields the kernel checks.
     Put<uint16_t>(page, kBpBootFlag, 0xaa55);

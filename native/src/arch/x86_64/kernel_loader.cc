@@ -66,6 +66,7 @@ class ImageFile {
   // Reads exactly len bytes at offset into dst; the error says what was short.
   void ReadAt(uint64_t offset, void* dst, uint64_t len) const {
     if (offset > size_ || len > size_ - offset) throw VmmError(std::string(what_) + " " + path_ + " is truncated");
+    if (len == 0) return;  // dst may be an empty vector's null buffer
     auto* out = static_cast<uint8_t*>(dst);
     if (mapping_ != nullptr) {
       std::memcpy(out, mapping_ + offset, len);

@@ -1,6 +1,7 @@
 #include "arch/x86_64/mptable.h"
 
 #include <cstring>
+#include <string>
 
 #include "arch/x86_64/layout.h"
 #include "common/error.h"
@@ -90,6 +91,17 @@ void WriteMpTable(const GuestMemory& memory, const std::vector<uint32_t>& apic_i
     const auto* bytes = reinterpret_cast<const uint8_t*>(&entry);
     entries.insert(entries.end(), bytes, bytes + sizeof(entry));
   };
+  // The MP table has 8-bit APIC ids, and 0xff addresses every APIC: a
+  // larger id would be cut to another CPU's (or the broadcast) id.
+  for (size_t i = 0; i < apic_ids.size(); ++i) {
+    if (apic_ids[i] >= 0xff) {
+      throw VmmError("MP table: vCPU " + std::to_string(i) + " has APIC id " + std::to_string(apic_ids[i]) +
+                     ", beyond the table's 8-bit ids (at most 254)");
+    }
+  }
+  if (ioapic_id > 0xff) {
+    throw VmmError("MP table: IOAPIC id " + std::to_string(ioapic_id) + " does not fit its 8-bit field");
+  }
   uint16_t count = 0;
   for (size_t i = 0; i < apic_ids.size(); ++i) {
     MpProcessor cpu{};

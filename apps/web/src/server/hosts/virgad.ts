@@ -14,8 +14,9 @@ import {
 import { TRPCError } from "@trpc/server";
 import type { AppRouter } from "@virga/host/src/daemon/router";
 import WebSocket from "ws";
-import { openCredential } from "./credential";
 import { agentFetch, pinnedAgent, pinnedTlsOptions } from "@virga/host/src/daemon/pinned-tls";
+import { openCredential } from "./credential";
+import { HostUnreachableError } from "./unreachable";
 
 export type { AppRouter };
 export type {
@@ -50,6 +51,21 @@ function baseUrl(url: string): string {
   return url.replace(/\/+$/, "");
 }
 
+/**
+ * Redirects are refused, not followed: the portal talks to the address an
+ * admin registered and to nothing that address names.
+ */
+function refuseRedirect(response: Response): Response {
+  if (response.status >= 300 && response.status < 400) {
+    const location = response.headers.get("location");
+    throw new Error(
+      `it answered with a redirect (HTTP ${response.status}${location === null ? "" : ` to ${location}`}), ` +
+        "which the portal does not follow: give virgad's own URL",
+    );
+  }
+  return response;
+}
+
 function createEntry(host: HostTarget): Entry {
   const base = baseUrl(host.url);
   const key = `${base} ${host.token}`;
@@ -66,11 +82,17 @@ function createEntry(host: HostTarget): Entry {
       httpLink({
         url: `${base}/trpc`,
         headers,
-        fetch: (input, init) => {
-          const withTimeout = { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) };
-          return pinned === null
-            ? fetch(input, withTimeout)
-            : agentFetch(pinned.agent, pinned.pin)(input, withTimeout);
+        fetch: async (input, init) => {
+          const options: RequestInit = {
+            ...init,
+            redirect: "manual",
+            signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+          };
+          return refuseRedirect(
+            await (pinned === null
+              ? fetch(input, options)
+              : agentFetch(pinned.agent, pinned.pin)(input, options)),
+          );
         },
       }),
     ],
@@ -140,10 +162,22 @@ const KNOWN_CODES = new Set([
   "INTERNAL_SERVER_ERROR",
 ]);
 
+/** fetch's "fetch failed" with what it keeps in its causes (ECONNREFUSED <address>, a TLS error). */
+function withCauses(error: Error): string {
+  let message = error.message;
+  let cause = error.cause;
+  for (let depth = 0; cause instanceof Error && depth < 4; depth++) {
+    if (!message.includes(cause.message)) message += `: ${cause.message}`;
+    cause = cause.cause;
+  }
+  return message;
+}
+
 /**
  * A virgad failure as the portal's own TRPCError: virgad's code and message
  * pass through (BAD_REQUEST "config.kernel: ..." stays that), except that
- * virgad refusing the portal's token is the portal's problem, not the caller's.
+ * virgad refusing the portal's token is the portal's problem, not the caller's,
+ * and why a host cannot be reached is for admins (unreachable.ts).
  */
 export function hostError(error: unknown, hostName: string): TRPCError {
   if (error instanceof TRPCError) return error;
@@ -165,13 +199,13 @@ export function hostError(error: unknown, hostName: string): TRPCError {
     if (code !== undefined && KNOWN_CODES.has(code)) {
       return new TRPCError({ code: code as TRPCError["code"], message: error.message });
     }
-    return new TRPCError({
-      code: "BAD_GATEWAY",
-      message: `host '${hostName}' unreachable: ${error.message}`,
-    });
+    return new HostUnreachableError(
+      hostName,
+      `host '${hostName}' unreachable: ${withCauses(error)}`,
+    );
   }
-  return new TRPCError({
-    code: "BAD_GATEWAY",
-    message: `host '${hostName}': ${error instanceof Error ? error.message : String(error)}`,
-  });
+  return new HostUnreachableError(
+    hostName,
+    `host '${hostName}': ${error instanceof Error ? error.message : String(error)}`,
+  );
 }

@@ -11,6 +11,7 @@ import { audit } from "../audit";
 import type { Principal } from "../auth/principal";
 import { describeZodIssues } from "../trpc/trpc";
 import { qmpCommandInput } from "../trpc/routers/vms";
+import { messageFor } from "../hosts/unreachable";
 import { authorizeQmp, relayQmp } from "../vms/actions";
 import { BodyError, clientIp, readJsonBody, sendJson } from "./request";
 
@@ -67,6 +68,11 @@ export async function handleGateway(
         ? error
         : new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: String(error) });
     await audit({ ...entry, ok: false, error: trpcError.message });
-    fail(res, getHTTPStatusCodeFromError(trpcError), trpcError.code, trpcError.message);
+    fail(
+      res,
+      getHTTPStatusCodeFromError(trpcError),
+      trpcError.code,
+      messageFor(trpcError, principal.role),
+    );
   }
 }

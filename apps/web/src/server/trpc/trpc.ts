@@ -1,11 +1,13 @@
 // tRPC, set up once: the context every front end builds, the error shape
-// (a bad input names its field), and the procedures by role. Every mutation
+// (a bad input names its field; why a host is unreachable only for admins),
+// and the procedures by role. Every mutation
 // is audited here, whichever router it is in.
 import { initTRPC, TRPCError } from "@trpc/server";
 import { ZodError } from "zod";
 import { audit, viaOf } from "../audit";
 import type { Principal } from "../auth/principal";
 import { hasRole, type Role } from "../auth/roles";
+import { messageFor } from "../hosts/unreachable";
 
 export interface Context {
   principal: Principal | null;
@@ -42,7 +44,9 @@ const t = initTRPC.context<Context>().create({
     ping: { enabled: true, intervalMs: 15_000 },
     client: { reconnectAfterInactivityMs: 40_000 },
   },
-  errorFormatter({ shape, error }) {
+  errorFormatter({ shape, error, ctx }) {
+    const message = messageFor(error, ctx?.principal?.role);
+    if (message !== error.message) return { ...shape, message };
     if (isZodError(error.cause)) {
       return {
         ...shape,

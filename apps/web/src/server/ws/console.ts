@@ -14,6 +14,7 @@ import type { RawData, WebSocket } from "ws";
 import { audit } from "../audit";
 import { refreshPrincipal, type Principal } from "../auth/principal";
 import { hasRole } from "../auth/roles";
+import { messageFor } from "../hosts/unreachable";
 import { hostError, virgad, virgadStream } from "../hosts/virgad";
 import { findVm } from "../vms/lookup";
 
@@ -82,7 +83,10 @@ export async function serveConsole(
         send(ws, { type: "data", offset: envelope.data.offset, data: envelope.data.data });
       },
       onError: (error) => {
-        send(ws, { type: "error", message: hostError(error, host.name).message });
+        send(ws, {
+          type: "error",
+          message: messageFor(hostError(error, host.name), principal.role),
+        });
         ws.close(1011, "console stream ended");
       },
       onComplete: () => {
@@ -118,7 +122,10 @@ export async function serveConsole(
         try {
           await virgad(host).vm.consoleInput.mutate({ id: vm.hostVmId, data });
         } catch (error: unknown) {
-          send(ws, { type: "error", message: hostError(error, host.name).message });
+          send(ws, {
+            type: "error",
+            message: messageFor(hostError(error, host.name), principal.role),
+          });
         }
       }
     } finally {

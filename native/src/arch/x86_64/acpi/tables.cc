@@ -195,12 +195,30 @@ Bytes BuildMadt(const AcpiLayout& layout) {
   Put(&madt, 36, x86::kLapicAddr, 4);
   Put(&madt, 40, 1, 4);  // PCAT_COMPAT: the 8259s are there (and masked by the guest)
   auto append = [&madt](std::initializer_list<uint8_t> bytes) { madt.insert(madt.end(), bytes); };
+  auto append32 = [&madt](uint32_t value) {
+    for (int i = 0; i < 4; ++i) madt.push_back(static_cast<uint8_t>(value >> (8 * i)));
+  };
+  bool any_x2apic = false;
   for (uint32_t i = 0; i < layout.possible_apic_ids.size(); ++i) {
     bool online = i < layout.apic_ids.size();
     // Enabled, or online-capable (bit 1, MADT rev 5) for CPUs that can be hot-plugged later.
     uint32_t flags = online ? 1u : 2u;
-    append({0, 8, static_cast<uint8_t>(i), static_cast<uint8_t>(layout.possible_apic_ids[i]),
-            static_cast<uint8_t>(flags), 0, 0, 0});
+    uint32_t apic_id = layout.possible_apic_ids[i];
+    // The Processor Local APIC entry holds 8-bit ids and UIDs, and 0xff
+    // means broadcast: larger ones take a Processor Local x2APIC entry
+    // (ACPI 6.5, 5.2.12.12) instead of being cut to a duplicate.
+    if (apic_id < 0xff && i < 0xff) {
+      append({0, 8, static_cast<uint8_t>(i), static_cast<uint8_t>(apic_id), static_cast<uint8_t>(flags), 0, 0, 0});
+    } else {
+      any_x2apic = true;
+      append({9, 16, 0, 0});
+      append32(apic_id);
+      append32(flags);
+      append32(i);
+    }
+  }
+  if (layout.ioapic_id > 0xff) {
+    throw VmmError("MADT: IOAPIC id " + std::to_string(layout.ioapic_id) + " does not fit its 8-bit field");
   }
   uint32_t ioapic = x86::kIoapicAddr;
   append({1, 12, static_cast<uint8_t>(layout.ioapic_id), 0, static_cast<uint8_t>(ioapic),
@@ -208,8 +226,9 @@ Bytes BuildMadt(const AcpiLayout& layout) {
           0, 0, 0});
   // ISA IRQ 0 (PIT) is wired to IOAPIC pin 2.
   append({2, 10, 0, 0, 2, 0, 0, 0, 0, 0});
-  // LINT1 of every processor is NMI.
+  // LINT1 of every processor is NMI; x2APIC entries need their own form of it.
   append({4, 6, 0xff, 0, 0, 1});
+  if (any_x2apic) append({0x0a, 12, 0, 0, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0});
   Finish(&madt);
   return madt;
 }

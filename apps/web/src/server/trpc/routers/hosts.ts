@@ -1,10 +1,14 @@
-// hosts.*: the machines running virgad. Adding one pins an https host's
-// certificate (the admin confirms its fingerprint), asks virgad what the
-// token may do (host.whoami), and stores the token sealed (credential.ts).
+// hosts.*: the machines running virgad. Adding one checks its URL (http or
+// https; a redirect is refused), pins an https host's certificate (the admin
+// confirms its fingerprint), asks virgad what the token may do
+// (host.whoami), and stores the token sealed (credential.ts). Why a host is
+// unreachable is shown to admins only.
 import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import type { Host } from "@virga/prisma";
 import { db } from "../../db";
+import { normaliseFingerprint, presentedCertificate } from "@virga/host/src/daemon/pinned-tls";
+import type { Role } from "../../auth/roles";
 import {
   openCredential,
   sealCredential,
@@ -12,7 +16,7 @@ import {
   type PinnedCertificate,
 } from "../../hosts/credential";
 import { probeHost } from "../../hosts/capacity";
-import { normaliseFingerprint, presentedCertificate } from "@virga/host/src/daemon/pinned-tls";
+import { hostErrorFor } from "../../hosts/unreachable";
 import { forgetHost, hostError, virgad } from "../../hosts/virgad";
 import { reconcileHost } from "../../hosts/watcher";
 import { findHost } from "../../vms/lookup";
@@ -28,7 +32,8 @@ function credentialFacts(host: Host): { scope: string | null; fingerprint: strin
   }
 }
 
-function publicHost(host: Host) {
+/** A host as `role` may see it: why it is unreachable only for admins. */
+function publicHost(host: Host, role: Role) {
   return {
     id: host.id,
     name: host.name,
@@ -36,9 +41,17 @@ function publicHost(host: Host) {
     ...credentialFacts(host),
     isLocal: host.isLocal,
     lastSeenAt: host.lastSeenAt,
-    lastError: host.lastError,
+    lastError: hostErrorFor(host.name, host.lastError, role),
     createdAt: host.createdAt,
   };
+}
+
+/** probeHost's answer, with why the host did not answer only for admins. */
+async function probeFor(host: Host, role: Role) {
+  const probe = await probeHost(host);
+  return probe.error === null
+    ? probe
+    : { ...probe, error: hostErrorFor(host.name, probe.error, role) ?? probe.error };
 }
 
 const hostInput = z.object({
@@ -106,16 +119,18 @@ export const hostsRouter = router({
    * Every host with its live facts (CPUs, memory, KVM, VMs) and capacity
    * (memory its live VMs hold, what is free), or why it did not answer.
    */
-  list: viewerProcedure.query(async () => {
+  list: viewerProcedure.query(async ({ ctx }) => {
+    const role = ctx.principal.role;
     const hosts = await db().host.findMany({ orderBy: { createdAt: "asc" } });
     return Promise.all(
-      hosts.map(async (host) => ({ ...publicHost(host), ...(await probeHost(host)) })),
+      hosts.map(async (host) => ({ ...publicHost(host, role), ...(await probeFor(host, role)) })),
     );
   }),
 
-  get: viewerProcedure.input(z.object({ id: z.string().min(1) })).query(async ({ input }) => {
+  get: viewerProcedure.input(z.object({ id: z.string().min(1) })).query(async ({ ctx, input }) => {
     const host = await findHost(input.id);
-    return { ...publicHost(host), ...(await probeHost(host)) };
+    const role = ctx.principal.role;
+    return { ...publicHost(host, role), ...(await probeFor(host, role)) };
   }),
 
   add: adminProcedure.input(hostInput).mutation(async ({ ctx, input }) => {
@@ -153,7 +168,7 @@ export const hostsRouter = router({
     });
     ctx.audit.target = host.name;
     await reconcileHost(host);
-    return publicHost(host);
+    return publicHost(host, ctx.principal.role);
   }),
 
   remove: adminProcedure
