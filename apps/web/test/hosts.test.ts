@@ -147,7 +147,7 @@ describe("an unreachable host", () => {
       assert.ok(seen !== undefined);
       assert.equal(seen.info, null);
       assert.match(
-        seen.error ?? "",
+        seen.error,
         new RegExp(
           `^host 'relayed' unreachable: fetch failed: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}$`,
         ),
