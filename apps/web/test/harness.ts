@@ -4,6 +4,7 @@
 // every VM the run left behind, stops the servers, and keeps the data
 // directory (logs, database) when asked to. For scale-out tests: more
 // portals on one database (startPortal) and more virgads (startVirgad).
+import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -467,6 +468,18 @@ export async function tokenApi(
   const admin = await signIn(stack.url, "admin", stack.adminPassword);
   const created = await admin.trpc.tokens.create.mutate({ name, role });
   return new PortalApi(stack.url, created.token);
+}
+
+/**
+ * Each call, made by a viewer, is refused 403 for needing the operator
+ * role. One at a time: a refusal left waiting would be an unhandled rejection.
+ */
+export async function assertOperatorOnly(calls: (() => Promise<unknown>)[]): Promise<void> {
+  for (const call of calls) {
+    const refused = await statusOf(call());
+    assert.equal(refused.status, 403);
+    assert.match(refused.message, /needs the operator role \(you are viewer\)/);
+  }
 }
 
 /** The HTTP status a failed tRPC call got. */
