@@ -20,6 +20,7 @@ const char kDeviceSyntax[] =
 const char kNetdevSyntax[] = "tap,id=<id>,ifname=<tap name>|fd=<n>[,vhost=off]";
 const char kKernelSyntax[] = "<path to an ELF vmlinux or bzImage>";
 const char kInitrdSyntax[] = "<path to an initramfs>";
+const char kMemPathSyntax[] = "<directory (a hugetlbfs mount, say) or file>";
 
 namespace {
 
@@ -491,6 +492,12 @@ const std::vector<FlagSpec>& AllFlags() {
        [](const std::optional<std::string>& v, VmmConfig& c) {
          c.memory_bytes = ParseMemory(Require("-m", kMemorySyntax, v));
        }},
+      {"-mem-share", "-mem-share (no value)", A::kNone, false,
+       "guest RAM shared, so another process can map it: a memfd, or with -mem-path a shared mapping of the file",
+       Switch("-mem-share", [](VmmConfig& c) { c.mem_share = true; })},
+      {"-mem-path", kMemPathSyntax, A::kValue, false,
+       "guest RAM in a file: a new unlinked one in a directory (a hugetlbfs mount for huge pages), or this file",
+       PathInto("-mem-path", kMemPathSyntax, [](VmmConfig& c, const std::string& p) { c.mem_path = p; })},
       {"-drive", kDriveSyntax, A::kValue, true, "block backend (raw file or block device)",
        [](const std::optional<std::string>& v, VmmConfig& c) {
          c.drives.push_back(ParseDrive(Require("-drive", kDriveSyntax, v)));
