@@ -134,9 +134,7 @@ async function sharesRamWith(vm: VmmProcess, ramFile: string): Promise<void> {
 }
 
 function runStatus(qmp: QmpClient): Promise<string> {
-  return qmp
-    .execute("query-status")
-    .then((status) => (status as { status: string }).status);
+  return qmp.execute("query-status").then((status) => (status as { status: string }).status);
 }
 
 /** A snapshot of this VM is refused with `why`, nothing is written, and the guest runs on. */
@@ -207,7 +205,10 @@ describe("guest RAM backings", () => {
         await withGuest(tmp.dir, ["-mem-path", ramDir], async (vm, qmp) => {
           await vm.waitFor(/PROBE ready/, BOOT_MS);
           assert.deepEqual(readdirSync(ramDir), [], "the VMM's file is unlinked");
-          const ram = fdLink(vm.child.pid ?? 0, new RegExp(`^${ramDir}/virga-ram-\\w{6} \\(deleted\\)$`));
+          const ram = fdLink(
+            vm.child.pid ?? 0,
+            new RegExp(`^${ramDir}/virga-ram-\\w{6} \\(deleted\\)$`),
+          );
           assert.equal(statSync(ram).size, MEMORY);
           await givesZerosAndResetsClean(vm, qmp);
           await refusesSnapshot(
@@ -245,7 +246,11 @@ describe("guest RAM backings", () => {
             /^snapshot: guest RAM is file-backed and shared \(-mem-path .*\/ram, -mem-share\); only anonymous guest RAM can be saved$/,
           );
         });
-        assert.equal(readFileSync(ramFile).length, MEMORY, "the user's file stays, as big as guest RAM");
+        assert.equal(
+          readFileSync(ramFile).length,
+          MEMORY,
+          "the user's file stays, as big as guest RAM",
+        );
       } finally {
         rmSync(ramDir, { recursive: true, force: true });
         tmp.cleanup();
@@ -283,73 +288,77 @@ describe("guest RAM backings", () => {
     },
   );
 
-  it("refuses, naming the flag, a -mem-path that cannot hold guest RAM and a restore into shared RAM", TEST, async () => {
-    const tmp = tempDir();
-    const mounts: string[] = [];
-    const mount = (type: string, options: string): string => {
-      const dir = path.join(tmp.dir, `${type}-${mounts.length}`);
-      mkdirSync(dir);
-      execFileSync("mount", ["-t", type, "-o", options, `virga-${type}`, dir]);
-      mounts.push(dir);
-      return dir;
-    };
-    const refusal = async (extra: string[], memory = "128"): Promise<string> =>
-      withVmm([...probeArgs({ memory }), ...extra], async (vm) => {
-        const exit = await vm.waitForExit();
-        assert.equal(exit.code, 2, vm.stderr);
-        return vm.stderr.trim();
-      });
-    try {
-      const readOnly = mount("tmpfs", "ro,size=1m");
-      assert.match(
-        await refusal(["-mem-path", readOnly]),
-        /^virga-vmm: -mem-path: .*tmpfs-0 is not writable \(Read-only file system\); expected <directory \(a hugetlbfs mount, say\) or file>, got '.*tmpfs-0'$/,
-      );
-      assert.match(
-        await refusal(["-mem-path", path.join(tmp.dir, "none", "ram")]),
-        /^virga-vmm: -mem-path: .*none\/ram does not exist, nor does its directory .*none;/,
-      );
-      assert.match(await refusal(["-mem-path"]), /^virga-vmm: -mem-path: missing value;/);
-      assert.match(
-        await refusal(["-mem-path", "/dev/null"]),
-        /^virga-vmm: -mem-path: \/dev\/null is neither a directory nor a regular file;/,
-      );
-      const small = path.join(tmp.dir, "small");
-      writeFileSync(small, Buffer.alloc(MIB));
-      assert.match(
-        await refusal(["-mem-path", small]),
-        /^virga-vmm: -mem-path: .*small holds 1 MiB, less than the guest's 128 MiB of RAM \(-m\);/,
-      );
-
-      // hugetlbfs: the page size comes from the mount; asking for one huge
-      // page more than the host has free is refused whatever it has.
-      const huge = mount("hugetlbfs", "pagesize=2M");
-      assert.match(
-        await refusal(["-mem-path", huge], "17"),
-        /^virga-vmm: -mem-path: guest RAM \(17 MiB, -m\) is not a whole number of the 2048 KiB huge pages of .*hugetlbfs-1;/,
-      );
-      const free = Number(
-        readFileSync("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "utf8"),
-      );
-      const memory = Math.max(16, (free + 1) * 2);
-      assert.match(
-        await refusal(["-mem-path", huge], String(memory)),
-        new RegExp(
-          `^virga-vmm: -mem-path: .*hugetlbfs-1 is hugetlbfs with 2048 KiB pages: the guest's ${memory} MiB of RAM need ${memory / 2}, the host has \\d+ free \\(vm.nr_hugepages\\);`,
-        ),
-      );
-
-      for (const flags of [["-mem-share"], ["-mem-path", tmp.dir]]) {
+  it(
+    "refuses, naming the flag, a -mem-path that cannot hold guest RAM and a restore into shared RAM",
+    TEST,
+    async () => {
+      const tmp = tempDir();
+      const mounts: string[] = [];
+      const mount = (type: string, options: string): string => {
+        const dir = path.join(tmp.dir, `${type}-${mounts.length}`);
+        mkdirSync(dir);
+        execFileSync("mount", ["-t", type, "-o", options, `virga-${type}`, dir]);
+        mounts.push(dir);
+        return dir;
+      };
+      const refusal = async (extra: string[], memory = "128"): Promise<string> =>
+        withVmm([...probeArgs({ memory }), ...extra], async (vm) => {
+          const exit = await vm.waitForExit();
+          assert.equal(exit.code, 2, vm.stderr);
+          return vm.stderr.trim();
+        });
+      try {
+        const readOnly = mount("tmpfs", "ro,size=1m");
         assert.match(
-          await refusal([...flags, "-incoming", `file:${tmp.dir}/template`]),
+          await refusal(["-mem-path", readOnly]),
+          /^virga-vmm: -mem-path: .*tmpfs-0 is not writable \(Read-only file system\); expected <directory \(a hugetlbfs mount, say\) or file>, got '.*tmpfs-0'$/,
+        );
+        assert.match(
+          await refusal(["-mem-path", path.join(tmp.dir, "none", "ram")]),
+          /^virga-vmm: -mem-path: .*none\/ram does not exist, nor does its directory .*none;/,
+        );
+        assert.match(await refusal(["-mem-path"]), /^virga-vmm: -mem-path: missing value;/);
+        assert.match(
+          await refusal(["-mem-path", "/dev/null"]),
+          /^virga-vmm: -mem-path: \/dev\/null is neither a directory nor a regular file;/,
+        );
+        const small = path.join(tmp.dir, "small");
+        writeFileSync(small, Buffer.alloc(MIB));
+        assert.match(
+          await refusal(["-mem-path", small]),
+          /^virga-vmm: -mem-path: .*small holds 1 MiB, less than the guest's 128 MiB of RAM \(-m\);/,
+        );
+
+        // hugetlbfs: the page size comes from the mount; asking for one huge
+        // page more than the host has free is refused whatever it has.
+        const huge = mount("hugetlbfs", "pagesize=2M");
+        assert.match(
+          await refusal(["-mem-path", huge], "17"),
+          /^virga-vmm: -mem-path: guest RAM \(17 MiB, -m\) is not a whole number of the 2048 KiB huge pages of .*hugetlbfs-1;/,
+        );
+        const free = Number(
+          readFileSync("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "utf8"),
+        );
+        const memory = Math.max(16, (free + 1) * 2);
+        assert.match(
+          await refusal(["-mem-path", huge], String(memory)),
           new RegExp(
-            `^virga-vmm: -incoming: a snapshot restores into anonymous guest RAM \\(its memory file mapped copy-on-write\\), not the shared or file-backed RAM ${flags[0]} asks for;`,
+            `^virga-vmm: -mem-path: .*hugetlbfs-1 is hugetlbfs with 2048 KiB pages: the guest's ${memory} MiB of RAM need ${memory / 2}, the host has \\d+ free \\(vm.nr_hugepages\\);`,
           ),
         );
+
+        for (const flags of [["-mem-share"], ["-mem-path", tmp.dir]]) {
+          assert.match(
+            await refusal([...flags, "-incoming", `file:${tmp.dir}/template`]),
+            new RegExp(
+              `^virga-vmm: -incoming: a snapshot restores into anonymous guest RAM \\(its memory file mapped copy-on-write\\), not the shared or file-backed RAM ${flags[0]} asks for;`,
+            ),
+          );
+        }
+      } finally {
+        for (const dir of mounts) execFileSync("umount", [dir]);
+        tmp.cleanup();
       }
-    } finally {
-      for (const dir of mounts) execFileSync("umount", [dir]);
-      tmp.cleanup();
-    }
-  });
+    },
+  );
 });
