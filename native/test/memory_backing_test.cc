@@ -174,7 +174,9 @@ TEST("-mem-path: what cannot back guest RAM is refused by the command line, nami
   EXPECT_EQ(::ftruncate(fd, kMiB), 0);
   ::close(fd);
   expect(refusal({"-mem-path"}), "-mem-path: missing value");
-  expect(refusal({"-mem-path", ""}), "-mem-path: empty path");
+  expect(refusal({"-mem-path", ""}), "-mem-path: the path must be absolute");
+  expect(refusal({"-mem-path", "ram"}), "-mem-path: the path must be absolute");
+  expect(refusal({"-machine", "microvm,mem-share=maybe"}), "-machine: mem-share must be on or off");
   expect(refusal({"-mem-path", dir.path + "/no/such"}),
          "-mem-path: " + dir.path + "/no/such does not exist, nor does its directory " + dir.path + "/no");
   expect(refusal({"-mem-path", "/dev/null"}), "-mem-path: /dev/null is neither a directory nor a regular file");
@@ -184,6 +186,9 @@ TEST("-mem-path: what cannot back guest RAM is refused by the command line, nami
          "shared or file-backed RAM -mem-path asks for");
   expect(refusal({"-mem-share", "-incoming", "file:/t"}), "file-backed RAM -mem-share asks for");
   EXPECT_TRUE(refusal({"-mem-path", dir.path}).empty());
+  // StratoVirt's spelling is the same switch.
+  EXPECT_TRUE(cli::ParseCommandLine({"-kernel", kernel, "-machine", "microvm,mem-share=on"}).config.mem_share);
+  EXPECT_TRUE(!cli::ParseCommandLine({"-kernel", kernel, "-machine", "microvm,mem-share=off"}).config.mem_share);
   EXPECT_TRUE(refusal({"-mem-share", "-incoming", "tcp:127.0.0.1:4444"}).empty());
 }
 

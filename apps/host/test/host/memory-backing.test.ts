@@ -259,6 +259,58 @@ describe("guest RAM backings", () => {
   );
 
   it(
+    "live migration copies shared RAM: a -mem-share guest moves to a -mem-path destination with every page",
+    TEST,
+    async () => {
+      const tmp = tempDir();
+      const ramDir = mkdtempSync("/dev/shm/virga-mem-path-");
+      try {
+        const uri = `unix:${path.join(tmp.dir, "migrate.sock")}`;
+        const destSocket = path.join(tmp.dir, "dest.sock");
+        await withGuest(tmp.dir, ["-mem-share"], async (source, sourceQmp) => {
+          await source.waitFor(/probe> /, BOOT_MS);
+          await shell(source, "mem fill 16 3", /OK mem fill/);
+          const sum = (await shell(source, "mem sum 16", /OK mem sum (\w+)/))[1] ?? "";
+          const dest = [
+            ...probeArgs(),
+            "-device",
+            "virtio-balloon-device",
+            "-mem-path",
+            ramDir,
+            "-qmp",
+            `unix:${destSocket},server,nowait`,
+            "-incoming",
+            uri,
+          ];
+          await withVmm(dest, async (vm) => {
+            await waitForPath(destSocket, vm);
+            const destQmp = await connectQmp(destSocket, vm);
+            try {
+              await sourceQmp.execute("migrate", { uri });
+              for (let i = 0; i < 3000; i++) {
+                const info = (await sourceQmp.execute("query-migrate")) as { status: string };
+                if (info.status === "completed") break;
+                assert.notEqual(info.status, "failed", JSON.stringify(info));
+                await new Promise((r) => setTimeout(r, 20));
+              }
+              await destQmp.waitForEvent("RESUME", BOOT_MS);
+              await shell(vm, "mem sum 16", new RegExp(`OK mem sum ${sum}$`));
+              assert.deepEqual(await destQmp.execute("system_reset"), {});
+              await vm.waitFor(/PROBE ready/, BOOT_MS);
+              assert.doesNotMatch(vm.serial.text, /PROBE stale memory/);
+            } finally {
+              destQmp.close();
+            }
+          });
+        });
+      } finally {
+        rmSync(ramDir, { recursive: true, force: true });
+        tmp.cleanup();
+      }
+    },
+  );
+
+  it(
     "a restored snapshot's copy-on-write RAM: zeros from the balloon, and system_reset boots clean, not on the snapshot's bytes",
     TEST,
     async () => {
@@ -311,7 +363,7 @@ describe("guest RAM backings", () => {
         const readOnly = mount("tmpfs", "ro,size=1m");
         assert.match(
           await refusal(["-mem-path", readOnly]),
-          /^virga-vmm: -mem-path: .*tmpfs-0 is not writable \(Read-only file system\); expected <directory \(a hugetlbfs mount, say\) or file>, got '.*tmpfs-0'$/,
+          /^virga-vmm: -mem-path: .*tmpfs-0 is not writable \(Read-only file system\); expected <absolute path of a directory \(a hugetlbfs mount, say\) or file>, got '.*tmpfs-0'$/,
         );
         assert.match(
           await refusal(["-mem-path", path.join(tmp.dir, "none", "ram")]),
