@@ -180,7 +180,7 @@ export const vmConfigSchema = z
     /** -mem-share: guest RAM another process can map (a memfd, or -mem-path's file mapped shared). */
     memShare: z.boolean().optional(),
     /** -mem-path: guest RAM in this file, or in a new unlinked file in this directory (hugetlbfs). */
-    memPath: z.string().min(1).optional(),
+    memPath: z.string().regex(/^\//, "must be an absolute path").optional(),
     drives: z.array(driveSchema),
     /** Configs written before NICs existed have none. */
     netdevs: z.array(netdevSchema).default([]),
