@@ -10,6 +10,7 @@
 
 #include "cli/flags.h"
 #include "cli/usage_error.h"
+#include "memory/mem_path.h"
 
 namespace virga::cli {
 
@@ -93,6 +94,16 @@ void CheckMachine(const VmmConfig& config) {
   }
 }
 
+// A snapshot's RAM comes back as a private mapping of its memory file.
+void CheckIncoming(const VmmConfig& config) {
+  if (!config.incoming || config.incoming->rfind("file:", 0) != 0) return;
+  std::string flag = config.mem_path ? "-mem-path" : config.mem_share ? "-mem-share" : "";
+  if (flag.empty()) return;
+  throw UsageError::Expected("-incoming", "no -mem-share or -mem-path with -incoming file:", *config.incoming,
+                             "a snapshot restores into anonymous guest RAM (its memory file mapped copy-on-write), "
+                             "not the shared or file-backed RAM " + flag + " asks for");
+}
+
 void CheckReadableFile(const std::string& flag, const std::string& syntax, const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
@@ -148,6 +159,7 @@ Invocation ParseCommandLine(const std::vector<std::string>& argv) {
   if (config.kernel.empty()) throw UsageError::Expected("-kernel", kKernelSyntax, "", "required");
   CheckDevices(config);
   CheckMachine(config);
+  CheckIncoming(config);
   if (config.daemonize && serial_given && config.serial.kind == Serial::Kind::kStdio) {
     throw UsageError::Expected("-daemonize", "-serial pty|none|file,path=<path>|socket,path=<path>,server,nowait",
                                "-serial stdio", "cannot be used with -serial stdio");
@@ -163,6 +175,13 @@ void ValidateFiles(const VmmConfig& config) {
   CheckReadableFile("-kernel", kKernelSyntax, config.kernel);
   if (config.initrd) CheckReadableFile("-initrd", kInitrdSyntax, *config.initrd);
   for (const Drive& drive : config.drives) CheckReadableFile("-drive", kDriveSyntax, drive.file);
+  if (config.mem_path) {
+    try {
+      CheckMemPath(*config.mem_path, config.memory_bytes, config.mem_share);
+    } catch (const std::runtime_error& e) {
+      throw UsageError::Expected("-mem-path", kMemPathSyntax, *config.mem_path, e.what());
+    }
+  }
   for (const Netdev& netdev : config.netdevs) {
     if (netdev.fd && ::fcntl(*netdev.fd, F_GETFD) < 0) {
       throw UsageError::Expected("-netdev", kNetdevSyntax, FormatNetdev(netdev),

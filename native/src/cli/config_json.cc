@@ -31,7 +31,10 @@ std::string ToJson(const VmmConfig& c) {
   out += "\"smp\":{\"cpus\":" + std::to_string(c.smp.cpus) + ",\"maxCpus\":" + std::to_string(c.smp.max_cpus) +
          ",\"sockets\":" + std::to_string(c.smp.sockets) + ",\"cores\":" + std::to_string(c.smp.cores) +
          ",\"threads\":" + std::to_string(c.smp.threads) + "},";
-  out += "\"memoryBytes\":" + std::to_string(c.memory_bytes) + ",\"drives\":[";
+  out += "\"memoryBytes\":" + std::to_string(c.memory_bytes) + ",";
+  if (c.mem_share) out += "\"memShare\":true,";
+  if (c.mem_path) out += "\"memPath\":" + JsonQuote(*c.mem_path) + ",";
+  out += "\"drives\":[";
   for (size_t i = 0; i < c.drives.size(); ++i) {
     const Drive& d = c.drives[i];
     out += std::string(i ? "," : "") + "{\"id\":" + JsonQuote(d.id) + ",\"file\":" + JsonQuote(d.file) +

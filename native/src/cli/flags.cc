@@ -20,6 +20,7 @@ const char kDeviceSyntax[] =
 const char kNetdevSyntax[] = "tap,id=<id>,ifname=<tap name>|fd=<n>[,vhost=off]";
 const char kKernelSyntax[] = "<path to an ELF vmlinux or bzImage>";
 const char kInitrdSyntax[] = "<path to an initramfs>";
+const char kMemPathSyntax[] = "<absolute path of a directory (a hugetlbfs mount, say) or file>";
 
 namespace {
 
@@ -27,7 +28,7 @@ constexpr char kSmpSyntax[] = "[cpus=]n[,maxcpus=n][,sockets=n][,cores=n][,threa
 constexpr char kMemorySyntax[] = "[size=]n[K|M|G|T] (MiB when no suffix, 16M..256G, whole MiB)";
 constexpr char kSerialSyntax[] = "stdio|pty|none|file,path=<path>|socket,path=<path>,server,nowait";
 constexpr char kQmpSyntax[] = "unix:<path>,server,nowait|tcp:<host>:<port>,server,nowait[,rate-limit=n]";
-constexpr char kMachineSyntax[] = "[type=]microvm|q35";
+constexpr char kMachineSyntax[] = "[type=]microvm|q35[,mem-share=on|off]";
 constexpr char kBootEntrySyntax[] = "linux64|pvh";
 constexpr char kNameSyntax[] = "[guest=]<name>";
 constexpr char kIncomingSyntax[] =
@@ -77,6 +78,11 @@ void ParseMachine(const std::string& text, VmmConfig& config) {
   for (const OptionItem& item : ParseItems(text)) {
     if (!type && (!item.key || *item.key == "type")) {
       type = item.value;
+    } else if (item.key && *item.key == "mem-share") {
+      // StratoVirt's spelling of -mem-share.
+      std::optional<bool> on = ParseSwitch(item.value);
+      if (!on) throw UsageError::Expected("-machine", kMachineSyntax, text, "mem-share must be on or off");
+      if (*on) config.mem_share = true;
     } else {
       throw UsageError::Expected("-machine", kMachineSyntax, text, "unknown option '" + Label(item) + "'");
     }
@@ -490,6 +496,20 @@ const std::vector<FlagSpec>& AllFlags() {
       {"-m", kMemorySyntax, A::kValue, false, "guest memory (default 256M)",
        [](const std::optional<std::string>& v, VmmConfig& c) {
          c.memory_bytes = ParseMemory(Require("-m", kMemorySyntax, v));
+       }},
+      {"-mem-share", "-mem-share (no value)", A::kNone, false,
+       "guest RAM shared, so another process can map it: a memfd, or with -mem-path a shared mapping of the file "
+       "(also -machine <type>,mem-share=on)",
+       Switch("-mem-share", [](VmmConfig& c) { c.mem_share = true; })},
+      {"-mem-path", kMemPathSyntax, A::kValue, false,
+       "guest RAM in a file: a new unlinked one in a directory (a hugetlbfs mount for huge pages), or this file",
+       [](const std::optional<std::string>& v, VmmConfig& c) {
+         const std::string& path = Require("-mem-path", kMemPathSyntax, v);
+         // StratoVirt's rule; and the file's name ends up in errors and logs.
+         if (path.empty() || path[0] != '/') {
+           throw UsageError::Expected("-mem-path", kMemPathSyntax, path, "the path must be absolute");
+         }
+         c.mem_path = path;
        }},
       {"-drive", kDriveSyntax, A::kValue, true, "block backend (raw file or block device)",
        [](const std::optional<std::string>& v, VmmConfig& c) {

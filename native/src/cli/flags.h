@@ -40,6 +40,7 @@ extern const char kDeviceSyntax[];
 extern const char kNetdevSyntax[];
 extern const char kKernelSyntax[];
 extern const char kInitrdSyntax[];
+extern const char kMemPathSyntax[];
 std::string FormatDrive(const Drive& drive);
 std::string FormatDevice(const Device& device);
 std::string FormatNetdev(const Netdev& netdev);

@@ -78,6 +78,12 @@ struct VmmConfig {
   BootEntryKind boot_entry = BootEntryKind::kLinux64;
   Smp smp;
   uint64_t memory_bytes = kDefaultMemoryBytes;
+  // -mem-share: guest RAM another process can map (a memfd, or with
+  // -mem-path a shared mapping of that file).
+  bool mem_share = false;
+  // -mem-path: guest RAM in a file, or in a new unlinked file in a
+  // directory (a hugetlbfs mount, say): memory/mem_path.h.
+  std::optional<std::string> mem_path;
   std::vector<Drive> drives;
   std::vector<Netdev> netdevs;
   // In command-line order. A disk or NIC with addr= takes that slot; the

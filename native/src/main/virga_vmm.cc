@@ -65,6 +65,8 @@ MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
   MachineConfig m;
   m.type = c.machine == "q35" ? MachineType::kQ35 : MachineType::kMicrovm;
   m.memory_bytes = c.memory_bytes;
+  m.mem_share = c.mem_share;
+  m.mem_path = c.mem_path.value_or("");
   m.cpus = c.smp.cpus;
   m.max_cpus = c.smp.max_cpus;
   m.topology = {c.smp.sockets, c.smp.cores, c.smp.threads};

@@ -18,6 +18,10 @@ enum class MachineType { kMicrovm, kQ35 };
 struct MachineConfig {
   MachineType type = MachineType::kMicrovm;
   uint64_t memory_bytes;
+  // Guest RAM's backing (docs/architecture.md, "Guest memory"): anonymous
+  // unless shared (a memfd, -mem-share) or in a file (-mem-path).
+  bool mem_share = false;
+  std::string mem_path;
   uint32_t cpus;
   uint32_t max_cpus;
   x86::CpuTopology topology;

@@ -67,6 +67,8 @@ export function toArgv(config: VmConfig): string[] {
     `cpus=${smp.cpus},maxcpus=${smp.maxCpus},sockets=${smp.sockets},cores=${smp.cores},threads=${smp.threads}`,
   );
   argv.push("-m", memory(config.memoryBytes));
+  if (config.memShare === true) argv.push("-mem-share");
+  if (config.memPath !== undefined) argv.push("-mem-path", config.memPath);
   for (const d of config.drives) {
     argv.push(
       "-drive",

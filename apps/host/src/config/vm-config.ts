@@ -177,6 +177,10 @@ export const vmConfigSchema = z
     bootEntry: z.enum(["linux64", "pvh"]),
     smp: smpSchema,
     memoryBytes: z.number().int().min(MIN_MEMORY_BYTES).max(MAX_MEMORY_BYTES).multipleOf(MIB),
+    /** -mem-share: guest RAM another process can map (a memfd, or -mem-path's file mapped shared). */
+    memShare: z.boolean().optional(),
+    /** -mem-path: guest RAM in this file, or in a new unlinked file in this directory (hugetlbfs). */
+    memPath: z.string().regex(/^\//, "must be an absolute path").optional(),
     drives: z.array(driveSchema),
     /** Configs written before NICs existed have none. */
     netdevs: z.array(netdevSchema).default([]),
@@ -258,6 +262,17 @@ export const vmConfigSchema = z
           code: "custom",
           path: ["netdevs"],
           message: `netdev '${netdev.id}' is not attached to any virtio-net-device`,
+        });
+      }
+    }
+    if (config.incoming?.startsWith("file:") === true) {
+      const flag = config.memPath !== undefined ? "memPath" : config.memShare ? "memShare" : null;
+      if (flag !== null) {
+        ctx.addIssue({
+          code: "custom",
+          path: [flag],
+          message:
+            "a snapshot restores into anonymous guest RAM (incoming file:), not shared or file-backed RAM",
         });
       }
     }
