@@ -40,15 +40,8 @@ virtio::MmioTransport* MicrovmBoard::AddSlot(
   const auto& fds = slot.transport->notify_fds();
   for (uint16_t q = 0; q < fds.size(); ++q) {
     context.vm.RegisterIoeventfd(fds[q].get(), slot.base + virtio::MmioTransport::kQueueNotifyOffset, 4, q, false);
-    virtio::MmioTransport* transport = slot.transport.get();
-    int fd = fds[q].get();
-    slot.loop->Add(fd, EPOLLIN, [transport, fd, q](uint32_t) {
-      uint64_t count;
-      // Drain the eventfd; one pass over the queue serves every notification.
-      [[maybe_unused]] ssize_t n = ::read(fd, &count, sizeof(count));
-      transport->OnNotify(q);
-    });
   }
+  slot.transport->ServeNotifications(*slot.loop);
   slots_.push_back(std::move(slot));
   return slots_.back().transport.get();
 }
