@@ -76,6 +76,31 @@ void pci_write32(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 reg, u3
     *config_reg(e, bus, dev, fn, reg) = value;
 }
 
+void pci_each_function(const struct pci_ecam *e, u32 bus, pci_visit visit, void *ctx)
+{
+    for (u32 dev = 0; dev < 32; dev++) {
+        for (u32 fn = 0; fn < 8; fn++) {
+            u32 id = pci_read32(e, bus, dev, fn, 0);
+            if ((id & 0xffff) == 0xffff) {
+                if (fn == 0)
+                    break;
+                continue;
+            }
+            visit(e, bus, dev, fn, id, ctx);
+            /* Header type bit 7: more functions than 0. */
+            if (fn == 0 && !(pci_read32(e, bus, dev, 0, 0xc) & 0x800000))
+                break;
+        }
+    }
+}
+
+static void list_function(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 id, void *ctx)
+{
+    u32 class_rev = pci_read32(e, bus, dev, fn, 8);
+    kprintf("pci %02x:%02x.%x %04x:%04x %06x\n", bus, dev, fn, id & 0xffff, id >> 16, class_rev >> 8);
+    (*(u32 *)ctx)++;
+}
+
 /* `pci`: one line per function present, `pci BB:DD.F VVVV:DDDD CCCCCC`. */
 void pci_scan(void)
 {
@@ -86,25 +111,8 @@ void pci_scan(void)
     }
     kprintf("pci ecam 0x%lx buses %02x-%02x\n", e.base, e.first_bus, e.last_bus);
     u32 found = 0;
-    for (u32 bus = e.first_bus; bus <= e.last_bus; bus++) {
-        for (u32 dev = 0; dev < 32; dev++) {
-            for (u32 fn = 0; fn < 8; fn++) {
-                u32 id = pci_read32(&e, bus, dev, fn, 0);
-                if ((id & 0xffff) == 0xffff) {
-                    if (fn == 0)
-                        break;
-                    continue;
-                }
-                u32 class_rev = pci_read32(&e, bus, dev, fn, 8);
-                kprintf("pci %02x:%02x.%x %04x:%04x %06x\n", bus, dev, fn, id & 0xffff, id >> 16,
-                        class_rev >> 8);
-                found++;
-                /* Header type bit 7: more functions than 0. */
-                if (fn == 0 && !(pci_read32(&e, bus, dev, 0, 0xc) & 0x800000))
-                    break;
-            }
-        }
-    }
+    for (u32 bus = e.first_bus; bus <= e.last_bus; bus++)
+        pci_each_function(&e, bus, list_function, &found);
     kprintf("OK pci %u\n", found);
 }
 

@@ -162,38 +162,29 @@ static bool map_caps(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, struct 
     return d->common && d->isr && d->notify && *msix_cap;
 }
 
+/* Drives a virtio-blk function; `ctx` counts the pseudo-GSIs handed out. */
+static void probe_function(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 id, void *ctx)
+{
+    u32 *next_irq = ctx;
+    if ((id & 0xffff) != 0x1af4 || (id >> 16) != 0x1040 + VIRTIO_ID_BLK || *next_irq >= PCI_FIRST_IRQ + MAX_PCI_IRQS)
+        return;
+    struct virtio_dev d = { .pci = true, .pci_addr = bus << 8 | dev << 3 | fn, .irq = *next_irq };
+    u32 msix_cap;
+    u32 command = pci_read32(e, bus, dev, fn, PCI_COMMAND) & 0xffff;
+    pci_write32(e, bus, dev, fn, PCI_COMMAND, command | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    if (!map_caps(e, bus, dev, fn, &d, &msix_cap) ||
+        !msix_setup(e, bus, dev, fn, msix_cap, (u8)(VEC_GSI_BASE + *next_irq))) {
+        kprintf("PROBE virtio-pci %02x:%02x.%x unusable\n", bus, dev, fn);
+        return;
+    }
+    (*next_irq)++;
+    virtio_blk_probe(-1, &d);
+}
+
 void virtio_pci_probe(void)
 {
     struct pci_ecam e;
-    if (!pci_ecam(&e))
-        return;
-    u32 bus = e.first_bus, next_irq = PCI_FIRST_IRQ;
-    for (u32 dev = 0; dev < 32; dev++) {
-        for (u32 fn = 0; fn < 8; fn++) {
-            u32 id = pci_read32(&e, bus, dev, fn, 0);
-            if ((id & 0xffff) == 0xffff) {
-                if (fn == 0)
-                    break;
-                continue;
-            }
-            bool more = fn == 0 && (pci_read32(&e, bus, dev, 0, 0xc) & 0x800000);
-            u32 device = id >> 16;
-            if ((id & 0xffff) == 0x1af4 && device == 0x1040 + VIRTIO_ID_BLK &&
-                next_irq < PCI_FIRST_IRQ + MAX_PCI_IRQS) {
-                struct virtio_dev d = { .pci = true, .pci_addr = bus << 8 | dev << 3 | fn, .irq = next_irq };
-                u32 msix_cap;
-                u32 command = pci_read32(&e, bus, dev, fn, PCI_COMMAND) & 0xffff;
-                pci_write32(&e, bus, dev, fn, PCI_COMMAND, command | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
-                if (!map_caps(&e, bus, dev, fn, &d, &msix_cap) ||
-                    !msix_setup(&e, bus, dev, fn, msix_cap, (u8)(VEC_GSI_BASE + next_irq))) {
-                    kprintf("PROBE virtio-pci %02x:%02x.%x unusable\n", bus, dev, fn);
-                } else {
-                    next_irq++;
-                    virtio_blk_probe(-1, &d);
-                }
-            }
-            if (fn == 0 && !more)
-                break;
-        }
-    }
+    u32 next_irq = PCI_FIRST_IRQ;
+    if (pci_ecam(&e))
+        pci_each_function(&e, e.first_bus, probe_function, &next_irq);
 }

@@ -65,6 +65,7 @@ void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) 
 void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, bool multifunction) {
   Function function;
   function.loop = std::make_shared<EventLoop>();
+  io_threads_.Add(function.loop);
   std::shared_ptr<virtio::VirtioDevice> device = MakeDevice(config, config_.identity, function.loop);
   std::vector<uint32_t> gsis;
   for (uint16_t v = 0; v < virtio::PciTransport::VectorsFor(*device); ++v) {
@@ -112,26 +113,13 @@ void Q35Board::DescribeAcpi(acpi::AcpiLayout* layout) const {
                               static_cast<uint32_t>(x86::kPciMmioBase), static_cast<uint32_t>(x86::kPciMmioSize)};
 }
 
-void Q35Board::Start(bool paused) {
-  // -S: held like a QMP stop, so the first cont resumes the same way.
-  if (paused) {
-    for (auto& function : functions_) function.loop->Pause();
-  }
-  for (auto& function : functions_) function.loop->Start();
-}
+void Q35Board::Start(bool paused) { io_threads_.Start(paused); }
 
-void Q35Board::Pause() {
-  for (auto& function : functions_) function.loop->RequestPause();
-  for (auto& function : functions_) function.loop->WaitPaused();
-}
+void Q35Board::Pause() { io_threads_.Pause(); }
 
-void Q35Board::Resume() {
-  for (auto& function : functions_) function.loop->Resume();
-}
+void Q35Board::Resume() { io_threads_.Resume(); }
 
-void Q35Board::Stop() {
-  for (auto& function : functions_) function.loop->Stop();
-}
+void Q35Board::Stop() { io_threads_.Stop(); }
 
 void Q35Board::Reset() { root_->Reset(); }
 

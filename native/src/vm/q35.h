@@ -19,6 +19,7 @@
 #include "kvm/gsi_routes.h"
 #include "virtio/pci_transport.h"
 #include "vm/board.h"
+#include "vm/io_threads.h"
 #include "vm/machine_config.h"
 
 namespace virga {
@@ -55,6 +56,7 @@ class Q35Board : public Board {
   std::shared_ptr<pci::RootBus> root_;
   std::unique_ptr<kvm::GsiRoutes> routes_;
   std::vector<Function> functions_;
+  IoThreads io_threads_;
 };
 
 }  // namespace virga

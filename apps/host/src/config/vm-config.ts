@@ -101,16 +101,18 @@ export const blockDeviceSchema = z
   .strict();
 export type BlockDevice = z.infer<typeof blockDeviceSchema>;
 
+const macField = z
+  .string()
+  .regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56")
+  .optional();
+
 export const netDeviceSchema = z
   .object({
     driver: z.literal("virtio-net-device"),
     id: z.string().min(1),
     /** The -netdev id this NIC's tap comes from. */
     netdev: z.string().min(1),
-    mac: z
-      .string()
-      .regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56")
-      .optional(),
+    mac: macField,
     /** addr=: the NIC slot (0 = eth0); without it, the first free one in order. */
     slot: z
       .number()
@@ -139,17 +141,19 @@ const pciPlace = {
 };
 
 export const pciBlockDeviceSchema = z
-  .object({ driver: z.literal("virtio-blk-pci"), id: z.string().min(1), drive: z.string().min(1), ...pciPlace })
+  .object({
+    driver: z.literal("virtio-blk-pci"),
+    id: z.string().min(1),
+    drive: z.string().min(1),
+    ...pciPlace,
+  })
   .strict();
 export const pciNetDeviceSchema = z
   .object({
     driver: z.literal("virtio-net-pci"),
     id: z.string().min(1),
     netdev: z.string().min(1),
-    mac: z
-      .string()
-      .regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56")
-      .optional(),
+    mac: macField,
     ...pciPlace,
   })
   .strict();

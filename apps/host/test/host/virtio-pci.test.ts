@@ -85,9 +85,15 @@ describe("virtio-pci on q35", () => {
             ),
           );
           const writeMs = await timed(vm, "blk 0 write 5 42", /OK blk write/);
-          assert.ok(writeMs < INTERRUPT_MS, `a write took ${writeMs} ms: its interrupt did not arrive`);
+          assert.ok(
+            writeMs < INTERRUPT_MS,
+            `a write took ${writeMs} ms: its interrupt did not arrive`,
+          );
           const verifyMs = await timed(vm, "blk 0 verify 5 42", /OK blk verify/);
-          assert.ok(verifyMs < INTERRUPT_MS, `a read took ${verifyMs} ms: its interrupt did not arrive`);
+          assert.ok(
+            verifyMs < INTERRUPT_MS,
+            `a read took ${verifyMs} ms: its interrupt did not arrive`,
+          );
           vm.send("blk 0 flush");
           await vm.waitFor(/OK blk flush/);
           vm.send("poweroff");

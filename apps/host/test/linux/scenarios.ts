@@ -131,7 +131,10 @@ function q35VirtioPci(subnet: number): Scenario {
           vm.send(
             "for f in 03.0 04.0; do d=/sys/bus/pci/devices/0000:00:$f; echo PCIDEV $f $(cat $d/vendor) $(cat $d/device) $(basename $(readlink $d/driver)) $(ls $d/msi_irqs | wc -l); done; echo END-PCIDEV",
           );
-          const seen = await vm.waitFor(/(PCIDEV 03\.0 [^\n]*)\r?\n(PCIDEV 04\.0 [^\n]*)\r?\n[\s\S]*END-PCIDEV/, BOOT_MS);
+          const seen = await vm.waitFor(
+            /(PCIDEV 03\.0 [^\r\n]*)\r?\n(PCIDEV 04\.0 [^\r\n]*)\r?\n[\s\S]*END-PCIDEV/,
+            BOOT_MS,
+          );
           // blk: its queue and configuration changes; net: two queues and configuration changes.
           assert.equal(seen[1], "PCIDEV 03.0 0x1af4 0x1042 virtio-pci 2");
           assert.equal(seen[2], "PCIDEV 04.0 0x1af4 0x1041 virtio-pci 3");
