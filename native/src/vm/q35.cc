@@ -91,9 +91,17 @@ void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, b
     const auto& fds = transport->notify_fds();
     for (uint16_t q = 0; q < fds.size(); ++q) {
       uint64_t offset = uint64_t{q} * virtio::PciTransport::kNotifyMultiplier;
-      // The driver writes the queue's index, 16 bits wide (4.1.5.2).
-      if (from != 0) vm->UnregisterIoeventfd(fds[q].get(), from + offset, 2, q, false);
-      if (to != 0) vm->RegisterIoeventfd(fds[q].get(), to + offset, 2, q, false);
+      // The driver writes the queue's index, 16 bits wide (4.1.5.2). On a
+      // vCPU thread: a refused ioeventfd leaves the write to exit to the
+      // transport, which signals the same eventfd, rather than end the VM.
+      try {
+        if (from != 0) vm->UnregisterIoeventfd(fds[q].get(), from + offset, 2, q, false);
+      } catch (const VmmError&) {
+      }
+      try {
+        if (to != 0) vm->RegisterIoeventfd(fds[q].get(), to + offset, 2, q, false);
+      } catch (const VmmError&) {
+      }
     }
   });
   uint64_t base = x86::kPciMmioBase + uint64_t{config.slot * pci::kFunctions + config.function} * kBarStride;
