@@ -40,13 +40,14 @@ struct Rig {
   }
 };
 
-TEST("virtio-pci: 1af4:1042 revision 1, four virtio capabilities pointing into BAR 0, then MSI-X in BAR 1") {
+TEST("virtio-pci: 1af4:1042 revision 1, virtio capabilities pointing into BAR 0, then MSI-X in BAR 1") {
   Rig rig;
   EXPECT_EQ(rig.pci->ReadConfig(0, 4), 0x10421af4u);
   EXPECT_EQ(rig.pci->ReadConfig(8, 4), 0x01800001u);
   EXPECT_EQ(rig.pci->ReadConfig(0x34, 1), 0x40u);
   // cfg_type, bar, offset, length of each, in list order.
-  std::vector<std::vector<uint32_t>> want = {{1, 0, 0x0, 0x38}, {3, 0, 0x1000, 1}, {4, 0, 0x2000, 0x1000}, {2, 0, 0x3000, 4}};
+  std::vector<std::vector<uint32_t>> want = {{1, 0, 0x0, 0x38}, {3, 0, 0x1000, 1}, {4, 0, 0x2000, 0x1000}, {2, 0, 0x3000, 4},
+                                                {5, 0, 0, 0}};
   uint32_t cap = 0x40;
   for (const auto& w : want) {
     uint32_t head = rig.pci->ReadConfig(cap, 4);
@@ -76,7 +77,7 @@ TEST("virtio-pci: vectors the function lacks read back as NO_VECTOR; a config ch
   EXPECT_EQ(rig.Common(0x12, 2), 1u);  // num_queues
 
   // MSI-X on, vector 0 unmasked; DRIVER_OK.
-  uint32_t msix = 0x84;
+  uint32_t msix = 0x98;
   rig.pci->WriteConfig(msix, 4, rig.pci->ReadConfig(msix, 4) | 0x80000000u);
   uint8_t unmasked[4] = {0, 0, 0, 0};
   rig.pci->msix().WriteTable(12, unmasked, 4);
@@ -95,6 +96,24 @@ TEST("virtio-pci: vectors the function lacks read back as NO_VECTOR; a config ch
   // A reset forgets the driver's vectors.
   rig.SetCommon(0x14, 1, 0);
   EXPECT_EQ(rig.Common(0x10, 2), 0xffffu);
+}
+
+TEST("virtio-pci: the configuration-access capability's data field reads and writes the BAR its window names") {
+  Rig rig;
+  uint32_t cap = 0x84;
+  EXPECT_EQ(rig.pci->ReadConfig(cap, 4) >> 24, 5u);
+  rig.pci->WriteConfig(cap + 4, 1, PciTransport::kRegistersBar);
+  rig.pci->WriteConfig(cap + 8, 4, 0x12);  // num_queues
+  rig.pci->WriteConfig(cap + 12, 4, 2);
+  EXPECT_EQ(rig.pci->ReadConfig(cap + 16, 4), 1u);
+  rig.pci->WriteConfig(cap + 8, 4, 0x10);  // config_msix_vector
+  rig.pci->WriteConfig(cap + 16, 4, 1);
+  EXPECT_EQ(rig.Common(0x10, 2), 1u);
+  // The MSI-X table through BAR 1: vector 0 starts masked.
+  rig.pci->WriteConfig(cap + 4, 1, PciTransport::kMsixBar);
+  rig.pci->WriteConfig(cap + 8, 4, 12);
+  rig.pci->WriteConfig(cap + 12, 4, 4);
+  EXPECT_EQ(rig.pci->ReadConfig(cap + 16, 4), 1u);
 }
 
 TEST("virtio-pci: the notify registers follow BAR 0, and a notify write the kernel missed signals the queue's eventfd") {

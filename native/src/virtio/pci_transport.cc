@@ -1,6 +1,7 @@
 #include "virtio/pci_transport.h"
 
 #include <cstring>
+#include <optional>
 
 namespace virga::virtio {
 
@@ -12,6 +13,12 @@ constexpr uint8_t kCapCommon = 1;
 constexpr uint8_t kCapNotify = 2;
 constexpr uint8_t kCapIsr = 3;
 constexpr uint8_t kCapDevice = 4;
+constexpr uint8_t kCapPciCfg = 5;
+// Fields of the configuration-access capability (4.1.4.9), from its start.
+constexpr uint32_t kCfgBar = 4;
+constexpr uint32_t kCfgOffset = 8;
+constexpr uint32_t kCfgLength = 12;
+constexpr uint32_t kCfgData = 16;
 
 // Common configuration fields (4.1.4.3).
 constexpr uint64_t kDeviceFeatureSelect = 0x00;
@@ -43,16 +50,18 @@ void Put(std::vector<uint8_t>* out, uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) out->push_back(static_cast<uint8_t>(value >> (8 * i)));
 }
 
-// The body of a virtio_pci_cap after its id and next pointer.
-std::vector<uint8_t> VirtioCap(uint8_t type, uint8_t bar, uint32_t offset, uint32_t length, bool notify) {
+// The body of a virtio_pci_cap after its id and next pointer; `tail`: the
+// dword the notify and configuration-access capabilities add.
+std::vector<uint8_t> VirtioCap(uint8_t type, uint8_t bar, uint32_t offset, uint32_t length,
+                               std::optional<uint32_t> tail = std::nullopt) {
   std::vector<uint8_t> body;
-  Put(&body, notify ? 20 : 16, 1);  // cap_len
+  Put(&body, tail ? 20 : 16, 1);  // cap_len
   Put(&body, type, 1);
   Put(&body, bar, 1);
   Put(&body, 0, 3);  // id, padding
   Put(&body, offset, 4);
   Put(&body, length, 4);
-  if (notify) Put(&body, PciTransport::kNotifyMultiplier, 4);
+  if (tail) Put(&body, *tail, 4);
   return body;
 }
 
@@ -94,16 +103,58 @@ PciTransport::PciTransport(std::shared_ptr<VirtioDevice> device, const GuestMemo
 void PciTransport::AddCapabilities() {
   config_.AddMemoryBar(kRegistersBar, kRegistersBarSize, false, false);
   config_.AddMemoryBar(kMsixBar, kMsixBarSize, false, false);
-  config_.AddCapability(kCapabilityVendor, VirtioCap(kCapCommon, kRegistersBar, kCommonOffset, kCommonSize, false));
-  config_.AddCapability(kCapabilityVendor, VirtioCap(kCapIsr, kRegistersBar, kIsrOffset, 1, false));
+  config_.AddCapability(kCapabilityVendor, VirtioCap(kCapCommon, kRegistersBar, kCommonOffset, kCommonSize));
+  config_.AddCapability(kCapabilityVendor, VirtioCap(kCapIsr, kRegistersBar, kIsrOffset, 1));
   config_.AddCapability(kCapabilityVendor,
-                        VirtioCap(kCapDevice, kRegistersBar, kDeviceConfigOffset, kDeviceConfigSize, false));
+                        VirtioCap(kCapDevice, kRegistersBar, kDeviceConfigOffset, kDeviceConfigSize));
   config_.AddCapability(kCapabilityVendor, VirtioCap(kCapNotify, kRegistersBar, kNotifyOffset,
-                                                     static_cast<uint32_t>(queues_.size()) * kNotifyMultiplier, true));
+                                                     static_cast<uint32_t>(queues_.size()) * kNotifyMultiplier,
+                                                     kNotifyMultiplier));
+  // bar, offset and length are the driver's to set; its data field is
+  // never stored (CfgWindow turns each access of it into a BAR access).
+  std::vector<uint8_t> writable = {0, 0, 0xff, 0, 0, 0};  // cap_len, cfg_type, bar, id, padding
+  writable.insert(writable.end(), 8, 0xff);               // offset, length
+  cfg_window_ = config_.AddCapability(kCapabilityVendor, VirtioCap(kCapPciCfg, 0, 0, 0, 0), writable);
   msix_.AddCapability(config_, kMsixBar, 0, kMsixPbaOffset);
 }
 
+bool PciTransport::CfgWindow(uint32_t offset, uint32_t len, bool write, uint32_t* value) {
+  if (offset < cfg_window_ + kCfgData || offset >= cfg_window_ + kCfgData + 4) return false;
+  uint32_t bar, at, length;
+  {
+    std::lock_guard guard(pci::PciDevice::lock_);
+    bar = config_.Read(cfg_window_ + kCfgBar, 1);
+    at = config_.Read(cfg_window_ + kCfgOffset, 4);
+    length = config_.Read(cfg_window_ + kCfgLength, 4);
+  }
+  // The access is the window's: its width, at its offset (4.1.4.9.1).
+  if (offset != cfg_window_ + kCfgData || (length != 1 && length != 2 && length != 4) || len < length) {
+    return true;
+  }
+  uint8_t bytes[4] = {};
+  for (uint32_t i = 0; i < 4; ++i) bytes[i] = static_cast<uint8_t>(*value >> (8 * i));
+  if (bar == kRegistersBar && at < kRegistersBarSize) {
+    write ? WriteRegisters(at, bytes, length) : ReadRegisters(at, bytes, length);
+  } else if (bar == kMsixBar && at < kMsixPbaOffset) {
+    write ? msix_.WriteTable(at, bytes, length) : msix_.ReadTable(at, bytes, length);
+  } else if (bar == kMsixBar && at < kMsixBarSize && !write) {
+    msix_.ReadPba(at - kMsixPbaOffset, bytes, length);
+  }
+  if (!write) {
+    *value = 0;
+    for (uint32_t i = 0; i < length; ++i) *value |= static_cast<uint32_t>(bytes[i]) << (8 * i);
+  }
+  return true;
+}
+
+uint32_t PciTransport::ReadConfig(uint32_t offset, uint32_t len) {
+  uint32_t value = 0;
+  if (CfgWindow(offset, len, false, &value)) return value;
+  return pci::PciDevice::ReadConfig(offset, len);
+}
+
 void PciTransport::WriteConfig(uint32_t offset, uint32_t len, uint32_t value) {
+  if (CfgWindow(offset, len, true, &value)) return;
   std::lock_guard guard(pci::PciDevice::lock_);
   config_.Write(offset, len, value);
   msix_.ConfigWritten(config_);

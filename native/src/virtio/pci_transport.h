@@ -1,8 +1,9 @@
 // virtio-pci, modern (virtio 1.x, 4.1 "Virtio Over PCI Bus"): a PCI
 // function 1af4:(1040 + device id), revision 1, with vendor capabilities
 // that place the common configuration, the ISR, the device configuration
-// and the notify registers in memory BAR 0, and MSI-X (its table and PBA
-// in BAR 1) for interrupts: a vector per queue and one for configuration
+// and the notify registers in memory BAR 0, a window onto the BARs through
+// configuration space (VIRTIO_PCI_CAP_PCI_CFG, for firmware drivers), and
+// MSI-X (its table and PBA in BAR 1) for interrupts: a vector per queue and one for configuration
 // changes, as the driver assigns them. There is no INTx: a driver that
 // does not enable MSI-X gets no interrupts. Status, features, queues and
 // the device itself are virtio/transport.h's, shared with virtio-mmio.
@@ -51,6 +52,7 @@ class PciTransport : public pci::PciDevice, public Transport {
                pci::Msix::Fire fire);
   static uint16_t VectorsFor(const VirtioDevice& device) { return static_cast<uint16_t>(device.queue_count() + 1); }
 
+  uint32_t ReadConfig(uint32_t offset, uint32_t len) override;
   void WriteConfig(uint32_t offset, uint32_t len, uint32_t value) override;
   void ResetFunction() override;
   // Set before the guest runs.
@@ -72,6 +74,11 @@ class PciTransport : public pci::PciDevice, public Transport {
   void ReadCommon(uint64_t offset, uint8_t* data, uint32_t len);
   void WriteCommon(uint64_t offset, uint64_t value, uint32_t len);
   uint16_t CheckedVector(uint64_t value) const;
+  // An access of the configuration-access capability's data field: the
+  // BAR access its window describes, or nothing (false) for another one.
+  bool CfgWindow(uint32_t offset, uint32_t len, bool write, uint32_t* value);
+
+  uint32_t cfg_window_ = 0;  // the VIRTIO_PCI_CAP_PCI_CFG capability's offset
 
   pci::Msix msix_;
   NotifyMoved notify_moved_;

@@ -76,12 +76,13 @@ describe("virtio-pci on q35", () => {
             "cap 0x50 id=0x09 virtio type=3 bar=0 offset=0x1000 length=0x1",
             "cap 0x60 id=0x09 virtio type=4 bar=0 offset=0x2000 length=0x1000",
             "cap 0x70 id=0x09 virtio type=2 bar=0 offset=0x3000 length=0x4 multiplier=4",
-            "cap 0x84 id=0x11 msix vectors=2 table=bar1+0x0 pba=bar1+0x800",
+            "cap 0x84 id=0x09 virtio type=5 bar=0 offset=0x0 length=0x0",
+            "cap 0x98 id=0x11 msix vectors=2 table=bar1+0x0 pba=bar1+0x800",
           ]);
           // The balloon's four queues (free page reporting off: three) and a configuration vector.
           assert.ok(
             (await pciShow(vm, "00:04.0")).includes(
-              "cap 0x84 id=0x11 msix vectors=4 table=bar1+0x0 pba=bar1+0x800",
+              "cap 0x98 id=0x11 msix vectors=4 table=bar1+0x0 pba=bar1+0x800",
             ),
           );
           const writeMs = await timed(vm, "blk 0 write 5 42", /OK blk write/);
