@@ -110,7 +110,7 @@ describe("virtio-pci on q35", () => {
   );
 
   it(
-    "after system_reset the disk is found again at its BARs and still answers by MSI-X",
+    "after system_reset the disk is found again at its BARs and still answers by MSI-X; function 1 of its slot is seen too",
     TEST,
     async () => {
       const tmp = tempDir();
@@ -122,6 +122,8 @@ describe("virtio-pci on q35", () => {
           `file=${disk},id=d0`,
           "-device",
           "virtio-blk-pci,drive=d0,bus=pcie.0,addr=0x5.0",
+          "-device",
+          "virtio-balloon-pci,bus=pcie.0,addr=0x5.1",
           "-qmp",
           `unix:${socketPath},server,nowait`,
         ]);
@@ -137,6 +139,14 @@ describe("virtio-pci on q35", () => {
           await vm.waitFor(/PROBE ready/, BOOT_MS);
           const verifyMs = await timed(vm, "blk 0 verify 9 3", /OK blk verify/);
           assert.ok(verifyMs < INTERRUPT_MS, `a read took ${verifyMs} ms after the reset`);
+          // Function 0 says the slot is multi-function, so the scan goes on to 05.1.
+          vm.send("pci");
+          await vm.waitFor(/OK pci \d+/, BOOT_MS);
+          assert.deepEqual(pciFunctions(vm.serial.lines(/^pci /)), [
+            "00:00.0 8086:29c0 060000",
+            "00:05.0 1af4:1042 018000",
+            "00:05.1 1af4:1045 ff0000",
+          ]);
           qmp.close();
           vm.send("poweroff");
           assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
