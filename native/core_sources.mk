@@ -8,7 +8,7 @@ CORE_SOURCES := chardev/chardev.cc devices/bus.cc devices/i8042.cc devices/rtc_c
         devices/pci/config_space.cc devices/pci/root_bus.cc devices/pci/msix.cc \
         common/json.cc vm/microvm_devices.cc vm/machine_layout.cc \
         state/crc32c.cc state/state_file.cc state/memory_file.cc \
-        virtio/mmio_transport.cc arch/x86_64/boot_info.cc arch/x86_64/cpuid.cc \
+        virtio/transport.cc virtio/mmio_transport.cc virtio/pci_transport.cc arch/x86_64/boot_info.cc arch/x86_64/cpuid.cc \
         arch/x86_64/kernel_loader.cc arch/x86_64/mptable.cc \
         arch/x86_64/acpi/aml.cc arch/x86_64/acpi/tables.cc \
         cli/command_line.cc cli/config_json.cc cli/flags.cc cli/option_items.cc \

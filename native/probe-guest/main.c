@@ -45,6 +45,7 @@ void kmain(int entry, u64 info_ptr)
 
     mempool_init();
     virtio_probe_cmdline(boot.cmdline);
+    virtio_pci_probe();
 
     kprintf("PROBE ready\n");
     shell_run();

@@ -1,5 +1,6 @@
 #include "cli/config_json.h"
 
+#include "cli/flags.h"
 #include "common/json_quote.h"
 
 namespace virga::cli {
@@ -51,6 +52,23 @@ std::string ToJson(const VmmConfig& c) {
     const Device& d = c.devices[i];
     std::string slot = d.slot ? ",\"slot\":" + std::to_string(*d.slot) : "";
     out += i ? "," : "";
+    if (d.pci) {
+      std::string place = ",\"bus\":" + JsonQuote(d.bus) + ",\"addr\":" + JsonQuote(FormatPciAddress(d.pci_addr));
+      switch (d.kind) {
+        case Device::Kind::kBlock:
+          out += "{\"driver\":\"virtio-blk-pci\",\"id\":" + JsonQuote(d.id) + ",\"drive\":" + JsonQuote(d.backend) + place + "}";
+          break;
+        case Device::Kind::kNet:
+          out += "{\"driver\":\"virtio-net-pci\",\"id\":" + JsonQuote(d.id) + ",\"netdev\":" + JsonQuote(d.backend) +
+                 (d.mac ? ",\"mac\":" + JsonQuote(*d.mac) : "") + place + "}";
+          break;
+        case Device::Kind::kBalloon:
+          out += "{\"driver\":\"virtio-balloon-pci\",\"id\":" + JsonQuote(d.id) + place + ",\"deflateOnOom\":" +
+                 Bool(d.deflate_on_oom) + ",\"freePageReporting\":" + Bool(d.free_page_reporting) + "}";
+          break;
+      }
+      continue;
+    }
     switch (d.kind) {
       case Device::Kind::kBlock:
         out += "{\"driver\":\"virtio-blk-device\",\"id\":" + JsonQuote(d.id) + ",\"drive\":" + JsonQuote(d.backend) + slot + "}";

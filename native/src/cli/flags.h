@@ -32,6 +32,9 @@ uint64_t ParseMemory(const std::string& text);
 Drive ParseDrive(const std::string& text);
 Device ParseDevice(const std::string& text);
 Netdev ParseNetdev(const std::string& text);
+// addr=<slot>[.<function>] of a PCI device; nullopt when it is not that form.
+std::optional<PciAddress> ParsePciAddress(const std::string& text);
+std::string FormatPciAddress(const PciAddress& addr);
 Serial ParseSerial(const std::string& text);
 Qmp ParseQmp(const std::string& text);
 

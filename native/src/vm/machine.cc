@@ -31,7 +31,7 @@ namespace {
 std::unique_ptr<Board> MakeBoard(const MachineConfig& config, MicrovmDevices::Emit on_event) {
   switch (config.type) {
     case MachineType::kMicrovm: return std::make_unique<MicrovmBoard>(config, std::move(on_event));
-    case MachineType::kQ35: return std::make_unique<Q35Board>();
+    case MachineType::kQ35: return std::make_unique<Q35Board>(config);
   }
   throw VmmError("unknown machine type");
 }
