@@ -26,6 +26,8 @@ export interface Stack {
   hostUrl: string;
   dataDir: string;
   adminPassword: string;
+  /** `npm start`'s process (apps/web/scripts/start.mjs), parent of the portal and virgad. */
+  pid: number;
   /** Everything the servers printed so far. */
   output(): string;
   stop(options?: { keepData?: boolean }): Promise<void>;
@@ -187,6 +189,7 @@ export async function startStack(
     hostUrl,
     dataDir,
     adminPassword: ADMIN_PASSWORD,
+    pid: started.child.pid ?? -1,
     output: () => started.output() + (server === null ? "" : `\n[postgresql]\n${server.log()}`),
     stop,
   };
@@ -217,6 +220,18 @@ export function childrenOf(pid: number): number[] {
     }
   }
   return found;
+}
+
+/** The child of `parent` whose command line holds `needle` (a script's name), or null. */
+export function childRunning(parent: number, needle: string): number | null {
+  for (const pid of childrenOf(parent)) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(needle)) return pid;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return null;
 }
 
 /**
@@ -541,10 +556,7 @@ export async function lockSqlite(file: string, holdMs: number): Promise<SqliteLo
       if (output.includes("locked")) resolve();
     });
     holder.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    released.then(
-      () => reject(new Error(`${file} was never locked: ${output}`)),
-      reject,
-    );
+    released.then(() => reject(new Error(`${file} was never locked: ${output}`)), reject);
   });
   return { released };
 }

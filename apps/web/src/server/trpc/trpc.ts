@@ -108,7 +108,11 @@ const audited = t.middleware(async ({ ctx, type, path, next, getRawInput }) => {
 const databaseBusy = t.middleware(async ({ next }) => {
   const result = await next();
   if (!result.ok && isDatabaseBusy(result.error.cause)) {
-    throw new TRPCError({ code: "SERVICE_UNAVAILABLE", message: DATABASE_BUSY, cause: result.error });
+    throw new TRPCError({
+      code: "SERVICE_UNAVAILABLE",
+      message: DATABASE_BUSY,
+      cause: result.error,
+    });
   }
   return result;
 });
