@@ -85,7 +85,7 @@ interface Answer {
  */
 function keepAsking(stack: Stack, api: PortalApi): { stop: () => Promise<Answer[]> } {
   const answers: Answer[] = [];
-  let asking = true;
+  const done = new AbortController();
   const ask = async (what: string, call: () => Promise<number>) => {
     const at = Date.now();
     let status: number | string;
@@ -97,7 +97,7 @@ function keepAsking(stack: Stack, api: PortalApi): { stop: () => Promise<Answer[
     answers.push({ what, at, ms: Date.now() - at, status });
   };
   const loop = (async () => {
-    while (asking) {
+    while (!done.signal.aborted) {
       await Promise.all([
         ask("health", async () => {
           const response = await fetch(`${stack.url}/api/health`, {
@@ -112,7 +112,7 @@ function keepAsking(stack: Stack, api: PortalApi): { stop: () => Promise<Answer[
   })();
   return {
     stop: async () => {
-      asking = false;
+      done.abort();
       await loop;
       return answers;
     },
