@@ -38,9 +38,13 @@ export class HostHealth {
     this.announce(host.id, "HOST_REACHABLE", null);
   }
 
-  /** The host did not answer: marked from now on, unless it already was. */
+  /** The host did not answer: marked from now on (a later, closer reason replaces the first). */
   failed(host: Host, error: string): void {
-    if (this.lost.has(host.id)) return;
+    const was = this.lost.get(host.id);
+    if (was !== undefined) {
+      was.error = error;
+      return;
+    }
     const lastSeenAt = this.seen.get(host.id) ?? host.lastSeenAt?.toISOString() ?? null;
     const record = { since: new Date().toISOString(), lastSeenAt, error };
     this.lost.set(host.id, record);

@@ -184,7 +184,7 @@ function watch(host: Host): Watch {
       stream = virgadStream(host);
     } catch (error) {
       // A credential that does not open stays so until the host is added again (a new row, a new watch).
-      hostHealth().failed(host, describe(error));
+      hostHealth().failed(host, hostError(error, host.name).message);
       void recordHostError(host, describe(error));
       return;
     }
@@ -201,8 +201,11 @@ function watch(host: Host): Watch {
             // States may have changed while the host was away.
             if (wasLost) reconcile();
           } else if (state.state === "connecting" && state.error !== null) {
-            hostHealth().failed(host, `event stream: ${state.error.message}`);
-            // For the reason on the Hosts page.
+            hostHealth().failed(
+              host,
+              `host '${host.name}' unreachable: its event stream ended (${state.error.message})`,
+            );
+            // vm.list says why (a refused connection, a timeout), for admins.
             reconcile();
           }
         },
