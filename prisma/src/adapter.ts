@@ -93,30 +93,32 @@ export async function retryWhileBusy<T>(
   }
 }
 
-/** The adapter's or a transaction's statements, tried again while the database is busy. */
+/**
+ * A statement runner that is tried again while the database is busy, and
+ * that runs a multi-statement script without parameters through exec()
+ * (answering `empty`), which prepare() refuses.
+ */
+function robust<R>(run: (query: Query) => Promise<R>, db: RawDatabase, empty: R) {
+  return (query: Query): Promise<R> =>
+    retryWhileBusy(async () => {
+      try {
+        return await run(query);
+      } catch (error) {
+        if (query.args.length > 0 || !isMultiStatementError(error)) throw error;
+        db.exec(query.sql);
+        return empty;
+      }
+    });
+}
+
+/** The adapter's or a transaction's statements, made robust. */
 function retryStatements(queryable: Pick<Adapter, "executeRaw" | "queryRaw">, db: RawDatabase) {
-  const executeRaw = queryable.executeRaw.bind(queryable);
-  const queryRaw = queryable.queryRaw.bind(queryable);
-  queryable.executeRaw = (query: Query) =>
-    retryWhileBusy(async () => {
-      try {
-        return await executeRaw(query);
-      } catch (error) {
-        if (query.args.length > 0 || !isMultiStatementError(error)) throw error;
-        db.exec(query.sql);
-        return 0;
-      }
-    });
-  queryable.queryRaw = (query: Query) =>
-    retryWhileBusy(async () => {
-      try {
-        return await queryRaw(query);
-      } catch (error) {
-        if (query.args.length > 0 || !isMultiStatementError(error)) throw error;
-        db.exec(query.sql);
-        return { columnNames: [], columnTypes: [], rows: [] };
-      }
-    });
+  queryable.executeRaw = robust(queryable.executeRaw.bind(queryable), db, 0);
+  queryable.queryRaw = robust(queryable.queryRaw.bind(queryable), db, {
+    columnNames: [],
+    columnTypes: [],
+    rows: [],
+  });
 }
 
 function patch(adapter: Adapter, options: { migrations: boolean }): Adapter {
