@@ -1,3 +1,5 @@
+import type { RouterOutputs } from "@/lib/trpc";
+
 export function StateBadge({ state, testId }: { state: string; testId?: string }) {
   return (
     <span className={`state state-${state}`} data-testid={testId} data-state={state}>
@@ -6,11 +8,8 @@ export function StateBadge({ state, testId }: { state: string; testId?: string }
   );
 }
 
-/** Since when a host is unreachable, and when its VMs' states were last seen. */
-export interface HostStale {
-  since: string;
-  lastSeenAt: string | null;
-}
+/** Since when a host is unreachable, and when its VMs' states were last seen (hosts/health.ts). */
+export type HostStale = NonNullable<RouterOutputs["vms"]["list"][number]["hostStale"]>;
 
 /** A time of today as the browser shows it (the server's rendering may differ by locale). */
 export function clockTime(iso: string): string {
