@@ -216,6 +216,12 @@ test("SQLite locked 10 s and virgad killed: the portal answers throughout, marks
         await vmPage.reload();
         await expect(vmPage.getByTestId("vm-state")).toHaveText(STALE);
         await shoot("vm-page-host-unreachable", vmPage);
+        const hostsPage = await context.newPage();
+        await hostsPage.goto(`${stack.url}/hosts`);
+        await expect(
+          hostsPage.getByTestId("host-local").getByTestId("host-reachability"),
+        ).toHaveText(/^unreachable since \d.* · last reached \d+ s ago$/);
+        await hostsPage.close();
         const listed = (await api.trpc.vms.list.query()).find((row) => row.id === vm.id);
         expect(listed?.hostStale?.since).toBeTruthy();
       } finally {
