@@ -337,11 +337,10 @@ export class Daemon {
     return hostInfo([...this.vms.values()], this.kvm);
   }
 
-  /** Lets go of every VM (they keep running, served by the host) and flushes what is pending. */
+  /** Lets go of every VM (they keep running, served by the host). */
   async close(): Promise<void> {
     this.controlHost.close();
     await Promise.all([...this.vms.values()].map((vm) => vm.detach()));
     this.bus.close();
-    await this.bus.flush();
   }
 }
