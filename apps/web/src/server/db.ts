@@ -17,6 +17,11 @@ export function isUniqueViolation(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === "P2002";
 }
 
+/** The row to update or delete was gone: another portal's watcher (or this one's) moved or folded it. */
+export function isRecordGone(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === "P2025";
+}
+
 /** What a caller is told when the database stayed locked beyond the adapter's retries. */
 export const DATABASE_BUSY = `the portal's database is locked by another process (still after ${BUSY_RETRY_MS / 1000} s); try again in a moment`;
 

@@ -1,8 +1,8 @@
 // Keeping the portal's Vm rows in step with what a host's virgad reports.
 // Every portal sharing the database does this for every host, so each write
 // here tolerates another portal making the same one at the same moment.
-import type { Host } from "@virga/prisma";
-import { db, isUniqueViolation } from "../db";
+import type { Host, Vm } from "@virga/prisma";
+import { db, isRecordGone, isUniqueViolation } from "../db";
 import { arrivingRow, IN_FLIGHT, moveVmRow } from "../migrations/rows";
 import type { VmSummary } from "./virgad";
 
@@ -30,7 +30,12 @@ function fieldsOf(summary: VmSummary) {
   };
 }
 
-async function updateRow(host: Host, summary: VmSummary, definitionId?: string | null) {
+async function updateRow(
+  host: Host,
+  summary: VmSummary,
+  definitionId?: string | null,
+  retry = true,
+): Promise<Vm | null> {
   const existing = await db().vm.findUnique({
     where: { hostId_hostVmId: { hostId: host.id, hostVmId: summary.id } },
   });
@@ -38,10 +43,16 @@ async function updateRow(host: Host, summary: VmSummary, definitionId?: string |
   // The watcher may have imported the VM from its VM_CREATED event before
   // the portal's own create call returned: keep the definition it came from.
   const definition = definitionId && existing.definitionId === null ? { definitionId } : {};
-  return db().vm.update({
-    where: { id: existing.id },
-    data: { ...fieldsOf(summary), ...definition },
-  });
+  try {
+    return await db().vm.update({
+      where: { id: existing.id },
+      data: { ...fieldsOf(summary), ...definition },
+    });
+  } catch (error) {
+    // Folded into a migrating VM's row meanwhile (rows.ts, moveVmRow): update that one.
+    if (!isRecordGone(error) || !retry) throw error;
+    return updateRow(host, summary, definitionId, false);
+  }
 }
 
 /** Creates or updates the row for a VM virgad reported. */

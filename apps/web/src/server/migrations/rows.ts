@@ -89,11 +89,12 @@ export async function moveVmRow(migration: Migration): Promise<void> {
     const twin = await tx.vm.findUnique({
       where: { hostId_hostVmId: { hostId: destination.id, hostVmId: vm.hostVmId } },
     });
+    // Both hosts' watchers may move the row at once: each write tolerates the other's.
     if (twin !== null && twin.id !== vm.id) {
       await tx.event.updateMany({ where: { vmId: twin.id }, data: { vmId: vm.id } });
-      await tx.vm.delete({ where: { id: twin.id } });
+      await tx.vm.deleteMany({ where: { id: twin.id } });
     }
-    await tx.vm.update({
+    await tx.vm.updateMany({
       where: { id: vm.id },
       data: {
         hostId: destination.id,
