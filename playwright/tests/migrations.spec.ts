@@ -4,7 +4,8 @@
 // downtime limit, bandwidth) while the live view draws its progress, and
 // then runs on "second" under the same page, still counting. The
 // Migrations page lists it with its hosts, bytes and downtime; the audit
-// log has it.
+// log has it. A VM moved to a new process on its own host keeps its page
+// and counts on.
 import { startExtraHost, tokenApi, type ExtraHost } from "../../apps/web/test/harness";
 import { expect, test, typeInConsole } from "../fixtures";
 
@@ -99,5 +100,64 @@ test("migrate a counting VM to another host from its page and see the history ro
     await expect(
       page.getByTestId("audit-table").locator('tr[data-action="migrations.start"]').first(),
     ).toContainText("ok");
+  });
+});
+
+test("move a VM to a new process on its own host from its page", async ({
+  page,
+  signIn,
+  shoot,
+}) => {
+  await test.step("sign in, start a probe guest and let it count", async () => {
+    await signIn(page);
+    await page.locator("#start-definition").selectOption({ label: "probe-guest" });
+    await page.locator("#start-name").fill("stayer");
+    await page
+      .getByRole("form", { name: "Start a VM" })
+      .getByRole("button", { name: "Start" })
+      .click();
+    await expect(page).toHaveURL(/\/vms\/stayer-[0-9a-f]+$/);
+    await expect(page.getByTestId("console-transcript")).toContainText("probe>", {
+      timeout: 60_000,
+    });
+    await typeInConsole(page, "count");
+    await expect(page.getByTestId("console-transcript")).toContainText("count 10");
+  });
+
+  await test.step("its own host is offered last, as a new process; the move completes", async () => {
+    const form = page.getByRole("form", { name: "Migrate" });
+    const options = form.locator("#migrate-destination option");
+    await expect(options.last()).toHaveText("local (this host: a new process)");
+    await form
+      .locator("#migrate-destination")
+      .selectOption({ label: "local (this host: a new process)" });
+    await form.locator("#migrate-bandwidth").fill("0");
+    await form.getByRole("button", { name: "Migrate" }).click();
+    const progress = page.getByTestId("migration-progress");
+    await expect(progress).toHaveAttribute("data-status", "completed", { timeout: 60_000 });
+    await expect(progress).toContainText("To a new process on local");
+    await expect(progress).toContainText("the VM runs in a new process on local now");
+    await expect(page.getByRole("region", { name: "Status" })).toContainText("local");
+    await expect(page.getByTestId("vm-state")).toHaveText("running");
+    await shoot("migration-local-done");
+  });
+
+  await test.step("the guest counts on in its new process", async () => {
+    const before = lastCount((await page.getByTestId("console-transcript").textContent()) ?? "");
+    await page.reload();
+    await expect(page.getByTestId("console-transcript")).toContainText(`count ${before + 20}`, {
+      timeout: 30_000,
+    });
+  });
+
+  await test.step("the Migrations page marks it as a new process", async () => {
+    await page
+      .getByRole("navigation", { name: "Main" })
+      .getByRole("link", { name: "Migrations" })
+      .click();
+    const row = page.getByTestId("migrations-table").locator("tbody tr").first();
+    await expect(row).toContainText("stayer");
+    await expect(row).toContainText("(new process)");
+    await expect(row.getByTestId("migration-row-status")).toHaveText("completed");
   });
 });
