@@ -18,7 +18,6 @@ import { messageFor } from "../hosts/unreachable";
 import { hostError, virgad, virgadStream } from "../hosts/virgad";
 import { findVm } from "../vms/lookup";
 
-export const CONSOLE_PATH = /^\/api\/v1\/vms\/([^/]+)\/console\/?$/;
 const MAX_BUFFERED = 8 * 1024 * 1024;
 /** Typed input waiting for virgad beyond this is dropped (a paste flood). */
 const MAX_PENDING_INPUT = 1024 * 1024;
