@@ -20,7 +20,12 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { hasRole, type Role } from "../src/server/auth/roles";
-import { API_ROUTES, SOCKET_ROUTES, type ApiRoute, type SocketRoute } from "../src/server/http/routes";
+import {
+  API_ROUTES,
+  SOCKET_ROUTES,
+  type ApiRoute,
+  type SocketRoute,
+} from "../src/server/http/routes";
 import { appRouter } from "../src/server/trpc/root";
 import { FailureWatch, PortalApi, signIn, startStack, waitFor, type Stack } from "./harness";
 
@@ -216,7 +221,9 @@ function sessionCaller(name: string, role: Role | null, api: PortalApi, csrf = t
     role,
     session: true,
     noCsrf: !csrf,
-    headers: csrf ? { cookie: session.cookie, "x-csrf-token": session.csrf } : { cookie: session.cookie },
+    headers: csrf
+      ? { cookie: session.cookie, "x-csrf-token": session.csrf }
+      : { cookie: session.cookie },
   };
 }
 
@@ -257,7 +264,8 @@ async function jsonReply(response: Response): Promise<Reply> {
   } catch {
     // not JSON: the status says enough
   }
-  const code = body.error?.data?.code ?? (typeof body.error?.code === "string" ? body.error.code : null);
+  const code =
+    body.error?.data?.code ?? (typeof body.error?.code === "string" ? body.error.code : null);
   return { status: response.status, code, message: body.error?.message ?? text.slice(0, 200) };
 }
 
@@ -322,6 +330,69 @@ async function callProcedure(
   );
 }
 
+/** Opens the console as `headers`; whether it opened, and whether typing reached the guest. */
+async function consoleAs(
+  headers: Record<string, string>,
+  shouldType: boolean,
+): Promise<{ status: number; typed: boolean }> {
+  calls++;
+  const url = `${stack.url.replace("http", "ws")}/api/v1/vms/${fx.vmId}/console`;
+  const ws = new WebSocket(url, { headers: { origin: stack.url, ...headers } });
+  let text = "";
+  const errors: string[] = [];
+  ws.on("message", (raw: Buffer) => {
+    const frame = JSON.parse(raw.toString("utf8")) as {
+      type: string;
+      data?: string;
+      message?: string;
+    };
+    if (frame.type === "data") text += Buffer.from(frame.data ?? "", "base64").toString();
+    if (frame.type === "error") errors.push(frame.message ?? "");
+  });
+  const status = await new Promise<number>((resolve, reject) => {
+    ws.once("open", () => resolve(101));
+    ws.once("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+    ws.once("error", reject);
+  });
+  if (status !== 101) {
+    ws.terminate();
+    return { status, typed: false };
+  }
+  try {
+    await waitFor("the boot log on the console", async () =>
+      Promise.resolve(text.includes("PROBE ready")),
+    );
+    const mark = `matrix-${randomBytes(3).toString("hex")}`;
+    ws.send(JSON.stringify({ type: "input", data: `${mark}\r` }));
+    // An operator's line reaches the guest's shell (an unknown command there); a viewer's is refused.
+    await waitFor(
+      "the guest's answer or the refusal",
+      async () =>
+        Promise.resolve(errors.length > 0 || text.includes(`ERR unknown command ${mark}`)),
+      shouldType ? 15_000 : 5_000,
+    );
+    if (errors.length > 0) assert.deepEqual(errors, ["typing needs the operator role"]);
+    return { status, typed: errors.length === 0 };
+  } finally {
+    ws.close();
+  }
+}
+
+/** GETs a page as a browser would; what the browser ends up with. */
+async function pageAs(url: string, headers: Record<string, string>): Promise<string> {
+  calls++;
+  const response = await fetch(`${stack.url}${url}`, { headers, redirect: "manual" });
+  const location = response.headers.get("location");
+  const body = await response.text();
+  if (location !== null) return `redirect ${new URL(location, stack.url).pathname}`;
+  // A redirect from inside a streamed page arrives in the body.
+  const streamed = /NEXT_REDIRECT;[a-z]+;([^;"\\]+);/.exec(body)?.[1];
+  if (streamed !== undefined) return `redirect ${streamed}`;
+  if (response.status === 404) return "not found";
+  if (response.status === 200 && /NEXT_HTTP_ERROR_FALLBACK;404/.test(body)) return "not found";
+  return response.status === 200 ? "page" : `HTTP ${response.status}`;
+}
+
 /** The tRPC procedures of the portal's router: path → query, mutation or subscription. */
 function routerProcedures(): Map<string, string> {
   const record = appRouter._def.procedures as unknown as Record<string, { _def: { type: string } }>;
@@ -353,8 +424,8 @@ function appRoutes(): { pages: string[]; handlers: string[] } {
 
 /** What the portal's state looks like to an admin: whatever a refused call could have changed. */
 async function snapshot() {
-  const [users, tokens, hosts, definitions, vms, templates, migrations, images] =
-    await Promise.all([
+  const [users, tokens, hosts, definitions, vms, templates, migrations, images] = await Promise.all(
+    [
       observer.trpc.users.list.query(),
       observer.trpc.tokens.list.query(),
       observer.trpc.hosts.list.query(),
@@ -363,7 +434,8 @@ async function snapshot() {
       observer.trpc.templates.list.query(),
       observer.trpc.migrations.list.query(),
       observer.trpc.images.list.query({ hostId: fx.hostId }),
-    ]);
+    ],
+  );
   const devices = await observer.trpc.vms.devices.query({ id: fx.vmId });
   return {
     users: users.map((u) => `${u.username}:${u.role}`),
@@ -399,8 +471,9 @@ before(async () => {
       (d) => d.name === "probe-guest",
     );
     assert.ok(host && probe, "the local host and the probe guest are offered");
-    const vmId = (await observer.trpc.vms.create.mutate({ definitionId: probe.id, hostId: host.id }))
-      .id;
+    const vmId = (
+      await observer.trpc.vms.create.mutate({ definitionId: probe.id, hostId: host.id })
+    ).id;
     await waitFor("the VM to run", async () => {
       const got = await observer.trpc.vms.get.query({ id: vmId });
       return got.state === "running";
@@ -455,13 +528,22 @@ before(async () => {
 });
 
 after(async () => {
+  // The figure the issue's note quotes.
+  const procedures = routerProcedures().size;
+  const pages = Object.keys(PAGES).length;
+  const n = callers.length;
+  console.log(
+    `auth matrix (portal): ${procedures} tRPC procedures × ${n} callers = ${procedures * n}; ` +
+      `API routes (health, OpenAPI, unknown, QMP gateway × 3 commands) × ${n} = ${6 * n}; ` +
+      `console websocket × ${n + 1}; ${pages} pages × ${n} = ${pages * n}; ${calls} calls made`,
+  );
   await watch.stop(stack);
 });
 
 describe("the auth matrix of the portal", () => {
   it(
     "lists every procedure, route and page of the portal, and nothing else",
-    track(async () => {
+    track(() => {
       const procedures = [...routerProcedures().keys()].sort();
       assert.deepEqual(
         procedures.filter((name) => !(name in PROCEDURES)),
@@ -478,6 +560,7 @@ describe("the auth matrix of the portal", () => {
       const { pages, handlers } = appRoutes();
       assert.deepEqual(pages, Object.keys(PAGES).sort(), "pages of src/app against the table");
       assert.deepEqual(handlers, [], "route handlers (route.ts) need a row in the matrix");
+      return Promise.resolve();
     }),
   );
 
@@ -490,6 +573,131 @@ describe("the auth matrix of the portal", () => {
         const body = (await response.json()) as { result?: { data: { role: string } | null } };
         assert.equal(body.result?.data?.role ?? null, caller.role, caller.name);
       }
+    }),
+  );
+
+  it(
+    "the API routes: health and the OpenAPI document for anyone, the QMP gateway by role and command",
+    track(async () => {
+      const before = await snapshot();
+      const wrong: string[] = [];
+      for (const caller of callers) {
+        for (const [route, url] of [
+          ["health", "/api/health"],
+          ["openapi", "/api/v1/openapi.json"],
+        ] as const) {
+          calls++;
+          const response = await fetch(`${stack.url}${url}`, { headers: caller.headers });
+          const access = API_ROUTE_ACCESS[route];
+          assert.equal(access, "public");
+          if (response.status !== 200) wrong.push(`${route} as ${caller.name}: ${response.status}`);
+        }
+        calls++;
+        const unknown = await fetch(`${stack.url}/api/v1/nothing-here`, {
+          headers: caller.headers,
+        });
+        if (unknown.status !== 404)
+          wrong.push(`unknown API route as ${caller.name}: ${unknown.status}`);
+        // The gateway: a viewer's query, an operator's command (a no-op on a running VM),
+        // and one no role may send.
+        for (const [execute, needs] of [
+          ["query-status", "viewer"],
+          ["cont", "operator"],
+          ["human-monitor-command", null],
+        ] as const) {
+          calls++;
+          const response = await fetch(`${stack.url}/api/v1/vms/${fx.vmId}/qmp`, {
+            method: "POST",
+            headers: { ...caller.headers, origin: stack.url, "content-type": "application/json" },
+            body: JSON.stringify({ execute }),
+          });
+          const reply = await jsonReply(response);
+          const routeLevel = expectedFor(API_ROUTE_ACCESS.gateway as Role, caller, true);
+          const expected: Outcome =
+            routeLevel !== "allowed"
+              ? routeLevel
+              : needs !== null && caller.role !== null && hasRole(caller.role, needs)
+                ? "allowed"
+                : "FORBIDDEN";
+          const got = outcomeOf(reply);
+          if (got !== expected || (expected === "allowed" && reply.status !== 200)) {
+            wrong.push(
+              `gateway ${execute} as ${caller.name}: expected ${expected}, got ${reply.status} ${reply.message}`,
+            );
+          }
+        }
+      }
+      // A batch is checked call by call: the admin-only call in it is refused.
+      const viewer = callers.find((c) => c.name === "viewer token");
+      assert.ok(viewer);
+      calls++;
+      const batch = await fetch(
+        `${stack.url}/api/trpc/vms.list,users.list?batch=1&input=${encodeURIComponent("{}")}`,
+        { headers: viewer.headers },
+      );
+      const answers = (await batch.json()) as {
+        result?: unknown;
+        error?: { data?: { code?: string } };
+      }[];
+      assert.ok(answers[0]?.result !== undefined, "vms.list in a batch");
+      assert.equal(answers[1]?.error?.data?.code, "FORBIDDEN", "users.list in a batch");
+      assert.deepEqual(wrong, []);
+      assert.deepEqual(await snapshot(), before, "no refused call changed anything");
+      assert.equal((await observer.trpc.vms.get.query({ id: fx.vmId })).state, "running");
+    }),
+  );
+
+  it(
+    "the console websocket: refused without a valid credential or from another site; only operators type",
+    track(async () => {
+      const wrong: string[] = [];
+      for (const caller of callers) {
+        const expected = expectedFor(SOCKET_ROUTE_ACCESS.console, caller, false);
+        const got = await consoleAs(
+          caller.headers,
+          caller.role !== null && hasRole(caller.role, "operator"),
+        );
+        const outcome: Outcome =
+          got.status === 401 ? "UNAUTHORIZED" : got.status === 403 ? "FORBIDDEN" : "allowed";
+        if (outcome !== expected)
+          wrong.push(`console as ${caller.name}: expected ${expected}, got ${got.status}`);
+        else if (
+          outcome === "allowed" &&
+          got.typed !== (caller.role !== null && hasRole(caller.role, "operator"))
+        ) {
+          wrong.push(`console as ${caller.name}: typing ${got.typed ? "accepted" : "refused"}`);
+        }
+      }
+      // A browser on another site sends the cookie too; the origin check refuses it.
+      const session = callers.find((c) => c.name === "operator session");
+      assert.ok(session);
+      const crossSite = await consoleAs(
+        { ...session.headers, origin: "http://evil.example" },
+        false,
+      );
+      if (crossSite.status !== 403) wrong.push(`console from another site: ${crossSite.status}`);
+      assert.deepEqual(wrong, []);
+    }),
+  );
+
+  it(
+    "every page: signed-out browsers and tokens go to sign-in, each role sees what it may",
+    track(async () => {
+      const wrong: string[] = [];
+      for (const [pattern, rule] of Object.entries(PAGES)) {
+        for (const caller of callers) {
+          // Pages read the session cookie only: a token is nobody there.
+          const role = caller.session ? caller.role : null;
+          let expected: PageOutcome;
+          if (rule.access === "public") expected = role === null ? "page" : "redirect /vms";
+          else if (role === null) expected = "redirect /sign-in";
+          else expected = hasRole(role, rule.access) ? (rule.shown ?? "page") : "redirect /vms";
+          const got = await pageAs(rule.url(fx), caller.headers);
+          if (got !== expected)
+            wrong.push(`${pattern} as ${caller.name}: expected ${expected}, got ${got}`);
+        }
+      }
+      assert.deepEqual(wrong, []);
     }),
   );
 
@@ -510,11 +718,7 @@ describe("the auth matrix of the portal", () => {
         for (const caller of callers) {
           const expected = expectedFor(rule.access, caller, type === "mutation");
           const input =
-            expected === "allowed"
-              ? "inert" in rule
-                ? rule.inert
-                : {}
-              : rule.harmful?.(fx);
+            expected === "allowed" ? ("inert" in rule ? rule.inert : {}) : rule.harmful?.(fx);
           const reply = await callProcedure(name, type, input, caller.headers);
           const got = outcomeOf(reply);
           const where = `${name} (${type}) as ${caller.name}: expected ${expected}, got HTTP ${reply.status} ${reply.code ?? ""} ${reply.message}`;
@@ -535,7 +739,10 @@ describe("the auth matrix of the portal", () => {
             );
           } else if (type === "mutation" && name !== "auth.signOut") {
             // The inert input must be refused for what it is, or find nothing.
-            assert.ok(reply.status >= 400, `${where}: an allowed write with the inert input must not succeed`);
+            assert.ok(
+              reply.status >= 400,
+              `${where}: an allowed write with the inert input must not succeed`,
+            );
           }
         }
       }
