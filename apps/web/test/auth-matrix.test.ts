@@ -19,6 +19,13 @@ import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
+import {
+  jsonReply,
+  outcomeOf,
+  sseReply,
+  type AuthOutcome as Outcome,
+  type Reply,
+} from "@virga/host/test/support/trpc-reply";
 import { hasRole, type Role } from "../src/server/auth/roles";
 import {
   API_ROUTES,
@@ -30,7 +37,6 @@ import { appRouter } from "../src/server/trpc/root";
 import { FailureWatch, PortalApi, signIn, startStack, waitFor, type Stack } from "./harness";
 
 type Access = "public" | Role;
-type Outcome = "allowed" | "UNAUTHORIZED" | "FORBIDDEN";
 
 /** What the tests need to name real things in harmful inputs. */
 interface Fixture {
@@ -244,71 +250,6 @@ let observer: PortalApi;
 const watch = new FailureWatch();
 const track = (fn: () => Promise<void>) => watch.track(fn);
 
-interface Reply {
-  status: number;
-  code: string | null;
-  message: string;
-}
-
-function outcomeOf(reply: Reply): Outcome {
-  if (reply.status === 401 || reply.code === "UNAUTHORIZED") return "UNAUTHORIZED";
-  if (reply.status === 403 || reply.code === "FORBIDDEN") return "FORBIDDEN";
-  return "allowed";
-}
-
-async function jsonReply(response: Response): Promise<Reply> {
-  const text = await response.text();
-  let body: { error?: { message?: string; data?: { code?: string }; code?: unknown } } = {};
-  try {
-    body = JSON.parse(text) as typeof body;
-  } catch {
-    // not JSON: the status says enough
-  }
-  const code =
-    body.error?.data?.code ?? (typeof body.error?.code === "string" ? body.error.code : null);
-  return { status: response.status, code, message: body.error?.message ?? text.slice(0, 200) };
-}
-
-/** A subscription over SSE: the first thing it sends, an error event or a message. */
-async function sseReply(url: string, headers: Record<string, string>): Promise<Reply> {
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), 10_000);
-  try {
-    const response = await fetch(url, {
-      headers: { ...headers, accept: "text/event-stream" },
-      signal: abort.signal,
-    });
-    if (!(response.headers.get("content-type") ?? "").includes("text/event-stream")) {
-      return await jsonReply(response);
-    }
-    const reader = response.body?.getReader();
-    assert.ok(reader, "an SSE body");
-    let text = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return { status: response.status, code: null, message: `ended: ${text}` };
-      text += Buffer.from(value).toString("utf8");
-      for (const block of text.split("\n\n").slice(0, -1)) {
-        const event = /^event: (.*)$/m.exec(block)?.[1] ?? "message";
-        const data = /^data: (.*)$/m.exec(block)?.[1] ?? "";
-        if (event === "connected" || event === "ping" || block.startsWith(":")) continue;
-        if (event === "serialized-error") {
-          const error = JSON.parse(data) as { message?: string; data?: { code?: string } };
-          return {
-            status: response.status,
-            code: error.data?.code ?? null,
-            message: error.message ?? "",
-          };
-        }
-        return { status: response.status, code: null, message: `${event}: ${data}` };
-      }
-    }
-  } finally {
-    clearTimeout(timer);
-    abort.abort();
-  }
-}
-
 async function callProcedure(
   procedure: string,
   type: string,
@@ -446,7 +387,11 @@ async function snapshot() {
     templates: templates.map((t) => t.id),
     migrations: migrations.map((m) => m.id),
     images: images.map((i) => i.name),
-    devices: JSON.stringify({ disks: devices.disks, nics: devices.nics }),
+    // What is plugged in where; not the guest driver's state, which changes as it boots.
+    devices: JSON.stringify({
+      disks: devices.disks,
+      nics: devices.nics.map((n) => [n.slot, n.device, n.ifname, n.bridge, n.mac]),
+    }),
   };
 }
 

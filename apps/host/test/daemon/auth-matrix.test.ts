@@ -12,11 +12,19 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import WebSocket from "ws";
+import {
+  jsonReply,
+  outcomeOf,
+  sseReply,
+  type AuthOutcome,
+  type Reply,
+} from "../support/trpc-reply";
 import { appRouter } from "../../src/daemon/router";
-import { withVirgad, type VirgadFixture, type VirgadProcess } from "./harness";
+import { ConsoleWatcher, withVirgad, type VirgadFixture, type VirgadProcess } from "./harness";
 
 type Scope = "read" | "full";
-type Outcome = "allowed" | "UNAUTHORIZED" | "FORBIDDEN" | "refused";
+/** "refused": any error at all (a write sent as a read must not run, whatever it answers). */
+type Outcome = AuthOutcome | "refused";
 
 const VICTIM = "victim";
 const MiB = 1024 * 1024;
@@ -124,73 +132,6 @@ function callersOf(virgad: VirgadProcess): Caller[] {
 function expectedFor(needs: Scope, caller: Caller): Outcome {
   if (caller.scope === null) return "UNAUTHORIZED";
   return caller.scope === "full" || needs === "read" ? "allowed" : "FORBIDDEN";
-}
-
-interface Reply {
-  status: number;
-  code: string | null;
-  message: string;
-}
-
-function outcomeOf(reply: Reply): Outcome {
-  if (reply.status === 401 || reply.code === "UNAUTHORIZED") return "UNAUTHORIZED";
-  if (reply.status === 403 || reply.code === "FORBIDDEN") return "FORBIDDEN";
-  return "allowed";
-}
-
-async function jsonReply(response: Response): Promise<Reply> {
-  const text = await response.text();
-  let body: { error?: { message?: string; data?: { code?: string } } } = {};
-  try {
-    body = JSON.parse(text) as typeof body;
-  } catch {
-    // not JSON: the status says enough
-  }
-  return {
-    status: response.status,
-    code: body.error?.data?.code ?? null,
-    message: body.error?.message ?? text.slice(0, 200),
-  };
-}
-
-/** A subscription over SSE: its first error event or message. */
-async function sseReply(url: string, headers: Record<string, string>): Promise<Reply> {
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), 10_000);
-  try {
-    const response = await fetch(url, {
-      headers: { ...headers, accept: "text/event-stream" },
-      signal: abort.signal,
-    });
-    if (!(response.headers.get("content-type") ?? "").includes("text/event-stream")) {
-      return await jsonReply(response);
-    }
-    const reader = response.body?.getReader();
-    assert.ok(reader, "an SSE body");
-    let text = "";
-    for (;;) {
-      const { value, done } = (await reader.read()) as { value?: Uint8Array; done: boolean };
-      if (done) return { status: response.status, code: null, message: `ended: ${text}` };
-      text += Buffer.from(value ?? []).toString("utf8");
-      for (const block of text.split("\n\n").slice(0, -1)) {
-        const event = /^event: (.*)$/m.exec(block)?.[1] ?? "message";
-        const data = /^data: (.*)$/m.exec(block)?.[1] ?? "";
-        if (event === "connected" || event === "ping" || block.startsWith(":")) continue;
-        if (event === "serialized-error") {
-          const error = JSON.parse(data) as { message?: string; data?: { code?: string } };
-          return {
-            status: response.status,
-            code: error.data?.code ?? null,
-            message: error.message ?? "",
-          };
-        }
-        return { status: response.status, code: null, message: `${event}: ${data}` };
-      }
-    }
-  } finally {
-    clearTimeout(timer);
-    abort.abort();
-  }
 }
 
 class Counter {
@@ -333,6 +274,10 @@ describe("virgad's auth matrix", () => {
         await full.vm.create.mutate({ id: VICTIM, config: fx.probeConfig() });
         await full.vm.start.mutate({ id: VICTIM });
         fx.track((await full.vm.get.query({ id: VICTIM })).pid);
+        // Booted, so its devices' state is settled before the "before" picture.
+        const output = new ConsoleWatcher(full, VICTIM);
+        await output.waitFor(/PROBE ready/);
+        output.close();
         const before = await snapshot(virgad);
         assert.match(before.vms.join(), /victim:running:\d+/);
 
