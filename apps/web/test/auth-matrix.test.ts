@@ -271,6 +271,48 @@ async function callProcedure(
   );
 }
 
+/** An SSE stream read in the background: its events, as they come. */
+class SseStream {
+  readonly events: { event: string; data: string }[] = [];
+  private readonly abort = new AbortController();
+
+  constructor(url: string, headers: Record<string, string>) {
+    void this.read(url, headers).catch(() => undefined);
+  }
+
+  private async read(url: string, headers: Record<string, string>): Promise<void> {
+    const response = await fetch(url, {
+      headers: { ...headers, accept: "text/event-stream" },
+      signal: this.abort.signal,
+    });
+    const reader = response.body?.getReader();
+    if (reader === undefined) return;
+    let text = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      text += Buffer.from(value).toString("utf8");
+      const blocks = text.split("\n\n");
+      text = blocks.pop() ?? "";
+      for (const block of blocks) {
+        if (block.startsWith(":")) continue;
+        this.events.push({
+          event: /^event: (.*)$/m.exec(block)?.[1] ?? "message",
+          data: /^data: (.*)$/m.exec(block)?.[1] ?? "",
+        });
+      }
+    }
+  }
+
+  async waitFor(what: string, match: (event: { event: string; data: string }) => boolean) {
+    await waitFor(what, async () => Promise.resolve(this.events.some(match)), 15_000);
+  }
+
+  close(): void {
+    this.abort.abort();
+  }
+}
+
 /** Opens the console as `headers`; whether it opened, and whether typing reached the guest. */
 async function consoleAs(
   headers: Record<string, string>,
@@ -622,6 +664,41 @@ describe("the auth matrix of the portal", () => {
       );
       if (crossSite.status !== 403) wrong.push(`console from another site: ${crossSite.status}`);
       assert.deepEqual(wrong, []);
+    }),
+  );
+
+  it(
+    "a live subscription (vms.watch) ends once its token is revoked or its session signed out",
+    track(async () => {
+      const owner = await signIn(stack.url, "matrix-viewer", "matrix-viewer-pass");
+      const token = await owner.trpc.tokens.create.mutate({ name: "matrix-watch" });
+      const session = await signIn(stack.url, "matrix-viewer", "matrix-viewer-pass");
+      const ends: [string, Record<string, string>, () => Promise<unknown>][] = [
+        [
+          "a revoked token",
+          { authorization: `Bearer ${token.token}` },
+          () => owner.trpc.tokens.revoke.mutate({ id: token.id }),
+        ],
+        [
+          "a signed-out session",
+          { cookie: session.session?.cookie ?? "" },
+          () => session.trpc.auth.signOut.mutate(),
+        ],
+      ];
+      for (const [what, headers, end] of ends) {
+        calls++;
+        const stream = new SseStream(`${stack.url}/api/trpc/vms.watch`, headers);
+        await stream.waitFor("the subscription to start", (e) => e.event === "connected");
+        await end();
+        // What the VM does next must not reach a caller the portal no longer knows.
+        await observer.trpc.vms.pause.mutate({ id: fx.vmId });
+        await observer.trpc.vms.resume.mutate({ id: fx.vmId });
+        await stream.waitFor(
+          `the stream of ${what} to end with UNAUTHORIZED`,
+          (e) => e.event === "serialized-error" && /"UNAUTHORIZED"/.test(e.data),
+        );
+        stream.close();
+      }
     }),
   );
 

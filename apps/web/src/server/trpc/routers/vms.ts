@@ -1,8 +1,9 @@
 // vms.*: VM instances on hosts — list with live state, create from a
 // definition on a chosen host, lifecycle actions (one or a selection),
 // topology, QMP, the events timeline and a resumable live stream.
-import { tracked } from "@trpc/server";
+import { tracked, TRPCError } from "@trpc/server";
 import { z } from "zod";
+import { followPrincipal } from "../../auth/principal";
 import { db } from "../../db";
 import { hub, type PortalEvent } from "../../hosts/hub";
 import { authorizeQmp, createVm, relayQmp, runAction, VM_ACTIONS } from "../../vms/actions";
@@ -174,13 +175,22 @@ export const vmsRouter = router({
   /**
    * Live changes of every VM. Resumable: a client that reconnects with the
    * last id it saw gets what it missed, or `resync` if that is no longer kept.
+   * Ends with UNAUTHORIZED once the caller's session or token does: the
+   * stream outlives the request that checked it.
    */
   watch: viewerProcedure
     .input(z.object({ lastEventId: z.string().nullish() }).optional())
-    .subscription(async function* ({ input, signal }) {
+    .subscription(async function* ({ ctx, input, signal }) {
       const live = hub();
       const queue: PortalEvent[] = [];
       let wake: (() => void) | null = null;
+      // Set from the recheck's callback, which TypeScript's flow analysis does not see.
+      const caller = { ended: false };
+      const stopFollowing = followPrincipal(ctx.principal, (now) => {
+        if (now !== null) return;
+        caller.ended = true;
+        wake?.();
+      });
       const off = live.on((event) => {
         queue.push(event);
         wake?.();
@@ -211,6 +221,12 @@ export const vmsRouter = router({
           }
         }
         while (!signal?.aborted) {
+          if (caller.ended) {
+            throw new TRPCError({
+              code: "UNAUTHORIZED",
+              message: "your session ended; sign in again",
+            });
+          }
           const event = queue.shift();
           if (event === undefined) {
             await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted]);
@@ -223,6 +239,7 @@ export const vmsRouter = router({
         }
       } finally {
         off();
+        stopFollowing();
       }
     }),
 });
