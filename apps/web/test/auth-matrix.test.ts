@@ -437,8 +437,11 @@ async function snapshot() {
   };
 }
 
-async function addUser(admin: PortalApi, role: Role): Promise<{ id: string; api: PortalApi }> {
-  const username = `matrix-${role}`;
+async function addUser(
+  admin: PortalApi,
+  role: Role,
+  username = `matrix-${role}`,
+): Promise<{ id: string; api: PortalApi }> {
   const password = `${username}-pass`;
   const { id } = await admin.trpc.users.create.mutate({ username, password, role });
   return { id, api: await signIn(stack.url, username, password) };
@@ -475,6 +478,14 @@ before(async () => {
         .token;
     const revoked = await operator.api.trpc.tokens.create.mutate({ name: "matrix-revoked" });
     await operator.api.trpc.tokens.revoke.mutate({ id: revoked.id });
+    // A user deleted while their session and token were out there.
+    const gone = await addUser(observer, "operator", "matrix-gone");
+    const goneToken = await tokenOf(gone.api, "matrix-gone");
+    await observer.trpc.users.delete.mutate({ id: gone.id });
+    // An operator's token whose user is a viewer now: it acts as a viewer.
+    const demoted = await addUser(observer, "operator", "matrix-demoted");
+    const demotedToken = await tokenOf(demoted.api, "matrix-demoted");
+    await observer.trpc.users.setRole.mutate({ id: demoted.id, role: "viewer" });
 
     fx = {
       vmId,
@@ -495,6 +506,9 @@ before(async () => {
         headers: { cookie: `virga_session=${badSecret}; virga_csrf=x`, "x-csrf-token": "x" },
       },
       tokenCaller("revoked token", null, revoked.token),
+      tokenCaller("token of a deleted user", null, goneToken),
+      sessionCaller("session of a deleted user", null, gone.api),
+      tokenCaller("operator's token, user demoted to viewer", "viewer", demotedToken),
       tokenCaller("viewer token", "viewer", await tokenOf(viewer.api, "matrix-viewer")),
       sessionCaller("viewer session", "viewer", viewer.api),
       tokenCaller("operator token", "operator", await tokenOf(operator.api, "matrix-operator")),
@@ -521,7 +535,7 @@ after(async () => {
   const n = callers.length;
   console.log(
     `auth matrix (portal): ${procedures} tRPC procedures × ${n} callers = ${procedures * n}; ` +
-      `API routes (health, OpenAPI, unknown, QMP gateway × 3 commands) × ${n} = ${6 * n}; ` +
+      `API routes (health, OpenAPI, unknown, QMP gateway and vms.qmp × 3 commands) × ${n} = ${9 * n}; ` +
       `console websocket × ${n + 1}; ${pages} pages × ${n} = ${pages * n}; ${calls} calls made`,
   );
   await watch.stop(stack);
@@ -564,7 +578,7 @@ describe("the auth matrix of the portal", () => {
   );
 
   it(
-    "the API routes: health and the OpenAPI document for anyone, the QMP gateway by role and command",
+    "the API routes: health and the OpenAPI document for anyone, raw QMP (gateway, vms.qmp) by role and command",
     track(async () => {
       const before = await snapshot();
       const wrong: string[] = [];
@@ -587,32 +601,43 @@ describe("the auth matrix of the portal", () => {
           wrong.push(`unknown API route as ${caller.name}: ${unknown.status}`);
         // The gateway: a viewer's query, an operator's command (a no-op on a running VM),
         // and one no role may send.
+        // The same through tRPC's vms.qmp, which the QMP console uses.
+        const fronts = [
+          ["gateway", `/api/v1/vms/${fx.vmId}/qmp`, API_ROUTE_ACCESS.gateway as Role, {}],
+          [
+            "vms.qmp",
+            "/api/trpc/vms.qmp",
+            PROCEDURES["vms.qmp"]?.access ?? "admin",
+            { id: fx.vmId },
+          ],
+        ] as const;
         for (const [execute, needs] of [
           ["query-status", "viewer"],
           ["cont", "operator"],
           ["human-monitor-command", null],
-        ] as const) {
-          calls++;
-          const response = await fetch(`${stack.url}/api/v1/vms/${fx.vmId}/qmp`, {
-            method: "POST",
-            headers: { ...caller.headers, origin: stack.url, "content-type": "application/json" },
-            body: JSON.stringify({ execute }),
-          });
-          const reply = await jsonReply(response);
-          const routeLevel = expectedFor(API_ROUTE_ACCESS.gateway as Role, caller, true);
-          const expected: Outcome =
-            routeLevel !== "allowed"
-              ? routeLevel
-              : needs !== null && caller.role !== null && hasRole(caller.role, needs)
-                ? "allowed"
-                : "FORBIDDEN";
-          const got = outcomeOf(reply);
-          if (got !== expected || (expected === "allowed" && reply.status !== 200)) {
-            wrong.push(
-              `gateway ${execute} as ${caller.name}: expected ${expected}, got ${reply.status} ${reply.message}`,
-            );
+        ] as const)
+          for (const [front, url, access, extra] of fronts) {
+            calls++;
+            const response = await fetch(`${stack.url}${url}`, {
+              method: "POST",
+              headers: { ...caller.headers, origin: stack.url, "content-type": "application/json" },
+              body: JSON.stringify({ ...extra, execute }),
+            });
+            const reply = await jsonReply(response);
+            const routeLevel = expectedFor(access, caller, true);
+            const expected: Outcome =
+              routeLevel !== "allowed"
+                ? routeLevel
+                : needs !== null && caller.role !== null && hasRole(caller.role, needs)
+                  ? "allowed"
+                  : "FORBIDDEN";
+            const got = outcomeOf(reply);
+            if (got !== expected || (expected === "allowed" && reply.status !== 200)) {
+              wrong.push(
+                `${front} ${execute} as ${caller.name}: expected ${expected}, got ${reply.status} ${reply.message}`,
+              );
+            }
           }
-        }
       }
       // A batch is checked call by call: the admin-only call in it is refused.
       const viewer = callers.find((c) => c.name === "viewer token");
