@@ -125,7 +125,9 @@ async function main(): Promise<void> {
     const route = socketRouteOf(url.pathname);
     const match = CONSOLE_PATH.exec(url.pathname);
     if (route !== "console" || match === null) {
-      if (url.pathname.startsWith("/_next/")) void upgradeNext(req, socket, head);
+      // Next's own upgrades are its development server's (hot reload); in
+      // production it never answers them, and the socket would stay open.
+      if (dev && url.pathname.startsWith("/_next/")) void upgradeNext(req, socket, head);
       else socket.destroy();
       return;
     }

@@ -15,7 +15,7 @@
 // image, template and migration as it found them.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
@@ -536,7 +536,8 @@ after(async () => {
   console.log(
     `auth matrix (portal): ${procedures} tRPC procedures × ${n} callers = ${procedures * n}; ` +
       `API routes (health, OpenAPI, unknown, QMP gateway and vms.qmp × 3 commands) × ${n} = ${9 * n}; ` +
-      `console websocket × ${n + 1}; ${pages} pages × ${n} = ${pages * n}; ${calls} calls made`,
+      `console websocket × ${n + 1}, 4 other upgrade paths; ${pages} pages × ${n} = ${pages * n}; ` +
+      `${calls} calls made`,
   );
   await watch.stop(stack);
 });
@@ -688,6 +689,28 @@ describe("the auth matrix of the portal", () => {
         false,
       );
       if (crossSite.status !== 403) wrong.push(`console from another site: ${crossSite.status}`);
+      // No other websocket: an upgrade anywhere else is dropped, whoever asks.
+      // (/_next/ went to Next, which in production never answered: the socket hung open.)
+      for (const route of [
+        "/api/v1/vms/x/other",
+        "/api/trpc/vms.watch",
+        "/",
+        "/_next/webpack-hmr",
+      ]) {
+        calls++;
+        const ws = new WebSocket(`${stack.url.replace("http", "ws")}${route}`, {
+          headers: { ...session.headers, origin: stack.url },
+          handshakeTimeout: 5000,
+        });
+        const answer = await new Promise<string>((resolve) => {
+          ws.once("open", () => resolve("opened"));
+          ws.once("unexpected-response", (_req, res) => resolve(`HTTP ${res.statusCode ?? 0}`));
+          ws.once("error", (error) => resolve(error.message));
+        });
+        ws.terminate();
+        // Dropped at once: not opened, and not left hanging until the client gives up.
+        if (answer !== "socket hang up") wrong.push(`websocket on ${route}: ${answer}`);
+      }
       assert.deepEqual(wrong, []);
     }),
   );
@@ -804,6 +827,48 @@ describe("the auth matrix of the portal", () => {
         const body = (await me.json()) as { result?: { data: unknown } };
         assert.equal(body.result?.data === null, caller.noCsrf !== true, caller.name);
       }
+    }),
+  );
+  it(
+    "no answer to any caller carries a secret: passwords, hashes, API tokens, sessions, virgad's tokens",
+    track(async () => {
+      const secrets = [
+        stack.adminPassword,
+        "intruder-pass-1",
+        ...["viewer", "operator", "admin", "gone", "demoted"].map((who) => `matrix-${who}-pass`),
+        "scrypt$",
+        readFileSync(path.join(stack.dataDir, "host", "token"), "utf8").trim(),
+        readFileSync(path.join(stack.dataDir, "host", "token.read"), "utf8").trim(),
+        ...callers.flatMap((caller) => [
+          ...(/^Bearer (.+)$/.exec(caller.headers.authorization ?? "")?.slice(1) ?? []),
+          ...(/virga_session=([^;]+)/.exec(caller.headers.cookie ?? "")?.slice(1) ?? []),
+        ]),
+      ];
+      // The matrix's refused writes carried passwords; the audit log shows them to operators.
+      const readers = [
+        ...callers.filter((c) => c.role !== null && !c.session),
+        { name: "observer (admin)", role: "admin", session: false, headers: observer.headers() },
+      ];
+      const types = routerProcedures();
+      const leaks: string[] = [];
+      for (const [name, type] of types) {
+        if (type !== "query") continue;
+        for (const reader of readers) {
+          calls++;
+          const input = PROCEDURES[name]?.harmful?.(fx);
+          const query =
+            input === undefined ? "" : `?input=${encodeURIComponent(JSON.stringify(input))}`;
+          const response = await fetch(`${stack.url}/api/trpc/${name}${query}`, {
+            headers: reader.headers,
+          });
+          const text = await response.text();
+          for (const secret of secrets) {
+            if (text.includes(secret))
+              leaks.push(`${name} as ${reader.name}: ${secret.slice(0, 12)}…`);
+          }
+        }
+      }
+      assert.deepEqual(leaks, []);
     }),
   );
 });
