@@ -20,12 +20,14 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import {
+  assertCoversRouter,
   jsonReply,
   outcomeOf,
+  routerProcedures,
   sseReply,
   type AuthOutcome as Outcome,
   type Reply,
-} from "@virga/host/test/support/trpc-reply";
+} from "@virga/host/test/support/auth-matrix";
 import { hasRole, type Role } from "../src/server/auth/roles";
 import {
   API_ROUTES,
@@ -376,12 +378,6 @@ async function pageAs(url: string, headers: Record<string, string>): Promise<str
   return response.status === 200 ? "page" : `HTTP ${response.status}`;
 }
 
-/** The tRPC procedures of the portal's router: path → query, mutation or subscription. */
-function routerProcedures(): Map<string, string> {
-  const record = appRouter._def.procedures as unknown as Record<string, { _def: { type: string } }>;
-  return new Map(Object.entries(record).map(([name, procedure]) => [name, procedure._def.type]));
-}
-
 /** Every page and route handler under src/app, as its URL pattern. */
 function appRoutes(): { pages: string[]; handlers: string[] } {
   const appDir = path.join(path.dirname(new URL(import.meta.url).pathname), "..", "src", "app");
@@ -530,7 +526,7 @@ before(async () => {
 
 after(async () => {
   // The figure the issue's note quotes.
-  const procedures = routerProcedures().size;
+  const procedures = routerProcedures(appRouter).size;
   const pages = Object.keys(PAGES).length;
   const n = callers.length;
   console.log(
@@ -546,17 +542,7 @@ describe("the auth matrix of the portal", () => {
   it(
     "lists every procedure, route and page of the portal, and nothing else",
     track(() => {
-      const procedures = [...routerProcedures().keys()].sort();
-      assert.deepEqual(
-        procedures.filter((name) => !(name in PROCEDURES)),
-        [],
-        "procedures missing from the matrix's table",
-      );
-      assert.deepEqual(
-        Object.keys(PROCEDURES).filter((name) => !procedures.includes(name)),
-        [],
-        "procedures in the table that the router does not have",
-      );
+      assertCoversRouter(routerProcedures(appRouter), PROCEDURES);
       assert.deepEqual(Object.keys(API_ROUTES).sort(), Object.keys(API_ROUTE_ACCESS).sort());
       assert.deepEqual(Object.keys(SOCKET_ROUTES).sort(), Object.keys(SOCKET_ROUTE_ACCESS).sort());
       const { pages, handlers } = appRoutes();
@@ -775,7 +761,7 @@ describe("the auth matrix of the portal", () => {
     "every tRPC procedure refuses exactly the callers the table refuses, and nothing changes",
     track(async () => {
       const before = await snapshot();
-      const types = routerProcedures();
+      const types = routerProcedures(appRouter);
       // Last: a session that signs out is of no use to the rows after it.
       const order = [...types.keys()].sort((a, b) =>
         a === "auth.signOut" ? 1 : b === "auth.signOut" ? -1 : a.localeCompare(b),
@@ -849,7 +835,7 @@ describe("the auth matrix of the portal", () => {
         ...callers.filter((c) => c.role !== null && !c.session),
         { name: "observer (admin)", role: "admin", session: false, headers: observer.headers() },
       ];
-      const types = routerProcedures();
+      const types = routerProcedures(appRouter);
       const leaks: string[] = [];
       for (const [name, type] of types) {
         if (type !== "query") continue;

@@ -1,8 +1,31 @@
-// What a tRPC endpoint answered, read the same way for virgad and for the
-// portal (their auth matrix tests): a plain JSON reply (tRPC's error shape
-// or the portal's {"error": {"code", "message"}}), or the first thing a
-// subscription sends over SSE, and whether it was an auth refusal.
+// What virgad's and the portal's auth matrix tests share: the procedures
+// of a tRPC router as its own record lists them, the check that a table
+// names exactly those, and what an endpoint answered, read the same way for
+// both (a plain JSON reply, tRPC's error shape or the portal's
+// {"error": {"code", "message"}}, or the first thing a subscription sends
+// over SSE) and whether it was an auth refusal.
 import assert from "node:assert/strict";
+
+/** A router's procedures, path → query, mutation or subscription, from the router itself. */
+export function routerProcedures(router: { _def: { procedures: object } }): Map<string, string> {
+  const record = router._def.procedures as Record<string, { _def: { type: string } }>;
+  return new Map(Object.entries(record).map(([name, procedure]) => [name, procedure._def.type]));
+}
+
+/** Fails unless `table` names every procedure of the router and nothing else. */
+export function assertCoversRouter(procedures: Map<string, string>, table: object): void {
+  const names = [...procedures.keys()].sort();
+  assert.deepEqual(
+    names.filter((name) => !(name in table)),
+    [],
+    "procedures missing from the matrix's table",
+  );
+  assert.deepEqual(
+    Object.keys(table).filter((name) => !names.includes(name)),
+    [],
+    "procedures in the table that the router does not have",
+  );
+}
 
 export interface Reply {
   status: number;
