@@ -131,7 +131,7 @@ export async function refreshPrincipal(principal: Principal): Promise<Principal 
  * a live subscription) checks its caller again: a signed-out session, a
  * revoked token or a deleted user must lose it soon after.
  */
-export const PRINCIPAL_RECHECK_MS = 2000;
+const PRINCIPAL_RECHECK_MS = 2000;
 
 /**
  * Calls `onChange` every PRINCIPAL_RECHECK_MS with the caller as it stands
