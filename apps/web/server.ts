@@ -16,11 +16,12 @@ import { startRetentionSweeps } from "./src/server/retention";
 import { db } from "./src/server/db";
 import { env } from "./src/server/env";
 import { startHostWatchers } from "./src/server/hosts/watcher";
-import { GATEWAY_PATH, handleGateway } from "./src/server/http/gateway";
+import { handleGateway } from "./src/server/http/gateway";
 import { openApiDocument } from "./src/server/http/openapi";
 import { callerOf, clientIp, credentialsOf, sendJson } from "./src/server/http/request";
-import { handleTrpc, TRPC_BASE } from "./src/server/http/trpc-handler";
-import { CONSOLE_PATH, serveConsole } from "./src/server/ws/console";
+import { CONSOLE_PATH, GATEWAY_PATH, routeOf, socketRouteOf } from "./src/server/http/routes";
+import { handleTrpc } from "./src/server/http/trpc-handler";
+import { serveConsole } from "./src/server/ws/console";
 
 const webDir = path.dirname(fileURLToPath(import.meta.url));
 const dev = process.argv.includes("--dev");
@@ -33,12 +34,17 @@ function unauthenticated(res: ServerResponse): void {
 }
 
 async function handleApi(req: IncomingMessage, res: ServerResponse, pathname: string) {
-  if (pathname === "/api/v1/openapi.json") {
+  const route = routeOf(pathname);
+  if (route === null) {
+    sendJson(res, 404, { error: { code: "NOT_FOUND", message: `no API route ${pathname}` } });
+    return;
+  }
+  if (route === "openapi") {
     const host = req.headers.host ?? `${env().VIRGA_PORTAL_HOST}:${env().VIRGA_PORTAL_PORT}`;
     sendJson(res, 200, openApiDocument(`http://${host}`));
     return;
   }
-  if (pathname === "/api/health") {
+  if (route === "health") {
     sendJson(res, 200, { ok: true });
     return;
   }
@@ -52,20 +58,26 @@ async function handleApi(req: IncomingMessage, res: ServerResponse, pathname: st
     });
     return;
   }
-  if (pathname.startsWith(TRPC_BASE)) {
-    handleTrpc(req, res, principal);
-    return;
-  }
-  const gateway = GATEWAY_PATH.exec(pathname);
-  if (gateway !== null) {
-    if (principal === null) {
-      unauthenticated(res);
+  switch (route) {
+    case "trpc":
+      handleTrpc(req, res, principal);
       return;
-    }
-    await handleGateway(req, res, decodeURIComponent(gateway[1] ?? ""), principal);
-    return;
+    case "gateway":
+      if (principal === null) {
+        unauthenticated(res);
+        return;
+      }
+      await handleGateway(
+        req,
+        res,
+        decodeURIComponent(GATEWAY_PATH.exec(pathname)?.[1] ?? ""),
+        principal,
+      );
+      return;
+    default:
+      // A route listed in routes.ts without a handler here does not compile.
+      route satisfies never;
   }
-  sendJson(res, 404, { error: { code: "NOT_FOUND", message: `no API route ${pathname}` } });
 }
 
 async function main(): Promise<void> {
@@ -110,9 +122,12 @@ async function main(): Promise<void> {
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => undefined);
     const url = new URL(req.url ?? "/", "http://portal");
+    const route = socketRouteOf(url.pathname);
     const match = CONSOLE_PATH.exec(url.pathname);
-    if (match === null) {
-      if (url.pathname.startsWith("/_next/")) void upgradeNext(req, socket, head);
+    if (route !== "console" || match === null) {
+      // Next's own upgrades are its development server's (hot reload); in
+      // production it never answers them, and the socket would stay open.
+      if (dev && url.pathname.startsWith("/_next/")) void upgradeNext(req, socket, head);
       else socket.destroy();
       return;
     }

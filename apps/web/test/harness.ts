@@ -173,7 +173,9 @@ export async function startStack(
     await started.terminate();
     killVms(path.join(dataDir, "host"));
     await server?.stop();
-    if (!stopOptions.keepData) rmSync(dataDir, { recursive: true, force: true });
+    // A VM's process killed a moment ago may still be closing its files in there.
+    if (!stopOptions.keepData)
+      rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   };
 
   try {

@@ -129,6 +129,34 @@ export async function refreshPrincipal(principal: Principal): Promise<Principal 
   return { ...principal, role: parseRole(session.user.role) };
 }
 
+/**
+ * How often a connection that outlives its request (the console websocket,
+ * a live subscription) checks its caller again: a signed-out session, a
+ * revoked token or a deleted user must lose it soon after.
+ */
+const PRINCIPAL_RECHECK_MS = 2000;
+
+/**
+ * Calls `onChange` every PRINCIPAL_RECHECK_MS with the caller as it stands
+ * now (null once it ended); while the database is busy the last answer
+ * holds. Returns the function that stops it.
+ */
+export function followPrincipal(
+  principal: Principal,
+  onChange: (now: Principal | null) => void,
+): () => void {
+  const timer = setInterval(() => {
+    refreshPrincipal(principal)
+      .then(onChange)
+      .catch(() => {
+        // The database is busy: ask again next time.
+      });
+  }, PRINCIPAL_RECHECK_MS);
+  return () => {
+    clearInterval(timer);
+  };
+}
+
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 function bearer(header: string | null | undefined): string | null {

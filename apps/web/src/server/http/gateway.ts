@@ -15,8 +15,6 @@ import { messageFor } from "../hosts/unreachable";
 import { authorizeQmp, relayQmp } from "../vms/actions";
 import { BodyError, clientIp, readJsonBody, sendJson } from "./request";
 
-export const GATEWAY_PATH = /^\/api\/v1\/vms\/([^/]+)\/qmp\/?$/;
-
 function fail(res: ServerResponse, status: number, code: string, message: string): void {
   sendJson(res, status, { error: { code, message } });
 }

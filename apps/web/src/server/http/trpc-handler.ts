@@ -5,8 +5,7 @@ import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import type { Principal } from "../auth/principal";
 import { appRouter } from "../trpc/root";
 import { contextFor } from "./request";
-
-export const TRPC_BASE = "/api/trpc/";
+import { TRPC_BASE } from "./routes";
 
 const principals = new WeakMap<IncomingMessage, Principal | null>();
 

@@ -12,22 +12,15 @@
 //   client → server  {"type":"input","data":"<utf8 text>"}   (operators)
 import type { RawData, WebSocket } from "ws";
 import { audit } from "../audit";
-import { refreshPrincipal, type Principal } from "../auth/principal";
+import { followPrincipal, type Principal } from "../auth/principal";
 import { hasRole } from "../auth/roles";
 import { messageFor } from "../hosts/unreachable";
 import { hostError, virgad, virgadStream } from "../hosts/virgad";
 import { findVm } from "../vms/lookup";
 
-export const CONSOLE_PATH = /^\/api\/v1\/vms\/([^/]+)\/console\/?$/;
 const MAX_BUFFERED = 8 * 1024 * 1024;
 /** Typed input waiting for virgad beyond this is dropped (a paste flood). */
 const MAX_PENDING_INPUT = 1024 * 1024;
-/**
- * How often an open console checks that its caller may still use it: a
- * console outlives the request that opened it, and a signed-out session, a
- * revoked token or a demoted user must lose it soon after.
- */
-export const CONSOLE_RECHECK_MS = 2000;
 
 interface ClientMessage {
   type?: unknown;
@@ -95,20 +88,16 @@ export async function serveConsole(
     },
   );
 
-  const recheck = setInterval(() => {
-    refreshPrincipal(principal)
-      .then((now) => {
-        if (now === null) {
-          send(ws, { type: "error", message: "your session ended; sign in again" });
-          ws.close(4401, "session ended");
-          return;
-        }
-        canType = hasRole(now.role, "operator");
-      })
-      .catch(() => {
-        // The database is busy: keep the last answer and ask again next time.
-      });
-  }, CONSOLE_RECHECK_MS);
+  // The console outlives the request that opened it: a signed-out session,
+  // a revoked token or a demoted user loses it (or its keyboard) soon after.
+  const stopFollowing = followPrincipal(principal, (now) => {
+    if (now === null) {
+      send(ws, { type: "error", message: "your session ended; sign in again" });
+      ws.close(4401, "session ended");
+      return;
+    }
+    canType = hasRole(now.role, "operator");
+  });
 
   let pendingInput = "";
   let sendingInput = false;
@@ -159,7 +148,7 @@ export async function serveConsole(
   ws.on("message", onMessage);
   for (const raw of early) onMessage(raw);
   ws.on("close", () => {
-    clearInterval(recheck);
+    stopFollowing();
     subscription.unsubscribe();
   });
   // Closed while the VM was looked up: no close event will come.

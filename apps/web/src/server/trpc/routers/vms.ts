@@ -3,6 +3,7 @@
 // topology, QMP, the events timeline and a resumable live stream.
 import { tracked, TRPCError } from "@trpc/server";
 import { z } from "zod";
+import { followPrincipal } from "../../auth/principal";
 import { db } from "../../db";
 import { hostHealth } from "../../hosts/health";
 import { hub, type PortalEvent } from "../../hosts/hub";
@@ -197,13 +198,22 @@ export const vmsRouter = router({
   /**
    * Live changes of every VM. Resumable: a client that reconnects with the
    * last id it saw gets what it missed, or `resync` if that is no longer kept.
+   * Ends with UNAUTHORIZED once the caller's session or token does: the
+   * stream outlives the request that checked it.
    */
   watch: viewerProcedure
     .input(z.object({ lastEventId: z.string().nullish() }).optional())
-    .subscription(async function* ({ input, signal }) {
+    .subscription(async function* ({ ctx, input, signal }) {
       const live = hub();
       const queue: PortalEvent[] = [];
       let wake: (() => void) | null = null;
+      // Set from the recheck's callback, which TypeScript's flow analysis does not see.
+      const caller = { ended: false };
+      const stopFollowing = followPrincipal(ctx.principal, (now) => {
+        if (now !== null) return;
+        caller.ended = true;
+        wake?.();
+      });
       const off = live.on((event) => {
         queue.push(event);
         wake?.();
@@ -234,6 +244,12 @@ export const vmsRouter = router({
           }
         }
         while (!signal?.aborted) {
+          if (caller.ended) {
+            throw new TRPCError({
+              code: "UNAUTHORIZED",
+              message: "your session ended; sign in again",
+            });
+          }
           const event = queue.shift();
           if (event === undefined) {
             await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted]);
@@ -246,6 +262,7 @@ export const vmsRouter = router({
         }
       } finally {
         off();
+        stopFollowing();
       }
     }),
 });
