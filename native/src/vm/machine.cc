@@ -4,7 +4,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "arch/x86_64/acpi/tables.h"
@@ -348,6 +350,52 @@ std::vector<std::string> Machine::AcceptIncomingLayout(const MachineLayout& sour
 void Machine::LoadIncomingState(const state::StateFile& file) {
   std::lock_guard guard(lifecycle_);
   LoadState(file);
+  DumpForMigration("destination");
+}
+
+void Machine::DumpForMigration(const std::string& role) {
+  const char* dir = std::getenv("VIRGA_MIGRATION_DUMP");
+  if (dir == nullptr || *dir == 0) return;
+  std::string prefix = std::string(dir) + "/" + role + "-" + std::to_string(::getpid());
+  std::vector<uint32_t> msrs = system_.MsrIndexList();
+  std::string text;
+  for (size_t i = 0; i < vcpus_.size(); ++i) {
+    text += "vcpu " + std::to_string(i) + "\n" + DescribeVcpuState(vcpus_[i]->vcpu(), msrs);
+  }
+  std::vector<uint64_t> hashes;
+  for (const MemoryRegion& region : memory_->regions()) {
+    for (uint64_t page = 0; page < region.size; page += 4096) {
+      // FNV-1a over 64-bit words: a changed byte changes the hash.
+      uint64_t hash = 1469598103934665603ULL;
+      const auto* words = reinterpret_cast<const uint64_t*>(region.host + page);
+      for (size_t w = 0; w < 512; ++w) hash = (hash ^ words[w]) * 1099511628211ULL;
+      hashes.push_back(hash);
+    }
+  }
+  auto write = [](const std::string& path, const void* data, size_t len) {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    if (f == nullptr) return;
+    std::fwrite(data, 1, len, f);
+    std::fclose(f);
+  };
+  // The pages KVM and the guest share per vCPU (kvmclock, async PF,
+  // steal time, PV EOI), byte for byte: an address then the page.
+  std::vector<uint8_t> shared;
+  std::vector<uint64_t> seen;
+  for (auto& vcpu : vcpus_) {
+    for (const kvm::MsrValue& msr : vcpu->vcpu().GetMsrs({0x4b564d01, 0x4b564d02, 0x4b564d03, 0x4b564d04})) {
+      uint64_t gpa = msr.value & ~uint64_t{0xfff};
+      if (gpa == 0 || std::find(seen.begin(), seen.end(), gpa) != seen.end()) continue;
+      const uint8_t* host = memory_->Translate(gpa, 4096);
+      if (host == nullptr) continue;
+      seen.push_back(gpa);
+      shared.insert(shared.end(), reinterpret_cast<const uint8_t*>(&gpa), reinterpret_cast<const uint8_t*>(&gpa) + 8);
+      shared.insert(shared.end(), host, host + 4096);
+    }
+  }
+  write(prefix + ".pv", shared.data(), shared.size());
+  write(prefix + ".vcpus", text.data(), text.size());
+  write(prefix + ".pages", hashes.data(), hashes.size() * sizeof(uint64_t));
 }
 
 const Machine::KvmState& Machine::PausedKvmState() {

@@ -1,6 +1,7 @@
 #include "vm/vcpu_state.h"
 
 #include "common/error.h"
+#include "common/hex.h"
 
 namespace virga {
 
@@ -58,6 +59,59 @@ void RestoreVcpuState(kvm::Vcpu& vcpu, state::ByteReader& in) {
   // The pending NMI and SIPI vector travel too, not only what GET marked.
   events.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
   vcpu.SetVcpuEvents(events);
+}
+
+namespace {
+std::string Segment(const char* name, const kvm_segment& s) {
+  return std::string(name) + " sel=" + Hex(s.selector) + " base=" + Hex(s.base) + " limit=" + Hex(s.limit) +
+         " type=" + Hex(s.type) + " dpl=" + std::to_string(s.dpl) + " present=" + std::to_string(s.present) +
+         " l=" + std::to_string(s.l) + " db=" + std::to_string(s.db) + " s=" + std::to_string(s.s) +
+         " g=" + std::to_string(s.g) + " unusable=" + std::to_string(s.unusable) + "\n";
+}
+}  // namespace
+
+std::string DescribeVcpuState(const kvm::Vcpu& vcpu, const std::vector<uint32_t>& msr_indices) {
+  kvm_regs r = vcpu.GetRegs();
+  kvm_sregs s = vcpu.GetSregs();
+  std::string out;
+  auto line = [&out](const std::string& name, uint64_t value) { out += name + " " + Hex(value) + "\n"; };
+  line("rip", r.rip);
+  line("rsp", r.rsp);
+  line("rflags", r.rflags);
+  line("rax", r.rax);
+  line("rbx", r.rbx);
+  line("rcx", r.rcx);
+  line("rdx", r.rdx);
+  line("rsi", r.rsi);
+  line("rdi", r.rdi);
+  line("rbp", r.rbp);
+  line("r8", r.r8);
+  line("r15", r.r15);
+  out += Segment("cs", s.cs) + Segment("ds", s.ds) + Segment("es", s.es) + Segment("fs", s.fs) + Segment("gs", s.gs) +
+         Segment("ss", s.ss) + Segment("tr", s.tr) + Segment("ldt", s.ldt);
+  line("gdt.base", s.gdt.base);
+  line("idt.base", s.idt.base);
+  line("cr0", s.cr0);
+  line("cr2", s.cr2);
+  line("cr3", s.cr3);
+  line("cr4", s.cr4);
+  line("cr8", s.cr8);
+  line("efer", s.efer);
+  line("apic_base", s.apic_base);
+  for (size_t i = 0; i < 4; ++i) line("interrupt_bitmap" + std::to_string(i), s.interrupt_bitmap[i]);
+  for (const kvm::MsrValue& msr : vcpu.GetMsrs(msr_indices)) line("msr" + Hex(msr.index), msr.value);
+  kvm_vcpu_events e = vcpu.GetVcpuEvents();
+  line("event.exception", (uint64_t{e.exception.injected} << 16) | (uint64_t{e.exception.nr} << 8) |
+                              e.exception.has_error_code);
+  line("event.exception.error_code", e.exception.error_code);
+  line("event.interrupt", (uint64_t{e.interrupt.injected} << 16) | (uint64_t{e.interrupt.nr} << 8) |
+                              e.interrupt.soft);
+  line("event.interrupt.shadow", e.interrupt.shadow);
+  line("event.nmi", (uint64_t{e.nmi.injected} << 16) | (uint64_t{e.nmi.pending} << 8) | e.nmi.masked);
+  line("mp_state", vcpu.GetMpState().mp_state);
+  kvm_xcrs x = vcpu.GetXcrs();
+  for (uint32_t i = 0; i < x.nr_xcrs; ++i) line("xcr" + std::to_string(x.xcrs[i].xcr), x.xcrs[i].value);
+  return out;
 }
 
 }  // namespace virga
