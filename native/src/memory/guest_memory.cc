@@ -13,6 +13,21 @@ constexpr uint64_t k4GiB = 1ULL << 32;
 
 constexpr uint64_t k2MiB = 2ULL << 20;
 
+// Marks a range dirty when the write to it is done, not before: a
+// migration round that takes the mark and then reads the page must see
+// the new bytes (marked first, a round could send the old bytes and clear
+// the mark while the write was still under way, and the page would never
+// go again).
+class MarkWhenWritten {
+ public:
+  MarkWhenWritten(const GuestMemory& memory, uint64_t gpa, uint64_t len) : memory_(memory), gpa_(gpa), len_(len) {}
+  ~MarkWhenWritten() { memory_.MarkDirty(gpa_, len_); }
+
+ private:
+  const GuestMemory& memory_;
+  uint64_t gpa_, len_;
+};
+
 uint8_t* MapAnonymous(uint64_t size) {
   // NORESERVE: a guest that never touches its RAM costs nothing, which is
   // what makes many small VMs per host cheap. 2 MiB alignment lets a host
@@ -85,7 +100,7 @@ bool GuestMemory::Read(uint64_t gpa, void* out, uint64_t len) const {
 bool GuestMemory::Write(uint64_t gpa, const void* data, uint64_t len) const {
   uint8_t* host = Translate(gpa, len);
   if (host == nullptr) return false;
-  MarkDirty(gpa, len);
+  MarkWhenWritten mark(*this, gpa, len);
   if (known_zero_.load(std::memory_order_relaxed)) known_zero_.store(false, std::memory_order_relaxed);
   std::memcpy(host, data, len);
   return true;
@@ -94,7 +109,7 @@ bool GuestMemory::Write(uint64_t gpa, const void* data, uint64_t len) const {
 bool GuestMemory::Zero(uint64_t gpa, uint64_t len) const {
   uint8_t* host = Translate(gpa, len);
   if (host == nullptr) return false;
-  MarkDirty(gpa, len);
+  MarkWhenWritten mark(*this, gpa, len);
   if (known_zero_.load(std::memory_order_relaxed)) return true;
   constexpr uintptr_t kPage = 4096;
   uintptr_t start = reinterpret_cast<uintptr_t>(host);
@@ -121,7 +136,7 @@ bool GuestMemory::Zero(uint64_t gpa, uint64_t len) const {
 bool GuestMemory::Discard(uint64_t gpa, uint64_t len) const {
   uint8_t* host = Translate(gpa, len);
   if (host == nullptr) return false;
-  MarkDirty(gpa, len);
+  MarkWhenWritten mark(*this, gpa, len);
   constexpr uintptr_t kPage = 4096;
   uintptr_t first = (reinterpret_cast<uintptr_t>(host) + kPage - 1) & ~(kPage - 1);
   uintptr_t last = (reinterpret_cast<uintptr_t>(host) + len) & ~(kPage - 1);

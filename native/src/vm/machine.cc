@@ -4,7 +4,6 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -374,26 +373,10 @@ void Machine::DumpForMigration(const std::string& role) {
   }
   auto write = [](const std::string& path, const void* data, size_t len) {
     FILE* f = std::fopen(path.c_str(), "wb");
-    if (f == nullptr) return;
-    std::fwrite(data, 1, len, f);
-    std::fclose(f);
+    bool written = f != nullptr && std::fwrite(data, 1, len, f) == len;
+    if (f != nullptr && std::fclose(f) != 0) written = false;
+    if (!written) std::fprintf(stderr, "virga-vmm: VIRGA_MIGRATION_DUMP: cannot write %s\n", path.c_str());
   };
-  // The pages KVM and the guest share per vCPU (kvmclock, async PF,
-  // steal time, PV EOI), byte for byte: an address then the page.
-  std::vector<uint8_t> shared;
-  std::vector<uint64_t> seen;
-  for (auto& vcpu : vcpus_) {
-    for (const kvm::MsrValue& msr : vcpu->vcpu().GetMsrs({0x4b564d01, 0x4b564d02, 0x4b564d03, 0x4b564d04})) {
-      uint64_t gpa = msr.value & ~uint64_t{0xfff};
-      if (gpa == 0 || std::find(seen.begin(), seen.end(), gpa) != seen.end()) continue;
-      const uint8_t* host = memory_->Translate(gpa, 4096);
-      if (host == nullptr) continue;
-      seen.push_back(gpa);
-      shared.insert(shared.end(), reinterpret_cast<const uint8_t*>(&gpa), reinterpret_cast<const uint8_t*>(&gpa) + 8);
-      shared.insert(shared.end(), host, host + 4096);
-    }
-  }
-  write(prefix + ".pv", shared.data(), shared.size());
   write(prefix + ".vcpus", text.data(), text.size());
   write(prefix + ".pages", hashes.data(), hashes.size() * sizeof(uint64_t));
 }

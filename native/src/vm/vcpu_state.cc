@@ -1,5 +1,7 @@
 #include "vm/vcpu_state.h"
 
+#include <cstring>
+
 #include "common/error.h"
 #include "common/hex.h"
 
@@ -109,6 +111,19 @@ std::string DescribeVcpuState(const kvm::Vcpu& vcpu, const std::vector<uint32_t>
   line("event.interrupt.shadow", e.interrupt.shadow);
   line("event.nmi", (uint64_t{e.nmi.injected} << 16) | (uint64_t{e.nmi.pending} << 8) | e.nmi.masked);
   line("mp_state", vcpu.GetMpState().mp_state);
+  kvm::XsaveRegion xsave = vcpu.GetXsave();
+  for (size_t i = 0; i + 1 < 1024; i += 2) {
+    uint64_t word = xsave.region[i] | (uint64_t{xsave.region[i + 1]} << 32);
+    if (word != 0) line("xsave+" + Hex(i * 4), word);
+  }
+  kvm_lapic_state lapic = vcpu.GetLapic();
+  for (size_t offset = 0; offset < sizeof(lapic.regs); offset += 16) {
+    // The timer's current count runs on by itself.
+    if (offset == 0x390) continue;
+    uint32_t value;
+    std::memcpy(&value, lapic.regs + offset, sizeof(value));
+    line("lapic+" + Hex(offset), value);
+  }
   kvm_xcrs x = vcpu.GetXcrs();
   for (uint32_t i = 0; i < x.nr_xcrs; ++i) line("xcr" + std::to_string(x.xcrs[i].xcr), x.xcrs[i].value);
   return out;
