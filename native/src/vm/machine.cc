@@ -356,11 +356,6 @@ void Machine::DumpForMigration(const std::string& role) {
   const char* dir = std::getenv("VIRGA_MIGRATION_DUMP");
   if (dir == nullptr || *dir == 0) return;
   std::string prefix = std::string(dir) + "/" + role + "-" + std::to_string(::getpid());
-  std::vector<uint32_t> msrs = system_.MsrIndexList();
-  std::string text;
-  for (size_t i = 0; i < vcpus_.size(); ++i) {
-    text += "vcpu " + std::to_string(i) + "\n" + DescribeVcpuState(vcpus_[i]->vcpu(), msrs);
-  }
   std::vector<uint64_t> hashes;
   for (const MemoryRegion& region : memory_->regions()) {
     for (uint64_t page = 0; page < region.size; page += 4096) {
@@ -370,6 +365,15 @@ void Machine::DumpForMigration(const std::string& role) {
       for (size_t w = 0; w < 512; ++w) hash = (hash ^ words[w]) * 1099511628211ULL;
       hashes.push_back(hash);
     }
+  }
+  // Registers after pages: KVM writes "preempted" into a vCPU's steal-time
+  // record in guest RAM when a thread that has the vCPU loaded (as these
+  // reads do) is preempted. The source sent its pages before that could
+  // happen; hashing them first keeps such a write out of the comparison.
+  std::vector<uint32_t> msrs = system_.MsrIndexList();
+  std::string text;
+  for (size_t i = 0; i < vcpus_.size(); ++i) {
+    text += "vcpu " + std::to_string(i) + "\n" + DescribeVcpuState(vcpus_[i]->vcpu(), msrs);
   }
   auto write = [](const std::string& path, const void* data, size_t len) {
     FILE* f = std::fopen(path.c_str(), "wb");

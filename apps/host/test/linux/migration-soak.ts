@@ -41,8 +41,9 @@ function soak(rounds: number): Scenario {
   return {
     name: `migration soak: ${rounds} live migrations in a row of a guest busy in user mode on both vCPUs`,
     async run(scratch) {
-      const dumps = path.join(scratch, "dumps");
-      mkdirSync(dumps);
+      // A VIRGA_MIGRATION_DUMP of the caller's (a --share folder) keeps them.
+      const dumps = process.env.VIRGA_MIGRATION_DUMP ?? path.join(scratch, "dumps");
+      mkdirSync(dumps, { recursive: true });
       const env = { ...process.env, VIRGA_MIGRATION_DUMP: dumps };
       const machine = [
         "-machine",
@@ -56,6 +57,14 @@ function soak(rounds: number): Scenario {
         "stdio",
       ];
       const started: VmmProcess[] = [];
+      // Stopped however the run ends: a watch or client left open keeps Node alive.
+      const watches: TickWatch[] = [];
+      const clients: QmpClient[] = [];
+      const watch = (vm: VmmProcess): TickWatch => {
+        const w = new TickWatch(vm.serial);
+        watches.push(w);
+        return w;
+      };
       const vmm = (n: number, extra: string[]): VmmProcess => {
         const vm = new VmmProcess(
           [...machine, "-qmp", `unix:${path.join(scratch, `vm${n}.sock`)},server,nowait`, ...extra],
@@ -67,6 +76,7 @@ function soak(rounds: number): Scenario {
       let source = vmm(0, []);
       try {
         let sourceQmp = await bootShell(source, path.join(scratch, "vm0.sock"));
+        clients.push(sourceQmp);
         await guestScenario(source, "ticker 0.2");
         await guestScenario(source, "dirty 16M 4");
         // Two spinners in user mode, so a pause often finds a vCPU there;
@@ -75,7 +85,7 @@ function soak(rounds: number): Scenario {
         const spin =
           "(while :; do i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; sleep 0.1; done) &";
         source.send(`${spin} ${spin}`);
-        let ticks = new TickWatch(source.serial);
+        let ticks = watch(source);
         await ticks.waitFor(3, BOOT_MS);
         for (let round = 1; round <= rounds; round++) {
           const uri = `unix:${path.join(scratch, `mig${round}.sock`)}`;
@@ -84,14 +94,14 @@ function soak(rounds: number): Scenario {
           await waitForPath(destSocket, dest);
           // The first client starts the control plane: slow on a busy L1.
           const destQmp = await connectQmp(destSocket, dest, 60000);
+          clients.push(destQmp);
           await destQmp.execute("qmp_capabilities");
-          const destTicks = new TickWatch(dest.serial);
+          const destTicks = watch(dest);
           assert.deepEqual(await sourceQmp.execute("migrate", { uri }), {});
           const info = await waitMigration(sourceQmp, BOOT_MS);
           assert.equal(info.status, "completed", `round ${round}: ${JSON.stringify(info)}`);
           await source.waitForExit(BOOT_MS);
           const last = ticks.last();
-          ticks.stop();
           const differences = compareMigrationDumps(
             dumps,
             source.child.pid ?? 0,
@@ -104,17 +114,16 @@ function soak(rounds: number): Scenario {
             `round ${round}: the destination differs from the source`,
           );
           await destTicks.waitFor((last?.n ?? 0) + 3, BOOT_MS);
-          sourceQmp.close();
           source = dest;
           sourceQmp = destQmp;
           ticks = destTicks;
         }
-        ticks.stop();
-        sourceQmp.close();
       } catch (error) {
         if (error instanceof Error) error.message += `\n${source.transcript().slice(-8000)}`;
         throw error;
       } finally {
+        for (const w of watches) w.stop();
+        for (const client of clients) client.close();
         for (const vm of started) await vm.kill();
       }
     },
