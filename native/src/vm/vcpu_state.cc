@@ -1,6 +1,7 @@
 #include "vm/vcpu_state.h"
 
 #include <cstring>
+#include <utility>
 
 #include "common/error.h"
 #include "common/hex.h"
@@ -77,18 +78,15 @@ std::string DescribeVcpuState(const kvm::Vcpu& vcpu, const std::vector<uint32_t>
   kvm_sregs s = vcpu.GetSregs();
   std::string out;
   auto line = [&out](const std::string& name, uint64_t value) { out += name + " " + Hex(value) + "\n"; };
-  line("rip", r.rip);
-  line("rsp", r.rsp);
-  line("rflags", r.rflags);
-  line("rax", r.rax);
-  line("rbx", r.rbx);
-  line("rcx", r.rcx);
-  line("rdx", r.rdx);
-  line("rsi", r.rsi);
-  line("rdi", r.rdi);
-  line("rbp", r.rbp);
-  line("r8", r.r8);
-  line("r15", r.r15);
+  const std::pair<const char*, uint64_t> gprs[] = {
+      {"rip", r.rip}, {"rflags", r.rflags}, {"rsp", r.rsp}, {"rbp", r.rbp}, {"rax", r.rax}, {"rbx", r.rbx},
+      {"rcx", r.rcx}, {"rdx", r.rdx},       {"rsi", r.rsi}, {"rdi", r.rdi}, {"r8", r.r8},   {"r9", r.r9},
+      {"r10", r.r10}, {"r11", r.r11},       {"r12", r.r12}, {"r13", r.r13}, {"r14", r.r14}, {"r15", r.r15}};
+  for (const auto& [name, value] : gprs) line(name, value);
+  kvm_debugregs d = vcpu.GetDebugRegs();
+  for (size_t i = 0; i < 4; ++i) line("dr" + std::to_string(i), d.db[i]);
+  line("dr6", d.dr6);
+  line("dr7", d.dr7);
   out += Segment("cs", s.cs) + Segment("ds", s.ds) + Segment("es", s.es) + Segment("fs", s.fs) + Segment("gs", s.gs) +
          Segment("ss", s.ss) + Segment("tr", s.tr) + Segment("ldt", s.ldt);
   line("gdt.base", s.gdt.base);

@@ -75,7 +75,7 @@ function soak(rounds: number): Scenario {
       };
       let source = vmm(0, []);
       try {
-        let sourceQmp = await bootShell(source, path.join(scratch, "vm0.sock"));
+        let sourceQmp = await bootShell(source, path.join(scratch, "vm0.sock"), 60000);
         clients.push(sourceQmp);
         await guestScenario(source, "ticker 0.2");
         await guestScenario(source, "dirty 16M 4");
@@ -92,7 +92,6 @@ function soak(rounds: number): Scenario {
           const destSocket = path.join(scratch, `vm${round}.sock`);
           const dest = vmm(round, ["-incoming", uri]);
           await waitForPath(destSocket, dest);
-          // The first client starts the control plane: slow on a busy L1.
           const destQmp = await connectQmp(destSocket, dest, 60000);
           clients.push(destQmp);
           await destQmp.execute("qmp_capabilities");
