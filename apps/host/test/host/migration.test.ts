@@ -1,7 +1,8 @@
 // Live migration between two virga-vmm processes on this machine's KVM
 // (docs/migration.md), with the probe guest writing memory throughout
 // (`mem dirty`): the guest carries on at the destination with every page it
-// wrote, over unix and tcp; a cancel, a killed destination or a cut
+// wrote, over unix and tcp, and starts from exactly the source's registers
+// and RAM (VIRGA_MIGRATION_DUMP); a cancel, a killed destination or a cut
 // connection at any phase leaves the source running and says why; a guest
 // that writes faster than the link converges by the round limit.
 import assert from "node:assert/strict";
