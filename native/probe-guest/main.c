@@ -4,9 +4,17 @@
 
 void kmain(int entry, u64 info_ptr);
 
+/* A whole page the loader zeroes at every load (.noinit lies past the ELF
+ * segment's file size, within its memory size) and this guest never
+ * clears: a system_reset that boots it over stale memory shows here. */
+static volatile u64 load_marker[512] __attribute__((section(".noinit"), aligned(4096)));
+
 void kmain(int entry, u64 info_ptr)
 {
     serial_init();
+    if (load_marker[0] != 0)
+        kprintf("PROBE stale memory 0x%lx\n", (u64)load_marker);
+    load_marker[0] = 1;
     idt_init();
     /* The legacy 8259s would deliver on vectors we never programmed: mask
      * every line; all device interrupts go through the IOAPIC. */
@@ -37,6 +45,7 @@ void kmain(int entry, u64 info_ptr)
 
     mempool_init();
     virtio_probe_cmdline(boot.cmdline);
+    virtio_pci_probe();
 
     kprintf("PROBE ready\n");
     shell_run();

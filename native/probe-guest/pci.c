@@ -76,6 +76,31 @@ void pci_write32(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 reg, u3
     *config_reg(e, bus, dev, fn, reg) = value;
 }
 
+void pci_each_function(const struct pci_ecam *e, u32 bus, pci_visit visit, void *ctx)
+{
+    for (u32 dev = 0; dev < 32; dev++) {
+        for (u32 fn = 0; fn < 8; fn++) {
+            u32 id = pci_read32(e, bus, dev, fn, 0);
+            if ((id & 0xffff) == 0xffff) {
+                if (fn == 0)
+                    break;
+                continue;
+            }
+            visit(e, bus, dev, fn, id, ctx);
+            /* Header type bit 7: more functions than 0. */
+            if (fn == 0 && !(pci_read32(e, bus, dev, 0, 0xc) & 0x800000))
+                break;
+        }
+    }
+}
+
+static void list_function(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 id, void *ctx)
+{
+    u32 class_rev = pci_read32(e, bus, dev, fn, 8);
+    kprintf("pci %02x:%02x.%x %04x:%04x %06x\n", bus, dev, fn, id & 0xffff, id >> 16, class_rev >> 8);
+    (*(u32 *)ctx)++;
+}
+
 /* `pci`: one line per function present, `pci BB:DD.F VVVV:DDDD CCCCCC`. */
 void pci_scan(void)
 {
@@ -86,24 +111,71 @@ void pci_scan(void)
     }
     kprintf("pci ecam 0x%lx buses %02x-%02x\n", e.base, e.first_bus, e.last_bus);
     u32 found = 0;
-    for (u32 bus = e.first_bus; bus <= e.last_bus; bus++) {
-        for (u32 dev = 0; dev < 32; dev++) {
-            for (u32 fn = 0; fn < 8; fn++) {
-                u32 id = pci_read32(&e, bus, dev, fn, 0);
-                if ((id & 0xffff) == 0xffff) {
-                    if (fn == 0)
-                        break;
-                    continue;
-                }
-                u32 class_rev = pci_read32(&e, bus, dev, fn, 8);
-                kprintf("pci %02x:%02x.%x %04x:%04x %06x\n", bus, dev, fn, id & 0xffff, id >> 16,
-                        class_rev >> 8);
-                found++;
-                /* Header type bit 7: more functions than 0. */
-                if (fn == 0 && !(pci_read32(&e, bus, dev, 0, 0xc) & 0x800000))
-                    break;
-            }
-        }
-    }
+    for (u32 bus = e.first_bus; bus <= e.last_bus; bus++)
+        pci_each_function(&e, bus, list_function, &found);
     kprintf("OK pci %u\n", found);
+}
+
+/* `pci show BB:DD.F`: each BAR (address, size by the sizing protocol with
+ * decoding off meanwhile, kind) and each capability, with the fields of a
+ * virtio one (vendor 1af4) and of MSI-X. */
+void pci_show(u32 bus, u32 dev, u32 fn)
+{
+    struct pci_ecam e;
+    if (!pci_ecam(&e)) {
+        kprintf("ERR pci no MCFG\n");
+        return;
+    }
+    u32 id = bus < e.first_bus || bus > e.last_bus ? 0xffffffff : pci_read32(&e, bus, dev, fn, 0);
+    if ((id & 0xffff) == 0xffff) {
+        kprintf("ERR pci no function %02x:%02x.%x\n", bus, dev, fn);
+        return;
+    }
+    u32 command = pci_read32(&e, bus, dev, fn, 4) & 0xffff;
+    pci_write32(&e, bus, dev, fn, 4, command & ~3u);
+    for (u32 bar = 0; bar < 6; bar++) {
+        u32 reg = 0x10 + 4 * bar;
+        u32 lo = pci_read32(&e, bus, dev, fn, reg);
+        bool io = lo & 1, wide = !io && (lo & 6) == 4;
+        pci_write32(&e, bus, dev, fn, reg, 0xffffffff);
+        u64 mask = pci_read32(&e, bus, dev, fn, reg) & (io ? ~3u : ~0xfu);
+        pci_write32(&e, bus, dev, fn, reg, lo);
+        u64 address = lo & (io ? ~3u : ~0xfu);
+        if (wide) {
+            u32 hi = pci_read32(&e, bus, dev, fn, reg + 4);
+            pci_write32(&e, bus, dev, fn, reg + 4, 0xffffffff);
+            mask |= (u64)pci_read32(&e, bus, dev, fn, reg + 4) << 32;
+            pci_write32(&e, bus, dev, fn, reg + 4, hi);
+            address |= (u64)hi << 32;
+        } else {
+            mask |= io ? 0xffffffffffff0000ull : 0xffffffff00000000ull;
+        }
+        if (mask != 0xffffffff00000000ull && mask != 0xffffffffffff0000ull && mask != 0)
+            kprintf("pci %02x:%02x.%x bar%u 0x%lx size=0x%lx %s\n", bus, dev, fn, bar, address, ~mask + 1,
+                    io ? "io" : wide ? "mem64" : "mem32");
+        if (wide)
+            bar++;
+    }
+    pci_write32(&e, bus, dev, fn, 4, command);
+    bool virtio = (id & 0xffff) == 0x1af4;
+    u32 cap = (pci_read32(&e, bus, dev, fn, 4) & (0x10u << 16)) ? pci_read32(&e, bus, dev, fn, 0x34) & 0xfc : 0;
+    for (int guard = 0; cap && guard < 48; guard++) {
+        u32 head = pci_read32(&e, bus, dev, fn, cap);
+        u32 cap_id = head & 0xff;
+        kprintf("pci %02x:%02x.%x cap 0x%02x id=0x%02x", bus, dev, fn, cap, cap_id);
+        if (cap_id == 0x09 && virtio) {
+            kprintf(" virtio type=%u bar=%u offset=0x%x length=0x%x", head >> 24,
+                    pci_read32(&e, bus, dev, fn, cap + 4) & 0xff, pci_read32(&e, bus, dev, fn, cap + 8),
+                    pci_read32(&e, bus, dev, fn, cap + 12));
+            if ((head >> 24) == 2)
+                kprintf(" multiplier=%u", pci_read32(&e, bus, dev, fn, cap + 16));
+        } else if (cap_id == 0x11) {
+            u32 table = pci_read32(&e, bus, dev, fn, cap + 4), pba = pci_read32(&e, bus, dev, fn, cap + 8);
+            kprintf(" msix vectors=%u table=bar%u+0x%x pba=bar%u+0x%x", ((head >> 16) & 0x7ff) + 1, table & 7,
+                    table & ~7u, pba & 7, pba & ~7u);
+        }
+        kprintf("\n");
+        cap = (head >> 8) & 0xfc;
+    }
+    kprintf("OK pci show\n");
 }

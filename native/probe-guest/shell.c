@@ -103,7 +103,7 @@ static void cmd_help(int argc, char **argv)
             "  mem check\n"
             "  vmgenid\n"
             "  bases [set]\n"
-            "  pci\n"
+            "  pci [show BB:DD.F]\n"
             "  mmio <slot> <count>\n"
             "  poweroff\n"
             "  reboot [cf9]\n"
@@ -443,14 +443,41 @@ static void cmd_bases(int argc, char **argv)
             read_msr(MSR_KERNEL_GS_BASE));
 }
 
+/* "BB:DD.F", hex. */
+static bool parse_bdf(const char *s, u32 *bus, u32 *dev, u32 *fn)
+{
+    u32 part[3] = { 0, 0, 0 };
+    const char sep[3] = { ':', '.', 0 };
+    for (int i = 0; i < 3; i++) {
+        int digits = 0;
+        for (; *s && *s != sep[i]; s++, digits++) {
+            char c = *s;
+            u32 v = c >= '0' && c <= '9' ? (u32)(c - '0') : c >= 'a' && c <= 'f' ? (u32)(c - 'a' + 10) : 99;
+            if (v == 99 || digits >= 2)
+                return false;
+            part[i] = part[i] * 16 + v;
+        }
+        if (!digits || *s != sep[i])
+            return false;
+        if (sep[i])
+            s++;
+    }
+    *bus = part[0];
+    *dev = part[1];
+    *fn = part[2];
+    return *dev < 32 && *fn < 8;
+}
+
 static void cmd_pci(int argc, char **argv)
 {
-    (void)argv;
-    if (argc != 1) {
-        kprintf("ERR pci usage: pci\n");
-        return;
+    u32 bus, dev, fn;
+    if (argc == 1) {
+        pci_scan();
+    } else if (argc == 3 && !strcmp(argv[1], "show") && parse_bdf(argv[2], &bus, &dev, &fn)) {
+        pci_show(bus, dev, fn);
+    } else {
+        kprintf("ERR pci usage: pci [show BB:DD.F]\n");
     }
-    pci_scan();
 }
 
 static void cmd_mmio(int argc, char **argv)

@@ -53,27 +53,34 @@ static u64 read_capacity(struct virtio_dev *d)
     return c;
 }
 
-void virtio_blk_probe(int slot, u64 base, u32 irq)
+void virtio_blk_probe(int slot, const struct virtio_dev *found)
 {
     if (n_blk >= MAX_BLK)
         return;
     struct blk *b = &blks[n_blk];
-    b->dev.base = base;
-    b->dev.irq = irq;
+    b->dev = *found;
     u64 dev_features = vm_device_features(&b->dev);
     u64 want = (1ull << VIRTIO_F_VERSION_1) |
                (dev_features & ((1ull << VIRTIO_BLK_F_RO) | (1ull << VIRTIO_BLK_F_FLUSH)));
     if (!(dev_features & (1ull << VIRTIO_F_VERSION_1)) || !virtio_negotiate(&b->dev, want) ||
         !virtio_queue_init(&b->dev, &b->q, 0, &dma[n_blk].vq, 3)) {
         virtio_fail(&b->dev);
-        kprintf("PROBE virtio %d init failed\n", slot);
+        if (found->pci)
+            kprintf("PROBE virtio-pci %02x:%02x.%x init failed\n", found->pci_addr >> 8,
+                    (found->pci_addr >> 3) & 0x1f, found->pci_addr & 7);
+        else
+            kprintf("PROBE virtio %d init failed\n", slot);
         return;
     }
     b->ro = (want >> VIRTIO_BLK_F_RO) & 1;
     b->capacity = read_capacity(&b->dev);
     virtio_driver_ok(&b->dev);
-    kprintf("PROBE virtio-blk %d base=0x%lx irq=%u capacity=%lu ro=%d\n",
-            n_blk, base, irq, b->capacity, b->ro);
+    if (found->pci)
+        kprintf("PROBE virtio-blk %d pci=%02x:%02x.%x capacity=%lu ro=%d\n", n_blk, found->pci_addr >> 8,
+                (found->pci_addr >> 3) & 0x1f, found->pci_addr & 7, b->capacity, b->ro);
+    else
+        kprintf("PROBE virtio-blk %d base=0x%lx irq=%u capacity=%lu ro=%d\n",
+                n_blk, found->base, found->irq, b->capacity, b->ro);
     n_blk++;
 }
 

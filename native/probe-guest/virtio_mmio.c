@@ -21,8 +21,20 @@ static int n_devs;
 u32 vm_read(const struct virtio_dev *d, u32 off) { return mmio_read32(d->base + off); }
 void vm_write(const struct virtio_dev *d, u32 off, u32 val) { mmio_write32(d->base + off, val); }
 
+/* The device status (one byte on virtio-pci). */
+static u32 get_status(const struct virtio_dev *d) { return d->pci ? vp_status(d) : vm_read(d, VM_STATUS); }
+static void set_status(const struct virtio_dev *d, u32 status)
+{
+    if (d->pci)
+        vp_set_status(d, (u8)status);
+    else
+        vm_write(d, VM_STATUS, status);
+}
+
 u64 vm_device_features(const struct virtio_dev *d)
 {
+    if (d->pci)
+        return vp_device_features(d);
     vm_write(d, VM_DEVICE_FEATURES_SEL, 1);
     u64 hi = vm_read(d, VM_DEVICE_FEATURES);
     vm_write(d, VM_DEVICE_FEATURES_SEL, 0);
@@ -31,20 +43,24 @@ u64 vm_device_features(const struct virtio_dev *d)
 
 void virtio_fail(struct virtio_dev *d)
 {
-    vm_write(d, VM_STATUS, vm_read(d, VM_STATUS) | STATUS_FAILED);
+    set_status(d, get_status(d) | STATUS_FAILED);
 }
 
 bool virtio_negotiate(struct virtio_dev *d, u64 features)
 {
-    vm_write(d, VM_STATUS, 0);   /* reset */
-    vm_write(d, VM_STATUS, STATUS_ACKNOWLEDGE);
-    vm_write(d, VM_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
-    vm_write(d, VM_DRIVER_FEATURES_SEL, 1);
-    vm_write(d, VM_DRIVER_FEATURES, (u32)(features >> 32));
-    vm_write(d, VM_DRIVER_FEATURES_SEL, 0);
-    vm_write(d, VM_DRIVER_FEATURES, (u32)features);
-    vm_write(d, VM_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
-    if (vm_read(d, VM_STATUS) & STATUS_FEATURES_OK)
+    set_status(d, 0);   /* reset */
+    set_status(d, STATUS_ACKNOWLEDGE);
+    set_status(d, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    if (d->pci) {
+        vp_set_driver_features(d, features);
+    } else {
+        vm_write(d, VM_DRIVER_FEATURES_SEL, 1);
+        vm_write(d, VM_DRIVER_FEATURES, (u32)(features >> 32));
+        vm_write(d, VM_DRIVER_FEATURES_SEL, 0);
+        vm_write(d, VM_DRIVER_FEATURES, (u32)features);
+    }
+    set_status(d, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
+    if (get_status(d) & STATUS_FEATURES_OK)
         return true;
     virtio_fail(d);
     return false;
@@ -53,6 +69,8 @@ bool virtio_negotiate(struct virtio_dev *d, u64 features)
 bool virtio_queue_init(struct virtio_dev *d, struct vqueue *q, u16 index,
                        struct virtq *ring, u16 min_size)
 {
+    if (d->pci)
+        return vp_queue_init(d, q, index, ring, min_size);
     vm_write(d, VM_QUEUE_SEL, index);
     if (vm_read(d, VM_QUEUE_READY) != 0)
         return false;
@@ -82,12 +100,13 @@ void virtio_driver_ok(struct virtio_dev *d)
 {
     /* Routed and registered first: an edge raised at DRIVER_OK (a frame for
      * the filled RX queue, a balloon target set before boot) is not lost. */
-    if (d->irq <= VEC_GSI_LAST - VEC_GSI_BASE)
+    if (d->pci)
+        vp_set_config_vector(d);   /* MSI-X was set up when it was found */
+    else if (d->irq <= VEC_GSI_LAST - VEC_GSI_BASE)
         ioapic_route(d->irq, (u8)(VEC_GSI_BASE + d->irq), lapic_id());
     if (n_devs < MAX_DEVS)
         devs[n_devs++] = d;
-    vm_write(d, VM_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER |
-                           STATUS_FEATURES_OK | STATUS_DRIVER_OK);
+    set_status(d, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
 }
 
 void vq_push(struct vqueue *q, u16 head)
@@ -103,7 +122,10 @@ void vq_push(struct vqueue *q, u16 head)
 
 void vq_notify(struct virtio_dev *d, struct vqueue *q)
 {
-    vm_write(d, VM_QUEUE_NOTIFY, q->index);
+    if (d->pci)
+        vp_notify(q);
+    else
+        vm_write(d, VM_QUEUE_NOTIFY, q->index);
 }
 
 bool vq_pop(struct vqueue *q, u32 *id, u32 *len)
@@ -144,10 +166,11 @@ void virtio_config_read(const struct virtio_dev *d, u32 off, void *out, u32 len,
     u32 gen;
     /* A value read in several accesses is only consistent if the
      * generation counter did not move in between. */
+    u64 config = d->pci ? d->base : d->base + VM_CONFIG;
     do {
-        gen = vm_read(d, VM_CONFIG_GENERATION);
+        gen = d->pci ? vp_config_generation(d) : vm_read(d, VM_CONFIG_GENERATION);
         for (u32 i = 0; i < len; i += width) {
-            u64 a = d->base + VM_CONFIG + off + i;
+            u64 a = config + off + i;
             if (width == 1) {
                 o[i] = mmio_read8(a);
             } else if (width == 2) {
@@ -158,7 +181,7 @@ void virtio_config_read(const struct virtio_dev *d, u32 off, void *out, u32 len,
                 __builtin_memcpy(o + i, &v, 4);
             }
         }
-    } while (gen != vm_read(d, VM_CONFIG_GENERATION));
+    } while (gen != (d->pci ? vp_config_generation(d) : vm_read(d, VM_CONFIG_GENERATION)));
 }
 
 /* Linux memparse(): number (0x hex or decimal) with an optional K/M/G/T. */
@@ -192,7 +215,7 @@ static void probe_one(int slot, u64 base, u32 irq)
         return;
     }
     if (id == VIRTIO_ID_BLK)
-        virtio_blk_probe(slot, base, irq);
+        virtio_blk_probe(slot, &d);
     else if (id == VIRTIO_ID_NET)
         virtio_net_probe(slot, base, irq);
     else if (id == VIRTIO_ID_BALLOON)
@@ -235,12 +258,14 @@ void virtio_irq(u32 gsi)
         struct virtio_dev *d = devs[i];
         if (d->irq != gsi)
             continue;
-        u32 isr = vm_read(d, VM_INTERRUPT_STATUS);
+        /* Acknowledged before anything is looked at: an event after this
+         * raises a new edge, one before it is seen by the handler. (On
+         * virtio-pci, reading the ISR is the acknowledgement.) */
+        u32 isr = d->pci ? vp_isr(d) : vm_read(d, VM_INTERRUPT_STATUS);
         if (!isr)
             continue;
-        /* Acknowledged before anything is looked at: an event after this
-         * raises a new edge, one before it is seen by the handler. */
-        vm_write(d, VM_INTERRUPT_ACK, isr);
+        if (!d->pci)
+            vm_write(d, VM_INTERRUPT_ACK, isr);
         if (isr & VIRTIO_INT_CONFIG)
             d->config_changes++;
         if (d->on_irq)

@@ -201,7 +201,13 @@ const bool kDeviceBad =
                 {"virtio-balloon-device,drive=d", "unknown option 'drive'"},
                 {"virtio-balloon-device,addr=1", "unknown option 'addr'"},
                 {"virtio-blk-device,drive=d,addr=vdb", "addr must be a slot number"},
-                {"virtio-blk-pci,drive=d", "virtio-blk-pci not built yet"},
+                {"pcie-root-port,id=rp1,bus=pcie.0,addr=0x1", "pcie-root-port not built yet"},
+                {"virtio-blk-pci,drive=d,addr=0x3", "missing bus="},
+                {"virtio-blk-pci,drive=d,bus=pcie.0", "missing addr="},
+                {"virtio-blk-pci,drive=d,bus=pcie.0,addr=0x20", "addr 0x20.0 is out of range \\(slots 0x0-0x1f"},
+                {"virtio-blk-pci,drive=d,bus=pcie.0,addr=0x3.8", "addr 0x3.8 is out of range"},
+                {"virtio-blk-pci,drive=d,bus=pcie.0,addr=slot3", "addr must be <slot>\\[.<function>\\] in hex"},
+                {"virtio-net-pci,netdev=n,bus=pcie.0,addr=0x3,drive=d", "unknown option 'drive'"},
                 {"e1000,drive=d", "unknown device 'e1000'"},
                 {"virtio-blk-device", "missing drive="},
                 {"virtio-blk-device,drive=d,serial=x", "unknown option 'serial'"},
@@ -263,6 +269,17 @@ TEST("command line: the seed's microvm command and its defaults") {
   ExpectSame(Parse({"-machine", "type=q35", "-kernel", "k"}).machine, "q35");
 }
 
+TEST("command line: virtio-pci devices on q35 take bus and addr, slot and function in hex") {
+  VmmConfig c = Parse({"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-netdev", "tap,id=n,ifname=t",
+                       "-device", "virtio-blk-pci,drive=a,id=disk0,bus=pcie.0,addr=0x1f", "-device",
+                       "virtio-net-pci,netdev=n,bus=pcie.0,addr=4,mac=52:54:00:00:00:01", "-device",
+                       "virtio-balloon-pci,id=b,bus=pcie.0,addr=0x4.0x7"});
+  EXPECT_TRUE(c.devices[0].pci && c.devices[0].pci_addr.slot == 31 && c.devices[0].pci_addr.function == 0);
+  ExpectSame(c.devices[1].id, "n");
+  EXPECT_TRUE(c.devices[2].pci_addr.slot == 4 && c.devices[2].pci_addr.function == 7);
+  ExpectSame(FormatDevice(c.devices[0]), "virtio-blk-pci,drive=a,id=disk0,bus=pcie.0,addr=0x1f.0");
+}
+
 TEST("command line: -device order is slot order, whatever the -drive order") {
   VmmConfig c = Parse({"-kernel", "k", "-drive", "file=/a,id=a", "-drive", "file=/b,id=b", "-device",
                        "virtio-blk-device,drive=b", "-device", "virtio-blk-device,drive=a"});
@@ -289,7 +306,22 @@ const bool kCommandLineBad = [] {
       {{"-kernel", "k", "-S", "x"}, "^x: unexpected argument 'x'"},
       {{"-machine", "pc", "-kernel", "k"}, "^-machine: machine 'pc' is not supported yet"},
       {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-device", "virtio-blk-device,drive=a"},
-       "^-device: the q35 machine takes no virtio-mmio devices"},
+       "^-device: virtio-blk-device is a microvm \\(virtio-mmio\\) device; the q35 machine takes "
+       "virtio-blk-pci,bus=pcie.0,addr=<slot>"},
+      {{"-kernel", "k", "-device", "virtio-balloon-pci,bus=pcie.0,addr=0x3"},
+       "^-device: virtio-balloon-pci needs -machine q35; the microvm takes virtio-balloon-device"},
+      {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-device",
+        "virtio-blk-pci,drive=a,bus=rp1,addr=0x3"},
+       "^-device: unknown bus 'rp1'; the q35 machine has pcie.0"},
+      {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-device", "virtio-blk-pci,drive=a,bus=pcie.0,addr=0"},
+       "^-device: addr 0x0.0 is the host bridge's"},
+      {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-device",
+        "virtio-blk-pci,drive=a,bus=pcie.0,addr=0x3", "-device", "virtio-balloon-pci,id=b,bus=pcie.0,addr=3.0"},
+       "^-device: addr 0x3.0 is taken by device 'a'"},
+      {{"-machine", "q35", "-kernel", "k", "-device", "virtio-balloon-pci,bus=pcie.0,addr=0x4.1"},
+       "^-device: addr 0x4.1: function 0 of slot 0x4.0 is empty"},
+      {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a"},
+       "^-drive: drive 'a' is not attached by any -device virtio-blk-pci,drive=a"},
       {{"-machine", "q35", "-kernel", "k", "-incoming", "file:/snap"}, "^-incoming: the q35 machine has no snapshots"},
       {{"-machine", "microvm,accel=tcg", "-kernel", "k"}, "^-machine: unknown option 'accel'"},
       {{"-kernel", "k", "-boot-entry", "efi"}, "^-boot-entry: unknown entry; expected linux64\\|pvh"},

@@ -9,6 +9,12 @@
 //    with exec() instead.
 // 3. Each connection gets WAL, a busy timeout and foreign keys, so the portal,
 //    its custom server and a CLI run can share the file.
+// 4. better-sqlite3 is synchronous: SQLite's busy timeout sleeps on the
+//    portal's only thread, and a database locked by another process (a
+//    backup, a sqlite3 shell in a transaction) froze every request for the
+//    whole timeout. The portal's connection waits at most BUSY_WAIT_MS
+//    inside SQLite; a statement refused as busy is run again after an
+//    asynchronous pause, for up to BUSY_RETRY_MS, before its error is thrown.
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
@@ -43,32 +49,93 @@ function isMultiStatementError(error: unknown): boolean {
   return /more than one statement/i.test(text);
 }
 
+/** How long one attempt may wait inside SQLite, blocking the event loop. */
+const BUSY_WAIT_MS = 50;
+/** How long a statement is tried again while the database stays locked. */
+export const BUSY_RETRY_MS = 5000;
+/** The CLI (migrations) serves nobody meanwhile: SQLite's own wait is fine there. */
+const CLI_BUSY_WAIT_MS = 5000;
+
+interface MaybeBusy {
+  code?: unknown;
+  cause?: { originalCode?: unknown };
+  meta?: { driverAdapterError?: { cause?: { originalCode?: unknown } } };
+}
+
+/**
+ * SQLITE_BUSY or SQLITE_LOCKED (or an extended code of them), as the driver,
+ * the adapter or a Prisma error carrying the adapter's error reports it.
+ */
+export function isBusyError(error: unknown): boolean {
+  const found = error as MaybeBusy | null;
+  const code =
+    found?.meta?.driverAdapterError?.cause?.originalCode ??
+    found?.cause?.originalCode ??
+    found?.code;
+  return typeof code === "string" && /^SQLITE_(BUSY|LOCKED)/.test(code);
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs `attempt` again while SQLite answers busy, up to `retryMs`, pausing without blocking. */
+export async function retryWhileBusy<T>(
+  attempt: () => Promise<T>,
+  retryMs: number = BUSY_RETRY_MS,
+): Promise<T> {
+  const deadline = Date.now() + retryMs;
+  for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isBusyError(error) || Date.now() + wait > deadline) throw error;
+      await pause(wait);
+    }
+  }
+}
+
+/**
+ * A statement runner that is tried again while the database is busy, and
+ * that runs a multi-statement script without parameters through exec()
+ * (answering `empty`), which prepare() refuses.
+ */
+function robust<R>(run: (query: Query) => Promise<R>, db: RawDatabase, empty: R) {
+  return (query: Query): Promise<R> =>
+    retryWhileBusy(async () => {
+      try {
+        return await run(query);
+      } catch (error) {
+        if (query.args.length > 0 || !isMultiStatementError(error)) throw error;
+        db.exec(query.sql);
+        return empty;
+      }
+    });
+}
+
+/** The adapter's or a transaction's statements, made robust. */
+function retryStatements(queryable: Pick<Adapter, "executeRaw" | "queryRaw">, db: RawDatabase) {
+  queryable.executeRaw = robust(queryable.executeRaw.bind(queryable), db, 0);
+  queryable.queryRaw = robust(queryable.queryRaw.bind(queryable), db, {
+    columnNames: [],
+    columnTypes: [],
+    rows: [],
+  });
+}
+
 function patch(adapter: Adapter, options: { migrations: boolean }): Adapter {
   const db = rawDatabase(adapter);
   db.pragma("journal_mode = WAL");
-  db.pragma("busy_timeout = 5000");
+  db.pragma(`busy_timeout = ${options.migrations ? CLI_BUSY_WAIT_MS : BUSY_WAIT_MS}`);
   db.pragma("foreign_keys = ON");
   if (options.migrations) db.exec(MIGRATIONS_TABLE);
 
-  const executeRaw = adapter.executeRaw.bind(adapter);
-  const queryRaw = adapter.queryRaw.bind(adapter);
-  adapter.executeRaw = async (query: Query) => {
-    try {
-      return await executeRaw(query);
-    } catch (error) {
-      if (query.args.length > 0 || !isMultiStatementError(error)) throw error;
-      db.exec(query.sql);
-      return 0;
-    }
-  };
-  adapter.queryRaw = async (query: Query) => {
-    try {
-      return await queryRaw(query);
-    } catch (error) {
-      if (query.args.length > 0 || !isMultiStatementError(error)) throw error;
-      db.exec(query.sql);
-      return { columnNames: [], columnTypes: [], rows: [] };
-    }
+  retryStatements(adapter, db);
+  // A transaction's statements too (its BEGIN is deferred and never busy; its
+  // first write and its COMMIT can be, and may be tried again).
+  const startTransaction = adapter.startTransaction.bind(adapter);
+  adapter.startTransaction = async (...args: Parameters<Adapter["startTransaction"]>) => {
+    const transaction = await startTransaction(...args);
+    retryStatements(transaction, db);
+    return transaction;
   };
   return adapter;
 }

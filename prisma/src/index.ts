@@ -6,6 +6,7 @@
 import { PrismaClient } from "../generated/sqlite/client";
 import { PrismaClient as PostgresqlClient } from "../generated/postgresql/client";
 import { sqliteAdapter } from "./adapter";
+export { BUSY_RETRY_MS, isBusyError } from "./adapter";
 import { databaseUrl, providerOf, sqliteFile } from "./location";
 import { postgresAdapter } from "./postgres-adapter";
 

@@ -3,7 +3,8 @@
 // virgad (unless one already answers at VIRGA_HOST_LISTEN), then the portal
 // with that virgad registered as host "local". Ctrl-C stops both; VMs keep
 // running (virgad re-attaches to them on the next start) and everything is
-// kept under ./data/.
+// kept under ./data/. A virgad that ends on its own is started again; the
+// portal ending stops everything.
 //
 //   node apps/web/scripts/start.mjs [--dev] [--no-virgad]
 //
@@ -116,6 +117,40 @@ function track(child, name) {
   });
   return child;
 }
+
+// virgad ending after it came up (killed, crashed) does not end the portal:
+// the portal shows its VMs as stale meanwhile, and virgad is started again
+// (its VMs kept running, and it resumes its event sequence). A virgad that
+// keeps failing soon after each start is started less and less often.
+let virgadCameUp = false;
+let quickFailures = 0;
+const VIRGAD_STEADY_MS = 60_000;
+function superviseVirgad() {
+  const startedAt = Date.now();
+  const child = spawn(process.execPath, [virgadBin, "--listen", hostListen, "--run-dir", runDir], {
+    stdio: ["ignore", "inherit", "inherit"],
+    env,
+  });
+  children.add(child);
+  child.on("exit", (code, signal) => {
+    children.delete(child);
+    if (stopping) return;
+    if (!virgadCameUp) {
+      console.error(`npm start: virgad exited (${signal ?? code}); stopping`);
+      stopAll(code ?? 1);
+      return;
+    }
+    quickFailures = Date.now() - startedAt > VIRGAD_STEADY_MS ? 0 : quickFailures + 1;
+    const delay = Math.min(1000 * 2 ** quickFailures, 30_000);
+    console.error(
+      `npm start: virgad exited (${signal ?? code}); the portal keeps running; starting virgad again in ${delay / 1000} s`,
+    );
+    setTimeout(() => {
+      if (!stopping) superviseVirgad();
+    }, delay);
+  });
+  return child;
+}
 process.on("SIGINT", () => stopAll(0));
 process.on("SIGTERM", () => stopAll(0));
 
@@ -137,13 +172,7 @@ if (withVirgad) {
     );
     process.exit(1);
   } else {
-    const virgad = track(
-      spawn(process.execPath, [virgadBin, "--listen", hostListen, "--run-dir", runDir], {
-        stdio: ["ignore", "inherit", "inherit"],
-        env,
-      }),
-      "virgad",
-    );
+    const virgad = superviseVirgad();
     const deadline = Date.now() + 20_000;
     while (!(await answers(hostUrl, token))) {
       if (virgad.exitCode !== null || Date.now() > deadline) {
@@ -153,6 +182,7 @@ if (withVirgad) {
       }
       await new Promise((r) => setTimeout(r, 200));
     }
+    virgadCameUp = true;
   }
 }
 

@@ -26,6 +26,8 @@ export interface Stack {
   hostUrl: string;
   dataDir: string;
   adminPassword: string;
+  /** `npm start`'s process (apps/web/scripts/start.mjs), parent of the portal and virgad. */
+  pid: number;
   /** Everything the servers printed so far. */
   output(): string;
   stop(options?: { keepData?: boolean }): Promise<void>;
@@ -187,6 +189,7 @@ export async function startStack(
     hostUrl,
     dataDir,
     adminPassword: ADMIN_PASSWORD,
+    pid: started.child.pid ?? -1,
     output: () => started.output() + (server === null ? "" : `\n[postgresql]\n${server.log()}`),
     stop,
   };
@@ -217,6 +220,18 @@ export function childrenOf(pid: number): number[] {
     }
   }
   return found;
+}
+
+/** The child of `parent` whose command line holds `needle` (a script's name), or null. */
+export function childRunning(parent: number, needle: string): number | null {
+  for (const pid of childrenOf(parent)) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(needle)) return pid;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return null;
 }
 
 /**
@@ -496,6 +511,77 @@ export async function statusOf(
     throw error;
   }
   return { status: 200, message: "" };
+}
+
+/** A SQLite database held locked by another process (fault tests). */
+export interface SqliteLock {
+  /** Resolves when the holder committed and ended. */
+  released: Promise<void>;
+}
+
+/**
+ * Locks the SQLite file at `file` from a process of its own, as a backup
+ * tool or a sqlite3 shell in a transaction would: BEGIN EXCLUSIVE (in WAL
+ * mode other processes read on, no one writes) held for `holdMs`, then
+ * COMMIT. Resolves once the lock is held. Through better-sqlite3, the driver
+ * the portal itself uses.
+ */
+export async function lockSqlite(file: string, holdMs: number): Promise<SqliteLock> {
+  const holder = spawn(
+    process.execPath,
+    [
+      "-e",
+      `const { createRequire } = require("node:module");
+       const adapter = require.resolve("@prisma/adapter-better-sqlite3");
+       const Database = createRequire(adapter)("better-sqlite3");
+       const db = new Database(process.argv[1]);
+       db.exec("BEGIN EXCLUSIVE");
+       console.log("locked");
+       setTimeout(() => { db.exec("COMMIT"); db.close(); }, Number(process.argv[2]));`,
+      file,
+      String(holdMs),
+    ],
+    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  const released = new Promise<void>((resolve, reject) => {
+    holder.on("exit", (code) => {
+      if (code === 0) resolve();
+      else reject(new Error(`the process locking ${file} ended with ${code}: ${output}`));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("locked")) resolve();
+    });
+    holder.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    released.then(() => reject(new Error(`${file} was never locked: ${output}`)), reject);
+  });
+  return { released };
+}
+
+/**
+ * The longest the event loop stood still while measured: a timer every 10 ms
+ * notes how late it fires. stop() gives the worst delay in ms.
+ */
+export function loopStalls(): { stop: () => number } {
+  let last = Date.now();
+  let worst = 0;
+  const tick = () => {
+    const now = Date.now();
+    worst = Math.max(worst, now - last - 10);
+    last = now;
+  };
+  const timer = setInterval(tick, 10);
+  return {
+    stop: () => {
+      // A stall just before stop() has had no tick to note it yet.
+      tick();
+      clearInterval(timer);
+      return worst;
+    },
+  };
 }
 
 export async function waitFor(

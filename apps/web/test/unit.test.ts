@@ -8,10 +8,11 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { REPO_ROOT } from "./harness";
+import { lockSqlite, loopStalls, REPO_ROOT } from "./harness";
 
 const scratch = mkdtempSync(path.join(tmpdir(), "virga-portal-unit-"));
-process.env.VIRGA_DATABASE_URL = `file:${path.join(scratch, "portal.db")}`;
+const databaseFile = path.join(scratch, "portal.db");
+process.env.VIRGA_DATABASE_URL = `file:${databaseFile}`;
 process.env.VIRGA_SECRET_KEY_FILE = path.join(scratch, "secret.key");
 
 type Modules = {
@@ -288,6 +289,51 @@ describe("definitions router", () => {
     const entries = await (await caller("admin")).audit.list({ limit: 50 });
     assert.ok(entries.some((e) => e.action === "definitions.create" && e.result === "ok"));
     assert.ok(entries.some((e) => e.action === "definitions.create" && e.result === "error"));
+  });
+});
+
+describe("a database locked by another process", () => {
+  it("reads on, and a write waits for the lock without stopping the event loop", async () => {
+    const operator = await caller("operator");
+    const lock = await lockSqlite(databaseFile, 3000);
+    const stalls = loopStalls();
+    const started = Date.now();
+    assert.ok((await operator.definitions.list()).length >= 0);
+    const readMs = Date.now() - started;
+    const created = await operator.definitions.create({ name: "unit-locked", config: probeConfig });
+    const writeMs = Date.now() - started;
+    const worstStall = stalls.stop();
+    await lock.released;
+    assert.equal(created.name, "unit-locked");
+    assert.ok(readMs < 500, `a read waited ${readMs} ms`);
+    assert.ok(writeMs >= 2500, `the write did not wait for the lock (${writeMs} ms)`);
+    // SQLite's own busy wait would hold the thread for the whole 3 s; the margin is for a loaded machine.
+    assert.ok(worstStall < 1000, `the event loop stood still for ${worstStall} ms`);
+  });
+
+  it("answers a write still locked after the retries: 503, saying why", async () => {
+    const operator = await caller("operator");
+    const lock = await lockSqlite(databaseFile, 7000);
+    const stalls = loopStalls();
+    const started = Date.now();
+    await assert.rejects(
+      operator.definitions.create({ name: "unit-too-long", config: probeConfig }),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, "SERVICE_UNAVAILABLE");
+        assert.equal(error.message, m.db.DATABASE_BUSY);
+        assert.match(error.message, /locked by another process \(still after 5 s\)/);
+        return true;
+      },
+    );
+    const failedMs = Date.now() - started;
+    const worstStall = stalls.stop();
+    await lock.released;
+    assert.ok(failedMs >= 4500 && failedMs < 6500, `failed after ${failedMs} ms`);
+    assert.ok(worstStall < 1000, `the event loop stood still for ${worstStall} ms`);
+    assert.equal(
+      (await operator.definitions.list()).some((d) => d.name === "unit-too-long"),
+      false,
+    );
   });
 });
 

@@ -145,6 +145,15 @@ bool pci_ecam(struct pci_ecam *out);
 u32 pci_read32(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 reg);
 void pci_write32(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 reg, u32 value);
 void pci_scan(void);
+/* Calls visit for each function present on `bus`, in scan order. */
+typedef void (*pci_visit)(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 id, void *ctx);
+void pci_each_function(const struct pci_ecam *e, u32 bus, pci_visit visit, void *ctx);
+/* `pci show BB:DD.F`: its BARs and capabilities. */
+void pci_show(u32 bus, u32 dev, u32 fn);
+/* BAR `bar`'s address as programmed (0 for an I/O BAR). */
+u64 pci_bar_address(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 bar);
+/* virtio_pci.c: drives the virtio-blk functions on bus 0. */
+void virtio_pci_probe(void);
 
 void virtio_probe_cmdline(const char *cmdline);
 void virtio_irq(u32 gsi);

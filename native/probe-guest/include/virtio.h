@@ -1,5 +1,5 @@
-/* virtio-mmio (version 2, "modern") transport and split virtqueues,
- * virtio 1.x spec sections 4.2 and 2.7. */
+/* virtio-mmio (version 2, "modern") and virtio-pci (modern) transports and
+ * split virtqueues, virtio 1.x spec sections 4.2, 4.1 and 2.7. */
 #pragma once
 #include "probe.h"
 
@@ -86,11 +86,16 @@ struct vqueue {
     u16 index;       /* the queue's number, for QueueSel and QueueNotify */
     u16 size;
     u16 last_used;   /* used-ring entries consumed so far */
+    u64 notify;      /* virtio-pci: the queue's notify register */
 };
 
 struct virtio_dev {
-    u64 base;
-    u32 irq;
+    u64 base;        /* virtio-mmio: the registers; virtio-pci: the device config */
+    u32 irq;         /* the GSI, or virtio-pci's pseudo-GSI for its MSI-X vector */
+    bool pci;
+    u32 pci_addr;    /* bus << 8 | device << 3 | function */
+    u64 common, isr, notify;   /* virtio-pci structures, found by capability */
+    u32 notify_mult;
     u32 config_changes;   /* configuration-change interrupts seen */
     /* Called from the interrupt handler (IF=0) after InterruptStatus was
      * acknowledged, with the bits that were set. */
@@ -130,7 +135,19 @@ bool virtio_submit_wait(struct virtio_dev *d, struct vqueue *q, u16 head, u32 ti
  * accesses, retried until ConfigGeneration is stable across them. */
 void virtio_config_read(const struct virtio_dev *d, u32 off, void *out, u32 len, u32 width);
 
-/* virtio_blk.c, virtio_net.c, virtio_balloon.c: probe a device at boot. */
-void virtio_blk_probe(int slot, u64 base, u32 irq);
+/* virtio_pci.c: the pieces of the generic functions above that differ. */
+u64 vp_device_features(const struct virtio_dev *d);
+u8 vp_status(const struct virtio_dev *d);
+void vp_set_status(const struct virtio_dev *d, u8 status);
+void vp_set_driver_features(const struct virtio_dev *d, u64 features);
+bool vp_queue_init(struct virtio_dev *d, struct vqueue *q, u16 index, struct virtq *ring, u16 min_size);
+void vp_set_config_vector(const struct virtio_dev *d);
+void vp_notify(const struct vqueue *q);
+u8 vp_config_generation(const struct virtio_dev *d);
+u32 vp_isr(const struct virtio_dev *d);
+
+/* virtio_blk.c, virtio_net.c, virtio_balloon.c: probe a device at boot.
+ * `slot`: the virtio_mmio.device= entry, or -1 for a PCI function. */
+void virtio_blk_probe(int slot, const struct virtio_dev *found);
 void virtio_net_probe(int slot, u64 base, u32 irq);
 void virtio_balloon_probe(int slot, u64 base, u32 irq);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <cctype>
+#include <climits>
 #include <cerrno>
 #include <cstring>
 
@@ -22,6 +23,17 @@ bool IsInterfaceName(const std::string& name) {
   }
   return true;
 }
+
+namespace {
+// A tap's send buffer starts at net.core.wmem_default (about 208 KiB): a
+// few 64 KiB TSO frames the host has not consumed yet fill it, and writes
+// fail with EAGAIN. Unlimited, as QEMU sets it, the guest's TCP is paced
+// by the host's stack instead.
+void SetUnlimitedSendBuffer(int fd, const std::string& quoted) {
+  int unlimited = INT_MAX;
+  if (::ioctl(fd, TUNSETSNDBUF, &unlimited) != 0) throw ErrnoError("TUNSETSNDBUF on " + quoted);
+}
+}  // namespace
 
 std::unique_ptr<Tap> Tap::Open(const std::string& ifname) {
   const std::string quoted = "tap '" + ifname + "'";
@@ -46,6 +58,7 @@ std::unique_ptr<Tap> Tap::Open(const std::string& ifname) {
     if (err == EPERM) throw VmmError("not allowed to attach to " + quoted + " (owned by another user)");
     throw ErrnoError("could not attach to " + quoted, err);
   }
+  SetUnlimitedSendBuffer(fd.get(), quoted);
   return std::unique_ptr<Tap>(new Tap(std::move(fd), ifname));
 }
 
@@ -63,6 +76,7 @@ std::unique_ptr<Tap> Tap::Adopt(UniqueFd fd, const std::string& label) {
     throw ErrnoError("could not make tap '" + label + "' non-blocking");
   }
   ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
+  SetUnlimitedSendBuffer(fd.get(), "tap '" + label + "'");
   return std::unique_ptr<Tap>(new Tap(std::move(fd), request.ifr_name));
 }
 

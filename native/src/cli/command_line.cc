@@ -10,6 +10,7 @@
 
 #include "cli/flags.h"
 #include "cli/usage_error.h"
+#include "memory/mem_path.h"
 
 namespace virga::cli {
 
@@ -31,26 +32,37 @@ void CheckDevices(const VmmConfig& config) {
   }
   std::set<std::string> used, ids;
   std::set<uint32_t> block_slots, net_slots;
+  std::map<uint32_t, const Device*> pci_functions;  // by slot * 8 + function
   uint32_t disks = 0, nics = 0, balloons = 0;
   for (const Device& device : config.devices) {
     std::string got = FormatDevice(device);
     auto bad = [&](const std::string& problem) { return UsageError::Expected("-device", kDeviceSyntax, got, problem); };
     switch (device.kind) {
       case Device::Kind::kBlock:
-        if (++disks > kBlockSlots) throw bad("at most 6 virtio-blk devices (microvm block slots)");
+        if (!device.pci && ++disks > kBlockSlots) throw bad("at most 6 virtio-blk devices (microvm block slots)");
         if (!drives.count(device.backend)) throw bad("unknown drive '" + device.backend + "'");
         if (!used.insert("drive:" + device.backend).second) throw bad("drive '" + device.backend + "' already used");
         break;
       case Device::Kind::kNet:
-        if (++nics > kNetSlots) throw bad("at most 2 virtio-net devices (microvm NIC slots)");
+        if (!device.pci && ++nics > kNetSlots) throw bad("at most 2 virtio-net devices (microvm NIC slots)");
         if (!netdevs.count(device.backend)) throw bad("unknown netdev '" + device.backend + "'");
         if (!used.insert("netdev:" + device.backend).second) throw bad("netdev '" + device.backend + "' already used");
         break;
       case Device::Kind::kBalloon:
-        if (++balloons > 1) throw bad("at most one virtio-balloon-device");
+        if (++balloons > 1) throw bad(device.pci ? "at most one virtio-balloon-pci" : "at most one virtio-balloon-device");
         break;
     }
     if (!ids.insert(device.id).second) throw bad("duplicate id '" + device.id + "'");
+    if (device.pci) {
+      if (device.bus != "pcie.0") {
+        throw bad("unknown bus '" + device.bus + "'; the q35 machine has pcie.0 (root ports are not built yet)");
+      }
+      if (device.pci_addr.slot == 0 && device.pci_addr.function == 0) throw bad("addr 0x0.0 is the host bridge's");
+      uint32_t devfn = device.pci_addr.slot * kPciFunctions + device.pci_addr.function;
+      if (!pci_functions.emplace(devfn, &device).second) {
+        throw bad("addr " + FormatPciAddress(device.pci_addr) + " is taken by device '" + pci_functions[devfn]->id + "'");
+      }
+    }
     if (device.slot) {
       bool block = device.kind == Device::Kind::kBlock;
       uint32_t count = block ? kBlockSlots : kNetSlots;
@@ -63,34 +75,60 @@ void CheckDevices(const VmmConfig& config) {
       }
     }
   }
+  for (const auto& [devfn, device] : pci_functions) {
+    PciAddress addr = device->pci_addr;
+    // Slot 0's function 0 is the host bridge.
+    if (addr.function == 0 || addr.slot == 0 || pci_functions.count(devfn - addr.function)) continue;
+    throw UsageError::Expected("-device", kDeviceSyntax, FormatDevice(*device),
+                               "addr " + FormatPciAddress(addr) + ": function 0 of slot " +
+                                   FormatPciAddress({addr.slot, 0}) +
+                                   " is empty, and a guest looks at functions 1-7 only behind function 0");
+  }
   for (const Drive& drive : config.drives) {
     if (!used.count("drive:" + drive.id)) {
       throw UsageError::Expected("-drive", kDriveSyntax, FormatDrive(drive),
-                                 "drive '" + drive.id + "' is not attached by any -device virtio-blk-device,drive=" +
-                                     drive.id);
+                                 "drive '" + drive.id + "' is not attached by any -device virtio-blk-" +
+                                     (config.machine == "q35" ? "pci" : "device") + ",drive=" + drive.id);
     }
   }
   for (const Netdev& netdev : config.netdevs) {
     if (!used.count("netdev:" + netdev.id)) {
       throw UsageError::Expected("-netdev", kNetdevSyntax, FormatNetdev(netdev),
-                                 "netdev '" + netdev.id + "' is not attached by any -device virtio-net-device,netdev=" +
-                                     netdev.id);
+                                 "netdev '" + netdev.id + "' is not attached by any -device virtio-net-" +
+                                     (config.machine == "q35" ? "pci" : "device") + ",netdev=" + netdev.id);
     }
   }
 }
 
-// What q35 does not have yet is refused here rather than half-working.
+// Each machine's own devices; what q35 does not have yet is refused here
+// rather than half-working.
 void CheckMachine(const VmmConfig& config) {
-  if (config.machine != "q35") return;
-  if (!config.devices.empty()) {
-    throw UsageError::Expected("-device", "none yet with -machine q35", FormatDevice(config.devices.front()),
-                               "the q35 machine takes no virtio-mmio devices, and its PCI devices are not built yet "
-                               "(docs/q35.md)");
+  bool q35 = config.machine == "q35";
+  for (const Device& device : config.devices) {
+    if (device.pci == q35) continue;
+    std::string got = FormatDevice(device);
+    std::string driver = got.substr(0, got.find(','));
+    std::string kind = driver.substr(0, driver.rfind('-'));
+    throw UsageError::Expected("-device", kDeviceSyntax, got,
+                               q35 ? driver + " is a microvm (virtio-mmio) device; the q35 machine takes " + kind +
+                                         "-pci,bus=pcie.0,addr=<slot>"
+                                   : driver + " needs -machine q35; the microvm takes " + kind + "-device");
   }
+  if (!q35) return;
   if (config.incoming) {
     throw UsageError::Expected("-incoming", "none with -machine q35", *config.incoming,
                                "the q35 machine has no snapshots or live migration yet (docs/q35.md)");
   }
+}
+
+// A snapshot's RAM comes back as a private mapping of its memory file.
+void CheckIncoming(const VmmConfig& config) {
+  if (!config.incoming || config.incoming->rfind("file:", 0) != 0) return;
+  std::string flag = config.mem_path ? "-mem-path" : config.mem_share ? "-mem-share" : "";
+  if (flag.empty()) return;
+  throw UsageError::Expected("-incoming", "no -mem-share or -mem-path with -incoming file:", *config.incoming,
+                             "a snapshot restores into anonymous guest RAM (its memory file mapped copy-on-write), "
+                             "not the shared or file-backed RAM " + flag + " asks for");
 }
 
 void CheckReadableFile(const std::string& flag, const std::string& syntax, const std::string& path) {
@@ -146,8 +184,9 @@ Invocation ParseCommandLine(const std::vector<std::string>& argv) {
   }
 
   if (config.kernel.empty()) throw UsageError::Expected("-kernel", kKernelSyntax, "", "required");
-  CheckDevices(config);
   CheckMachine(config);
+  CheckDevices(config);
+  CheckIncoming(config);
   if (config.daemonize && serial_given && config.serial.kind == Serial::Kind::kStdio) {
     throw UsageError::Expected("-daemonize", "-serial pty|none|file,path=<path>|socket,path=<path>,server,nowait",
                                "-serial stdio", "cannot be used with -serial stdio");
@@ -163,6 +202,13 @@ void ValidateFiles(const VmmConfig& config) {
   CheckReadableFile("-kernel", kKernelSyntax, config.kernel);
   if (config.initrd) CheckReadableFile("-initrd", kInitrdSyntax, *config.initrd);
   for (const Drive& drive : config.drives) CheckReadableFile("-drive", kDriveSyntax, drive.file);
+  if (config.mem_path) {
+    try {
+      CheckMemPath(*config.mem_path, config.memory_bytes, config.mem_share);
+    } catch (const std::runtime_error& e) {
+      throw UsageError::Expected("-mem-path", kMemPathSyntax, *config.mem_path, e.what());
+    }
+  }
   for (const Netdev& netdev : config.netdevs) {
     if (netdev.fd && ::fcntl(*netdev.fd, F_GETFD) < 0) {
       throw UsageError::Expected("-netdev", kNetdevSyntax, FormatNetdev(netdev),

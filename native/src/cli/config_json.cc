@@ -1,5 +1,6 @@
 #include "cli/config_json.h"
 
+#include "cli/flags.h"
 #include "common/json_quote.h"
 
 namespace virga::cli {
@@ -31,7 +32,10 @@ std::string ToJson(const VmmConfig& c) {
   out += "\"smp\":{\"cpus\":" + std::to_string(c.smp.cpus) + ",\"maxCpus\":" + std::to_string(c.smp.max_cpus) +
          ",\"sockets\":" + std::to_string(c.smp.sockets) + ",\"cores\":" + std::to_string(c.smp.cores) +
          ",\"threads\":" + std::to_string(c.smp.threads) + "},";
-  out += "\"memoryBytes\":" + std::to_string(c.memory_bytes) + ",\"drives\":[";
+  out += "\"memoryBytes\":" + std::to_string(c.memory_bytes) + ",";
+  if (c.mem_share) out += "\"memShare\":true,";
+  if (c.mem_path) out += "\"memPath\":" + JsonQuote(*c.mem_path) + ",";
+  out += "\"drives\":[";
   for (size_t i = 0; i < c.drives.size(); ++i) {
     const Drive& d = c.drives[i];
     out += std::string(i ? "," : "") + "{\"id\":" + JsonQuote(d.id) + ",\"file\":" + JsonQuote(d.file) +
@@ -48,6 +52,23 @@ std::string ToJson(const VmmConfig& c) {
     const Device& d = c.devices[i];
     std::string slot = d.slot ? ",\"slot\":" + std::to_string(*d.slot) : "";
     out += i ? "," : "";
+    if (d.pci) {
+      std::string place = ",\"bus\":" + JsonQuote(d.bus) + ",\"addr\":" + JsonQuote(FormatPciAddress(d.pci_addr));
+      switch (d.kind) {
+        case Device::Kind::kBlock:
+          out += "{\"driver\":\"virtio-blk-pci\",\"id\":" + JsonQuote(d.id) + ",\"drive\":" + JsonQuote(d.backend) + place + "}";
+          break;
+        case Device::Kind::kNet:
+          out += "{\"driver\":\"virtio-net-pci\",\"id\":" + JsonQuote(d.id) + ",\"netdev\":" + JsonQuote(d.backend) +
+                 (d.mac ? ",\"mac\":" + JsonQuote(*d.mac) : "") + place + "}";
+          break;
+        case Device::Kind::kBalloon:
+          out += "{\"driver\":\"virtio-balloon-pci\",\"id\":" + JsonQuote(d.id) + place + ",\"deflateOnOom\":" +
+                 Bool(d.deflate_on_oom) + ",\"freePageReporting\":" + Bool(d.free_page_reporting) + "}";
+          break;
+      }
+      continue;
+    }
     switch (d.kind) {
       case Device::Kind::kBlock:
         out += "{\"driver\":\"virtio-blk-device\",\"id\":" + JsonQuote(d.id) + ",\"drive\":" + JsonQuote(d.backend) + slot + "}";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -16,10 +17,15 @@ const char kDriveSyntax[] = "file=<path>,id=<id>[,readonly=on|off][,direct=on|of
 const char kDeviceSyntax[] =
     "virtio-blk-device,drive=<drive id>[,id=<id>][,addr=<slot>] | "
     "virtio-net-device,netdev=<netdev id>[,id=<id>][,mac=<mac>][,addr=<slot>] | "
-    "virtio-balloon-device[,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off]";
+    "virtio-balloon-device[,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off] | "
+    "virtio-blk-pci,drive=<drive id>,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>] | "
+    "virtio-net-pci,netdev=<netdev id>,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>][,mac=<mac>] | "
+    "virtio-balloon-pci,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off] "
+    "(the -pci devices on -machine q35)";
 const char kNetdevSyntax[] = "tap,id=<id>,ifname=<tap name>|fd=<n>[,vhost=off]";
 const char kKernelSyntax[] = "<path to an ELF vmlinux or bzImage>";
 const char kInitrdSyntax[] = "<path to an initramfs>";
+const char kMemPathSyntax[] = "<absolute path of a directory (a hugetlbfs mount, say) or file>";
 
 namespace {
 
@@ -27,7 +33,7 @@ constexpr char kSmpSyntax[] = "[cpus=]n[,maxcpus=n][,sockets=n][,cores=n][,threa
 constexpr char kMemorySyntax[] = "[size=]n[K|M|G|T] (MiB when no suffix, 16M..256G, whole MiB)";
 constexpr char kSerialSyntax[] = "stdio|pty|none|file,path=<path>|socket,path=<path>,server,nowait";
 constexpr char kQmpSyntax[] = "unix:<path>,server,nowait|tcp:<host>:<port>,server,nowait[,rate-limit=n]";
-constexpr char kMachineSyntax[] = "[type=]microvm|q35";
+constexpr char kMachineSyntax[] = "[type=]microvm|q35[,mem-share=on|off]";
 constexpr char kBootEntrySyntax[] = "linux64|pvh";
 constexpr char kNameSyntax[] = "[guest=]<name>";
 constexpr char kIncomingSyntax[] =
@@ -77,6 +83,11 @@ void ParseMachine(const std::string& text, VmmConfig& config) {
   for (const OptionItem& item : ParseItems(text)) {
     if (!type && (!item.key || *item.key == "type")) {
       type = item.value;
+    } else if (item.key && *item.key == "mem-share") {
+      // StratoVirt's spelling of -mem-share.
+      std::optional<bool> on = ParseSwitch(item.value);
+      if (!on) throw UsageError::Expected("-machine", kMachineSyntax, text, "mem-share must be on or off");
+      if (*on) config.mem_share = true;
     } else {
       throw UsageError::Expected("-machine", kMachineSyntax, text, "unknown option '" + Label(item) + "'");
     }
@@ -221,11 +232,8 @@ Drive ParseDrive(const std::string& text) {
 Device ParseDevice(const std::string& text) {
   auto bad = [&](const std::string& problem) { return UsageError::Expected("-device", kDeviceSyntax, text, problem); };
   static const std::map<std::string, std::string> kLater = {
-      {"virtio-blk-pci", "not built yet (docs/q35.md says what -machine q35 has)"},
-      {"virtio-net-pci", "not built yet (docs/q35.md says what -machine q35 has)"},
       {"pcie-root-port", "not built yet (docs/q35.md says what -machine q35 has)"},
       {"vfio-pci", "not built yet (docs/q35.md says what -machine q35 has)"},
-      {"virtio-balloon-pci", "not built yet (docs/q35.md says what -machine q35 has)"},
   };
   std::vector<OptionItem> items = ParseItems(text);
   // The driver first: an unsupported device gets its own message, whatever its options.
@@ -240,13 +248,15 @@ Device ParseDevice(const std::string& text) {
   const std::string& driver = items[driver_index].value;
   Device device;
   std::set<std::string> allowed = {"id"};
-  if (driver == "virtio-blk-device") {
+  device.pci = driver.size() > 4 && driver.compare(driver.size() - 4, 4, "-pci") == 0;
+  if (device.pci) allowed.insert({"bus", "addr"});
+  if (driver == "virtio-blk-device" || driver == "virtio-blk-pci") {
     device.kind = Device::Kind::kBlock;
     allowed.insert({"drive", "addr"});
-  } else if (driver == "virtio-net-device") {
+  } else if (driver == "virtio-net-device" || driver == "virtio-net-pci") {
     device.kind = Device::Kind::kNet;
     allowed.insert({"netdev", "mac", "addr"});
-  } else if (driver == "virtio-balloon-device") {
+  } else if (driver == "virtio-balloon-device" || driver == "virtio-balloon-pci") {
     device.kind = Device::Kind::kBalloon;
     allowed.insert({"deflate-on-oom", "free-page-reporting"});
   } else {
@@ -267,6 +277,15 @@ Device ParseDevice(const std::string& text) {
     } else if (key == "drive" || key == "netdev") {
       if (item.value.empty()) throw bad(key + "= is empty");
       device.backend = item.value;
+    } else if (key == "bus") {
+      device.bus = item.value;
+    } else if (key == "addr" && device.pci) {
+      std::optional<PciAddress> addr = ParsePciAddress(item.value);
+      if (!addr) throw bad("addr must be <slot>[.<function>] in hex, such as 0x3 or 0x3.0x1");
+      if (addr->slot >= kPciSlots || addr->function >= kPciFunctions) {
+        throw bad("addr " + FormatPciAddress(*addr) + " is out of range (slots 0x0-0x1f, functions 0-7)");
+      }
+      device.pci_addr = *addr;
     } else if (key == "addr") {
       // The seed's hot-plug slot numbers: "0x1" or "1".
       std::string digits = item.value.rfind("0x", 0) == 0 ? item.value.substr(2) : item.value;
@@ -287,11 +306,38 @@ Device ParseDevice(const std::string& text) {
   }
   if (device.kind == Device::Kind::kBlock && device.backend.empty()) throw bad("missing drive=");
   if (device.kind == Device::Kind::kNet && device.backend.empty()) throw bad("missing netdev=");
+  // StratoVirt's rule: a PCI device says where it goes.
+  if (device.pci && !seen.count("bus")) throw bad("missing bus=");
+  if (device.pci && !seen.count("addr")) throw bad("missing addr=");
   // Without id= a disk or NIC is named after its backend (StratoVirt's
   // rule, so hot-plug's device_del finds it by the same name).
   device.id = id.value_or(device.kind == Device::Kind::kBalloon ? "balloon0" : device.backend);
   if (device.id.empty()) throw bad("id= is empty");
   return device;
+}
+
+std::optional<PciAddress> ParsePciAddress(const std::string& text) {
+  // QEMU's form: hex numbers, with or without 0x.
+  auto number = [](std::string digits, uint32_t* out) {
+    if (digits.rfind("0x", 0) == 0 || digits.rfind("0X", 0) == 0) digits = digits.substr(2);
+    if (digits.empty() || digits.size() > 2 ||
+        !std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isxdigit(c); })) {
+      return false;
+    }
+    *out = static_cast<uint32_t>(std::stoul(digits, nullptr, 16));
+    return true;
+  };
+  PciAddress addr;
+  size_t dot = text.find('.');
+  if (!number(text.substr(0, dot), &addr.slot)) return std::nullopt;
+  if (dot != std::string::npos && !number(text.substr(dot + 1), &addr.function)) return std::nullopt;
+  return addr;
+}
+
+std::string FormatPciAddress(const PciAddress& addr) {
+  char text[16];
+  std::snprintf(text, sizeof(text), "0x%x.%u", addr.slot, addr.function);
+  return text;
 }
 
 Netdev ParseNetdev(const std::string& text) {
@@ -438,6 +484,20 @@ std::string FormatDrive(const Drive& drive) {
 
 std::string FormatDevice(const Device& device) {
   std::string addr = device.slot ? ",addr=" + std::to_string(*device.slot) : "";
+  if (device.pci) {
+    std::string place = ",bus=" + Escape(device.bus) + ",addr=" + FormatPciAddress(device.pci_addr);
+    switch (device.kind) {
+      case Device::Kind::kBlock:
+        return "virtio-blk-pci,drive=" + Escape(device.backend) + ",id=" + Escape(device.id) + place;
+      case Device::Kind::kNet:
+        return "virtio-net-pci,netdev=" + Escape(device.backend) + ",id=" + Escape(device.id) +
+               (device.mac ? ",mac=" + *device.mac : "") + place;
+      case Device::Kind::kBalloon:
+        return "virtio-balloon-pci,id=" + Escape(device.id) + place + ",deflate-on-oom=" +
+               (device.deflate_on_oom ? "on" : "off") + ",free-page-reporting=" +
+               (device.free_page_reporting ? "on" : "off");
+    }
+  }
   switch (device.kind) {
     case Device::Kind::kBlock:
       return "virtio-blk-device,drive=" + Escape(device.backend) + ",id=" + Escape(device.id) + addr;
@@ -491,6 +551,20 @@ const std::vector<FlagSpec>& AllFlags() {
        [](const std::optional<std::string>& v, VmmConfig& c) {
          c.memory_bytes = ParseMemory(Require("-m", kMemorySyntax, v));
        }},
+      {"-mem-share", "-mem-share (no value)", A::kNone, false,
+       "guest RAM shared, so another process can map it: a memfd, or with -mem-path a shared mapping of the file "
+       "(also -machine <type>,mem-share=on)",
+       Switch("-mem-share", [](VmmConfig& c) { c.mem_share = true; })},
+      {"-mem-path", kMemPathSyntax, A::kValue, false,
+       "guest RAM in a file: a new unlinked one in a directory (a hugetlbfs mount for huge pages), or this file",
+       [](const std::optional<std::string>& v, VmmConfig& c) {
+         const std::string& path = Require("-mem-path", kMemPathSyntax, v);
+         // StratoVirt's rule; and the file's name ends up in errors and logs.
+         if (path.empty() || path[0] != '/') {
+           throw UsageError::Expected("-mem-path", kMemPathSyntax, path, "the path must be absolute");
+         }
+         c.mem_path = path;
+       }},
       {"-drive", kDriveSyntax, A::kValue, true, "block backend (raw file or block device)",
        [](const std::optional<std::string>& v, VmmConfig& c) {
          c.drives.push_back(ParseDrive(Require("-drive", kDriveSyntax, v)));
@@ -500,7 +574,8 @@ const std::vector<FlagSpec>& AllFlags() {
          c.netdevs.push_back(ParseNetdev(Require("-netdev", kNetdevSyntax, v)));
        }},
       {"-device", kDeviceSyntax, A::kValue, true,
-       "guest device (virtio-blk-device up to 6, virtio-net-device up to 2, one virtio-balloon-device)",
+       "guest device (microvm: virtio-blk-device up to 6, virtio-net-device up to 2, one virtio-balloon-device; "
+       "q35: virtio-blk-pci, virtio-net-pci and one virtio-balloon-pci on pcie.0)",
        [](const std::optional<std::string>& v, VmmConfig& c) {
          c.devices.push_back(ParseDevice(Require("-device", kDeviceSyntax, v)));
        }},

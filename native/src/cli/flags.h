@@ -32,6 +32,9 @@ uint64_t ParseMemory(const std::string& text);
 Drive ParseDrive(const std::string& text);
 Device ParseDevice(const std::string& text);
 Netdev ParseNetdev(const std::string& text);
+// addr=<slot>[.<function>] of a PCI device; nullopt when it is not that form.
+std::optional<PciAddress> ParsePciAddress(const std::string& text);
+std::string FormatPciAddress(const PciAddress& addr);
 Serial ParseSerial(const std::string& text);
 Qmp ParseQmp(const std::string& text);
 
@@ -40,6 +43,7 @@ extern const char kDeviceSyntax[];
 extern const char kNetdevSyntax[];
 extern const char kKernelSyntax[];
 extern const char kInitrdSyntax[];
+extern const char kMemPathSyntax[];
 std::string FormatDrive(const Drive& drive);
 std::string FormatDevice(const Device& device);
 std::string FormatNetdev(const Netdev& netdev);

@@ -19,6 +19,9 @@ constexpr uint32_t kMaxVcpus = 254;
 constexpr uint32_t kMaxApicId = 254;
 constexpr uint32_t kBlockSlots = 6;
 constexpr uint32_t kNetSlots = 2;
+// pcie.0 on the q35 machine; slot 0 function 0 is the host bridge's.
+constexpr uint32_t kPciSlots = 32;
+constexpr uint32_t kPciFunctions = 8;
 // Commands per second per QMP client; StratoVirt's figure. 0 = unlimited.
 constexpr uint32_t kDefaultQmpRateLimit = 100;
 
@@ -43,13 +46,23 @@ struct Netdev {
   std::optional<int> fd;    // a tap fd this process inherited
 };
 
-// A -device: the microvm's virtio-mmio devices.
+// A PCI function's place: addr=<slot>[.<function>].
+struct PciAddress {
+  uint32_t slot = 0;
+  uint32_t function = 0;
+};
+
+// A -device: the microvm's virtio-mmio devices (virtio-*-device), or the
+// q35 machine's virtio-pci functions (virtio-*-pci).
 struct Device {
   enum class Kind { kBlock, kNet, kBalloon } kind = Kind::kBlock;
+  bool pci = false;
   std::string id;
   std::string backend;             // block: the -drive id; net: the -netdev id
   std::optional<std::string> mac;  // net, "52:54:00:12:34:56" form
   std::optional<uint32_t> slot;    // addr=: the slot within its kind (0 = vda / eth0)
+  std::string bus;                 // pci: bus=
+  PciAddress pci_addr;             // pci: addr=
   bool deflate_on_oom = false;     // balloon
   bool free_page_reporting = false;
 };
@@ -78,6 +91,12 @@ struct VmmConfig {
   BootEntryKind boot_entry = BootEntryKind::kLinux64;
   Smp smp;
   uint64_t memory_bytes = kDefaultMemoryBytes;
+  // -mem-share: guest RAM another process can map (a memfd, or with
+  // -mem-path a shared mapping of that file).
+  bool mem_share = false;
+  // -mem-path: guest RAM in a file, or in a new unlinked file in a
+  // directory (a hugetlbfs mount, say): memory/mem_path.h.
+  std::optional<std::string> mem_path;
   std::vector<Drive> drives;
   std::vector<Netdev> netdevs;
   // In command-line order. A disk or NIC with addr= takes that slot; the

@@ -1,4 +1,4 @@
-// KVM structs ending in a flexible array (kvm_cpuid2, kvm_msrs) are declared
+// KVM structs ending in a flexible array (kvm_cpuid2, kvm_msrs, kvm_irq_routing) are declared
 // with __DECLARE_FLEX_ARRAY, which in C++ adds an empty struct member: the
 // entries move by 4-8 bytes and sizeof() changes, so the ioctl numbers that
 // encode the size come out wrong (EINVAL). These are the C layouts.
@@ -20,6 +20,10 @@ struct MsrsHeader {
   uint32_t nmsrs;
   uint32_t pad;
 };
+struct RoutingHeader {
+  uint32_t nr;
+  uint32_t flags;
+};
 // The coalesced-write ring page: this header, then kvm_coalesced_mmio entries.
 struct CoalescedRingHeader {
   uint32_t first;  // next entry for userspace to take
@@ -32,6 +36,8 @@ constexpr unsigned long kIoctlGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader
 constexpr unsigned long kIoctlSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
 constexpr unsigned long kIoctlGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
 constexpr unsigned long kIoctlSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
+constexpr unsigned long kIoctlSetGsiRouting = _IOW(KVMIO, 0x6a, RoutingHeader);
+static_assert(sizeof(kvm_irq_routing_entry) == 48, "C layout");
 // struct kvm_xsave: a 4 KiB region (then the flexible `extra`, used only
 // through KVM_GET_XSAVE2 for state larger than 4 KiB).
 struct XsaveRegion {

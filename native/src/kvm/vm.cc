@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "kvm/flex_array_abi.h"
 
 namespace virga::kvm {
 
@@ -64,6 +65,15 @@ void Vm::UnregisterIrqfd(int event_fd, uint32_t gsi) {
   request.gsi = gsi;
   request.flags = KVM_IRQFD_FLAG_DEASSIGN;
   if (::ioctl(fd_.get(), KVM_IRQFD, &request) < 0) throw ErrnoError("KVM_IRQFD deassign gsi " + std::to_string(gsi));
+}
+
+void Vm::SetGsiRouting(const std::vector<kvm_irq_routing_entry>& entries) {
+  FlexBuffer<RoutingHeader, kvm_irq_routing_entry> table(entries.size());
+  table.set_header({static_cast<uint32_t>(entries.size()), 0});
+  for (size_t i = 0; i < entries.size(); ++i) table.set_entry(i, entries[i]);
+  if (::ioctl(fd_.get(), kIoctlSetGsiRouting, table.data()) < 0) {
+    throw ErrnoError("KVM_SET_GSI_ROUTING (" + std::to_string(entries.size()) + " routes)");
+  }
 }
 
 namespace {

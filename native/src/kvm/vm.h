@@ -27,6 +27,8 @@ class Vm {
   // Interrupt line `gsi` raised whenever `event_fd` is written; no exit to userspace.
   void RegisterIrqfd(int event_fd, uint32_t gsi);
   void UnregisterIrqfd(int event_fd, uint32_t gsi);
+  // Replaces the whole GSI routing table (kvm/gsi_routes.h keeps it).
+  void SetGsiRouting(const std::vector<kvm_irq_routing_entry>& entries);
   // A guest write of `datamatch` (len bytes) at `address` signals `event_fd`
   // inside the kernel instead of exiting to the vCPU thread.
   void RegisterIoeventfd(int event_fd, uint64_t address, uint32_t len, uint64_t datamatch, bool pio);

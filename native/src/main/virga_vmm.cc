@@ -61,10 +61,42 @@ constexpr int64_t kHostRetryIntervalMs = 100;
 // How often a VM on a companion looks for the host to move back to.
 constexpr int64_t kHostProbeIntervalMs = 2000;
 
+PciDeviceConfig ToPciDeviceConfig(const cli::VmmConfig& c, const cli::Device& device) {
+  PciDeviceConfig p;
+  p.id = device.id;
+  p.slot = device.pci_addr.slot;
+  p.function = device.pci_addr.function;
+  p.backend = device.backend;
+  switch (device.kind) {
+    case cli::Device::Kind::kBlock:
+      p.kind = PciDeviceConfig::Kind::kBlock;
+      for (const cli::Drive& drive : c.drives) {
+        if (drive.id == device.backend) p.file = {drive.file, drive.read_only, drive.direct};
+      }
+      break;
+    case cli::Device::Kind::kNet:
+      p.kind = PciDeviceConfig::Kind::kNet;
+      for (const cli::Netdev& netdev : c.netdevs) {
+        if (netdev.id != device.backend) continue;
+        p.ifname = netdev.ifname;
+        p.fd = netdev.fd.value_or(-1);
+      }
+      if (device.mac) p.mac = ParseMac(*device.mac);
+      break;
+    case cli::Device::Kind::kBalloon:
+      p.kind = PciDeviceConfig::Kind::kBalloon;
+      p.balloon = {device.deflate_on_oom, device.free_page_reporting};
+      break;
+  }
+  return p;
+}
+
 MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
   MachineConfig m;
   m.type = c.machine == "q35" ? MachineType::kQ35 : MachineType::kMicrovm;
   m.memory_bytes = c.memory_bytes;
+  m.mem_share = c.mem_share;
+  m.mem_path = c.mem_path.value_or("");
   m.cpus = c.smp.cpus;
   m.max_cpus = c.smp.max_cpus;
   m.topology = {c.smp.sockets, c.smp.cores, c.smp.threads};
@@ -93,6 +125,10 @@ MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
     return slot;
   };
   for (const cli::Device& device : c.devices) {
+    if (device.pci) {
+      m.pci_devices.push_back(ToPciDeviceConfig(c, device));
+      continue;
+    }
     switch (device.kind) {
       case cli::Device::Kind::kBlock: {
         uint32_t slot = device.slot ? *device.slot : next_free(taken_disk);

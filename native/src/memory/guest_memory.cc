@@ -28,7 +28,9 @@ class MarkWhenWritten {
   uint64_t gpa_, len_;
 };
 
-uint8_t* MapAnonymous(uint64_t size) {
+// Addresses for one region, `align`-aligned, as private anonymous memory:
+// the anonymous backing's RAM itself, and where the others map theirs.
+uint8_t* Reserve(uint64_t size, uint64_t align) {
   // NORESERVE: a guest that never touches its RAM costs nothing, which is
   // what makes many small VMs per host cheap. 2 MiB alignment lets a host
   // whose THP policy is "always" back guest RAM with huge pages, so KVM maps
@@ -38,11 +40,11 @@ uint8_t* MapAnonymous(uint64_t size) {
   // touches would each fault in and zero 2 MiB. (The nested harness's rare
   // 4-vCPU failures, an L1 stack guard page hit or L1 hung in HLT, happen
   // with unaligned RAM too: they are faults of L1's emulated SVM.)
-  uint64_t padded = size + k2MiB;
+  uint64_t padded = size + align;
   void* raw = ::mmap(nullptr, padded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) throw ErrnoError("failed to map " + std::to_string(size >> 20) + " MiB of guest memory");
   uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-  uintptr_t aligned = (start + k2MiB - 1) & ~(k2MiB - 1);
+  uintptr_t aligned = (start + align - 1) & ~(align - 1);
   if (aligned > start) ::munmap(raw, aligned - start);
   uintptr_t end = start + padded;
   if (end > aligned + size) ::munmap(reinterpret_cast<void*>(aligned + size), end - (aligned + size));
@@ -50,44 +52,39 @@ uint8_t* MapAnonymous(uint64_t size) {
 }
 }  // namespace
 
-GuestMemory::GuestMemory(uint64_t size, uint64_t hole_start) : size_(size) {
+GuestMemory::GuestMemory(uint64_t size, uint64_t hole_start, std::unique_ptr<RamBacking> backing)
+    : backing_(backing ? std::move(backing) : std::make_unique<AnonymousBacking>()), size_(size) {
+  // Huge pages of a hugetlbfs file must land on addresses of their size.
+  uint64_t align = std::max(k2MiB, backing_->page_size());
   uint64_t low = size < hole_start ? size : hole_start;
-  regions_.push_back({0, low, MapAnonymous(low), 0});
-  if (size > low) regions_.push_back({k4GiB, size - low, MapAnonymous(size - low), 1});
-}
-
-GuestMemory::GuestMemory(uint64_t size, uint64_t hole_start, int fd, const std::vector<FileRegion>& file)
-    : GuestMemory(size, hole_start) {
-  file_backed_ = true;
-  known_zero_.store(false);
-  if (file.size() != regions_.size()) {
-    throw VmmError("the memory file has " + std::to_string(file.size()) + " regions, this machine " +
-                   std::to_string(regions_.size()));
+  regions_.push_back({0, low, Reserve(low, align), 0});
+  if (size > low) regions_.push_back({k4GiB, size - low, Reserve(size - low, align), 1});
+  try {
+    backing_->Map(regions_);
+  } catch (...) {
+    for (const auto& region : regions_) ::munmap(region.host, region.size);
+    throw;
   }
-  for (size_t i = 0; i < regions_.size(); ++i) {
-    const MemoryRegion& r = regions_[i];
-    if (file[i].guest_base != r.guest_base || file[i].size != r.size) {
-      throw VmmError("the memory file's region " + std::to_string(i) + " does not match this machine's RAM layout");
-    }
-    // Over the aligned anonymous reservation, so KVM still gets 2 MiB-aligned slots.
-    void* mapped = ::mmap(r.host, r.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
-                          static_cast<off_t>(file[i].file_offset));
-    if (mapped == MAP_FAILED) throw ErrnoError("failed to map the memory file");
-  }
+  known_zero_.store(backing_->starts_zeroed());
 }
 
 GuestMemory::~GuestMemory() {
   for (const auto& region : regions_) ::munmap(region.host, region.size);
 }
 
-uint8_t* GuestMemory::Translate(uint64_t gpa, uint64_t len) const {
+const MemoryRegion* GuestMemory::Find(uint64_t gpa, uint64_t len) const {
   for (const auto& region : regions_) {
     if (gpa >= region.guest_base && gpa - region.guest_base <= region.size &&
         len <= region.size - (gpa - region.guest_base)) {
-      return region.host + (gpa - region.guest_base);
+      return &region;
     }
   }
   return nullptr;
+}
+
+uint8_t* GuestMemory::Translate(uint64_t gpa, uint64_t len) const {
+  const MemoryRegion* region = Find(gpa, len);
+  return region == nullptr ? nullptr : region->host + (gpa - region->guest_base);
 }
 
 bool GuestMemory::Read(uint64_t gpa, void* out, uint64_t len) const {
@@ -107,41 +104,34 @@ bool GuestMemory::Write(uint64_t gpa, const void* data, uint64_t len) const {
 }
 
 bool GuestMemory::Zero(uint64_t gpa, uint64_t len) const {
-  uint8_t* host = Translate(gpa, len);
-  if (host == nullptr) return false;
+  const MemoryRegion* region = Find(gpa, len);
+  if (region == nullptr) return false;
   MarkWhenWritten mark(*this, gpa, len);
   if (known_zero_.load(std::memory_order_relaxed)) return true;
-  constexpr uintptr_t kPage = 4096;
-  uintptr_t start = reinterpret_cast<uintptr_t>(host);
-  uintptr_t end = start + len;
-  uintptr_t first_page = (start + kPage - 1) & ~(kPage - 1);
-  uintptr_t last_page = end & ~(kPage - 1);
-  if (first_page >= last_page) {
-    std::memset(host, 0, len);
+  // Region starts are aligned to the backing's pages, so offsets are too.
+  uint64_t page = backing_->page_size();
+  uint64_t start = gpa - region->guest_base, end = start + len;
+  uint64_t first = (start + page - 1) / page * page, last = end / page * page;
+  uint8_t* host = region->host;
+  if (first >= last) {
+    std::memset(host + start, 0, len);
     return true;
   }
-  std::memset(host, 0, first_page - start);
-  void* pages = reinterpret_cast<void*>(first_page);
-  size_t bytes = last_page - first_page;
-  bool dropped = file_backed_
-                     ? ::mmap(pages, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-                              -1, 0) != MAP_FAILED
-                     // Private anonymous memory reads back as zeros after MADV_DONTNEED.
-                     : ::madvise(pages, bytes, MADV_DONTNEED) == 0;
-  if (!dropped) std::memset(pages, 0, bytes);
-  std::memset(reinterpret_cast<void*>(last_page), 0, end - last_page);
+  std::memset(host + start, 0, first - start);
+  if (!backing_->Drop(*region, first, last - first)) std::memset(host + first, 0, last - first);
+  std::memset(host + last, 0, end - last);
   return true;
 }
 
 bool GuestMemory::Discard(uint64_t gpa, uint64_t len) const {
-  uint8_t* host = Translate(gpa, len);
-  if (host == nullptr) return false;
+  const MemoryRegion* region = Find(gpa, len);
+  if (region == nullptr) return false;
   MarkWhenWritten mark(*this, gpa, len);
-  constexpr uintptr_t kPage = 4096;
-  uintptr_t first = (reinterpret_cast<uintptr_t>(host) + kPage - 1) & ~(kPage - 1);
-  uintptr_t last = (reinterpret_cast<uintptr_t>(host) + len) & ~(kPage - 1);
+  uint64_t page = backing_->page_size();
+  uint64_t start = gpa - region->guest_base;
+  uint64_t first = (start + page - 1) / page * page, last = (start + len) / page * page;
   if (first >= last) return true;
-  return ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) == 0;
+  return backing_->Drop(*region, first, last - first);
 }
 
 void GuestMemory::StartDirtyTracking() {

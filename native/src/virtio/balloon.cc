@@ -136,7 +136,7 @@ void Balloon::Inflate(Queue& queue) {
   bool used = false;
   while (auto chain = queue.Pop(memory)) {
     // An array of le32 page frame numbers; runs of consecutive frames are
-    // discarded with one madvise.
+    // discarded in one call.
     uint64_t run_start = 0, run_pages = 0;
     auto flush = [&] {
       if (run_pages) memory.Discard(run_start << kPageShift, run_pages << kPageShift);

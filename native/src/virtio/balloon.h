@@ -1,7 +1,7 @@
 // virtio-balloon (virtio 1.x, 5.5): the host asks for a target size; the
 // guest gives pages back (inflate) or takes them again (deflate). Inflated
-// pages are dropped from the VMM's memory (MADV_DONTNEED on guest RAM);
-// a deflated page comes back, zeroed, on its next touch. The guest's
+// pages go back to the host through guest RAM's backing (GuestMemory::
+// Discard); a deflated page comes back, zeroed, on its next touch. The guest's
 // memory statistics arrive on the stats queue whenever the host asks.
 #pragma once
 

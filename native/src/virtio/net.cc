@@ -110,6 +110,7 @@ void Net::Reset() {
   activated_ = false;
   frame_len_ = 0;
   frame_chains_.clear();
+  tx_blocked_ = false;
   WatchTapLocked(false);
 }
 
@@ -159,6 +160,7 @@ std::unique_ptr<Tap> Net::Detach() {
   link_up_.store(false, std::memory_order_release);
   if (watching_ && tap_) loop_->Remove(tap_->fd());
   watching_ = false;
+  tx_blocked_ = false;
   if (activated_ && !frame_chains_.empty()) {
     // Buffers holding part of a frame go back empty: the guest drops them.
     Queue& queue = (*active_.queues)[kRxQueue];
@@ -182,21 +184,34 @@ void Net::ApplyOffloadsLocked() {
 }
 
 void Net::WatchTapLocked(bool readable) {
-  if (!tap_) return;
-  if (!watching_) {
-    if (!readable) return;
-    loop_->Add(tap_->fd(), EPOLLIN, [this](uint32_t) { OnTapEvent(); });
-    watching_ = true;
-    return;
-  }
   // Level-triggered: while the guest has no receive buffers the tap stays
   // readable, so it is unwatched until the guest posts some.
-  loop_->Modify(tap_->fd(), readable ? static_cast<uint32_t>(EPOLLIN) : 0u);
+  want_readable_ = readable;
+  UpdateWatchLocked();
 }
 
-void Net::OnTapEvent() {
+void Net::UpdateWatchLocked() {
+  if (!tap_) return;
+  uint32_t events = (want_readable_ ? static_cast<uint32_t>(EPOLLIN) : 0u) |
+                    (tx_blocked_ ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+  if (!watching_) {
+    if (events == 0) return;
+    loop_->Add(tap_->fd(), events, [this](uint32_t ready) { OnTapEvent(ready); });
+    watching_ = true;
+  } else if (events != watched_events_) {
+    loop_->Modify(tap_->fd(), events);
+  }
+  watched_events_ = events;
+}
+
+void Net::OnTapEvent(uint32_t events) {
   std::lock_guard guard(io_lock_);
-  ReceiveLocked();
+  if (events & EPOLLOUT) {
+    tx_blocked_ = false;
+    UpdateWatchLocked();
+    if (activated_) TransmitLocked();
+  }
+  if (events & ~static_cast<uint32_t>(EPOLLOUT)) ReceiveLocked();
 }
 
 void Net::ProcessQueue(uint16_t queue) {
@@ -280,6 +295,7 @@ void Net::ReceiveLocked() {
 }
 
 void Net::TransmitLocked() {
+  if (tx_blocked_) return;  // the tap says when it has room
   Queue& queue = (*active_.queues)[kTxQueue];
   const GuestMemory& memory = *active_.memory;
   bool used_any = false;
@@ -304,6 +320,13 @@ void Net::TransmitLocked() {
       do {
         n = ::writev(tap_->fd(), iov.data(), static_cast<int>(iov.size()));
       } while (n < 0 && errno == EINTR);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        // Dropping it would make TCP back off; it waits in the ring instead.
+        queue.Unpop();
+        tx_blocked_ = true;
+        UpdateWatchLocked();
+        break;
+      }
       sent = n == static_cast<ssize_t>(total);
     }
     if (sent) {

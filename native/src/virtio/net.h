@@ -58,10 +58,13 @@ class Net : public VirtioDevice {
   NetCounters counters() const;
 
  private:
-  void OnTapEvent();
+  void OnTapEvent(uint32_t events);
   void ReceiveLocked();
   void TransmitLocked();
   void WatchTapLocked(bool readable);
+  // Registers the tap for what is awaited: readable while the guest has
+  // receive buffers, writable while a transmit waits for room.
+  void UpdateWatchLocked();
   void ApplyOffloadsLocked();
   // Copies the pending frame into receive buffers; false when the guest
   // has not posted enough of them yet (the frame waits).
@@ -74,6 +77,11 @@ class Net : public VirtioDevice {
   mutable std::mutex io_lock_;
   std::unique_ptr<Tap> tap_;
   bool watching_ = false;  // tap fd registered with the loop
+  bool want_readable_ = false;
+  uint32_t watched_events_ = 0;  // as registered, to skip unchanged updates
+  // The tap refused a frame for lack of room (EAGAIN): transmit stops, the
+  // frame stays in the ring, and goes once the tap is writable again.
+  bool tx_blocked_ = false;
   ActiveQueues active_{};
   bool activated_ = false;
   uint64_t driver_features_ = 0;

@@ -53,6 +53,9 @@ class Queue {
   // With event indices, an empty ring first asks the driver to notify on its
   // next entry, so a device that drained the queue is always woken again.
   std::optional<DescriptorChain> Pop(const GuestMemory& memory);
+  // Gives back the chain Pop just returned, untouched: the next Pop returns
+  // it again (a backend that cannot take it now, e.g. a full tap).
+  void Unpop() { --next_avail_; }
   void PushUsed(const GuestMemory& memory, uint16_t head, uint32_t written);
   // Whether to interrupt the driver for what was pushed since the last
   // call: no when it asked not to be (VIRTQ_AVAIL_F_NO_INTERRUPT, or its

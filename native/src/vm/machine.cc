@@ -15,6 +15,8 @@
 #include "arch/x86_64/mptable.h"
 #include "common/error.h"
 #include "devices/acpi_pm_registers.h"
+#include "memory/file_backing.h"
+#include "memory/mem_path.h"
 #include "vm/microvm.h"
 #include "vm/q35.h"
 #include "vm/vcpu_state.h"
@@ -30,7 +32,7 @@ namespace {
 std::unique_ptr<Board> MakeBoard(const MachineConfig& config, MicrovmDevices::Emit on_event) {
   switch (config.type) {
     case MachineType::kMicrovm: return std::make_unique<MicrovmBoard>(config, std::move(on_event));
-    case MachineType::kQ35: return std::make_unique<Q35Board>();
+    case MachineType::kQ35: return std::make_unique<Q35Board>(config);
   }
   throw VmmError("unknown machine type");
 }
@@ -59,8 +61,17 @@ Machine::Machine(const MachineConfig& config, ExitRequest on_exit, MicrovmDevice
       throw VmmError("the command line does not describe the machine saved in " + restore->name + ": " +
                      Join(differences, "; "));
     }
-    memory_ = std::make_unique<GuestMemory>(config.memory_bytes, x86::kMmioHoleStart, restore->memory_fd,
-                                            restore->memory_layout);
+    // A snapshot's RAM is its memory file, mapped copy-on-write; the
+    // command line refuses -mem-share and -mem-path with -incoming file:.
+    memory_ = std::make_unique<GuestMemory>(
+        config.memory_bytes, x86::kMmioHoleStart,
+        std::make_unique<SnapshotBacking>(restore->memory_fd, restore->memory_layout));
+  } else if (!config.mem_path.empty()) {
+    memory_ = std::make_unique<GuestMemory>(config.memory_bytes, x86::kMmioHoleStart,
+                                            OpenMemPath(config.mem_path, config.memory_bytes, config.mem_share));
+  } else if (config.mem_share) {
+    memory_ = std::make_unique<GuestMemory>(config.memory_bytes, x86::kMmioHoleStart,
+                                            MakeSharedMemory(config.memory_bytes));
   } else {
     memory_ = std::make_unique<GuestMemory>(config.memory_bytes, x86::kMmioHoleStart);
   }

@@ -15,9 +15,27 @@ namespace virga {
 
 enum class MachineType { kMicrovm, kQ35 };
 
+// A virtio function on the q35 machine's pcie.0 (docs/q35.md).
+struct PciDeviceConfig {
+  enum class Kind { kBlock, kNet, kBalloon } kind = Kind::kBlock;
+  std::string id;  // the -device id
+  uint32_t slot = 0;
+  uint32_t function = 0;
+  std::string backend;  // block: the -drive id; net: the -netdev id
+  BlockFileConfig file;
+  std::string ifname;  // net: a tap by name, or
+  int fd = -1;         // an inherited tap fd (-netdev fd=)
+  std::optional<MacAddress> mac;
+  virtio::BalloonConfig balloon;
+};
+
 struct MachineConfig {
   MachineType type = MachineType::kMicrovm;
   uint64_t memory_bytes;
+  // Guest RAM's backing (docs/architecture.md, "Guest memory"): anonymous
+  // unless shared (a memfd, -mem-share) or in a file (-mem-path).
+  bool mem_share = false;
+  std::string mem_path;
   uint32_t cpus;
   uint32_t max_cpus;
   x86::CpuTopology topology;
@@ -29,6 +47,8 @@ struct MachineConfig {
   std::vector<DiskConfig> disks;
   std::vector<NicConfig> nics;
   std::optional<BalloonDeviceConfig> balloon;
+  // q35 only.
+  std::vector<PciDeviceConfig> pci_devices;
   // What the NIC slots' default MACs derive from (docs/devices.md).
   std::string identity;
 };

@@ -33,6 +33,7 @@ virtio::MmioTransport* MicrovmBoard::AddSlot(
   Slot slot;
   slot.base = x86::kVirtioMmioBase + index * x86::kVirtioMmioStride;
   slot.loop = std::make_shared<EventLoop>();
+  io_threads_.Add(slot.loop);
   slot.irq = std::make_unique<IrqLine>(index == x86::kBalloonSlot ? x86::kBalloonGsi : x86::kVirtioFirstGsi + index);
   context.vm.RegisterIrqfd(slot.irq->fd(), slot.irq->gsi());
   slot.transport = std::make_shared<virtio::MmioTransport>(make(slot.loop), &context.memory, slot.irq.get());
@@ -40,15 +41,8 @@ virtio::MmioTransport* MicrovmBoard::AddSlot(
   const auto& fds = slot.transport->notify_fds();
   for (uint16_t q = 0; q < fds.size(); ++q) {
     context.vm.RegisterIoeventfd(fds[q].get(), slot.base + virtio::MmioTransport::kQueueNotifyOffset, 4, q, false);
-    virtio::MmioTransport* transport = slot.transport.get();
-    int fd = fds[q].get();
-    slot.loop->Add(fd, EPOLLIN, [transport, fd, q](uint32_t) {
-      uint64_t count;
-      // Drain the eventfd; one pass over the queue serves every notification.
-      [[maybe_unused]] ssize_t n = ::read(fd, &count, sizeof(count));
-      transport->OnNotify(q);
-    });
   }
+  slot.transport->ServeNotifications(*slot.loop);
   slots_.push_back(std::move(slot));
   return slots_.back().transport.get();
 }
@@ -65,26 +59,13 @@ void MicrovmBoard::DescribeAcpi(acpi::AcpiLayout* layout) const {
   for (const auto& slot : slots_) layout->virtio_slots.push_back({slot.base, x86::kVirtioMmioStride, slot.irq->gsi()});
 }
 
-void MicrovmBoard::Start(bool paused) {
-  // -S: held like a QMP stop, so the first cont resumes the same way.
-  if (paused) {
-    for (auto& slot : slots_) slot.loop->Pause();
-  }
-  for (auto& slot : slots_) slot.loop->Start();
-}
+void MicrovmBoard::Start(bool paused) { io_threads_.Start(paused); }
 
-void MicrovmBoard::Pause() {
-  for (auto& slot : slots_) slot.loop->RequestPause();
-  for (auto& slot : slots_) slot.loop->WaitPaused();
-}
+void MicrovmBoard::Pause() { io_threads_.Pause(); }
 
-void MicrovmBoard::Resume() {
-  for (auto& slot : slots_) slot.loop->Resume();
-}
+void MicrovmBoard::Resume() { io_threads_.Resume(); }
 
-void MicrovmBoard::Stop() {
-  for (auto& slot : slots_) slot.loop->Stop();
-}
+void MicrovmBoard::Stop() { io_threads_.Stop(); }
 
 void MicrovmBoard::Reset() {
   for (auto& slot : slots_) slot.transport->Reset();

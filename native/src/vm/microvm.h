@@ -13,6 +13,7 @@
 #include "io/event_loop.h"
 #include "virtio/mmio_transport.h"
 #include "vm/board.h"
+#include "vm/io_threads.h"
 #include "vm/machine_config.h"
 #include "vm/microvm_devices.h"
 
@@ -57,6 +58,7 @@ class MicrovmBoard : public Board {
   const MachineConfig config_;
   MicrovmDevices::Emit on_event_;
   std::vector<Slot> slots_;  // in slot order; the balloon's only when configured
+  IoThreads io_threads_;
   std::unique_ptr<MicrovmDevices> devices_;
 };
 

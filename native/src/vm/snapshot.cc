@@ -69,6 +69,12 @@ std::vector<uint8_t> ReadWhole(const std::string& path) {
 }  // namespace
 
 SnapshotSizes WriteSnapshot(Machine& machine, const std::string& dir, const std::string& vmm_version) {
+  // A restore maps RAM privately from the snapshot's memory file: it could
+  // not give the clone shared memory or memory on that file system back.
+  // The control plane refuses this before it pauses the VM; this is for
+  // any other caller.
+  std::string refusal = machine.memory().backing().snapshot_refusal();
+  if (!refusal.empty()) throw VmmError("snapshot: " + refusal + "; only anonymous guest RAM can be saved");
   if (dir.empty() || Base(dir).empty()) throw VmmError("'" + dir + "' is not a directory name");
   std::string parent = Parent(dir);
   struct stat st {};

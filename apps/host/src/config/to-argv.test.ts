@@ -38,6 +38,8 @@ const CONFIGS: VmConfig[] = [
     bootEntry: "pvh",
     smp: { cpus: 2, maxCpus: 8, sockets: 2, cores: 2, threads: 2 },
     memoryBytes: 1536 * MiB,
+    memShare: true,
+    memPath: "/dev/hugepages",
     drives: [
       { id: "root", file: "/img/a,b.img", readOnly: true, direct: true },
       { id: "data", file: "data.img", readOnly: false, direct: false },

@@ -40,9 +40,15 @@ function qmp(value: NonNullable<VmConfig["qmp"]>): string {
 }
 
 function deviceArg(d: Device): string {
-  const slot =
-    d.driver !== "virtio-balloon-device" && d.slot !== undefined ? `,addr=${d.slot}` : "";
+  const slot = "slot" in d && d.slot !== undefined ? `,addr=${d.slot}` : "";
+  const place = "bus" in d ? `,bus=${escape(d.bus)},addr=${d.addr}` : "";
   switch (d.driver) {
+    case "virtio-blk-pci":
+      return `${d.driver},drive=${escape(d.drive)},id=${escape(d.id)}${place}`;
+    case "virtio-net-pci":
+      return `${d.driver},netdev=${escape(d.netdev)},id=${escape(d.id)}${d.mac === undefined ? "" : `,mac=${d.mac}`}${place}`;
+    case "virtio-balloon-pci":
+      return `${d.driver},id=${escape(d.id)}${place},deflate-on-oom=${onOff(d.deflateOnOom)},free-page-reporting=${onOff(d.freePageReporting)}`;
     case "virtio-blk-device":
       return `${d.driver},drive=${escape(d.drive)},id=${escape(d.id)}${slot}`;
     case "virtio-net-device":
@@ -67,6 +73,8 @@ export function toArgv(config: VmConfig): string[] {
     `cpus=${smp.cpus},maxcpus=${smp.maxCpus},sockets=${smp.sockets},cores=${smp.cores},threads=${smp.threads}`,
   );
   argv.push("-m", memory(config.memoryBytes));
+  if (config.memShare === true) argv.push("-mem-share");
+  if (config.memPath !== undefined) argv.push("-mem-path", config.memPath);
   for (const d of config.drives) {
     argv.push(
       "-drive",

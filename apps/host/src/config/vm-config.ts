@@ -101,16 +101,18 @@ export const blockDeviceSchema = z
   .strict();
 export type BlockDevice = z.infer<typeof blockDeviceSchema>;
 
+const macField = z
+  .string()
+  .regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56")
+  .optional();
+
 export const netDeviceSchema = z
   .object({
     driver: z.literal("virtio-net-device"),
     id: z.string().min(1),
     /** The -netdev id this NIC's tap comes from. */
     netdev: z.string().min(1),
-    mac: z
-      .string()
-      .regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56")
-      .optional(),
+    mac: macField,
     /** addr=: the NIC slot (0 = eth0); without it, the first free one in order. */
     slot: z
       .number()
@@ -132,10 +134,46 @@ export const balloonDeviceSchema = z
   .strict();
 export type BalloonDevice = z.infer<typeof balloonDeviceSchema>;
 
+/** Where a q35 PCI function sits: its bus and addr=<slot>.<function>, as virga-vmm prints it. */
+const pciPlace = {
+  bus: z.string().min(1),
+  addr: z.string().regex(/^0x[0-9a-f]{1,2}\.[0-7]$/, "must be <slot>.<function> like 0x3.0"),
+};
+
+export const pciBlockDeviceSchema = z
+  .object({
+    driver: z.literal("virtio-blk-pci"),
+    id: z.string().min(1),
+    drive: z.string().min(1),
+    ...pciPlace,
+  })
+  .strict();
+export const pciNetDeviceSchema = z
+  .object({
+    driver: z.literal("virtio-net-pci"),
+    id: z.string().min(1),
+    netdev: z.string().min(1),
+    mac: macField,
+    ...pciPlace,
+  })
+  .strict();
+export const pciBalloonDeviceSchema = z
+  .object({
+    driver: z.literal("virtio-balloon-pci"),
+    id: z.string().min(1),
+    ...pciPlace,
+    deflateOnOom: z.boolean(),
+    freePageReporting: z.boolean(),
+  })
+  .strict();
+
 export const deviceSchema = z.discriminatedUnion("driver", [
   blockDeviceSchema,
   netDeviceSchema,
   balloonDeviceSchema,
+  pciBlockDeviceSchema,
+  pciNetDeviceSchema,
+  pciBalloonDeviceSchema,
 ]);
 export type Device = z.infer<typeof deviceSchema>;
 
@@ -177,6 +215,10 @@ export const vmConfigSchema = z
     bootEntry: z.enum(["linux64", "pvh"]),
     smp: smpSchema,
     memoryBytes: z.number().int().min(MIN_MEMORY_BYTES).max(MAX_MEMORY_BYTES).multipleOf(MIB),
+    /** -mem-share: guest RAM another process can map (a memfd, or -mem-path's file mapped shared). */
+    memShare: z.boolean().optional(),
+    /** -mem-path: guest RAM in this file, or in a new unlinked file in this directory (hugetlbfs). */
+    memPath: z.string().regex(/^\//, "must be an absolute path").optional(),
     drives: z.array(driveSchema),
     /** Configs written before NICs existed have none. */
     netdevs: z.array(netdevSchema).default([]),
@@ -229,7 +271,7 @@ export const vmConfigSchema = z
     const deviceIds = new Set<string>();
     const used = new Set<string>();
     for (const device of config.devices) {
-      if (device.driver === "virtio-balloon-device" || device.slot === undefined) continue;
+      if (!("slot" in device) || device.slot === undefined) continue;
       const key = `${device.driver}:${device.slot}`;
       if (used.has(key)) issue(`slot ${device.slot} is given to two ${device.driver}s`);
       used.add(key);
@@ -238,18 +280,22 @@ export const vmConfigSchema = z
     for (const device of config.devices) {
       if (deviceIds.has(device.id)) issue(`duplicate device id '${device.id}'`);
       deviceIds.add(device.id);
-      if (device.driver === "virtio-blk-device") {
-        if (++counts.disks > BLOCK_SLOTS) issue(`at most ${BLOCK_SLOTS} virtio-blk devices`);
+      if (device.driver === "virtio-blk-device" || device.driver === "virtio-blk-pci") {
+        if (device.driver === "virtio-blk-device" && ++counts.disks > BLOCK_SLOTS) {
+          issue(`at most ${BLOCK_SLOTS} virtio-blk devices`);
+        }
         if (!driveIds.has(device.drive)) issue(`unknown drive '${device.drive}'`);
         if (used.has(`drive:${device.drive}`)) issue(`drive '${device.drive}' is used twice`);
         used.add(`drive:${device.drive}`);
-      } else if (device.driver === "virtio-net-device") {
-        if (++counts.nics > NET_SLOTS) issue(`at most ${NET_SLOTS} virtio-net devices`);
+      } else if (device.driver === "virtio-net-device" || device.driver === "virtio-net-pci") {
+        if (device.driver === "virtio-net-device" && ++counts.nics > NET_SLOTS) {
+          issue(`at most ${NET_SLOTS} virtio-net devices`);
+        }
         if (!netdevIds.has(device.netdev)) issue(`unknown netdev '${device.netdev}'`);
         if (used.has(`netdev:${device.netdev}`)) issue(`netdev '${device.netdev}' is used twice`);
         used.add(`netdev:${device.netdev}`);
       } else if (++counts.balloons > 1) {
-        issue("at most one virtio-balloon-device");
+        issue("at most one balloon");
       }
     }
     for (const netdev of config.netdevs) {
@@ -258,6 +304,17 @@ export const vmConfigSchema = z
           code: "custom",
           path: ["netdevs"],
           message: `netdev '${netdev.id}' is not attached to any virtio-net-device`,
+        });
+      }
+    }
+    if (config.incoming?.startsWith("file:") === true) {
+      const flag = config.memPath !== undefined ? "memPath" : config.memShare ? "memShare" : null;
+      if (flag !== null) {
+        ctx.addIssue({
+          code: "custom",
+          path: [flag],
+          message:
+            "a snapshot restores into anonymous guest RAM (incoming file:), not shared or file-backed RAM",
         });
       }
     }

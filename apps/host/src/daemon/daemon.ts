@@ -14,6 +14,7 @@ import { EventBus } from "./event-bus";
 import { hostInfo, kvmFacts, type HostInfo, type KvmFacts } from "./host-info";
 import { IncomingMigrations } from "./incoming";
 import { Migrations } from "./migration";
+import { takePlace } from "./local-migration";
 import { createBlankImage, listImages, type CreateImageInput, type ImageFile } from "./images";
 import { checkRawQmp } from "./qmp-allow-list";
 import type { QmpReply } from "./qmp-link";
@@ -251,6 +252,42 @@ export class Daemon {
     if (this.vms.get(vm.id) === vm) this.vms.delete(vm.id);
   }
 
+  /**
+   * A local migration completed (local-migration.ts): `incoming`, which
+   * received the guest, takes `source`'s place (its id, name and history);
+   * the source's process, directory and taps go.
+   */
+  async adoptLocal(source: ManagedVm, incoming: ManagedVm): Promise<void> {
+    const id = source.id;
+    const replaced = {
+      summary: source.summary(),
+      balloonTargetBytes: source.deviceView().balloonTargetBytes,
+    };
+    await incoming.handOff();
+    this.vms.delete(incoming.id);
+    try {
+      await source.releaseMigrated();
+    } catch (error) {
+      this.log(`${id}: releasing the migrated VM: ${messageOf(error)}`);
+    }
+    try {
+      await takePlace(incoming.paths, this.run.vm(id), replaced);
+    } catch (error) {
+      // Its process runs on under the passing id: keep serving it there.
+      this.log(`${id}: ${incoming.id} could not take its place: ${messageOf(error)}`);
+      if (this.vms.get(id) === source) this.vms.delete(id);
+      const kept = ManagedVm.load(incoming.paths, this.context());
+      this.vms.set(incoming.id, kept);
+      await kept.attach();
+      throw error;
+    }
+    const adopted = ManagedVm.load(this.run.vm(id), this.context());
+    this.vms.set(id, adopted);
+    await adopted.attach();
+    this.bus.publish(incoming.id, "VM_DELETED", { replaced: id });
+    this.bus.publish(id, "VM_STATE", { state: adopted.state, pid: adopted.processId });
+  }
+
   /** Raw QMP: only what the allow-list lets through, with its paths confined. */
   async qmp(id: string, execute: string, args?: unknown): Promise<QmpReply> {
     const vm = this.vm(id);
@@ -300,11 +337,10 @@ export class Daemon {
     return hostInfo([...this.vms.values()], this.kvm);
   }
 
-  /** Lets go of every VM (they keep running, served by the host) and flushes what is pending. */
+  /** Lets go of every VM (they keep running, served by the host). */
   async close(): Promise<void> {
     this.controlHost.close();
     await Promise.all([...this.vms.values()].map((vm) => vm.detach()));
     this.bus.close();
-    await this.bus.flush();
   }
 }

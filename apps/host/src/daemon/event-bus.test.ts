@@ -54,7 +54,6 @@ describe("EventBus", () => {
     const first = new EventBus(file);
     first.publish("a", "VM_CREATED", { name: "a" });
     first.publish("a", "VM_STATE", { state: "running" });
-    await first.flush();
     first.close();
     const second = new EventBus(file);
     assert.equal(second.lastSeq, 2);
@@ -64,7 +63,20 @@ describe("EventBus", () => {
       [[2, "VM_STATE"]],
     );
     assert.equal(second.publish("a", "STOP", {}).seq, 3);
-    await second.flush();
     second.close();
+  });
+
+  it("has an event on disk before a subscriber gets it (a kill right after cannot reuse its seq)", async () => {
+    const file = path.join(dir, "killed.jsonl");
+    const bus = new EventBus(file);
+    const feed = bus.subscribe();
+    bus.publish("a", "STOP", {});
+    // Before any await: what a virgad started right after a SIGKILL now would find.
+    assert.equal(new EventBus(file).lastSeq, 1);
+    assert.deepEqual(
+      (await take(feed, 1)).map((e) => e.seq),
+      [1],
+    );
+    bus.close();
   });
 });

@@ -3,8 +3,12 @@
 // event and survives virgad restarts (the recent events are kept in
 // <run>/events.jsonl), so a subscriber that reconnects — even to a new
 // virgad — passes the last seq it saw and gets what it missed.
-import { readFileSync, writeFileSync } from "node:fs";
-import { appendFile, writeFile } from "node:fs/promises";
+//
+// An event is written to the file before anyone is sent it: a virgad killed
+// right after sending an event whose line was still queued would come back
+// numbering from the seq before it, and its next event would reuse a seq the
+// portal stored already (and skip as a duplicate).
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { Feed } from "./feed";
 import { messageOf } from "./errors";
 
@@ -30,7 +34,6 @@ export class EventBus {
   private readonly recent: VmEvent[] = [];
   private seq = 0;
   private readonly subscribers = new Set<Subscriber>();
-  private chain: Promise<void> = Promise.resolve();
   private appended = 0;
   private failed = false;
 
@@ -101,10 +104,6 @@ export class EventBus {
     return feed;
   }
 
-  async flush(): Promise<void> {
-    await this.chain;
-  }
-
   close(): void {
     for (const subscriber of this.subscribers) subscriber.feed.close();
     this.subscribers.clear();
@@ -117,15 +116,14 @@ export class EventBus {
   private persist(record: VmEvent): void {
     const file = this.file;
     if (file === null) return;
-    const line = JSON.stringify(record) + "\n";
     const compact = ++this.appended >= COMPACT_AFTER;
     if (compact) this.appended = 0;
-    const snapshot = compact ? this.serialise() : "";
-    this.chain = this.chain
-      .then(() => (compact ? writeFile(file, snapshot, { mode: 0o600 }) : appendFile(file, line)))
-      .catch((error: unknown) => {
-        if (!this.failed) this.log(`events file ${file}: ${messageOf(error)}`);
-        this.failed = true;
-      });
+    try {
+      if (compact) writeFileSync(file, this.serialise(), { mode: 0o600 });
+      else appendFileSync(file, JSON.stringify(record) + "\n");
+    } catch (error) {
+      if (!this.failed) this.log(`events file ${file}: ${messageOf(error)}`);
+      this.failed = true;
+    }
   }
 }

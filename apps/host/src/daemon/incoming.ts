@@ -9,8 +9,11 @@
 // process ends before that (the source cancelled, failed, or vanished)
 // never ran: it is removed with its taps, as is one the source aborts or
 // that nobody connects to within a minute.
-import { stat } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { link, mkdir, realpath, stat } from "node:fs/promises";
 import net from "node:net";
+import { hostname } from "node:os";
+import path from "node:path";
 import type { z } from "zod";
 import type { Netdev, NetDevice, VmConfig } from "../config/vm-config";
 import type { ImageDirs } from "./confine";
@@ -19,7 +22,7 @@ import { configSlots } from "./devices";
 import { DaemonError, badRequest, messageOf } from "./errors";
 import { writeJson } from "./json-file";
 import type { abortIncomingInput, incomingInput } from "./routers/migration.schema";
-import type { VmPaths } from "./run-dir";
+import { vmDisksDir, type VmPaths } from "./run-dir";
 import { checkBridge, tapName, type OwnedTap } from "./taps";
 import { LIVE_STATES, type ManagedVm, type MigrationMark, type VmExit } from "./vm";
 import { confineConfig, ownedFields } from "./vm-input";
@@ -32,6 +35,9 @@ export interface IncomingReady {
   /** The TCP port the VM listens on for the source, on this virgad's migration address. */
   port: number;
 }
+
+/** What a local migration's destination is built from: the source's machine as migration.ts read it. */
+export type LocalMachine = Pick<IncomingInput, "config" | "nics" | "paused">;
 
 /** How long a destination waits for its source to start sending. */
 const CONNECT_TIMEOUT_MS = 60000;
@@ -134,7 +140,7 @@ export class IncomingMigrations {
     const daemon = this.daemon;
     if (daemon.find(input.id)?.migration?.migrationId === input.migrationId) {
       throw badRequest(
-        `destination.url: that is the source's own virgad (VM '${input.id}' runs there); migrate to another virgad`,
+        `destination.url: that is the source's own virgad (VM '${input.id}' runs there); migrate to another virgad, or with local: true to a new process on this host`,
       );
     }
     daemon.checkNewId(input.id);
@@ -180,6 +186,73 @@ export class IncomingMigrations {
     return { id: vm.id, port };
   }
 
+  /**
+   * A local migration's destination (vm.migrate {local: true}): a VM of its
+   * own under a passing id, waiting on a unix socket in its directory, that
+   * takes the source's place once the guest is in (local-migration.ts).
+   * Disks in the source's directory (a clone's copies) are hard-linked into
+   * its own, since the source's directory goes with the source.
+   */
+  async prepareLocal(
+    source: ManagedVm,
+    machine: LocalMachine,
+    migrationId: string,
+  ): Promise<{ id: string; uri: string }> {
+    const daemon = this.daemon;
+    const id = `mig-${randomBytes(5).toString("hex")}`;
+    const mark: MigrationMark = {
+      migrationId,
+      role: "destination",
+      peer: hostname(),
+      startedAt: new Date().toISOString(),
+      status: "setup",
+      replaces: source.id,
+    };
+    let uri = "";
+    await daemon.register(
+      id,
+      { name: source.summary().name, migration: mark },
+      async (staged, final) => {
+        uri = `unix:${path.join(final.dir, "migrate.sock")}`;
+        const { config, taps } = incomingConfig(
+          machine.config,
+          machine.nics,
+          final,
+          uri,
+          machine.paused,
+        );
+        const own = vmDisksDir(source.paths);
+        const owned = [own, await realpath(own).catch(() => own)];
+        const drives = [];
+        for (const drive of config.drives) {
+          const base = owned.find((dir) => drive.file.startsWith(dir + path.sep));
+          if (base === undefined) {
+            drives.push(drive);
+            continue;
+          }
+          const relative = path.relative(base, drive.file);
+          const linked = path.join(vmDisksDir(staged), relative);
+          await mkdir(path.dirname(linked), { recursive: true, mode: 0o700 });
+          await link(drive.file, linked);
+          drives.push({ ...drive, file: path.join(vmDisksDir(final), relative) });
+        }
+        await writeJson(staged.config, { ...config, drives });
+        return taps.length === 0 ? {} : { taps };
+      },
+    );
+    const vm = daemon.vm(id);
+    this.publish(vm, mark, "setup");
+    try {
+      await vm.start(machine.paused, { incoming: true });
+    } catch (error) {
+      await this.remove(vm, messageOf(error));
+      throw error;
+    }
+    this.guard(vm, mark.migrationId);
+    daemon.logLine(`${id}: waiting for migration ${migrationId} of ${source.id} on ${uri}`);
+    return { id, uri };
+  }
+
   /** The source gave up: the VM that was to receive its guest goes (nothing if it is gone already). */
   async abort(input: AbortIncomingInput): Promise<{ id: string }> {
     const vm = this.daemon.find(input.id);
@@ -205,6 +278,8 @@ export class IncomingMigrations {
     this.unguard(vm.id);
     this.publish(vm, mark, "completed");
     this.daemon.logLine(`${vm.id}: migration ${mark.migrationId} from ${mark.peer} completed`);
+    // A local destination keeps its mark until it has taken its source's place.
+    if (mark.replaces !== undefined) return;
     void vm.setMigration(null).catch((error: unknown) => {
       this.daemon.logLine(`${vm.id}: ${messageOf(error)}`);
     });
@@ -226,6 +301,11 @@ export class IncomingMigrations {
       this.guard(vm, mark.migrationId);
     } else if (LIVE_STATES.includes(vm.state)) {
       // Its guest came while virgad was away.
+      const source = mark.replaces === undefined ? null : this.daemon.find(mark.replaces);
+      if (source !== null && !LIVE_STATES.includes(source.state)) {
+        await this.daemon.adoptLocal(source, vm);
+        return;
+      }
       await vm.setMigration(null);
     } else {
       await this.remove(vm, "its process ended while virgad was away");

@@ -2,6 +2,8 @@
 // vm.migration, vm.migrations). The destination is another virgad, given by
 // its URL and token: it is asked to build the same machine and wait for it
 // (incoming.ts), then the VM's QMP `migrate tcp:` sends the guest there.
+// Or it is this virgad (`local: true`): a new virga-vmm process here gets
+// the guest over a unix socket and takes the VM's place (local-migration.ts).
 //
 // Everything that can be refused is refused before the guest moves: a VM
 // that is not running or paused or is being migrated, a machine that
@@ -57,8 +59,10 @@ export interface MigrationInfo {
   migrationId: string;
   vmId: string;
   vmName: string;
-  /** The destination virgad's URL. */
+  /** The destination virgad's URL, or "local" (a new process on this host). */
   destination: string;
+  /** tcp to another virgad, unix within this one. */
+  transport: "tcp" | "unix";
   startedAt: string;
   finishedAt: string | null;
   status: MigrationStatus;
@@ -118,12 +122,17 @@ function urlHost(url: string): string {
   return new URL(url).hostname.replace(/^\[(.*)\]$/, "$1");
 }
 
+/** Where the guest goes: another virgad, or the VM that takes its place here. */
+type Destination = { peer: PeerClient; url: string } | { incomingId: string };
+
 interface Outgoing {
   info: MigrationInfo;
   vm: ManagedVm;
-  peer: PeerClient;
+  destination: Destination;
   done: Promise<MigrationInfo>;
 }
+
+export const LOCAL = "local";
 
 export class Migrations {
   private readonly running = new Map<string, Outgoing>();
@@ -138,8 +147,8 @@ export class Migrations {
     if (this.find(migrationId) !== null) {
       throw new DaemonError("CONFLICT", `migrationId: a migration '${migrationId}' exists already`);
     }
-    const url = input.destination.url.replace(/\/+$/, "");
-    const peer = peerClient(url, input.destination.token, input.destination.pin);
+    const remote = input.destination;
+    const url = remote === undefined ? LOCAL : remote.url.replace(/\/+$/, "");
     const mark: MigrationMark = {
       migrationId,
       role: "source",
@@ -187,6 +196,7 @@ export class Migrations {
       vmId: vm.id,
       vmName: vm.summary().name,
       destination: url,
+      transport: remote === undefined ? "unix" : "tcp",
       startedAt: mark.startedAt,
       finishedAt: null,
       status: "setup",
@@ -195,30 +205,40 @@ export class Migrations {
       stats: null,
       error: null,
     };
-    let port: number;
+    let destination: Destination;
+    let uri: string;
     try {
-      ({ port } = await onPeer(peer, url, (c) =>
-        c.migration.prepareIncoming.mutate({
-          migrationId,
-          id: vm.id,
-          name: info.vmName,
-          ...machine,
-          source: hostname(),
-        }),
-      ));
+      if (remote === undefined) {
+        const incoming = await this.daemon.incoming.prepareLocal(vm, machine, migrationId);
+        destination = { incomingId: incoming.id };
+        uri = incoming.uri;
+      } else {
+        const peer = peerClient(url, remote.token, remote.pin);
+        const { port } = await onPeer(peer, url, (c) =>
+          c.migration.prepareIncoming.mutate({
+            migrationId,
+            id: vm.id,
+            name: info.vmName,
+            ...machine,
+            source: hostname(),
+          }),
+        );
+        destination = { peer, url };
+        uri = tcpUri(urlHost(url), port);
+      }
     } catch (error) {
       await vm.setMigration(null);
       throw error;
     }
     this.publish(vm, info);
     try {
-      await this.send(vm, urlHost(url), port, input);
+      await this.send(vm, uri, input);
     } catch (error) {
       await vm.setMigration(null);
-      await this.abortPeer(peer, url, vm.id, migrationId);
+      await this.abortDestination(destination, vm.id, migrationId);
       throw error;
     }
-    const outgoing: Outgoing = { info, vm, peer, done: Promise.resolve(info) };
+    const outgoing: Outgoing = { info, vm, destination, done: Promise.resolve(info) };
     outgoing.done = this.follow(outgoing);
     this.running.set(vm.id, outgoing);
     this.remember(info);
@@ -276,7 +296,7 @@ export class Migrations {
     this.history.splice(HISTORY_KEPT);
   }
 
-  private async send(vm: ManagedVm, host: string, port: number, input: MigrateInput) {
+  private async send(vm: ManagedVm, uri: string, input: MigrateInput) {
     const parameters: Record<string, number> = {};
     if (input.downtimeLimitMs !== undefined) parameters["downtime-limit"] = input.downtimeLimitMs;
     if (input.maxBandwidth !== undefined) parameters["max-bandwidth"] = input.maxBandwidth;
@@ -289,7 +309,7 @@ export class Migrations {
         );
       }
     }
-    const reply = await vm.qmpRequest("migrate", { uri: tcpUri(host, port) });
+    const reply = await vm.qmpRequest("migrate", { uri });
     if (reply.error !== undefined) {
       throw new DaemonError(
         "INTERNAL_SERVER_ERROR",
@@ -348,7 +368,20 @@ export class Migrations {
     }
     info.finishedAt = new Date().toISOString();
     this.running.delete(vm.id);
-    if (info.status === "completed") {
+    const { destination } = outgoing;
+    if (info.status === "completed" && "incomingId" in destination) {
+      // The new process takes the VM's place before anyone sees `completed`.
+      const incoming = this.daemon.find(destination.incomingId);
+      if (incoming === null) info.error = `${destination.incomingId} was gone at the end`;
+      else
+        await this.daemon.adoptLocal(vm, incoming).catch((error: unknown) => {
+          info.error = `the new process could not take the VM's place: ${messageOf(error)}`;
+        });
+      this.publish(vm, info);
+      this.daemon.logLine(
+        `${vm.id}: migration ${info.migrationId} to a new process completed (downtime ${info.stats?.downtimeMs ?? "?"} ms)`,
+      );
+    } else if (info.status === "completed") {
       // Released first, so whoever sees `completed` finds the id free here again.
       await this.daemon.handOver(vm);
       this.publish(vm, info);
@@ -365,13 +398,22 @@ export class Migrations {
       this.daemon.logLine(
         `${vm.id}: migration ${info.migrationId} to ${info.destination} ${info.status}: ${info.error ?? ""}`,
       );
-      await this.abortPeer(outgoing.peer, info.destination, vm.id, info.migrationId);
+      await this.abortDestination(destination, vm.id, info.migrationId);
     }
     return { ...info };
   }
 
   /** The destination drops its half (it may be gone already: that is fine). */
-  private async abortPeer(peer: PeerClient, url: string, id: string, migrationId: string) {
+  private async abortDestination(destination: Destination, id: string, migrationId: string) {
+    if ("incomingId" in destination) {
+      await this.daemon.incoming
+        .abort({ id: destination.incomingId, migrationId })
+        .catch((error: unknown) => {
+          this.daemon.logLine(`${id}: dropping ${destination.incomingId}: ${messageOf(error)}`);
+        });
+      return;
+    }
+    const { peer, url } = destination;
     await onPeer(peer, url, (c) => c.migration.abortIncoming.mutate({ id, migrationId })).catch(
       (error: unknown) => {
         this.daemon.logLine(

@@ -53,6 +53,17 @@ describe("normaliseConfig", () => {
     bad({ ...minimal, machine: "pc" }, /^config\.machine: /);
   });
 
+  it("takes shared guest RAM, but no file for it", () => {
+    assert.equal(normaliseConfig({ ...minimal, memShare: true }, "a", paths).memShare, true);
+    assert.throws(
+      () => normaliseConfig({ ...minimal, memPath: "/etc/passwd" }, "a", paths),
+      (error: unknown) =>
+        error instanceof DaemonError &&
+        error.code === "BAD_REQUEST" &&
+        /^config\.memPath: not accepted by virgad/.test(error.message),
+    );
+  });
+
   it("refuses a snapshot to restore: only vm.clone sets incoming", () => {
     assert.throws(
       () => normaliseConfig({ ...minimal, incoming: "file:/tmp/snap" }, "a", paths),

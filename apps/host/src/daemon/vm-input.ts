@@ -50,6 +50,13 @@ export function normaliseConfig(input: unknown, name: string, paths: VmPaths): V
     // A snapshot to restore is chosen by vm.clone from virgad's own templates, never by path.
     throw badRequest("config.incoming: not accepted here; clone a template with vm.clone instead");
   }
+  if ("memPath" in input && input.memPath !== undefined) {
+    // A file virga-vmm would create, size and fill with guest RAM: no
+    // client names one, as no client names a path outside the image directories.
+    throw badRequest(
+      "config.memPath: not accepted by virgad; guest RAM is anonymous, or shared with memShare",
+    );
+  }
   const candidate: Record<string, unknown> = {
     machine: "microvm",
     append: "",

@@ -71,6 +71,12 @@ export interface VmMeta {
   clonedFrom?: string;
   /** The live migration this VM is part of, while it lasts. */
   migration?: MigrationMark;
+  /**
+   * The QMP socket path on the running virga-vmm's command line when it is
+   * not this directory's (a process that moved in by a local migration,
+   * local-migration.ts); cleared at the next start.
+   */
+  vmmQmp?: string;
 }
 
 /** What a VM records of the live migration it is part of (docs/virgad-api.md, "Live migration"). */
@@ -83,6 +89,8 @@ export interface MigrationMark {
   startedAt: string;
   /** The migration's status as last seen (setup, active, device; the end clears the mark). */
   status: string;
+  /** A local migration's destination: the id of the VM whose place it takes (local-migration.ts). */
+  replaces?: string;
 }
 
 /** What device changes (devices.ts) see of a VM and may change. */
@@ -317,6 +325,7 @@ export class ManagedVm {
         this.background(this.onExit(generation, code, signal));
       });
       await writeFile(this.paths.pid, `${pid}\n`, { mode: 0o600 });
+      delete this.meta.vmmQmp;
       this.meta.startedAt = new Date().toISOString();
       this.meta.exit = null;
       this.ctx.log(`${this.id}: started virga-vmm pid ${pid}`);
@@ -582,7 +591,7 @@ export class ManagedVm {
    */
   async attach(): Promise<void> {
     const pid = this.readPidFile();
-    if (pid !== null && isVmmFor(pid, this.paths.qmp)) {
+    if (pid !== null && isVmmFor(pid, this.meta.vmmQmp ?? this.paths.qmp)) {
       const generation = ++this.generation;
       this.pid = pid;
       this.child = null;
@@ -609,6 +618,20 @@ export class ManagedVm {
       this.pid = pid;
       await this.recordExit(null, null);
     }
+  }
+
+  /**
+   * Another record takes over this VM's running process (a local
+   * migration's destination taking its source's place): this one lets go
+   * of it for good, leaving it running; its exit is no longer ours.
+   */
+  handOff(): Promise<void> {
+    return this.locked(async () => {
+      this.generation++;
+      this.pid = null;
+      this.child = null;
+      await this.detach();
+    });
   }
 
   /** virgad is exiting: drop connections, leave the VMM running. */

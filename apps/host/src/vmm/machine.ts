@@ -225,6 +225,26 @@ export class Machine implements VmControl {
     return this.vm.devices();
   }
 
+  /**
+   * A snapshot's restore maps its RAM privately from the memory file: it
+   * could not give a clone shared or file-backed RAM back. Refused before
+   * the VM is paused (docs/snapshots.md); live migration copies such RAM.
+   */
+  private ramUnsavable(): Error | null {
+    const { memShare, memPath } = this.config;
+    let why: string;
+    if (memPath !== undefined && memShare === true) {
+      why = `guest RAM is file-backed and shared (-mem-path ${memPath}, -mem-share)`;
+    } else if (memPath !== undefined) {
+      why = `guest RAM is file-backed (-mem-path ${memPath})`;
+    } else if (memShare === true) {
+      why = "guest RAM is shared (-mem-share)";
+    } else {
+      return null;
+    }
+    return genericError(`snapshot: ${why}; only anonymous guest RAM can be saved`);
+  }
+
   /** Refused before the VM is paused or RAM copied: q35 state is not saved yet (docs/q35.md). */
   private unsavable(): Error | null {
     if (this.config.machine === "microvm") return null;
@@ -234,7 +254,7 @@ export class Machine implements VmControl {
   }
 
   snapshot(dir: string): Promise<void> {
-    const unsavable = this.unsavable();
+    const unsavable = this.unsavable() ?? this.ramUnsavable();
     if (unsavable !== null) return Promise.reject(unsavable);
     if (this.migration.active)
       return Promise.reject(genericError("a migration is already in progress"));

@@ -6,6 +6,8 @@ import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { connectQmp, withVmm } from "../support/guest";
 import { deviceScenarios } from "./device-scenarios";
+import { fields, guestScenario } from "./guest-scenario";
+import { createTap } from "./l1-net";
 import { QEMU_REFERENCE, VIRGA } from "./device-vmms";
 import { linuxGuest, linuxKernelArgs } from "./guest-images";
 import { migrationScenario } from "./migration-scenario";
@@ -86,6 +88,72 @@ function deviceScenariosToRun(): Scenario[] {
     default:
       throw new Error(`VIRGA_LINUX_DEVICES: expected virga, qemu, all or none, got '${which}'`);
   }
+}
+
+/**
+ * virtio-pci on q35 (docs/q35.md): Debian's stock kernel binds a disk and
+ * a NIC on pcie.0 with no command-line hints, reads and writes the disk,
+ * and the NIC gets link on a tap and pings L1 (on 192.168.`subnet`.x).
+ */
+function q35VirtioPci(subnet: number): Scenario {
+  return {
+    name: "on -machine q35 Debian's kernel drives virtio-blk-pci and virtio-net-pci disks and NICs by MSI-X",
+    async run(scratch) {
+      const l1 = `192.168.${subnet}.1`;
+      const tap = createTap("vpci", `${l1}/24`);
+      const data = path.join(scratch, "data.img");
+      const token = `VIRGA-PCI-DATA-${process.pid}`;
+      const image = Buffer.alloc(8 * 1024 * 1024);
+      image.write(`${token}\n`, 0, "latin1");
+      writeFileSync(data, image);
+      try {
+        const args = [
+          "-machine",
+          "q35",
+          ...linuxKernelArgs({ smp: "2", mem: "256", append: "console=ttyS0 virga.action=stay" }),
+          "-drive",
+          `file=${data},id=data`,
+          "-device",
+          "virtio-blk-pci,drive=data,id=disk0,bus=pcie.0,addr=0x3",
+          "-netdev",
+          `tap,id=net0,ifname=${tap.tap}`,
+          "-device",
+          "virtio-net-pci,netdev=net0,id=nic0,bus=pcie.0,addr=0x4,mac=52:54:00:00:01:10",
+        ];
+        await withVmm(args, async (vm) => {
+          await vm.waitFor(/VIRGA-GUEST action=stay/, BOOT_MS);
+          const disk = fields(await guestScenario(vm, "wait-disk /dev/vda 60"));
+          assert.equal(disk.sectors, String(image.length / 512));
+          const read = fields(await guestScenario(vm, "read-disk /dev/vda 1024"));
+          assert.equal(read.first, token);
+          const wrote = await guestScenario(vm, "write /dev/vda 4096");
+          assert.match(wrote, /^\/dev\/vda bytes=3908 md5=a9a8f33c94eab5279b70e645a5c41a8e$/);
+          // Both functions are virtio-pci, bound by virtio_pci, and use MSI-X.
+          vm.send(
+            "for f in 03.0 04.0; do d=/sys/bus/pci/devices/0000:00:$f; echo PCIDEV $f $(cat $d/vendor) $(cat $d/device) $(basename $(readlink $d/driver)) $(ls $d/msi_irqs | wc -l); done; echo END-PCIDEV",
+          );
+          const seen = await vm.waitFor(
+            /(PCIDEV 03\.0 [^\r\n]*)\r?\n(PCIDEV 04\.0 [^\r\n]*)\r?\n[\s\S]*END-PCIDEV/,
+            BOOT_MS,
+          );
+          // blk: its queue and configuration changes; net: two queues and configuration changes.
+          assert.equal(seen[1], "PCIDEV 03.0 0x1af4 0x1042 virtio-pci 2");
+          assert.equal(seen[2], "PCIDEV 04.0 0x1af4 0x1041 virtio-pci 3");
+          const up = fields(await guestScenario(vm, `net-up eth0 192.168.${subnet}.2/24 60`));
+          assert.equal(up.carrier, "1");
+          assert.equal(up.mac, "52:54:00:00:01:10");
+          const ping = await guestScenario(vm, `ping ${l1} 3`);
+          assert.ok(Number(fields(ping).received) >= 1, ping);
+          vm.send("poweroff -f");
+          assert.deepEqual(await vm.waitForExit(BOOT_MS), { code: 0, signal: null });
+        });
+        const written = readFileSync(data).subarray(4 * 1024 * 1024, 4 * 1024 * 1024 + 14);
+        assert.equal(written.toString("latin1"), "VIRGA-WRITE-OK");
+      } finally {
+        tap.remove();
+      }
+    },
+  };
 }
 
 export const SCENARIOS: Scenario[] = [
@@ -253,6 +321,7 @@ export const SCENARIOS: Scenario[] = [
       assert.match(shutdownLine(log), POWERED_OFF);
     },
   },
+  q35VirtioPci(110),
   // Snapshot, restore and a clone on its own tap (192.168.103/104.x in
   // L1), then live migration: docs/snapshots.md and QMP.md.
   ...snapshotScenarios(103),

@@ -2,7 +2,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type SyntheticEvent } from "react";
 import { errorDetails, useTRPC, type RouterOutputs } from "@/lib/trpc";
-import { StateBadge } from "./state-badge";
+import { clockTime, StateBadge } from "./state-badge";
 
 type Host = RouterOutputs["hosts"]["list"][number];
 
@@ -28,6 +28,9 @@ function Reachability({ host }: { host: Host }) {
       <span className={`state state-${reachable ? "reachable" : "unreachable"}`}>
         {reachable ? "reachable" : "unreachable"}
       </span>
+      {!reachable && host.unreachableSince !== null && (
+        <span suppressHydrationWarning> since {clockTime(host.unreachableSince)}</span>
+      )}
       <span className="muted"> · last reached {since(host.lastSeenAt)}</span>
     </p>
   );

@@ -48,7 +48,10 @@ export function MigrationsTable({ initial }: { initial: Rows }) {
                 )}
               </td>
               <td>{m.sourceHostName}</td>
-              <td>{m.destinationHostName}</td>
+              <td>
+                {m.destinationHostName}
+                {m.transport === "unix" && <span className="muted"> (new process)</span>}
+              </td>
               <td data-testid="migration-row-status">{m.status}</td>
               <td className="small">{new Date(m.startedAt).toLocaleString()}</td>
               <td>{m.durationMs === null ? "—" : `${m.durationMs} ms`}</td>

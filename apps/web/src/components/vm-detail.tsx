@@ -9,7 +9,7 @@ import { MemoryPanel } from "./memory-panel";
 import { QmpConsole } from "./qmp-console";
 import { SaveTemplate } from "./save-template";
 import { SerialConsole } from "./serial-console";
-import { StateBadge } from "./state-badge";
+import { VmStateBadge } from "./state-badge";
 import { VmDevices } from "./vm-devices";
 import { VmMigration } from "./vm-migration";
 import { ACTION_LABELS, actionsFor } from "./vm-table";
@@ -156,7 +156,7 @@ export function VmDetail({ initial, canAct }: { initial: Vm; canAct: boolean }) 
         <section className="panel" aria-label="Status">
           <h2>Status</h2>
           <p>
-            <StateBadge state={data.state} testId="vm-state" />
+            <VmStateBadge state={data.state} stale={data.hostStale} testId="vm-state" />
           </p>
           <table>
             <tbody>

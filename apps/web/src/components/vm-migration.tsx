@@ -1,6 +1,7 @@
 "use client";
-// The VM page's migration panel: "Migrate" to another host (downtime limit,
-// bandwidth) for operators, and the live view of a migration while it runs:
+// The VM page's migration panel: "Migrate" to another host or to a new
+// process on its own (downtime limit, bandwidth) for operators, and the
+// live view of a migration while it runs:
 // transferred and remaining memory over time (uPlot), one line per round
 // with the dirty rate and the expected downtime, and Cancel. Figures come
 // from the source host's VM_MIGRATION events as they arrive (vms.watch),
@@ -133,14 +134,16 @@ export function MigrationProgress({
     <div data-testid="migration-progress" data-status={row.status}>
       {error && <div className="alert error">{error}</div>}
       <p>
-        To <strong>{row.destinationHostName}</strong>:{" "}
+        {row.transport === "unix" ? "To a new process on " : "To "}
+        <strong>{row.destinationHostName}</strong>:{" "}
         <strong data-testid="migration-status">{row.status}</strong>
         {latest !== null && running && <span className="muted"> ({latest.status})</span>}
         {row.status === "completed" && (
           <>
             {" "}
             — downtime <span data-testid="migration-downtime">{row.downtimeMs ?? "?"}</span> ms, the
-            VM runs on {row.destinationHostName} now
+            VM runs {row.transport === "unix" ? "in a new process on" : "on"}{" "}
+            {row.destinationHostName} now
           </>
         )}
         {row.error !== null && <span className="alert error"> {row.error}</span>}
@@ -202,7 +205,11 @@ export function MigrateVm({
 }) {
   const trpc = useTRPC();
   const hosts = useQuery(trpc.hosts.list.queryOptions());
-  const others = (hosts.data ?? []).filter((h) => h.id !== hostId);
+  // Other hosts first; its own host last, where it moves to a new process.
+  const others = [
+    ...(hosts.data ?? []).filter((h) => h.id !== hostId),
+    ...(hosts.data ?? []).filter((h) => h.id === hostId),
+  ];
   const [destination, setDestination] = useState("");
   const [downtime, setDowntime] = useState("300");
   const [bandwidth, setBandwidth] = useState("0");
@@ -228,13 +235,6 @@ export function MigrateVm({
       maxBandwidth: Math.round(Number(bandwidth) * MIB),
     });
   };
-  if (hosts.data !== undefined && others.length === 0) {
-    return (
-      <p className="muted" data-testid="migrate-no-host">
-        No other host to migrate to; add one on the <Link href="/hosts">Hosts</Link> page.
-      </p>
-    );
-  }
   return (
     <form onSubmit={submit} aria-label="Migrate" className="attach">
       {error && (
@@ -252,7 +252,7 @@ export function MigrateVm({
           >
             {others.map((h) => (
               <option key={h.id} value={h.id}>
-                {h.name}
+                {h.id === hostId ? `${h.name} (this host: a new process)` : h.name}
               </option>
             ))}
           </select>

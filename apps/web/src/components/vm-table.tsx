@@ -5,7 +5,7 @@ import { useRouter } from "next/navigation";
 import { useState, type SyntheticEvent } from "react";
 import { errorDetails, useTRPC, type RouterOutputs } from "@/lib/trpc";
 import { useVmWatch } from "@/lib/use-vm-watch";
-import { StateBadge } from "./state-badge";
+import { clockTime, VmStateBadge, type HostStale } from "./state-badge";
 
 type Vm = RouterOutputs["vms"]["list"][number];
 type Action = "start" | "pause" | "resume" | "quit" | "kill" | "delete";
@@ -27,6 +27,25 @@ export const ACTION_LABELS: Record<Action, string> = {
   kill: "Force stop",
   delete: "Delete",
 };
+
+/** One line per host the portal cannot reach: its VMs' states are the last ones seen. */
+function StaleHosts({ vms }: { vms: Vm[] }) {
+  const hosts = new Map<string, { name: string; stale: HostStale; count: number }>();
+  for (const vm of vms) {
+    if (vm.hostStale === null) continue;
+    const seen = hosts.get(vm.hostId);
+    hosts.set(vm.hostId, { name: vm.hostName, stale: vm.hostStale, count: (seen?.count ?? 0) + 1 });
+  }
+  return [...hosts].map(([id, { name, stale, count }]) => (
+    <p key={id} className="alert error" role="status" data-testid={`host-stale-${name}`}>
+      <span suppressHydrationWarning>
+        Host &apos;{name}&apos; unreachable since {clockTime(stale.since)}: the states of its{" "}
+        {count === 1 ? "VM" : `${count} VMs`} are the last ones seen
+        {stale.lastSeenAt === null ? "" : ` (at ${clockTime(stale.lastSeenAt)})`}, not live.
+      </span>
+    </p>
+  ));
+}
 
 /** The host choice that leaves it to placement (vms.create without hostId). */
 const ANY_HOST = "*";
@@ -179,6 +198,7 @@ export function VmTable(props: {
           )}
         </div>
         {message && <pre className="alert error">{message}</pre>}
+        <StaleHosts vms={list} />
         {list.length === 0 ? (
           <p className="muted">No VMs yet. Start one from a definition above.</p>
         ) : (
@@ -212,7 +232,7 @@ export function VmTable(props: {
                     <div className="muted small mono">{vm.id}</div>
                   </td>
                   <td>
-                    <StateBadge state={vm.state} testId={`state-${vm.id}`} />
+                    <VmStateBadge state={vm.state} stale={vm.hostStale} testId={`state-${vm.id}`} />
                   </td>
                   <td>{vm.hostName}</td>
                   <td>{vm.definitionName ?? <span className="muted">—</span>}</td>

@@ -22,6 +22,9 @@ type PortalEvent = {
   data: unknown;
 };
 
+/** The portal's own news of a host (hosts/health.ts), for no VM in particular. */
+const HOST_EVENTS = new Set(["HOST_UNREACHABLE", "HOST_REACHABLE"]);
+
 export function useVmWatch(onEvent?: (event: PortalEvent) => void) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
@@ -37,6 +40,12 @@ export function useVmWatch(onEvent?: (event: PortalEvent) => void) {
           return;
         }
         const event = message.event as PortalEvent;
+        if (HOST_EVENTS.has(event.event)) {
+          // A host lost or reached again: its VMs' states turn stale, or live.
+          void queryClient.invalidateQueries({ queryKey: trpc.vms.pathKey() });
+          void queryClient.invalidateQueries({ queryKey: trpc.hosts.pathKey() });
+          return;
+        }
         const listKey = trpc.vms.list.queryKey();
         const list = queryClient.getQueryData<VmList>(listKey);
         const known = list?.some((vm) => vm.id === event.vmId) ?? false;

@@ -62,6 +62,8 @@ class ConfigSpace {
   // (0: no such BAR).
   uint64_t BarAddress(int index) const;
   uint64_t BarSize(int index) const { return index >= 0 && index < kBarCount ? bar_size_[index] : 0; }
+  bool BarIs64bit(int index) const { return index >= 0 && index < kBarCount && bar_64bit_[index]; }
+  void SetMultiFunction() { Set(kHeaderType, 1, 0x80); }
   bool MemoryEnabled() const { return (Read(kCommand, 2) & kCommandMemory) != 0; }
 
   // Appends a capability (its id, then `body` from the byte after the

@@ -16,7 +16,7 @@ namespace virga::pci {
 
 class PciDevice {
  public:
-  explicit PciDevice(const PciId& id) : config_(id) {}
+  explicit PciDevice(const PciId& id) : config_(id), power_on_(id) {}
   virtual ~PciDevice() = default;
 
   virtual uint32_t ReadConfig(uint32_t offset, uint32_t len) {
@@ -26,6 +26,29 @@ class PciDevice {
   virtual void WriteConfig(uint32_t offset, uint32_t len, uint32_t value) {
     std::lock_guard guard(lock_);
     config_.Write(offset, len, value);
+  }
+
+  // Firmware's work before the guest runs: BAR `index` at `address`.
+  void AssignBar(int index, uint64_t address) {
+    std::lock_guard guard(lock_);
+    config_.Write(kBar0 + 4 * static_cast<uint32_t>(index), 4, static_cast<uint32_t>(address));
+    if (config_.BarIs64bit(index)) config_.Write(kBar0 + 4 * static_cast<uint32_t>(index) + 4, 4, address >> 32);
+  }
+  // Header type bit 7: the slot has functions beyond 0 for the guest to scan.
+  void SetMultiFunction() {
+    std::lock_guard guard(lock_);
+    config_.SetMultiFunction();
+  }
+  // What a machine reset returns the configuration space to (the bus
+  // takes it when the function is attached, BARs assigned).
+  void CapturePowerOn() {
+    std::lock_guard guard(lock_);
+    power_on_ = config_;
+  }
+  // Machine reset (the bus maps the BARs again after).
+  virtual void ResetFunction() {
+    std::lock_guard guard(lock_);
+    config_ = power_on_;
   }
 
   // Maps each memory BAR with registers where the guest put it, while
@@ -38,24 +61,31 @@ class PciDevice {
       if (!bar_registers_[i]) continue;
       uint64_t want = config_.MemoryEnabled() ? config_.BarAddress(i) : 0;
       if (want == mapped_at_[i]) continue;
-      if (mapped_at_[i] != 0) mmio.Remove(mapped_at_[i]);
+      uint64_t from = mapped_at_[i];
+      if (from != 0) mmio.Remove(from);
       mapped_at_[i] = 0;
-      if (want == 0) continue;
-      try {
-        mmio.Insert(want, config_.BarSize(i), bar_registers_[i]);
-        mapped_at_[i] = want;
-      } catch (const std::exception&) {
-        // Overlaps: left unmapped, as above.
+      if (want != 0) {
+        try {
+          mmio.Insert(want, config_.BarSize(i), bar_registers_[i]);
+          mapped_at_[i] = want;
+        } catch (const std::exception&) {
+          // Overlaps: left unmapped, as above.
+        }
       }
+      if (mapped_at_[i] != from) BarMoved(i, from, mapped_at_[i]);
     }
   }
 
  protected:
+  // BAR `index` now answers at `to` instead of `from` (0: unmapped), with
+  // lock_ held: what KVM was told about addresses in it must follow.
+  virtual void BarMoved(int index, uint64_t from, uint64_t to) {}
   // The registers behind BAR `index` (declared with config_.AddMemoryBar).
   void SetBarRegisters(int index, std::shared_ptr<BusDevice> registers) { bar_registers_[index] = std::move(registers); }
 
   std::mutex lock_;
   ConfigSpace config_;
+  ConfigSpace power_on_;
 
  private:
   std::array<std::shared_ptr<BusDevice>, kBarCount> bar_registers_{};

@@ -26,7 +26,17 @@ void RootBus::Attach(uint32_t slot, uint32_t function, std::shared_ptr<PciDevice
   std::lock_guard guard(lock_);
   auto& entry = functions_[slot * kFunctions + function];
   if (entry) throw VmmError("addr: slot " + std::to_string(slot) + "." + std::to_string(function) + " is occupied");
+  device->CapturePowerOn();
   entry = std::move(device);
+}
+
+void RootBus::Reset() {
+  std::lock_guard guard(lock_);
+  for (const auto& device : functions_) {
+    if (!device) continue;
+    device->ResetFunction();
+    if (mmio_ != nullptr) device->UpdateBarMappings(*mmio_);
+  }
 }
 
 std::shared_ptr<PciDevice> RootBus::Find(uint32_t bus, uint32_t devfn) const {

@@ -25,8 +25,12 @@ class RootBus {
   // `mmio`: where the functions' BARs are mapped as the guest programs them.
   explicit RootBus(Bus* mmio) : mmio_(mmio) {}
 
-  // Throws when the slot.function is taken or out of range.
+  // Throws when the slot.function is taken or out of range. The
+  // function's configuration space as it is now (BARs assigned) is what a
+  // machine reset returns it to.
   void Attach(uint32_t slot, uint32_t function, std::shared_ptr<PciDevice> device);
+  // Machine reset (vCPUs stopped): every function back to power-on state.
+  void Reset();
 
   // bus << 8 | slot << 3 | function, as both mechanisms encode it.
   uint32_t ReadConfig(uint32_t bus, uint32_t devfn, uint32_t offset, uint32_t len) const;

@@ -49,14 +49,34 @@ export const downtimeLimitMs = z
 /** Bytes per second; 0 for no limit. */
 export const maxBandwidth = z.number().int().min(0, "must be ≥ 0 bytes/s (0: no limit)");
 
-export const migrateInput = vmId.extend({
-  destination: migrationDestination,
-  migrationId: migrationId.optional(),
-  downtimeLimitMs: downtimeLimitMs.optional(),
-  maxBandwidth: maxBandwidth.optional(),
-  /** Return when the migration has ended (default: once it is under way). */
-  wait: z.boolean().optional(),
-});
+export const migrateInput = vmId
+  .extend({
+    /** Another virgad; leave it out with `local: true` for a new process on this host. */
+    destination: migrationDestination.optional(),
+    /** The guest moves to a new virga-vmm process here, over a unix socket; the VM keeps its id. */
+    local: z.literal(true, { message: "true, or leave it out" }).optional(),
+    migrationId: migrationId.optional(),
+    downtimeLimitMs: downtimeLimitMs.optional(),
+    maxBandwidth: maxBandwidth.optional(),
+    /** Return when the migration has ended (default: once it is under way). */
+    wait: z.boolean().optional(),
+  })
+  .superRefine((input, ctx) => {
+    if (input.destination === undefined && input.local !== true) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["destination"],
+        message: "required: another virgad's {url, token}, or local: true for this host",
+      });
+    }
+    if (input.destination !== undefined && input.local === true) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["local"],
+        message: "not with a destination: a migration goes to another virgad or stays here",
+      });
+    }
+  });
 
 export const migrationInput = z.object({ migrationId });
 export const migrateCancelInput = vmId;

@@ -51,7 +51,10 @@ export async function principalFromToken(token: string): Promise<Principal | nul
   if (row.expiresAt !== null && row.expiresAt.getTime() < Date.now()) return null;
   // Last use, at most once a minute per token.
   if (row.lastUsedAt === null || Date.now() - row.lastUsedAt.getTime() > 60_000) {
-    await db().apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
+    // Not waited for: a database locked by another process must neither hold up nor refuse the call.
+    void db()
+      .apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } })
+      .catch(() => undefined);
   }
   return {
     userId: row.userId,

@@ -4,16 +4,27 @@
 // what arrives to the event store in batches (./event-store.ts), which keeps
 // the Vm rows' state current and republishes to the hub for the browsers. A
 // periodic reconcile with vm.list repairs anything a dropped stream or a
-// deleted VM left behind, and records the host's health.
+// deleted VM left behind. Whether the host answers (the stream's connection,
+// vm.list) goes to ./health.ts, and the pages mark its VMs stale meanwhile.
+// A database that refuses a write (SQLite locked by another process) costs a
+// retry, never an event: the stream is followed again from the last stored one.
 //
 // Several portals may share one database, and each watches every host: its
 // own browsers get their live events from its own hub, and when one portal
 // dies the others are already following every stream (docs/scale-out.md).
 import type { Host } from "@virga/prisma";
-import { db } from "../db";
+import { db, describeDbError } from "../db";
 import { storeEvents } from "./event-store";
+import { hostHealth } from "./health";
 import { hub } from "./hub";
-import { forgetHost, virgad, virgadStream, type VmEvent } from "./virgad";
+import {
+  forgetHost,
+  hostError,
+  virgad,
+  virgadStream,
+  type VmEvent,
+  type VmSummary,
+} from "./virgad";
 import { syncHostVms } from "./vm-rows";
 
 const RESCAN_MS = 3000;
@@ -31,49 +42,79 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** One vm.list round: states, deleted VMs, host health. */
-export async function reconcileHost(host: Host): Promise<void> {
-  try {
-    const listedAt = new Date();
-    const summaries = await virgad(host).vm.list.query();
-    const before = new Map(
-      (await db().vm.findMany({ where: { hostId: host.id } })).map((vm) => [vm.hostVmId, vm.state]),
+/** Why the host failed, on its row for admins (best effort: the database may be what fails). */
+function recordHostError(host: Host, message: string): Promise<void> {
+  return db()
+    .host.updateMany({ where: { id: host.id }, data: { lastError: message } })
+    .then(
+      () => undefined,
+      (error: unknown) => {
+        console.error(
+          `[watcher ${host.name}] could not record '${message}': ${describeDbError(error)}`,
+        );
+      },
     );
-    const gone = await syncHostVms(host, summaries, listedAt);
-    await db().host.updateMany({
-      where: { id: host.id },
-      data: { lastSeenAt: new Date(), lastError: null },
+}
+
+/** What vm.list told: rows brought in line, changed states published. */
+async function applyVmList(host: Host, summaries: VmSummary[], listedAt: Date): Promise<void> {
+  const before = new Map(
+    (await db().vm.findMany({ where: { hostId: host.id } })).map((vm) => [vm.hostVmId, vm.state]),
+  );
+  const gone = await syncHostVms(host, summaries, listedAt);
+  await db().host.updateMany({
+    where: { id: host.id },
+    data: { lastSeenAt: new Date(), lastError: null },
+  });
+  const now = new Date().toISOString();
+  for (const summary of summaries) {
+    if (before.get(summary.id) === summary.state) continue;
+    const row = await db().vm.findUnique({
+      where: { hostId_hostVmId: { hostId: host.id, hostVmId: summary.id } },
     });
-    const now = new Date().toISOString();
-    for (const summary of summaries) {
-      if (before.get(summary.id) === summary.state) continue;
-      const row = await db().vm.findUnique({
-        where: { hostId_hostVmId: { hostId: host.id, hostVmId: summary.id } },
-      });
-      if (row === null) continue;
-      hub().publish({
-        vmId: row.id,
-        hostId: host.id,
-        event: "PORTAL_SYNC",
-        data: { state: summary.state },
-        timestamp: now,
-        state: summary.state,
-      });
-    }
-    for (const row of gone) {
-      hub().publish({
-        vmId: row.id,
-        hostId: host.id,
-        event: "VM_DELETED",
-        data: null,
-        timestamp: now,
-        state: null,
-      });
-    }
+    if (row === null) continue;
+    hub().publish({
+      vmId: row.id,
+      hostId: host.id,
+      event: "PORTAL_SYNC",
+      data: { state: summary.state },
+      timestamp: now,
+      state: summary.state,
+    });
+  }
+  for (const row of gone) {
+    hub().publish({
+      vmId: row.id,
+      hostId: host.id,
+      event: "VM_DELETED",
+      data: null,
+      timestamp: now,
+      state: null,
+    });
+  }
+}
+
+/**
+ * One vm.list round: the host's health (it answered or not), then states and
+ * deleted VMs. A database that fails meanwhile is logged and is not taken for
+ * the host failing; the next round tries again. Never throws.
+ */
+export async function reconcileHost(host: Host): Promise<void> {
+  const listedAt = new Date();
+  let summaries: VmSummary[];
+  try {
+    summaries = await virgad(host).vm.list.query();
   } catch (error) {
-    await db()
-      .host.updateMany({ where: { id: host.id }, data: { lastError: describe(error) } })
-      .catch(() => undefined);
+    const message = hostError(error, host.name).message;
+    hostHealth().failed(host, message);
+    await recordHostError(host, message);
+    return;
+  }
+  hostHealth().reached(host);
+  try {
+    await applyVmList(host, summaries, listedAt);
+  } catch (error) {
+    console.error(`[watcher ${host.name}] vm.list not applied: ${describeDbError(error)}`);
   }
 }
 
@@ -83,6 +124,15 @@ function watch(host: Host): Watch {
   let retry: NodeJS.Timeout | null = null;
   const pending: VmEvent[] = [];
   let storing = false;
+  let reconciling = false;
+
+  const reconcile = (): void => {
+    if (reconciling || stopped) return;
+    reconciling = true;
+    void reconcileHost(host).finally(() => {
+      reconciling = false;
+    });
+  };
 
   /** Follows the stream again in a while, from the last seq any portal stored. */
   const resubscribe = (): void => {
@@ -92,12 +142,16 @@ function watch(host: Host): Watch {
     if (stopped || retry !== null) return;
     retry = setTimeout(() => {
       retry = null;
-      void db()
+      db()
         .host.findUnique({ where: { id: host.id } })
         .then((row) => {
-          subscribe(row?.lastEventSeq ?? 0);
+          // Gone: the next scan stops this watch.
+          if (row !== null) subscribe(row.lastEventSeq);
         })
-        .catch(resubscribe);
+        .catch((error: unknown) => {
+          console.error(`[watcher ${host.name}] last stored event: ${describeDbError(error)}`);
+          resubscribe();
+        });
     }, RETRY_MS);
   };
 
@@ -111,9 +165,9 @@ function watch(host: Host): Watch {
         try {
           await storeEvents(host, batch);
         } catch (error) {
-          // Not stored, so the Host row's seq was not moved past it: start again from there.
+          // Not stored, so the Host row's seq was not moved past it: virgad sends it again from there.
           console.error(
-            `[watcher ${host.name}] events ${batch[0]?.seq}-${batch.at(-1)?.seq}: ${describe(error)}`,
+            `[watcher ${host.name}] events ${batch[0]?.seq}-${batch.at(-1)?.seq} not stored: ${describeDbError(error)}; following the stream again from the last stored event in ${RETRY_MS / 1000} s`,
           );
           resubscribe();
         }
@@ -130,23 +184,37 @@ function watch(host: Host): Watch {
       stream = virgadStream(host);
     } catch (error) {
       // A credential that does not open stays so until the host is added again (a new row, a new watch).
-      void db()
-        .host.updateMany({ where: { id: host.id }, data: { lastError: describe(error) } })
-        .catch(() => undefined);
+      hostHealth().failed(host, hostError(error, host.name).message);
+      void recordHostError(host, describe(error));
       return;
     }
     subscription = stream.vm.events.subscribe(
       // From 0 on a new host: what virgad kept from before the portal came.
       { lastEventId: String(lastEventSeq) },
       {
+        // The websocket reconnects by itself (resuming after the last event
+        // received); its state is the quickest news of virgad going and coming.
+        onConnectionStateChange: (state) => {
+          if (state.state === "pending") {
+            const wasLost = hostHealth().of(host.id) !== null;
+            hostHealth().reached(host);
+            // States may have changed while the host was away.
+            if (wasLost) reconcile();
+          } else if (state.state === "connecting" && state.error !== null) {
+            hostHealth().failed(
+              host,
+              `host '${host.name}' unreachable: its event stream ended (${state.error.message})`,
+            );
+            // vm.list says why (a refused connection, a timeout), for admins.
+            reconcile();
+          }
+        },
         onData: (envelope) => {
           pending.push(envelope.data as VmEvent);
           void store();
         },
         onError: (error) => {
-          void db()
-            .host.updateMany({ where: { id: host.id }, data: { lastError: describe(error) } })
-            .catch(() => undefined);
+          void recordHostError(host, describe(error));
           resubscribe();
         },
       },
@@ -156,11 +224,7 @@ function watch(host: Host): Watch {
   void reconcileHost(host).then(() => {
     subscribe(host.lastEventSeq);
   });
-  const timer = setInterval(() => {
-    void db()
-      .host.findUnique({ where: { id: host.id } })
-      .then((row) => (row === null ? undefined : reconcileHost(row)));
-  }, RECONCILE_MS);
+  const timer = setInterval(reconcile, RECONCILE_MS);
   timer.unref();
 
   return {
@@ -170,6 +234,7 @@ function watch(host: Host): Watch {
       clearInterval(timer);
       if (retry !== null) clearTimeout(retry);
       subscription?.unsubscribe();
+      hostHealth().forget(host.id);
     },
   };
 }
@@ -194,12 +259,13 @@ export function startHostWatchers(): () => void {
       forgetHost(id);
     }
   };
-  void scan();
-  const timer = setInterval(() => {
-    void scan().catch((error: unknown) => {
-      console.error(`[watcher] ${describe(error)}`);
+  const rescan = (): void => {
+    scan().catch((error: unknown) => {
+      console.error(`[watcher] hosts not read: ${describeDbError(error)}`);
     });
-  }, RESCAN_MS);
+  };
+  rescan();
+  const timer = setInterval(rescan, RESCAN_MS);
   timer.unref();
   return () => {
     clearInterval(timer);

@@ -5,6 +5,7 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import { ZodError } from "zod";
 import { audit, viaOf } from "../audit";
+import { DATABASE_BUSY, isDatabaseBusy } from "../db";
 import type { Principal } from "../auth/principal";
 import { hasRole, type Role } from "../auth/roles";
 import { messageFor } from "../hosts/unreachable";
@@ -82,7 +83,7 @@ const audited = t.middleware(async ({ ctx, type, path, next, getRawInput }) => {
     typeof input === "object" && input !== null
       ? ((input as { id?: unknown; name?: unknown }).id ?? (input as { name?: unknown }).name)
       : undefined;
-  await audit({
+  const recorded = audit({
     principal: ctx.principal,
     actor: ctx.audit.actor,
     action: path,
@@ -93,10 +94,30 @@ const audited = t.middleware(async ({ ctx, type, path, next, getRawInput }) => {
     ok: result.ok,
     error: result.ok ? null : result.error.message,
   });
+  // A database that refused the call's own write would hold its answer up as
+  // long again: the entry is written when it can be (audit() logs a failure).
+  if (result.ok || result.error.code !== "SERVICE_UNAVAILABLE") await recorded;
   return result;
 });
 
-export const publicProcedure = t.procedure.use(audited);
+/**
+ * A database still locked by another process after the adapter's retries
+ * (SQLite busy) is the service being unavailable for a moment, said so, not
+ * an internal error.
+ */
+const databaseBusy = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && isDatabaseBusy(result.error.cause)) {
+    throw new TRPCError({
+      code: "SERVICE_UNAVAILABLE",
+      message: DATABASE_BUSY,
+      cause: result.error,
+    });
+  }
+  return result;
+});
+
+export const publicProcedure = t.procedure.use(audited).use(databaseBusy);
 
 function requireRole(needed: Role) {
   return t.middleware(({ ctx, next }) => {

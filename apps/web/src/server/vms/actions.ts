@@ -6,7 +6,7 @@ import type { Host } from "@virga/prisma";
 import { randomBytes } from "node:crypto";
 import { rawQmpAccess } from "@virga/host/src/daemon/qmp-allow-list";
 import { hasRole, type Role } from "../auth/roles";
-import { db } from "../db";
+import { db, isDatabaseBusy } from "../db";
 import { hub } from "../hosts/hub";
 import type { VmSummary } from "../hosts/virgad";
 import { upsertVm } from "../hosts/vm-rows";
@@ -17,17 +17,22 @@ import { placeVm } from "./placement";
 export const VM_ACTIONS = ["start", "pause", "resume", "quit", "kill", "delete"] as const;
 export type VmAction = (typeof VM_ACTIONS)[number];
 
+/** Tells the browsers a VM's state as virgad answered it. */
+function publishState(hostId: string, vmId: string, state: string): void {
+  hub().publish({
+    vmId,
+    hostId,
+    event: "PORTAL_SYNC",
+    data: { state },
+    timestamp: new Date().toISOString(),
+    state,
+  });
+}
+
 /** Stores what virgad answered about a VM and tells the browsers. */
 export async function recordVm(host: Host, summary: VmSummary, definitionId?: string | null) {
   const row = await upsertVm(host, summary, definitionId);
-  hub().publish({
-    vmId: row.id,
-    hostId: host.id,
-    event: "PORTAL_SYNC",
-    data: { state: summary.state },
-    timestamp: new Date().toISOString(),
-    state: summary.state,
-  });
+  publishState(host.id, row.id, summary.state);
   return row;
 }
 
@@ -129,8 +134,16 @@ export async function runAction(id: string, action: VmAction) {
         return c.vm.kill.mutate(target);
     }
   });
-  const row = await recordVm(vm.host, summary);
-  return { id: row.id, state: row.state };
+  try {
+    const row = await recordVm(vm.host, summary);
+    return { id: row.id, state: row.state };
+  } catch (error) {
+    if (!isDatabaseBusy(error)) throw error;
+    // Done on the host, so said so: the watcher stores the events that
+    // carry the new state once the database is free.
+    publishState(vm.hostId, vm.id, summary.state);
+    return { id: vm.id, state: summary.state };
+  }
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   type PinnedCertificate,
 } from "../../hosts/credential";
 import { probeHost } from "../../hosts/capacity";
+import { hostHealth } from "../../hosts/health";
 import { hostErrorFor } from "../../hosts/unreachable";
 import { forgetHost, hostError, virgad } from "../../hosts/virgad";
 import { reconcileHost } from "../../hosts/watcher";
@@ -41,6 +42,8 @@ function publicHost(host: Host, role: Role) {
     ...credentialFacts(host),
     isLocal: host.isLocal,
     lastSeenAt: host.lastSeenAt,
+    /** Since when this portal's watcher cannot reach it (null while it can). */
+    unreachableSince: hostHealth().staleness(host.id)?.since ?? null,
     lastError: hostErrorFor(host.name, host.lastError, role),
     createdAt: host.createdAt,
   };

@@ -1,5 +1,6 @@
 // migrations.*: live migration of a VM from its host to another registered
-// host (docs/virgad-api.md, "Live migration"). `start` records a Migration
+// host, or to a new virga-vmm process on its own host when that is the
+// destination (docs/virgad-api.md, "Live migration"). `start` records a Migration
 // row and asks the source's virgad to send the VM to the destination's
 // virgad (its URL and token as the portal knows them); the row follows the
 // source's VM_MIGRATION events (watcher.ts) and, once completed, the VM's
@@ -58,6 +59,8 @@ function publicMigration(row: Row) {
     sourceHostName: row.sourceHost.name,
     destinationHostId: row.destinationHostId,
     destinationHostName: row.destinationHost.name,
+    /** "tcp" to another host, "unix" to a new process on the same one. */
+    transport: row.transport,
     status: row.status,
     startedAt: row.startedAt,
     finishedAt: row.finishedAt,
@@ -118,19 +121,15 @@ export const migrationsRouter = router({
           message: `destinationHostId: no host with id '${input.destinationHostId}'`,
         });
       }
-      if (destination.id === vm.hostId) {
-        throw new TRPCError({
-          code: "BAD_REQUEST",
-          message: `destinationHostId: VM '${vm.name}' is on host '${destination.name}' already`,
-        });
-      }
+      // Its own host: the VM moves to a new virga-vmm process there (over a unix socket).
+      const local = destination.id === vm.hostId;
       // The row first: the source's events about it may come before virgad's answer.
       const row = await db().migration.create({
         data: {
           vmId: vm.id,
           sourceHostId: vm.hostId,
           destinationHostId: destination.id,
-          transport: "tcp",
+          transport: local ? "unix" : "tcp",
           status: "pending",
         },
       });
@@ -140,7 +139,7 @@ export const migrationsRouter = router({
           c.vm.migrate.mutate({
             id: vm.hostVmId,
             migrationId: row.id,
-            destination: destinationFor(destination),
+            ...(local ? { local: true as const } : { destination: destinationFor(destination) }),
             ...(input.downtimeLimitMs === undefined
               ? {}
               : { downtimeLimitMs: input.downtimeLimitMs }),

@@ -1,10 +1,12 @@
 // vms.*: VM instances on hosts — list with live state, create from a
 // definition on a chosen host, lifecycle actions (one or a selection),
 // topology, QMP, the events timeline and a resumable live stream.
-import { tracked } from "@trpc/server";
+import { tracked, TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { db } from "../../db";
+import { hostHealth } from "../../hosts/health";
 import { hub, type PortalEvent } from "../../hosts/hub";
+import { HostUnreachableError, messageFor } from "../../hosts/unreachable";
 import { authorizeQmp, createVm, relayQmp, runAction, VM_ACTIONS } from "../../vms/actions";
 import { findVm, onHost } from "../../vms/lookup";
 import { parseStoredConfig } from "../../definitions/config";
@@ -38,18 +40,37 @@ export const vmsRouter = router({
       createdAt: row.createdAt,
       startedAt: row.startedAt,
       stoppedAt: row.stoppedAt,
+      /** Set while the portal cannot reach the VM's host: `state` is then the last one seen. */
+      hostStale: hostHealth().staleness(row.hostId),
     }));
   }),
 
   /** One VM: the stored row and, when its host answers, virgad's live summary. */
-  get: viewerProcedure.input(vmId).query(async ({ input }) => {
+  get: viewerProcedure.input(vmId).query(async ({ ctx, input }) => {
     const vm = await findVm(input.id);
     let live = null;
     let hostError: string | null = null;
-    try {
-      live = await onHost(vm.host, (c) => c.vm.get.query({ id: vm.hostVmId }));
-    } catch (error) {
-      hostError = error instanceof Error ? error.message : String(error);
+    let hostStale = hostHealth().staleness(vm.hostId);
+    const lost = hostHealth().of(vm.hostId);
+    if (lost !== null) {
+      // Not asked again (an unanswered call takes its full timeout): the watcher says when it is back.
+      hostError = messageFor(
+        new HostUnreachableError(vm.host.name, lost.error),
+        ctx.principal.role,
+      );
+    } else {
+      try {
+        live = await onHost(vm.host, (c) => c.vm.get.query({ id: vm.hostVmId }));
+      } catch (error) {
+        hostError =
+          error instanceof TRPCError ? messageFor(error, ctx.principal.role) : String(error);
+        if (error instanceof HostUnreachableError) {
+          hostStale = {
+            since: new Date().toISOString(),
+            lastSeenAt: vm.host.lastSeenAt?.toISOString() ?? null,
+          };
+        }
+      }
     }
     return {
       id: vm.id,
@@ -66,6 +87,8 @@ export const vmsRouter = router({
       startedAt: vm.startedAt,
       exit: live?.exit ?? null,
       hostError,
+      /** Set when the host did not answer: `state` is the last one the portal saw. */
+      hostStale,
     };
   }),
 
