@@ -102,6 +102,7 @@ static void cmd_help(int argc, char **argv)
             "  mem dirty <MiB> <MiB/s>\n"
             "  mem check\n"
             "  vmgenid\n"
+            "  bases [set]\n"
             "  pci [show BB:DD.F]\n"
             "  mmio <slot> <count>\n"
             "  poweroff\n"
@@ -408,6 +409,40 @@ static void cmd_vmgenid(int argc, char **argv)
     kprintf("OK vmgenid %s\n", hex);
 }
 
+#define MSR_FS_BASE 0xc0000100
+#define MSR_GS_BASE 0xc0000101
+#define MSR_KERNEL_GS_BASE 0xc0000102
+
+static u64 read_msr(u32 index)
+{
+    u32 lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(index));
+    return ((u64)hi << 32) | lo;
+}
+
+static void write_msr(u32 index, u64 value)
+{
+    __asm__ volatile("wrmsr" : : "c"(index), "a"((u32)value), "d"((u32)(value >> 32)));
+}
+
+/* A kernel that was stopped in user mode has two different GS bases, one
+ * of them in KERNEL_GS_BASE until its next SWAPGS (and its own FS base):
+ * "bases set" gives each its own value, so a snapshot or migration that
+ * loses or swaps one shows in "bases". Nothing here uses FS or GS. */
+static void cmd_bases(int argc, char **argv)
+{
+    if (argc == 2 && !strcmp(argv[1], "set")) {
+        write_msr(MSR_FS_BASE, 0x0000111122223000ull);
+        write_msr(MSR_GS_BASE, 0x0000333344445000ull);
+        write_msr(MSR_KERNEL_GS_BASE, 0x0000555566667000ull);
+    } else if (argc != 1) {
+        kprintf("ERR usage: bases [set]\n");
+        return;
+    }
+    kprintf("OK bases fs=0x%lx gs=0x%lx kernel-gs=0x%lx\n", read_msr(MSR_FS_BASE), read_msr(MSR_GS_BASE),
+            read_msr(MSR_KERNEL_GS_BASE));
+}
+
 /* "BB:DD.F", hex. */
 static bool parse_bdf(const char *s, u32 *bus, u32 *dev, u32 *fn)
 {
@@ -562,6 +597,7 @@ static const struct {
     { "mem", cmd_mem },
     { "mmio", cmd_mmio },
     { "vmgenid", cmd_vmgenid },
+    { "bases", cmd_bases },
     { "pci", cmd_pci },
     { "poweroff", cmd_poweroff },
     { "reboot", cmd_reboot },

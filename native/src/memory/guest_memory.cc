@@ -13,6 +13,21 @@ constexpr uint64_t k4GiB = 1ULL << 32;
 
 constexpr uint64_t k2MiB = 2ULL << 20;
 
+// Marks a range dirty when the write to it is done, not before: a
+// migration round that takes the mark and then reads the page must see
+// the new bytes (marked first, a round could send the old bytes and clear
+// the mark while the write was still under way, and the page would never
+// go again).
+class MarkWhenWritten {
+ public:
+  MarkWhenWritten(const GuestMemory& memory, uint64_t gpa, uint64_t len) : memory_(memory), gpa_(gpa), len_(len) {}
+  ~MarkWhenWritten() { memory_.MarkDirty(gpa_, len_); }
+
+ private:
+  const GuestMemory& memory_;
+  uint64_t gpa_, len_;
+};
+
 // Addresses for one region, `align`-aligned, as private anonymous memory:
 // the anonymous backing's RAM itself, and where the others map theirs.
 uint8_t* Reserve(uint64_t size, uint64_t align) {
@@ -82,7 +97,7 @@ bool GuestMemory::Read(uint64_t gpa, void* out, uint64_t len) const {
 bool GuestMemory::Write(uint64_t gpa, const void* data, uint64_t len) const {
   uint8_t* host = Translate(gpa, len);
   if (host == nullptr) return false;
-  MarkDirty(gpa, len);
+  MarkWhenWritten mark(*this, gpa, len);
   if (known_zero_.load(std::memory_order_relaxed)) known_zero_.store(false, std::memory_order_relaxed);
   std::memcpy(host, data, len);
   return true;
@@ -91,7 +106,7 @@ bool GuestMemory::Write(uint64_t gpa, const void* data, uint64_t len) const {
 bool GuestMemory::Zero(uint64_t gpa, uint64_t len) const {
   const MemoryRegion* region = Find(gpa, len);
   if (region == nullptr) return false;
-  MarkDirty(gpa, len);
+  MarkWhenWritten mark(*this, gpa, len);
   if (known_zero_.load(std::memory_order_relaxed)) return true;
   // Region starts are aligned to the backing's pages, so offsets are too.
   uint64_t page = backing_->page_size();
@@ -111,7 +126,7 @@ bool GuestMemory::Zero(uint64_t gpa, uint64_t len) const {
 bool GuestMemory::Discard(uint64_t gpa, uint64_t len) const {
   const MemoryRegion* region = Find(gpa, len);
   if (region == nullptr) return false;
-  MarkDirty(gpa, len);
+  MarkWhenWritten mark(*this, gpa, len);
   uint64_t page = backing_->page_size();
   uint64_t start = gpa - region->guest_base;
   uint64_t first = (start + page - 1) / page * page, last = (start + len) / page * page;

@@ -234,6 +234,7 @@ void Source::Migrate() {
     for (size_t w = 0; w < dirty[r].size(); ++w) dirty[r][w] |= last[r][w];
   }
   send_round(&dirty);
+  machine_.DumpForMigration("source");
   phase_done(&last_pages_ms_);
   machine_.StopDirtyLog();
   std::vector<uint8_t> state = machine_.SaveState(vmm_version_);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "arch/x86_64/acpi/tables.h"
@@ -359,6 +360,40 @@ std::vector<std::string> Machine::AcceptIncomingLayout(const MachineLayout& sour
 void Machine::LoadIncomingState(const state::StateFile& file) {
   std::lock_guard guard(lifecycle_);
   LoadState(file);
+  DumpForMigration("destination");
+}
+
+void Machine::DumpForMigration(const std::string& role) {
+  const char* dir = std::getenv("VIRGA_MIGRATION_DUMP");
+  if (dir == nullptr || *dir == 0) return;
+  std::string prefix = std::string(dir) + "/" + role + "-" + std::to_string(::getpid());
+  std::vector<uint64_t> hashes;
+  for (const MemoryRegion& region : memory_->regions()) {
+    for (uint64_t page = 0; page < region.size; page += 4096) {
+      // FNV-1a over 64-bit words: a changed byte changes the hash.
+      uint64_t hash = 1469598103934665603ULL;
+      const auto* words = reinterpret_cast<const uint64_t*>(region.host + page);
+      for (size_t w = 0; w < 512; ++w) hash = (hash ^ words[w]) * 1099511628211ULL;
+      hashes.push_back(hash);
+    }
+  }
+  // Registers after pages: KVM writes "preempted" into a vCPU's steal-time
+  // record in guest RAM when a thread that has the vCPU loaded (as these
+  // reads do) is preempted. The source sent its pages before that could
+  // happen; hashing them first keeps such a write out of the comparison.
+  std::vector<uint32_t> msrs = system_.MsrIndexList();
+  std::string text;
+  for (size_t i = 0; i < vcpus_.size(); ++i) {
+    text += "vcpu " + std::to_string(i) + "\n" + DescribeVcpuState(vcpus_[i]->vcpu(), msrs);
+  }
+  auto write = [](const std::string& path, const void* data, size_t len) {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    bool written = f != nullptr && std::fwrite(data, 1, len, f) == len;
+    if (f != nullptr && std::fclose(f) != 0) written = false;
+    if (!written) std::fprintf(stderr, "virga-vmm: VIRGA_MIGRATION_DUMP: cannot write %s\n", path.c_str());
+  };
+  write(prefix + ".vcpus", text.data(), text.size());
+  write(prefix + ".pages", hashes.data(), hashes.size() * sizeof(uint64_t));
 }
 
 const Machine::KvmState& Machine::PausedKvmState() {

@@ -101,6 +101,10 @@ class Machine {
   // machine (none: NICs take the source's MACs), then its state.
   std::vector<std::string> AcceptIncomingLayout(const MachineLayout& source);
   void LoadIncomingState(const state::StateFile& file);
+  // VIRGA_MIGRATION_DUMP=<dir> (docs/migration.md): a paused machine's
+  // vCPU registers and a hash of every page into <dir>/<role>-<pid>.vcpus
+  // and .pages, for the two ends of a migration to be compared.
+  void DumpForMigration(const std::string& role);
   void Destroy();
 
  private:

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kvm/vcpu.h"
@@ -16,5 +17,8 @@ void SaveVcpuState(const kvm::Vcpu& vcpu, const std::vector<uint32_t>& msr_indic
 // In the order KVM needs: the LAPIC before the TSC deadline MSR it arms,
 // events last. Throws (naming the part) when KVM refuses any of it.
 void RestoreVcpuState(kvm::Vcpu& vcpu, state::ByteReader& in);
+// One "name value" line per register, segment and MSR of a paused vCPU: a
+// migration's two ends compare these (VIRGA_MIGRATION_DUMP, docs/migration.md).
+std::string DescribeVcpuState(const kvm::Vcpu& vcpu, const std::vector<uint32_t>& msr_indices);
 
 }  // namespace virga

@@ -70,14 +70,19 @@ export function numberField(line: string, key: string): number {
 }
 
 /** Waits for the guest's shell (virga.action=stay), then connects to its QMP socket. */
-export async function bootShell(vm: VmmProcess, qmpSocket: string): Promise<QmpClient> {
+export async function bootShell(
+  vm: VmmProcess,
+  qmpSocket: string,
+  // The first client starts the VMM's control plane, which takes longer on a busy L1.
+  qmpTimeoutMs = 10000,
+): Promise<QmpClient> {
   // A VMM that refuses a flag ends at once: say so rather than wait out the boot.
   const ended = vm.exit.then((exit) => {
     throw new Error(`the VMM exited (${JSON.stringify(exit)}) before the guest's shell came up`);
   });
   ended.catch(() => undefined);
   await Promise.race([vm.waitFor(/VIRGA-GUEST action=stay/, BOOT_MS), ended]);
-  const qmp = await connectQmp(qmpSocket, vm);
+  const qmp = await connectQmp(qmpSocket, vm, qmpTimeoutMs);
   await qmp.execute("qmp_capabilities");
   return qmp;
 }

@@ -11,6 +11,7 @@ import { createTap } from "./l1-net";
 import { QEMU_REFERENCE, VIRGA } from "./device-vmms";
 import { linuxGuest, linuxKernelArgs } from "./guest-images";
 import { migrationScenario } from "./migration-scenario";
+import { migrationSoakScenarios } from "./migration-soak";
 import { snapshotScenarios } from "./snapshot-scenarios";
 
 const BOOT_MS = 120000;
@@ -325,5 +326,6 @@ export const SCENARIOS: Scenario[] = [
   // L1), then live migration: docs/snapshots.md and QMP.md.
   ...snapshotScenarios(103),
   migrationScenario(),
+  ...migrationSoakScenarios(),
   ...deviceScenariosToRun(),
 ];
