@@ -161,7 +161,9 @@ export class TickWatch {
       if (last !== undefined && last.n >= n) return last;
       if (Date.now() > deadline)
         throw new Error(
-          `no VIRGA-TICK ${n} within ${timeoutMs} ms (last: ${last === undefined ? "none" : last.n})`,
+          // Worded as every other wait is, so a guest the emulator's fault
+          // stalled gets its one more run (in-l1.ts, isHarnessFault).
+          `timed out after ${timeoutMs} ms waiting for VIRGA-TICK ${n} (last: ${last === undefined ? "none" : last.n})`,
         );
       await new Promise((r) => setTimeout(r, 10));
     }
