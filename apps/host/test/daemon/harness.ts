@@ -6,7 +6,16 @@
 // VM's log and console are added to the error.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+} from "node:fs";
 import path from "node:path";
 import {
   TRPCClientError,
@@ -397,4 +406,19 @@ export function storedConfig(fx: VirgadFixture, id: string): VmConfig {
   return JSON.parse(
     readFileSync(path.join(fx.runDir, "vms", id, "config.json"), "utf8"),
   ) as VmConfig;
+}
+
+/** A sparse raw image of `bytes` in the fixture's image directory (shared storage between its virgads). */
+export function sparseDisk(fx: VirgadFixture, name: string, bytes: number): string {
+  const file = path.join(fx.imagesDir, name);
+  const fd = openSync(file, "w", 0o600);
+  ftruncateSync(fd, bytes);
+  closeSync(fd);
+  return file;
+}
+
+/** The last `count N` the probe guest printed (0 before the first). */
+export function lastCount(text: string): number {
+  const last = [...text.matchAll(/count (\d+)/g)].at(-1);
+  return last === undefined ? 0 : Number(last[1]);
 }

@@ -6,7 +6,7 @@
 // disk across the move. A cancel mid-way leaves the VM running in its old
 // process and nothing else behind.
 import assert from "node:assert/strict";
-import { closeSync, existsSync, ftruncateSync, openSync, readdirSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readlinkSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { tapName } from "../../src/daemon/taps";
@@ -16,7 +16,9 @@ import {
   alive,
   ConsoleWatcher,
   EventWatcher,
+  lastCount,
   refused,
+  sparseDisk,
   storedConfig,
   waitUntil,
   withVirgad,
@@ -30,14 +32,6 @@ const testNet = testBridge("vglmg");
 const bridge = testNet.name;
 
 type Client = ReturnType<VirgadProcess["client"]>;
-
-function sparseDisk(fx: VirgadFixture, name: string, bytes: number): string {
-  const file = path.join(fx.imagesDir, name);
-  const fd = openSync(file, "w", 0o600);
-  ftruncateSync(fd, bytes);
-  closeSync(fd);
-  return file;
-}
 
 async function countingVm(fx: VirgadFixture, client: Client, id: string, disk: string) {
   const created = await client.vm.create.mutate({
@@ -53,11 +47,6 @@ async function countingVm(fx: VirgadFixture, client: Client, id: string, disk: s
   const console = new ConsoleWatcher(client, id);
   await console.waitFor(/probe> /);
   return { console, pid: started.pid };
-}
-
-function lastCount(text: string): number {
-  const last = [...text.matchAll(/count (\d+)/g)].at(-1);
-  return last === undefined ? 0 : Number(last[1]);
 }
 
 /** Asks the probe guest something and waits for the answer after this point. */

@@ -8,14 +8,7 @@
 // or tap at the destination.
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  ftruncateSync,
-  openSync,
-  readFileSync,
-  readlinkSync,
-} from "node:fs";
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { MigrationInfo } from "../../src/daemon/router";
@@ -26,7 +19,9 @@ import {
   alive,
   ConsoleWatcher,
   EventWatcher,
+  lastCount,
   refused,
+  sparseDisk,
   waitUntil,
   withVirgad,
   type VirgadFixture,
@@ -39,15 +34,6 @@ const testNet = testBridge("vgmig");
 const bridge = testNet.name;
 
 type Client = ReturnType<VirgadProcess["client"]>;
-
-/** A sparse raw image in the shared image directory. */
-function sharedDisk(fx: VirgadFixture, name: string, bytes: number): string {
-  const file = path.join(fx.imagesDir, name);
-  const fd = openSync(file, "w", 0o600);
-  ftruncateSync(fd, bytes);
-  closeSync(fd);
-  return file;
-}
 
 /** Two virgads, A (the source) and B (the destination). */
 async function twoHosts(fx: VirgadFixture) {
@@ -73,11 +59,6 @@ async function probeVm(fx: VirgadFixture, client: Client, id: string, disk: stri
   return { console, pid: started.pid };
 }
 
-function lastCount(text: string): number {
-  const last = [...text.matchAll(/count (\d+)/g)].at(-1);
-  return last === undefined ? 0 : Number(last[1]);
-}
-
 describe("virgad live migration between two virgads", () => {
   before(() => {
     requireKvmHost();
@@ -92,7 +73,7 @@ describe("virgad live migration between two virgads", () => {
   it("moves a counting probe VM to the other virgad, where it counts on", TEST, () =>
     withVirgad(async (fx) => {
       const { ca, cb, dest, b } = await twoHosts(fx);
-      const disk = sharedDisk(fx, "shared.img", 4 * MIB);
+      const disk = sparseDisk(fx, "shared.img", 4 * MIB);
       const { console, pid } = await probeVm(fx, ca, "mover", disk);
       const nic = await ca.vm.attachNic.mutate({ id: "mover", bridge, slot: 0 });
       const sourceTap = tapName(path.join(fx.tmp.dir, "run-a", "vms", "mover"), 0);
@@ -192,7 +173,7 @@ describe("virgad live migration between two virgads", () => {
         "PRECONDITION_FAILED",
         /cannot migrate VM 'idle': it is created \(needs running or paused\)/,
       );
-      const disk = sharedDisk(fx, "r.img", MIB);
+      const disk = sparseDisk(fx, "r.img", MIB);
       await probeVm(fx, ca, "stay", disk);
       await refused(
         ca.vm.migrate.mutate({
@@ -268,7 +249,7 @@ describe("virgad live migration between two virgads", () => {
   it("cancels a migration mid-way: the source runs on, the destination keeps nothing", TEST, () =>
     withVirgad(async (fx) => {
       const { ca, cb, dest } = await twoHosts(fx);
-      const disk = sharedDisk(fx, "c.img", MIB);
+      const disk = sparseDisk(fx, "c.img", MIB);
       const { console } = await probeVm(fx, ca, "slow", disk);
       // 48 MiB of written pages at 4 MiB/s: the bulk copy alone takes ~12 s.
       await ca.vm.consoleInput.mutate({ id: "slow", data: "mem dirty 48 20\n" });
@@ -338,7 +319,7 @@ describe("virgad live migration between two virgads", () => {
     () =>
       withVirgad(async (fx) => {
         const { ca, cb, dest } = await twoHosts(fx);
-        const disk = sharedDisk(fx, "k.img", MIB);
+        const disk = sparseDisk(fx, "k.img", MIB);
         const { console } = await probeVm(fx, ca, "cut", disk);
         await ca.vm.consoleInput.mutate({ id: "cut", data: "mem dirty 48 20\n" });
         await console.waitFor(/dirty 5\r?\n/);
