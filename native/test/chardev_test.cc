@@ -105,5 +105,44 @@ TEST("serial over a socket: a client dropped by a vCPU write keeps its fd number
   EXPECT_TRUE(received.find("WRONG") == std::string::npos);
 }
 
+// Between two clients (virgad restarting, a VM moving to a new process) the
+// guest keeps printing: the next client gets those bytes first, and only the
+// newest 64 KiB of a long gap.
+TEST("serial over a socket: output written with no client reaches the next one, newest 64 KiB") {
+  std::string path = "/tmp/virga-chardev-held-" + std::to_string(::getpid()) + ".sock";
+  EventLoop loop;
+  Chardev chardev({ChardevConfig::Kind::kSocket, path});
+  chardev.Attach(&loop, [](const uint8_t*, size_t len) -> size_t { return len; });
+  loop.Start();
+  std::string gap;
+  for (int i = 0; i < 10000; ++i) gap += "line " + std::to_string(i) + "\n";  // ~88 KiB
+  EXPECT_EQ(chardev.Write(reinterpret_cast<const uint8_t*>(gap.data()), gap.size()), gap.size());
+  int client = Connect(path);
+  EXPECT_TRUE(client >= 0);
+  std::string received;
+  char buf[65536];
+  EXPECT_TRUE(WaitUntil([&] {
+    ssize_t n = ::recv(client, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) received.append(buf, static_cast<size_t>(n));
+    return received.size() >= 64 * 1024;
+  }));
+  EXPECT_EQ(received.size(), static_cast<size_t>(64 * 1024));
+  EXPECT_TRUE(received == gap.substr(gap.size() - 64 * 1024));
+  // Once connected, output goes straight through again.
+  const uint8_t live[] = "live\n";
+  chardev.Write(live, 5);
+  std::string after;
+  EXPECT_TRUE(WaitUntil([&] {
+    ssize_t n = ::recv(client, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) after.append(buf, static_cast<size_t>(n));
+    return after.size() >= 5;
+  }));
+  EXPECT_TRUE(after == "live\n");
+  chardev.Detach();
+  loop.Stop();
+  ::close(client);
+  ::unlink(path.c_str());
+}
+
 }  // namespace
 }  // namespace virga

@@ -10,6 +10,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -140,7 +142,12 @@ void Chardev::WaitWritable(int fd) {
 size_t Chardev::Write(const uint8_t* data, size_t len) {
   std::lock_guard guard(lock_);
   int fd = kind_ == ChardevConfig::Kind::kSocket ? LiveClientFd() : out_fd_;
-  if (fd < 0) return len;  // nobody to read it: discarded, as on a cable with nothing attached
+  if (fd < 0) {
+    // Nobody to read it: a socket keeps the newest bytes for its next
+    // client; anything else discards them, as a cable with nothing attached.
+    if (kind_ == ChardevConfig::Kind::kSocket) HoldLocked(data, len);
+    return len;
+  }
   size_t done = 0;
   int stalls = 0;
   while (done < len) {
@@ -167,6 +174,33 @@ size_t Chardev::Write(const uint8_t* data, size_t len) {
     return len;
   }
   return len;
+}
+
+void Chardev::HoldLocked(const uint8_t* data, size_t len) {
+  if (held_.empty()) held_.resize(kHeldBytes);
+  for (size_t i = 0; i < len; ++i) {
+    held_[(held_start_ + held_size_) % kHeldBytes] = data[i];
+    if (held_size_ < kHeldBytes) {
+      ++held_size_;
+    } else {
+      held_start_ = (held_start_ + 1) % kHeldBytes;
+    }
+  }
+}
+
+void Chardev::SendHeldLocked(int fd) {
+  // Both pieces of the ring, oldest first; a new socket's buffer takes
+  // 64 KiB, and what it does not take is dropped like any unread output.
+  while (held_size_ > 0) {
+    size_t piece = std::min(held_size_, kHeldBytes - held_start_);
+    ssize_t n = ::send(fd, held_.data() + held_start_, piece, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    held_start_ = (held_start_ + static_cast<size_t>(n)) % kHeldBytes;
+    held_size_ -= static_cast<size_t>(n);
+  }
+  held_start_ = 0;
+  held_size_ = 0;
 }
 
 int Chardev::LiveClientFd() const { return client_abandoned_ ? -1 : client_.get(); }
@@ -273,6 +307,7 @@ void Chardev::OnAccept() {
   in_fd_ = fd;
   input_paused_ = false;
   want_writable_ = false;
+  SendHeldLocked(fd);
   loop_->Add(fd, EPOLLIN | EPOLLRDHUP, [this](uint32_t events) { OnClientEvents(events); });
 }
 

@@ -12,6 +12,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/fd.h"
 #include "io/event_loop.h"
@@ -70,6 +71,16 @@ class Chardev {
   int in_fd_ = -1;
   int out_fd_ = -1;
   bool nonblocking_drop_ = false;  // pty/socket: drop output nobody reads rather than stall the guest
+  // Socket backend: the newest output written while no client is connected
+  // (at most kHeldBytes), sent to the next client first, so a console that
+  // reconnects (virgad restarting, a VM moving to a new process) misses
+  // nothing of a short gap. Older bytes are dropped, never the guest stalled.
+  static constexpr size_t kHeldBytes = 64 * 1024;
+  std::vector<uint8_t> held_;
+  size_t held_start_ = 0;
+  size_t held_size_ = 0;
+  void HoldLocked(const uint8_t* data, size_t len);
+  void SendHeldLocked(int fd);
 
   std::mutex lock_;
   EventLoop* loop_ = nullptr;

@@ -20,6 +20,15 @@ export interface ConsoleFileContents {
   end: number;
 }
 
+/** The console files in `dir`, newest (largest base) first. */
+export function consoleFiles(dir: string): { name: string; base: number }[] {
+  return readdirSync(dir)
+    .map((name) => ({ name, match: NAME.exec(name) }))
+    .filter((entry) => entry.match !== null)
+    .map((entry) => ({ name: entry.name, base: Number(entry.match?.[1]) }))
+    .sort((a, b) => b.base - a.base);
+}
+
 export class ConsoleFile {
   private chain: Promise<void> = Promise.resolve();
   private handle: FileHandle | null = null;
@@ -41,11 +50,7 @@ export class ConsoleFile {
     dir: string,
     options: { tailBytes: number; maxBytes: number; log: (line: string) => void },
   ): { file: ConsoleFile; contents: ConsoleFileContents } {
-    const found = readdirSync(dir)
-      .map((name) => ({ name, match: NAME.exec(name) }))
-      .filter((entry) => entry.match !== null)
-      .map((entry) => ({ name: entry.name, base: Number(entry.match?.[1]) }))
-      .sort((a, b) => b.base - a.base);
+    const found = consoleFiles(dir);
     for (const stale of found.slice(1)) unlinkSync(path.join(dir, stale.name));
     const newest = found[0];
     if (newest === undefined) {

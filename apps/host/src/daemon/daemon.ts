@@ -14,7 +14,7 @@ import { EventBus } from "./event-bus";
 import { hostInfo, kvmFacts, type HostInfo, type KvmFacts } from "./host-info";
 import { IncomingMigrations } from "./incoming";
 import { Migrations } from "./migration";
-import { takePlace } from "./local-migration";
+import { joinConsoles, takePlace } from "./local-migration";
 import { createBlankImage, listImages, type CreateImageInput, type ImageFile } from "./images";
 import { checkRawQmp } from "./qmp-allow-list";
 import type { QmpReply } from "./qmp-link";
@@ -266,7 +266,11 @@ export class Daemon {
     await incoming.handOff();
     this.vms.delete(incoming.id);
     try {
-      await source.releaseMigrated();
+      await source.releaseMigrated(() =>
+        joinConsoles(source.paths.dir, incoming.paths.dir).catch((error: unknown) => {
+          this.log(`${id}: carrying the console's history over: ${messageOf(error)}`);
+        }),
+      );
     } catch (error) {
       this.log(`${id}: releasing the migrated VM: ${messageOf(error)}`);
     }

@@ -11,10 +11,13 @@
 // place: its files are rewritten for the source's id (here), its directory
 // is renamed to the source's, and virgad attaches to its process as it does
 // at its own start. The process keeps running throughout; its sockets and
-// open files move with the directory.
+// open files move with the directory. The console's history carries on:
+// the new process's output is appended to the source's console file, at
+// the offsets after it, so a console client resumes where it was.
 import path from "node:path";
-import { rename } from "node:fs/promises";
+import { readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { vmConfigSchema, type VmConfig } from "../config/vm-config";
+import { consoleFiles } from "./console-file";
 import { readJson, writeJson } from "./json-file";
 import type { VmPaths } from "./run-dir";
 import type { VmMeta, VmSummary } from "./vm";
@@ -60,4 +63,26 @@ export async function takePlace(incoming: VmPaths, target: VmPaths, replaced: Re
   await writeJson(incoming.config, config);
   await writeJson(incoming.meta, meta);
   await rename(incoming.dir, target.dir);
+}
+
+/**
+ * The receiving VM's console output (from the guest's arrival on) put after
+ * the source's, in one file at the source's base: offsets go on from where
+ * the source's console ended. Both relays are closed by now.
+ */
+export async function joinConsoles(sourceDir: string, incomingDir: string): Promise<void> {
+  const [before] = consoleFiles(sourceDir);
+  if (before === undefined) return;
+  const [after] = consoleFiles(incomingDir);
+  const head = await readFile(path.join(sourceDir, before.name));
+  const tail =
+    after === undefined ? Buffer.alloc(0) : await readFile(path.join(incomingDir, after.name));
+  await writeFile(
+    path.join(incomingDir, `console.${before.base}.log`),
+    Buffer.concat([head, tail]),
+    { mode: 0o600 },
+  );
+  if (after !== undefined && after.base !== before.base) {
+    await unlink(path.join(incomingDir, after.name));
+  }
 }

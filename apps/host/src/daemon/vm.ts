@@ -440,9 +440,10 @@ export class ManagedVm {
    * After a completed migration the guest runs at the destination and this
    * VM's process ends by itself (the VMM exits once it handed over), which
    * is not a shutdown: its exit is not recorded, the process is waited for
-   * (killed if it lingers), and the VM's directory and taps go.
+   * (killed if it lingers), and the VM's directory and taps go
+   * (`beforeRemoval` first, with the console's file complete).
    */
-  releaseMigrated(): Promise<void> {
+  releaseMigrated(beforeRemoval?: () => Promise<void>): Promise<void> {
     return this.locked(async () => {
       const pid = this.pid;
       // Callbacks of this run (its exit, its connections closing) are ignored from here.
@@ -463,6 +464,8 @@ export class ManagedVm {
       await this.relay.drain(200);
       this.pid = null;
       this.child = null;
+      await this.relay.close();
+      await beforeRemoval?.();
       await this.removeEverything();
     });
   }

@@ -143,13 +143,22 @@ describe("virgad local migration (a new process on the same host)", () => {
       const tap = own.ifname ?? "";
       assert.equal(path.basename(readlinkSync(`/sys/class/net/${tap}/master`)), bridge);
 
-      // The guest counts on, and its disk and NIC answer.
+      // The guest counts on, and its disk and NIC answer. Its console's history
+      // goes on from the old process's: a client resuming where it was
+      // misses nothing, and one from the start sees the boot.
+      const resumed = new ConsoleWatcher(client, "mover", console.lastId ?? undefined);
       const there = new ConsoleWatcher(client, "mover");
       await waitUntil(
         () => lastCount(there.text) > countBefore + 10,
         `the count to go on past ${countBefore}`,
       );
       await ask(client, "mover", there, "x", /OK count/);
+      assert.match(there.text, /probe> [\s\S]*count 1\r?\n/);
+      assert.equal(resumed.firstOffset, Number(console.lastId));
+      // It starts where the old process's output ended (a line may be cut in two).
+      const first = /count (\d+)/.exec(resumed.text);
+      assert.ok(first !== null && Number(first[1]) <= countBefore + 2, resumed.text.slice(0, 200));
+      resumed.close();
       await ask(client, "mover", there, "blk 0 info\n", /OK blk info capacity=8192/);
       await ask(
         client,
