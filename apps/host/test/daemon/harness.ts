@@ -422,3 +422,26 @@ export function lastCount(text: string): number {
   const last = [...text.matchAll(/count (\d+)/g)].at(-1);
   return last === undefined ? 0 : Number(last[1]);
 }
+
+/** A running probe VM on `client` with `disk` as its virtio-blk disk, at its prompt. */
+export async function probeVmWithDisk(
+  fx: VirgadFixture,
+  client: TRPCClient<AppRouter>,
+  id: string,
+  disk: string,
+  memoryMiB: number,
+) {
+  const created = await client.vm.create.mutate({
+    id,
+    config: {
+      ...fx.probeConfig({ memoryMiB }),
+      drives: [{ id: "data", file: disk, readOnly: false, direct: false }],
+      devices: [{ driver: "virtio-blk-device", id: "data", drive: "data" }],
+    },
+  });
+  const started = await client.vm.start.mutate({ id: created.id });
+  fx.track(started.pid);
+  const console = new ConsoleWatcher(client, id);
+  await console.waitFor(/probe> /);
+  return { console, pid: started.pid };
+}

@@ -17,6 +17,7 @@ import {
   ConsoleWatcher,
   EventWatcher,
   lastCount,
+  probeVmWithDisk,
   refused,
   sparseDisk,
   storedConfig,
@@ -32,22 +33,6 @@ const testNet = testBridge("vglmg");
 const bridge = testNet.name;
 
 type Client = ReturnType<VirgadProcess["client"]>;
-
-async function countingVm(fx: VirgadFixture, client: Client, id: string, disk: string) {
-  const created = await client.vm.create.mutate({
-    id,
-    config: {
-      ...fx.probeConfig({ memoryMiB: 96 }),
-      drives: [{ id: "data", file: disk, readOnly: false, direct: false }],
-      devices: [{ driver: "virtio-blk-device", id: "data", drive: "data" }],
-    },
-  });
-  const started = await client.vm.start.mutate({ id: created.id });
-  fx.track(started.pid);
-  const console = new ConsoleWatcher(client, id);
-  await console.waitFor(/probe> /);
-  return { console, pid: started.pid };
-}
 
 /** Asks the probe guest something and waits for the answer after this point. */
 async function ask(
@@ -83,7 +68,7 @@ describe("virgad local migration (a new process on the same host)", () => {
       let virgad = await fx.start();
       let client = virgad.client();
       const disk = sparseDisk(fx, "d.img", 4 * MIB);
-      const { console, pid } = await countingVm(fx, client, "mover", disk);
+      const { console, pid } = await probeVmWithDisk(fx, client, "mover", disk, 96);
       const nic = await client.vm.attachNic.mutate({ id: "mover", bridge, slot: 0 });
       const events = new EventWatcher(client, { id: "mover" });
       await events.waitStarted();
@@ -200,7 +185,7 @@ describe("virgad local migration (a new process on the same host)", () => {
     withVirgad(async (fx) => {
       const client = (await fx.start()).client();
       const disk = sparseDisk(fx, "t.img", 2 * MIB);
-      const { console } = await countingVm(fx, client, "src", disk);
+      const { console } = await probeVmWithDisk(fx, client, "src", disk, 96);
       console.close();
       await client.vm.snapshot.mutate({ id: "src", template: "tpl" });
       const report = await client.vm.clone.mutate({ template: "tpl", count: 1 });
@@ -230,7 +215,7 @@ describe("virgad local migration (a new process on the same host)", () => {
     withVirgad(async (fx) => {
       const client = (await fx.start()).client();
       const disk = sparseDisk(fx, "c.img", MIB);
-      const { console, pid } = await countingVm(fx, client, "slow", disk);
+      const { console, pid } = await probeVmWithDisk(fx, client, "slow", disk, 96);
       await client.vm.attachNic.mutate({ id: "slow", bridge, slot: 0 });
       // 48 MiB of written pages at 4 MiB/s: the bulk copy alone takes ~12 s.
       await client.vm.consoleInput.mutate({ id: "slow", data: "mem dirty 48 20\n" });

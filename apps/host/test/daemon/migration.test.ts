@@ -20,12 +20,12 @@ import {
   ConsoleWatcher,
   EventWatcher,
   lastCount,
+  probeVmWithDisk,
   refused,
   sparseDisk,
   waitUntil,
   withVirgad,
   type VirgadFixture,
-  type VirgadProcess,
 } from "./harness";
 
 const TEST = { timeout: 120000 };
@@ -33,30 +33,11 @@ const MIB = 1024 * 1024;
 const testNet = testBridge("vgmig");
 const bridge = testNet.name;
 
-type Client = ReturnType<VirgadProcess["client"]>;
-
 /** Two virgads, A (the source) and B (the destination). */
 async function twoHosts(fx: VirgadFixture) {
   const a = await fx.start(path.join(fx.tmp.dir, "run-a"));
   const b = await fx.start(path.join(fx.tmp.dir, "run-b"));
   return { a, b, ca: a.client(), cb: b.client(), dest: { url: b.url, token: b.token } };
-}
-
-/** A running probe VM on `client` with a shared disk, at its prompt. */
-async function probeVm(fx: VirgadFixture, client: Client, id: string, disk: string) {
-  const vm = await client.vm.create.mutate({
-    id,
-    config: {
-      ...fx.probeConfig({ memoryMiB: 128 }),
-      drives: [{ id: "data", file: disk, readOnly: false, direct: false }],
-      devices: [{ driver: "virtio-blk-device", id: "data", drive: "data" }],
-    },
-  });
-  const started = await client.vm.start.mutate({ id: vm.id });
-  fx.track(started.pid);
-  const console = new ConsoleWatcher(client, id);
-  await console.waitFor(/probe> /);
-  return { console, pid: started.pid };
 }
 
 describe("virgad live migration between two virgads", () => {
@@ -74,7 +55,7 @@ describe("virgad live migration between two virgads", () => {
     withVirgad(async (fx) => {
       const { ca, cb, dest, b } = await twoHosts(fx);
       const disk = sparseDisk(fx, "shared.img", 4 * MIB);
-      const { console, pid } = await probeVm(fx, ca, "mover", disk);
+      const { console, pid } = await probeVmWithDisk(fx, ca, "mover", disk, 128);
       const nic = await ca.vm.attachNic.mutate({ id: "mover", bridge, slot: 0 });
       const sourceTap = tapName(path.join(fx.tmp.dir, "run-a", "vms", "mover"), 0);
       const destTap = tapName(path.join(fx.tmp.dir, "run-b", "vms", "mover"), 0);
@@ -174,7 +155,7 @@ describe("virgad live migration between two virgads", () => {
         /cannot migrate VM 'idle': it is created \(needs running or paused\)/,
       );
       const disk = sparseDisk(fx, "r.img", MIB);
-      await probeVm(fx, ca, "stay", disk);
+      await probeVmWithDisk(fx, ca, "stay", disk, 128);
       await refused(
         ca.vm.migrate.mutate({
           id: "stay",
@@ -250,7 +231,7 @@ describe("virgad live migration between two virgads", () => {
     withVirgad(async (fx) => {
       const { ca, cb, dest } = await twoHosts(fx);
       const disk = sparseDisk(fx, "c.img", MIB);
-      const { console } = await probeVm(fx, ca, "slow", disk);
+      const { console } = await probeVmWithDisk(fx, ca, "slow", disk, 128);
       // 48 MiB of written pages at 4 MiB/s: the bulk copy alone takes ~12 s.
       await ca.vm.consoleInput.mutate({ id: "slow", data: "mem dirty 48 20\n" });
       await console.waitFor(/dirty 5\r?\n/);
@@ -320,7 +301,7 @@ describe("virgad live migration between two virgads", () => {
       withVirgad(async (fx) => {
         const { ca, cb, dest } = await twoHosts(fx);
         const disk = sparseDisk(fx, "k.img", MIB);
-        const { console } = await probeVm(fx, ca, "cut", disk);
+        const { console } = await probeVmWithDisk(fx, ca, "cut", disk, 128);
         await ca.vm.consoleInput.mutate({ id: "cut", data: "mem dirty 48 20\n" });
         await console.waitFor(/dirty 5\r?\n/);
         const events = new EventWatcher(ca, { id: "cut" });

@@ -32,21 +32,22 @@ async function waitMigration(qmp: QmpClient, timeoutMs: number): Promise<Migrati
   }
 }
 
+/** The migrated Debian guest's command line, the same at both ends. */
+export function migrationMachine(): string[] {
+  return [
+    "-machine",
+    "microvm",
+    ...linuxKernelArgs({ smp: "2", mem: "256", append: "console=ttyS0 quiet virga.action=stay" }),
+    "-serial",
+    "stdio",
+  ];
+}
+
 export function migrationScenario(): Scenario {
   return {
     name: "live migration to another virga-vmm over a unix socket: the guest's console writer carries on at the destination",
     async run(scratch) {
-      const machine = [
-        "-machine",
-        "microvm",
-        ...linuxKernelArgs({
-          smp: "2",
-          mem: "256",
-          append: "console=ttyS0 quiet virga.action=stay",
-        }),
-        "-serial",
-        "stdio",
-      ];
+      const machine = migrationMachine();
       const sourceSocket = path.join(scratch, "source.sock");
       const destSocket = path.join(scratch, "dest.sock");
       const uri = `unix:${path.join(scratch, "migration.sock")}`;

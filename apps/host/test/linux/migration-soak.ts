@@ -13,9 +13,8 @@ import path from "node:path";
 import type { QmpClient } from "../../src/qmp/client";
 import { connectQmp, VmmProcess, waitForPath } from "../support/guest";
 import { compareMigrationDumps, describeDifferences } from "../support/migration-dumps";
-import { linuxKernelArgs } from "./guest-images";
 import { bootShell, guestScenario, TickWatch } from "./guest-scenario";
-import { migrationScenario } from "./migration-scenario";
+import { migrationMachine, migrationScenario } from "./migration-scenario";
 import type { Scenario } from "./scenarios";
 
 const BOOT_MS = 120000;
@@ -45,17 +44,7 @@ function soak(rounds: number): Scenario {
       const dumps = process.env.VIRGA_MIGRATION_DUMP ?? path.join(scratch, "dumps");
       mkdirSync(dumps, { recursive: true });
       const env = { ...process.env, VIRGA_MIGRATION_DUMP: dumps };
-      const machine = [
-        "-machine",
-        "microvm",
-        ...linuxKernelArgs({
-          smp: "2",
-          mem: "256",
-          append: "console=ttyS0 quiet virga.action=stay",
-        }),
-        "-serial",
-        "stdio",
-      ];
+      const machine = migrationMachine();
       const started: VmmProcess[] = [];
       // Stopped however the run ends: a watch or client left open keeps Node alive.
       const watches: TickWatch[] = [];
