@@ -112,7 +112,7 @@ TEST("memory file: a foreign or truncated file is refused") {
   ::unlink(path.c_str());
 }
 
-TEST("machine layout: every difference is named, a derived MAC yields to the snapshot's") {
+TEST("machine layout: every difference is named, a restore may give a NIC another wire MAC, a migration not") {
   MachineLayout saved;
   saved.memory_bytes = 256 << 20;
   saved.cpus = saved.max_cpus = 2;
@@ -120,7 +120,7 @@ TEST("machine layout: every difference is named, a derived MAC yields to the sna
   saved.cores = saved.threads = 1;
   saved.disks[1] = {true, 1 << 20, false};
   saved.nics[0].present = true;
-  saved.nics[0].mac = {0x52, 0x56, 1, 2, 3, 0};
+  saved.nics[0].mac = saved.nics[0].wire_mac = {0x52, 0x56, 1, 2, 3, 0};
   ByteWriter w;
   saved.Encode(w);
   ByteReader r(w.data().data(), w.data().size(), "MACH");
@@ -137,11 +137,49 @@ TEST("machine layout: every difference is named, a derived MAC yields to the sna
   other.disks[1].present = false;
   other.nics[0].mac_given = true;
   auto diffs = LayoutDifferences(decoded, other);
-  EXPECT_EQ(diffs.size(), 4u);
+  EXPECT_EQ(diffs.size(), 3u);
   EXPECT_TRUE(diffs[0].find("-smp:") == 0);
   EXPECT_TRUE(diffs[1] == "-m: the snapshot has 256 MiB, the command line 128 MiB");
   EXPECT_TRUE(diffs[2] == "block slot 1 (vdb): the snapshot has a 1 MiB disk, the command line no disk");
-  EXPECT_TRUE(diffs[3].find("NIC slot 0 (eth0): the snapshot's guest has MAC 52:56:01:02:03:00") == 0);
+  // A migration's destination is the same VM on the network.
+  auto migrating = LayoutDifferences(decoded, other, "the source", WireMac::kKept);
+  EXPECT_EQ(migrating.size(), 4u);
+  EXPECT_TRUE(migrating[3] ==
+              "NIC slot 0 (eth0): the source has MAC 52:56:01:02:03:00 on the network, the command line gives "
+              "02:00:00:00:00:00; leave mac= out to keep the source's");
+}
+
+TEST("machine layout: wire MACs are saved only when a NIC translates, and read back") {
+  MachineLayout plain;
+  plain.nics[0].present = true;
+  plain.nics[0].mac = plain.nics[0].wire_mac = {0x52, 0x56, 1, 2, 3, 0};
+  plain.nics[1].mac = plain.nics[1].wire_mac = {0x52, 0x56, 1, 2, 3, 1};
+  ByteWriter a;
+  plain.Encode(a);
+  MachineLayout translating = plain;
+  translating.nics[0].wire_mac = {0x52, 0x56, 9, 9, 9, 0};
+  ByteWriter b;
+  translating.Encode(b);
+  // Without translation the section is what it always was.
+  EXPECT_EQ(b.data().size(), a.data().size() + 6 * plain.nics.size());
+  ByteReader ra(a.data().data(), a.data().size(), "MACH");
+  MachineLayout read_plain = MachineLayout::Decode(ra);
+  EXPECT_TRUE(read_plain.nics[1].wire_mac == plain.nics[1].mac);
+  ByteReader rb(b.data().data(), b.data().size(), "MACH");
+  MachineLayout read_translating = MachineLayout::Decode(rb);
+  EXPECT_TRUE(read_translating.nics[0].mac == translating.nics[0].mac);
+  EXPECT_TRUE(read_translating.nics[0].wire_mac == translating.nics[0].wire_mac);
+  EXPECT_TRUE(read_translating.nics[1].wire_mac == translating.nics[1].mac);
+  // Anything else after the balloon is still refused.
+  b.U8(0);
+  ByteReader rc(b.data().data(), b.data().size(), "MACH");
+  bool refused = false;
+  try {
+    MachineLayout::Decode(rc);
+  } catch (const StateError&) {
+    refused = true;
+  }
+  EXPECT_TRUE(refused);
 }
 
 }  // namespace

@@ -45,6 +45,11 @@ void MachineLayout::Encode(state::ByteWriter& out) const {
   out.Bool(balloon);
   out.Bool(balloon_deflate_on_oom);
   out.Bool(balloon_free_page_reporting);
+  bool translating = false;
+  for (const Nic& n : nics) translating = translating || n.wire_mac != n.mac;
+  if (translating) {
+    for (const Nic& n : nics) out.Bytes(n.wire_mac.data(), n.wire_mac.size());
+  }
 }
 
 MachineLayout MachineLayout::Decode(state::ByteReader& in) {
@@ -63,11 +68,19 @@ MachineLayout MachineLayout::Decode(state::ByteReader& in) {
   l.balloon = in.Bool();
   l.balloon_deflate_on_oom = in.Bool();
   l.balloon_free_page_reporting = in.Bool();
+  for (Nic& n : l.nics) {
+    if (in.remaining() == 0) {
+      n.wire_mac = n.mac;
+    } else {
+      in.Bytes(n.wire_mac.data(), n.wire_mac.size());
+    }
+  }
   in.ExpectEnd();
   return l;
 }
 
-std::vector<std::string> LayoutDifferences(const MachineLayout& s, const MachineLayout& c, const std::string& other) {
+std::vector<std::string> LayoutDifferences(const MachineLayout& s, const MachineLayout& c, const std::string& other,
+                                           WireMac wire_mac) {
   std::vector<std::string> out;
   if (s.cpus != c.cpus || s.max_cpus != c.max_cpus || s.sockets != c.sockets || s.cores != c.cores ||
       s.threads != c.threads) {
@@ -92,9 +105,8 @@ std::vector<std::string> LayoutDifferences(const MachineLayout& s, const Machine
       out.push_back(slot + ": " + other + " has " + (a.present ? "a tap" : "no tap") + ", the command line " +
                     (b.present ? "a tap" : "no tap"));
     }
-    if (b.mac_given && a.mac != b.mac) {
-      // The guest read the MAC when it booted and keeps it.
-      out.push_back(slot + ": " + other + "'s guest has MAC " + Mac(a.mac) + " (read when it booted), the command line gives " +
+    if (wire_mac == WireMac::kKept && b.mac_given && a.wire_mac != b.mac) {
+      out.push_back(slot + ": " + other + " has MAC " + Mac(a.wire_mac) + " on the network, the command line gives " +
                     Mac(b.mac) + "; leave mac= out to keep " + other + "'s");
     }
   }

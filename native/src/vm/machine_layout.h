@@ -24,9 +24,15 @@ struct MachineLayout {
   };
   struct Nic {
     bool present = false;
+    // What the guest's driver read when it probed (a saved layout), or the
+    // command line's mac= (its own layout).
     std::array<uint8_t, 6> mac{};
+    // What the network sees (docs/devices.md, "MAC addresses"); saved only
+    // when it differs from `mac` for some NIC, so snapshots without
+    // translation read as before.
+    std::array<uint8_t, 6> wire_mac{};
     // On a command line: mac= was given (a derived MAC yields to the
-    // snapshot's, which the guest has already read). Not saved.
+    // snapshot's). Not saved.
     bool mac_given = true;
   };
   std::array<Disk, x86::kBlockSlots> disks{};
@@ -39,10 +45,16 @@ struct MachineLayout {
   static MachineLayout Decode(state::ByteReader& in);
 };
 
+// What a NIC's mac= on the command line may name: a restored clone its own
+// wire MAC (its guest keeps the saved one); a migration's destination is
+// the same VM, on the wire too.
+enum class WireMac { kMayChange, kKept };
+
 // Each difference as a sentence naming the flag or slot ("-m: the snapshot
 // has 256 MiB, the command line 128 MiB"); empty when they match. `saved`
 // names the other side: "the snapshot", "the source".
 std::vector<std::string> LayoutDifferences(const MachineLayout& saved, const MachineLayout& command_line,
-                                           const std::string& other = "the snapshot");
+                                           const std::string& other = "the snapshot",
+                                           WireMac wire_mac = WireMac::kMayChange);
 
 }  // namespace virga
