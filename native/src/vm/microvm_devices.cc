@@ -101,7 +101,7 @@ MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::
   for (uint32_t i = 0; i < x86::kNetSlots; ++i) {
     std::unique_ptr<Tap> tap;
     MacAddress mac = DerivedMac(identity, i);
-    bool mac_given = false;
+    bool keeps_wire_mac = false;
     for (const NicConfig& nic : nics) {
       if (nic.slot != i) continue;
       try {
@@ -110,12 +110,15 @@ MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::
         throw VmmError("netdev " + nic.netdev, e);
       }
       if (nic.mac) mac = *nic.mac;
-      mac_given = nic.mac.has_value();
+      // A NIC restored without mac= is still on the network it was.
+      keeps_wire_mac = !nic.mac.has_value();
       net_backends_[nic.netdev] = {tap->ifname(), nullptr, i};
       net_slots_[i] = {nic.id, nic.netdev};
     }
     MacAddress guest_mac = saved != nullptr ? saved->nics[i].mac : mac;
-    MacAddress wire_mac = saved != nullptr && !mac_given ? saved->nics[i].wire_mac : mac;
+    // An empty slot takes this VM's own derived MAC, so a NIC a clone
+    // hot-plugs later does not share its template's.
+    MacAddress wire_mac = saved != nullptr && keeps_wire_mac ? saved->nics[i].wire_mac : mac;
     std::shared_ptr<virtio::Net> device;
     net_transports_.push_back(add_slot(x86::kBlockSlots + i, [&](const std::shared_ptr<EventLoop>& loop) {
       device = std::make_shared<virtio::Net>(guest_mac, std::move(tap), loop);

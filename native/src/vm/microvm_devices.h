@@ -80,7 +80,8 @@ class MicrovmDevices {
 
   // A NIC's MAC is its mac=, else the one derived from `identity`. When
   // restoring (`saved`), its guest keeps the MAC it read at boot and the
-  // network sees mac= if given, else what it saw when the snapshot was taken.
+  // network sees mac= if given, else what it saw when the snapshot was
+  // taken; an empty slot's is the one derived from `identity`.
   MicrovmDevices(const std::vector<DiskConfig>& disks, const std::vector<NicConfig>& nics,
                  const std::optional<BalloonDeviceConfig>& balloon, const std::string& identity,
                  const MachineLayout* saved, uint64_t memory_bytes, const AddSlot& add_slot, Emit emit);

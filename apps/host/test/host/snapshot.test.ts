@@ -202,6 +202,7 @@ describe("snapshots and restore", () => {
           },
         );
         const wireMacs = ["52:56:0a:0b:0c:01", "52:56:0a:0b:0c:02"];
+        const eth1Macs = new Set<string>();
         // Both clones run at once, each on its own tap.
         await Promise.all(
           wireMacs.map((wire, i) => {
@@ -242,13 +243,15 @@ describe("snapshots and restore", () => {
                   assert.ok(eth0 !== undefined && eth1 !== undefined);
                   assert.equal(eth0.mac, wire);
                   assert.equal(eth0["guest-mac"], templateMac);
-                  // The empty slot translates nothing: no guest-mac.
-                  assert.equal(eth1["guest-mac"], undefined);
+                  // The empty slot has this clone's own derived MAC for a NIC hot-plugged later.
+                  assert.ok(eth1["guest-mac"] !== undefined && eth1.mac !== eth1["guest-mac"]);
+                  eth1Macs.add(eth1.mac);
                 });
               },
             );
           }),
         );
+        assert.equal(eth1Macs.size, 2, "each clone's empty slot has a MAC of its own");
       } finally {
         for (const tap of taps) tap.remove();
         tmp.cleanup();
