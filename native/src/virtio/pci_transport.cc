@@ -166,6 +166,28 @@ void PciTransport::ResetFunction() {
   pci::PciDevice::ResetFunction();
 }
 
+void PciTransport::SaveFunction(state::ByteWriter& out) {
+  {
+    std::lock_guard guard(pci::PciDevice::lock_);
+    config_.Save(out);
+  }
+  msix_.Save(out);
+  out.U16(config_vector_.load());
+  for (uint16_t q = 0; q < queues_.size(); ++q) out.U16(queue_vectors_[q].load());
+  Transport::SaveState(out);
+}
+
+void PciTransport::RestoreFunction(state::ByteReader& in) {
+  {
+    std::lock_guard guard(pci::PciDevice::lock_);
+    config_.Restore(in);
+    msix_.Restore(in, config_);
+  }
+  config_vector_ = CheckedVector(in.U16());
+  for (uint16_t q = 0; q < queues_.size(); ++q) queue_vectors_[q] = CheckedVector(in.U16());
+  Transport::RestoreState(in);
+}
+
 void PciTransport::BarMoved(int index, uint64_t from, uint64_t to) {
   if (index != kRegistersBar || !notify_moved_) return;
   notify_moved_(from == 0 ? 0 : from + kNotifyOffset, to == 0 ? 0 : to + kNotifyOffset);

@@ -55,6 +55,10 @@ class PciTransport : public pci::PciDevice, public Transport {
   uint32_t ReadConfig(uint32_t offset, uint32_t len) override;
   void WriteConfig(uint32_t offset, uint32_t len, uint32_t value) override;
   void ResetFunction() override;
+  // The configuration space, MSI-X (table, pending bits), the vectors the
+  // driver assigned, then virtio/transport.h's state.
+  void SaveFunction(state::ByteWriter& out) override;
+  void RestoreFunction(state::ByteReader& in) override;
   // Set before the guest runs.
   void SetNotifyMoved(NotifyMoved moved) { notify_moved_ = std::move(moved); }
 

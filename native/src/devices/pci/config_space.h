@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "state/byte_stream.h"
+
 namespace virga::pci {
 
 constexpr uint32_t kConfigSize = 4096;
@@ -70,6 +72,13 @@ class ConfigSpace {
   // next pointer) to the list, with `writable` masks for the body's bytes
   // (shorter: the rest read-only); returns its offset.
   uint32_t AddCapability(uint8_t id, const std::vector<uint8_t>& body, const std::vector<uint8_t>& writable = {});
+
+  // Every byte as the guest left it (BARs, command, capabilities' control
+  // fields); the masks and BAR sizes are the device's and are rebuilt by
+  // constructing it. Restore refuses bytes of another kind of function
+  // (its identity fields differ), naming the field.
+  void Save(state::ByteWriter& out) const { out.Bytes(bytes_.data(), bytes_.size()); }
+  void Restore(state::ByteReader& in);
 
  private:
   void Set(uint32_t offset, uint32_t len, uint64_t value);
