@@ -12,6 +12,7 @@ import { QEMU_REFERENCE, VIRGA } from "./device-vmms";
 import { linuxGuest, linuxKernelArgs } from "./guest-images";
 import { migrationScenario } from "./migration-scenario";
 import { migrationSoakScenarios } from "./migration-soak";
+import { q35StateScenario } from "./q35-state-scenario";
 import { snapshotScenarios } from "./snapshot-scenarios";
 
 const BOOT_MS = 120000;
@@ -322,6 +323,7 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   q35VirtioPci(110),
+  q35StateScenario(111),
   // Snapshot, restore and a clone on its own tap (192.168.103/104.x in
   // L1), then live migration: docs/snapshots.md and QMP.md.
   ...snapshotScenarios(103),
