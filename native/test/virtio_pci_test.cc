@@ -190,5 +190,38 @@ TEST("virtio-pci: a restored function has the saved BARs, MSI-X table, vectors a
   EXPECT_THROWS_WITH(net->RestoreFunction(bad), "PCIF: its device id differs from this function's");
 }
 
+TEST("virtio-pci: without MSI-X an interrupt raises INTx (pin A) until the driver reads the ISR; INTx disable holds it") {
+  Rig rig;
+  int raised = 0;
+  rig.pci->SetIntx([&raised] { ++raised; });
+  EXPECT_EQ(rig.pci->ReadConfig(pci::kInterruptPin, 1), 1u);
+  rig.SetCommon(0x14, 1, 1 | 2 | 4);
+  rig.pci->SignalConfigChange();
+  EXPECT_EQ(raised, 1);
+  EXPECT_TRUE(rig.fired.empty());
+  // The line stays up (the board asserts it again at each EOI) until the ISR is read.
+  EXPECT_TRUE(rig.pci->IntxPending());
+  uint8_t isr = 0;
+  rig.pci->ReadRegisters(PciTransport::kIsrOffset, &isr, 1);
+  EXPECT_EQ(isr, 2u);
+  EXPECT_TRUE(!rig.pci->IntxPending());
+  // Command bit 10 (INTx disable): pending in the ISR, but no line.
+  rig.pci->WriteConfig(pci::kCommand, 2, pci::kCommandIntxDisable);
+  rig.pci->SignalConfigChange();
+  EXPECT_EQ(raised, 1);
+  EXPECT_TRUE(!rig.pci->IntxPending());
+  // With MSI-X on, the vector instead.
+  rig.pci->WriteConfig(pci::kCommand, 2, 0);
+  rig.pci->ReadRegisters(PciTransport::kIsrOffset, &isr, 1);
+  rig.pci->WriteConfig(0x98, 4, rig.pci->ReadConfig(0x98, 4) | 0x80000000u);
+  uint8_t unmasked[4] = {0, 0, 0, 0};
+  rig.pci->msix().WriteTable(12, unmasked, 4);
+  rig.SetCommon(0x10, 2, 0);
+  rig.pci->SignalConfigChange();
+  EXPECT_EQ(raised, 1);
+  EXPECT_TRUE(rig.fired == std::vector<uint16_t>{0});
+  EXPECT_TRUE(!rig.pci->IntxPending());
+}
+
 }  // namespace
 }  // namespace virga::virtio

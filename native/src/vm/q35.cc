@@ -1,6 +1,9 @@
 #include "vm/q35.h"
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <set>
@@ -139,6 +142,23 @@ void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, b
   virtio::PciTransport* transport = function.transport.get();
   kvm::Vm* vm = &context.vm;
   transport->ServeNotifications(*function.loop);
+  // INTx for a driver without MSI-X: a level line, asserted again at each
+  // EOI while the ISR still holds something (a line shared by several
+  // functions stays up while any of them is pending).
+  function.intx = std::make_unique<IrqLine>(IntxGsi(config.slot, 0));
+  function.resample.Reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!function.resample.valid()) throw ErrnoError("eventfd for an INTx resample");
+  context.vm.RegisterResampleIrqfd(function.intx->fd(), function.intx->gsi(), function.resample.get());
+  IrqLine* intx = function.intx.get();
+  transport->SetIntx([intx] { intx->Trigger(); });
+  int resample = function.resample.get();
+  function.loop->Add(resample, EPOLLIN, [resample, transport, intx](uint32_t) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t n = ::read(resample, &count, sizeof(count));
+    if (transport->IntxPending()) intx->Trigger();
+  });
+  // What firmware leaves in the interrupt line register; guests with ACPI read the _PRT instead.
+  transport->WriteConfig(pci::kInterruptLine, 1, function.intx->gsi());
   // The notify registers' ioeventfds follow BAR 0 wherever the guest puts it.
   transport->SetNotifyMoved([vm, transport](uint64_t from, uint64_t to) {
     const auto& fds = transport->notify_fds();
@@ -171,7 +191,8 @@ void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, b
 
 void Q35Board::DescribeAcpi(acpi::AcpiLayout* layout) const {
   layout->pci = acpi::PciHost{x86::kPciEcamBase, static_cast<uint8_t>(x86::kPciLastBus),
-                              static_cast<uint32_t>(x86::kPciMmioBase), static_cast<uint32_t>(x86::kPciMmioSize)};
+                              static_cast<uint32_t>(x86::kPciMmioBase), static_cast<uint32_t>(x86::kPciMmioSize),
+                              kIntxFirstGsi};
 }
 
 void Q35Board::Start(bool paused) { io_threads_.Start(paused); }
@@ -239,8 +260,12 @@ void Q35Board::Load(const state::StateFile& file) {
   state::ByteReader ports = file.Section("PCIP");
   config_ports_->Restore(ports);
   ports.ExpectEnd();
-  // What the driver posted before the snapshot is served once the I/O threads run.
-  for (const Function& function : functions_) function.transport->KickQueues();
+  // What the driver posted before the snapshot is served once the I/O threads
+  // run; a pending INTx is asserted again (KVM's line state is not saved).
+  for (const Function& function : functions_) {
+    function.transport->KickQueues();
+    if (function.transport->IntxPending()) function.intx->Trigger();
+  }
 }
 
 }  // namespace virga

@@ -31,6 +31,11 @@ class Q35Board : public Board {
   // Where function slot.fn's BARs go: BAR 0 at the start of its share
   // of the root bus's window, BAR 1 after it.
   static constexpr uint64_t kBarStride = 0x8000;
+  // INTx: pin p (0 = INTA#) of slot s is IOAPIC pin kIntxFirstGsi + (s + p) % 4,
+  // the usual swizzle, as the DSDT's _PRT tells the guest; free on q35
+  // (the microvm's virtio-mmio lines use them, but not on this board).
+  static constexpr uint32_t kIntxFirstGsi = 16;
+  static uint32_t IntxGsi(uint32_t slot, uint32_t pin) { return kIntxFirstGsi + (slot + pin) % 4; }
 
   explicit Q35Board(const MachineConfig& config);
   ~Q35Board() override;
@@ -57,6 +62,8 @@ class Q35Board : public Board {
     std::shared_ptr<virtio::Net> net;
     std::shared_ptr<EventLoop> loop;
     std::vector<std::unique_ptr<IrqLine>> vectors;  // an irqfd per MSI-X vector
+    std::unique_ptr<IrqLine> intx;                   // pin A's level-triggered irqfd
+    UniqueFd resample;                               // KVM signals it at the line's EOI
     std::shared_ptr<virtio::PciTransport> transport;
   };
 

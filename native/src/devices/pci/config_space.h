@@ -36,6 +36,7 @@ constexpr int kBarCount = 6;
 // mastering, parity and SERR reporting, INTx disable.
 constexpr uint16_t kCommandWritable = 0x0001 | 0x0002 | 0x0004 | 0x0040 | 0x0100 | 0x0400;
 constexpr uint16_t kCommandMemory = 0x0002;
+constexpr uint16_t kCommandIntxDisable = 0x0400;
 
 struct PciId {
   uint16_t vendor;
@@ -66,6 +67,9 @@ class ConfigSpace {
   uint64_t BarSize(int index) const { return index >= 0 && index < kBarCount ? bar_size_[index] : 0; }
   bool BarIs64bit(int index) const { return index >= 0 && index < kBarCount && bar_64bit_[index]; }
   void SetMultiFunction() { Set(kHeaderType, 1, 0x80); }
+  // 1-4: INTA#-INTD#; 0: no INTx.
+  void SetInterruptPin(uint8_t pin) { Set(kInterruptPin, 1, pin); }
+  bool IntxDisabled() const { return (Read(kCommand, 2) & kCommandIntxDisable) != 0; }
   bool MemoryEnabled() const { return (Read(kCommand, 2) & kCommandMemory) != 0; }
 
   // Appends a capability (its id, then `body` from the byte after the
