@@ -50,7 +50,7 @@ TEST("state file: truncated, corrupt, foreign and other-format files are refused
   EXPECT_THROWS_WITH(StateFile::Parse(foreign, "s"), "s is not a Virga state file");
   std::vector<uint8_t> newer = good;
   newer[8] = 99;
-  EXPECT_THROWS_WITH(StateFile::Parse(newer, "s"), "s has state format 99; this virga-vmm reads format 1");
+  EXPECT_THROWS_WITH(StateFile::Parse(newer, "s"), "s has state format 99; this virga-vmm reads format 2");
   EXPECT_THROWS_WITH(StateFile::Parse({}, "s"), "not a Virga state file");
 }
 
@@ -180,6 +180,50 @@ TEST("machine layout: wire MACs are saved only when a NIC translates, and read b
     refused = true;
   }
   EXPECT_TRUE(refused);
+}
+
+TEST("machine layout: q35 functions compared by address, kind, disk and MAC; another machine type named alone") {
+  MachineLayout saved;
+  saved.machine = "q35";
+  MachineLayout::PciFunction disk;
+  disk.slot = 3;
+  disk.driver = "virtio-blk-pci";
+  disk.id = "disk0";
+  disk.disk = {true, 1 << 20, false};
+  MachineLayout::PciFunction nic;
+  nic.slot = 4;
+  nic.driver = "virtio-net-pci";
+  nic.nic.present = true;
+  nic.nic.mac = {0x52, 0x56, 1, 2, 3, 4};
+  saved.pci = {disk, nic};
+  ByteWriter w;
+  saved.Encode(w);
+  ByteReader r(w.data().data(), w.data().size(), "MACH");
+  MachineLayout decoded = MachineLayout::Decode(r);
+  MachineLayout same = decoded;
+  same.pci[1].nic.mac = {2, 0, 0, 0, 0, 0};
+  same.pci[1].nic.mac_given = false;
+  EXPECT_TRUE(LayoutDifferences(decoded, same).empty());
+
+  MachineLayout other = decoded;
+  other.pci[0].slot = 5;                      // the disk elsewhere
+  other.pci[1].driver = "virtio-balloon-pci";  // another kind at 0x4.0
+  other.pci[1].nic.present = false;
+  auto diffs = LayoutDifferences(decoded, other);
+  EXPECT_EQ(diffs.size(), 3u);
+  EXPECT_TRUE(diffs[0] == "pcie.0 addr 0x3.0: the snapshot has virtio-blk-pci 'disk0' (a 1 MiB disk), the command line nothing");
+  EXPECT_TRUE(diffs[1] == "pcie.0 addr 0x4.0: the snapshot has virtio-net-pci, the command line virtio-balloon-pci");
+  EXPECT_TRUE(diffs[2] == "pcie.0 addr 0x5.0: the snapshot has nothing, the command line virtio-blk-pci 'disk0' (a 1 MiB disk)");
+
+  MachineLayout mac = decoded;
+  mac.pci[1].nic.mac = {0x52, 0x56, 9, 9, 9, 9};
+  diffs = LayoutDifferences(decoded, mac, "the source");
+  EXPECT_EQ(diffs.size(), 1u);
+  EXPECT_TRUE(diffs[0].find("pcie.0 addr 0x4.0: the source's guest has MAC 52:56:01:02:03:04") == 0);
+
+  MachineLayout microvm;
+  diffs = LayoutDifferences(decoded, microvm);
+  EXPECT_TRUE(diffs == std::vector<std::string>{"-machine: the snapshot is a q35, the command line a microvm"});
 }
 
 }  // namespace

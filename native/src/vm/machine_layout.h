@@ -1,5 +1,6 @@
 // What a snapshot's machine looks like from outside (the MACH section):
-// vCPUs, memory, and what fills each device slot. A restore compares it
+// the machine type, vCPUs, memory, and what fills each device slot (the
+// microvm's) or PCI address (q35's). A restore compares it
 // with its own command line and names every difference, since state from
 // one machine loaded into another would run the guest into garbage.
 #pragma once
@@ -35,11 +36,22 @@ struct MachineLayout {
     // snapshot's). Not saved.
     bool mac_given = true;
   };
+  // A q35 function on pcie.0 (docs/q35.md); the host bridge is not listed.
+  struct PciFunction {
+    uint32_t slot = 0, function = 0;
+    std::string driver;  // "virtio-blk-pci", "virtio-net-pci", "virtio-balloon-pci"
+    std::string id;      // the -device id, for messages only
+    Disk disk;           // virtio-blk-pci
+    Nic nic;             // virtio-net-pci
+    bool deflate_on_oom = false, free_page_reporting = false;  // virtio-balloon-pci
+  };
+  std::string machine = "microvm";
   std::array<Disk, x86::kBlockSlots> disks{};
   std::array<Nic, x86::kNetSlots> nics{};
   bool balloon = false;
   bool balloon_deflate_on_oom = false;
   bool balloon_free_page_reporting = false;
+  std::vector<PciFunction> pci;  // in address order
 
   void Encode(state::ByteWriter& out) const;
   static MachineLayout Decode(state::ByteReader& in);
