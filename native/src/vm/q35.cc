@@ -234,7 +234,7 @@ void Q35Board::FillLayout(MachineLayout* layout) const {
       f.disk.bytes = function.block->capacity_sectors() * 512;
       f.disk.read_only = function.block->read_only();
     }
-    if (function.net) f.nic.mac = function.net->mac();
+    if (function.net) f.nic.mac = function.net->guest_mac();
     layout->pci.push_back(f);
   }
   SortByAddress(&layout->pci);
@@ -243,7 +243,7 @@ void Q35Board::FillLayout(MachineLayout* layout) const {
 void Q35Board::AdoptIncoming(const MachineLayout& source) {
   for (const Function& function : functions_) {
     const auto* f = FindFunction(source, function.config.slot, function.config.function);
-    if (function.net && f != nullptr && f->nic.present) function.net->SetMac(f->nic.mac);
+    if (function.net && f != nullptr && f->nic.present) function.net->SetMacs(f->nic.mac, f->nic.mac);
   }
 }
 
