@@ -222,6 +222,27 @@ describe("PCIe root ports on q35", () => {
             "the hot-plugged disk is on bus 1",
           );
 
+          const listed = (await qmp.execute("virga-query-devices")) as {
+            machine: string;
+            pci: Record<string, unknown>[];
+          };
+          assert.equal(listed.machine, "q35");
+          assert.deepEqual(
+            listed.pci.map((f) => [
+              f.id,
+              f.driver,
+              f.bus,
+              f.addr,
+              "device" in f ? f.device : f["node-name"],
+            ]),
+            [
+              ["pcie.1", "pcie-root-port", "pcie.0", "0x2.0", "disk1"],
+              ["pcie.2", "pcie-root-port", "pcie.0", "0x3.0", null],
+              ["disk1", "virtio-blk-pci", "pcie.1", "0x0.0", "drive-1"],
+            ],
+          );
+          // No balloon here: the balloon commands say so, as on the microvm.
+          await refusedWith(qmp, "query-balloon", {}, /^No balloon device has been activated$/);
           await refusedWith(qmp, "device_add", add, /^id: device 'disk1' already exists$/);
           await refusedWith(
             qmp,
