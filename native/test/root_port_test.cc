@@ -159,11 +159,11 @@ TEST("root port: hot-plug shows presence, interrupts by MSI, and the link comes 
   EXPECT_EQ(f.fired, 0);
   f.port->HotPlug(std::make_shared<Endpoint>());
   EXPECT_EQ(f.fired, 1);
-  EXPECT_EQ(f.Port(kSlotSta, 2), uint32_t{kSlotPresent | kSlotPresenceChanged});
+  EXPECT_EQ(f.Port(kSlotSta, 2), uint32_t{kSlotPresent | kSlotPresenceChanged | kSlotAttentionButtonPressed});
   EXPECT_EQ(Read(f.ecam, Ecam(1, 0, 0, 0), 4), 0xffffffffu);  // not powered yet
   EXPECT_THROWS_WITH(f.port->HotPlug(std::make_shared<Endpoint>()), "occupied");
   // The guest clears the event (write one to clear) and powers the slot on.
-  f.PortWrite(kSlotSta, 2, kSlotPresenceChanged);
+  f.PortWrite(kSlotSta, 2, kSlotPresenceChanged | kSlotAttentionButtonPressed);
   EXPECT_EQ(f.Port(kSlotSta, 2), uint32_t{kSlotPresent});
   f.PortWrite(kSlotCtl, 2, (f.Port(kSlotCtl, 2) & ~(kSlotPowerOff | kSlotPowerIndicatorMask)) | kSlotPowerIndicatorOn);
   EXPECT_EQ(f.Port(kSlotSta, 2), uint32_t{kSlotPresent | kSlotLinkChanged});

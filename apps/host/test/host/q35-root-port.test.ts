@@ -189,10 +189,11 @@ describe("PCIe root ports on q35", () => {
             addr: "0x0",
           };
           assert.deepEqual(await qmp.execute("device_add", add), {});
-          // Presence and its change, one interrupt; nothing answers until the slot has power.
+          // Presence and its change, and the attention button (pciehp powers the slot
+          // on after it), one interrupt; nothing answers until the slot has power.
           assert.deepEqual(await slot(vm, "00:02.0"), {
             ctl: 0x17e9,
-            sta: 0x48,
+            sta: 0x49,
             link: 0x1011,
             irqs: 1,
           });

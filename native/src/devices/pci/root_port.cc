@@ -114,7 +114,10 @@ void RootPort::HotPlug(std::shared_ptr<PciDevice> device) {
   if (device_) throw VmmError("the slot is occupied");
   device->CapturePowerOn();
   device_ = std::move(device);
-  uint16_t status = Get16(kSlotStatus) | kSlotPresent | kSlotPresenceChanged;
+  // The attention button too, as QEMU's slots do: a driver that has one
+  // (Linux's pciehp) takes no presence interrupts and powers the slot on
+  // after the button instead (after its 5 s cancel window).
+  uint16_t status = Get16(kSlotStatus) | kSlotPresent | kSlotPresenceChanged | kSlotAttentionButtonPressed;
   // A slot the guest left powered: the link comes up at once.
   if (PoweredLocked()) {
     Put16(kLinkStatus, Get16(kLinkStatus) | kLinkActive);

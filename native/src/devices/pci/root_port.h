@@ -14,9 +14,9 @@
 // space bytes (a save of configuration space covers them); the port's
 // other state is the device in the slot and whether its unplug is pending.
 //
-// Plugging: the slot shows presence and a presence change; the guest
-// powers the slot on, the link comes up, and the device appears on the
-// secondary bus. Unplugging: the attention button is pressed; once the
+// Plugging: the slot shows presence and a presence change, and its
+// attention button is pressed; the guest powers the slot on, the link
+// comes up, and the device appears on the secondary bus. Unplugging: the attention button is pressed; once the
 // guest powers the slot off, the device leaves and `removed` runs.
 #pragma once
 
@@ -53,8 +53,6 @@ constexpr uint32_t kPcieSlotControl = 0x18;
 constexpr uint32_t kPcieSlotStatus = 0x1a;
 
 // Slot control bits.
-constexpr uint16_t kSlotAttentionButtonEnable = 0x0001;
-constexpr uint16_t kSlotPresenceChangeEnable = 0x0008;
 constexpr uint16_t kSlotHotPlugInterruptEnable = 0x0020;
 constexpr uint16_t kSlotPowerIndicatorMask = 0x0300;
 constexpr uint16_t kSlotPowerIndicatorOn = 0x0100;
