@@ -287,7 +287,7 @@ Json Q35Board::Describe() const {
       entry["driver"] = Json("virtio-net-pci");
       entry["netdev"] = Json(f.backend);
       entry["ifname"] = Json(net_backends_.at(f.backend).ifname);
-      entry["mac"] = Json(FormatMac(nic->mac()));
+      entry["mac"] = Json(FormatMac(nic->wire_mac()));
       entry["link"] = Json(nic->link_up() ? "up" : "down");
       entry["driver-ready"] = Json(nic->driver_ready());
       entry["rx-frames"] = Json(c.rx_frames);
