@@ -92,6 +92,30 @@ const CONFIGS: VmConfig[] = [
     daemonize: false,
     startPaused: false,
   },
+  {
+    machine: "q35",
+    kernel: "k",
+    append: "",
+    bootEntry: "linux64",
+    smp: { cpus: 1, maxCpus: 1, sockets: 1, cores: 1, threads: 1 },
+    memoryBytes: 128 * MiB,
+    drives: [{ id: "root", file: "/img/root.img", readOnly: false, direct: false }],
+    netdevs: [{ id: "n0", ifname: "tap0" }],
+    devices: [
+      { driver: "virtio-blk-pci", id: "root", drive: "root", bus: "pcie.0", addr: "0x3.0" },
+      {
+        driver: "virtio-net-pci",
+        id: "n0",
+        netdev: "n0",
+        mac: "52:54:00:12:34:56",
+        bus: "pcie.0",
+        addr: "0x4.0",
+      },
+    ],
+    serial: { kind: "none" },
+    daemonize: false,
+    startPaused: false,
+  },
 ];
 
 describe("toArgv", () => {
