@@ -6,7 +6,7 @@
 // edited. Every step that succeeded is undone when a later one fails
 // (blockdev-add then a refused device_add → blockdev-del), and the VM's own
 // error comes back as a 4xx with its message, which names the field.
-import { stat } from "node:fs/promises";
+// A q35 VM has root ports and PCI functions instead (pci-devices.ts).
 import {
   BLOCK_SLOTS,
   NET_SLOTS,
@@ -18,7 +18,9 @@ import {
 } from "../config/vm-config";
 import type { BalloonInfo, DevicesInfo } from "../vmm/device-types";
 import type { ImageDirs } from "./confine";
+import { bridgeOf, call, fileSize, freshId, undoable, withoutDevice } from "./device-steps";
 import { DaemonError, badRequest, wrongState } from "./errors";
+import { pciView, type PciFunction, type RootPortSlot } from "./pci-devices";
 import type { QmpLink } from "./qmp-link";
 import { createTap, deleteTap, interfaceExists, tapName, type OwnedTap } from "./taps";
 import { LIVE_STATES, type DeviceView, type ManagedVm } from "./vm";
@@ -72,6 +74,12 @@ export interface BalloonSlot {
 export interface VmDevices {
   /** From the running VM (virga-query-devices), else from its config. */
   live: boolean;
+  /** microvm: disk and NIC slots and the balloon; q35: root ports and PCI functions. */
+  machine: VmConfig["machine"];
+  /** q35: its root ports, each free or holding one function (where hot-plug goes). */
+  rootPorts: RootPortSlot[];
+  /** q35: every PCI function, on pcie.0 or in a root port. */
+  pci: PciFunction[];
   disks: DiskSlot[];
   nics: NicSlot[];
   balloon: BalloonSlot | null;
@@ -110,54 +118,6 @@ const guestNic = (slot: number): string => `eth${slot}`;
 const hex = (slot: number): string => `0x${slot.toString(16)}`;
 
 // ---- QMP ----------------------------------------------------------------------
-
-/** A QMP error as virgad's: the VM's message (which names the field), with a 4xx code for its class. */
-export function qmpFailure(error: { class: string; desc: string }): DaemonError {
-  switch (error.class) {
-    case "GenericError":
-      return new DaemonError("BAD_REQUEST", error.desc);
-    case "DeviceNotFound":
-      return new DaemonError("NOT_FOUND", error.desc);
-    case "DeviceNotActive":
-      return new DaemonError("PRECONDITION_FAILED", error.desc);
-    default:
-      return new DaemonError("INTERNAL_SERVER_ERROR", `${error.class}: ${error.desc}`);
-  }
-}
-
-async function call(
-  qmp: QmpLink,
-  execute: string,
-  args?: Record<string, unknown>,
-): Promise<unknown> {
-  const reply = await qmp.request(execute, args);
-  if (reply.error !== undefined) throw qmpFailure(reply.error);
-  return reply.return;
-}
-
-/** Undo steps: run in reverse, each failure logged and not thrown (the first error is what the caller sees). */
-class Undo {
-  private readonly steps: (() => Promise<unknown>)[] = [];
-
-  push(step: () => Promise<unknown>): void {
-    this.steps.push(step);
-  }
-
-  async run(): Promise<void> {
-    for (const step of this.steps.reverse()) await step().catch(() => undefined);
-  }
-}
-
-/** Runs `body`; if it throws, undoes what it recorded and rethrows. */
-async function undoable<T>(body: (undo: Undo) => Promise<T>): Promise<T> {
-  const undo = new Undo();
-  try {
-    return await body(undo);
-  } catch (error) {
-    await undo.run();
-    throw error;
-  }
-}
 
 // ---- slots from a config ------------------------------------------------------
 
@@ -210,34 +170,6 @@ function identityOf(config: VmConfig): string {
   return config.qmp.kind === "unix" ? config.qmp.path : `${config.qmp.host}:${config.qmp.port}`;
 }
 
-/** An id no drive, netdev or device of the config (nor the running VM) uses. */
-function freshId(base: string, config: VmConfig, running: DevicesInfo | null): string {
-  const used = new Set<string>([
-    ...config.drives.map((d) => d.id),
-    ...config.netdevs.map((n) => n.id),
-    ...config.devices.map((d) => d.id),
-  ]);
-  if (running !== null) {
-    for (const s of running.block)
-      for (const id of [s.device, s["node-name"]]) if (id) used.add(id);
-    for (const s of running.net) for (const id of [s.device, s.netdev]) if (id) used.add(id);
-    for (const b of running.backends.block) used.add(b["node-name"]);
-    for (const n of running.backends.net) used.add(n.id);
-  }
-  let id = base;
-  for (let n = 2; used.has(id); n++) id = `${base}-${n}`;
-  return id;
-}
-
-async function fileSize(file: string | null | undefined): Promise<number | null> {
-  if (file === null || file === undefined) return null;
-  try {
-    return (await stat(file)).size;
-  } catch {
-    return null;
-  }
-}
-
 // ---- reading -----------------------------------------------------------------
 
 async function queryDevices(qmp: QmpLink): Promise<DevicesInfo> {
@@ -255,12 +187,11 @@ function balloonSlot(config: VmConfig, driverReady: boolean | null): BalloonSlot
   };
 }
 
-function bridgeOf(view: DeviceView, ifname: string | null): string | null {
-  return view.taps.find((t) => t.ifname === ifname)?.bridge ?? null;
-}
+const NO_PCI = { machine: "microvm" as const, rootPorts: [], pci: [] };
 
 function liveDevices(view: DeviceView, info: DevicesInfo): VmDevices {
   return {
+    ...NO_PCI,
     live: true,
     disks: info.block.map((s) => ({
       slot: s.slot,
@@ -328,6 +259,7 @@ async function configDevices(view: DeviceView): Promise<VmDevices> {
     });
   }
   return {
+    ...NO_PCI,
     live: false,
     disks,
     nics,
@@ -337,6 +269,17 @@ async function configDevices(view: DeviceView): Promise<VmDevices> {
 }
 
 async function devicesOf(view: DeviceView): Promise<VmDevices> {
+  if (view.config.machine === "q35") {
+    return {
+      live: view.qmp !== null,
+      machine: "q35",
+      ...(await pciView(view)),
+      disks: [],
+      nics: [],
+      balloon: null,
+      balloonTargetBytes: view.balloonTargetBytes,
+    };
+  }
   return view.qmp === null ? configDevices(view) : liveDevices(view, await queryDevices(view.qmp));
 }
 
@@ -347,18 +290,6 @@ export function listDevices(vm: ManagedVm): Promise<VmDevices> {
 
 // ---- disks -------------------------------------------------------------------
 
-function withoutDevice(config: VmConfig, deviceId: string): VmConfig {
-  const device = config.devices.find((d) => d.id === deviceId);
-  const devices = config.devices.filter((d) => d.id !== deviceId);
-  if (device?.driver === "virtio-blk-device") {
-    return { ...config, devices, drives: config.drives.filter((d) => d.id !== device.drive) };
-  }
-  if (device?.driver === "virtio-net-device") {
-    return { ...config, devices, netdevs: config.netdevs.filter((n) => n.id !== device.netdev) };
-  }
-  return { ...config, devices };
-}
-
 function occupied(kind: "disk" | "NIC", slot: number, by: string): DaemonError {
   const name = kind === "disk" ? guestDisk(slot) : guestNic(slot);
   return badRequest(`slot: ${kind} slot ${slot} (${name}) is occupied by '${by}'`);
@@ -368,6 +299,15 @@ function firstFree(kind: "disk" | "NIC", taken: (slot: number) => boolean): numb
   const count = kind === "disk" ? BLOCK_SLOTS : NET_SLOTS;
   for (let slot = 0; slot < count; slot++) if (!taken(slot)) return slot;
   throw badRequest(`slot: every ${kind} slot is occupied (${count} on the microvm)`);
+}
+
+/** The slot procedures are the microvm's; a q35 VM's devices go by root port (pci-devices.ts). */
+function slotsOnly(view: DeviceView): void {
+  if (view.config.machine === "q35") {
+    throw badRequest(
+      `slot: VM '${view.id}' is a q35 VM, which has root ports, not slots; use vm.attachPciDisk, vm.attachPciNic, vm.attachVfio and vm.detachPci`,
+    );
+  }
 }
 
 /** One slot as it is after a change (a fresh view: the change replaced the config). */
@@ -392,6 +332,7 @@ export function attachDisk(
   input: AttachDiskInput,
 ): Promise<DiskSlot> {
   return vm.editDevices(async (view) => {
+    slotsOnly(view);
     const file = await images.check("file", input.file, "disk");
     const readOnly = input.readOnly ?? false;
     const direct = input.direct ?? false;
@@ -438,6 +379,7 @@ export function attachDisk(
 /** Detaches the disk in `slot` (device_del on a running VM) and drops it from the config. */
 export function detachDisk(vm: ManagedVm, slot: number): Promise<DiskSlot> {
   return vm.editDevices(async (view) => {
+    slotsOnly(view);
     const { config, qmp } = view;
     let device: string | null;
     if (qmp === null) {
@@ -463,6 +405,7 @@ export function detachDisk(vm: ManagedVm, slot: number): Promise<DiskSlot> {
  */
 export function attachNic(vm: ManagedVm, input: AttachNicInput): Promise<NicSlot> {
   return vm.editDevices(async (view) => {
+    slotsOnly(view);
     if ((input.tap === undefined) === (input.bridge === undefined)) {
       throw badRequest(
         "tap: give either tap (an existing tap's name) or bridge, not both or neither",
@@ -533,6 +476,7 @@ export function attachNic(vm: ManagedVm, input: AttachNicInput): Promise<NicSlot
 /** Detaches the NIC in `slot`, drops it from the config and deletes the tap if virgad made it. */
 export function detachNic(vm: ManagedVm, slot: number): Promise<NicSlot> {
   return vm.editDevices(async (view) => {
+    slotsOnly(view);
     const { config, qmp } = view;
     let device: string | null;
     let ifname: string | null;

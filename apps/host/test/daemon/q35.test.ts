@@ -3,7 +3,11 @@
 // pcie.0 starts, its console shows the probe finding the disk by its ECAM
 // scan, it survives virgad's kill -9 (re-attached, not restarted), and it
 // stops; a misplaced device is refused naming the field, before any VM runs.
+// Root ports and PCI devices of a stopped VM are edited in its config; the
+// host's PCI functions are listed as sysfs has them, and a VFIO device is
+// refused by the VMM by name (this host has no /dev/vfio).
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
 import { before, describe, it } from "node:test";
 import { makeDisk } from "../support/disk";
 import { requireKvmHost } from "../support/guest";
@@ -117,5 +121,158 @@ describe("virgad q35 VMs", () => {
       );
       assert.deepEqual(await client.vm.list.query(), []);
     }),
+  );
+
+  it(
+    "edits a stopped q35 VM's root ports: attach a disk into a free one, refuse a taken or missing one, detach it",
+    TEST,
+    () =>
+      withVirgad(async (fx) => {
+        const virgad = await fx.start();
+        const client = virgad.client();
+        const config = {
+          ...q35Probe(fx),
+          rootPorts: [
+            { id: "rp1", port: 1, addr: "0x2.0", chassis: 1 },
+            { id: "rp2", port: 2, addr: "0x2.1", chassis: 2 },
+          ],
+        };
+        await client.vm.create.mutate({ id: "cold", config });
+        const before = await client.vm.devices.query({ id: "cold" });
+        assert.equal(before.machine, "q35");
+        assert.deepEqual(before.disks, []);
+        assert.deepEqual(
+          before.rootPorts.map((p) => [p.id, p.device]),
+          [
+            ["rp1", null],
+            ["rp2", null],
+          ],
+        );
+        assert.deepEqual(
+          before.pci.map((f) => [f.id, f.bus, f.addr, f.sizeBytes]),
+          [["boot", "pcie.0", "0x3.0", 1024 * 1024]],
+        );
+
+        const data = makeDisk(fx.imagesDir, "data.img", 2 * 1024 * 1024);
+        const added = await client.vm.attachPciDisk.mutate({ id: "cold", file: data });
+        assert.equal(added.bus, "rp1", "the first free root port");
+        assert.equal(added.addr, "0x0.0");
+        assert.equal(added.driver, "virtio-blk-pci");
+        assert.equal(added.detaching, false);
+        const stored = storedConfig(fx, "cold");
+        assert.ok(
+          stored.devices.some((d) => "bus" in d && d.bus === "rp1" && d.id === added.id),
+          JSON.stringify(stored.devices),
+        );
+        assert.ok(stored.drives.some((d) => d.id === added.id && d.file === added.file));
+
+        await refused(
+          client.vm.attachPciDisk.mutate({ id: "cold", file: data, bus: "rp1" }),
+          "BAD_REQUEST",
+          new RegExp(`^bus: root port 'rp1' is occupied by '${added.id}'$`),
+        );
+        await refused(
+          client.vm.attachPciDisk.mutate({ id: "cold", file: data, bus: "pcie.0" }),
+          "BAD_REQUEST",
+          /^bus: pcie\.0 has no hot-plug controller; give a root port \(rp1, rp2\)$/,
+        );
+        await refused(
+          client.vm.attachPciDisk.mutate({ id: "cold", file: data, bus: "rp9" }),
+          "BAD_REQUEST",
+          /^bus: 'rp9' is not a root port of VM 'cold' \(root ports: rp1, rp2\)$/,
+        );
+        await refused(
+          client.vm.attachDisk.mutate({ id: "cold", file: data }),
+          "BAD_REQUEST",
+          /^slot: VM 'cold' is a q35 VM, which has root ports, not slots/,
+        );
+        await refused(
+          client.vm.detachPci.mutate({ id: "cold", device: "nope" }),
+          "NOT_FOUND",
+          /^device: VM 'cold' has no PCI device 'nope'$/,
+        );
+
+        assert.equal(await client.vm.detachPci.mutate({ id: "cold", device: added.id }), null);
+        const after = await client.vm.devices.query({ id: "cold" });
+        assert.deepEqual(
+          after.rootPorts.map((p) => p.device),
+          [null, null],
+        );
+        assert.deepEqual(storedConfig(fx, "cold").devices, config.devices);
+      }),
+  );
+
+  it(
+    "lists the host's PCI functions as sysfs has them; a VFIO device is refused by the VMM by name",
+    TEST,
+    () =>
+      withVirgad(async (fx) => {
+        const virgad = await fx.start();
+        const client = virgad.client();
+        const host = await client.host.pciDevices.query();
+        const sysfs = "/sys/bus/pci/devices";
+        const addresses = readdirSync(sysfs).sort();
+        assert.ok(addresses.length > 0, "this host has PCI functions");
+        assert.deepEqual(
+          host.devices.map((d) => d.address),
+          addresses,
+        );
+        for (const device of host.devices) {
+          const read = (name: string) =>
+            readFileSync(`${sysfs}/${device.address}/${name}`, "utf8").trim();
+          assert.equal(`0x${device.vendor}`, read("vendor"));
+          assert.equal(`0x${device.device}`, read("device"));
+          assert.equal(`0x${device.class}`, read("class"));
+        }
+        assert.equal(host.vfio, false, "this host has no /dev/vfio (GUESTS.md)");
+
+        const [first] = addresses;
+        assert.ok(first !== undefined);
+        await refused(
+          client.vm.attachVfio.mutate({ id: "none", host: first }),
+          "NOT_FOUND",
+          /no VM with id 'none'/,
+        );
+        const config = {
+          ...q35Probe(fx),
+          rootPorts: [{ id: "rp1", port: 1, addr: "0x2.0" }],
+        };
+        await client.vm.create.mutate({ id: "pass", config });
+        await refused(
+          client.vm.attachVfio.mutate({ id: "pass", host: "0000:7f:1f.7" }),
+          "BAD_REQUEST",
+          /^host: this host has no PCI device 0000:7f:1f\.7/,
+        );
+        const vfio = await client.vm.attachVfio.mutate({ id: "pass", host: first });
+        assert.deepEqual([vfio.driver, vfio.host, vfio.bus], ["vfio-pci", first, "rp1"]);
+        assert.deepEqual(storedConfig(fx, "pass").devices.at(-1), {
+          driver: "vfio-pci",
+          id: vfio.id,
+          host: first,
+          bus: "rp1",
+          addr: "0x0.0",
+        });
+
+        // Cold-plugged on pcie.0: the VMM, not virgad, says why it cannot pass it through.
+        const cold = q35Probe(fx);
+        await client.vm.create.mutate({
+          id: "cold-vfio",
+          config: {
+            ...cold,
+            devices: [
+              ...cold.devices,
+              { driver: "vfio-pci", id: "dev0", host: first, bus: "pcie.0", addr: "0x5.0" },
+            ],
+          },
+        });
+        await refused(
+          client.vm.start.mutate({ id: "cold-vfio" }),
+          "INTERNAL_SERVER_ERROR",
+          /^VM 'cold-vfio' failed to start: .*vfio-pci/,
+        );
+        const vm = await client.vm.get.query({ id: "cold-vfio" });
+        assert.notEqual(vm.state, "running");
+        assert.match(vm.exit?.error ?? "", /vfio-pci/);
+      }),
   );
 });
