@@ -27,6 +27,7 @@
         "src/devices/pci/config_space.cc",
         "src/devices/pci/msix.cc",
         "src/devices/pci/root_bus.cc",
+        "src/devices/pci/root_port.cc",
         "src/devices/i8042.cc",
         "src/devices/rtc_cmos.cc",
         "src/devices/serial_8250.cc",

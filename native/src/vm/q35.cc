@@ -1,5 +1,6 @@
 #include "vm/q35.h"
 
+#include <algorithm>
 #include <set>
 
 #include "arch/x86_64/layout.h"
@@ -10,8 +11,9 @@ namespace virga {
 
 namespace {
 
+// `place`: what a NIC's default MAC derives from, unique per function.
 std::shared_ptr<virtio::VirtioDevice> MakeDevice(const PciDeviceConfig& config, const std::string& identity,
-                                                 const std::shared_ptr<EventLoop>& loop) {
+                                                 uint32_t place, const std::shared_ptr<EventLoop>& loop) {
   switch (config.kind) {
     case PciDeviceConfig::Kind::kBlock:
       try {
@@ -27,7 +29,7 @@ std::shared_ptr<virtio::VirtioDevice> MakeDevice(const PciDeviceConfig& config, 
       } catch (const VmmError& e) {
         throw VmmError("netdev " + config.backend, e);
       }
-      MacAddress mac = config.mac ? *config.mac : DerivedMac(identity, config.slot * pci::kFunctions + config.function);
+      MacAddress mac = config.mac ? *config.mac : DerivedMac(identity, place);
       return std::make_shared<virtio::Net>(mac, std::move(tap), loop);
     }
     case PciDeviceConfig::Kind::kBalloon:
@@ -51,10 +53,30 @@ void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) 
   // A guest looks at functions 1-7 of a slot only when function 0 says there are more.
   std::set<uint32_t> multifunction;
   for (const PciDeviceConfig& device : config_.pci_devices) {
-    if (device.function != 0) multifunction.insert(device.slot);
+    if (device.bus == "pcie.0" && device.function != 0) multifunction.insert(device.slot);
   }
+  for (const PciRootPortConfig& port : config_.root_ports) {
+    if (port.function != 0) multifunction.insert(port.slot);
+  }
+  // Bus numbers in address order, as firmware's scan would give them.
+  std::vector<PciRootPortConfig> ports = config_.root_ports;
+  std::sort(ports.begin(), ports.end(), [](const PciRootPortConfig& a, const PciRootPortConfig& b) {
+    return a.slot * pci::kFunctions + a.function < b.slot * pci::kFunctions + b.function;
+  });
+  for (size_t i = 0; i < ports.size(); ++i) AddRootPort(context, ports[i], static_cast<uint8_t>(i + 1));
   for (const PciDeviceConfig& device : config_.pci_devices) {
-    AddVirtio(context, device, device.function == 0 && multifunction.count(device.slot));
+    bool first = device.bus == "pcie.0" && device.function == 0 && multifunction.count(device.slot);
+    AddVirtio(context, device, device.multifunction || first);
+  }
+  // On pcie.0 once their slots are filled: what a reset returns them to.
+  for (const PciRootPortConfig& config : ports) {
+    const std::shared_ptr<pci::RootPort>& port = ports_.at(config.id).port;
+    if (config.multifunction || (config.function == 0 && multifunction.count(config.slot))) port->SetMultiFunction();
+    try {
+      root_->Attach(config.slot, config.function, port);
+    } catch (const VmmError& e) {
+      throw VmmError("device " + config.id, e);
+    }
   }
   context.mmio.Insert(x86::kPciEcamBase, (uint64_t{x86::kPciLastBus} + 1) * pci::kEcamBytesPerBus,
                       std::make_shared<pci::EcamWindow>(root_));
@@ -62,11 +84,32 @@ void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) 
                      std::make_shared<pci::ConfigPorts>(root_, context.report_exit));
 }
 
+void Q35Board::AddRootPort(BoardContext& context, const PciRootPortConfig& config, uint8_t bus) {
+  Port port;
+  port.bus = bus;
+  port.window = kRootPortWindows + uint64_t{bus - 1u} * kRootPortWindowSize;
+  uint32_t gsi = routes_->AllocateMsi();
+  port.irq = std::make_unique<IrqLine>(gsi);
+  context.vm.RegisterIrqfd(port.irq->fd(), gsi);
+  kvm::GsiRoutes* routes = routes_.get();
+  IrqLine* irq = port.irq.get();
+  port.port = std::make_shared<pci::RootPort>(
+      pci::RootPort::Options{config.port, bus, static_cast<uint32_t>(port.window),
+                             static_cast<uint32_t>(kRootPortWindowSize)},
+      &context.mmio, [routes, gsi](const pci::MsiMessage& m) { routes->SetMsi(gsi, m.address, m.data); },
+      [irq] { irq->Trigger(); });
+  ports_.emplace(config.id, std::move(port));
+}
+
 void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, bool multifunction) {
   Function function;
   function.loop = std::make_shared<EventLoop>();
   io_threads_.Add(function.loop);
-  std::shared_ptr<virtio::VirtioDevice> device = MakeDevice(config, config_.identity, function.loop);
+  auto port = ports_.find(config.bus);
+  // pcie.0's functions by devfn; behind root port n, 256 + n.
+  uint32_t place = port != ports_.end() ? pci::kSlots * pci::kFunctions + port->second.bus
+                                        : config.slot * pci::kFunctions + config.function;
+  std::shared_ptr<virtio::VirtioDevice> device = MakeDevice(config, config_.identity, place, function.loop);
   std::vector<uint32_t> gsis;
   for (uint16_t v = 0; v < virtio::PciTransport::VectorsFor(*device); ++v) {
     gsis.push_back(routes_->AllocateMsi());
@@ -104,12 +147,18 @@ void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, b
       }
     }
   });
-  uint64_t base = x86::kPciMmioBase + uint64_t{config.slot * pci::kFunctions + config.function} * kBarStride;
+  uint64_t base = port != ports_.end()
+                      ? port->second.window
+                      : x86::kPciMmioBase + uint64_t{config.slot * pci::kFunctions + config.function} * kBarStride;
   transport->AssignBar(virtio::PciTransport::kRegistersBar, base);
   transport->AssignBar(virtio::PciTransport::kMsixBar, base + virtio::PciTransport::kRegistersBarSize);
   if (multifunction) transport->SetMultiFunction();
   try {
-    root_->Attach(config.slot, config.function, function.transport);
+    if (port != ports_.end()) {
+      port->second.port->ColdPlug(function.transport);
+    } else {
+      root_->Attach(config.slot, config.function, function.transport);
+    }
   } catch (const VmmError& e) {
     throw VmmError("device " + config.id, e);
   }

@@ -6,15 +6,21 @@
 // and an ioeventfd per queue on its notify registers. Their BARs are
 // placed in the root bus's window before the guest runs, as firmware
 // would. The rest of the machine (RAM, vCPUs, COM1, RTC, power button,
-// reset) is the core's, as on the microvm. Not built yet, and refused by
-// name: root ports, hot-plug, snapshots and migration.
+// reset) is the core's, as on the microvm. Root ports (pcie-root-port)
+// get bus numbers and memory windows as firmware would assign them, and an
+// MSI of their own for slot events; a virtio function may sit in a root
+// port's slot. Not built yet, and refused by name: snapshots and migration.
+
 #pragma once
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "devices/irq.h"
 #include "devices/pci/root_bus.h"
+#include "devices/pci/root_port.h"
 #include "io/event_loop.h"
 #include "kvm/gsi_routes.h"
 #include "virtio/pci_transport.h"
@@ -29,6 +35,10 @@ class Q35Board : public Board {
   // Where function slot.fn's BARs go: BAR 0 at the start of its share
   // of the root bus's window, BAR 1 after it.
   static constexpr uint64_t kBarStride = 0x8000;
+  // Root port n (bus n, from 1) has a 2 MiB memory window from here, past
+  // the root bus functions' 256 * 32 KiB; its device's BARs start it.
+  static constexpr uint64_t kRootPortWindows = 0xc1000000;
+  static constexpr uint64_t kRootPortWindowSize = 0x200000;
 
   explicit Q35Board(const MachineConfig& config);
   ~Q35Board() override;
@@ -50,12 +60,21 @@ class Q35Board : public Board {
     std::shared_ptr<virtio::PciTransport> transport;
   };
 
+  struct Port {
+    std::shared_ptr<pci::RootPort> port;
+    std::unique_ptr<IrqLine> irq;  // its hot-plug MSI's irqfd
+    uint8_t bus = 0;
+    uint64_t window = 0;
+  };
+
+  void AddRootPort(BoardContext& context, const PciRootPortConfig& config, uint8_t bus);
   void AddVirtio(BoardContext& context, const PciDeviceConfig& config, bool multifunction);
 
   const MachineConfig config_;
   std::shared_ptr<pci::RootBus> root_;
   std::unique_ptr<kvm::GsiRoutes> routes_;
   std::vector<Function> functions_;
+  std::map<std::string, Port> ports_;  // by id, the name of the bus behind it
   IoThreads io_threads_;
 };
 

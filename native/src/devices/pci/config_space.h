@@ -63,7 +63,7 @@ class ConfigSpace {
   uint64_t BarAddress(int index) const;
   uint64_t BarSize(int index) const { return index >= 0 && index < kBarCount ? bar_size_[index] : 0; }
   bool BarIs64bit(int index) const { return index >= 0 && index < kBarCount && bar_64bit_[index]; }
-  void SetMultiFunction() { Set(kHeaderType, 1, 0x80); }
+  void SetMultiFunction() { Set(kHeaderType, 1, Read(kHeaderType, 1) | 0x80); }
   bool MemoryEnabled() const { return (Read(kCommand, 2) & kCommandMemory) != 0; }
 
   // Appends a capability (its id, then `body` from the byte after the
@@ -71,9 +71,12 @@ class ConfigSpace {
   // (shorter: the rest read-only); returns its offset.
   uint32_t AddCapability(uint8_t id, const std::vector<uint8_t>& body, const std::vector<uint8_t>& writable = {});
 
- private:
+  // The device's own view: a register's value whatever its mask (status
+  // bits the hardware sets), and which of its bits the guest may write.
   void Set(uint32_t offset, uint32_t len, uint64_t value);
   void SetMask(uint32_t offset, uint32_t len, uint64_t mask);
+
+ private:
 
   std::array<uint8_t, kConfigSize> bytes_{};
   std::array<uint8_t, kConfigSize> writable_{};

@@ -1,0 +1,146 @@
+// PCIe root ports on the q35 board under virga-vmm on this machine's KVM,
+// seen by the probe guest: the port on pcie.0 with its bus numbers, memory
+// window, PCI Express and MSI capabilities, the virtio-blk-pci disk behind
+// it on bus 1 driven by MSI-X, and the slot's native hot-plug registers
+// and interrupt as a hot-plug driver uses them (docs/q35.md).
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import { makeDisk, readSector, sectorPattern, tempDir } from "../support/disk";
+import { requireKvmHost, withVmm, type VmmProcess } from "../support/guest";
+import { probeGuest } from "../support/paths";
+import { pciFunctions } from "../support/pci";
+
+const BOOT_MS = 30000;
+const TEST = { timeout: 90000 };
+const INTERRUPT_MS = 2000;
+
+export function q35Args(extra: readonly string[]): string[] {
+  return ["-machine", "q35", "-kernel", probeGuest, "-smp", "1", "-m", "128", ...extra];
+}
+
+/** The lines a probe command printed that start with `prefix`, once `done` shows. */
+export async function probeLines(
+  vm: VmmProcess,
+  command: string,
+  prefix: string,
+  done: RegExp,
+): Promise<string[]> {
+  const before = vm.serial.lines(/^pci /).length;
+  vm.send(command);
+  await vm.waitFor(done, BOOT_MS);
+  return vm.serial
+    .lines(/^pci /)
+    .slice(before)
+    .filter((l) => l.startsWith(prefix))
+    .map((l) => l.slice(prefix.length));
+}
+
+/** `pci slot <bdf> [action]`: the slot's control, status, link status and interrupt count. */
+export async function slot(
+  vm: VmmProcess,
+  bdf: string,
+  action = "",
+): Promise<{ ctl: number; sta: number; link: number; irqs: number }> {
+  const [line] = await probeLines(
+    vm,
+    `pci slot ${bdf} ${action}`.trim(),
+    `pci ${bdf} slot `,
+    /OK pci slot|ERR pci/,
+  );
+  const m = /^ctl=0x([0-9a-f]+) sta=0x([0-9a-f]+) link=0x([0-9a-f]+) irqs=(\d+)$/.exec(line ?? "");
+  assert.ok(m, `pci slot printed '${line}'`);
+  const [, ctl = "", sta = "", link = "", irqs = ""] = m;
+  return {
+    ctl: parseInt(ctl, 16),
+    sta: parseInt(sta, 16),
+    link: parseInt(link, 16),
+    irqs: Number(irqs),
+  };
+}
+
+describe("PCIe root ports on q35", () => {
+  before(() => {
+    requireKvmHost();
+  });
+
+  it(
+    "the probe finds the root port on pcie.0 and the disk behind it on bus 1, and reads and writes the disk by MSI-X",
+    TEST,
+    async () => {
+      const tmp = tempDir();
+      try {
+        const disk = makeDisk(tmp.dir);
+        const args = q35Args([
+          "-device",
+          "pcie-root-port,id=pcie.1,port=0x1,bus=pcie.0,addr=0x2,multifunction=on,chassis=1",
+          "-device",
+          "pcie-root-port,id=pcie.2,port=0x2,bus=pcie.0,addr=0x2.0x1",
+          "-drive",
+          `file=${disk},id=d0`,
+          "-device",
+          "virtio-blk-pci,drive=d0,id=disk0,bus=pcie.1,addr=0x0",
+        ]);
+        await withVmm(args, async (vm) => {
+          await vm.waitFor(/PROBE virtio-blk 0 pci=01:00\.0 capacity=2048 ro=0/, BOOT_MS);
+          await vm.waitFor(/probe> /, BOOT_MS);
+          vm.send("pci");
+          await vm.waitFor(/OK pci \d+/, BOOT_MS);
+          assert.deepEqual(pciFunctions(vm.serial.lines(/^pci /)), [
+            "00:00.0 8086:29c0 060000",
+            "00:02.0 1b36:000c 060400",
+            "00:02.1 1b36:000c 060400",
+            "01:00.0 1af4:1042 018000",
+          ]);
+          // Bus numbers and windows as firmware would leave them: 2 MiB each from 0xc1000000.
+          assert.deepEqual(
+            await probeLines(vm, "pci show 00:02.0", "pci 00:02.0 ", /OK pci show/),
+            [
+              "bridge buses 00-01-01 memory 0xc1000000-0xc11fffff",
+              "cap 0x40 id=0x10 pcie type=4 slot=1 sltcap=0xc005b lnkcap=0x1100011",
+              "cap 0x7c id=0x05 msi 64bit=1",
+            ],
+          );
+          assert.deepEqual(
+            await probeLines(vm, "pci show 00:02.1", "pci 00:02.1 bridge ", /OK pci show/),
+            ["buses 00-02-02 memory 0xc1200000-0xc13fffff"],
+          );
+          // The disk's BARs start its port's window.
+          const bars = await probeLines(vm, "pci show 01:00.0", "pci 01:00.0 bar", /OK pci show/);
+          assert.deepEqual(bars, [
+            "0 0xc1000000 size=0x4000 mem32",
+            "1 0xc1004000 size=0x1000 mem32",
+          ]);
+          // Occupied and powered, link up; the empty port's slot is off.
+          assert.deepEqual(await slot(vm, "00:02.0"), {
+            ctl: 0x01c0,
+            sta: 0x0040,
+            link: 0x3011,
+            irqs: 0,
+          });
+          assert.deepEqual(await slot(vm, "00:02.1"), {
+            ctl: 0x07c0,
+            sta: 0,
+            link: 0x1011,
+            irqs: 0,
+          });
+
+          const start = Date.now();
+          vm.send("blk 0 write 7 11");
+          await vm.waitFor(/OK blk write/, BOOT_MS);
+          vm.send("blk 0 verify 7 11");
+          await vm.waitFor(/OK blk verify/, BOOT_MS);
+          const ms = Date.now() - start;
+          assert.ok(ms < 2 * INTERRUPT_MS, `a write and a read took ${ms} ms: interrupts missing`);
+          vm.send("blk 0 flush");
+          await vm.waitFor(/OK blk flush/);
+          vm.send("poweroff");
+          assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+          assert.equal(vm.stderr, "");
+        });
+        assert.deepEqual(readSector(disk, 7), sectorPattern(7, 11));
+      } finally {
+        tmp.cleanup();
+      }
+    },
+  );
+});
