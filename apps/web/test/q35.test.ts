@@ -55,17 +55,34 @@ after(async () => {
 
 const track = (fn: () => Promise<void>) => watch.track(fn);
 
-/** The probe guest on q35 with a blank image at 00:03.0 and the given root ports. */
-async function q35Config(image: string, rootPorts: unknown[] = []) {
+/** A root port on pcie.0 as a config's device. */
+function rootPort(id: string, port: number, addr: string, chassis?: number) {
+  return {
+    driver: "pcie-root-port",
+    id,
+    port,
+    bus: "pcie.0",
+    addr,
+    ...(chassis === undefined ? {} : { chassis }),
+  };
+}
+
+const BOOT_DISK = {
+  driver: "virtio-blk-pci",
+  id: "boot",
+  drive: "boot",
+  bus: "pcie.0",
+  addr: "0x3.0",
+};
+
+/** The probe guest on q35: the given root ports, then a blank image at 00:03.0. */
+async function q35Config(image: string, rootPorts: Record<string, unknown>[] = []) {
   const made = await operator.trpc.images.create.mutate({ hostId, name: image, sizeBytes: MIB });
   return {
     ...probeConfig,
     machine: "q35",
-    rootPorts,
     drives: [{ id: "boot", file: made.path, readOnly: false, direct: false }],
-    devices: [
-      { driver: "virtio-blk-pci", id: "boot", drive: "boot", bus: "pcie.0", addr: "0x3.0" },
-    ],
+    devices: [...rootPorts, BOOT_DISK],
   };
 }
 
@@ -73,10 +90,9 @@ describe("q35 definitions and VMs", () => {
   it(
     "checks a q35 definition by field: a bus that is no root port, two devices at one addr, a microvm device",
     track(async () => {
-      const config = await q35Config("q35-check.img", [{ id: "rp1", port: 1, addr: "0x2.0" }]);
-      const devices = config.devices;
-      const [boot] = devices;
-      assert.ok(boot !== undefined);
+      const rp1 = rootPort("rp1", 1, "0x2.0");
+      const config = await q35Config("q35-check.img", [rp1]);
+      const boot = BOOT_DISK;
       const refused = async (name: string, patch: Record<string, unknown>, message: RegExp) => {
         const reply = await operator.mutate("definitions.create", {
           name,
@@ -87,13 +103,13 @@ describe("q35 definitions and VMs", () => {
       };
       await refused(
         "q35-bus",
-        { devices: [{ ...boot, bus: "rp7", addr: "0x0.0" }] },
-        /^config\.devices\.0\.bus: unknown bus 'rp7'; expected pcie\.0 or a root port \(rp1\)/,
+        { devices: [rp1, { ...boot, bus: "rp7", addr: "0x0.0" }] },
+        /^config\.devices\.1\.bus: unknown bus 'rp7'; expected pcie\.0 or a root port \(rp1\)/,
       );
       await refused(
         "q35-addr",
-        { devices: [{ ...boot, addr: "0x2.0" }] },
-        /^config\.devices\.0\.addr: pcie\.0 0x2\.0 is taken by 'rp1'/,
+        { devices: [rp1, { ...boot, addr: "0x2.0" }] },
+        /^config\.devices\.1\.addr: pcie\.0 0x2\.0 is taken by 'rp1'/,
       );
       await refused(
         "q35-mmio",
@@ -102,8 +118,8 @@ describe("q35 definitions and VMs", () => {
       );
       await refused(
         "q35-port",
-        { rootPorts: [{ id: "rp1", port: 300, addr: "0x2.0" }] },
-        /^config\.rootPorts\.0\.port: must be 0\.\.255/,
+        { devices: [{ ...rp1, port: 300 }, boot] },
+        /^config\.devices\.0\.port: must be 0\.\.255/,
       );
     }),
   );
@@ -135,8 +151,8 @@ describe("q35 definitions and VMs", () => {
       const definition = await operator.trpc.definitions.create.mutate({
         name: "probe-q35-ports",
         config: await q35Config("q35-ports.img", [
-          { id: "rp1", port: 1, addr: "0x2.0", chassis: 1 },
-          { id: "rp2", port: 2, addr: "0x2.1", chassis: 2 },
+          rootPort("rp1", 1, "0x2.0", 1),
+          rootPort("rp2", 2, "0x2.1", 2),
         ]),
       });
       const vm = await operator.trpc.vms.create.mutate({

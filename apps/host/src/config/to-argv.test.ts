@@ -102,7 +102,24 @@ const CONFIGS: VmConfig[] = [
     drives: [{ id: "root", file: "/img/root.img", readOnly: false, direct: false }],
     netdevs: [{ id: "n0", ifname: "tap0" }],
     devices: [
-      { driver: "virtio-blk-pci", id: "root", drive: "root", bus: "pcie.0", addr: "0x3.0" },
+      {
+        driver: "pcie-root-port",
+        id: "rp1",
+        port: 1,
+        bus: "pcie.0",
+        addr: "0x2.0",
+        multifunction: true,
+        chassis: 1,
+      },
+      {
+        driver: "pcie-root-port",
+        id: "rp2",
+        port: 2,
+        bus: "pcie.0",
+        addr: "0x2.1",
+        multifunction: false,
+      },
+      { driver: "virtio-blk-pci", id: "root", drive: "root", bus: "rp2", addr: "0x0.0" },
       {
         driver: "virtio-net-pci",
         id: "n0",

@@ -2,13 +2,7 @@
 // config. The inverse of virga-vmm's own parser (native/src/cli/): every
 // value is written explicitly, so `virga-vmm <toArgv(c)> -print-config`
 // prints c back (config/to-argv.test.ts checks that against the binary).
-import {
-  DEFAULT_QMP_RATE_LIMIT,
-  ROOT_BUS,
-  type Device,
-  type RootPort,
-  type VmConfig,
-} from "./vm-config";
+import { DEFAULT_QMP_RATE_LIMIT, type Device, type VmConfig } from "./vm-config";
 
 const MIB = 1024 * 1024;
 
@@ -45,11 +39,6 @@ function qmp(value: NonNullable<VmConfig["qmp"]>): string {
   return `${address},server,nowait${limit}`;
 }
 
-function rootPortArg(port: RootPort): string {
-  const chassis = port.chassis === undefined ? "" : `,chassis=${port.chassis}`;
-  return `pcie-root-port,id=${escape(port.id)},port=0x${port.port.toString(16)},bus=${ROOT_BUS},addr=${port.addr}${chassis}`;
-}
-
 function deviceArg(d: Device): string {
   const slot = "slot" in d && d.slot !== undefined ? `,addr=${d.slot}` : "";
   const place = "bus" in d ? `,bus=${escape(d.bus)},addr=${d.addr}` : "";
@@ -64,6 +53,8 @@ function deviceArg(d: Device): string {
       return `${d.driver},drive=${escape(d.drive)},id=${escape(d.id)}${slot}`;
     case "virtio-net-device":
       return `${d.driver},netdev=${escape(d.netdev)},id=${escape(d.id)}${d.mac === undefined ? "" : `,mac=${d.mac}`}${slot}`;
+    case "pcie-root-port":
+      return `${d.driver},id=${escape(d.id)},port=0x${d.port.toString(16)}${place}${d.multifunction === true ? ",multifunction=on" : ""}${d.chassis === undefined ? "" : `,chassis=${d.chassis}`}`;
     case "vfio-pci":
       return `${d.driver},host=${d.host},id=${escape(d.id)}${place}`;
     case "virtio-balloon-device":
@@ -100,8 +91,6 @@ export function toArgv(config: VmConfig): string[] {
       `tap,id=${escape(n.id)},${"fd" in n ? `fd=${n.fd}` : `ifname=${escape(n.ifname)}`}`,
     );
   }
-  // Before the devices: a device names its root port's bus.
-  for (const port of config.rootPorts ?? []) argv.push("-device", rootPortArg(port));
   for (const d of config.devices) argv.push("-device", deviceArg(d));
   argv.push("-serial", serial(config.serial));
   if (config.qmp !== undefined) argv.push("-qmp", qmp(config.qmp));

@@ -149,13 +149,18 @@ const pciPlace = {
   addr: pciAddr,
 };
 
-/** q35: a PCIe root port on pcie.0, StratoVirt's `-device pcie-root-port` keys; hot-plug goes into its slot 0. */
+/**
+ * q35: a PCIe root port on pcie.0 (StratoVirt's `-device pcie-root-port`
+ * keys, as virga-vmm prints them); its id names its secondary bus, and
+ * hot-plug goes into its slot 0.
+ */
 export const rootPortSchema = z
   .object({
+    driver: z.literal("pcie-root-port"),
     id: z.string().min(1),
     port: z.number().int().min(0, "must be 0..255").max(255, "must be 0..255"),
-    /** Its place on pcie.0. */
-    addr: pciAddr,
+    ...pciPlace,
+    multifunction: z.boolean().optional(),
     chassis: z.number().int().min(0, "must be 0..255").max(255, "must be 0..255").optional(),
   })
   .strict();
@@ -210,10 +215,20 @@ export const deviceSchema = z.discriminatedUnion("driver", [
   pciNetDeviceSchema,
   pciBalloonDeviceSchema,
   vfioDeviceSchema,
+  rootPortSchema,
 ]);
 export type Device = z.infer<typeof deviceSchema>;
-/** The devices that sit on a q35 PCI bus. */
-export type PciDevice = Extract<Device, { bus: string }>;
+/** The functions that sit on a q35 PCI bus, root ports aside: what a root port or pcie.0 holds. */
+export type PciDevice = Exclude<Extract<Device, { bus: string }>, RootPort>;
+
+export function isRootPort(device: Device): device is RootPort {
+  return device.driver === "pcie-root-port";
+}
+
+/** A q35 config's root ports, in order. */
+export function rootPortsOf(config: { devices: Device[] }): RootPort[] {
+  return config.devices.filter(isRootPort);
+}
 
 export const serialSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("stdio") }).strict(),
@@ -262,17 +277,13 @@ function slotOf(addr: string): { slot: number; fn: number } {
  * field before a VM is created.
  */
 function checkBoard(
-  config: { machine: "microvm" | "q35"; rootPorts?: RootPort[] | undefined; devices: Device[] },
+  config: { machine: "microvm" | "q35"; devices: Device[] },
   ctx: z.RefinementCtx,
 ): void {
   const at = (path: (string | number)[], message: string): void => {
     ctx.addIssue({ code: "custom", path, message });
   };
-  const rootPorts = config.rootPorts ?? [];
   if (config.machine === "microvm") {
-    if (rootPorts.length > 0) {
-      at(["rootPorts"], "root ports are the q35 machine's; the microvm has virtio-mmio slots");
-    }
     config.devices.forEach((device, i) => {
       if ("bus" in device) {
         at(
@@ -283,7 +294,8 @@ function checkBoard(
     });
     return;
   }
-  const buses = new Map<string, number>([[ROOT_BUS, -1]]);
+  const rootPorts = rootPortsOf(config);
+  const buses = new Set<string>([ROOT_BUS]);
   const taken = new Map<string, string>();
   const place = (path: (string | number)[], bus: string, addr: string, by: string): void => {
     const key = `${bus}/${addr}`;
@@ -292,16 +304,15 @@ function checkBoard(
     else taken.set(key, by);
   };
   const ports = new Map<number, string>();
-  rootPorts.forEach((port, i) => {
-    if (buses.has(port.id)) at(["rootPorts", i, "id"], `bus '${port.id}' is declared twice`);
-    buses.set(port.id, i);
-    const other = ports.get(port.port);
+  config.devices.forEach((device, i) => {
+    if (!isRootPort(device)) return;
+    if (buses.has(device.id)) at(["devices", i, "id"], `bus '${device.id}' is declared twice`);
+    buses.add(device.id);
+    const other = ports.get(device.port);
     if (other !== undefined) {
-      at(["rootPorts", i, "port"], `port ${port.port} is root port '${other}''s already`);
+      at(["devices", i, "port"], `port ${device.port} is root port '${other}''s already`);
     }
-    ports.set(port.port, port.id);
-    if (port.addr === ROOT_PORT_SLOT) at(["rootPorts", i, "addr"], "0x0.0 is the host bridge's");
-    else place(["rootPorts", i, "addr"], ROOT_BUS, port.addr, port.id);
+    ports.set(device.port, device.id);
   });
   const portIds = rootPorts.map((p) => p.id).join(", ") || "none declared";
   config.devices.forEach((device, i) => {
@@ -312,8 +323,9 @@ function checkBoard(
       );
       return;
     }
-    if (buses.has(device.id) && buses.get(device.id) !== -1) {
-      at(["devices", i, "id"], `'${device.id}' is a root port's id`);
+    if (isRootPort(device) && device.bus !== ROOT_BUS) {
+      at(["devices", i, "bus"], `a root port sits on ${ROOT_BUS}, not on '${device.bus}'`);
+      return;
     }
     if (!buses.has(device.bus)) {
       at(
@@ -351,8 +363,6 @@ export const vmConfigSchema = z
     name: z.string().min(1).optional(),
     /** q35: the PCIe board (docs/q35.md). */
     machine: z.enum(["microvm", "q35"]),
-    /** q35 only: root ports on pcie.0, on the command line before the devices that sit in them. */
-    rootPorts: z.array(rootPortSchema).optional(),
     kernel: z.string().min(1),
     initrd: z.string().min(1).optional(),
     append: z.string(),
@@ -438,7 +448,10 @@ export const vmConfigSchema = z
         if (!netdevIds.has(device.netdev)) issue(`unknown netdev '${device.netdev}'`);
         if (used.has(`netdev:${device.netdev}`)) issue(`netdev '${device.netdev}' is used twice`);
         used.add(`netdev:${device.netdev}`);
-      } else if (device.driver !== "vfio-pci" && ++counts.balloons > 1) {
+      } else if (
+        (device.driver === "virtio-balloon-device" || device.driver === "virtio-balloon-pci") &&
+        ++counts.balloons > 1
+      ) {
         issue("at most one balloon");
       }
     }

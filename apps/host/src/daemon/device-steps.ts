@@ -62,7 +62,6 @@ export function freshId(base: string, config: VmConfig, running: DevicesInfo | n
     ...config.drives.map((d) => d.id),
     ...config.netdevs.map((n) => n.id),
     ...config.devices.map((d) => d.id),
-    ...(config.rootPorts ?? []).map((p) => p.id),
   ]);
   if (running !== null) {
     for (const s of running.block)

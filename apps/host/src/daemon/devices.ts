@@ -117,8 +117,6 @@ const guestDisk = (slot: number): string => `vd${String.fromCharCode(97 + slot)}
 const guestNic = (slot: number): string => `eth${slot}`;
 const hex = (slot: number): string => `0x${slot.toString(16)}`;
 
-// ---- QMP ----------------------------------------------------------------------
-
 // ---- slots from a config ------------------------------------------------------
 
 interface ConfigSlots {

@@ -10,6 +10,8 @@
 // the config (finishUnplug). A VM that ends meanwhile finishes them too.
 import {
   ROOT_BUS,
+  isRootPort,
+  rootPortsOf,
   type PciDevice,
   type RootPort,
   type VfioDevice,
@@ -82,8 +84,9 @@ export interface AttachVfioInput {
   bus?: string | undefined;
 }
 
+/** A function a bus holds (root ports are buses themselves). */
 function isPci(device: VmConfig["devices"][number]): device is PciDevice {
-  return "bus" in device;
+  return "bus" in device && !isRootPort(device);
 }
 
 function occupantOf(config: VmConfig, bus: string): string | null {
@@ -92,11 +95,11 @@ function occupantOf(config: VmConfig, bus: string): string | null {
 
 /** The root port a hot-plug goes into: the one asked for, if it is a free root port, else the first free one. */
 function rootPortFor(view: DeviceView, bus: string | undefined): RootPort {
-  const ports = view.config.rootPorts ?? [];
+  const ports = rootPortsOf(view.config);
   const names = ports.map((p) => p.id).join(", ");
   if (ports.length === 0) {
     throw badRequest(
-      `bus: VM '${view.id}' has no root ports; a q35 VM hot-plugs into slot 0 of a root port (add rootPorts to its config while it is stopped)`,
+      `bus: VM '${view.id}' has no root ports; a q35 VM hot-plugs into slot 0 of a root port (add pcie-root-port devices to its config while it is stopped)`,
     );
   }
   if (bus === undefined) {
@@ -148,7 +151,7 @@ export async function pciView(view: DeviceView): Promise<PciView> {
   const pci: PciFunction[] = [];
   for (const device of config.devices) if (isPci(device)) pci.push(await functionOf(view, device));
   return {
-    rootPorts: (config.rootPorts ?? []).map((p) => ({
+    rootPorts: rootPortsOf(config).map((p) => ({
       id: p.id,
       port: p.port,
       addr: p.addr,

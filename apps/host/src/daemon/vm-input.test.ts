@@ -50,13 +50,19 @@ describe("normaliseConfig", () => {
   });
 
   it("takes a q35 VM with root ports and PCI devices, and names each misplaced one", () => {
+    const port = (id: string, n: number, addr: string, chassis?: number) => ({
+      driver: "pcie-root-port",
+      id,
+      port: n,
+      bus: "pcie.0",
+      addr,
+      ...(chassis === undefined ? {} : { chassis }),
+    });
+    const rp1 = port("rp1", 1, "0x2.0", 1);
+    const rp2 = port("rp2", 2, "0x2.1");
     const q35 = {
       ...minimal,
       machine: "q35",
-      rootPorts: [
-        { id: "rp1", port: 1, addr: "0x2.0", chassis: 1 },
-        { id: "rp2", port: 2, addr: "0x2.1" },
-      ],
       drives: [
         { id: "root", file: "/images/root.img", readOnly: false, direct: false },
         { id: "data", file: "/images/data.img", readOnly: false, direct: false },
@@ -70,79 +76,76 @@ describe("normaliseConfig", () => {
       addr,
     });
     const config = normaliseConfig(
-      { ...q35, devices: [disk("root", "pcie.0", "0x3.0"), disk("data", "rp2", "0x0.0")] },
+      {
+        ...q35,
+        devices: [rp1, rp2, disk("root", "pcie.0", "0x3.0"), disk("data", "rp2", "0x0.0")],
+      },
       "a",
       paths,
     );
     assert.equal(config.machine, "q35");
     assert.deepEqual(
-      config.rootPorts?.map((p) => p.id),
-      ["rp1", "rp2"],
+      config.devices.map((d) => d.id),
+      ["rp1", "rp2", "root", "data"],
     );
 
-    const bad = (input: Record<string, unknown>, pattern: RegExp): void => {
+    const bad = (devices: unknown[], pattern: RegExp, base: object = q35): void => {
       assert.throws(
-        () => normaliseConfig(input, "a", paths),
+        () => normaliseConfig({ ...base, devices }, "a", paths),
         (error: unknown) => error instanceof DaemonError && pattern.test(error.message),
       );
     };
     bad(
-      { ...q35, devices: [disk("root", "pcie.0", "0x3.0"), disk("data", "pcie.0", "0x3.0")] },
+      [disk("root", "pcie.0", "0x3.0"), disk("data", "pcie.0", "0x3.0")],
       /^config\.devices\.1\.addr: pcie\.0 0x3\.0 is taken by 'root'$/,
     );
     bad(
-      { ...q35, devices: [disk("root", "rp9", "0x0.0")], drives: [q35.drives[0]] },
-      /^config\.devices\.0\.bus: unknown bus 'rp9'; expected pcie\.0 or a root port \(rp1, rp2\)$/,
+      [rp1, rp2, disk("root", "rp9", "0x0.0"), disk("data", "rp1", "0x0.0")],
+      /^config\.devices\.2\.bus: unknown bus 'rp9'; expected pcie\.0 or a root port \(rp1, rp2\)$/,
     );
     bad(
-      { ...q35, devices: [disk("root", "rp1", "0x1.0")], drives: [q35.drives[0]] },
-      /^config\.devices\.0\.addr: a root port has one slot: addr 0x0\.0$/,
+      [rp1, disk("root", "rp1", "0x1.0"), disk("data", "pcie.0", "0x4.0")],
+      /^config\.devices\.1\.addr: a root port has one slot: addr 0x0\.0$/,
     );
     bad(
-      { ...q35, devices: [disk("root", "pcie.0", "0x2.0")], drives: [q35.drives[0]] },
-      /^config\.devices\.0\.addr: pcie\.0 0x2\.0 is taken by 'rp1'$/,
+      [rp1, disk("root", "pcie.0", "0x2.0"), disk("data", "pcie.0", "0x4.0")],
+      /^config\.devices\.1\.addr: pcie\.0 0x2\.0 is taken by 'rp1'$/,
     );
     bad(
-      {
-        ...q35,
-        rootPorts: [
-          { id: "rp1", port: 1, addr: "0x2.0" },
-          { id: "rp2", port: 1, addr: "0x4.0" },
-        ],
-      },
-      /^config\.rootPorts\.1\.port: port 1 is root port 'rp1''s already$/,
+      [rp1, { ...rp2, port: 1 }, disk("root", "pcie.0", "0x3.0"), disk("data", "pcie.0", "0x4.0")],
+      /^config\.devices\.1\.port: port 1 is root port 'rp1''s already$/,
     );
     bad(
-      { ...q35, rootPorts: [{ id: "rp1", port: 1, addr: "0x2.0", chassis: 256 }] },
-      /^config\.rootPorts\.0\.chassis: must be 0\.\.255$/,
+      [
+        port("rp1", 1, "0x2.0", 256),
+        disk("root", "pcie.0", "0x3.0"),
+        disk("data", "pcie.0", "0x4.0"),
+      ],
+      /^config\.devices\.0\.chassis: must be 0\.\.255$/,
     );
     bad(
-      {
-        ...q35,
-        drives: [q35.drives[0]],
-        devices: [{ driver: "virtio-blk-device", id: "root", drive: "root" }],
-      },
+      [
+        { ...rp1, bus: "rp2" },
+        rp2,
+        disk("root", "pcie.0", "0x3.0"),
+        disk("data", "pcie.0", "0x4.0"),
+      ],
+      /^config\.devices\.0\.bus: a root port sits on pcie\.0, not on 'rp2'/,
+    );
+    bad(
+      [{ driver: "virtio-blk-device", id: "root", drive: "root" }, disk("data", "pcie.0", "0x4.0")],
       /^config\.devices\.0\.driver: 'virtio-blk-device' is a microvm \(virtio-mmio\) device; the q35 machine takes virtio-blk-pci$/,
     );
+    bad([rp1], /^config\.devices\.0\.driver: 'pcie-root-port' needs machine 'q35'/, minimal);
     bad(
-      { ...minimal, rootPorts: q35.rootPorts },
-      /^config\.rootPorts: root ports are the q35 machine's/,
-    );
-    bad(
-      {
-        ...minimal,
-        devices: [
-          { driver: "vfio-pci", id: "gpu", host: "0000:01:00.0", bus: "pcie.0", addr: "0x5.0" },
-        ],
-      },
+      [{ driver: "vfio-pci", id: "gpu", host: "0000:01:00.0", bus: "pcie.0", addr: "0x5.0" }],
       /^config\.devices\.0\.driver: 'vfio-pci' needs machine 'q35'/,
+      minimal,
     );
     bad(
-      {
-        ...q35,
-        devices: [{ driver: "vfio-pci", id: "gpu", host: "01:00.0", bus: "pcie.0", addr: "0x5.0" }],
-      },
+      [{ driver: "vfio-pci", id: "gpu", host: "01:00.0", bus: "pcie.0", addr: "0x5.0" }],
       /^config\.devices\.0\.host: must be a host PCI address like 0000:1a:00\.3$/,
+      { ...q35, drives: [] },
     );
   });
 

@@ -9,20 +9,34 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { before, describe, it } from "node:test";
+import type { RootPort } from "../../src/config/vm-config";
 import { makeDisk } from "../support/disk";
 import { requireKvmHost } from "../support/guest";
 import { ConsoleWatcher, refused, storedConfig, withVirgad, type VirgadFixture } from "./harness";
 
 const TEST = { timeout: 90000 };
 
-/** The probe on q35 with a 1 MiB disk at 00:03.0. */
-function q35Probe(fx: VirgadFixture) {
+/** A root port on pcie.0, as VmConfig (and virga-vmm's -print-config) has it. */
+function rootPort(id: string, port: number, addr: string, chassis?: number): RootPort {
+  return {
+    driver: "pcie-root-port",
+    id,
+    port,
+    bus: "pcie.0",
+    addr,
+    ...(chassis === undefined ? {} : { chassis }),
+  };
+}
+
+/** The probe on q35 with a 1 MiB disk at 00:03.0, after the given root ports. */
+function q35Probe(fx: VirgadFixture, rootPorts: RootPort[] = []) {
   const file = makeDisk(fx.imagesDir, "boot.img");
   return {
     ...fx.probeConfig(),
     machine: "q35" as const,
     drives: [{ id: "boot", file, readOnly: false, direct: false }],
     devices: [
+      ...rootPorts,
       {
         driver: "virtio-blk-pci" as const,
         id: "boot",
@@ -82,6 +96,38 @@ describe("virgad q35 VMs", () => {
       }),
   );
 
+  it(
+    "boots a q35 VM whose disk is in a root port; the device panel shows the port holding it",
+    TEST,
+    () =>
+      withVirgad(async (fx) => {
+        const virgad = await fx.start();
+        const client = virgad.client();
+        const base = q35Probe(fx);
+        const [boot] = base.devices;
+        assert.ok(boot !== undefined);
+        await client.vm.create.mutate({
+          id: "ported",
+          config: {
+            ...base,
+            devices: [rootPort("rp1", 1, "0x2.0", 1), { ...boot, bus: "rp1", addr: "0x0.0" }],
+          },
+        });
+        const console = new ConsoleWatcher(client, "ported");
+        const vm = await client.vm.start.mutate({ id: "ported" });
+        fx.track(vm.pid);
+        await console.waitFor(/PROBE virtio-blk 0 pci=01:00\.0 capacity=2048 ro=0/);
+        const devices = await client.vm.devices.query({ id: "ported" });
+        assert.equal(devices.live, true);
+        assert.deepEqual(
+          devices.rootPorts.map((p) => [p.id, p.device]),
+          [["rp1", "boot"]],
+        );
+        await client.vm.quit.mutate({ id: "ported" });
+        console.close();
+      }),
+  );
+
   it("refuses a misplaced device or root port by its field, and creates nothing", TEST, () =>
     withVirgad(async (fx) => {
       const virgad = await fx.start();
@@ -100,13 +146,10 @@ describe("virgad q35 VMs", () => {
       await refused(
         client.vm.create.mutate({
           id: "bad",
-          config: {
-            ...config,
-            rootPorts: [{ id: "rp1", port: 1, addr: "0x3.0" }],
-          },
+          config: { ...config, devices: [rootPort("rp1", 1, "0x3.0"), ...config.devices] },
         }),
         "BAD_REQUEST",
-        /config\.devices\.0\.addr: pcie\.0 0x3\.0 is taken by 'rp1'/,
+        /config\.devices\.1\.addr: pcie\.0 0x3\.0 is taken by 'rp1'/,
       );
       await refused(
         client.vm.create.mutate({
@@ -130,13 +173,10 @@ describe("virgad q35 VMs", () => {
       withVirgad(async (fx) => {
         const virgad = await fx.start();
         const client = virgad.client();
-        const config = {
-          ...q35Probe(fx),
-          rootPorts: [
-            { id: "rp1", port: 1, addr: "0x2.0", chassis: 1 },
-            { id: "rp2", port: 2, addr: "0x2.1", chassis: 2 },
-          ],
-        };
+        const config = q35Probe(fx, [
+          rootPort("rp1", 1, "0x2.0", 1),
+          rootPort("rp2", 2, "0x2.1", 2),
+        ]);
         await client.vm.create.mutate({ id: "cold", config });
         const before = await client.vm.devices.query({ id: "cold" });
         assert.equal(before.machine, "q35");
@@ -233,10 +273,7 @@ describe("virgad q35 VMs", () => {
           "NOT_FOUND",
           /no VM with id 'none'/,
         );
-        const config = {
-          ...q35Probe(fx),
-          rootPorts: [{ id: "rp1", port: 1, addr: "0x2.0" }],
-        };
+        const config = q35Probe(fx, [rootPort("rp1", 1, "0x2.0")]);
         await client.vm.create.mutate({ id: "pass", config });
         await refused(
           client.vm.attachVfio.mutate({ id: "pass", host: "0000:7f:1f.7" }),

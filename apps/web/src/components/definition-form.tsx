@@ -9,7 +9,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
 import { useMemo, useState, type SyntheticEvent, type ReactNode } from "react";
 import { errorDetails, useTRPC } from "@/lib/trpc";
-import { RootPortEditor, rootPortsOf, type RootPortRow } from "./root-port-editor";
+import { RootPortEditor, rootPortDevices, type RootPortRow } from "./root-port-editor";
 import {
   definitionNicsSchema,
   nicPlaces,
@@ -80,12 +80,18 @@ function toForm(
           ? [{ id: d.id, drive: d.drive, bus: d.bus, addr: d.addr }]
           : [],
     ),
-    rootPorts: (config.rootPorts ?? []).map((p) => ({
-      id: p.id,
-      port: String(p.port),
-      addr: p.addr,
-      chassis: p.chassis === undefined ? "" : String(p.chassis),
-    })),
+    rootPorts: config.devices.flatMap((d) =>
+      d.driver === "pcie-root-port"
+        ? [
+            {
+              id: d.id,
+              port: String(d.port),
+              addr: d.addr,
+              chassis: d.chassis === undefined ? "" : String(d.chassis),
+            },
+          ]
+        : [],
+    ),
     nics: nics.map((nic) => ({
       kind: nic.bridge === undefined ? "tap" : "bridge",
       name: nic.bridge ?? nic.tap ?? "",
@@ -130,6 +136,7 @@ function toConfig(form: FormState, base: VmConfig): Record<string, unknown> {
     memoryBytes: num(form.memoryMiB) * MIB,
     drives: form.drives.map((d) => ({ ...d, id: d.id.trim(), file: d.file.trim() })),
     devices: [
+      ...(q35 ? rootPortDevices(form.rootPorts) : []),
       ...form.devices.map((d) =>
         q35
           ? {
@@ -162,8 +169,6 @@ function toConfig(form: FormState, base: VmConfig): Record<string, unknown> {
     serial,
     startPaused: form.startPaused,
   };
-  if (q35) config.rootPorts = rootPortsOf(form.rootPorts);
-  else delete config.rootPorts;
   if (form.initrd.trim() === "") delete config.initrd;
   else config.initrd = form.initrd.trim();
   return config;
@@ -242,7 +247,7 @@ export function DefinitionForm(props: {
       for (const issue of parsedNics.error.issues)
         errors[["nics", ...issue.path].join(".")] ??= issue.message;
     }
-    const left = nicSlotsLeft(candidate as Pick<VmConfig, "machine" | "devices" | "rootPorts">);
+    const left = nicSlotsLeft(candidate as Pick<VmConfig, "machine" | "devices">);
     if (nics.length > left) {
       errors.nics = `at most ${left} NICs (${nicPlaces(candidate as Pick<VmConfig, "machine">)})`;
     }
@@ -280,6 +285,8 @@ export function DefinitionForm(props: {
   };
 
   const smpError = error("smp");
+  // On q35 the config lists the root ports first, so a disk's errors come after theirs.
+  const diskBase = form.machine === "q35" ? form.rootPorts.length : 0;
   const driveIds = form.drives.map((d) => d.id).filter(Boolean);
 
   return (
@@ -489,7 +496,7 @@ export function DefinitionForm(props: {
             <Field
               id={`device-${i}-id`}
               label="virtio-blk device id"
-              error={error(`devices.${i}.id`)}
+              error={error(`devices.${diskBase + i}.id`)}
             >
               <input
                 id={`device-${i}-id`}
@@ -505,7 +512,7 @@ export function DefinitionForm(props: {
             <Field
               id={`device-${i}-drive`}
               label="Backed by drive"
-              error={error(`devices.${i}.drive`)}
+              error={error(`devices.${diskBase + i}.drive`)}
             >
               <select
                 id={`device-${i}-drive`}
@@ -527,7 +534,11 @@ export function DefinitionForm(props: {
             </Field>
             {form.machine === "q35" && (
               <>
-                <Field id={`device-${i}-bus`} label="Bus" error={error(`devices.${i}.bus`)}>
+                <Field
+                  id={`device-${i}-bus`}
+                  label="Bus"
+                  error={error(`devices.${diskBase + i}.bus`)}
+                >
                   <select
                     id={`device-${i}-bus`}
                     value={device.bus}
@@ -545,7 +556,11 @@ export function DefinitionForm(props: {
                     ))}
                   </select>
                 </Field>
-                <Field id={`device-${i}-addr`} label="Addr" error={error(`devices.${i}.addr`)}>
+                <Field
+                  id={`device-${i}-addr`}
+                  label="Addr"
+                  error={error(`devices.${diskBase + i}.addr`)}
+                >
                   <input
                     id={`device-${i}-addr`}
                     className="mono"

@@ -33,7 +33,7 @@ export function RootPortEditor(props: {
   const update = (i: number, patch: Partial<RootPortRow>) =>
     onChange(rows.map((r, j) => (j === i ? { ...r, ...patch } : r)));
   const input = (i: number, key: keyof RootPortRow, label: string) => (
-    <Field id={`rootport-${i}-${key}`} label={label} error={error(`rootPorts.${i}.${key}`)}>
+    <Field id={`rootport-${i}-${key}`} label={label} error={error(`devices.${i}.${key}`)}>
       <input
         id={`rootport-${i}-${key}`}
         className="mono"
@@ -65,11 +65,6 @@ export function RootPortEditor(props: {
           </button>
         </div>
       ))}
-      {error("rootPorts") && (
-        <span className="field-error" role="alert">
-          {error("rootPorts")}
-        </span>
-      )}
       <div className="row">
         <button type="button" onClick={() => onChange([...rows, nextRootPort(rows)])}>
           Add root port
@@ -79,12 +74,14 @@ export function RootPortEditor(props: {
   );
 }
 
-/** The rows as the VmConfig's rootPorts (numbers where numbers are wanted; the schema names a bad one). */
-export function rootPortsOf(rows: RootPortRow[]): Record<string, unknown>[] {
+/** The rows as VmConfig devices (numbers where numbers are wanted; the schema names a bad one). */
+export function rootPortDevices(rows: RootPortRow[]): Record<string, unknown>[] {
   const num = (text: string) => (text.trim() === "" ? Number.NaN : Number(text));
   return rows.map((r) => ({
+    driver: "pcie-root-port",
     id: r.id.trim(),
     port: num(r.port),
+    bus: "pcie.0",
     addr: r.addr.trim(),
     ...(r.chassis.trim() === "" ? {} : { chassis: num(r.chassis) }),
   }));

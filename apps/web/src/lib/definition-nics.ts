@@ -27,10 +27,10 @@ export const definitionNicsSchema = definitionNicSchema.array();
  * The places left for `nics`: on the microvm the NIC slots the config's own
  * virtio-net devices leave, on q35 the root ports no device of the config is in.
  */
-export function nicSlotsLeft(config: Pick<VmConfig, "machine" | "devices" | "rootPorts">): number {
+export function nicSlotsLeft(config: Pick<VmConfig, "machine" | "devices">): number {
   if (config.machine === "q35") {
     const used = new Set(config.devices.map((d) => ("bus" in d ? d.bus : "")));
-    return (config.rootPorts ?? []).filter((p) => !used.has(p.id)).length;
+    return config.devices.filter((d) => d.driver === "pcie-root-port" && !used.has(d.id)).length;
   }
   return NET_SLOTS - config.devices.filter((d) => d.driver === "virtio-net-device").length;
 }
