@@ -60,6 +60,7 @@
         "src/vm/microvm.cc",
         "src/vm/microvm_devices.cc",
         "src/vm/q35.cc",
+        "src/vm/q35_hotplug.cc",
         "src/vm/snapshot.cc",
         "src/vm/vcpu_state.cc"
       ]

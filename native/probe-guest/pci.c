@@ -279,9 +279,9 @@ void pci_slot(u32 bus, u32 dev, u32 fn, const char *action)
         kprintf("ERR pci slot: unknown action '%s'\n", action);
         return;
     }
-    /* Give an interrupt the write raised time to arrive before reporting. */
-    for (volatile int spin = 0; spin < 100000; spin++)
-        ;
+    /* Commands run with interrupts off, and KVM may deliver an interrupt
+     * this write raised a little later: sleep 20 ms with them on first. */
+    delay_us(20000);
     slot = pci_read32(&e, bus, dev, fn, reg);
     kprintf("pci %02x:%02x.%x slot ctl=0x%04x sta=0x%04x link=0x%04x irqs=%u\n", bus, dev, fn, slot & 0xffff,
             slot >> 16, pci_read32(&e, bus, dev, fn, cap + 0x10) >> 16, slot_irqs);

@@ -2,7 +2,9 @@
 // machine type and a root port (a bad port number flagged by its field),
 // a probe-guest VM started from it whose console shows the probe finding
 // the host bridge and the root port on pcie.0, the VM page's device panel
-// offering the free root port, the host's PCI devices (VFIO) listed as
+// offering the free root port, a new disk hot-plugged into it (the guest
+// lists it once it powers the slot) and detached (shown pending until the
+// guest powers the slot off), the host's PCI devices (VFIO) listed as
 // sysfs has them, and an attach refused by the VMM with its reason shown.
 import { readdirSync } from "node:fs";
 import { expect, test, typeInConsole } from "../fixtures";
@@ -61,6 +63,39 @@ test("define a q35 VM with a root port, start it, see its console and PCI device
     await expect(
       page.getByRole("form", { name: "Attach a disk" }).locator("#attach-disk-slot"),
     ).toContainText("rp1 (port 1, 0x2.0)");
+  });
+
+  await test.step("hot-plug a new disk into rp1; the guest powers the slot and lists it", async () => {
+    const form = page.getByRole("form", { name: "Attach a disk" });
+    await form.locator("#attach-disk-image").selectOption("new");
+    await form.locator("#attach-disk-name").fill("e2e-q35.img");
+    await form.locator("#attach-disk-size").fill("16");
+    await form.locator("#attach-disk-slot").selectOption("rp1");
+    await form.getByRole("button", { name: "Attach disk" }).click();
+    const row = page.getByTestId("pci-disk-rp1");
+    await expect(row).toContainText("rp1 0x0.0");
+    await expect(row).toContainText("e2e-q35.img");
+    await expect(row).toContainText("16 MiB");
+    await expect(page.getByTestId("root-port-rp1")).toHaveAttribute("data-free", "false");
+    // The probe is the guest's pciehp: it powers the slot, then the disk answers on bus 1.
+    await typeInConsole(page, "pci slot 00:02.0 on");
+    await expect(page.getByTestId("console-transcript")).toContainText("OK pci slot");
+    await typeInConsole(page, "pci");
+    await expect(page.getByTestId("console-transcript")).toContainText(
+      "pci 01:00.0 1af4:1042 018000",
+    );
+    await shoot("q35-hotplug");
+  });
+
+  await test.step("detach it: pending until the guest powers the slot off", async () => {
+    const row = page.getByTestId("pci-disk-rp1");
+    await row.getByRole("button", { name: "Detach" }).click();
+    await expect(row).toHaveAttribute("data-detaching", "true");
+    await expect(row).toContainText("detaching (waiting for the guest)");
+    await expect(row.getByRole("button", { name: "Detach" })).toBeDisabled();
+    await typeInConsole(page, "pci slot 00:02.0 off");
+    await expect(row).toHaveCount(0);
+    await expect(page.getByTestId("root-port-rp1")).toHaveAttribute("data-free", "true");
   });
 
   await test.step("the host's PCI devices are listed; attaching one shows the VMM's refusal", async () => {

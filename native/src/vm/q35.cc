@@ -1,52 +1,36 @@
 #include "vm/q35.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 #include "arch/x86_64/layout.h"
 #include "common/error.h"
 #include "devices/pci/host_bridge.h"
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "vm/microvm_devices.h"
 
 namespace virga {
 
 namespace {
 
-// `place`: what a NIC's default MAC derives from, unique per function.
-std::shared_ptr<virtio::VirtioDevice> MakeDevice(const PciDeviceConfig& config, const std::string& identity,
-                                                 uint32_t place, const std::shared_ptr<EventLoop>& loop) {
-  switch (config.kind) {
-    case PciDeviceConfig::Kind::kBlock:
-      try {
-        return std::make_shared<virtio::Block>(BlockFile::Open(config.file));
-      } catch (const VmmError& e) {
-        throw VmmError("disk " + config.id, e);
-      }
-    case PciDeviceConfig::Kind::kNet: {
-      std::unique_ptr<Tap> tap;
-      try {
-        tap = config.fd >= 0 ? Tap::Adopt(UniqueFd(config.fd), "fd=" + std::to_string(config.fd))
-                             : Tap::Open(config.ifname);
-      } catch (const VmmError& e) {
-        throw VmmError("netdev " + config.backend, e);
-      }
-      MacAddress mac = config.mac ? *config.mac : DerivedMac(identity, place);
-      return std::make_shared<virtio::Net>(mac, std::move(tap), loop);
-    }
-    case PciDeviceConfig::Kind::kBalloon:
-      // No QMP balloon on q35 yet: the guest's reports go nowhere.
-      return std::make_shared<virtio::Balloon>(config.balloon, [](uint32_t) {});
-  }
-  throw VmmError("unknown PCI device kind");
+std::string PciAddr(uint32_t slot, uint32_t function) {
+  char text[16];
+  std::snprintf(text, sizeof(text), "0x%x.%u", slot, function);
+  return text;
 }
 
 }  // namespace
 
-Q35Board::Q35Board(const MachineConfig& config) : config_(config) {}
+Q35Board::Q35Board(const MachineConfig& config, Emit on_event) : config_(config), emit_(std::move(on_event)) {}
 
 Q35Board::~Q35Board() = default;
 
 void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) {
   (void)saved;  // RequireSavable refuses a restore before this runs
+  vm_ = &context.vm;
+  memory_ = &context.memory;
   root_ = std::make_shared<pci::RootBus>(&context.mmio);
   root_->Attach(0, 0, std::make_shared<pci::HostBridge>());
   routes_ = std::make_unique<kvm::GsiRoutes>(&context.vm);
@@ -66,7 +50,7 @@ void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) 
   for (size_t i = 0; i < ports.size(); ++i) AddRootPort(context, ports[i], static_cast<uint8_t>(i + 1));
   for (const PciDeviceConfig& device : config_.pci_devices) {
     bool first = device.bus == "pcie.0" && device.function == 0 && multifunction.count(device.slot);
-    AddVirtio(context, device, device.multifunction || first);
+    AddColdPlugged(device, device.multifunction || first);
   }
   // On pcie.0 once their slots are filled: what a reset returns them to.
   for (const PciRootPortConfig& config : ports) {
@@ -88,6 +72,7 @@ void Q35Board::AddRootPort(BoardContext& context, const PciRootPortConfig& confi
   Port port;
   port.bus = bus;
   port.window = kRootPortWindows + uint64_t{bus - 1u} * kRootPortWindowSize;
+  port.addr = PciAddr(config.slot, config.function);
   uint32_t gsi = routes_->AllocateMsi();
   port.irq = std::make_unique<IrqLine>(gsi);
   context.vm.RegisterIrqfd(port.irq->fd(), gsi);
@@ -101,33 +86,97 @@ void Q35Board::AddRootPort(BoardContext& context, const PciRootPortConfig& confi
   ports_.emplace(config.id, std::move(port));
 }
 
-void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, bool multifunction) {
-  Function function;
-  function.loop = std::make_shared<EventLoop>();
-  io_threads_.Add(function.loop);
-  auto port = ports_.find(config.bus);
+uint32_t Q35Board::MacPlace(const std::string& bus, uint32_t slot, uint32_t function) const {
   // pcie.0's functions by devfn; behind root port n, 256 + n.
-  uint32_t place = port != ports_.end() ? pci::kSlots * pci::kFunctions + port->second.bus
-                                        : config.slot * pci::kFunctions + config.function;
-  std::shared_ptr<virtio::VirtioDevice> device = MakeDevice(config, config_.identity, place, function.loop);
-  std::vector<uint32_t> gsis;
+  auto port = ports_.find(bus);
+  return port != ports_.end() ? pci::kSlots * pci::kFunctions + port->second.bus : slot * pci::kFunctions + function;
+}
+
+void Q35Board::AddColdPlugged(const PciDeviceConfig& config, bool multifunction) {
+  // A device's thread is its loop: made here, started with the others.
+  auto loop = std::make_shared<EventLoop>();
+  std::shared_ptr<virtio::VirtioDevice> device;
+  Kind kind = Kind::kBalloon;
+  switch (config.kind) {
+    case PciDeviceConfig::Kind::kBlock:
+      kind = Kind::kBlock;
+      try {
+        device = std::make_shared<virtio::Block>(BlockFile::Open(config.file));
+      } catch (const VmmError& e) {
+        throw VmmError("disk " + config.id, e);
+      }
+      block_backends_[config.backend] = {config.file, nullptr, config.id};
+      break;
+    case PciDeviceConfig::Kind::kNet: {
+      kind = Kind::kNet;
+      std::unique_ptr<Tap> tap;
+      try {
+        tap = config.fd >= 0 ? Tap::Adopt(UniqueFd(config.fd), "fd=" + std::to_string(config.fd))
+                             : Tap::Open(config.ifname);
+      } catch (const VmmError& e) {
+        throw VmmError("netdev " + config.backend, e);
+      }
+      net_backends_[config.backend] = {tap->ifname(), nullptr, config.id};
+      MacAddress mac = config.mac ? *config.mac
+                                  : DerivedMac(config_.identity, MacPlace(config.bus, config.slot, config.function));
+      device = std::make_shared<virtio::Net>(mac, std::move(tap), loop);
+      break;
+    }
+    case PciDeviceConfig::Kind::kBalloon:
+      balloon_ = std::make_shared<virtio::Balloon>(config.balloon,
+                                                   [this](uint32_t actual) { OnBalloonActual(actual); });
+      balloon_id_ = config.id;
+      device = balloon_;
+      break;
+  }
+  auto port = ports_.find(config.bus);
+  uint64_t base = port != ports_.end()
+                      ? port->second.window
+                      : x86::kPciMmioBase + uint64_t{config.slot * pci::kFunctions + config.function} * kBarStride;
+  Function function = MakeFunction(device, loop, base);
+  function.id = config.id;
+  function.bus = config.bus;
+  function.addr = PciAddr(config.slot, config.function);
+  function.kind = kind;
+  function.backend = config.backend;
+  if (kind == Kind::kBalloon) balloon_transport_ = function.transport.get();
+  if (multifunction) function.transport->SetMultiFunction();
+  try {
+    if (port != ports_.end()) {
+      port->second.port->ColdPlug(function.transport);
+    } else {
+      root_->Attach(config.slot, config.function, function.transport);
+    }
+  } catch (const VmmError& e) {
+    throw VmmError("device " + config.id, e);
+  }
+  io_threads_.Add(function.loop);
+  functions_.push_back(std::move(function));
+}
+
+Q35Board::Function Q35Board::MakeFunction(std::shared_ptr<virtio::VirtioDevice> device,
+                                          std::shared_ptr<EventLoop> loop, uint64_t base) {
+  Function function;
+  function.device = device;
+  function.loop = std::move(loop);
   for (uint16_t v = 0; v < virtio::PciTransport::VectorsFor(*device); ++v) {
-    gsis.push_back(routes_->AllocateMsi());
-    function.vectors.push_back(std::make_unique<IrqLine>(gsis.back()));
-    context.vm.RegisterIrqfd(function.vectors.back()->fd(), gsis.back());
+    function.gsis.push_back(routes_->AllocateMsi());
+    function.vectors.push_back(std::make_unique<IrqLine>(function.gsis.back()));
+    vm_->RegisterIrqfd(function.vectors.back()->fd(), function.gsis.back());
   }
   kvm::GsiRoutes* routes = routes_.get();
   std::vector<IrqLine*> lines;
   for (const auto& line : function.vectors) lines.push_back(line.get());
+  std::vector<uint32_t> gsis = function.gsis;
   function.transport = std::make_shared<virtio::PciTransport>(
-      device, &context.memory,
+      device, memory_,
       [routes, gsis](uint16_t vector, const pci::MsiMessage& message) {
         routes->SetMsi(gsis[vector], message.address, message.data);
       },
       [lines](uint16_t vector) { lines[vector]->Trigger(); });
 
   virtio::PciTransport* transport = function.transport.get();
-  kvm::Vm* vm = &context.vm;
+  kvm::Vm* vm = vm_;
   transport->ServeNotifications(*function.loop);
   // The notify registers' ioeventfds follow BAR 0 wherever the guest puts it.
   transport->SetNotifyMoved([vm, transport](uint64_t from, uint64_t to) {
@@ -147,22 +196,9 @@ void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, b
       }
     }
   });
-  uint64_t base = port != ports_.end()
-                      ? port->second.window
-                      : x86::kPciMmioBase + uint64_t{config.slot * pci::kFunctions + config.function} * kBarStride;
   transport->AssignBar(virtio::PciTransport::kRegistersBar, base);
   transport->AssignBar(virtio::PciTransport::kMsixBar, base + virtio::PciTransport::kRegistersBarSize);
-  if (multifunction) transport->SetMultiFunction();
-  try {
-    if (port != ports_.end()) {
-      port->second.port->ColdPlug(function.transport);
-    } else {
-      root_->Attach(config.slot, config.function, function.transport);
-    }
-  } catch (const VmmError& e) {
-    throw VmmError("device " + config.id, e);
-  }
-  functions_.push_back(std::move(function));
+  return function;
 }
 
 void Q35Board::DescribeAcpi(acpi::AcpiLayout* layout) const {
@@ -181,6 +217,8 @@ void Q35Board::Stop() { io_threads_.Stop(); }
 void Q35Board::Reset() { root_->Reset(); }
 
 void Q35Board::RequireSavable() const {
+  // Root ports included: their slots' state is in their configuration
+  // space, but nothing saves a q35 machine yet.
   throw VmmError("the q35 machine has no snapshots or live migration yet (docs/q35.md)");
 }
 

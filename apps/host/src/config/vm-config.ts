@@ -154,7 +154,7 @@ const pciPlace = {
  * keys, as virga-vmm prints them); its id names its secondary bus, and
  * hot-plug goes into its slot 0.
  */
-export const rootPortSchema = z
+export const pcieRootPortSchema = z
   .object({
     driver: z.literal("pcie-root-port"),
     id: z.string().min(1),
@@ -164,7 +164,7 @@ export const rootPortSchema = z
     chassis: z.number().int().min(0, "must be 0..255").max(255, "must be 0..255").optional(),
   })
   .strict();
-export type RootPort = z.infer<typeof rootPortSchema>;
+export type RootPort = z.infer<typeof pcieRootPortSchema>;
 
 /** A host PCI function, as lspci and sysfs name it: domain:bus:slot.function. */
 export const HOST_PCI_PATTERN = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/;
@@ -215,7 +215,7 @@ export const deviceSchema = z.discriminatedUnion("driver", [
   pciNetDeviceSchema,
   pciBalloonDeviceSchema,
   vfioDeviceSchema,
-  rootPortSchema,
+  pcieRootPortSchema,
 ]);
 export type Device = z.infer<typeof deviceSchema>;
 /** The functions that sit on a q35 PCI bus, root ports aside: what a root port or pcie.0 holds. */

@@ -16,6 +16,7 @@ import type {
   BlockdevAddArgs,
   DeviceAddArgs,
   DevicesInfo,
+  Q35DevicesInfo,
   NativeDevices,
   NetdevAddArgs,
 } from "./device-types";
@@ -208,8 +209,10 @@ export class Machine implements VmControl {
       return Promise.reject(genericError(`device_del is refused while a migration is in progress`));
     return this.serial(async () => {
       await this.vm.deviceDel(id);
-      // The seed's microvm example: the event, then the return.
-      this.hub.emit("DEVICE_DELETED", { device: id, path: id });
+      // The seed's microvm example: the event, then the return. q35's
+      // comes from the VM process once the guest has let go of the slot.
+      if (this.config.machine === "microvm")
+        this.hub.emit("DEVICE_DELETED", { device: id, path: id });
     });
   }
 
@@ -221,7 +224,7 @@ export class Machine implements VmControl {
     return this.vm.queryBalloon();
   }
 
-  devices(): Promise<DevicesInfo> {
+  devices(): Promise<DevicesInfo | Q35DevicesInfo> {
     return this.vm.devices();
   }
 

@@ -12,9 +12,17 @@ import { before, describe, it } from "node:test";
 import type { RootPort } from "../../src/config/vm-config";
 import { makeDisk } from "../support/disk";
 import { requireKvmHost } from "../support/guest";
-import { ConsoleWatcher, refused, storedConfig, withVirgad, type VirgadFixture } from "./harness";
+import {
+  ConsoleWatcher,
+  refused,
+  storedConfig,
+  waitUntil,
+  withVirgad,
+  type VirgadFixture,
+} from "./harness";
 
 const TEST = { timeout: 90000 };
+const MIB = 1024 * 1024;
 
 /** A root port on pcie.0, as VmConfig (and virga-vmm's -print-config) has it. */
 function rootPort(id: string, port: number, addr: string, chassis?: number): RootPort {
@@ -124,6 +132,88 @@ describe("virgad q35 VMs", () => {
           [["rp1", "boot"]],
         );
         await client.vm.quit.mutate({ id: "ported" });
+        console.close();
+      }),
+  );
+
+  it(
+    "hot-plugs a disk into a root port of a running VM; its detach is pending until the guest powers the slot off",
+    TEST,
+    () =>
+      withVirgad(async (fx) => {
+        const virgad = await fx.start();
+        const client = virgad.client();
+        await client.vm.create.mutate({
+          id: "hot",
+          config: q35Probe(fx, [rootPort("rp1", 1, "0x2.0", 1)]),
+        });
+        const console = new ConsoleWatcher(client, "hot");
+        const vm = await client.vm.start.mutate({ id: "hot" });
+        fx.track(vm.pid);
+        await console.waitFor(/PROBE ready/);
+        const image = await client.image.create.mutate({ name: "hot.img", sizeBytes: 4 * MIB });
+
+        const added = await client.vm.attachPciDisk.mutate({ id: "hot", file: image.path });
+        assert.deepEqual([added.bus, added.addr, added.detaching], ["rp1", "0x0.0", false]);
+        // The probe is the guest's pciehp: it powers the slot, then the disk answers on bus 1.
+        await client.vm.consoleInput.mutate({ id: "hot", data: "pci slot 00:02.0 on\n" });
+        await console.waitFor(/OK pci slot/);
+        await client.vm.consoleInput.mutate({ id: "hot", data: "pci\n" });
+        await console.waitFor(/pci 01:00\.0 1af4:1042 018000/);
+        assert.ok(
+          storedConfig(fx, "hot").devices.some(
+            (d) => d.id === added.id && "bus" in d && d.bus === "rp1",
+          ),
+          "config.json has the disk in rp1",
+        );
+        await refused(
+          client.vm.attachPciDisk.mutate({ id: "hot", file: image.path, bus: "rp1" }),
+          "BAD_REQUEST",
+          new RegExp(`^bus: root port 'rp1' is occupied by '${added.id}'$`),
+        );
+
+        const pending = await client.vm.detachPci.mutate({ id: "hot", device: added.id });
+        assert.equal(pending?.detaching, true);
+        const listed = await client.vm.devices.query({ id: "hot" });
+        assert.deepEqual(
+          listed.pci.map((f) => [f.id, f.detaching]),
+          [
+            ["boot", false],
+            [added.id, true],
+          ],
+        );
+        await refused(
+          client.vm.detachPci.mutate({ id: "hot", device: added.id }),
+          "CONFLICT",
+          /is being detached already; the guest has not let go of it yet/,
+        );
+        await refused(
+          client.vm.attachPciDisk.mutate({ id: "hot", file: image.path, bus: "rp1" }),
+          "BAD_REQUEST",
+          /occupied by .* \(being detached: the guest has not let go\)$/,
+        );
+
+        await client.vm.consoleInput.mutate({ id: "hot", data: "pci slot 00:02.0 off\n" });
+        await waitUntil(
+          () => !storedConfig(fx, "hot").devices.some((d) => d.id === added.id),
+          "the disk to leave config.json after DEVICE_DELETED",
+        );
+        const after = await client.vm.devices.query({ id: "hot" });
+        assert.deepEqual(
+          after.rootPorts.map((p) => [p.id, p.device]),
+          [["rp1", null]],
+        );
+        assert.deepEqual(
+          storedConfig(fx, "hot").drives.map((d) => d.id),
+          ["boot"],
+        );
+        const devices = await client.vm.qmp.mutate({ id: "hot", execute: "virga-query-devices" });
+        assert.equal(
+          JSON.stringify(devices.return).includes(added.id),
+          false,
+          "the backend was deleted with the device",
+        );
+        await client.vm.quit.mutate({ id: "hot" });
         console.close();
       }),
   );
