@@ -6,6 +6,7 @@ import type { VmConfig } from "../config/vm-config";
 import type { DevicesInfo } from "../vmm/device-types";
 import { DaemonError } from "./errors";
 import type { QmpLink } from "./qmp-link";
+import { createTap, deleteTap, interfaceExists, type OwnedTap } from "./taps";
 import type { DeviceView } from "./vm";
 
 /** A QMP error as virgad's: the VM's message (which names the field), with a 4xx code for its class. */
@@ -98,4 +99,46 @@ export function withoutDevice(config: VmConfig, deviceId: string): VmConfig {
     return { ...config, devices, netdevs: config.netdevs.filter((n) => n.id !== device.netdev) };
   }
   return { ...config, devices };
+}
+
+/** blockdev-add of a raw file as node `id`, undone by blockdev-del. */
+export async function addBlockBackend(
+  qmp: QmpLink,
+  undo: Undo,
+  id: string,
+  drive: { file: string; readOnly: boolean; direct: boolean },
+): Promise<void> {
+  await call(qmp, "blockdev-add", {
+    "node-name": id,
+    driver: "raw",
+    file: { driver: "file", filename: drive.file },
+    "read-only": drive.readOnly,
+    cache: { direct: drive.direct },
+  });
+  undo.push(() => call(qmp, "blockdev-del", { "node-name": id }));
+}
+
+/**
+ * Makes the tap `ifname` on `bridge` for a NIC of this VM (undone by
+ * deleting it) and returns the VM's taps with it. One left by a crash
+ * between making and recording it is made again; one that is not this
+ * VM's is refused.
+ */
+export async function makeBridgeTap(
+  view: DeviceView,
+  undo: Undo,
+  tap: OwnedTap,
+): Promise<OwnedTap[]> {
+  if (interfaceExists(tap.ifname)) {
+    if (!view.taps.some((t) => t.ifname === tap.ifname)) {
+      throw new DaemonError(
+        "CONFLICT",
+        `bridge: tap '${tap.ifname}' exists already and is not this VM's`,
+      );
+    }
+    await deleteTap(tap.ifname);
+  }
+  await createTap(tap);
+  undo.push(() => deleteTap(tap.ifname));
+  return [...view.taps.filter((t) => t.ifname !== tap.ifname), tap];
 }

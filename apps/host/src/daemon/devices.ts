@@ -18,11 +18,20 @@ import {
 } from "../config/vm-config";
 import type { BalloonInfo, DevicesInfo } from "../vmm/device-types";
 import type { ImageDirs } from "./confine";
-import { bridgeOf, call, fileSize, freshId, undoable, withoutDevice } from "./device-steps";
+import {
+  addBlockBackend,
+  bridgeOf,
+  call,
+  fileSize,
+  freshId,
+  makeBridgeTap,
+  undoable,
+  withoutDevice,
+} from "./device-steps";
 import { DaemonError, badRequest, wrongState } from "./errors";
 import { pciView, type PciFunction, type RootPortSlot } from "./pci-devices";
 import type { QmpLink } from "./qmp-link";
-import { createTap, deleteTap, interfaceExists, tapName, type OwnedTap } from "./taps";
+import { deleteTap, interfaceExists, tapName } from "./taps";
 import { LIVE_STATES, type DeviceView, type ManagedVm } from "./vm";
 
 export interface DiskSlot {
@@ -356,14 +365,7 @@ export function attachDisk(
     };
     await undoable(async (undo) => {
       if (qmp !== null) {
-        await call(qmp, "blockdev-add", {
-          "node-name": id,
-          driver: "raw",
-          file: { driver: "file", filename: file },
-          "read-only": readOnly,
-          cache: { direct },
-        });
-        undo.push(() => call(qmp, "blockdev-del", { "node-name": id }));
+        await addBlockBackend(qmp, undo, id, { file, readOnly, direct });
         await call(qmp, "device_add", { id, driver: "virtio-blk-mmio", addr: hex(slot) });
         // device_del closes the backend too.
         undo.push(() => call(qmp, "device_del", { id }));
@@ -428,21 +430,8 @@ export function attachNic(vm: ManagedVm, input: AttachNicInput): Promise<NicSlot
       let ifname = input.tap ?? "";
       let taps = [...view.taps];
       if (input.bridge !== undefined) {
-        const tap: OwnedTap = { ifname: tapName(view.dir, slot), bridge: input.bridge };
-        ifname = tap.ifname;
-        if (interfaceExists(tap.ifname)) {
-          // Left by a crash between creating it and recording it, or by another run directory.
-          if (!view.taps.some((t) => t.ifname === tap.ifname)) {
-            throw new DaemonError(
-              "CONFLICT",
-              `bridge: tap '${tap.ifname}' exists already and is not this VM's`,
-            );
-          }
-          await deleteTap(tap.ifname);
-        }
-        await createTap(tap);
-        undo.push(() => deleteTap(tap.ifname));
-        taps = [...taps.filter((t) => t.ifname !== tap.ifname), tap];
+        ifname = tapName(view.dir, slot);
+        taps = await makeBridgeTap(view, undo, { ifname, bridge: input.bridge });
       }
       let mac = input.mac?.toLowerCase();
       if (qmp !== null) {

@@ -18,10 +18,19 @@ import {
   type VmConfig,
 } from "../config/vm-config";
 import type { ImageDirs } from "./confine";
-import { bridgeOf, call, fileSize, freshId, undoable, withoutDevice } from "./device-steps";
+import {
+  addBlockBackend,
+  bridgeOf,
+  call,
+  fileSize,
+  freshId,
+  makeBridgeTap,
+  undoable,
+  withoutDevice,
+} from "./device-steps";
 import { DaemonError, badRequest } from "./errors";
 import { hostHasPci } from "./host-pci";
-import { createTap, deleteTap, interfaceExists, tapName, type OwnedTap } from "./taps";
+import { deleteTap, interfaceExists, tapName } from "./taps";
 import type { DeviceView, ManagedVm } from "./vm";
 
 /** Where QMP's device_add puts a hot-plugged function: slot 0 of the root port. */
@@ -186,14 +195,7 @@ export async function attachPciDisk(
     const id = freshId(`disk-${port.id}`, config, null);
     await undoable(async (undo) => {
       if (qmp !== null) {
-        await call(qmp, "blockdev-add", {
-          "node-name": id,
-          driver: "raw",
-          file: { driver: "file", filename: file },
-          "read-only": readOnly,
-          cache: { direct },
-        });
-        undo.push(() => call(qmp, "blockdev-del", { "node-name": id }));
+        await addBlockBackend(qmp, undo, id, { file, readOnly, direct });
         await call(qmp, "device_add", {
           id,
           driver: "virtio-blk-pci",
@@ -237,17 +239,8 @@ export async function attachPciNic(vm: ManagedVm, input: AttachPciNicInput): Pro
       let ifname = input.tap ?? "";
       let taps = [...view.taps];
       if (input.bridge !== undefined) {
-        const tap: OwnedTap = { ifname: tapName(view.dir, port.port), bridge: input.bridge };
-        ifname = tap.ifname;
-        if (interfaceExists(tap.ifname)) {
-          throw new DaemonError(
-            "CONFLICT",
-            `bridge: tap '${tap.ifname}' exists already (left by an earlier NIC of root port '${port.id}'?)`,
-          );
-        }
-        await createTap(tap);
-        undo.push(() => deleteTap(tap.ifname));
-        taps = [...taps, tap];
+        ifname = tapName(view.dir, port.port);
+        taps = await makeBridgeTap(view, undo, { ifname, bridge: input.bridge });
       }
       if (qmp !== null) {
         await call(qmp, "netdev_add", { id, type: "tap", ifname });

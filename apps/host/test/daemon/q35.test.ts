@@ -7,11 +7,12 @@
 // host's PCI functions are listed as sysfs has them, and a VFIO device is
 // refused by the VMM by name (this host has no /dev/vfio).
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
-import { before, describe, it } from "node:test";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
 import type { RootPort } from "../../src/config/vm-config";
 import { makeDisk } from "../support/disk";
 import { requireKvmHost } from "../support/guest";
+import { requireTaps, testBridge } from "../support/tap";
 import {
   ConsoleWatcher,
   refused,
@@ -56,9 +57,18 @@ function q35Probe(fx: VirgadFixture, rootPorts: RootPort[] = []) {
   };
 }
 
+/** A bridge for NICs on a tap virgad makes, deleted at the end. */
+const testNet = testBridge("vgqbr");
+
 describe("virgad q35 VMs", () => {
   before(() => {
     requireKvmHost();
+    requireTaps();
+    testNet.create();
+  });
+
+  after(() => {
+    testNet.remove();
   });
 
   it(
@@ -257,7 +267,7 @@ describe("virgad q35 VMs", () => {
   );
 
   it(
-    "edits a stopped q35 VM's root ports: attach a disk into a free one, refuse a taken or missing one, detach it",
+    "edits a stopped q35 VM's root ports: a disk into a free one, a taken or missing one refused, a NIC on a tap it makes on a bridge, each detached",
     TEST,
     () =>
       withVirgad(async (fx) => {
@@ -323,6 +333,19 @@ describe("virgad q35 VMs", () => {
         );
 
         assert.equal(await client.vm.detachPci.mutate({ id: "cold", device: added.id }), null);
+
+        const nic = await client.vm.attachPciNic.mutate({
+          id: "cold",
+          bridge: testNet.name,
+          mac: "52:54:00:00:35:01",
+        });
+        assert.deepEqual(
+          [nic.driver, nic.bus, nic.bridge, nic.mac],
+          ["virtio-net-pci", "rp1", testNet.name, "52:54:00:00:35:01"],
+        );
+        assert.ok(nic.ifname !== null && existsSync(`/sys/class/net/${nic.ifname}`), "the tap");
+        assert.equal(await client.vm.detachPci.mutate({ id: "cold", device: nic.id }), null);
+        assert.equal(existsSync(`/sys/class/net/${nic.ifname}`), false, "the tap went with it");
         const after = await client.vm.devices.query({ id: "cold" });
         assert.deepEqual(
           after.rootPorts.map((p) => p.device),
