@@ -380,3 +380,16 @@ export async function finishUnplug(vm: ManagedVm, id: string): Promise<void> {
     await view.saveUnplugging(view.unplugging.filter((u) => u !== id));
   });
 }
+
+/**
+ * After a virgad restart: an unplug whose DEVICE_DELETED came while no
+ * virgad listened is finished now, if the VM no longer has the device.
+ */
+export async function settleUnplugs(vm: ManagedVm): Promise<void> {
+  if (vm.unplugging.length === 0) return;
+  const { qmp } = vm.deviceView();
+  if (qmp === null) return;
+  const info = (await call(qmp, "virga-query-devices")) as { pci?: { id?: unknown }[] };
+  const present = new Set((info.pci ?? []).map((f) => f.id));
+  for (const id of vm.unplugging) if (!present.has(id)) await finishUnplug(vm, id);
+}

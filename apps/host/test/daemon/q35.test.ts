@@ -8,6 +8,8 @@
 // refused by the VMM by name (this host has no /dev/vfio).
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { RootPort } from "../../src/config/vm-config";
 import { makeDisk } from "../support/disk";
@@ -24,6 +26,19 @@ import {
 
 const TEST = { timeout: 90000 };
 const MIB = 1024 * 1024;
+
+/** Writes to a VM's serial console socket directly (while no virgad holds it). */
+function typeOnConsole(socket: string, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const connection = createConnection(socket, () => {
+      connection.end(text, () => {
+        // The VMM reads it before the next client connects.
+        setTimeout(resolve, 500);
+      });
+    });
+    connection.on("error", reject);
+  });
+}
 
 /** A root port on pcie.0, as VmConfig (and virga-vmm's -print-config) has it. */
 function rootPort(id: string, port: number, addr: string, chassis?: number): RootPort {
@@ -147,7 +162,7 @@ describe("virgad q35 VMs", () => {
   );
 
   it(
-    "hot-plugs a disk into a root port of a running VM; its detach is pending until the guest powers the slot off",
+    "hot-plugs a disk into a root port of a running VM; its detach is pending until the guest powers the slot off, which a restarted virgad notices",
     TEST,
     () =>
       withVirgad(async (fx) => {
@@ -203,12 +218,20 @@ describe("virgad q35 VMs", () => {
           /occupied by .* \(being detached: the guest has not let go\)$/,
         );
 
-        await client.vm.consoleInput.mutate({ id: "hot", data: "pci slot 00:02.0 off\n" });
+        // The guest lets go while no virgad listens: the next one finishes the unplug.
+        console.close();
+        await virgad.kill9();
+        await typeOnConsole(
+          path.join(fx.runDir, "vms", "hot", "console.sock"),
+          "pci slot 00:02.0 off\n",
+        );
+        const second = await fx.start();
+        const client2 = second.client();
         await waitUntil(
           () => !storedConfig(fx, "hot").devices.some((d) => d.id === added.id),
           "the disk to leave config.json after DEVICE_DELETED",
         );
-        const after = await client.vm.devices.query({ id: "hot" });
+        const after = await client2.vm.devices.query({ id: "hot" });
         assert.deepEqual(
           after.rootPorts.map((p) => [p.id, p.device]),
           [["rp1", null]],
@@ -217,14 +240,13 @@ describe("virgad q35 VMs", () => {
           storedConfig(fx, "hot").drives.map((d) => d.id),
           ["boot"],
         );
-        const devices = await client.vm.qmp.mutate({ id: "hot", execute: "virga-query-devices" });
+        const devices = await client2.vm.qmp.mutate({ id: "hot", execute: "virga-query-devices" });
         assert.equal(
           JSON.stringify(devices.return).includes(added.id),
           false,
           "the backend was deleted with the device",
         );
-        await client.vm.quit.mutate({ id: "hot" });
-        console.close();
+        await client2.vm.quit.mutate({ id: "hot" });
       }),
   );
 
