@@ -701,7 +701,9 @@ export function DefinitionForm(props: {
         <fieldset>
           <legend>Memory balloon</legend>
           <p className="muted small">
-            Not on q35 VMs yet: the q35 machine&apos;s balloon has no QMP side (docs/q35.md).
+            The form offers the balloon on the microvm only; a q35 config can have a
+            virtio-balloon-pci through the API, but virgad&apos;s balloon controls are the
+            microvm&apos;s so far.
           </p>
         </fieldset>
       ) : (
