@@ -88,6 +88,7 @@ const PROCEDURES: Record<string, ProcedureRule> = {
   "tokens.revoke": { access: "viewer", harmful: (fx) => ({ id: fx.observerTokenId }) },
   "hosts.list": { access: "viewer" },
   "hosts.get": { access: "viewer", harmful: (fx) => ({ id: fx.hostId }) },
+  "hosts.pciDevices": { access: "viewer", harmful: (fx) => ({ id: fx.hostId }) },
   "hosts.add": {
     access: "admin",
     harmful: () => ({ name: "intruder", url: "http://127.0.0.1:9", token: "x".repeat(64) }),
@@ -138,6 +139,16 @@ const PROCEDURES: Record<string, ProcedureRule> = {
   "vms.detachDisk": { access: "operator", harmful: (fx) => ({ id: fx.vmId, slot: 0 }) },
   "vms.attachNic": { access: "operator", harmful: (fx) => ({ id: fx.vmId, tap: "tap0" }) },
   "vms.detachNic": { access: "operator", harmful: (fx) => ({ id: fx.vmId, slot: 0 }) },
+  "vms.attachPciDisk": {
+    access: "operator",
+    harmful: (fx) => ({ id: fx.vmId, file: "/etc/passwd", readOnly: true }),
+  },
+  "vms.attachPciNic": { access: "operator", harmful: (fx) => ({ id: fx.vmId, tap: "tap0" }) },
+  "vms.attachVfio": {
+    access: "operator",
+    harmful: (fx) => ({ id: fx.vmId, host: "0000:00:00.0" }),
+  },
+  "vms.detachPci": { access: "operator", harmful: (fx) => ({ id: fx.vmId, device: "any" }) },
   "vms.setBalloon": {
     access: "operator",
     harmful: (fx) => ({ id: fx.vmId, bytes: 16 * MiB }),

@@ -134,11 +134,51 @@ export const balloonDeviceSchema = z
   .strict();
 export type BalloonDevice = z.infer<typeof balloonDeviceSchema>;
 
+/** The q35 root bus. */
+export const ROOT_BUS = "pcie.0";
+/** The address of slot 0 of a root port, the only one a root port has (PCIe: one device per link). */
+export const ROOT_PORT_SLOT = "0x0.0";
+const pciAddr = z
+  .string()
+  .regex(/^0x[0-9a-f]{1,2}\.[0-7]$/, "must be <slot>.<function> like 0x3.0");
+
 /** Where a q35 PCI function sits: its bus and addr=<slot>.<function>, as virga-vmm prints it. */
 const pciPlace = {
+  /** pcie.0, or the id of a root port (a root port's id names its secondary bus). */
   bus: z.string().min(1),
-  addr: z.string().regex(/^0x[0-9a-f]{1,2}\.[0-7]$/, "must be <slot>.<function> like 0x3.0"),
+  addr: pciAddr,
 };
+
+/**
+ * q35: a PCIe root port on pcie.0 (StratoVirt's `-device pcie-root-port`
+ * keys, as virga-vmm prints them); its id names its secondary bus, and
+ * hot-plug goes into its slot 0.
+ */
+export const pcieRootPortSchema = z
+  .object({
+    driver: z.literal("pcie-root-port"),
+    id: z.string().min(1),
+    port: z.number().int().min(0, "must be 0..255").max(255, "must be 0..255"),
+    ...pciPlace,
+    multifunction: z.boolean().optional(),
+    chassis: z.number().int().min(0, "must be 0..255").max(255, "must be 0..255").optional(),
+  })
+  .strict();
+export type RootPort = z.infer<typeof pcieRootPortSchema>;
+
+/** A host PCI function, as lspci and sysfs name it: domain:bus:slot.function. */
+export const HOST_PCI_PATTERN = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/;
+
+export const vfioDeviceSchema = z
+  .object({
+    driver: z.literal("vfio-pci"),
+    id: z.string().min(1),
+    /** The host function passed through. */
+    host: z.string().regex(HOST_PCI_PATTERN, "must be a host PCI address like 0000:1a:00.3"),
+    ...pciPlace,
+  })
+  .strict();
+export type VfioDevice = z.infer<typeof vfioDeviceSchema>;
 
 export const pciBlockDeviceSchema = z
   .object({
@@ -167,18 +207,6 @@ export const pciBalloonDeviceSchema = z
   })
   .strict();
 
-/** A q35 root port on pcie.0; its id names the bus behind it (docs/q35.md). */
-export const pcieRootPortSchema = z
-  .object({
-    driver: z.literal("pcie-root-port"),
-    id: z.string().min(1),
-    port: z.number().int().min(0).max(255),
-    ...pciPlace,
-    multifunction: z.boolean(),
-    chassis: z.number().int().min(0).max(255).optional(),
-  })
-  .strict();
-
 export const deviceSchema = z.discriminatedUnion("driver", [
   blockDeviceSchema,
   netDeviceSchema,
@@ -186,9 +214,21 @@ export const deviceSchema = z.discriminatedUnion("driver", [
   pciBlockDeviceSchema,
   pciNetDeviceSchema,
   pciBalloonDeviceSchema,
+  vfioDeviceSchema,
   pcieRootPortSchema,
 ]);
 export type Device = z.infer<typeof deviceSchema>;
+/** The functions that sit on a q35 PCI bus, root ports aside: what a root port or pcie.0 holds. */
+export type PciDevice = Exclude<Extract<Device, { bus: string }>, RootPort>;
+
+export function isRootPort(device: Device): device is RootPort {
+  return device.driver === "pcie-root-port";
+}
+
+/** A q35 config's root ports, in order. */
+export function rootPortsOf(config: { devices: Device[] }): RootPort[] {
+  return config.devices.filter(isRootPort);
+}
 
 export const serialSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("stdio") }).strict(),
@@ -217,10 +257,111 @@ export const qmpSchema = z.discriminatedUnion("kind", [
 ]);
 export type QmpEndpoint = z.infer<typeof qmpSchema>;
 
+const MICROVM_DRIVERS: Partial<Record<Device["driver"], string>> = {
+  "virtio-blk-device": "virtio-blk-pci",
+  "virtio-net-device": "virtio-net-pci",
+  "virtio-balloon-device": "virtio-balloon-pci",
+};
+
+/** Slot and function of an addr this schema accepted (0x<slot>.<fn>). */
+function slotOf(addr: string): { slot: number; fn: number } {
+  const [slot = "0", fn = "0"] = addr.slice(2).split(".");
+  return { slot: parseInt(slot, 16), fn: Number(fn) };
+}
+
+/**
+ * The machine's device rules (docs/q35.md): each board takes its own
+ * devices; on q35 every function has a bus that exists and an address of
+ * its own, a root port holds one device at 0x0.0, and pcie.0's 00:00.0 is
+ * the host bridge's. virga-vmm checks the same; checking here names the
+ * field before a VM is created.
+ */
+function checkBoard(
+  config: { machine: "microvm" | "q35"; devices: Device[] },
+  ctx: z.RefinementCtx,
+): void {
+  const at = (path: (string | number)[], message: string): void => {
+    ctx.addIssue({ code: "custom", path, message });
+  };
+  if (config.machine === "microvm") {
+    config.devices.forEach((device, i) => {
+      if ("bus" in device) {
+        at(
+          ["devices", i, "driver"],
+          `'${device.driver}' needs machine 'q35'; the microvm takes virtio-mmio devices (virtio-blk-device, virtio-net-device)`,
+        );
+      }
+    });
+    return;
+  }
+  const rootPorts = rootPortsOf(config);
+  const buses = new Set<string>([ROOT_BUS]);
+  const taken = new Map<string, string>();
+  const place = (path: (string | number)[], bus: string, addr: string, by: string): void => {
+    const key = `${bus}/${addr}`;
+    const holder = taken.get(key);
+    if (holder !== undefined) at(path, `${bus} ${addr} is taken by '${holder}'`);
+    else taken.set(key, by);
+  };
+  const ports = new Map<number, string>();
+  config.devices.forEach((device, i) => {
+    if (!isRootPort(device)) return;
+    if (buses.has(device.id)) at(["devices", i, "id"], `bus '${device.id}' is declared twice`);
+    buses.add(device.id);
+    const other = ports.get(device.port);
+    if (other !== undefined) {
+      at(["devices", i, "port"], `port ${device.port} is root port '${other}''s already`);
+    }
+    ports.set(device.port, device.id);
+  });
+  const portIds = rootPorts.map((p) => p.id).join(", ") || "none declared";
+  config.devices.forEach((device, i) => {
+    if (!("bus" in device)) {
+      at(
+        ["devices", i, "driver"],
+        `'${device.driver}' is a microvm (virtio-mmio) device; the q35 machine takes ${MICROVM_DRIVERS[device.driver] ?? "PCI devices"}`,
+      );
+      return;
+    }
+    if (isRootPort(device) && device.bus !== ROOT_BUS) {
+      at(["devices", i, "bus"], `a root port sits on ${ROOT_BUS}, not on '${device.bus}'`);
+      return;
+    }
+    if (!buses.has(device.bus)) {
+      at(
+        ["devices", i, "bus"],
+        `unknown bus '${device.bus}'; expected ${ROOT_BUS} or a root port (${portIds})`,
+      );
+      return;
+    }
+    if (device.bus !== ROOT_BUS && device.addr !== ROOT_PORT_SLOT) {
+      at(["devices", i, "addr"], `a root port has one slot: addr ${ROOT_PORT_SLOT}`);
+      return;
+    }
+    if (device.bus === ROOT_BUS && device.addr === ROOT_PORT_SLOT) {
+      at(["devices", i, "addr"], "0x0.0 is the host bridge's");
+      return;
+    }
+    place(["devices", i, "addr"], device.bus, device.addr, device.id);
+  });
+  // A guest looks at functions 1-7 of a slot only when function 0 is there.
+  for (const key of taken.keys()) {
+    const [bus = "", addr = ""] = key.split("/");
+    const { slot, fn } = slotOf(addr);
+    const first = `0x${slot.toString(16)}.0`;
+    if (fn !== 0 && !taken.has(`${bus}/${first}`)) {
+      at(
+        ["devices"],
+        `${bus} ${addr}: function 0 (${first}) is empty, and a guest looks no further`,
+      );
+    }
+  }
+}
+
 export const vmConfigSchema = z
   .object({
     name: z.string().min(1).optional(),
-    /** q35: the PCIe board (docs/q35.md); virgad serves microvm VMs only, so far. */
+    /** q35: the PCIe board (docs/q35.md). */
     machine: z.enum(["microvm", "q35"]),
     kernel: z.string().min(1),
     initrd: z.string().min(1).optional(),
@@ -307,12 +448,14 @@ export const vmConfigSchema = z
         if (!netdevIds.has(device.netdev)) issue(`unknown netdev '${device.netdev}'`);
         if (used.has(`netdev:${device.netdev}`)) issue(`netdev '${device.netdev}' is used twice`);
         used.add(`netdev:${device.netdev}`);
-      } else if (device.driver === "pcie-root-port") {
-        continue;
-      } else if (++counts.balloons > 1) {
+      } else if (
+        (device.driver === "virtio-balloon-device" || device.driver === "virtio-balloon-pci") &&
+        ++counts.balloons > 1
+      ) {
         issue("at most one balloon");
       }
     }
+    checkBoard(config, ctx);
     for (const netdev of config.netdevs) {
       if (!used.has(`netdev:${netdev.id}`)) {
         ctx.addIssue({

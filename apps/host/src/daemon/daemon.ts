@@ -16,6 +16,7 @@ import { IncomingMigrations } from "./incoming";
 import { Migrations } from "./migration";
 import { joinConsoles, takePlace } from "./local-migration";
 import { createBlankImage, listImages, type CreateImageInput, type ImageFile } from "./images";
+import { finishUnplug, settleUnplugs } from "./pci-devices";
 import { checkRawQmp } from "./qmp-allow-list";
 import type { QmpReply } from "./qmp-link";
 import { MAX_SOCKET_PATH, RunDir, VM_ID, privateDir, vmPaths, type VmPaths } from "./run-dir";
@@ -110,6 +111,9 @@ export class Daemon {
     for (const vm of [...daemon.vms.values()]) {
       await daemon.migrations.recover(vm);
       await daemon.incoming.recover(vm);
+      await settleUnplugs(vm).catch((error: unknown) => {
+        daemon.log(`${vm.id}: checking its pending unplugs: ${messageOf(error)}`);
+      });
     }
     return daemon;
   }
@@ -123,6 +127,11 @@ export class Daemon {
       controlHost: this.useControlHost ? this.controlHost.socketPath : null,
       incomingEnded: (vm, exit) => {
         this.incoming.onEnded(vm, exit);
+      },
+      deviceDeleted: (vm, device) => {
+        finishUnplug(vm, device).catch((error: unknown) => {
+          this.log(`${vm.id}: finishing the unplug of '${device}': ${messageOf(error)}`);
+        });
       },
       migrationEvent: (vm, status) => {
         if (vm.migration?.role === "source") vm.migrationStatus(status);

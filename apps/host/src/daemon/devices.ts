@@ -6,7 +6,7 @@
 // edited. Every step that succeeded is undone when a later one fails
 // (blockdev-add then a refused device_add → blockdev-del), and the VM's own
 // error comes back as a 4xx with its message, which names the field.
-import { stat } from "node:fs/promises";
+// A q35 VM has root ports and PCI functions instead (pci-devices.ts).
 import {
   BLOCK_SLOTS,
   NET_SLOTS,
@@ -19,9 +19,20 @@ import {
 } from "../config/vm-config";
 import type { BalloonInfo, DevicesInfo } from "../vmm/device-types";
 import type { ImageDirs } from "./confine";
+import {
+  addBlockBackend,
+  bridgeOf,
+  call,
+  fileSize,
+  freshId,
+  makeBridgeTap,
+  undoable,
+  withoutDevice,
+} from "./device-steps";
 import { DaemonError, badRequest, wrongState } from "./errors";
+import { pciView, type PciFunction, type RootPortSlot } from "./pci-devices";
 import type { QmpLink } from "./qmp-link";
-import { createTap, deleteTap, interfaceExists, tapName, type OwnedTap } from "./taps";
+import { deleteTap, interfaceExists, tapName } from "./taps";
 import { LIVE_STATES, type DeviceView, type ManagedVm } from "./vm";
 
 export interface DiskSlot {
@@ -78,6 +89,12 @@ export interface BalloonSlot {
 export interface VmDevices {
   /** From the running VM (virga-query-devices), else from its config. */
   live: boolean;
+  /** microvm: disk and NIC slots and the balloon; q35: root ports and PCI functions. */
+  machine: VmConfig["machine"];
+  /** q35: its root ports, each free or holding one function (where hot-plug goes). */
+  rootPorts: RootPortSlot[];
+  /** q35: every PCI function, on pcie.0 or in a root port. */
+  pci: PciFunction[];
   disks: DiskSlot[];
   nics: NicSlot[];
   balloon: BalloonSlot | null;
@@ -114,56 +131,6 @@ export interface AttachNicInput {
 const guestDisk = (slot: number): string => `vd${String.fromCharCode(97 + slot)}`;
 const guestNic = (slot: number): string => `eth${slot}`;
 const hex = (slot: number): string => `0x${slot.toString(16)}`;
-
-// ---- QMP ----------------------------------------------------------------------
-
-/** A QMP error as virgad's: the VM's message (which names the field), with a 4xx code for its class. */
-export function qmpFailure(error: { class: string; desc: string }): DaemonError {
-  switch (error.class) {
-    case "GenericError":
-      return new DaemonError("BAD_REQUEST", error.desc);
-    case "DeviceNotFound":
-      return new DaemonError("NOT_FOUND", error.desc);
-    case "DeviceNotActive":
-      return new DaemonError("PRECONDITION_FAILED", error.desc);
-    default:
-      return new DaemonError("INTERNAL_SERVER_ERROR", `${error.class}: ${error.desc}`);
-  }
-}
-
-async function call(
-  qmp: QmpLink,
-  execute: string,
-  args?: Record<string, unknown>,
-): Promise<unknown> {
-  const reply = await qmp.request(execute, args);
-  if (reply.error !== undefined) throw qmpFailure(reply.error);
-  return reply.return;
-}
-
-/** Undo steps: run in reverse, each failure logged and not thrown (the first error is what the caller sees). */
-class Undo {
-  private readonly steps: (() => Promise<unknown>)[] = [];
-
-  push(step: () => Promise<unknown>): void {
-    this.steps.push(step);
-  }
-
-  async run(): Promise<void> {
-    for (const step of this.steps.reverse()) await step().catch(() => undefined);
-  }
-}
-
-/** Runs `body`; if it throws, undoes what it recorded and rethrows. */
-async function undoable<T>(body: (undo: Undo) => Promise<T>): Promise<T> {
-  const undo = new Undo();
-  try {
-    return await body(undo);
-  } catch (error) {
-    await undo.run();
-    throw error;
-  }
-}
 
 // ---- slots from a config ------------------------------------------------------
 
@@ -245,34 +212,6 @@ function identityOf(config: VmConfig): string {
   return config.qmp.kind === "unix" ? config.qmp.path : `${config.qmp.host}:${config.qmp.port}`;
 }
 
-/** An id no drive, netdev or device of the config (nor the running VM) uses. */
-function freshId(base: string, config: VmConfig, running: DevicesInfo | null): string {
-  const used = new Set<string>([
-    ...config.drives.map((d) => d.id),
-    ...config.netdevs.map((n) => n.id),
-    ...config.devices.map((d) => d.id),
-  ]);
-  if (running !== null) {
-    for (const s of running.block)
-      for (const id of [s.device, s["node-name"]]) if (id) used.add(id);
-    for (const s of running.net) for (const id of [s.device, s.netdev]) if (id) used.add(id);
-    for (const b of running.backends.block) used.add(b["node-name"]);
-    for (const n of running.backends.net) used.add(n.id);
-  }
-  let id = base;
-  for (let n = 2; used.has(id); n++) id = `${base}-${n}`;
-  return id;
-}
-
-async function fileSize(file: string | null | undefined): Promise<number | null> {
-  if (file === null || file === undefined) return null;
-  try {
-    return (await stat(file)).size;
-  } catch {
-    return null;
-  }
-}
-
 // ---- reading -----------------------------------------------------------------
 
 async function queryDevices(qmp: QmpLink): Promise<DevicesInfo> {
@@ -290,12 +229,11 @@ function balloonSlot(config: VmConfig, driverReady: boolean | null): BalloonSlot
   };
 }
 
-function bridgeOf(view: DeviceView, ifname: string | null): string | null {
-  return view.taps.find((t) => t.ifname === ifname)?.bridge ?? null;
-}
+const NO_PCI = { machine: "microvm" as const, rootPorts: [], pci: [] };
 
 function liveDevices(view: DeviceView, info: DevicesInfo): VmDevices {
   return {
+    ...NO_PCI,
     live: true,
     disks: info.block.map((s) => ({
       slot: s.slot,
@@ -364,6 +302,7 @@ async function configDevices(view: DeviceView): Promise<VmDevices> {
     });
   }
   return {
+    ...NO_PCI,
     live: false,
     disks,
     nics,
@@ -373,6 +312,17 @@ async function configDevices(view: DeviceView): Promise<VmDevices> {
 }
 
 async function devicesOf(view: DeviceView): Promise<VmDevices> {
+  if (view.config.machine === "q35") {
+    return {
+      live: view.qmp !== null,
+      machine: "q35",
+      ...(await pciView(view)),
+      disks: [],
+      nics: [],
+      balloon: null,
+      balloonTargetBytes: view.balloonTargetBytes,
+    };
+  }
   return view.qmp === null ? configDevices(view) : liveDevices(view, await queryDevices(view.qmp));
 }
 
@@ -383,18 +333,6 @@ export function listDevices(vm: ManagedVm): Promise<VmDevices> {
 
 // ---- disks -------------------------------------------------------------------
 
-function withoutDevice(config: VmConfig, deviceId: string): VmConfig {
-  const device = config.devices.find((d) => d.id === deviceId);
-  const devices = config.devices.filter((d) => d.id !== deviceId);
-  if (device?.driver === "virtio-blk-device") {
-    return { ...config, devices, drives: config.drives.filter((d) => d.id !== device.drive) };
-  }
-  if (device?.driver === "virtio-net-device") {
-    return { ...config, devices, netdevs: config.netdevs.filter((n) => n.id !== device.netdev) };
-  }
-  return { ...config, devices };
-}
-
 function occupied(kind: "disk" | "NIC", slot: number, by: string): DaemonError {
   const name = kind === "disk" ? guestDisk(slot) : guestNic(slot);
   return badRequest(`slot: ${kind} slot ${slot} (${name}) is occupied by '${by}'`);
@@ -404,6 +342,15 @@ function firstFree(kind: "disk" | "NIC", taken: (slot: number) => boolean): numb
   const count = kind === "disk" ? BLOCK_SLOTS : NET_SLOTS;
   for (let slot = 0; slot < count; slot++) if (!taken(slot)) return slot;
   throw badRequest(`slot: every ${kind} slot is occupied (${count} on the microvm)`);
+}
+
+/** The slot procedures are the microvm's; a q35 VM's devices go by root port (pci-devices.ts). */
+function slotsOnly(view: DeviceView): void {
+  if (view.config.machine === "q35") {
+    throw badRequest(
+      `slot: VM '${view.id}' is a q35 VM, which has root ports, not slots; use vm.attachPciDisk, vm.attachPciNic, vm.attachVfio and vm.detachPci`,
+    );
+  }
 }
 
 /** One slot as it is after a change (a fresh view: the change replaced the config). */
@@ -428,6 +375,7 @@ export function attachDisk(
   input: AttachDiskInput,
 ): Promise<DiskSlot> {
   return vm.editDevices(async (view) => {
+    slotsOnly(view);
     const file = await images.check("file", input.file, "disk");
     const readOnly = input.readOnly ?? false;
     const direct = input.direct ?? false;
@@ -453,14 +401,7 @@ export function attachDisk(
     };
     await undoable(async (undo) => {
       if (qmp !== null) {
-        await call(qmp, "blockdev-add", {
-          "node-name": id,
-          driver: "raw",
-          file: { driver: "file", filename: file },
-          "read-only": readOnly,
-          cache: { direct },
-        });
-        undo.push(() => call(qmp, "blockdev-del", { "node-name": id }));
+        await addBlockBackend(qmp, undo, id, { file, readOnly, direct });
         await call(qmp, "device_add", { id, driver: "virtio-blk-mmio", addr: hex(slot) });
         // device_del closes the backend too.
         undo.push(() => call(qmp, "device_del", { id }));
@@ -474,6 +415,7 @@ export function attachDisk(
 /** Detaches the disk in `slot` (device_del on a running VM) and drops it from the config. */
 export function detachDisk(vm: ManagedVm, slot: number): Promise<DiskSlot> {
   return vm.editDevices(async (view) => {
+    slotsOnly(view);
     const { config, qmp } = view;
     let device: string | null;
     if (qmp === null) {
@@ -499,6 +441,7 @@ export function detachDisk(vm: ManagedVm, slot: number): Promise<DiskSlot> {
  */
 export function attachNic(vm: ManagedVm, input: AttachNicInput): Promise<NicSlot> {
   return vm.editDevices(async (view) => {
+    slotsOnly(view);
     if ((input.tap === undefined) === (input.bridge === undefined)) {
       throw badRequest(
         "tap: give either tap (an existing tap's name) or bridge, not both or neither",
@@ -523,21 +466,8 @@ export function attachNic(vm: ManagedVm, input: AttachNicInput): Promise<NicSlot
       let ifname = input.tap ?? "";
       let taps = [...view.taps];
       if (input.bridge !== undefined) {
-        const tap: OwnedTap = { ifname: tapName(view.dir, slot), bridge: input.bridge };
-        ifname = tap.ifname;
-        if (interfaceExists(tap.ifname)) {
-          // Left by a crash between creating it and recording it, or by another run directory.
-          if (!view.taps.some((t) => t.ifname === tap.ifname)) {
-            throw new DaemonError(
-              "CONFLICT",
-              `bridge: tap '${tap.ifname}' exists already and is not this VM's`,
-            );
-          }
-          await deleteTap(tap.ifname);
-        }
-        await createTap(tap);
-        undo.push(() => deleteTap(tap.ifname));
-        taps = [...taps.filter((t) => t.ifname !== tap.ifname), tap];
+        ifname = tapName(view.dir, slot);
+        taps = await makeBridgeTap(view, undo, { ifname, bridge: input.bridge });
       }
       let mac = input.mac?.toLowerCase();
       if (qmp !== null) {
@@ -569,6 +499,7 @@ export function attachNic(vm: ManagedVm, input: AttachNicInput): Promise<NicSlot
 /** Detaches the NIC in `slot`, drops it from the config and deletes the tap if virgad made it. */
 export function detachNic(vm: ManagedVm, slot: number): Promise<NicSlot> {
   return vm.editDevices(async (view) => {
+    slotsOnly(view);
     const { config, qmp } = view;
     let device: string | null;
     let ifname: string | null;

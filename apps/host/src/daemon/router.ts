@@ -27,6 +27,8 @@ export type { VmEvent } from "./event-bus";
 export type { ConsoleChunk } from "./routers/vm";
 export type { HostInfo } from "./host-info";
 export type { ImageFile } from "./images";
+export type { HostPci, HostPciDevice } from "./host-pci";
+export type { PciFunction, RootPortSlot } from "./pci-devices";
 export type { Balloon, BalloonSlot, DiskSlot, NicCounters, NicSlot, VmDevices } from "./devices";
 export type { VmConfigInput } from "./vm-input";
 export type { TemplateDisk, TemplateInfo, TemplateNic, TemplateSizes } from "./templates";

@@ -71,11 +71,6 @@ export function normaliseConfig(input: unknown, name: string, paths: VmPaths): V
   delete candidate.pidfile;
   const parsed = vmConfigSchema.safeParse(candidate);
   if (!parsed.success) throw badRequest(describeIssues(parsed.error, "config"));
-  if (parsed.data.machine !== "microvm") {
-    throw badRequest(
-      `config.machine: '${parsed.data.machine}' VMs are not managed by virgad yet; expected 'microvm'`,
-    );
-  }
   return parsed.data;
 }
 

@@ -67,6 +67,8 @@ export interface VmMeta {
   taps?: OwnedTap[];
   /** The last balloon target set through virgad, applied again after a start; absent: none. */
   balloonTargetBytes?: number;
+  /** q35: devices whose device_del the guest has not finished (no DEVICE_DELETED yet). */
+  unplugging?: string[];
   /** The template this VM was cloned from (vm.clone; templates.ts). */
   clonedFrom?: string;
   /** The live migration this VM is part of, while it lasts. */
@@ -103,10 +105,13 @@ export interface DeviceView {
   readonly config: VmConfig;
   readonly taps: readonly OwnedTap[];
   readonly balloonTargetBytes: number | null;
+  /** q35: devices being unplugged, until their DEVICE_DELETED. */
+  readonly unplugging: readonly string[];
   /** Stores a new config (config.json), so the next start has it. */
   saveConfig(config: VmConfig): Promise<void>;
   saveTaps(taps: OwnedTap[]): Promise<void>;
   saveBalloonTarget(bytes: number | null): Promise<void>;
+  saveUnplugging(ids: string[]): Promise<void>;
 }
 
 export interface VmSummary {
@@ -133,6 +138,8 @@ export interface VmContext {
   controlHost: string | null;
   /** A migration's destination VM whose process ended before it ran (the daemon removes it). */
   incomingEnded?: (vm: ManagedVm, exit: VmExit) => void;
+  /** A device the guest let go of (q35's DEVICE_DELETED), or one left unplugging when the VM ended. */
+  deviceDeleted?: (vm: ManagedVm, device: string) => void;
   /** Every QMP MIGRATION event of a VM (its status). */
   migrationEvent?: (vm: ManagedVm, status: string) => void;
 }
@@ -533,6 +540,11 @@ export class ManagedVm {
     );
   }
 
+  /** q35: the devices whose unplug the guest has not finished. */
+  get unplugging(): readonly string[] {
+    return this.meta.unplugging ?? [];
+  }
+
   deviceView(): DeviceView {
     const live = LIVE_STATES.includes(this.meta.state);
     return {
@@ -543,6 +555,7 @@ export class ManagedVm {
       config: this.config,
       taps: this.meta.taps ?? [],
       balloonTargetBytes: this.meta.balloonTargetBytes ?? null,
+      unplugging: this.meta.unplugging ?? [],
       saveConfig: async (config) => {
         const checked = vmConfigSchema.parse(config);
         await writeJson(this.paths.config, checked);
@@ -556,6 +569,12 @@ export class ManagedVm {
       saveBalloonTarget: async (bytes) => {
         if (bytes === null) delete this.meta.balloonTargetBytes;
         else this.meta.balloonTargetBytes = bytes;
+        this.saveMeta();
+        await this.metaChain;
+      },
+      saveUnplugging: async (ids) => {
+        if (ids.length === 0) delete this.meta.unplugging;
+        else this.meta.unplugging = ids;
         this.saveMeta();
         await this.metaChain;
       },
@@ -805,6 +824,11 @@ export class ManagedVm {
       case "SHUTDOWN":
         this.sawShutdownEvent = true;
         break;
+      case "DEVICE_DELETED": {
+        const device = (event.data as { device?: unknown } | undefined)?.device;
+        if (typeof device === "string") this.ctx.deviceDeleted?.(this, device);
+        break;
+      }
       case "MIGRATION": {
         const status = (event.data as { status?: unknown } | undefined)?.status;
         if (typeof status !== "string") break;
@@ -924,9 +948,11 @@ export class ManagedVm {
       pid === null ? { code: null, error: null } : await exitFromLog(this.paths.log, pid);
     let error = logged.error;
     if (error === null && code !== 0 && pid !== null) {
-      // Not from the VMM's logger (e.g. a crash in node): the log's last line says most.
-      const tail = (await readTail(this.paths.log, 4096)).trimEnd().split("\n").pop() ?? "";
-      if (tail.startsWith("virga-vmm: error: ")) error = tail.slice("virga-vmm: error: ".length);
+      // Not from the VMM's logger (a crash in node, or a command line it
+      // refused before logging began): the log's last line says most.
+      const tail = (await readTail(this.paths.log, 16384)).trimEnd().split("\n").pop() ?? "";
+      const said = /^virga-vmm: (?:error: )?(.+)$/.exec(tail);
+      if (said !== null) error = said[1] ?? null;
     }
     const exitCode = code ?? logged.code;
     // A re-attached process that logged no exit code and was sent SIGKILL died of it.
@@ -957,6 +983,8 @@ export class ManagedVm {
       `${this.id}: virga-vmm${pid === null ? "" : ` pid ${pid}`} ended (${state}, code ${exit.code}, signal ${exit.signal})`,
     );
     this.setState(state, { exit });
+    // The guest is gone, and with it what it still held: those unplugs are done.
+    for (const device of this.meta.unplugging ?? []) this.ctx.deviceDeleted?.(this, device);
     for (const waiter of this.exitWaiters.splice(0)) waiter();
     if (this.meta.migration?.role === "destination") this.ctx.incomingEnded?.(this, exit);
   }

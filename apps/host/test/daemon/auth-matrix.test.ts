@@ -45,6 +45,7 @@ const victim = () => ({ id: VICTIM });
 const PROCEDURES: Record<string, ProcedureRule> = {
   "host.info": { needs: "read" },
   "host.whoami": { needs: "read" },
+  "host.pciDevices": { needs: "read" },
   "vm.list": { needs: "read" },
   "vm.get": { needs: "read", harmful: victim },
   "vm.create": { needs: "full", harmful: (fx) => ({ id: "intruder", config: fx.probeConfig() }) },
@@ -67,6 +68,13 @@ const PROCEDURES: Record<string, ProcedureRule> = {
   "vm.detachDisk": { needs: "full", harmful: () => ({ id: VICTIM, slot: 0 }) },
   "vm.attachNic": { needs: "full", harmful: () => ({ id: VICTIM, tap: "tap0" }) },
   "vm.detachNic": { needs: "full", harmful: () => ({ id: VICTIM, slot: 0 }) },
+  "vm.attachPciDisk": {
+    needs: "full",
+    harmful: (fx) => ({ id: VICTIM, file: fx.kernel, readOnly: true }),
+  },
+  "vm.attachPciNic": { needs: "full", harmful: () => ({ id: VICTIM, tap: "tap0" }) },
+  "vm.attachVfio": { needs: "full", harmful: () => ({ id: VICTIM, host: "0000:00:00.0" }) },
+  "vm.detachPci": { needs: "full", harmful: () => ({ id: VICTIM, device: "any" }) },
   "vm.balloon": { needs: "read", harmful: victim },
   "vm.setBalloon": { needs: "full", harmful: () => ({ id: VICTIM, bytes: 16 * MiB }) },
   "vm.snapshot": { needs: "full", harmful: () => ({ id: VICTIM, template: "intruder" }) },

@@ -9,7 +9,13 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
 import { useMemo, useState, type SyntheticEvent, type ReactNode } from "react";
 import { errorDetails, useTRPC } from "@/lib/trpc";
-import { definitionNicsSchema, nicSlotsLeft, type DefinitionNic } from "@/lib/definition-nics";
+import { RootPortEditor, rootPortDevices, type RootPortRow } from "./root-port-editor";
+import {
+  definitionNicsSchema,
+  nicPlaces,
+  nicSlotsLeft,
+  type DefinitionNic,
+} from "@/lib/definition-nics";
 import {
   MAX_MEMORY_BYTES,
   MIB,
@@ -35,7 +41,9 @@ interface FormState {
   threads: string;
   memoryMiB: string;
   drives: { id: string; file: string; readOnly: boolean; direct: boolean }[];
-  devices: { id: string; drive: string }[];
+  /** q35: each disk's bus and addr (pcie.0 or a root port). */
+  devices: { id: string; drive: string; bus: string; addr: string }[];
+  rootPorts: RootPortRow[];
   nics: { kind: "tap" | "bridge"; name: string; mac: string }[];
   balloon: { on: boolean; id: string; deflateOnOom: boolean; freePageReporting: boolean };
   serialKind: SerialKind;
@@ -66,7 +74,23 @@ function toForm(
     memoryMiB: String(config.memoryBytes / MIB),
     drives: config.drives.map((d) => ({ ...d })),
     devices: config.devices.flatMap((d) =>
-      d.driver === "virtio-blk-device" ? [{ id: d.id, drive: d.drive }] : [],
+      d.driver === "virtio-blk-device"
+        ? [{ id: d.id, drive: d.drive, bus: "pcie.0", addr: "" }]
+        : d.driver === "virtio-blk-pci"
+          ? [{ id: d.id, drive: d.drive, bus: d.bus, addr: d.addr }]
+          : [],
+    ),
+    rootPorts: config.devices.flatMap((d) =>
+      d.driver === "pcie-root-port"
+        ? [
+            {
+              id: d.id,
+              port: String(d.port),
+              addr: d.addr,
+              chassis: d.chassis === undefined ? "" : String(d.chassis),
+            },
+          ]
+        : [],
     ),
     nics: nics.map((nic) => ({
       kind: nic.bridge === undefined ? "tap" : "bridge",
@@ -95,6 +119,7 @@ function toConfig(form: FormState, base: VmConfig): Record<string, unknown> {
     form.serialKind === "file" || form.serialKind === "socket"
       ? { kind: form.serialKind, path: form.serialPath }
       : { kind: form.serialKind };
+  const q35 = form.machine === "q35";
   const config: Record<string, unknown> = {
     ...base,
     machine: form.machine,
@@ -111,12 +136,19 @@ function toConfig(form: FormState, base: VmConfig): Record<string, unknown> {
     memoryBytes: num(form.memoryMiB) * MIB,
     drives: form.drives.map((d) => ({ ...d, id: d.id.trim(), file: d.file.trim() })),
     devices: [
-      ...form.devices.map((d) => ({
-        driver: "virtio-blk-device",
-        id: d.id.trim(),
-        drive: d.drive.trim(),
-      })),
-      ...(form.balloon.on
+      ...(q35 ? rootPortDevices(form.rootPorts) : []),
+      ...form.devices.map((d) =>
+        q35
+          ? {
+              driver: "virtio-blk-pci",
+              id: d.id.trim(),
+              drive: d.drive.trim(),
+              bus: d.bus.trim(),
+              addr: d.addr.trim(),
+            }
+          : { driver: "virtio-blk-device", id: d.id.trim(), drive: d.drive.trim() },
+      ),
+      ...(form.balloon.on && !q35
         ? [
             {
               driver: "virtio-balloon-device",
@@ -126,8 +158,13 @@ function toConfig(form: FormState, base: VmConfig): Record<string, unknown> {
             },
           ]
         : []),
-      // NICs a config names itself (with their -netdev, given through the API) are kept as they were.
-      ...base.devices.filter((d) => d.driver === "virtio-net-device"),
+      // NICs and VFIO devices a config names itself (given through the API) are kept as they were.
+      ...base.devices.filter(
+        (d) =>
+          d.driver === "virtio-net-device" ||
+          d.driver === "virtio-net-pci" ||
+          d.driver === "vfio-pci",
+      ),
     ],
     serial,
     startPaused: form.startPaused,
@@ -210,11 +247,13 @@ export function DefinitionForm(props: {
       for (const issue of parsedNics.error.issues)
         errors[["nics", ...issue.path].join(".")] ??= issue.message;
     }
-    const left = nicSlotsLeft(props.config);
-    if (nics.length > left) errors.nics = `at most ${left} NICs (the microvm has 2 NIC slots)`;
+    const left = nicSlotsLeft(candidate as Pick<VmConfig, "machine" | "devices">);
+    if (nics.length > left) {
+      errors.nics = `at most ${left} NICs (${nicPlaces(candidate as Pick<VmConfig, "machine">)})`;
+    }
     if (form.name.trim() === "") errors.name = "required";
     return errors;
-  }, [candidate, nics, form.name, props.config]);
+  }, [candidate, nics, form.name]);
 
   const onSaved = {
     onSuccess: () => {
@@ -246,6 +285,8 @@ export function DefinitionForm(props: {
   };
 
   const smpError = error("smp");
+  // On q35 the config lists the root ports first, so a disk's errors come after theirs.
+  const diskBase = form.machine === "q35" ? form.rootPorts.length : 0;
   const driveIds = form.drives.map((d) => d.id).filter(Boolean);
 
   return (
@@ -277,6 +318,7 @@ export function DefinitionForm(props: {
               onChange={(e) => set("machine", e.target.value)}
             >
               <option value="microvm">microvm</option>
+              <option value="q35">q35 (PCIe: root ports, hot-plug, VFIO)</option>
             </select>
           </Field>
           <Field
@@ -325,6 +367,15 @@ export function DefinitionForm(props: {
           />
         </Field>
       </fieldset>
+
+      {form.machine === "q35" && (
+        <RootPortEditor
+          rows={form.rootPorts}
+          onChange={(rows) => set("rootPorts", rows)}
+          error={error}
+          field={Field}
+        />
+      )}
 
       <fieldset>
         <legend>vCPU topology and memory</legend>
@@ -445,7 +496,7 @@ export function DefinitionForm(props: {
             <Field
               id={`device-${i}-id`}
               label="virtio-blk device id"
-              error={error(`devices.${i}.id`)}
+              error={error(`devices.${diskBase + i}.id`)}
             >
               <input
                 id={`device-${i}-id`}
@@ -461,7 +512,7 @@ export function DefinitionForm(props: {
             <Field
               id={`device-${i}-drive`}
               label="Backed by drive"
-              error={error(`devices.${i}.drive`)}
+              error={error(`devices.${diskBase + i}.drive`)}
             >
               <select
                 id={`device-${i}-drive`}
@@ -481,6 +532,49 @@ export function DefinitionForm(props: {
                 ))}
               </select>
             </Field>
+            {form.machine === "q35" && (
+              <>
+                <Field
+                  id={`device-${i}-bus`}
+                  label="Bus"
+                  error={error(`devices.${diskBase + i}.bus`)}
+                >
+                  <select
+                    id={`device-${i}-bus`}
+                    value={device.bus}
+                    onChange={(e) =>
+                      set(
+                        "devices",
+                        form.devices.map((d, j) => (j === i ? { ...d, bus: e.target.value } : d)),
+                      )
+                    }
+                  >
+                    {["pcie.0", ...form.rootPorts.map((p) => p.id)].map((bus) => (
+                      <option key={bus} value={bus}>
+                        {bus}
+                      </option>
+                    ))}
+                  </select>
+                </Field>
+                <Field
+                  id={`device-${i}-addr`}
+                  label="Addr"
+                  error={error(`devices.${diskBase + i}.addr`)}
+                >
+                  <input
+                    id={`device-${i}-addr`}
+                    className="mono"
+                    value={device.addr}
+                    onChange={(e) =>
+                      set(
+                        "devices",
+                        form.devices.map((d, j) => (j === i ? { ...d, addr: e.target.value } : d)),
+                      )
+                    }
+                  />
+                </Field>
+              </>
+            )}
             <button
               type="button"
               className="danger"
@@ -511,7 +605,13 @@ export function DefinitionForm(props: {
               ]);
               set("devices", [
                 ...form.devices,
-                { id: `vd${String.fromCharCode(97 + n)}`, drive: `disk${n}` },
+                // On q35, pcie.0 from slot 0x3 on (0x0 is the host bridge's, 0x2.. the root ports' by default).
+                {
+                  id: `vd${String.fromCharCode(97 + n)}`,
+                  drive: `disk${n}`,
+                  bus: "pcie.0",
+                  addr: `0x${(n + 0x10).toString(16)}.0`,
+                },
               ]);
             }}
           >
@@ -597,45 +697,56 @@ export function DefinitionForm(props: {
         </div>
       </fieldset>
 
-      <fieldset>
-        <legend>Memory balloon</legend>
-        <label className="small">
-          <input
-            id="balloon"
-            type="checkbox"
-            checked={form.balloon.on}
-            onChange={(e) => set("balloon", { ...form.balloon, on: e.target.checked })}
-          />{" "}
-          Balloon device (virtio-balloon: the guest&apos;s memory can be given back to the host, and
-          its memory statistics read)
-        </label>
-        {form.balloon.on && (
-          <div className="row">
-            <label className="small">
-              <input
-                id="balloon-deflate-on-oom"
-                type="checkbox"
-                checked={form.balloon.deflateOnOom}
-                onChange={(e) =>
-                  set("balloon", { ...form.balloon, deflateOnOom: e.target.checked })
-                }
-              />{" "}
-              deflate on OOM
-            </label>
-            <label className="small">
-              <input
-                id="balloon-free-page-reporting"
-                type="checkbox"
-                checked={form.balloon.freePageReporting}
-                onChange={(e) =>
-                  set("balloon", { ...form.balloon, freePageReporting: e.target.checked })
-                }
-              />{" "}
-              free page reporting
-            </label>
-          </div>
-        )}
-      </fieldset>
+      {form.machine === "q35" ? (
+        <fieldset>
+          <legend>Memory balloon</legend>
+          <p className="muted small">
+            The form offers the balloon on the microvm only; a q35 config can have a
+            virtio-balloon-pci through the API, but virgad&apos;s balloon controls are the
+            microvm&apos;s so far.
+          </p>
+        </fieldset>
+      ) : (
+        <fieldset>
+          <legend>Memory balloon</legend>
+          <label className="small">
+            <input
+              id="balloon"
+              type="checkbox"
+              checked={form.balloon.on}
+              onChange={(e) => set("balloon", { ...form.balloon, on: e.target.checked })}
+            />{" "}
+            Balloon device (virtio-balloon: the guest&apos;s memory can be given back to the host,
+            and its memory statistics read)
+          </label>
+          {form.balloon.on && (
+            <div className="row">
+              <label className="small">
+                <input
+                  id="balloon-deflate-on-oom"
+                  type="checkbox"
+                  checked={form.balloon.deflateOnOom}
+                  onChange={(e) =>
+                    set("balloon", { ...form.balloon, deflateOnOom: e.target.checked })
+                  }
+                />{" "}
+                deflate on OOM
+              </label>
+              <label className="small">
+                <input
+                  id="balloon-free-page-reporting"
+                  type="checkbox"
+                  checked={form.balloon.freePageReporting}
+                  onChange={(e) =>
+                    set("balloon", { ...form.balloon, freePageReporting: e.target.checked })
+                  }
+                />{" "}
+                free page reporting
+              </label>
+            </div>
+          )}
+        </fieldset>
+      )}
 
       <fieldset>
         <legend>Serial</legend>

@@ -7,7 +7,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState, type SyntheticEvent } from "react";
 import { errorDetails, useTRPC } from "@/lib/trpc";
 import { MemoryChart, type MemorySample } from "./memory-chart";
-import { formatSize } from "./vm-devices";
+import { formatSize } from "./device-change";
 
 const MIB = 1024 * 1024;
 const POLL_MS = 2000;

@@ -3,34 +3,15 @@
 // read-only, size, MAC, link, counters) and, for operators, attach and
 // detach. A running VM is hot-plugged; a stopped one has its config edited
 // (virgad does both and keeps the config in step).
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQuery } from "@tanstack/react-query";
 import { useState, type ReactNode, type SyntheticEvent } from "react";
 import { errorDetails, useTRPC, type RouterOutputs } from "@/lib/trpc";
+import { formatSize, useDeviceChange } from "./device-change";
+import { PciTables, VfioDevices } from "./vm-pci-devices";
 
 type Devices = RouterOutputs["vms"]["devices"];
 type NicCounters = NonNullable<Devices["nics"][number]["counters"]>;
 const MIB = 1024 * 1024;
-
-export function formatSize(bytes: number | null): string {
-  if (bytes === null) return "—";
-  if (bytes >= 1024 ** 3 && bytes % 1024 ** 3 === 0) return `${bytes / 1024 ** 3} GiB`;
-  if (bytes >= MIB) return `${Math.round((bytes / MIB) * 10) / 10} MiB`;
-  return `${bytes} B`;
-}
-
-/** Refreshes the device slots (and the VM) after a change. */
-function useDeviceChange(vmId: string, setError: (message: string | null) => void) {
-  const trpc = useTRPC();
-  const queryClient = useQueryClient();
-  return {
-    onSuccess: () => {
-      setError(null);
-      void queryClient.invalidateQueries({ queryKey: trpc.vms.devices.queryKey({ id: vmId }) });
-      void queryClient.invalidateQueries({ queryKey: trpc.images.list.pathKey() });
-    },
-    onError: (e: unknown) => setError(errorDetails(e).message),
-  };
-}
 
 /**
  * One table of slots: a row per slot, a Detach button on occupied ones for
@@ -122,6 +103,41 @@ function DiskTable(props: { vmId: string; devices: Devices; canAct: boolean }) {
   );
 }
 
+interface Place {
+  value: string;
+  label: string;
+}
+
+/** The root ports a q35 VM can take a device into: those with nothing in them. */
+function freePorts(devices: Devices): Place[] {
+  return devices.rootPorts
+    .filter((p) => p.device === null)
+    .map((p) => ({ value: p.id, label: `${p.id} (port ${p.port}, ${p.addr})` }));
+}
+
+/** Where a device goes: a microvm slot, or a q35 root port. */
+function PlaceSelect(props: {
+  id: string;
+  q35: boolean;
+  free: Place[];
+  value: string;
+  onChange: (value: string) => void;
+}) {
+  return (
+    <div className="field">
+      <label htmlFor={props.id}>{props.q35 ? "Root port" : "Slot"}</label>
+      <select id={props.id} value={props.value} onChange={(e) => props.onChange(e.target.value)}>
+        <option value="">first free</option>
+        {props.free.map((place) => (
+          <option key={place.value} value={place.value}>
+            {place.label}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
 function AttachDisk(props: { vmId: string; hostId: string; devices: Devices }) {
   const trpc = useTRPC();
   const [error, setError] = useState<string | null>(null);
@@ -135,8 +151,14 @@ function AttachDisk(props: { vmId: string; hostId: string; devices: Devices }) {
   const done = useDeviceChange(props.vmId, setError);
   const create = useMutation(trpc.images.create.mutationOptions());
   const attach = useMutation(trpc.vms.attachDisk.mutationOptions(done));
-  const free = props.devices.disks.filter((d) => d.device === null);
-  const inUse = new Set(props.devices.disks.map((d) => d.file));
+  const attachPci = useMutation(trpc.vms.attachPciDisk.mutationOptions(done));
+  const q35 = props.devices.machine === "q35";
+  const free = q35
+    ? freePorts(props.devices)
+    : props.devices.disks
+        .filter((d) => d.device === null)
+        .map((d) => ({ value: String(d.slot), label: `${d.slot} (${d.guestName})` }));
+  const inUse = new Set([...props.devices.disks, ...props.devices.pci].map((d) => d.file));
   const candidates = (images.data ?? []).filter((i) => !inUse.has(i.path));
 
   const submit = async (event: SyntheticEvent) => {
@@ -151,13 +173,23 @@ function AttachDisk(props: { vmId: string; hostId: string; devices: Devices }) {
         });
         file = made.path;
       }
-      await attach.mutateAsync({
-        id: props.vmId,
-        file,
-        readOnly,
-        direct,
-        ...(slot === "" ? {} : { slot: Number(slot) }),
-      });
+      if (q35) {
+        await attachPci.mutateAsync({
+          id: props.vmId,
+          file,
+          readOnly,
+          direct,
+          ...(slot === "" ? {} : { bus: slot }),
+        });
+      } else {
+        await attach.mutateAsync({
+          id: props.vmId,
+          file,
+          readOnly,
+          direct,
+          ...(slot === "" ? {} : { slot: Number(slot) }),
+        });
+      }
       setChoice("");
       setNewName("");
       setSlot("");
@@ -166,7 +198,7 @@ function AttachDisk(props: { vmId: string; hostId: string; devices: Devices }) {
     }
   };
 
-  const busy = create.isPending || attach.isPending;
+  const busy = create.isPending || attach.isPending || attachPci.isPending;
   return (
     <form onSubmit={(e) => void submit(e)} aria-label="Attach a disk" className="attach">
       {error && (
@@ -211,17 +243,7 @@ function AttachDisk(props: { vmId: string; hostId: string; devices: Devices }) {
             </div>
           </>
         )}
-        <div className="field">
-          <label htmlFor="attach-disk-slot">Slot</label>
-          <select id="attach-disk-slot" value={slot} onChange={(e) => setSlot(e.target.value)}>
-            <option value="">first free</option>
-            {free.map((d) => (
-              <option key={d.slot} value={d.slot}>
-                {d.slot} ({d.guestName})
-              </option>
-            ))}
-          </select>
-        </div>
+        <PlaceSelect id="attach-disk-slot" q35={q35} free={free} value={slot} onChange={setSlot} />
         <label className="small">
           <input
             type="checkbox"
@@ -306,25 +328,32 @@ function AttachNic(props: { vmId: string; devices: Devices }) {
   const [mac, setMac] = useState("");
   const [slot, setSlot] = useState("");
   const changed = useDeviceChange(props.vmId, setError);
-  const attach = useMutation(
-    trpc.vms.attachNic.mutationOptions({
-      ...changed,
-      onSuccess: () => {
-        changed.onSuccess();
-        setName("");
-        setSlot("");
-      },
-    }),
-  );
-  const free = props.devices.nics.filter((n) => n.device === null);
+  const options = {
+    ...changed,
+    onSuccess: () => {
+      changed.onSuccess();
+      setName("");
+      setSlot("");
+    },
+  };
+  const attachSlot = useMutation(trpc.vms.attachNic.mutationOptions(options));
+  const attachPci = useMutation(trpc.vms.attachPciNic.mutationOptions(options));
+  const q35 = props.devices.machine === "q35";
+  const attach = q35 ? attachPci : attachSlot;
+  const free = q35
+    ? freePorts(props.devices)
+    : props.devices.nics
+        .filter((n) => n.device === null)
+        .map((n) => ({ value: String(n.slot), label: `${n.slot} (${n.guestName}, ${n.mac})` }));
   const submit = (event: SyntheticEvent) => {
     event.preventDefault();
-    attach.mutate({
+    const nic = {
       id: props.vmId,
       ...(kind === "bridge" ? { bridge: name.trim() } : { tap: name.trim() }),
       ...(mac.trim() === "" ? {} : { mac: mac.trim() }),
-      ...(slot === "" ? {} : { slot: Number(slot) }),
-    });
+    };
+    if (q35) attachPci.mutate({ ...nic, ...(slot === "" ? {} : { bus: slot }) });
+    else attachSlot.mutate({ ...nic, ...(slot === "" ? {} : { slot: Number(slot) }) });
   };
   return (
     <form onSubmit={submit} aria-label="Attach a NIC" className="attach">
@@ -364,17 +393,7 @@ function AttachNic(props: { vmId: string; devices: Devices }) {
             onChange={(e) => setMac(e.target.value)}
           />
         </div>
-        <div className="field">
-          <label htmlFor="attach-nic-slot">Slot</label>
-          <select id="attach-nic-slot" value={slot} onChange={(e) => setSlot(e.target.value)}>
-            <option value="">first free</option>
-            {free.map((n) => (
-              <option key={n.slot} value={n.slot}>
-                {n.slot} ({n.guestName}, {n.mac})
-              </option>
-            ))}
-          </select>
-        </div>
+        <PlaceSelect id="attach-nic-slot" q35={q35} free={free} value={slot} onChange={setSlot} />
         <button
           className="primary"
           type="submit"
@@ -383,7 +402,7 @@ function AttachNic(props: { vmId: string; devices: Devices }) {
           Attach NIC
         </button>
       </div>
-      {props.devices.live && (
+      {props.devices.live && !q35 && (
         <p className="muted small">
           A NIC hot-plugged into a running VM has the slot&apos;s MAC (the guest reads it once, at
           boot); give another MAC while the VM is stopped.
@@ -413,12 +432,30 @@ export function VmDevices(props: { vmId: string; hostId: string; state: string; 
           ? "As the running VM has them (virga-query-devices); changes are hot-plugged and kept in the VM's config."
           : "From the VM's config: changes apply at its next start."}
       </p>
-      <h3>Disks</h3>
-      <DiskTable vmId={props.vmId} devices={data} canAct={props.canAct} />
+      {data.machine === "q35" ? (
+        <PciTables vmId={props.vmId} devices={data} canAct={props.canAct} />
+      ) : (
+        <>
+          <h3>Disks</h3>
+          <DiskTable vmId={props.vmId} devices={data} canAct={props.canAct} />
+        </>
+      )}
       {props.canAct && <AttachDisk vmId={props.vmId} hostId={props.hostId} devices={data} />}
-      <h3>Network</h3>
-      <NicTable vmId={props.vmId} devices={data} canAct={props.canAct} />
+      {data.machine === "microvm" && (
+        <>
+          <h3>Network</h3>
+          <NicTable vmId={props.vmId} devices={data} canAct={props.canAct} />
+        </>
+      )}
       {props.canAct && <AttachNic vmId={props.vmId} devices={data} />}
+      {data.machine === "q35" && (
+        <VfioDevices
+          vmId={props.vmId}
+          hostId={props.hostId}
+          free={freePorts(data)}
+          canAct={props.canAct}
+        />
+      )}
     </div>
   );
 }

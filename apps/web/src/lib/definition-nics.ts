@@ -23,7 +23,21 @@ export type DefinitionNic = z.infer<typeof definitionNicSchema>;
 
 export const definitionNicsSchema = definitionNicSchema.array();
 
-/** The NIC slots left for `nics` once the config's own virtio-net devices have theirs. */
-export function nicSlotsLeft(config: Pick<VmConfig, "devices">): number {
+/**
+ * The places left for `nics`: on the microvm the NIC slots the config's own
+ * virtio-net devices leave, on q35 the root ports no device of the config is in.
+ */
+export function nicSlotsLeft(config: Pick<VmConfig, "machine" | "devices">): number {
+  if (config.machine === "q35") {
+    const used = new Set(config.devices.map((d) => ("bus" in d ? d.bus : "")));
+    return config.devices.filter((d) => d.driver === "pcie-root-port" && !used.has(d.id)).length;
+  }
   return NET_SLOTS - config.devices.filter((d) => d.driver === "virtio-net-device").length;
+}
+
+/** Why a definition cannot have more NICs, for the error that says how many it may have. */
+export function nicPlaces(config: Pick<VmConfig, "machine">): string {
+  return config.machine === "q35"
+    ? "a q35 VM's NICs go into its free root ports"
+    : `the microvm has ${NET_SLOTS} NIC slots`;
 }

@@ -4,6 +4,7 @@
 import { z } from "zod";
 import {
   BLOCK_SLOTS,
+  HOST_PCI_PATTERN,
   INTERFACE_NAME_RULE,
   NET_SLOTS,
   isInterfaceName,
@@ -63,6 +64,32 @@ export const setBalloonInput = vmId.extend({
 
 export const detachDiskInput = vmId.extend({ slot: diskSlot });
 export const detachNicInput = vmId.extend({ slot: nicSlot });
+
+/** q35: a root port of the VM; without it, the first free one. */
+const rootPort = z.string().min(1).optional();
+
+export const attachPciDiskInput = vmId.extend({
+  file: z.string().min(1),
+  readOnly: z.boolean().optional(),
+  direct: z.boolean().optional(),
+  bus: rootPort,
+});
+
+export const attachPciNicInput = vmId
+  .merge(nicSpec)
+  .extend({ bus: rootPort })
+  .refine(hasOneBackend, {
+    message: "give either tap (an existing tap) or bridge (virgad makes a tap on it)",
+    path: ["tap"],
+  });
+
+export const attachVfioInput = vmId.extend({
+  host: z.string().regex(HOST_PCI_PATTERN, "must be a host PCI address like 0000:1a:00.3"),
+  bus: rootPort,
+});
+
+/** A PCI function of a q35 VM, by its device id. */
+export const detachPciInput = vmId.extend({ device: z.string().min(1) });
 
 export const createImageInput = z.object({
   name: z.string().min(1),

@@ -1,6 +1,7 @@
 // vm.devices, vm.attachDisk/detachDisk, vm.attachNic/detachNic, vm.balloon
 // and vm.setBalloon (docs/virgad-api.md): typed device procedures; the work
-// is in devices.ts.
+// is in devices.ts. q35 VMs: vm.attachPciDisk, vm.attachPciNic,
+// vm.attachVfio and vm.detachPci (pci-devices.ts).
 import {
   attachDisk,
   attachNic,
@@ -10,12 +11,17 @@ import {
   listDevices,
   setBalloon,
 } from "../devices";
+import { attachPciDisk, attachPciNic, attachVfio, detachPci } from "../pci-devices";
 import { procedure, router } from "../trpc";
 import {
   attachDiskInput,
   attachNicInput,
+  attachPciDiskInput,
+  attachPciNicInput,
+  attachVfioInput,
   detachDiskInput,
   detachNicInput,
+  detachPciInput,
   setBalloonInput,
 } from "./devices.schema";
 import { vmId } from "./vm.schema";
@@ -34,6 +40,18 @@ export const deviceRouter = router({
   detachNic: procedure
     .input(detachNicInput)
     .mutation(({ ctx, input }) => detachNic(ctx.daemon.vm(input.id), input.slot)),
+  attachPciDisk: procedure
+    .input(attachPciDiskInput)
+    .mutation(({ ctx, input }) => attachPciDisk(ctx.daemon.vm(input.id), ctx.daemon.images, input)),
+  attachPciNic: procedure
+    .input(attachPciNicInput)
+    .mutation(({ ctx, input }) => attachPciNic(ctx.daemon.vm(input.id), input)),
+  attachVfio: procedure
+    .input(attachVfioInput)
+    .mutation(({ ctx, input }) => attachVfio(ctx.daemon.vm(input.id), input)),
+  detachPci: procedure
+    .input(detachPciInput)
+    .mutation(({ ctx, input }) => detachPci(ctx.daemon.vm(input.id), input.device)),
   balloon: procedure.input(vmId).query(({ ctx, input }) => balloonInfo(ctx.daemon.vm(input.id))),
   setBalloon: procedure
     .input(setBalloonInput)

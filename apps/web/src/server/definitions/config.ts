@@ -2,7 +2,12 @@
 // the field path under `config.` / `nics.`.
 import { TRPCError } from "@trpc/server";
 import { ZodError, type ZodIssue } from "zod";
-import { definitionNicsSchema, nicSlotsLeft, type DefinitionNic } from "@/lib/definition-nics";
+import {
+  definitionNicsSchema,
+  nicPlaces,
+  nicSlotsLeft,
+  type DefinitionNic,
+} from "@/lib/definition-nics";
 import { vmConfigSchema, type VmConfig } from "@/lib/vm-config";
 import { describeZodIssues } from "../trpc/trpc";
 
@@ -28,7 +33,7 @@ export function validateNics(input: unknown, config: VmConfig): DefinitionNic[] 
         {
           code: "custom",
           path: [],
-          message: `at most ${left} NIC${left === 1 ? "" : "s"} (the microvm has 2 NIC slots; the config uses ${2 - left})`,
+          message: `at most ${left} NIC${left === 1 ? "" : "s"} (${nicPlaces(config)}, and the config leaves ${left})`,
         },
       ],
       "nics",

@@ -72,7 +72,12 @@ export async function createVm(input: {
   const nics = parseStoredNics(definition.nics);
   for (const [index, nic] of nics.entries()) {
     try {
-      await onHost(host, (c) => c.vm.attachNic.mutate({ id, ...nic }));
+      // A q35 VM's NICs go into its free root ports, a microvm's into its NIC slots.
+      await onHost<unknown>(host, (c) =>
+        config.machine === "q35"
+          ? c.vm.attachPciNic.mutate({ id, ...nic })
+          : c.vm.attachNic.mutate({ id, ...nic }),
+      );
     } catch (error) {
       // A refused create leaves nothing behind (the taps made so far go with the VM).
       await onHost(host, (c) => c.vm.delete.mutate({ id })).catch(() => undefined);

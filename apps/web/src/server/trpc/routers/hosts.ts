@@ -20,7 +20,7 @@ import { hostHealth } from "../../hosts/health";
 import { hostErrorFor } from "../../hosts/unreachable";
 import { forgetHost, hostError, virgad } from "../../hosts/virgad";
 import { reconcileHost } from "../../hosts/watcher";
-import { findHost } from "../../vms/lookup";
+import { findHost, onHost } from "../../vms/lookup";
 import { adminProcedure, router, viewerProcedure } from "../trpc";
 
 /** What a credential may show: its scope and pinned fingerprint, never the token. */
@@ -130,6 +130,10 @@ export const hostsRouter = router({
     );
   }),
 
+  /** The host's PCI functions (address, ids, class, IOMMU group, driver): what VMs on it can pass through with VFIO. */
+  pciDevices: viewerProcedure
+    .input(z.object({ id: z.string().min(1) }))
+    .query(async ({ input }) => onHost(await findHost(input.id), (c) => c.host.pciDevices.query())),
   get: viewerProcedure.input(z.object({ id: z.string().min(1) })).query(async ({ ctx, input }) => {
     const host = await findHost(input.id);
     const role = ctx.principal.role;

@@ -1,14 +1,20 @@
 // vms.devices, vms.attachDisk/detachDisk, vms.attachNic/detachNic,
 // vms.balloon, vms.setBalloon: a VM's disk and NIC slots and its balloon,
 // through its host's virgad (which hot-plugs into a running VM and records
-// the change in the VM's config). Inputs are virgad's own schemas, so a bad
+// the change in the VM's config). A q35 VM has root ports and PCI functions
+// instead: vms.attachPciDisk/attachPciNic/attachVfio put one into a root
+// port, vms.detachPci takes one out (pending until the guest lets go). Inputs are virgad's own schemas, so a bad
 // field is named the same way here and there. Reads need the viewer role,
 // changes the operator role; every change is audited (trpc.ts).
 import {
   attachDiskInput,
   attachNicInput,
+  attachPciDiskInput,
+  attachPciNicInput,
+  attachVfioInput,
   detachDiskInput,
   detachNicInput,
+  detachPciInput,
   setBalloonInput,
 } from "@virga/host/src/daemon/routers/devices.schema";
 import { z } from "zod";
@@ -77,6 +83,29 @@ export const vmDevicesRouter = router({
     .input(detachNicInput)
     .mutation(({ input }) =>
       change(input.id, (c, id) => c.vm.detachNic.mutate({ id, slot: input.slot })),
+    ),
+
+  attachPciDisk: operatorProcedure
+    .input(attachPciDiskInput)
+    .mutation(({ input }) =>
+      change(input.id, (c, id) => c.vm.attachPciDisk.mutate({ ...input, id })),
+    ),
+
+  attachPciNic: operatorProcedure
+    .input(attachPciNicInput)
+    .mutation(({ input }) =>
+      change(input.id, (c, id) => c.vm.attachPciNic.mutate({ ...input, id })),
+    ),
+
+  /** A host PCI function into a root port; the VM's refusal (no /dev/vfio, ...) comes back as it is. */
+  attachVfio: operatorProcedure
+    .input(attachVfioInput)
+    .mutation(({ input }) => change(input.id, (c, id) => c.vm.attachVfio.mutate({ ...input, id }))),
+
+  detachPci: operatorProcedure
+    .input(detachPciInput)
+    .mutation(({ input }) =>
+      change(input.id, (c, id) => c.vm.detachPci.mutate({ id, device: input.device })),
     ),
 
   setBalloon: operatorProcedure
