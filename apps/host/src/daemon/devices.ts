@@ -32,7 +32,7 @@ import {
 import { DaemonError, badRequest, wrongState } from "./errors";
 import { pciView, type PciFunction, type RootPortSlot } from "./pci-devices";
 import type { QmpLink } from "./qmp-link";
-import { deleteTap, interfaceExists, tapName } from "./taps";
+import { deleteTap, interfaceExists, tapName, type OwnedTap } from "./taps";
 import { LIVE_STATES, type DeviceView, type ManagedVm } from "./vm";
 
 export interface DiskSlot {
