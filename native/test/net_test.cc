@@ -111,5 +111,23 @@ TEST("virtio-net: a backend with no room holds the guest's frames until it is wr
   EXPECT_EQ(counters.tx_dropped, 0u);
 }
 
+TEST("virtio-net: counts the driver's notifications, the interrupts it gets and its TSO frames") {
+  NetFixture f;
+  // Frame i's header bytes are all i: frame 0 has gso_type NONE, frame 1
+  // a GSO type (1 is VIRTIO_NET_HDR_GSO_TCPV4).
+  f.PostFrames(2);
+  f.net->ProcessQueue(Net::kTxQueue);
+  EXPECT_EQ(f.UsedIndex(), 2);
+  NetCounters counters = f.net->counters();
+  EXPECT_EQ(counters.tx_notifications, 1u);
+  EXPECT_EQ(counters.tx_frames, 2u);
+  EXPECT_EQ(counters.tx_gso_frames, 1u);
+  // One pass, one interrupt for both frames (the driver did not suppress it).
+  EXPECT_EQ(counters.tx_interrupts, 1u);
+  EXPECT_EQ(counters.rx_interrupts, 0u);
+  EXPECT_EQ(counters.tx_blocked, 0u);
+  EXPECT_EQ(f.Drain().size(), 2u);
+}
+
 }  // namespace
 }  // namespace virga::virtio

@@ -56,6 +56,18 @@ size_t WriteIntoChain(const GuestMemory& memory, const DescriptorChain& chain, s
   return copied;
 }
 
+// The header's gso_type (its second byte) is not VIRTIO_NET_HDR_GSO_NONE:
+// the guest handed a TSO frame of up to 64 KiB rather than one segment.
+bool IsGsoFrame(const std::vector<iovec>& iov) {
+  constexpr size_t kGsoTypeOffset = 1;
+  size_t offset = kGsoTypeOffset;
+  for (const iovec& part : iov) {
+    if (offset < part.iov_len) return static_cast<const uint8_t*>(part.iov_base)[offset] != 0;
+    offset -= part.iov_len;
+  }
+  return false;
+}
+
 size_t WritableBytes(const DescriptorChain& chain) {
   size_t total = 0;
   for (const DescriptorSegment& seg : chain.segments) {
@@ -140,8 +152,9 @@ bool Net::driver_ready() const {
 }
 
 NetCounters Net::counters() const {
-  return {rx_frames_.load(), tx_frames_.load(), rx_bytes_.load(), tx_bytes_.load(), rx_dropped_.load(),
-          tx_dropped_.load()};
+  return {rx_frames_.load(),        tx_frames_.load(),        rx_bytes_.load(),         tx_bytes_.load(),
+          rx_dropped_.load(),       tx_dropped_.load(),       tx_notifications_.load(), rx_notifications_.load(),
+          tx_interrupts_.load(),    rx_interrupts_.load(),    tx_gso_frames_.load(),    tx_blocked_count_.load()};
 }
 
 void Net::Attach(std::unique_ptr<Tap> tap) {
@@ -217,8 +230,14 @@ void Net::OnTapEvent(uint32_t events) {
 void Net::ProcessQueue(uint16_t queue) {
   std::lock_guard guard(io_lock_);
   if (!activated_) return;
-  if (queue == kRxQueue) ReceiveLocked();
-  if (queue == kTxQueue) TransmitLocked();
+  if (queue == kRxQueue) {
+    rx_notifications_.fetch_add(1, std::memory_order_relaxed);
+    ReceiveLocked();
+  }
+  if (queue == kTxQueue) {
+    tx_notifications_.fetch_add(1, std::memory_order_relaxed);
+    TransmitLocked();
+  }
 }
 
 bool Net::DeliverPendingLocked(Queue& queue, bool* used_any) {
@@ -286,12 +305,12 @@ void Net::ReceiveLocked() {
     if (n <= kHeaderSize) continue;
     frame_len_ = static_cast<size_t>(n);
     if (++batch == kRxBatch) {
-      if (used_any && queue.ShouldInterrupt(*active_.memory)) active_.signal_used(kRxQueue);
+      if (used_any) InterruptIfWantedLocked(kRxQueue);
       used_any = false;
       batch = 0;
     }
   }
-  if (used_any && queue.ShouldInterrupt(*active_.memory)) active_.signal_used(kRxQueue);
+  if (used_any) InterruptIfWantedLocked(kRxQueue);
 }
 
 void Net::TransmitLocked() {
@@ -324,6 +343,7 @@ void Net::TransmitLocked() {
         // Dropping it would make TCP back off; it waits in the ring instead.
         queue.Unpop();
         tx_blocked_ = true;
+        tx_blocked_count_.fetch_add(1, std::memory_order_relaxed);
         UpdateWatchLocked();
         break;
       }
@@ -331,6 +351,7 @@ void Net::TransmitLocked() {
     }
     if (sent) {
       tx_frames_.fetch_add(1, std::memory_order_relaxed);
+      if (IsGsoFrame(iov)) tx_gso_frames_.fetch_add(1, std::memory_order_relaxed);
       tx_bytes_.fetch_add(total - kHeaderSize, std::memory_order_relaxed);
     } else {
       tx_dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -338,7 +359,13 @@ void Net::TransmitLocked() {
     queue.PushUsed(memory, chain->head, 0);
     used_any = true;
   }
-  if (used_any && queue.ShouldInterrupt(memory)) active_.signal_used(kTxQueue);
+  if (used_any) InterruptIfWantedLocked(kTxQueue);
+}
+
+void Net::InterruptIfWantedLocked(uint16_t queue) {
+  if (!(*active_.queues)[queue].ShouldInterrupt(*active_.memory)) return;
+  (queue == kTxQueue ? tx_interrupts_ : rx_interrupts_).fetch_add(1, std::memory_order_relaxed);
+  active_.signal_used(queue);
 }
 
 }  // namespace virga::virtio

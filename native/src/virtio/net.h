@@ -20,6 +20,12 @@ namespace virga::virtio {
 
 struct NetCounters {
   uint64_t rx_frames, tx_frames, rx_bytes, tx_bytes, rx_dropped, tx_dropped;
+  // What the throughput depends on, independent of the machine's load:
+  // the driver's queue notifications served (ioeventfd wakeups), the
+  // used-buffer interrupts raised per queue, the transmitted frames that
+  // were TSO (a GSO type in their header), and how often the tap had no
+  // room for a frame.
+  uint64_t tx_notifications, rx_notifications, tx_interrupts, rx_interrupts, tx_gso_frames, tx_blocked;
 };
 
 class Net : public VirtioDevice {
@@ -92,6 +98,10 @@ class Net : public VirtioDevice {
   std::vector<DescriptorChain> frame_chains_;
 
   std::atomic<uint64_t> rx_frames_{0}, tx_frames_{0}, rx_bytes_{0}, tx_bytes_{0}, rx_dropped_{0}, tx_dropped_{0};
+  std::atomic<uint64_t> tx_notifications_{0}, rx_notifications_{0}, tx_interrupts_{0}, rx_interrupts_{0},
+      tx_gso_frames_{0}, tx_blocked_count_{0};
+  // Raises the used-buffer interrupt for `queue` when the driver wants it.
+  void InterruptIfWantedLocked(uint16_t queue);
 };
 
 }  // namespace virga::virtio

@@ -368,7 +368,13 @@ Json MicrovmDevices::Describe() const {
                                     {"rx-bytes", Json(c.rx_bytes)},
                                     {"tx-bytes", Json(c.tx_bytes)},
                                     {"rx-dropped", Json(c.rx_dropped)},
-                                    {"tx-dropped", Json(c.tx_dropped)}}));
+                                    {"tx-dropped", Json(c.tx_dropped)},
+                                    {"tx-notifications", Json(c.tx_notifications)},
+                                    {"rx-notifications", Json(c.rx_notifications)},
+                                    {"tx-interrupts", Json(c.tx_interrupts)},
+                                    {"rx-interrupts", Json(c.rx_interrupts)},
+                                    {"tx-gso-frames", Json(c.tx_gso_frames)},
+                                    {"tx-blocked", Json(c.tx_blocked)}}));
   }
   Json balloon;
   if (balloon_) {
