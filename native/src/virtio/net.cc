@@ -219,25 +219,34 @@ void Net::UpdateWatchLocked() {
 
 void Net::OnTapEvent(uint32_t events) {
   std::lock_guard guard(io_lock_);
+  bool transmitted = false;
   if (events & EPOLLOUT) {
     tx_blocked_ = false;
     UpdateWatchLocked();
-    if (activated_) TransmitLocked();
+    if (activated_) transmitted = TransmitLocked();
   }
-  if (events & ~static_cast<uint32_t>(EPOLLOUT)) ReceiveLocked();
+  bool received = (transmitted || (events & ~static_cast<uint32_t>(EPOLLOUT))) && ReceiveLocked();
+  if (transmitted) InterruptIfWantedLocked(kTxQueue);
+  if (received) InterruptIfWantedLocked(kRxQueue);
 }
 
 void Net::ProcessQueue(uint16_t queue) {
   std::lock_guard guard(io_lock_);
   if (!activated_) return;
-  if (queue == kRxQueue) {
-    rx_notifications_.fetch_add(1, std::memory_order_relaxed);
-    ReceiveLocked();
-  }
+  bool transmitted = false;
   if (queue == kTxQueue) {
     tx_notifications_.fetch_add(1, std::memory_order_relaxed);
-    TransmitLocked();
+    transmitted = TransmitLocked();
   }
+  if (queue == kRxQueue) rx_notifications_.fetch_add(1, std::memory_order_relaxed);
+  // After a transmit, what the host answered at once (a local TCP peer
+  // acknowledges inside the tap write itself) is already waiting: it goes
+  // to the guest in the same pass, with the transmit's completions, rather
+  // than one more I/O-thread wakeup and interrupt later. The guest's TCP
+  // sees its ACK as soon as its frame is known to be sent.
+  bool received = (queue == kRxQueue || transmitted) && ReceiveLocked();
+  if (transmitted) InterruptIfWantedLocked(kTxQueue);
+  if (received) InterruptIfWantedLocked(kRxQueue);
 }
 
 bool Net::DeliverPendingLocked(Queue& queue, bool* used_any) {
@@ -285,10 +294,10 @@ bool Net::DeliverPendingLocked(Queue& queue, bool* used_any) {
   return true;
 }
 
-void Net::ReceiveLocked() {
-  if (!activated_ || !tap_) return;
+bool Net::ReceiveLocked() {
+  if (!activated_ || !tap_) return false;
   Queue& queue = (*active_.queues)[kRxQueue];
-  if (!queue.ready()) return;
+  if (!queue.ready()) return false;
   bool used_any = false;
   int batch = 0;
   for (;;) {
@@ -310,11 +319,11 @@ void Net::ReceiveLocked() {
       batch = 0;
     }
   }
-  if (used_any) InterruptIfWantedLocked(kRxQueue);
+  return used_any;
 }
 
-void Net::TransmitLocked() {
-  if (tx_blocked_) return;  // the tap says when it has room
+bool Net::TransmitLocked() {
+  if (tx_blocked_) return false;  // the tap says when it has room
   Queue& queue = (*active_.queues)[kTxQueue];
   const GuestMemory& memory = *active_.memory;
   bool used_any = false;
@@ -359,7 +368,7 @@ void Net::TransmitLocked() {
     queue.PushUsed(memory, chain->head, 0);
     used_any = true;
   }
-  if (used_any) InterruptIfWantedLocked(kTxQueue);
+  return used_any;
 }
 
 void Net::InterruptIfWantedLocked(uint16_t queue) {

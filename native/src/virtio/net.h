@@ -65,8 +65,12 @@ class Net : public VirtioDevice {
 
  private:
   void OnTapEvent(uint32_t events);
-  void ReceiveLocked();
-  void TransmitLocked();
+  // Both return whether they put entries in their used ring that no
+  // interrupt has covered yet; the caller raises it (InterruptIfWantedLocked)
+  // once the pass is over, so a transmit and the replies it drew are
+  // signalled together.
+  bool ReceiveLocked();
+  bool TransmitLocked();
   void WatchTapLocked(bool readable);
   // Registers the tap for what is awaited: readable while the guest has
   // receive buffers, writable while a transmit waits for room.
