@@ -42,22 +42,20 @@ struct NetFixture {
     // The smallest send buffer the kernel allows: a few frames fill it.
     int smallest = 1;
     ::setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &smallest, sizeof(smallest));
-    Queue& tx = queues[Net::kTxQueue];
-    tx.set_size(kQueueSize);
-    tx.desc_table = kDesc;
-    tx.avail_ring = kAvail;
-    tx.used_ring = kUsed;
-    tx.set_ready(true);
-    Queue& rx = queues[Net::kRxQueue];
-    rx.set_size(kQueueSize);
-    rx.desc_table = kRxDesc;
-    rx.avail_ring = kRxAvail;
-    rx.used_ring = kRxUsed;
-    rx.set_ready(true);
+    SetUp(queues[Net::kTxQueue], kDesc, kAvail, kUsed);
+    SetUp(queues[Net::kRxQueue], kRxDesc, kRxAvail, kRxUsed);
     if (serve_tap) loop->Start();
     net = std::make_unique<Net>(std::array<uint8_t, 6>{0x52, 0x54, 0, 1, 2, 3}, Tap::FrameSocket(UniqueFd(pair[0]), "test"),
                                 loop);
     net->Activate({&memory, &queues, [this](uint16_t queue) { ++signals[queue]; }, [] {}}, kFeatureVersion1);
+  }
+
+  static void SetUp(Queue& queue, uint64_t desc, uint64_t avail, uint64_t used) {
+    queue.set_size(kQueueSize);
+    queue.desc_table = desc;
+    queue.avail_ring = avail;
+    queue.used_ring = used;
+    queue.set_ready(true);
   }
 
   // Posts `count` receive buffers of kRxBuffer bytes each.

@@ -20,6 +20,8 @@ export interface GuestNetReading {
   /** Jiffies each CPU spent in tasks (user and system) and in interrupts and softirqs. */
   taskJiffies: number[];
   irqJiffies: number[];
+  /** Jiffies each vCPU was ready but not run by the host (KVM steal time). */
+  stealJiffies: number[];
 }
 
 // One line of shell; its echo never holds "VIRGA-NETCOUNT tx-packets=<digit>".
@@ -27,11 +29,11 @@ const READ_GUEST =
   "d=$(basename $(readlink /sys/class/net/eth0/device)); s=/sys/class/net/eth0/statistics; " +
   'row() { awk -v k="$1" \'$1 == k || $NF == k { n = ""; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) ' +
   'n = n (n == "" ? "" : ",") $i; print n; exit }\' "$2"; }; ' +
-  'jif() { awk -v a=$1 -v b=$2 \'$1 ~ /^cpu[0-9]/ { n = n (n == "" ? "" : ",") ($a + $b) } END { print n }\' /proc/stat; }; ' +
+  'jif() { awk -v a="$1" -v b="$2" \'$1 ~ /^cpu[0-9]/ { n = n (n == "" ? "" : ",") ($a + (b == "" ? 0 : $b)) } END { print n }\' /proc/stat; }; ' +
   "echo VIRGA-NETCOUNT tx-packets=$(cat $s/tx_packets) tx-bytes=$(cat $s/tx_bytes) " +
   "rx-packets=$(cat $s/rx_packets) rx-bytes=$(cat $s/rx_bytes) irq=$(row $d /proc/interrupts) " +
   "net-rx=$(row NET_RX: /proc/softirqs) net-tx=$(row NET_TX: /proc/softirqs) " +
-  "task-jiffies=$(jif 2 4) irq-jiffies=$(jif 7 8) end";
+  "task-jiffies=$(jif 2 4) irq-jiffies=$(jif 7 8) steal-jiffies=$(jif 9) end";
 
 const list = (text: string | undefined): number[] =>
   (text ?? "").split(",").flatMap((v) => (v === "" ? [] : [Number(v)]));
@@ -50,6 +52,7 @@ export async function readGuestNet(console: GuestConsole): Promise<GuestNetReadi
     netTx: list(f["net-tx"]),
     taskJiffies: list(f["task-jiffies"]),
     irqJiffies: list(f["irq-jiffies"]),
+    stealJiffies: list(f["steal-jiffies"]),
   };
 }
 
@@ -109,6 +112,7 @@ export function countsPerMiB(
       "net-tx-softirqs-per-cpu": perCpu(g1.netTx, g0.netTx),
       "task-jiffies-per-cpu": perCpu(g1.taskJiffies, g0.taskJiffies),
       "irq-jiffies-per-cpu": perCpu(g1.irqJiffies, g0.irqJiffies),
+      "steal-jiffies-per-cpu": perCpu(g1.stealJiffies, g0.stealJiffies),
     },
   };
   if (vmm !== undefined) {
