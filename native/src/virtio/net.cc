@@ -152,9 +152,10 @@ bool Net::driver_ready() const {
 }
 
 NetCounters Net::counters() const {
-  return {rx_frames_.load(),        tx_frames_.load(),        rx_bytes_.load(),         tx_bytes_.load(),
-          rx_dropped_.load(),       tx_dropped_.load(),       tx_notifications_.load(), rx_notifications_.load(),
-          tx_interrupts_.load(),    rx_interrupts_.load(),    tx_gso_frames_.load(),    tx_blocked_count_.load()};
+  return {rx_frames_.load(),        tx_frames_.load(),        rx_bytes_.load(),      tx_bytes_.load(),
+          rx_dropped_.load(),       tx_dropped_.load(),       tx_notifications_.load(),
+          rx_notifications_.load(), tx_interrupts_.load(),    rx_interrupts_.load(),
+          tx_gso_frames_.load(),    tx_blocked_count_.load()};
 }
 
 void Net::Attach(std::unique_ptr<Tap> tap) {

@@ -71,6 +71,8 @@ class Net : public VirtioDevice {
   // signalled together.
   bool ReceiveLocked();
   bool TransmitLocked();
+  // Raises the used-buffer interrupt for `queue` when the driver wants it.
+  void InterruptIfWantedLocked(uint16_t queue);
   void WatchTapLocked(bool readable);
   // Registers the tap for what is awaited: readable while the guest has
   // receive buffers, writable while a transmit waits for room.
@@ -104,8 +106,6 @@ class Net : public VirtioDevice {
   std::atomic<uint64_t> rx_frames_{0}, tx_frames_{0}, rx_bytes_{0}, tx_bytes_{0}, rx_dropped_{0}, tx_dropped_{0};
   std::atomic<uint64_t> tx_notifications_{0}, rx_notifications_{0}, tx_interrupts_{0}, rx_interrupts_{0},
       tx_gso_frames_{0}, tx_blocked_count_{0};
-  // Raises the used-buffer interrupt for `queue` when the driver wants it.
-  void InterruptIfWantedLocked(uint16_t queue);
 };
 
 }  // namespace virga::virtio
