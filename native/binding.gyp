@@ -49,6 +49,7 @@
         "src/virtio/balloon.cc",
         "src/virtio/blk.cc",
         "src/virtio/mmio_transport.cc",
+        "src/virtio/mac_translation.cc",
         "src/virtio/net.cc",
         "src/virtio/pci_transport.cc",
         "src/virtio/queue.cc",

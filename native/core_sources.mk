@@ -4,7 +4,7 @@
 CORE_SOURCES := chardev/chardev.cc devices/bus.cc devices/i8042.cc devices/rtc_cmos.cc devices/serial_8250.cc \
         io/event_loop.cc memory/guest_memory.cc memory/ram_backing.cc memory/file_backing.cc \
         memory/mem_path.cc memory/snapshot_backing.cc virtio/blk.cc virtio/queue.cc \
-        virtio/net.cc virtio/balloon.cc backends/block_file.cc backends/tap.cc \
+        virtio/net.cc virtio/mac_translation.cc virtio/balloon.cc backends/block_file.cc backends/tap.cc \
         devices/pci/config_space.cc devices/pci/root_bus.cc devices/pci/msix.cc \
         common/json.cc vm/microvm_devices.cc vm/machine_layout.cc \
         state/crc32c.cc state/state_file.cc state/memory_file.cc \

@@ -24,7 +24,7 @@ using namespace virga;
 class Target : public migration::IncomingMachine {
  public:
   std::vector<std::string> AcceptLayout(const MachineLayout& source) override {
-    return LayoutDifferences(source, fuzz::SeedLayout(), "the source");
+    return LayoutDifferences(source, fuzz::SeedLayout(), "the source", WireMac::kKept);
   }
   const GuestMemory& memory() const override { return fuzz::Guest(); }
   void LoadState(const state::StateFile& file) override { fuzz::RestoreSections(file); }

@@ -161,6 +161,31 @@ TEST("acpi: a PCI host adds an MCFG with its ECAM window and a PNP0A08 bridge wi
   EXPECT_TRUE(contains(WordBusNumber(0, 255)));
   EXPECT_TRUE(contains(DWordMemory(0xc0000000, 0xdfffffff)));
   EXPECT_TRUE(contains(Memory32Fixed(0xe0000000, 0x10000000, true)));
+  // No INTx lines given: no _PRT.
+  EXPECT_TRUE(!contains(NameString("_PRT")));
+}
+
+TEST("acpi: a PCI host with INTx lines has a _PRT swizzling each slot's pins onto four GSIs") {
+  GuestMemory memory(64 << 20, x86::kMmioHoleStart);
+  AcpiLayout layout{{0}, {0}, 1, {}};
+  layout.pci = PciHost{0xe0000000, 255, 0xc0000000, 0x20000000, 16};
+  uint8_t* rsdp = memory.Translate(WriteAcpiTables(memory, layout), 36);
+  uint64_t xsdt_at, fadt_at, dsdt_at;
+  std::memcpy(&xsdt_at, rsdp + 24, 8);
+  std::memcpy(&fadt_at, memory.Translate(xsdt_at, 44) + 36, 8);
+  std::memcpy(&dsdt_at, memory.Translate(fadt_at, 148) + 140, 8);
+  uint32_t dsdt_len;
+  std::memcpy(&dsdt_len, memory.Translate(dsdt_at, 8) + 4, 4);
+  uint8_t* dsdt = memory.Translate(dsdt_at, dsdt_len);
+  Bytes body(dsdt, dsdt + dsdt_len);
+  auto contains = [&body](const Bytes& needle) {
+    return std::search(body.begin(), body.end(), needle.begin(), needle.end()) != body.end();
+  };
+  EXPECT_TRUE(contains(NameString("_PRT")));
+  // Slot 3, pin A (0) -> GSI 16 + 3; slot 3, pin B -> 16; slot 0x1f, pin D -> 16 + (31 + 3) % 4.
+  EXPECT_TRUE(contains(Package({Integer(0x3ffff), Integer(0), Integer(0), Integer(19)})));
+  EXPECT_TRUE(contains(Package({Integer(0x3ffff), Integer(1), Integer(0), Integer(16)})));
+  EXPECT_TRUE(contains(Package({Integer(0x1fffff), Integer(3), Integer(0), Integer(18)})));
 }
 
 TEST("aml: a word bus-number descriptor is 16 bytes with its range and length") {

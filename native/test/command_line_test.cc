@@ -322,7 +322,6 @@ const bool kCommandLineBad = [] {
        "^-device: addr 0x4.1: function 0 of slot 0x4.0 is empty"},
       {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a"},
        "^-drive: drive 'a' is not attached by any -device virtio-blk-pci,drive=a"},
-      {{"-machine", "q35", "-kernel", "k", "-incoming", "file:/snap"}, "^-incoming: the q35 machine has no snapshots"},
       {{"-machine", "microvm,accel=tcg", "-kernel", "k"}, "^-machine: unknown option 'accel'"},
       {{"-kernel", "k", "-boot-entry", "efi"}, "^-boot-entry: unknown entry; expected linux64\\|pvh"},
       {{"-kernel", "k", "-device", "virtio-net-device,netdev=nope"}, "^-device: unknown netdev 'nope'"},

@@ -38,7 +38,7 @@ MachineLayout SmallMachine() {
 class Target : public IncomingMachine {
  public:
   std::vector<std::string> AcceptLayout(const MachineLayout& source) override {
-    return LayoutDifferences(source, SmallMachine(), "the source");
+    return LayoutDifferences(source, SmallMachine(), "the source", WireMac::kKept);
   }
   const GuestMemory& memory() const override { return memory_; }
   void LoadState(const state::StateFile& file) override { loaded = file.vmm_version(); }

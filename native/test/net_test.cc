@@ -183,5 +183,42 @@ TEST("virtio-net: what the host answers inside a transmit reaches the guest in t
   EXPECT_EQ(counters.rx_interrupts, 1u);
 }
 
+TEST("virtio-net: a NIC with another wire MAC sends the guest's frames with it, leaving guest memory as it was") {
+  NetFixture f;
+  const std::array<uint8_t, 6> guest{0x52, 0x54, 0, 1, 2, 3}, wire{0x52, 0x56, 9, 8, 7, 0};
+  f.net->SetMacs(guest, wire);
+  // Frame 0 small, frame 1 longer than the span copied out for rewriting:
+  // its tail still goes straight from guest memory.
+  const uint32_t lengths[] = {kPayload, 2100};
+  const uint64_t payloads[] = {kFrames + 12, kFrames + 0x1000};
+  for (uint16_t i = 0; i < 2; ++i) {
+    uint64_t header = kFrames + 256ULL * i;
+    for (uint32_t b = 0; b < 12; ++b) f.memory.WriteObj<uint8_t>(header + b, 0);
+    for (uint32_t b = 0; b < lengths[i]; ++b) f.memory.WriteObj<uint8_t>(payloads[i] + b, static_cast<uint8_t>(b * 3));
+    for (uint32_t b = 0; b < 6; ++b) f.memory.WriteObj<uint8_t>(payloads[i] + 6 + b, guest[b]);
+    f.PutDesc(2 * i, header, 12, 1, static_cast<uint16_t>(2 * i + 1));
+    f.PutDesc(static_cast<uint16_t>(2 * i + 1), payloads[i], lengths[i], 0, 0);
+    f.memory.WriteObj<uint16_t>(kAvail + 4 + 2 * i, static_cast<uint16_t>(2 * i));
+  }
+  f.memory.WriteObj<uint16_t>(kAvail + 2, 2);
+  f.net->ProcessQueue(Net::kTxQueue);
+  for (uint16_t i = 0; i < 2; ++i) {
+    std::vector<uint8_t> got(4096);
+    ssize_t n = -1;
+    EXPECT_TRUE(test::WaitUntil([&] { return (n = ::recv(f.network.get(), got.data(), got.size(), MSG_DONTWAIT)) > 0; }));
+    EXPECT_EQ(n, static_cast<ssize_t>(12 + lengths[i]));
+    for (uint32_t b = 0; b < lengths[i]; ++b) {
+      uint8_t expected = b >= 6 && b < 12 ? wire[b - 6] : static_cast<uint8_t>(b * 3);
+      EXPECT_EQ(got[12 + b], expected);
+    }
+    std::array<uint8_t, 6> in_memory{};
+    f.memory.Read(payloads[i] + 6, in_memory.data(), 6);
+    EXPECT_TRUE(in_memory == guest);
+  }
+  EXPECT_EQ(f.net->counters().tx_dropped, 0u);
+  EXPECT_TRUE(f.net->guest_mac() == guest);
+  EXPECT_TRUE(f.net->wire_mac() == wire);
+}
+
 }  // namespace
 }  // namespace virga::virtio

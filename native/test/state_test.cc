@@ -50,7 +50,7 @@ TEST("state file: truncated, corrupt, foreign and other-format files are refused
   EXPECT_THROWS_WITH(StateFile::Parse(foreign, "s"), "s is not a Virga state file");
   std::vector<uint8_t> newer = good;
   newer[8] = 99;
-  EXPECT_THROWS_WITH(StateFile::Parse(newer, "s"), "s has state format 99; this virga-vmm reads format 1");
+  EXPECT_THROWS_WITH(StateFile::Parse(newer, "s"), "s has state format 99; this virga-vmm reads format 2");
   EXPECT_THROWS_WITH(StateFile::Parse({}, "s"), "not a Virga state file");
 }
 
@@ -112,7 +112,7 @@ TEST("memory file: a foreign or truncated file is refused") {
   ::unlink(path.c_str());
 }
 
-TEST("machine layout: every difference is named, a derived MAC yields to the snapshot's") {
+TEST("machine layout: every difference is named, a restore may give a NIC another wire MAC, a migration not") {
   MachineLayout saved;
   saved.memory_bytes = 256 << 20;
   saved.cpus = saved.max_cpus = 2;
@@ -120,7 +120,7 @@ TEST("machine layout: every difference is named, a derived MAC yields to the sna
   saved.cores = saved.threads = 1;
   saved.disks[1] = {true, 1 << 20, false};
   saved.nics[0].present = true;
-  saved.nics[0].mac = {0x52, 0x56, 1, 2, 3, 0};
+  saved.nics[0].mac = saved.nics[0].wire_mac = {0x52, 0x56, 1, 2, 3, 0};
   ByteWriter w;
   saved.Encode(w);
   ByteReader r(w.data().data(), w.data().size(), "MACH");
@@ -137,11 +137,93 @@ TEST("machine layout: every difference is named, a derived MAC yields to the sna
   other.disks[1].present = false;
   other.nics[0].mac_given = true;
   auto diffs = LayoutDifferences(decoded, other);
-  EXPECT_EQ(diffs.size(), 4u);
+  EXPECT_EQ(diffs.size(), 3u);
   EXPECT_TRUE(diffs[0].find("-smp:") == 0);
   EXPECT_TRUE(diffs[1] == "-m: the snapshot has 256 MiB, the command line 128 MiB");
   EXPECT_TRUE(diffs[2] == "block slot 1 (vdb): the snapshot has a 1 MiB disk, the command line no disk");
-  EXPECT_TRUE(diffs[3].find("NIC slot 0 (eth0): the snapshot's guest has MAC 52:56:01:02:03:00") == 0);
+  // A migration's destination is the same VM on the network.
+  auto migrating = LayoutDifferences(decoded, other, "the source", WireMac::kKept);
+  EXPECT_EQ(migrating.size(), 4u);
+  EXPECT_TRUE(migrating[3] ==
+              "NIC slot 0 (eth0): the source has MAC 52:56:01:02:03:00 on the network, the command line gives "
+              "02:00:00:00:00:00; leave mac= out to keep the source's");
+}
+
+TEST("machine layout: wire MACs are saved only when a NIC translates, and read back") {
+  MachineLayout plain;
+  plain.nics[0].present = true;
+  plain.nics[0].mac = plain.nics[0].wire_mac = {0x52, 0x56, 1, 2, 3, 0};
+  plain.nics[1].mac = plain.nics[1].wire_mac = {0x52, 0x56, 1, 2, 3, 1};
+  ByteWriter a;
+  plain.Encode(a);
+  MachineLayout translating = plain;
+  translating.nics[0].wire_mac = {0x52, 0x56, 9, 9, 9, 0};
+  ByteWriter b;
+  translating.Encode(b);
+  // Without translation the section is what it always was.
+  EXPECT_EQ(b.data().size(), a.data().size() + 6 * plain.nics.size());
+  ByteReader ra(a.data().data(), a.data().size(), "MACH");
+  MachineLayout read_plain = MachineLayout::Decode(ra);
+  EXPECT_TRUE(read_plain.nics[1].wire_mac == plain.nics[1].mac);
+  ByteReader rb(b.data().data(), b.data().size(), "MACH");
+  MachineLayout read_translating = MachineLayout::Decode(rb);
+  EXPECT_TRUE(read_translating.nics[0].mac == translating.nics[0].mac);
+  EXPECT_TRUE(read_translating.nics[0].wire_mac == translating.nics[0].wire_mac);
+  EXPECT_TRUE(read_translating.nics[1].wire_mac == translating.nics[1].mac);
+  // Anything else after the balloon is still refused.
+  b.U8(0);
+  ByteReader rc(b.data().data(), b.data().size(), "MACH");
+  bool refused = false;
+  try {
+    MachineLayout::Decode(rc);
+  } catch (const StateError&) {
+    refused = true;
+  }
+  EXPECT_TRUE(refused);
+}
+
+TEST("machine layout: q35 functions compared by address, kind, disk and MAC; another machine type named alone") {
+  MachineLayout saved;
+  saved.machine = "q35";
+  MachineLayout::PciFunction disk;
+  disk.slot = 3;
+  disk.driver = "virtio-blk-pci";
+  disk.id = "disk0";
+  disk.disk = {true, 1 << 20, false};
+  MachineLayout::PciFunction nic;
+  nic.slot = 4;
+  nic.driver = "virtio-net-pci";
+  nic.nic.present = true;
+  nic.nic.mac = {0x52, 0x56, 1, 2, 3, 4};
+  saved.pci = {disk, nic};
+  ByteWriter w;
+  saved.Encode(w);
+  ByteReader r(w.data().data(), w.data().size(), "MACH");
+  MachineLayout decoded = MachineLayout::Decode(r);
+  MachineLayout same = decoded;
+  same.pci[1].nic.mac = {2, 0, 0, 0, 0, 0};
+  same.pci[1].nic.mac_given = false;
+  EXPECT_TRUE(LayoutDifferences(decoded, same).empty());
+
+  MachineLayout other = decoded;
+  other.pci[0].slot = 5;                      // the disk elsewhere
+  other.pci[1].driver = "virtio-balloon-pci";  // another kind at 0x4.0
+  other.pci[1].nic.present = false;
+  auto diffs = LayoutDifferences(decoded, other);
+  EXPECT_EQ(diffs.size(), 3u);
+  EXPECT_TRUE(diffs[0] == "pcie.0 addr 0x3.0: the snapshot has virtio-blk-pci 'disk0' (a 1 MiB disk), the command line nothing");
+  EXPECT_TRUE(diffs[1] == "pcie.0 addr 0x4.0: the snapshot has virtio-net-pci, the command line virtio-balloon-pci");
+  EXPECT_TRUE(diffs[2] == "pcie.0 addr 0x5.0: the snapshot has nothing, the command line virtio-blk-pci 'disk0' (a 1 MiB disk)");
+
+  MachineLayout mac = decoded;
+  mac.pci[1].nic.mac = {0x52, 0x56, 9, 9, 9, 9};
+  diffs = LayoutDifferences(decoded, mac, "the source");
+  EXPECT_EQ(diffs.size(), 1u);
+  EXPECT_TRUE(diffs[0].find("pcie.0 addr 0x4.0: the source's guest has MAC 52:56:01:02:03:04") == 0);
+
+  MachineLayout microvm;
+  diffs = LayoutDifferences(decoded, microvm);
+  EXPECT_TRUE(diffs == std::vector<std::string>{"-machine: the snapshot is a q35, the command line a microvm"});
 }
 
 }  // namespace

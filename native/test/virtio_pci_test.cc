@@ -18,13 +18,14 @@ namespace {
 struct Rig {
   GuestMemory memory{1 << 20, 1ULL << 32};
   std::vector<uint16_t> fired;
+  std::vector<std::pair<uint16_t, pci::MsiMessage>> routed;
   std::vector<std::pair<uint64_t, uint64_t>> moves;
   std::shared_ptr<PciTransport> pci;
 
   Rig() {
     pci = std::make_shared<PciTransport>(
         std::make_shared<Block>(), &memory,
-        [](uint16_t, const pci::MsiMessage&) {},
+        [this](uint16_t v, const pci::MsiMessage& m) { routed.push_back({v, m}); },
         [this](uint16_t v) { fired.push_back(v); });
     pci->SetNotifyMoved([this](uint64_t from, uint64_t to) { moves.push_back({from, to}); });
   }
@@ -134,6 +135,92 @@ TEST("virtio-pci: the notify registers follow BAR 0, and a notify write the kern
   uint64_t count = 0;
   EXPECT_EQ(::read(rig.pci->notify_fds()[0].get(), &count, sizeof(count)), 8);
   EXPECT_EQ(count, 1u);
+}
+
+TEST("virtio-pci: a restored function has the saved BARs, MSI-X table, vectors and status, and routes its vectors again") {
+  Rig before;
+  Bus mmio;
+  before.pci->AssignBar(PciTransport::kRegistersBar, 0xc0000000);
+  // The guest moves BAR 0, turns decoding on, programs vector 1 and enables MSI-X.
+  before.pci->WriteConfig(pci::kBar0, 4, 0xc0040000);
+  before.pci->WriteConfig(pci::kCommand, 2, pci::kCommandMemory | 0x4);
+  before.pci->UpdateBarMappings(mmio);
+  uint8_t entry[16] = {0x00, 0x10, 0xe0, 0xfe, 0, 0, 0, 0, 0x41, 0, 0, 0, 0, 0, 0, 0};
+  before.pci->msix().WriteTable(16, entry, 4);
+  before.pci->msix().WriteTable(24, entry + 8, 4);
+  before.pci->msix().WriteTable(28, entry + 12, 4);
+  before.pci->WriteConfig(0x98, 4, before.pci->ReadConfig(0x98, 4) | 0x80000000u);
+  before.SetCommon(0x10, 2, 1);  // config_msix_vector
+  before.SetCommon(0x16, 2, 0);
+  before.SetCommon(0x1a, 2, 1);  // queue 0's vector
+  before.SetCommon(0x14, 1, 1 | 2 | 4);
+  state::ByteWriter out;
+  before.pci->SaveFunction(out);
+
+  Rig after;
+  Bus mmio2;
+  after.pci->AssignBar(PciTransport::kRegistersBar, 0xc0000000);
+  state::ByteReader in(out.data().data(), out.data().size(), "PCIF");
+  after.pci->RestoreFunction(in);
+  in.ExpectEnd();
+  after.pci->UpdateBarMappings(mmio2);
+  EXPECT_EQ(after.pci->ReadConfig(pci::kBar0, 4), 0xc0040000u);
+  EXPECT_EQ(after.pci->ReadConfig(pci::kCommand, 2), uint32_t{pci::kCommandMemory | 0x4});
+  // The notify registers' ioeventfds go where the guest put BAR 0.
+  EXPECT_TRUE(after.moves == (std::vector<std::pair<uint64_t, uint64_t>>{{0, 0xc0043000}}));
+  uint8_t byte = 0;
+  EXPECT_TRUE(mmio2.Read(0xc0040000 + PciTransport::kDeviceConfigOffset, &byte, 1));
+  // Vector 1's message reaches the board's route again (its KVM GSI route).
+  bool routed = false;
+  for (const auto& [v, m] : after.routed) routed |= v == 1 && m == pci::MsiMessage{0xfee01000, 0x41};
+  EXPECT_TRUE(routed);
+  EXPECT_EQ(after.Common(0x10, 2), 1u);
+  EXPECT_EQ(after.Common(0x1a, 2), 1u);
+  EXPECT_EQ(after.Common(0x14, 1), 7u);
+  EXPECT_TRUE(after.pci->msix().enabled());
+  after.pci->SignalConfigChange();
+  EXPECT_TRUE(after.fired == std::vector<uint16_t>{1});
+
+  // Another kind of function refuses the bytes, naming the field.
+  auto net = std::make_shared<PciTransport>(std::make_shared<Block>(), &after.memory,
+                                            [](uint16_t, const pci::MsiMessage&) {}, [](uint16_t) {});
+  std::vector<uint8_t> other = out.data();
+  other[pci::kDeviceId] ^= 1;
+  state::ByteReader bad(other.data(), other.size(), "PCIF");
+  EXPECT_THROWS_WITH(net->RestoreFunction(bad), "PCIF: its device id differs from this function's");
+}
+
+TEST("virtio-pci: without MSI-X an interrupt raises INTx (pin A) until the driver reads the ISR; INTx disable holds it") {
+  Rig rig;
+  int raised = 0;
+  rig.pci->SetIntx([&raised] { ++raised; });
+  EXPECT_EQ(rig.pci->ReadConfig(pci::kInterruptPin, 1), 1u);
+  rig.SetCommon(0x14, 1, 1 | 2 | 4);
+  rig.pci->SignalConfigChange();
+  EXPECT_EQ(raised, 1);
+  EXPECT_TRUE(rig.fired.empty());
+  // The line stays up (the board asserts it again at each EOI) until the ISR is read.
+  EXPECT_TRUE(rig.pci->IntxPending());
+  uint8_t isr = 0;
+  rig.pci->ReadRegisters(PciTransport::kIsrOffset, &isr, 1);
+  EXPECT_EQ(isr, 2u);
+  EXPECT_TRUE(!rig.pci->IntxPending());
+  // Command bit 10 (INTx disable): pending in the ISR, but no line.
+  rig.pci->WriteConfig(pci::kCommand, 2, pci::kCommandIntxDisable);
+  rig.pci->SignalConfigChange();
+  EXPECT_EQ(raised, 1);
+  EXPECT_TRUE(!rig.pci->IntxPending());
+  // With MSI-X on, the vector instead.
+  rig.pci->WriteConfig(pci::kCommand, 2, 0);
+  rig.pci->ReadRegisters(PciTransport::kIsrOffset, &isr, 1);
+  rig.pci->WriteConfig(0x98, 4, rig.pci->ReadConfig(0x98, 4) | 0x80000000u);
+  uint8_t unmasked[4] = {0, 0, 0, 0};
+  rig.pci->msix().WriteTable(12, unmasked, 4);
+  rig.SetCommon(0x10, 2, 0);
+  rig.pci->SignalConfigChange();
+  EXPECT_EQ(raised, 1);
+  EXPECT_TRUE(rig.fired == std::vector<uint16_t>{0});
+  EXPECT_TRUE(!rig.pci->IntxPending());
 }
 
 }  // namespace

@@ -64,6 +64,7 @@ test("save a template from a running VM, clone 3, see them run with their consol
     await expect(page.getByTestId("template-clones-made")).toHaveText("3");
   });
 
+  const macs = new Set<string>();
   for (const name of ["e2e-fleet-1", "e2e-fleet-2", "e2e-fleet-3"]) {
     await test.step(`${name} runs and its console answers at the probe prompt`, async () => {
       await page.goto(`${stack.url}/templates`);
@@ -72,6 +73,10 @@ test("save a template from a running VM, clone 3, see them run with their consol
       await expect(page).toHaveURL(new RegExp(`/vms/${name}$`));
       await expect(page.getByTestId("vm-state")).toHaveText("running");
       await expect(page.getByText("Cloned from")).toBeVisible();
+      // Its NIC slot's MAC on the network (the guest's, the template's, in brackets).
+      const mac = page.getByTestId("nic-mac-0");
+      await expect(mac).toContainText(/^52:56:/);
+      macs.add((await mac.innerText()).split(" ")[0] ?? "");
       // Restored at the prompt: an empty line prompts again, a command answers.
       await typeInConsole(page, "");
       await expect(page.getByTestId("console-transcript")).toContainText("probe>");
@@ -80,6 +85,10 @@ test("save a template from a running VM, clone 3, see them run with their consol
       if (name === "e2e-fleet-1") await shoot("clone-console");
     });
   }
+
+  await test.step("each clone has a MAC of its own", () => {
+    expect(macs.size).toBe(3);
+  });
 
   await test.step("saving, cloning are in the audit log", async () => {
     await page.getByRole("link", { name: "Audit log" }).click();

@@ -114,11 +114,6 @@ void CheckMachine(const VmmConfig& config) {
                                          "-pci,bus=pcie.0,addr=<slot>"
                                    : driver + " needs -machine q35; the microvm takes " + kind + "-device");
   }
-  if (!q35) return;
-  if (config.incoming) {
-    throw UsageError::Expected("-incoming", "none with -machine q35", *config.incoming,
-                               "the q35 machine has no snapshots or live migration yet (docs/q35.md)");
-  }
 }
 
 // A snapshot's RAM comes back as a private mapping of its memory file.

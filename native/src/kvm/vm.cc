@@ -59,6 +59,17 @@ void Vm::RegisterIrqfd(int event_fd, uint32_t gsi) {
   if (::ioctl(fd_.get(), KVM_IRQFD, &request) < 0) throw ErrnoError("KVM_IRQFD gsi " + std::to_string(gsi));
 }
 
+void Vm::RegisterResampleIrqfd(int event_fd, uint32_t gsi, int resample_fd) {
+  kvm_irqfd request{};
+  request.fd = static_cast<uint32_t>(event_fd);
+  request.gsi = gsi;
+  request.flags = KVM_IRQFD_FLAG_RESAMPLE;
+  request.resamplefd = static_cast<uint32_t>(resample_fd);
+  if (::ioctl(fd_.get(), KVM_IRQFD, &request) < 0) {
+    throw ErrnoError("KVM_IRQFD with a resample fd, gsi " + std::to_string(gsi));
+  }
+}
+
 void Vm::UnregisterIrqfd(int event_fd, uint32_t gsi) {
   kvm_irqfd request{};
   request.fd = static_cast<uint32_t>(event_fd);

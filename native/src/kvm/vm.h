@@ -26,6 +26,10 @@ class Vm {
   void CreatePit2();
   // Interrupt line `gsi` raised whenever `event_fd` is written; no exit to userspace.
   void RegisterIrqfd(int event_fd, uint32_t gsi);
+  // A level-triggered line (INTx): writing `event_fd` asserts `gsi` until
+  // the guest's EOI, when KVM deasserts it and signals `resample_fd`, so the
+  // device can assert it again while its interrupt is still pending.
+  void RegisterResampleIrqfd(int event_fd, uint32_t gsi, int resample_fd);
   void UnregisterIrqfd(int event_fd, uint32_t gsi);
   // Replaces the whole GSI routing table (kvm/gsi_routes.h keeps it).
   void SetGsiRouting(const std::vector<kvm_irq_routing_entry>& entries);

@@ -27,7 +27,7 @@ enum class MessageType : uint32_t {
 
 constexpr char kMagic[8] = {'V', 'I', 'R', 'G', 'A', 'M', 'I', 'G'};
 // Bumped whenever a message's layout changes; peers of another version refuse.
-constexpr uint32_t kProtocolVersion = 1;
+constexpr uint32_t kProtocolVersion = 2;
 
 // The source's first message: the magic, kProtocolVersion, its version and its machine.
 std::vector<uint8_t> EncodeHello(const std::string& vmm_version, const MachineLayout& layout);

@@ -16,7 +16,7 @@ namespace virga::state {
 
 constexpr char kStateMagic[8] = {'V', 'I', 'R', 'G', 'A', 'S', 'T', 'A'};
 // Bumped whenever a section's layout changes; a reader refuses others.
-constexpr uint32_t kStateFormat = 1;
+constexpr uint32_t kStateFormat = 2;
 
 class StateFileWriter {
  public:

@@ -30,6 +30,8 @@ constexpr uint16_t kStatusLinkUp = 1;
 // the same layout once told its size.
 constexpr int kHeaderSize = 12;
 constexpr size_t kNumBuffersOffset = 10;
+constexpr uint8_t kHeaderNeedsCsum = 1;  // flags: VIRTIO_NET_HDR_F_NEEDS_CSUM
+constexpr size_t kGsoTypeOffset = 1;     // VIRTIO_NET_HDR_GSO_NONE is 0
 // The largest frame a tap hands over: a 64 KiB GSO packet plus headers.
 constexpr size_t kFrameBytes = kHeaderSize + 65536 + 256;
 // Frames handled per wake before the guest is interrupted, so a busy tap
@@ -59,7 +61,6 @@ size_t WriteIntoChain(const GuestMemory& memory, const DescriptorChain& chain, s
 // The header's gso_type (its second byte) is not VIRTIO_NET_HDR_GSO_NONE:
 // the guest handed a TSO frame of up to 64 KiB rather than one segment.
 bool IsGsoFrame(const std::vector<iovec>& iov) {
-  constexpr size_t kGsoTypeOffset = 1;
   size_t offset = kGsoTypeOffset;
   for (const iovec& part : iov) {
     if (offset < part.iov_len) return static_cast<const uint8_t*>(part.iov_base)[offset] != 0;
@@ -79,7 +80,7 @@ size_t WritableBytes(const DescriptorChain& chain) {
 
 Net::Net(std::array<uint8_t, 6> mac, std::unique_ptr<Tap> tap, std::shared_ptr<EventLoop> loop)
     : loop_(std::move(loop)) {
-  SetMac(mac);
+  SetMacs(mac, mac);
   frame_.resize(kFrameBytes);
   if (tap) Attach(std::move(tap));
 }
@@ -99,7 +100,7 @@ uint64_t Net::features() const {
 void Net::ReadConfig(uint64_t offset, uint8_t* data, uint32_t len) {
   // struct virtio_net_config: mac[6], status (le16).
   uint8_t config[8] = {};
-  std::array<uint8_t, 6> mac = this->mac();
+  std::array<uint8_t, 6> mac = guest_mac();
   std::memcpy(config, mac.data(), 6);
   uint16_t status = link_up() ? kStatusLinkUp : 0;
   std::memcpy(config + 6, &status, 2);
@@ -133,17 +134,22 @@ uint16_t Net::HeldChains(uint16_t queue) const {
   return queue == kRxQueue ? static_cast<uint16_t>(frame_chains_.size()) : 0;
 }
 
-std::array<uint8_t, 6> Net::mac() const {
-  uint64_t packed = mac_.load(std::memory_order_acquire);
+std::array<uint8_t, 6> Net::Unpack(uint64_t packed) {
   std::array<uint8_t, 6> mac{};
   for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(packed >> (8 * i));
   return mac;
 }
 
-void Net::SetMac(const std::array<uint8_t, 6>& mac) {
-  uint64_t packed = 0;
-  for (int i = 0; i < 6; ++i) packed |= uint64_t{mac[i]} << (8 * i);
-  mac_.store(packed, std::memory_order_release);
+void Net::SetMacs(const std::array<uint8_t, 6>& guest, const std::array<uint8_t, 6>& wire) {
+  auto pack = [](const std::array<uint8_t, 6>& mac) {
+    uint64_t packed = 0;
+    for (int i = 0; i < 6; ++i) packed |= uint64_t{mac[i]} << (8 * i);
+    return packed;
+  };
+  std::lock_guard guard(io_lock_);
+  guest_mac_.store(pack(guest), std::memory_order_release);
+  wire_mac_.store(pack(wire), std::memory_order_release);
+  translating_.store(guest != wire, std::memory_order_release);
 }
 
 bool Net::driver_ready() const {
@@ -314,6 +320,10 @@ bool Net::ReceiveLocked() {
     }
     if (n <= kHeaderSize) continue;
     frame_len_ = static_cast<size_t>(n);
+    if (translating_.load(std::memory_order_relaxed)) {
+      RewriteIncoming(frame_.data() + kHeaderSize, frame_len_ - kHeaderSize, {guest_mac(), wire_mac()},
+                      (frame_[0] & kHeaderNeedsCsum) != 0);
+    }
     if (++batch == kRxBatch) {
       if (used_any) InterruptIfWantedLocked(kRxQueue);
       used_any = false;
@@ -321,6 +331,31 @@ bool Net::ReceiveLocked() {
     }
   }
   return used_any;
+}
+
+void Net::RewriteTransmitLocked(std::vector<iovec>* iov, size_t total) {
+  size_t copy = kHeaderSize + std::min(total - kHeaderSize, kMacRewriteSpan);
+  tx_rewritten_.resize(copy);
+  size_t done = 0, index = 0;
+  for (; index < iov->size() && done < copy; ++index) {
+    iovec& seg = (*iov)[index];
+    size_t n = std::min(seg.iov_len, copy - done);
+    std::memcpy(tx_rewritten_.data() + done, seg.iov_base, n);
+    done += n;
+    if (n < seg.iov_len) {
+      // The rest of this segment goes from guest memory as before.
+      seg.iov_base = static_cast<uint8_t*>(seg.iov_base) + n;
+      seg.iov_len -= n;
+      break;
+    }
+  }
+  // A segmentation-offload frame is TCP: only its Ethernet header names us.
+  bool gso = tx_rewritten_[kGsoTypeOffset] != 0;
+  size_t span = std::min(copy - kHeaderSize, gso ? kMacRewriteEthernetSpan : kMacRewriteSpan);
+  RewriteOutgoing(tx_rewritten_.data() + kHeaderSize, span, {guest_mac(), wire_mac()},
+                  (tx_rewritten_[0] & kHeaderNeedsCsum) != 0);
+  iov->erase(iov->begin(), iov->begin() + static_cast<long>(index));
+  iov->insert(iov->begin(), {tx_rewritten_.data(), copy});
 }
 
 bool Net::TransmitLocked() {
@@ -344,6 +379,7 @@ bool Net::TransmitLocked() {
     }
     bool sent = false;
     if (valid && total > kHeaderSize && tap_ != nullptr && link_up()) {
+      if (translating_.load(std::memory_order_relaxed)) RewriteTransmitLocked(&iov, total);
       // Zero copy: the tap takes the header and frame from guest memory.
       ssize_t n;
       do {

@@ -5,6 +5,8 @@
 // guest's receive buffers, several buffers per frame with MRG_RXBUF.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -15,6 +17,7 @@
 #include "backends/tap.h"
 #include "io/event_loop.h"
 #include "virtio/device.h"
+#include "virtio/mac_translation.h"
 
 namespace virga::virtio {
 
@@ -34,6 +37,7 @@ class Net : public VirtioDevice {
   static constexpr uint16_t kTxQueue = 1;
 
   // `loop` is the slot's I/O thread, where the tap's readiness is watched.
+  // `mac` is both what the guest reads and what the network sees.
   Net(std::array<uint8_t, 6> mac, std::unique_ptr<Tap> tap, std::shared_ptr<EventLoop> loop);
   ~Net() override;
 
@@ -55,15 +59,20 @@ class Net : public VirtioDevice {
   // the tap is handed back for the caller to close.
   std::unique_ptr<Tap> Detach();
 
-  std::array<uint8_t, 6> mac() const;
-  // Before the guest has seen the device (an incoming migration adopts the
-  // source's MACs): the guest reads the MAC once, when its driver probes.
-  void SetMac(const std::array<uint8_t, 6>& mac);
+  // The MAC the guest's driver read when it probed, and the one the
+  // network sees; frames are rewritten between the two when they differ
+  // (mac_translation.h).
+  std::array<uint8_t, 6> guest_mac() const { return Unpack(guest_mac_.load(std::memory_order_acquire)); }
+  std::array<uint8_t, 6> wire_mac() const { return Unpack(wire_mac_.load(std::memory_order_acquire)); }
+  // Before the guest runs (a restore or an incoming migration takes the
+  // guest MAC its driver has read already, and the wire MAC it is given).
+  void SetMacs(const std::array<uint8_t, 6>& guest, const std::array<uint8_t, 6>& wire);
   bool link_up() const { return link_up_.load(std::memory_order_acquire); }
   bool driver_ready() const;
   NetCounters counters() const;
 
  private:
+  static std::array<uint8_t, 6> Unpack(uint64_t packed);
   void OnTapEvent(uint32_t events);
   // Both return whether they put entries in their used ring that no
   // interrupt has covered yet; the caller raises it (InterruptIfWantedLocked)
@@ -81,8 +90,13 @@ class Net : public VirtioDevice {
   // Copies the pending frame into receive buffers; false when the guest
   // has not posted enough of them yet (the frame waits).
   bool DeliverPendingLocked(Queue& queue, bool* used_any);
+  // Translating: the chain's header and the start of its frame copied out
+  // of guest memory (the guest may still read its buffers) and rewritten;
+  // `iov` then takes that copy and the rest of the chain.
+  void RewriteTransmitLocked(std::vector<iovec>* iov, size_t total);
 
-  std::atomic<uint64_t> mac_;  // the 6 bytes, low first
+  std::atomic<uint64_t> guest_mac_{0}, wire_mac_{0};  // the 6 bytes, low first
+  std::atomic<bool> translating_{false};
   const std::shared_ptr<EventLoop> loop_;
   std::atomic<bool> link_up_{false};
 
@@ -102,6 +116,7 @@ class Net : public VirtioDevice {
   std::vector<uint8_t> frame_;
   size_t frame_len_ = 0;
   std::vector<DescriptorChain> frame_chains_;
+  std::vector<uint8_t> tx_rewritten_;
 
   std::atomic<uint64_t> rx_frames_{0}, tx_frames_{0}, rx_bytes_{0}, tx_bytes_{0}, rx_dropped_{0}, tx_dropped_{0};
   std::atomic<uint64_t> tx_notifications_{0}, rx_notifications_{0}, tx_interrupts_{0}, rx_interrupts_{0},

@@ -95,6 +95,7 @@ PciTransport::PciTransport(std::shared_ptr<VirtioDevice> device, const GuestMemo
       msix_(VectorsFor(*device), std::move(route), std::move(fire)),
       queue_vectors_(new std::atomic<uint16_t>[device->queue_count()]) {
   for (uint16_t q = 0; q < device->queue_count(); ++q) queue_vectors_[q] = kNoVector;
+  config_.SetInterruptPin(1);
   AddCapabilities();
   SetBarRegisters(kRegistersBar, std::make_shared<BarRegisters>(this, false));
   SetBarRegisters(kMsixBar, std::make_shared<BarRegisters>(this, true));
@@ -166,6 +167,28 @@ void PciTransport::ResetFunction() {
   pci::PciDevice::ResetFunction();
 }
 
+void PciTransport::SaveFunction(state::ByteWriter& out) {
+  {
+    std::lock_guard guard(pci::PciDevice::lock_);
+    config_.Save(out);
+  }
+  msix_.Save(out);
+  out.U16(config_vector_.load());
+  for (uint16_t q = 0; q < queues_.size(); ++q) out.U16(queue_vectors_[q].load());
+  Transport::SaveState(out);
+}
+
+void PciTransport::RestoreFunction(state::ByteReader& in) {
+  {
+    std::lock_guard guard(pci::PciDevice::lock_);
+    config_.Restore(in);
+    msix_.Restore(in, config_);
+  }
+  config_vector_ = CheckedVector(in.U16());
+  for (uint16_t q = 0; q < queues_.size(); ++q) queue_vectors_[q] = CheckedVector(in.U16());
+  Transport::RestoreState(in);
+}
+
 void PciTransport::BarMoved(int index, uint64_t from, uint64_t to) {
   if (index != kRegistersBar || !notify_moved_) return;
   notify_moved_(from == 0 ? 0 : from + kNotifyOffset, to == 0 ? 0 : to + kNotifyOffset);
@@ -177,9 +200,20 @@ uint16_t PciTransport::CheckedVector(uint64_t value) const {
 }
 
 void PciTransport::Deliver(uint32_t bits, uint16_t queue) {
+  if (!msix_.enabled()) {
+    // The ISR bits are set already: the line goes up and stays up until the driver reads them.
+    if (intx_ && IntxPending()) intx_();
+    return;
+  }
   uint16_t vector = bits & kInterruptConfigChange ? config_vector_.load(std::memory_order_acquire)
                                                    : queue_vectors_[queue].load(std::memory_order_acquire);
   msix_.Signal(vector);
+}
+
+bool PciTransport::IntxPending() {
+  if (interrupt_status() == 0 || msix_.enabled()) return false;
+  std::lock_guard guard(pci::PciDevice::lock_);
+  return !config_.IntxDisabled();
 }
 
 void PciTransport::ResetRegistersLocked() {

@@ -4,8 +4,8 @@
 // and the notify registers in memory BAR 0, a window onto the BARs through
 // configuration space (VIRTIO_PCI_CAP_PCI_CFG, for firmware drivers), and
 // MSI-X (its table and PBA in BAR 1) for interrupts: a vector per queue and one for configuration
-// changes, as the driver assigns them. There is no INTx: a driver that
-// does not enable MSI-X gets no interrupts. Status, features, queues and
+// changes, as the driver assigns them; INTx (pin A, level-triggered) for a
+// driver that does not enable MSI-X. Status, features, queues and
 // the device itself are virtio/transport.h's, shared with virtio-mmio.
 //
 // Queue q's notify register is at BAR 0 + kNotifyOffset + q * 4; the board
@@ -55,8 +55,19 @@ class PciTransport : public pci::PciDevice, public Transport {
   uint32_t ReadConfig(uint32_t offset, uint32_t len) override;
   void WriteConfig(uint32_t offset, uint32_t len, uint32_t value) override;
   void ResetFunction() override;
+  // The configuration space, MSI-X (table, pending bits), the vectors the
+  // driver assigned, then virtio/transport.h's state.
+  void SaveFunction(state::ByteWriter& out) override;
+  void RestoreFunction(state::ByteReader& in) override;
   // Set before the guest runs.
   void SetNotifyMoved(NotifyMoved moved) { notify_moved_ = std::move(moved); }
+  // INTx (pin A): `assert` raises the function's level-triggered line; set
+  // before the guest runs. Used while MSI-X is off: the line stays up
+  // until the driver reads the ISR, which clears it (4.1.4.5).
+  void SetIntx(std::function<void()> assert_line) { intx_ = std::move(assert_line); }
+  // The line should be up: an interrupt is pending in the ISR, MSI-X is off
+  // and the command register allows INTx (the board asks at each EOI).
+  bool IntxPending();
 
   // BAR 0 and BAR 1 as the guest reads and writes them (offsets within each).
   void ReadRegisters(uint64_t offset, uint8_t* data, uint32_t len);
@@ -82,6 +93,7 @@ class PciTransport : public pci::PciDevice, public Transport {
 
   pci::Msix msix_;
   NotifyMoved notify_moved_;
+  std::function<void()> intx_;
   // Read by the I/O thread raising an interrupt, written by the driver.
   std::atomic<uint16_t> config_vector_{kNoVector};
   std::unique_ptr<std::atomic<uint16_t>[]> queue_vectors_;

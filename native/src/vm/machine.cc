@@ -352,7 +352,7 @@ void Machine::CollectDirty(size_t index, std::vector<uint64_t>* bitmap) {
 }
 
 std::vector<std::string> Machine::AcceptIncomingLayout(const MachineLayout& source) {
-  std::vector<std::string> differences = LayoutDifferences(source, ConfigLayout(), "the source");
+  std::vector<std::string> differences = LayoutDifferences(source, ConfigLayout(), "the source", WireMac::kKept);
   if (differences.empty()) board_->AdoptIncoming(source);
   return differences;
 }

@@ -1,6 +1,7 @@
 #include "vm/machine_layout.h"
 
 #include <cstdio>
+#include <map>
 
 namespace virga {
 
@@ -28,6 +29,54 @@ std::string Topology(const MachineLayout& l) {
          ")";
 }
 
+// The guest read the MAC when it booted and keeps it.
+std::string MacDifference(const std::string& where, const std::array<uint8_t, 6>& saved,
+                          const std::array<uint8_t, 6>& given, const std::string& other) {
+  return where + other + "'s guest has MAC " + Mac(saved) + " (read when it booted), the command line gives " +
+         Mac(given) + "; leave mac= out to keep " + other + "'s";
+}
+
+std::string PciAddr(const MachineLayout::PciFunction& f) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "pcie.0 addr 0x%x.%u", f.slot, f.function);
+  return text;
+}
+
+std::string PciText(const MachineLayout::PciFunction* f) {
+  if (f == nullptr) return "nothing";
+  std::string text = f->driver + (f->id.empty() ? "" : " '" + f->id + "'");
+  if (f->disk.present) text += " (" + DiskText(f->disk) + ")";
+  return text;
+}
+
+// Compared by address: the guest found each function where it is and keeps using it there.
+void PciDifferences(const std::vector<MachineLayout::PciFunction>& saved,
+                    const std::vector<MachineLayout::PciFunction>& command_line, const std::string& other,
+                    std::vector<std::string>* out) {
+  std::map<std::pair<uint32_t, uint32_t>, std::pair<const MachineLayout::PciFunction*, const MachineLayout::PciFunction*>>
+      by_address;
+  for (const auto& f : saved) by_address[{f.slot, f.function}].first = &f;
+  for (const auto& f : command_line) by_address[{f.slot, f.function}].second = &f;
+  for (const auto& [address, pair] : by_address) {
+    const auto* a = pair.first;
+    const auto* b = pair.second;
+    std::string where = PciAddr(a != nullptr ? *a : *b) + ": ";
+    if (a == nullptr || b == nullptr || a->driver != b->driver ||
+        (a->disk.present && (a->disk.bytes != b->disk.bytes || a->disk.read_only != b->disk.read_only)) ||
+        (a->driver == "virtio-balloon-pci" &&
+         (a->deflate_on_oom != b->deflate_on_oom || a->free_page_reporting != b->free_page_reporting))) {
+      std::string suffix = a != nullptr && b != nullptr && a->driver == "virtio-balloon-pci" && a->driver == b->driver
+                               ? " (deflate-on-oom/free-page-reporting differ)"
+                               : "";
+      out->push_back(where + other + " has " + PciText(a) + ", the command line " + PciText(b) + suffix);
+      continue;
+    }
+    if (a->nic.present && b->nic.mac_given && a->nic.mac != b->nic.mac) {
+      out->push_back(MacDifference(where, a->nic.mac, b->nic.mac, other));
+    }
+  }
+}
+
 }  // namespace
 
 void MachineLayout::Encode(state::ByteWriter& out) const {
@@ -45,6 +94,26 @@ void MachineLayout::Encode(state::ByteWriter& out) const {
   out.Bool(balloon);
   out.Bool(balloon_deflate_on_oom);
   out.Bool(balloon_free_page_reporting);
+  out.String(machine);
+  out.U32(static_cast<uint32_t>(pci.size()));
+  for (const PciFunction& f : pci) {
+    out.U32(f.slot);
+    out.U32(f.function);
+    out.String(f.driver);
+    out.String(f.id);
+    out.U64(f.disk.bytes);
+    out.Bool(f.disk.read_only);
+    out.Bytes(f.nic.mac.data(), f.nic.mac.size());
+    out.Bool(f.deflate_on_oom);
+    out.Bool(f.free_page_reporting);
+  }
+  // Last, and only when some NIC translates, so a snapshot without a
+  // clone's own MAC is written as before.
+  bool translating = false;
+  for (const Nic& n : nics) translating = translating || n.wire_mac != n.mac;
+  if (translating) {
+    for (const Nic& n : nics) out.Bytes(n.wire_mac.data(), n.wire_mac.size());
+  }
 }
 
 MachineLayout MachineLayout::Decode(state::ByteReader& in) {
@@ -63,12 +132,42 @@ MachineLayout MachineLayout::Decode(state::ByteReader& in) {
   l.balloon = in.Bool();
   l.balloon_deflate_on_oom = in.Bool();
   l.balloon_free_page_reporting = in.Bool();
+  l.machine = in.String();
+  uint32_t count = in.Count(8);
+  for (uint32_t i = 0; i < count; ++i) {
+    PciFunction f;
+    f.slot = in.U32();
+    f.function = in.U32();
+    f.driver = in.String();
+    f.id = in.String();
+    f.disk.present = f.driver == "virtio-blk-pci";
+    f.disk.bytes = in.U64();
+    f.disk.read_only = in.Bool();
+    f.nic.present = f.driver == "virtio-net-pci";
+    in.Bytes(f.nic.mac.data(), f.nic.mac.size());
+    f.deflate_on_oom = in.Bool();
+    f.free_page_reporting = in.Bool();
+    l.pci.push_back(std::move(f));
+  }
+  for (Nic& n : l.nics) {
+    if (in.remaining() == 0) {
+      n.wire_mac = n.mac;
+    } else {
+      in.Bytes(n.wire_mac.data(), n.wire_mac.size());
+    }
+  }
   in.ExpectEnd();
   return l;
 }
 
-std::vector<std::string> LayoutDifferences(const MachineLayout& s, const MachineLayout& c, const std::string& other) {
+std::vector<std::string> LayoutDifferences(const MachineLayout& s, const MachineLayout& c, const std::string& other,
+                                           WireMac wire_mac) {
   std::vector<std::string> out;
+  if (s.machine != c.machine) {
+    // Its devices would be compared slot against address: one difference says it all.
+    out.push_back("-machine: " + other + " is a " + s.machine + ", the command line a " + c.machine);
+    return out;
+  }
   if (s.cpus != c.cpus || s.max_cpus != c.max_cpus || s.sockets != c.sockets || s.cores != c.cores ||
       s.threads != c.threads) {
     out.push_back("-smp: " + other + " has " + Topology(s) + ", the command line " + Topology(c));
@@ -92,9 +191,8 @@ std::vector<std::string> LayoutDifferences(const MachineLayout& s, const Machine
       out.push_back(slot + ": " + other + " has " + (a.present ? "a tap" : "no tap") + ", the command line " +
                     (b.present ? "a tap" : "no tap"));
     }
-    if (b.mac_given && a.mac != b.mac) {
-      // The guest read the MAC when it booted and keeps it.
-      out.push_back(slot + ": " + other + "'s guest has MAC " + Mac(a.mac) + " (read when it booted), the command line gives " +
+    if (wire_mac == WireMac::kKept && b.mac_given && a.wire_mac != b.mac) {
+      out.push_back(slot + ": " + other + " has MAC " + Mac(a.wire_mac) + " on the network, the command line gives " +
                     Mac(b.mac) + "; leave mac= out to keep " + other + "'s");
     }
   }
@@ -105,6 +203,7 @@ std::vector<std::string> LayoutDifferences(const MachineLayout& s, const Machine
                            s.balloon_free_page_reporting != c.balloon_free_page_reporting)) {
     out.push_back("-device virtio-balloon-device: deflate-on-oom/free-page-reporting differ from " + other + "'s");
   }
+  PciDifferences(s.pci, c.pci, other, &out);
   return out;
 }
 

@@ -15,15 +15,10 @@ MicrovmBoard::MicrovmBoard(const MachineConfig& config, MicrovmDevices::Emit on_
 MicrovmBoard::~MicrovmBoard() = default;
 
 void MicrovmBoard::CreateDevices(BoardContext& context, const MachineLayout* saved) {
-  std::array<std::optional<MacAddress>, x86::kNetSlots> nic_macs{};
-  // Every NIC keeps the MAC its guest read at boot.
-  if (saved != nullptr) {
-    for (uint32_t slot = 0; slot < x86::kNetSlots; ++slot) nic_macs[slot] = saved->nics[slot].mac;
-  }
   // Fixed slot layout (docs/devices.md) so hot-plug fills slots the guest
   // already knows about, at addresses that never move.
   devices_ = std::make_unique<MicrovmDevices>(
-      config_.disks, config_.nics, config_.balloon, config_.identity, nic_macs, config_.memory_bytes,
+      config_.disks, config_.nics, config_.balloon, config_.identity, saved, config_.memory_bytes,
       [this, &context](uint32_t index, const auto& make) { return AddSlot(context, index, make); }, on_event_);
 }
 

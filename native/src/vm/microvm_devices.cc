@@ -77,8 +77,8 @@ MacAddress DerivedMac(const std::string& identity, uint32_t slot) {
 
 MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::vector<NicConfig>& nics,
                                const std::optional<BalloonDeviceConfig>& balloon, const std::string& identity,
-                               const std::array<std::optional<MacAddress>, x86::kNetSlots>& nic_macs,
-                               uint64_t memory_bytes, const AddSlot& add_slot, Emit emit)
+                               const MachineLayout* saved, uint64_t memory_bytes, const AddSlot& add_slot,
+                               Emit emit)
     : memory_bytes_(memory_bytes), emit_(std::move(emit)) {
   block_slots_.resize(x86::kBlockSlots);
   net_slots_.resize(x86::kNetSlots);
@@ -101,6 +101,7 @@ MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::
   for (uint32_t i = 0; i < x86::kNetSlots; ++i) {
     std::unique_ptr<Tap> tap;
     MacAddress mac = DerivedMac(identity, i);
+    bool keeps_wire_mac = false;
     for (const NicConfig& nic : nics) {
       if (nic.slot != i) continue;
       try {
@@ -109,13 +110,19 @@ MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::
         throw VmmError("netdev " + nic.netdev, e);
       }
       if (nic.mac) mac = *nic.mac;
+      // A NIC restored without mac= is still on the network it was.
+      keeps_wire_mac = !nic.mac.has_value();
       net_backends_[nic.netdev] = {tap->ifname(), nullptr, i};
       net_slots_[i] = {nic.id, nic.netdev};
     }
-    if (nic_macs[i]) mac = *nic_macs[i];
+    MacAddress guest_mac = saved != nullptr ? saved->nics[i].mac : mac;
+    // An empty slot takes this VM's own derived MAC, so a NIC a clone
+    // hot-plugs later does not share its template's.
+    MacAddress wire_mac = saved != nullptr && keeps_wire_mac ? saved->nics[i].wire_mac : mac;
     std::shared_ptr<virtio::Net> device;
     net_transports_.push_back(add_slot(x86::kBlockSlots + i, [&](const std::shared_ptr<EventLoop>& loop) {
-      device = std::make_shared<virtio::Net>(mac, std::move(tap), loop);
+      device = std::make_shared<virtio::Net>(guest_mac, std::move(tap), loop);
+      device->SetMacs(guest_mac, wire_mac);
       return device;
     }));
     nets_.push_back(device);
@@ -250,8 +257,8 @@ void MicrovmDevices::AddDevice(const DeviceAddRequest& request) {
                        net_slots_[*backend.slot].device_id + "'");
       }
       uint32_t slot = PickSlot(request, x86::kNetSlots, net_slots_, "NIC");
-      if (request.mac && *request.mac != nets_[slot]->mac()) {
-        throw VmmError("mac: NIC slot " + SlotAddr(slot) + " has MAC " + FormatMac(nets_[slot]->mac()) +
+      if (request.mac && *request.mac != nets_[slot]->wire_mac()) {
+        throw VmmError("mac: NIC slot " + SlotAddr(slot) + " has MAC " + FormatMac(nets_[slot]->wire_mac()) +
                        " fixed at boot (the guest reads it once); give another MAC on the command line "
                        "(-device virtio-net-device,mac=...) or omit mac");
       }
@@ -354,27 +361,31 @@ Json MicrovmDevices::Describe() const {
     auto it = net_backends_.find(state.backend);
     bool attached = !state.device_id.empty() && it != net_backends_.end();
     virtio::NetCounters c = nets_[slot]->counters();
-    net.push_back(Json(Json::Object{{"slot", Json(slot)},
-                                    {"addr", Json(SlotAddr(slot))},
-                                    {"guest-name", Json(NetName(slot))},
-                                    {"device", id_or_null(state.device_id)},
-                                    {"netdev", id_or_null(state.backend)},
-                                    {"ifname", attached ? Json(it->second.ifname) : Json()},
-                                    {"mac", Json(FormatMac(nets_[slot]->mac()))},
-                                    {"link", Json(nets_[slot]->link_up() ? "up" : "down")},
-                                    {"driver-ready", Json(nets_[slot]->driver_ready())},
-                                    {"rx-frames", Json(c.rx_frames)},
-                                    {"tx-frames", Json(c.tx_frames)},
-                                    {"rx-bytes", Json(c.rx_bytes)},
-                                    {"tx-bytes", Json(c.tx_bytes)},
-                                    {"rx-dropped", Json(c.rx_dropped)},
-                                    {"tx-dropped", Json(c.tx_dropped)},
-                                    {"tx-notifications", Json(c.tx_notifications)},
-                                    {"rx-notifications", Json(c.rx_notifications)},
-                                    {"tx-interrupts", Json(c.tx_interrupts)},
-                                    {"rx-interrupts", Json(c.rx_interrupts)},
-                                    {"tx-gso-frames", Json(c.tx_gso_frames)},
-                                    {"tx-blocked", Json(c.tx_blocked)}}));
+    MacAddress wire_mac = nets_[slot]->wire_mac(), guest_mac = nets_[slot]->guest_mac();
+    Json::Object nic{{"slot", Json(slot)},
+                     {"addr", Json(SlotAddr(slot))},
+                     {"guest-name", Json(NetName(slot))},
+                     {"device", id_or_null(state.device_id)},
+                     {"netdev", id_or_null(state.backend)},
+                     {"ifname", attached ? Json(it->second.ifname) : Json()},
+                     {"mac", Json(FormatMac(wire_mac))},
+                     {"link", Json(nets_[slot]->link_up() ? "up" : "down")},
+                     {"driver-ready", Json(nets_[slot]->driver_ready())},
+                     {"rx-frames", Json(c.rx_frames)},
+                     {"tx-frames", Json(c.tx_frames)},
+                     {"rx-bytes", Json(c.rx_bytes)},
+                     {"tx-bytes", Json(c.tx_bytes)},
+                     {"rx-dropped", Json(c.rx_dropped)},
+                     {"tx-dropped", Json(c.tx_dropped)},
+                     {"tx-notifications", Json(c.tx_notifications)},
+                     {"rx-notifications", Json(c.rx_notifications)},
+                     {"tx-interrupts", Json(c.tx_interrupts)},
+                     {"rx-interrupts", Json(c.rx_interrupts)},
+                     {"tx-gso-frames", Json(c.tx_gso_frames)},
+                     {"tx-blocked", Json(c.tx_blocked)}};
+    // The guest's own name for itself, when the VMM translates (a clone).
+    if (guest_mac != wire_mac) nic["guest-mac"] = Json(FormatMac(guest_mac));
+    net.push_back(Json(std::move(nic)));
   }
   Json balloon;
   if (balloon_) {
@@ -402,7 +413,9 @@ Json MicrovmDevices::Describe() const {
 
 void MicrovmDevices::AdoptMacs(const MachineLayout& layout) {
   std::lock_guard guard(lock_);
-  for (uint32_t slot = 0; slot < nets_.size(); ++slot) nets_[slot]->SetMac(layout.nics[slot].mac);
+  for (uint32_t slot = 0; slot < nets_.size(); ++slot) {
+    nets_[slot]->SetMacs(layout.nics[slot].mac, layout.nics[slot].wire_mac);
+  }
 }
 
 void MicrovmDevices::FillLayout(MachineLayout* layout) const {
@@ -415,7 +428,8 @@ void MicrovmDevices::FillLayout(MachineLayout* layout) const {
   }
   for (uint32_t slot = 0; slot < net_slots_.size(); ++slot) {
     layout->nics[slot].present = !net_slots_[slot].device_id.empty();
-    layout->nics[slot].mac = nets_[slot]->mac();
+    layout->nics[slot].mac = nets_[slot]->guest_mac();
+    layout->nics[slot].wire_mac = nets_[slot]->wire_mac();
   }
   layout->balloon = balloon_ != nullptr;
   layout->balloon_deflate_on_oom = balloon_ && balloon_options_.deflate_on_oom;

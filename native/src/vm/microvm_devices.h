@@ -78,12 +78,13 @@ class MicrovmDevices {
   // A QMP event for every client: {"event":NAME,"data":{...}}.
   using Emit = std::function<void(const std::string& name, Json data)>;
 
-  // `nic_macs`: a NIC slot's MAC when it must be that one (a restored
-  // guest's); otherwise a NIC's mac= or the MAC derived from `identity`.
+  // A NIC's MAC is its mac=, else the one derived from `identity`. When
+  // restoring (`saved`), its guest keeps the MAC it read at boot and the
+  // network sees mac= if given, else what it saw when the snapshot was
+  // taken; an empty slot's is the one derived from `identity`.
   MicrovmDevices(const std::vector<DiskConfig>& disks, const std::vector<NicConfig>& nics,
                  const std::optional<BalloonDeviceConfig>& balloon, const std::string& identity,
-                 const std::array<std::optional<MacAddress>, x86::kNetSlots>& nic_macs, uint64_t memory_bytes,
-                 const AddSlot& add_slot, Emit emit);
+                 const MachineLayout* saved, uint64_t memory_bytes, const AddSlot& add_slot, Emit emit);
 
   void AddBlockBackend(const std::string& node_name, const BlockFileConfig& file);
   void RemoveBlockBackend(const std::string& node_name);
@@ -103,7 +104,7 @@ class MicrovmDevices {
   Json Describe() const;
   // What fills each slot now (hot-plugged devices included), for a snapshot.
   void FillLayout(MachineLayout* layout) const;
-  // An incoming migration: each NIC takes the source guest's MAC.
+  // An incoming migration: each NIC takes the source's guest and wire MACs.
   void AdoptMacs(const MachineLayout& layout);
 
  private:

@@ -1,6 +1,13 @@
 #include "vm/q35.h"
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <set>
+#include <tuple>
 
 #include "arch/x86_64/layout.h"
 #include "common/error.h"
@@ -10,7 +17,7 @@ namespace virga {
 
 namespace {
 
-std::shared_ptr<virtio::VirtioDevice> MakeDevice(const PciDeviceConfig& config, const std::string& identity,
+std::shared_ptr<virtio::VirtioDevice> MakeDevice(const PciDeviceConfig& config, const MacAddress& mac,
                                                  const std::shared_ptr<EventLoop>& loop) {
   switch (config.kind) {
     case PciDeviceConfig::Kind::kBlock:
@@ -27,7 +34,6 @@ std::shared_ptr<virtio::VirtioDevice> MakeDevice(const PciDeviceConfig& config, 
       } catch (const VmmError& e) {
         throw VmmError("netdev " + config.backend, e);
       }
-      MacAddress mac = config.mac ? *config.mac : DerivedMac(identity, config.slot * pci::kFunctions + config.function);
       return std::make_shared<virtio::Net>(mac, std::move(tap), loop);
     }
     case PciDeviceConfig::Kind::kBalloon:
@@ -37,6 +43,45 @@ std::shared_ptr<virtio::VirtioDevice> MakeDevice(const PciDeviceConfig& config, 
   throw VmmError("unknown PCI device kind");
 }
 
+const char* DriverName(PciDeviceConfig::Kind kind) {
+  switch (kind) {
+    case PciDeviceConfig::Kind::kBlock: return "virtio-blk-pci";
+    case PciDeviceConfig::Kind::kNet: return "virtio-net-pci";
+    case PciDeviceConfig::Kind::kBalloon: return "virtio-balloon-pci";
+  }
+  return "?";
+}
+
+// A function as the command line describes it; the board fills in what
+// its devices report now (disk size, the MAC the guest read).
+MachineLayout::PciFunction Outline(const PciDeviceConfig& config) {
+  MachineLayout::PciFunction f;
+  f.slot = config.slot;
+  f.function = config.function;
+  f.driver = DriverName(config.kind);
+  f.id = config.id;
+  f.disk.present = config.kind == PciDeviceConfig::Kind::kBlock;
+  f.disk.read_only = f.disk.present && config.file.read_only;
+  f.nic.present = config.kind == PciDeviceConfig::Kind::kNet;
+  if (config.mac) f.nic.mac = *config.mac;
+  f.deflate_on_oom = config.kind == PciDeviceConfig::Kind::kBalloon && config.balloon.deflate_on_oom;
+  f.free_page_reporting = config.kind == PciDeviceConfig::Kind::kBalloon && config.balloon.free_page_reporting;
+  return f;
+}
+
+void SortByAddress(std::vector<MachineLayout::PciFunction>* functions) {
+  std::sort(functions->begin(), functions->end(), [](const auto& a, const auto& b) {
+    return std::tie(a.slot, a.function) < std::tie(b.slot, b.function);
+  });
+}
+
+const MachineLayout::PciFunction* FindFunction(const MachineLayout& layout, uint32_t slot, uint32_t function) {
+  for (const auto& f : layout.pci) {
+    if (f.slot == slot && f.function == function) return &f;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 Q35Board::Q35Board(const MachineConfig& config) : config_(config) {}
@@ -44,7 +89,6 @@ Q35Board::Q35Board(const MachineConfig& config) : config_(config) {}
 Q35Board::~Q35Board() = default;
 
 void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) {
-  (void)saved;  // RequireSavable refuses a restore before this runs
   root_ = std::make_shared<pci::RootBus>(&context.mmio);
   root_->Attach(0, 0, std::make_shared<pci::HostBridge>());
   routes_ = std::make_unique<kvm::GsiRoutes>(&context.vm);
@@ -54,19 +98,31 @@ void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) 
     if (device.function != 0) multifunction.insert(device.slot);
   }
   for (const PciDeviceConfig& device : config_.pci_devices) {
-    AddVirtio(context, device, device.function == 0 && multifunction.count(device.slot));
+    AddVirtio(context, device, device.function == 0 && multifunction.count(device.slot), saved);
   }
   context.mmio.Insert(x86::kPciEcamBase, (uint64_t{x86::kPciLastBus} + 1) * pci::kEcamBytesPerBus,
                       std::make_shared<pci::EcamWindow>(root_));
-  context.pio.Insert(pci::ConfigPorts::kBase, pci::ConfigPorts::kSize,
-                     std::make_shared<pci::ConfigPorts>(root_, context.report_exit));
+  config_ports_ = std::make_shared<pci::ConfigPorts>(root_, context.report_exit);
+  context.pio.Insert(pci::ConfigPorts::kBase, pci::ConfigPorts::kSize, config_ports_);
 }
 
-void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, bool multifunction) {
+void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, bool multifunction,
+                         const MachineLayout* saved) {
   Function function;
+  function.config = config;
   function.loop = std::make_shared<EventLoop>();
   io_threads_.Add(function.loop);
-  std::shared_ptr<virtio::VirtioDevice> device = MakeDevice(config, config_.identity, function.loop);
+  // A NIC keeps the MAC its guest read at boot: mac=, else a restored guest's, else derived.
+  MacAddress mac = DerivedMac(config_.identity, config.slot * pci::kFunctions + config.function);
+  const MachineLayout::PciFunction* before = saved ? FindFunction(*saved, config.slot, config.function) : nullptr;
+  if (config.mac) {
+    mac = *config.mac;
+  } else if (before != nullptr && before->nic.present) {
+    mac = before->nic.mac;
+  }
+  std::shared_ptr<virtio::VirtioDevice> device = MakeDevice(config, mac, function.loop);
+  function.block = std::dynamic_pointer_cast<virtio::Block>(device);
+  function.net = std::dynamic_pointer_cast<virtio::Net>(device);
   std::vector<uint32_t> gsis;
   for (uint16_t v = 0; v < virtio::PciTransport::VectorsFor(*device); ++v) {
     gsis.push_back(routes_->AllocateMsi());
@@ -86,6 +142,23 @@ void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, b
   virtio::PciTransport* transport = function.transport.get();
   kvm::Vm* vm = &context.vm;
   transport->ServeNotifications(*function.loop);
+  // INTx for a driver without MSI-X: a level line, asserted again at each
+  // EOI while the ISR still holds something (a line shared by several
+  // functions stays up while any of them is pending).
+  function.intx = std::make_unique<IrqLine>(IntxGsi(config.slot, 0));
+  function.resample.Reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!function.resample.valid()) throw ErrnoError("eventfd for an INTx resample");
+  context.vm.RegisterResampleIrqfd(function.intx->fd(), function.intx->gsi(), function.resample.get());
+  IrqLine* intx = function.intx.get();
+  transport->SetIntx([intx] { intx->Trigger(); });
+  int resample = function.resample.get();
+  function.loop->Add(resample, EPOLLIN, [resample, transport, intx](uint32_t) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t n = ::read(resample, &count, sizeof(count));
+    if (transport->IntxPending()) intx->Trigger();
+  });
+  // What firmware leaves in the interrupt line register; guests with ACPI read the _PRT instead.
+  transport->WriteConfig(pci::kInterruptLine, 1, function.intx->gsi());
   // The notify registers' ioeventfds follow BAR 0 wherever the guest puts it.
   transport->SetNotifyMoved([vm, transport](uint64_t from, uint64_t to) {
     const auto& fds = transport->notify_fds();
@@ -118,7 +191,8 @@ void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, b
 
 void Q35Board::DescribeAcpi(acpi::AcpiLayout* layout) const {
   layout->pci = acpi::PciHost{x86::kPciEcamBase, static_cast<uint8_t>(x86::kPciLastBus),
-                              static_cast<uint32_t>(x86::kPciMmioBase), static_cast<uint32_t>(x86::kPciMmioSize)};
+                              static_cast<uint32_t>(x86::kPciMmioBase), static_cast<uint32_t>(x86::kPciMmioSize),
+                              kIntxFirstGsi};
 }
 
 void Q35Board::Start(bool paused) { io_threads_.Start(paused); }
@@ -132,7 +206,66 @@ void Q35Board::Stop() { io_threads_.Stop(); }
 void Q35Board::Reset() { root_->Reset(); }
 
 void Q35Board::RequireSavable() const {
-  throw VmmError("the q35 machine has no snapshots or live migration yet (docs/q35.md)");
+  // Before CreateDevices (a restore checks first) there are no functions to ask yet.
+  std::string refusal = root_ ? root_->SaveRefusal() : std::string();
+  if (!refusal.empty()) throw VmmError("the VM cannot be saved or migrated: PCI function " + refusal);
+}
+
+void Q35Board::FillConfigLayout(MachineLayout* layout) const {
+  layout->machine = name();
+  for (const PciDeviceConfig& device : config_.pci_devices) {
+    MachineLayout::PciFunction f = Outline(device);
+    if (f.disk.present) {
+      struct stat st {};
+      if (::stat(device.file.path.c_str(), &st) == 0) f.disk.bytes = static_cast<uint64_t>(st.st_size) / 512 * 512;
+    }
+    // A derived MAC yields to the saved guest's.
+    f.nic.mac_given = device.mac.has_value();
+    layout->pci.push_back(f);
+  }
+  SortByAddress(&layout->pci);
+}
+
+void Q35Board::FillLayout(MachineLayout* layout) const {
+  layout->machine = name();
+  for (const Function& function : functions_) {
+    MachineLayout::PciFunction f = Outline(function.config);
+    if (function.block) {
+      f.disk.bytes = function.block->capacity_sectors() * 512;
+      f.disk.read_only = function.block->read_only();
+    }
+    if (function.net) f.nic.mac = function.net->guest_mac();
+    layout->pci.push_back(f);
+  }
+  SortByAddress(&layout->pci);
+}
+
+void Q35Board::AdoptIncoming(const MachineLayout& source) {
+  for (const Function& function : functions_) {
+    const auto* f = FindFunction(source, function.config.slot, function.config.function);
+    if (function.net && f != nullptr && f->nic.present) function.net->SetMacs(f->nic.mac, f->nic.mac);
+  }
+}
+
+void Q35Board::Save(state::StateFileWriter& file) const {
+  root_->Save(file);
+  state::ByteWriter ports;
+  config_ports_->Save(ports);
+  file.Section("PCIP", ports);
+}
+
+void Q35Board::Load(const state::StateFile& file) {
+  RequireSavable();
+  root_->Load(file);
+  state::ByteReader ports = file.Section("PCIP");
+  config_ports_->Restore(ports);
+  ports.ExpectEnd();
+  // What the driver posted before the snapshot is served once the I/O threads
+  // run; a pending INTx is asserted again (KVM's line state is not saved).
+  for (const Function& function : functions_) {
+    function.transport->KickQueues();
+    if (function.transport->IntxPending()) function.intx->Trigger();
+  }
 }
 
 }  // namespace virga

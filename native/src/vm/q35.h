@@ -6,8 +6,10 @@
 // and an ioeventfd per queue on its notify registers. Their BARs are
 // placed in the root bus's window before the guest runs, as firmware
 // would. The rest of the machine (RAM, vCPUs, COM1, RTC, power button,
-// reset) is the core's, as on the microvm. Not built yet, and refused by
-// name: root ports, hot-plug, snapshots and migration.
+// reset) is the core's, as on the microvm. Snapshots and migration save
+// every function generically (configuration space, then what the function
+// adds: MSI-X, the virtio transport and device). Not built yet, and
+// refused by name: root ports and hot-plug.
 #pragma once
 
 #include <memory>
@@ -29,6 +31,11 @@ class Q35Board : public Board {
   // Where function slot.fn's BARs go: BAR 0 at the start of its share
   // of the root bus's window, BAR 1 after it.
   static constexpr uint64_t kBarStride = 0x8000;
+  // INTx: pin p (0 = INTA#) of slot s is IOAPIC pin kIntxFirstGsi + (s + p) % 4,
+  // the usual swizzle, as the DSDT's _PRT tells the guest; free on q35
+  // (the microvm's virtio-mmio lines use them, but not on this board).
+  static constexpr uint32_t kIntxFirstGsi = 16;
+  static uint32_t IntxGsi(uint32_t slot, uint32_t pin) { return kIntxFirstGsi + (slot + pin) % 4; }
 
   explicit Q35Board(const MachineConfig& config);
   ~Q35Board() override;
@@ -42,18 +49,30 @@ class Q35Board : public Board {
   void Stop() override;
   void Reset() override;
   void RequireSavable() const override;
+  void FillConfigLayout(MachineLayout* layout) const override;
+  void FillLayout(MachineLayout* layout) const override;
+  void Save(state::StateFileWriter& file) const override;
+  void Load(const state::StateFile& file) override;
+  void AdoptIncoming(const MachineLayout& source) override;
 
  private:
   struct Function {
+    PciDeviceConfig config;
+    std::shared_ptr<virtio::Block> block;  // the one of these the function is
+    std::shared_ptr<virtio::Net> net;
     std::shared_ptr<EventLoop> loop;
     std::vector<std::unique_ptr<IrqLine>> vectors;  // an irqfd per MSI-X vector
+    std::unique_ptr<IrqLine> intx;                   // pin A's level-triggered irqfd
+    UniqueFd resample;                               // KVM signals it at the line's EOI
     std::shared_ptr<virtio::PciTransport> transport;
   };
 
-  void AddVirtio(BoardContext& context, const PciDeviceConfig& config, bool multifunction);
+  void AddVirtio(BoardContext& context, const PciDeviceConfig& config, bool multifunction,
+                 const MachineLayout* saved);
 
   const MachineConfig config_;
   std::shared_ptr<pci::RootBus> root_;
+  std::shared_ptr<pci::ConfigPorts> config_ports_;
   std::unique_ptr<kvm::GsiRoutes> routes_;
   std::vector<Function> functions_;
   IoThreads io_threads_;

@@ -101,10 +101,10 @@ export const blockDeviceSchema = z
   .strict();
 export type BlockDevice = z.infer<typeof blockDeviceSchema>;
 
-const macField = z
+export const unicastMac = z
   .string()
-  .regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56")
-  .optional();
+  .regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56");
+const macField = unicastMac.optional();
 
 export const netDeviceSchema = z
   .object({

@@ -5,21 +5,25 @@
 // file system can), its own taps on the template's bridges (or the one
 // given), its own QMP socket, console and log, and `incoming` naming the
 // template, so that its first start restores the snapshot instead of
-// booting (vm.ts drops `incoming` once it ran). The machine itself (vCPUs,
-// memory, which slots hold which disks and NICs, the MACs the guest read)
-// must stay the template's: virga-vmm refuses anything else, and so does
-// this file, naming the override.
+// booting (vm.ts drops `incoming` once it ran). Each NIC gets the clone's
+// own MAC on the network (derived from its id, or overrides.mac): the guest
+// keeps the template's, which it read at boot, and virga-vmm translates
+// (docs/devices.md, "A clone's own MAC"); config.json records it, so a
+// later cold boot gives the guest that MAC too. The machine itself (vCPUs,
+// memory, which slots hold which disks and NICs) must stay the template's:
+// virga-vmm refuses anything else, and so does this file, naming the
+// override.
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import type { Netdev, VmConfig } from "../config/vm-config";
+import type { VmConfig } from "../config/vm-config";
 import type { Daemon } from "./daemon";
-import { configSlots } from "./devices";
+import { configSlots, derivedMac, wireNics } from "./devices";
 import { copyDisk } from "./disk-copy";
 import { badRequest, messageOf } from "./errors";
 import { writeJson } from "./json-file";
 import { MAX_CLONES } from "./routers/templates.schema";
 import { vmDisksDir, type VmPaths } from "./run-dir";
-import { checkBridge, tapName, type OwnedTap } from "./taps";
+import { checkBridge, type OwnedTap } from "./taps";
 import type { TemplateInfo } from "./templates";
 import type { VmState } from "./vm";
 import { ownedFields } from "./vm-input";
@@ -34,6 +38,8 @@ export interface CloneOverrides {
   paused?: boolean | undefined;
   /** The kernel command line for the clone's later cold boots (a restore keeps the guest's). */
   append?: string | undefined;
+  /** The clone's MAC on the network (one clone of a template with one NIC); default: derived from its id. */
+  mac?: string | undefined;
   /** Fixed by the template: accepted only when equal to it. */
   machine?: unknown;
   kernel?: unknown;
@@ -44,7 +50,6 @@ export interface CloneOverrides {
   drives?: unknown;
   netdevs?: unknown;
   devices?: unknown;
-  mac?: unknown;
 }
 
 export interface CloneInput {
@@ -61,6 +66,8 @@ export interface CloneResult {
   /** null when the VM could not even be created. */
   state: VmState | null;
   pid: number | null;
+  /** Its NICs' MACs on the network, in slot order. */
+  macs: string[];
   /** Why this clone failed; null when it runs (or waits paused). */
   error: string | null;
 }
@@ -96,10 +103,20 @@ function checkMachineOverrides(template: TemplateInfo, overrides: CloneOverrides
       `overrides.${field}: a clone has its template's ${what} (${JSON.stringify(value)}); ${JSON.stringify(overrides[field])} would change the machine`,
     );
   }
-  if (overrides.mac !== undefined && !template.nics.every((nic) => nic.mac === overrides.mac)) {
-    const macs = template.nics.map((nic) => `${nic.mac} in slot ${nic.slot}`).join(", ");
+}
+
+/** overrides.mac names one NIC's MAC: one clone, a template with one NIC. */
+function checkMacOverride(template: TemplateInfo, count: number, mac: string | undefined): void {
+  if (mac === undefined) return;
+  const nics = configSlots(template.config).nics.size;
+  if (nics !== 1) {
     throw badRequest(
-      `overrides.mac: a clone keeps its template's MAC (${macs || "no NIC"}), which the guest read at boot; ${JSON.stringify(overrides.mac)} would change the machine`,
+      `overrides.mac: template '${template.name}' has ${nics} NICs; a MAC can be given only for a template with one`,
+    );
+  }
+  if (count !== 1) {
+    throw badRequest(
+      `overrides.mac: names one clone's MAC, but count is ${count}; leave it out and each clone gets its own, derived from its id`,
     );
   }
 }
@@ -134,22 +151,20 @@ function cloneIds(daemon: Daemon, prefix: string, count: number): string[] {
   return ids;
 }
 
-/** The template's config rewired for one clone directory (devices, and so MACs, stay as they are). */
+/** The template's config rewired for one clone directory: the same devices, each NIC with the clone's MAC. */
 function cloneConfig(
   template: TemplateInfo,
+  id: string,
   paths: VmPaths,
   name: string,
   bridges: Map<number, string>,
   overrides: CloneOverrides,
 ): { config: VmConfig; taps: OwnedTap[] } {
-  const taps: OwnedTap[] = [];
-  const netdevs: Netdev[] = [];
-  for (const [slot, used] of configSlots(template.config).nics) {
-    const ifname = tapName(paths.dir, slot);
-    const bridge = bridges.get(slot);
-    if (bridge !== undefined) taps.push({ ifname, bridge });
-    netdevs.push({ id: used.device.netdev, ifname });
-  }
+  // A derived MAC is stable for the clone (its id), as a booted VM's is for its name.
+  const { netdevs, devices, taps } = wireNics(template.config, paths.dir, (slot) => ({
+    bridge: bridges.get(slot),
+    mac: overrides.mac?.toLowerCase() ?? derivedMac(id, slot),
+  }));
   const config: VmConfig = {
     ...template.config,
     ...ownedFields(paths),
@@ -159,6 +174,7 @@ function cloneConfig(
       file: path.join(vmDisksDir(paths), path.basename(drive.file)),
     })),
     netdevs,
+    devices,
     startPaused: false,
     incoming: `file:${template.dir}`,
   };
@@ -176,9 +192,13 @@ async function cloneOne(
   bridges: Map<number, string>,
   overrides: CloneOverrides,
 ): Promise<CloneResult> {
+  let macs: string[] = [];
   try {
     await daemon.register(id, { name, clonedFrom: template.name }, async (staged, final) => {
-      const { config, taps } = cloneConfig(template, final, name, bridges, overrides);
+      const { config, taps } = cloneConfig(template, id, final, name, bridges, overrides);
+      macs = [...configSlots(config).nics]
+        .sort(([a], [b]) => a - b)
+        .flatMap(([, nic]) => nic.device.mac ?? []);
       await mkdir(vmDisksDir(staged), { mode: 0o700 });
       for (const drive of template.config.drives) {
         await copyDisk(drive.file, path.join(vmDisksDir(staged), path.basename(drive.file)));
@@ -188,15 +208,15 @@ async function cloneOne(
       return taps.length === 0 ? {} : { taps };
     });
   } catch (error) {
-    return { id, name, state: null, pid: null, error: messageOf(error) };
+    return { id, name, state: null, pid: null, macs, error: messageOf(error) };
   }
   const vm = daemon.vm(id);
   try {
     const summary = await vm.start(overrides.paused ?? false);
-    return { id, name, state: summary.state, pid: summary.pid, error: null };
+    return { id, name, state: summary.state, pid: summary.pid, macs, error: null };
   } catch (error) {
     const summary = vm.summary();
-    return { id, name, state: summary.state, pid: summary.pid, error: messageOf(error) };
+    return { id, name, state: summary.state, pid: summary.pid, macs, error: messageOf(error) };
   }
 }
 
@@ -213,6 +233,7 @@ export async function cloneTemplate(daemon: Daemon, input: CloneInput): Promise<
   }
   const overrides = input.overrides ?? {};
   checkMachineOverrides(template, overrides);
+  checkMacOverride(template, input.count, overrides.mac);
   const bridges = bridgesFor(template, overrides.bridge);
   const prefix = input.namePrefix ?? template.name;
   const ids = cloneIds(daemon, prefix, input.count);

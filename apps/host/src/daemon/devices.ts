@@ -11,6 +11,7 @@ import {
   BLOCK_SLOTS,
   NET_SLOTS,
   type BlockDevice,
+  type Device,
   type Drive,
   type NetDevice,
   type Netdev,
@@ -53,8 +54,13 @@ export interface NicSlot {
   ifname: string | null;
   /** The bridge, when virgad created the tap on one. */
   bridge: string | null;
-  /** The slot's MAC (fixed when the guest probes it at boot). */
+  /** The slot's MAC on the network (fixed when the guest probes it at boot). */
   mac: string;
+  /**
+   * Running VMs only, when it differs from `mac`: the MAC the guest read
+   * at boot (a clone restored with its own MAC; virga-vmm translates).
+   */
+  guestMac?: string;
   /** Running VMs only: link state, driver and counters. */
   link: "up" | "down" | null;
   driverReady: boolean | null;
@@ -193,6 +199,35 @@ export function configSlots(config: VmConfig): ConfigSlots {
   return result;
 }
 
+/**
+ * A config's NICs wired for a VM of their own (a clone, a migration's
+ * destination): each on a tap named for `vmDir`, made on the bridge `pick`
+ * gives for its slot (none: no tap is made), with the MAC it gives.
+ */
+export function wireNics(
+  config: VmConfig,
+  vmDir: string,
+  pick: (slot: number) => { bridge: string | undefined; mac: string },
+): { netdevs: Netdev[]; devices: Device[]; taps: OwnedTap[] } {
+  const taps: OwnedTap[] = [];
+  const netdevs: Netdev[] = [];
+  const macs = new Map<string, string>();
+  for (const [slot, used] of configSlots(config).nics) {
+    const { bridge, mac } = pick(slot);
+    const ifname = tapName(vmDir, slot);
+    if (bridge !== undefined) taps.push({ ifname, bridge });
+    netdevs.push({ id: used.device.netdev, ifname });
+    macs.set(used.device.id, mac);
+  }
+  const devices = config.devices.map((device) => {
+    const mac = macs.get(device.id);
+    return mac === undefined || device.driver !== "virtio-net-device"
+      ? device
+      : ({ ...device, mac } satisfies NetDevice);
+  });
+  return { netdevs, devices, taps };
+}
+
 /** The MAC virga-vmm gives a NIC slot without mac= (docs/devices.md: FNV-1a of the VM's identity). */
 export function derivedMac(identity: string, slot: number): string {
   let hash = 2166136261;
@@ -278,6 +313,7 @@ function liveDevices(view: DeviceView, info: DevicesInfo): VmDevices {
       ifname: s.ifname,
       bridge: bridgeOf(view, s.ifname),
       mac: s.mac,
+      ...(s["guest-mac"] === undefined ? {} : { guestMac: s["guest-mac"] }),
       link: s.link,
       driverReady: s["driver-ready"],
       counters: {

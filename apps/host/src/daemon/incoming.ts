@@ -15,15 +15,15 @@ import net from "node:net";
 import { hostname } from "node:os";
 import path from "node:path";
 import type { z } from "zod";
-import type { Netdev, NetDevice, VmConfig } from "../config/vm-config";
+import type { VmConfig } from "../config/vm-config";
 import type { ImageDirs } from "./confine";
 import type { Daemon } from "./daemon";
-import { configSlots } from "./devices";
+import { wireNics } from "./devices";
 import { DaemonError, badRequest, messageOf } from "./errors";
 import { writeJson } from "./json-file";
 import type { abortIncomingInput, incomingInput } from "./routers/migration.schema";
 import { vmDisksDir, type VmPaths } from "./run-dir";
-import { checkBridge, tapName, type OwnedTap } from "./taps";
+import { checkBridge, type OwnedTap } from "./taps";
 import { LIVE_STATES, type ManagedVm, type MigrationMark, type VmExit } from "./vm";
 import { confineConfig, ownedFields } from "./vm-input";
 
@@ -93,24 +93,12 @@ export function incomingConfig(
   incoming: string,
   paused: boolean,
 ): { config: VmConfig; taps: OwnedTap[] } {
-  const taps: OwnedTap[] = [];
-  const netdevs: Netdev[] = [];
-  const macs = new Map<string, string>();
-  for (const [slot, used] of configSlots(source).nics) {
+  const { netdevs, devices, taps } = wireNics(source, paths.dir, (slot) => {
     const nic = nics.find((n) => n.slot === slot);
     if (nic === undefined) {
       throw badRequest(`nics: NIC slot ${slot} of the config is missing from the source's NICs`);
     }
-    const ifname = tapName(paths.dir, slot);
-    taps.push({ ifname, bridge: nic.bridge });
-    netdevs.push({ id: used.device.netdev, ifname });
-    macs.set(used.device.id, nic.mac);
-  }
-  const devices = source.devices.map((device) => {
-    const mac = macs.get(device.id);
-    return mac === undefined || device.driver !== "virtio-net-device"
-      ? device
-      : ({ ...device, mac } satisfies NetDevice);
+    return nic;
   });
   const config: VmConfig = {
     ...source,

@@ -38,8 +38,10 @@ export interface TemplateDisk {
 
 export interface TemplateNic {
   slot: number;
-  /** The MAC the guest read at boot: every clone keeps it on its first start. */
+  /** The source's MAC on the network (each clone gets its own, vm.clone). */
   mac: string;
+  /** The MAC the source's guest read at boot, when it differs from `mac` (a template of a clone). */
+  guestMac?: string;
   /** The bridge of the tap virgad made for it; null when the VM used a tap of its own. */
   bridge: string | null;
   tap: string | null;
@@ -269,7 +271,13 @@ export class TemplateStore {
           disks: disks.sort((a, b) => a.slot - b.slot),
           nics: live.nics
             .filter((nic) => nic.device !== null)
-            .map((nic) => ({ slot: nic.slot, mac: nic.mac, bridge: nic.bridge, tap: nic.ifname })),
+            .map((nic) => ({
+              slot: nic.slot,
+              mac: nic.mac,
+              ...(nic.guestMac === undefined ? {} : { guestMac: nic.guestMac }),
+              bridge: nic.bridge,
+              tap: nic.ifname,
+            })),
           clonesMade: 0,
         };
         await writeJson(path.join(staging, "config.json"), config);

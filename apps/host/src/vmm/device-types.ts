@@ -50,7 +50,10 @@ export interface NetSlotInfo {
   device: string | null;
   netdev: string | null;
   ifname: string | null;
+  /** What the network sees. */
   mac: string;
+  /** What the guest read at boot, when it differs (a clone restored with its own MAC). */
+  "guest-mac"?: string;
   link: "up" | "down";
   "driver-ready": boolean;
   "rx-frames": number;

@@ -245,16 +245,8 @@ export class Machine implements VmControl {
     return genericError(`snapshot: ${why}; only anonymous guest RAM can be saved`);
   }
 
-  /** Refused before the VM is paused or RAM copied: q35 state is not saved yet (docs/q35.md). */
-  private unsavable(): Error | null {
-    if (this.config.machine === "microvm") return null;
-    return genericError(
-      `the ${this.config.machine} machine has no snapshots or live migration yet (docs/q35.md)`,
-    );
-  }
-
   snapshot(dir: string): Promise<void> {
-    const unsavable = this.unsavable() ?? this.ramUnsavable();
+    const unsavable = this.ramUnsavable();
     if (unsavable !== null) return Promise.reject(unsavable);
     if (this.migration.active)
       return Promise.reject(genericError("a migration is already in progress"));
@@ -282,8 +274,6 @@ export class Machine implements VmControl {
   }
 
   migrate(uri: string): Promise<void> {
-    const unsavable = this.unsavable();
-    if (unsavable !== null) return Promise.reject(unsavable);
     if (this.migration.active)
       return Promise.reject(genericError("a migration is already in progress"));
     if (this.state !== "running" && this.state !== "paused") {

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readlinkSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { derivedMac } from "../../src/daemon/devices";
 import { tapName } from "../../src/daemon/taps";
 import { requireKvmHost } from "../support/guest";
 import { requireTaps, testBridge } from "../support/tap";
@@ -181,34 +182,42 @@ describe("virgad local migration (a new process on the same host)", () => {
     }),
   );
 
-  it("keeps a clone's own disk, which lives in its directory", TEST, () =>
-    withVirgad(async (fx) => {
-      const client = (await fx.start()).client();
-      const disk = sparseDisk(fx, "t.img", 2 * MIB);
-      const { console } = await probeVmWithDisk(fx, client, "src", disk, 96);
-      console.close();
-      await client.vm.snapshot.mutate({ id: "src", template: "tpl" });
-      const report = await client.vm.clone.mutate({ template: "tpl", count: 1 });
-      for (const clone of report.clones) fx.track(clone.pid);
-      const clone = report.clones[0];
-      assert.ok(clone !== undefined && clone.error === null, JSON.stringify(report));
-      const own = storedConfig(fx, clone.id).drives[0]?.file ?? "";
-      assert.ok(own.startsWith(path.join(fx.runDir, "vms", clone.id) + path.sep), own);
+  it(
+    "keeps a clone's own disk, which lives in its directory, and its MAC with its guest's",
+    TEST,
+    () =>
+      withVirgad(async (fx) => {
+        const client = (await fx.start()).client();
+        const disk = sparseDisk(fx, "t.img", 2 * MIB);
+        const { console } = await probeVmWithDisk(fx, client, "src", disk, 96);
+        console.close();
+        const nic = await client.vm.attachNic.mutate({ id: "src", bridge, slot: 0 });
+        await client.vm.snapshot.mutate({ id: "src", template: "tpl" });
+        const report = await client.vm.clone.mutate({ template: "tpl", count: 1 });
+        for (const clone of report.clones) fx.track(clone.pid);
+        const clone = report.clones[0];
+        assert.ok(clone !== undefined && clone.error === null, JSON.stringify(report));
+        const own = storedConfig(fx, clone.id).drives[0]?.file ?? "";
+        assert.ok(own.startsWith(path.join(fx.runDir, "vms", clone.id) + path.sep), own);
 
-      const info = await client.vm.migrate.mutate({ id: clone.id, local: true, wait: true });
-      assert.equal(info.status, "completed", JSON.stringify(info));
-      const moved = await client.vm.get.query({ id: clone.id });
-      fx.track(moved.pid);
-      assert.equal(moved.clonedFrom, "tpl");
-      assert.deepEqual(
-        moved.config.drives.map((d) => d.file),
-        [own],
-      );
-      assert.ok(existsSync(own), "the clone's disk is there");
-      const there = new ConsoleWatcher(client, clone.id);
-      await ask(client, clone.id, there, "blk 0 info\n", /OK blk info capacity=4096/);
-      there.close();
-    }),
+        const info = await client.vm.migrate.mutate({ id: clone.id, local: true, wait: true });
+        assert.equal(info.status, "completed", JSON.stringify(info));
+        const moved = await client.vm.get.query({ id: clone.id });
+        fx.track(moved.pid);
+        assert.equal(moved.clonedFrom, "tpl");
+        assert.deepEqual(
+          moved.config.drives.map((d) => d.file),
+          [own],
+        );
+        assert.ok(existsSync(own), "the clone's disk is there");
+        // The new process translates as the old one did.
+        const moved0 = (await client.vm.devices.query({ id: clone.id })).nics[0];
+        assert.equal(moved0?.mac, derivedMac(clone.id, 0));
+        assert.equal(moved0.guestMac, nic.mac);
+        const there = new ConsoleWatcher(client, clone.id);
+        await ask(client, clone.id, there, "blk 0 info\n", /OK blk info capacity=4096/);
+        there.close();
+      }),
   );
 
   it("cancels mid-way: the VM runs on in its old process, nothing else is left", TEST, () =>

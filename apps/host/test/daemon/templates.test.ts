@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readlinkSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { derivedMac } from "../../src/daemon/devices";
 import { tapName } from "../../src/daemon/taps";
 import { readSector, sectorPattern } from "../support/disk";
 import { requireKvmHost } from "../support/guest";
@@ -155,11 +156,11 @@ describe("virgad templates and clones", () => {
         await refused(
           client.vm.clone.mutate({
             template: "tpl",
-            count: 1,
+            count: 2,
             overrides: { mac: "52:54:00:00:00:01" },
           }),
           "BAD_REQUEST",
-          /^overrides\.mac: a clone keeps its template's MAC/,
+          /^overrides\.mac: names one clone's MAC, but count is 2; leave it out and each clone gets its own/,
         );
         await refused(
           client.vm.clone.mutate({ template: "tpl", count: 1, namePrefix: "Web" }),
@@ -201,13 +202,33 @@ describe("virgad templates and clones", () => {
           assert.deepEqual(status.return, { running: true, singlestep: false, status: "running" });
           const devices = await client.vm.devices.query({ id });
           assert.equal(devices.nics[0]?.ifname, tap);
-          assert.equal(devices.nics[0].mac, nic.mac, "the template's MAC");
+          // Its own MAC on the bridge, recorded in its config; its guest keeps the template's.
+          assert.equal(devices.nics[0].mac, derivedMac(id, 0));
+          assert.equal(devices.nics[0].guestMac, nic.mac);
+          assert.deepEqual(
+            config.devices.map((d) => ("mac" in d ? d.mac : null)),
+            [null, derivedMac(id, 0)],
+          );
           const console = new ConsoleWatcher(client, id);
           consoles.set(id, console);
           // Restored at the prompt: its shell answers, and its disk holds the template's data.
           await shell(client, console, id, "blk 0 verify 3 7", /OK blk verify/);
           await shell(client, console, id, "net 0 info", new RegExp(`OK net info mac=${nic.mac}`));
         }
+        const cloneMacs = new Set(
+          await Promise.all(
+            report.clones.map(
+              async ({ id }) => (await client.vm.devices.query({ id })).nics[0]?.mac,
+            ),
+          ),
+        );
+        assert.equal(cloneMacs.size, 3, "every clone has its own MAC");
+        assert.deepEqual(
+          report.clones.map((c) => c.macs),
+          report.clones.map((c) => [derivedMac(c.id, 0)]),
+          "the report names them",
+        );
+        assert.ok(!cloneMacs.has(nic.mac), "and none has the template's");
 
         // Each clone's disk is its own.
         const c1 = consoles.get("tpl-1");
@@ -230,6 +251,18 @@ describe("virgad templates and clones", () => {
           [["tpl", 3, 0]],
         );
 
+        // One clone may be given its MAC.
+        const named = await client.vm.clone.mutate({
+          template: "tpl",
+          count: 1,
+          overrides: { mac: "52:54:00:AB:00:01" },
+        });
+        for (const clone of named.clones) fx.track(clone.pid);
+        assert.equal(named.clones[0]?.error, null, JSON.stringify(named));
+        const namedNic = (await client.vm.devices.query({ id: "tpl-4" })).nics[0];
+        assert.equal(namedNic?.mac, "52:54:00:ab:00:01");
+        assert.equal(namedNic.guestMac, nic.mac);
+
         // A clone stopped and started again boots from its kernel like any VM.
         await client.vm.quit.mutate({ id: "tpl-3" });
         const c3 = consoles.get("tpl-3");
@@ -239,6 +272,17 @@ describe("virgad templates and clones", () => {
         await waitUntil(
           () => /PROBE boot entry=linux64[\s\S]*PROBE ready/.test(c3.text.slice(before)),
           "tpl-3 to boot again",
+        );
+        // With the MAC its config recorded, now the guest's own: nothing to translate.
+        const rebooted = (await client.vm.devices.query({ id: "tpl-3" })).nics[0];
+        assert.equal(rebooted?.mac, derivedMac("tpl-3", 0));
+        assert.equal(rebooted.guestMac, undefined);
+        await shell(
+          client,
+          c3,
+          "tpl-3",
+          "net 0 info",
+          new RegExp(`OK net info mac=${rebooted.mac}`),
         );
 
         // Deleting the template leaves running clones running (they map its memory).

@@ -4,10 +4,8 @@
 // unplugged, a NIC's link coming up and going down, and the balloon giving
 // memory back to the host.
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import path from "node:path";
-import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import type { QmpClient } from "../../src/qmp/client";
 import type { NetSlotInfo } from "../../src/vmm/device-types";
@@ -20,58 +18,12 @@ import {
   withVmm,
   type VmmProcess,
 } from "../support/guest";
-import { repoRoot } from "../support/paths";
 import { makeTap, requireTaps } from "../support/tap";
+import { ETHERTYPE, receiveOnTap, sendOnTap } from "../support/tap-frames";
 
-const execFileAsync = promisify(execFile);
 const BOOT_MS = 30000;
 const TEST = { timeout: 120000 };
 const MIB = 1024 * 1024;
-const ETHERTYPE = "0x88b5"; // IEEE local experimental: nothing else on the tap uses it
-const tapIo = path.join(repoRoot, "apps", "host", "test", "clients", "tap_io.py");
-
-interface Frame {
-  len: number;
-  dst: string;
-  src: string;
-  type: string;
-  seed: number | null;
-}
-
-/** Starts listening on the tap for one frame; resolves once it arrived (or timed out). */
-async function receiveOnTap(ifname: string, timeoutS = 10): Promise<() => Promise<Frame>> {
-  const child = spawn("/usr/bin/python3", [tapIo, ifname, "recv", ETHERTYPE, String(timeoutS)]);
-  let out = "";
-  child.stdout.setEncoding("utf8");
-  let listening: () => void = () => undefined;
-  const ready = new Promise<void>((resolve) => (listening = resolve));
-  child.stdout.on("data", (chunk: string) => {
-    out += chunk;
-    if (out.includes('"listening"')) listening();
-  });
-  const done = new Promise<Frame>((resolve, reject) => {
-    child.on("exit", () => {
-      const last = out.trim().split("\n").pop() ?? "";
-      const parsed = JSON.parse(last) as Frame & { timeout?: boolean };
-      if (parsed.timeout === true) reject(new Error(`no frame on ${ifname} within ${timeoutS} s`));
-      else resolve(parsed);
-    });
-  });
-  await ready;
-  return () => done;
-}
-
-async function sendOnTap(ifname: string, dst: string, len: number, seed: number): Promise<void> {
-  await execFileAsync("/usr/bin/python3", [
-    tapIo,
-    ifname,
-    "send",
-    dst,
-    ETHERTYPE,
-    String(len),
-    String(seed),
-  ]);
-}
 
 function rssBytes(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8")

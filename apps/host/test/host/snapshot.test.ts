@@ -17,12 +17,11 @@ import {
   withVmm,
   type VmmProcess,
 } from "../support/guest";
-import { repoRoot } from "../support/paths";
 import { makeTap, requireTaps } from "../support/tap";
+import { ETHERTYPE, receiveOnTap, sendOnTap, tapIo } from "../support/tap-frames";
 
 const BOOT_MS = 30000;
 const TEST = { timeout: 120000 };
-const tapIo = path.join(repoRoot, "apps", "host", "test", "clients", "tap_io.py");
 
 /** Types a shell command; its answer (the next OK/ERR line) must match `answer`. */
 async function shell(vm: VmmProcess, command: string, answer: RegExp): Promise<RegExpExecArray> {
@@ -166,6 +165,95 @@ describe("snapshots and restore", () => {
         const ids = new Set([templateId, ...results.map((r) => r.id)]);
         assert.equal(ids.size, 11, "the template and every clone have their own generation ID");
       } finally {
+        tmp.cleanup();
+      }
+    },
+  );
+
+  it(
+    "clones given their own MACs: each one's frames leave with its MAC, frames to it arrive, its guest keeps the template's",
+    TEST,
+    async () => {
+      requireTaps();
+      const taps = [makeTap(), makeTap(), makeTap()];
+      const tmp = tempDir();
+      const templateMac = "52:56:0a:0b:0c:00";
+      const nic = (tap: string, mac: string): string[] => [
+        "-netdev",
+        `tap,id=n0,ifname=${tap}`,
+        "-device",
+        `virtio-net-device,netdev=n0,mac=${mac}`,
+      ];
+      try {
+        const template = path.join(tmp.dir, "template");
+        const socket = path.join(tmp.dir, "source.sock");
+        await withVmm(
+          [
+            ...probeArgs(),
+            ...nic(taps[0]?.name ?? "", templateMac),
+            "-qmp",
+            `unix:${socket},server,nowait`,
+          ],
+          async (vm) => {
+            await vm.waitFor(/probe> /, BOOT_MS);
+            await withQmp(vm, socket, async (qmp) => {
+              await qmp.execute("migrate", { uri: `file:${template}` });
+            });
+          },
+        );
+        const wireMacs = ["52:56:0a:0b:0c:01", "52:56:0a:0b:0c:02"];
+        const eth1Macs = new Set<string>();
+        // Both clones run at once, each on its own tap.
+        await Promise.all(
+          wireMacs.map((wire, i) => {
+            const tap = taps[i + 1]?.name ?? "";
+            const qmpSocket = path.join(tmp.dir, `clone-${i}.sock`);
+            return withVmm(
+              [
+                ...probeArgs(),
+                ...nic(tap, wire),
+                "-qmp",
+                `unix:${qmpSocket},server,nowait`,
+                "-incoming",
+                `file:${template}`,
+              ],
+              async (vm) => {
+                // The guest read its MAC when it booted as the template and keeps it.
+                await shell(vm, "net 0 info", new RegExp(`OK net info mac=${templateMac} link=up`));
+                const received = await receiveOnTap(tap);
+                await shell(vm, `net 0 send broadcast ${ETHERTYPE} 100 ${10 + i}`, /OK net send/);
+                assert.deepEqual(await received(), {
+                  len: 100,
+                  dst: "ff:ff:ff:ff:ff:ff",
+                  src: wire,
+                  type: ETHERTYPE,
+                  seed: 10 + i,
+                });
+                vm.send(`net 0 recv 10000 ${ETHERTYPE}`);
+                await sendOnTap(tap, wire, 600, 20 + i);
+                const got = await vm.waitFor(
+                  /OK net recv len=(\d+) dst=(\S+) src=\S+ type=(\S+) seed=(\S+)/,
+                );
+                assert.deepEqual(got.slice(1, 5), ["600", templateMac, ETHERTYPE, String(20 + i)]);
+                await withQmp(vm, qmpSocket, async (qmp) => {
+                  const devices = (await qmp.execute("virga-query-devices")) as {
+                    net: { mac: string; "guest-mac"?: string }[];
+                  };
+                  const [eth0, eth1] = devices.net;
+                  assert.ok(eth0 !== undefined && eth1 !== undefined);
+                  assert.equal(eth0.mac, wire);
+                  assert.equal(eth0["guest-mac"], templateMac);
+                  // The empty slot has this clone's own derived MAC for a NIC hot-plugged later.
+                  assert.ok(eth1["guest-mac"] !== undefined && eth1.mac !== eth1["guest-mac"]);
+                  eth1Macs.add(eth1.mac);
+                });
+              },
+            );
+          }),
+        );
+        assert.equal(eth1Macs.size, 2, "each clone's empty slot has a MAC of its own");
+      } finally {
+        for (const tap of taps) tap.remove();
         tmp.cleanup();
       }
     },

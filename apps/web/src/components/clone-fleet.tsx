@@ -2,7 +2,7 @@
 // "Clone N" on a template's page and the progress of the run: the clones
 // are listed as their host reports them (created, then running), each
 // linking to its VM page, and once the host has answered for all of them,
-// with the outcome of each (a clone that failed says why).
+// with the outcome of each (a clone that failed says why) and its own MACs.
 import { useMutation, useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
@@ -18,6 +18,7 @@ interface Line {
   id: string | null;
   name: string;
   state: string | null;
+  macs: string[];
   error: string | null;
 }
 
@@ -68,6 +69,7 @@ export function CloneFleet({
           id: vm.id,
           name: vm.name,
           state: vm.state,
+          macs: [],
           error: null,
         }))
       : report.clones.map((c) => ({
@@ -75,6 +77,7 @@ export function CloneFleet({
           id: c.id,
           name: c.name,
           state: c.state,
+          macs: c.macs,
           error: c.error,
         }));
 
@@ -125,6 +128,7 @@ export function CloneFleet({
               <tr>
                 <th>Clone</th>
                 <th>State</th>
+                <th>MAC</th>
                 <th />
               </tr>
             </thead>
@@ -139,6 +143,9 @@ export function CloneFleet({
                     )}
                   </td>
                   <td>{line.state === null ? "—" : <StateBadge state={line.state} />}</td>
+                  <td className="mono small">
+                    {line.macs.length === 0 ? "—" : line.macs.join(", ")}
+                  </td>
                   <td className="small">{line.error ?? ""}</td>
                 </tr>
               ))}

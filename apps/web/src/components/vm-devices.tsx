@@ -276,7 +276,18 @@ function NicTable(props: { vmId: string; devices: Devices; canAct: boolean }) {
             {nic.ifname ?? "—"}
             {nic.bridge && <span className="muted"> on {nic.bridge}</span>}
           </td>
-          <td className="mono small">{nic.mac}</td>
+          <td className="mono small" data-testid={`nic-mac-${nic.slot}`}>
+            {nic.mac}
+            {nic.guestMac !== undefined && (
+              <span
+                className="muted"
+                title="the MAC the guest read at boot; translated on the wire"
+              >
+                {" "}
+                (guest: {nic.guestMac})
+              </span>
+            )}
+          </td>
           <td>{nic.link ?? "—"}</td>
           {counter(nic.counters, (c) => `${c.rxFrames} / ${c.rxBytes}`)}
           {counter(nic.counters, (c) => `${c.txFrames} / ${c.txBytes}`)}

@@ -1,5 +1,7 @@
 #include "devices/pci/config_space.h"
 
+#include <cstring>
+
 #include "common/error.h"
 
 namespace virga::pci {
@@ -84,6 +86,25 @@ uint32_t ConfigSpace::AddCapability(uint8_t id, const std::vector<uint8_t>& body
   last_capability_ = offset;
   next_capability_ = (offset + 2 + static_cast<uint32_t>(body.size()) + 3) & ~3u;
   return offset;
+}
+
+void ConfigSpace::Restore(state::ByteReader& in) {
+  std::array<uint8_t, kConfigSize> saved{};
+  in.Bytes(saved.data(), saved.size());
+  struct Field {
+    const char* name;
+    uint32_t offset, len;
+  };
+  // What says which function this is; the rest is guest-written or follows from it.
+  for (const Field& f : {Field{"vendor id", kVendorId, 2}, Field{"device id", kDeviceId, 2},
+                         Field{"revision", kRevision, 1}, Field{"class code", kClassCode, 3},
+                         Field{"header type", kHeaderType, 1}, Field{"subsystem vendor id", kSubsystemVendorId, 2},
+                         Field{"subsystem id", kSubsystemId, 2}, Field{"capabilities pointer", kCapabilitiesPointer, 1}}) {
+    if (std::memcmp(saved.data() + f.offset, bytes_.data() + f.offset, f.len) != 0) {
+      throw state::StateError(in.what() + ": its " + f.name + " differs from this function's");
+    }
+  }
+  bytes_ = saved;
 }
 
 uint64_t ConfigSpace::BarAddress(int index) const {

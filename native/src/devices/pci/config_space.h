@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "state/byte_stream.h"
+
 namespace virga::pci {
 
 constexpr uint32_t kConfigSize = 4096;
@@ -34,6 +36,7 @@ constexpr int kBarCount = 6;
 // mastering, parity and SERR reporting, INTx disable.
 constexpr uint16_t kCommandWritable = 0x0001 | 0x0002 | 0x0004 | 0x0040 | 0x0100 | 0x0400;
 constexpr uint16_t kCommandMemory = 0x0002;
+constexpr uint16_t kCommandIntxDisable = 0x0400;
 
 struct PciId {
   uint16_t vendor;
@@ -64,12 +67,22 @@ class ConfigSpace {
   uint64_t BarSize(int index) const { return index >= 0 && index < kBarCount ? bar_size_[index] : 0; }
   bool BarIs64bit(int index) const { return index >= 0 && index < kBarCount && bar_64bit_[index]; }
   void SetMultiFunction() { Set(kHeaderType, 1, 0x80); }
+  // 1-4: INTA#-INTD#; 0: no INTx.
+  void SetInterruptPin(uint8_t pin) { Set(kInterruptPin, 1, pin); }
+  bool IntxDisabled() const { return (Read(kCommand, 2) & kCommandIntxDisable) != 0; }
   bool MemoryEnabled() const { return (Read(kCommand, 2) & kCommandMemory) != 0; }
 
   // Appends a capability (its id, then `body` from the byte after the
   // next pointer) to the list, with `writable` masks for the body's bytes
   // (shorter: the rest read-only); returns its offset.
   uint32_t AddCapability(uint8_t id, const std::vector<uint8_t>& body, const std::vector<uint8_t>& writable = {});
+
+  // Every byte as the guest left it (BARs, command, capabilities' control
+  // fields); the masks and BAR sizes are the device's and are rebuilt by
+  // constructing it. Restore refuses bytes of another kind of function
+  // (its identity fields differ), naming the field.
+  void Save(state::ByteWriter& out) const { out.Bytes(bytes_.data(), bytes_.size()); }
+  void Restore(state::ByteReader& in);
 
  private:
   void Set(uint32_t offset, uint32_t len, uint64_t value);

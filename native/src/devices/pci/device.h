@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "devices/bus.h"
 #include "devices/pci/config_space.h"
@@ -50,6 +51,21 @@ class PciDevice {
     std::lock_guard guard(lock_);
     config_ = power_on_;
   }
+
+  // Snapshots and migration (docs/q35.md). The configuration space as the
+  // guest left it; a function with more state (MSI-X, a virtio transport)
+  // adds it after. The bus maps the BARs again after a restore.
+  virtual void SaveFunction(state::ByteWriter& out) {
+    std::lock_guard guard(lock_);
+    config_.Save(out);
+  }
+  virtual void RestoreFunction(state::ByteReader& in) {
+    std::lock_guard guard(lock_);
+    config_.Restore(in);
+  }
+  // Why this function cannot be saved (a passed-through device's state is
+  // in its hardware); empty when it can.
+  virtual std::string SaveRefusal() const { return {}; }
 
   // Maps each memory BAR with registers where the guest put it, while
   // memory decoding is on; unmaps it otherwise. A BAR the guest placed

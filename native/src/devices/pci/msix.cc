@@ -130,4 +130,31 @@ void Msix::Reset() {
   function_masked_ = false;
 }
 
+void Msix::Save(state::ByteWriter& out) const {
+  std::lock_guard guard(lock_);
+  out.U32(static_cast<uint32_t>(entries_.size()));
+  for (const Entry& e : entries_) {
+    for (uint32_t word : {e.address_low, e.address_high, e.data, e.control}) out.U32(word);
+    out.Bool(e.pending);
+  }
+}
+
+void Msix::Restore(state::ByteReader& in, const ConfigSpace& config) {
+  {
+    std::lock_guard guard(lock_);
+    uint32_t count = in.U32();
+    if (count != entries_.size()) {
+      throw state::StateError(in.what() + ": " + std::to_string(count) + " MSI-X vectors saved, this function has " +
+                              std::to_string(entries_.size()));
+    }
+    for (uint16_t v = 0; v < entries_.size(); ++v) {
+      Entry& e = entries_[v];
+      for (uint32_t* word : {&e.address_low, &e.address_high, &e.data, &e.control}) *word = in.U32();
+      e.pending = in.Bool();
+      route_(v, e.message());
+    }
+  }
+  ConfigWritten(config);
+}
+
 }  // namespace virga::pci

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "devices/pci/config_space.h"
+#include "state/byte_stream.h"
 
 namespace virga::pci {
 
@@ -50,6 +51,12 @@ class Msix {
   bool enabled() const;
   // Machine reset: disabled, every vector masked and not pending.
   void Reset();
+  // The vector table and pending bits (the enable and function-mask bits
+  // are in the configuration space). Restore hands every programmed
+  // vector's message to `route` again, so the board's KVM routes are the
+  // saved guest's, then takes the control bits from `config`.
+  void Save(state::ByteWriter& out) const;
+  void Restore(state::ByteReader& in, const ConfigSpace& config);
 
  private:
   struct Entry {

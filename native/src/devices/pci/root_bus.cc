@@ -1,5 +1,7 @@
 #include "devices/pci/root_bus.h"
 
+#include <cstdio>
+
 #include "common/error.h"
 
 namespace virga::pci {
@@ -37,6 +39,71 @@ void RootBus::Reset() {
     device->ResetFunction();
     if (mmio_ != nullptr) device->UpdateBarMappings(*mmio_);
   }
+}
+
+namespace {
+std::string Address(uint32_t bus, uint32_t devfn) {
+  char text[16];
+  std::snprintf(text, sizeof(text), "%02x:%02x.%u", bus, devfn >> 3, devfn & 7);
+  return text;
+}
+}  // namespace
+
+void RootBus::Save(state::StateFileWriter& file) const {
+  std::lock_guard guard(lock_);
+  for (uint32_t devfn = 0; devfn < functions_.size(); ++devfn) {
+    if (!functions_[devfn]) continue;
+    state::ByteWriter out;
+    out.U32(0);
+    out.U32(devfn);
+    functions_[devfn]->SaveFunction(out);
+    file.Section("PCIF", out);
+  }
+}
+
+void RootBus::Load(const state::StateFile& file) {
+  std::lock_guard guard(lock_);
+  size_t n = 0;
+  for (uint32_t devfn = 0; devfn < functions_.size(); ++devfn) {
+    if (!functions_[devfn]) continue;
+    if (n >= file.Count("PCIF")) throw state::StateError("it has no PCI function " + Address(0, devfn));
+    state::ByteReader in = file.Section("PCIF", n++);
+    uint32_t bus = in.U32();
+    uint32_t saved = in.U32();
+    if (bus != 0 || saved != devfn) {
+      throw state::StateError("it has PCI function " + Address(bus, saved & 0xff) + " where this machine has " +
+                              Address(0, devfn));
+    }
+    functions_[devfn]->RestoreFunction(in);
+    in.ExpectEnd();
+    if (mmio_ != nullptr) functions_[devfn]->UpdateBarMappings(*mmio_);
+  }
+  if (n != file.Count("PCIF")) {
+    throw state::StateError("it holds " + std::to_string(file.Count("PCIF")) + " PCI functions, this machine has " +
+                            std::to_string(n));
+  }
+}
+
+std::string RootBus::SaveRefusal() const {
+  std::lock_guard guard(lock_);
+  for (uint32_t devfn = 0; devfn < functions_.size(); ++devfn) {
+    if (!functions_[devfn]) continue;
+    std::string why = functions_[devfn]->SaveRefusal();
+    if (!why.empty()) return Address(0, devfn) + ": " + why;
+  }
+  return {};
+}
+
+void ConfigPorts::Save(state::ByteWriter& out) {
+  std::lock_guard guard(lock_);
+  out.U32(address_);
+  out.U8(reset_control_);
+}
+
+void ConfigPorts::Restore(state::ByteReader& in) {
+  std::lock_guard guard(lock_);
+  address_ = in.U32() & 0x80fffffcu;
+  reset_control_ = in.U8() & 0x0e;
 }
 
 std::shared_ptr<PciDevice> RootBus::Find(uint32_t bus, uint32_t devfn) const {

@@ -12,6 +12,7 @@
 
 #include "devices/bus.h"
 #include "devices/pci/device.h"
+#include "state/state_file.h"
 #include "vm/exit_reason.h"
 
 namespace virga::pci {
@@ -31,6 +32,15 @@ class RootBus {
   void Attach(uint32_t slot, uint32_t function, std::shared_ptr<PciDevice> device);
   // Machine reset (vCPUs stopped): every function back to power-on state.
   void Reset();
+
+  // Snapshots: a PCIF section per function present (bus number, devfn,
+  // then the function's own state), in address order. Load expects the
+  // same functions (the machine layout was compared first) and maps each
+  // BAR where the saved guest put it.
+  void Save(state::StateFileWriter& file) const;
+  void Load(const state::StateFile& file);
+  // The first function that cannot be saved, and why; empty when all can.
+  std::string SaveRefusal() const;
 
   // bus << 8 | slot << 3 | function, as both mechanisms encode it.
   uint32_t ReadConfig(uint32_t bus, uint32_t devfn, uint32_t offset, uint32_t len) const;
@@ -66,6 +76,9 @@ class ConfigPorts : public BusDevice {
   ConfigPorts(std::shared_ptr<RootBus> bus, ExitRequest on_exit) : bus_(std::move(bus)), on_exit_(std::move(on_exit)) {}
   void Read(uint64_t offset, uint8_t* data, uint32_t len) override;
   void Write(uint64_t offset, const uint8_t* data, uint32_t len) override;
+  // The address latch (a guest may be between its 0xcf8 and 0xcfc accesses).
+  void Save(state::ByteWriter& out);
+  void Restore(state::ByteReader& in);
 
  private:
   std::shared_ptr<RootBus> bus_;

@@ -5,9 +5,9 @@ import { z } from "zod";
 import {
   BLOCK_SLOTS,
   INTERFACE_NAME_RULE,
-  MAC_PATTERN,
   NET_SLOTS,
   isInterfaceName,
+  unicastMac,
 } from "../../config/vm-config";
 import { vmId } from "./vm.schema";
 
@@ -27,7 +27,7 @@ export const nicSlot = z
 const ifname = z
   .string()
   .refine(isInterfaceName, `must be an interface name (${INTERFACE_NAME_RULE})`);
-const mac = z.string().regex(MAC_PATTERN, "must be a unicast MAC address like 52:54:00:12:34:56");
+const mac = unicastMac;
 
 export const attachDiskInput = vmId.extend({
   file: z.string().min(1),

@@ -3,7 +3,7 @@
 // overrides are checked again by the daemon (templates.ts, clones.ts),
 // which names the field.
 import { z } from "zod";
-import { INTERFACE_NAME_RULE, isInterfaceName } from "../../config/vm-config";
+import { INTERFACE_NAME_RULE, isInterfaceName, unicastMac } from "../../config/vm-config";
 import { vmId } from "./vm.schema";
 
 /** Like a VM id, so a template's name can prefix its clones' ids. */
@@ -32,6 +32,8 @@ export const cloneOverrides = z
       .optional(),
     paused: z.boolean().optional(),
     append: z.string().optional(),
+    /** The clone's MAC on the network (one clone of a template with one NIC). */
+    mac: unicastMac.optional(),
     // The template's machine: accepted when equal, refused by name otherwise.
     machine: z.unknown().optional(),
     kernel: z.unknown().optional(),
@@ -42,7 +44,6 @@ export const cloneOverrides = z
     drives: z.unknown().optional(),
     netdevs: z.unknown().optional(),
     devices: z.unknown().optional(),
-    mac: z.unknown().optional(),
   })
   .strict();
 

@@ -54,23 +54,39 @@ void PutIoGas(Bytes* table, size_t offset, uint16_t port) {
   Put(table, offset + 4, port, 8);
 }
 
+// _PRT (ACPI 6.x, 6.2.13): for every slot and pin, the GSI its INTx line
+// drives, by the usual swizzle. Source 0 names a GSI directly: Linux then
+// takes the line as level-triggered, active low, shareable.
+Bytes PciRoutingTable(uint32_t first_gsi) {
+  std::vector<Bytes> entries;
+  for (uint32_t slot = 0; slot < 32; ++slot) {
+    for (uint32_t pin = 0; pin < 4; ++pin) {
+      entries.push_back(Package({Integer(uint64_t{slot} << 16 | 0xffff), Integer(pin), Integer(0),
+                                 Integer(first_gsi + (slot + pin) % 4)}));
+    }
+  }
+  return Name("_PRT", Package(entries));
+}
+
 Bytes PciHostDevice(const PciHost& pci) {
   // The root bus decodes every I/O port except the configuration ports it
   // consumes itself, and the 32-bit MMIO hole below the ECAM window.
-  return Device("PCI0", {
-                            Name("_HID", EisaId("PNP0A08")),
-                            Name("_CID", EisaId("PNP0A03")),
-                            Name("_SEG", Integer(0)),
-                            Name("_BBN", Integer(0)),
-                            Name("_UID", Integer(0)),
-                            Name("_CRS", ResourceTemplate({
-                                             WordBusNumber(0, pci.last_bus),
-                                             Io(0xcf8, 8),
-                                             WordIo(0x0000, 0x0cf7),
-                                             WordIo(0x0d00, 0xffff),
-                                             DWordMemory(pci.mmio_base, pci.mmio_base + pci.mmio_size - 1),
-                                         })),
-                        });
+  std::vector<Bytes> body = {
+      Name("_HID", EisaId("PNP0A08")),
+      Name("_CID", EisaId("PNP0A03")),
+      Name("_SEG", Integer(0)),
+      Name("_BBN", Integer(0)),
+      Name("_UID", Integer(0)),
+      Name("_CRS", ResourceTemplate({
+                       WordBusNumber(0, pci.last_bus),
+                       Io(0xcf8, 8),
+                       WordIo(0x0000, 0x0cf7),
+                       WordIo(0x0d00, 0xffff),
+                       DWordMemory(pci.mmio_base, pci.mmio_base + pci.mmio_size - 1),
+                   })),
+  };
+  if (pci.intx_first_gsi != 0) body.push_back(PciRoutingTable(pci.intx_first_gsi));
+  return Device("PCI0", body);
 }
 
 // Linux uses an MCFG window only when the firmware also reserves it as a

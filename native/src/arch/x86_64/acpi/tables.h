@@ -27,6 +27,9 @@ struct PciHost {
   uint8_t last_bus;  // the ECAM covers buses 0..last_bus, 1 MiB each
   uint32_t mmio_base;
   uint32_t mmio_size;
+  // INTx: the first of the four IOAPIC pins the _PRT routes slots' pins to
+  // (pin p of slot s: intx_first_gsi + (s + p) % 4); 0: no _PRT.
+  uint32_t intx_first_gsi = 0;
 };
 
 struct AcpiLayout {
