@@ -27,6 +27,7 @@
         "src/devices/pci/config_space.cc",
         "src/devices/pci/msix.cc",
         "src/devices/pci/root_bus.cc",
+        "src/devices/pci/root_port.cc",
         "src/devices/i8042.cc",
         "src/devices/rtc_cmos.cc",
         "src/devices/serial_8250.cc",
@@ -60,6 +61,7 @@
         "src/vm/microvm.cc",
         "src/vm/microvm_devices.cc",
         "src/vm/q35.cc",
+        "src/vm/q35_hotplug.cc",
         "src/vm/snapshot.cc",
         "src/vm/vcpu_state.cc"
       ]

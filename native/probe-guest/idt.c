@@ -74,6 +74,8 @@ void isr_dispatch(struct irq_frame *f)
         u32 gsi = (u32)(v - VEC_GSI_BASE);
         if (gsi == com1_gsi_cache)
             serial_irq();
+        if (gsi == PCI_SLOT_IRQ)
+            pci_slot_irq();
         virtio_irq(gsi);
         lapic_eoi();
     } else if (v == VEC_SPURIOUS) {

@@ -94,6 +94,27 @@ void pci_each_function(const struct pci_ecam *e, u32 bus, pci_visit visit, void 
     }
 }
 
+struct below {
+    pci_visit visit;
+    void *ctx;
+};
+
+static void visit_below(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 id, void *ctx)
+{
+    struct below *b = ctx;
+    b->visit(e, bus, dev, fn, id, b->ctx);
+    /* A bridge (type 1 header): its secondary bus, as firmware numbered it. */
+    u32 secondary = (pci_read32(e, bus, dev, fn, 0x18) >> 8) & 0xff;
+    if ((pci_read32(e, bus, dev, fn, 0xc) & 0x7f0000) == 0x10000 && secondary > bus && secondary <= e->last_bus)
+        pci_each_function(e, secondary, visit_below, ctx);
+}
+
+void pci_each_function_below(const struct pci_ecam *e, u32 bus, pci_visit visit, void *ctx)
+{
+    struct below b = { visit, ctx };
+    pci_each_function(e, bus, visit_below, &b);
+}
+
 static void list_function(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 id, void *ctx)
 {
     u32 class_rev = pci_read32(e, bus, dev, fn, 8);
@@ -132,8 +153,10 @@ void pci_show(u32 bus, u32 dev, u32 fn)
         return;
     }
     u32 command = pci_read32(&e, bus, dev, fn, 4) & 0xffff;
+    bool bridge = (pci_read32(&e, bus, dev, fn, 0xc) & 0x7f0000) == 0x10000;
     pci_write32(&e, bus, dev, fn, 4, command & ~3u);
-    for (u32 bar = 0; bar < 6; bar++) {
+    /* A bridge's header has two BARs, then its bus numbers and windows. */
+    for (u32 bar = 0; bar < (bridge ? 2u : 6u); bar++) {
         u32 reg = 0x10 + 4 * bar;
         u32 lo = pci_read32(&e, bus, dev, fn, reg);
         bool io = lo & 1, wide = !io && (lo & 6) == 4;
@@ -157,6 +180,11 @@ void pci_show(u32 bus, u32 dev, u32 fn)
             bar++;
     }
     pci_write32(&e, bus, dev, fn, 4, command);
+    if (bridge) {
+        u32 buses = pci_read32(&e, bus, dev, fn, 0x18), memory = pci_read32(&e, bus, dev, fn, 0x20);
+        kprintf("pci %02x:%02x.%x bridge buses %02x-%02x-%02x memory 0x%x-0x%x\n", bus, dev, fn, buses & 0xff,
+                (buses >> 8) & 0xff, (buses >> 16) & 0xff, (memory & 0xfff0) << 16, (memory & 0xfff00000) | 0xfffff);
+    }
     bool virtio = (id & 0xffff) == 0x1af4;
     u32 cap = (pci_read32(&e, bus, dev, fn, 4) & (0x10u << 16)) ? pci_read32(&e, bus, dev, fn, 0x34) & 0xfc : 0;
     for (int guard = 0; cap && guard < 48; guard++) {
@@ -173,9 +201,89 @@ void pci_show(u32 bus, u32 dev, u32 fn)
             u32 table = pci_read32(&e, bus, dev, fn, cap + 4), pba = pci_read32(&e, bus, dev, fn, cap + 8);
             kprintf(" msix vectors=%u table=bar%u+0x%x pba=bar%u+0x%x", ((head >> 16) & 0x7ff) + 1, table & 7,
                     table & ~7u, pba & 7, pba & ~7u);
+        } else if (cap_id == 0x10) {
+            kprintf(" pcie type=%u slot=%u sltcap=0x%x lnkcap=0x%x", (head >> 20) & 0xf, (head >> 24) & 1,
+                    pci_read32(&e, bus, dev, fn, cap + 0x14), pci_read32(&e, bus, dev, fn, cap + 0xc));
+        } else if (cap_id == 0x05) {
+            kprintf(" msi 64bit=%u", (head >> 23) & 1);
         }
         kprintf("\n");
         cap = (head >> 8) & 0xfc;
     }
     kprintf("OK pci show\n");
+}
+
+/* The slot of the root port at bus:dev.fn (its PCI Express capability's
+ * slot registers, as a hot-plug driver uses them). */
+static u32 pcie_cap(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn)
+{
+    u32 cap = (pci_read32(e, bus, dev, fn, 4) & (0x10u << 16)) ? pci_read32(e, bus, dev, fn, 0x34) & 0xfc : 0;
+    for (int guard = 0; cap && guard < 48; guard++) {
+        u32 head = pci_read32(e, bus, dev, fn, cap);
+        if ((head & 0xff) == 0x10)
+            return cap;
+        cap = (head >> 8) & 0xfc;
+    }
+    return 0;
+}
+
+static u32 msi_cap(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn)
+{
+    u32 cap = pci_read32(e, bus, dev, fn, 0x34) & 0xfc;
+    for (int guard = 0; cap && guard < 48; guard++) {
+        u32 head = pci_read32(e, bus, dev, fn, cap);
+        if ((head & 0xff) == 0x05)
+            return cap;
+        cap = (head >> 8) & 0xfc;
+    }
+    return 0;
+}
+
+static volatile u32 slot_irqs;
+void pci_slot_irq(void) { slot_irqs++; }
+
+/* `pci slot BB:DD.F [arm|ack|on|off]`: what a hot-plug driver does with a
+ * root port's slot, one step at a time. arm: its MSI to this CPU and the
+ * slot's events (attention button, presence, link) and hot-plug interrupt
+ * enabled; ack: the pending events cleared (written back as ones); on/off:
+ * slot power and power indicator. Then the slot's state and how many
+ * hot-plug interrupts came so far. */
+void pci_slot(u32 bus, u32 dev, u32 fn, const char *action)
+{
+    struct pci_ecam e;
+    u32 cap;
+    if (!pci_ecam(&e) || (pci_read32(&e, bus, dev, fn, 0) & 0xffff) == 0xffff || !(cap = pcie_cap(&e, bus, dev, fn))) {
+        kprintf("ERR pci slot: no PCI Express port at %02x:%02x.%x\n", bus, dev, fn);
+        return;
+    }
+    /* Slot control is the low half, slot status (write one to clear) the high. */
+    u32 reg = cap + 0x18, slot = pci_read32(&e, bus, dev, fn, reg), control = slot & 0xffff;
+    if (!strcmp(action, "arm")) {
+        u32 msi = msi_cap(&e, bus, dev, fn);
+        if (!msi) {
+            kprintf("ERR pci slot: no MSI capability\n");
+            return;
+        }
+        pci_write32(&e, bus, dev, fn, msi + 4, 0xfee00000u | (lapic_id() << 12));
+        pci_write32(&e, bus, dev, fn, msi + 8, 0);
+        pci_write32(&e, bus, dev, fn, msi + 12, VEC_GSI_BASE + PCI_SLOT_IRQ);
+        pci_write32(&e, bus, dev, fn, msi, pci_read32(&e, bus, dev, fn, msi) | (1u << 16));
+        pci_write32(&e, bus, dev, fn, reg, control | 0x1029);
+    } else if (!strcmp(action, "ack")) {
+        pci_write32(&e, bus, dev, fn, reg, slot);
+    } else if (!strcmp(action, "on")) {
+        pci_write32(&e, bus, dev, fn, reg, (control & ~0x0700u) | 0x0100);
+    } else if (!strcmp(action, "off")) {
+        pci_write32(&e, bus, dev, fn, reg, control | 0x0700);
+    } else if (*action) {
+        kprintf("ERR pci slot: unknown action '%s'\n", action);
+        return;
+    }
+    /* Commands run with interrupts off, and KVM may deliver an interrupt
+     * this write raised a little later: sleep 20 ms with them on first. */
+    delay_us(20000);
+    slot = pci_read32(&e, bus, dev, fn, reg);
+    kprintf("pci %02x:%02x.%x slot ctl=0x%04x sta=0x%04x link=0x%04x irqs=%u\n", bus, dev, fn, slot & 0xffff,
+            slot >> 16, pci_read32(&e, bus, dev, fn, cap + 0x10) >> 16, slot_irqs);
+    kprintf("OK pci slot\n");
 }

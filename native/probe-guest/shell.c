@@ -103,7 +103,7 @@ static void cmd_help(int argc, char **argv)
             "  mem check\n"
             "  vmgenid\n"
             "  bases [set]\n"
-            "  pci [show BB:DD.F]\n"
+            "  pci [show BB:DD.F | slot BB:DD.F [arm|ack|on|off]]\n"
             "  mmio <slot> <count>\n"
             "  poweroff\n"
             "  reboot [cf9]\n"
@@ -475,8 +475,10 @@ static void cmd_pci(int argc, char **argv)
         pci_scan();
     } else if (argc == 3 && !strcmp(argv[1], "show") && parse_bdf(argv[2], &bus, &dev, &fn)) {
         pci_show(bus, dev, fn);
+    } else if ((argc == 3 || argc == 4) && !strcmp(argv[1], "slot") && parse_bdf(argv[2], &bus, &dev, &fn)) {
+        pci_slot(bus, dev, fn, argc == 4 ? argv[3] : "");
     } else {
-        kprintf("ERR pci usage: pci [show BB:DD.F]\n");
+        kprintf("ERR pci usage: pci [show BB:DD.F | slot BB:DD.F [arm|ack|on|off]]\n");
     }
 }
 

@@ -1,5 +1,6 @@
 /*
- * virtio-pci, modern (virtio 1.x, 4.1): functions 1af4:1040+id on bus 0,
+ * virtio-pci, modern (virtio 1.x, 4.1): functions 1af4:1040+id on bus 0
+ * and behind its bridges (root ports),
  * found through ECAM. The vendor capabilities give the common, ISR,
  * device and notify structures inside the BARs; the BAR addresses are
  * whatever firmware (or, with direct kernel boot, the VMM) put there.
@@ -186,5 +187,5 @@ void virtio_pci_probe(void)
     struct pci_ecam e;
     u32 next_irq = PCI_FIRST_IRQ;
     if (pci_ecam(&e))
-        pci_each_function(&e, e.first_bus, probe_function, &next_irq);
+        pci_each_function_below(&e, e.first_bus, probe_function, &next_irq);
 }

@@ -161,6 +161,8 @@ TEST("acpi: a PCI host adds an MCFG with its ECAM window and a PNP0A08 bridge wi
   EXPECT_TRUE(contains(WordBusNumber(0, 255)));
   EXPECT_TRUE(contains(DWordMemory(0xc0000000, 0xdfffffff)));
   EXPECT_TRUE(contains(Memory32Fixed(0xe0000000, 0x10000000, true)));
+  // _OSC, four arguments, returns Arg3: every control the OS asks for is granted.
+  EXPECT_TRUE(contains(Bytes({0x14, 0x08, '_', 'O', 'S', 'C', 0x04, 0xa4, 0x6b})));
   // No INTx lines given: no _PRT.
   EXPECT_TRUE(!contains(NameString("_PRT")));
 }

@@ -201,7 +201,14 @@ const bool kDeviceBad =
                 {"virtio-balloon-device,drive=d", "unknown option 'drive'"},
                 {"virtio-balloon-device,addr=1", "unknown option 'addr'"},
                 {"virtio-blk-device,drive=d,addr=vdb", "addr must be a slot number"},
-                {"pcie-root-port,id=rp1,bus=pcie.0,addr=0x1", "pcie-root-port not built yet"},
+                {"pcie-root-port,id=rp1,bus=pcie.0,addr=0x1", "missing port="},
+                {"pcie-root-port,port=1,bus=pcie.0,addr=0x1", "missing id= \\(the root port's bus name\\)"},
+                {"pcie-root-port,id=rp1,port=1,addr=0x1", "missing bus="},
+                {"pcie-root-port,id=rp1,port=0x100,bus=pcie.0,addr=0x1", "port must be a number from 0 to 255"},
+                {"pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x1,chassis=x", "chassis must be a number"},
+                {"pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x1,multifunction=maybe", "multifunction must be on or off"},
+                {"pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x1,drive=d", "unknown option 'drive'"},
+                {"vfio-pci,host=0000:01:00.0", "vfio-pci not built yet"},
                 {"virtio-blk-pci,drive=d,addr=0x3", "missing bus="},
                 {"virtio-blk-pci,drive=d,bus=pcie.0", "missing addr="},
                 {"virtio-blk-pci,drive=d,bus=pcie.0,addr=0x20", "addr 0x20.0 is out of range \\(slots 0x0-0x1f"},
@@ -280,6 +287,18 @@ TEST("command line: virtio-pci devices on q35 take bus and addr, slot and functi
   ExpectSame(FormatDevice(c.devices[0]), "virtio-blk-pci,drive=a,id=disk0,bus=pcie.0,addr=0x1f.0");
 }
 
+TEST("command line: root ports take StratoVirt's keys, and a virtio-pci device sits in one's slot") {
+  VmmConfig c = Parse({"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-device",
+                       "virtio-blk-pci,drive=a,id=disk0,bus=rp1,addr=0x0", "-device",
+                       "pcie-root-port,id=rp1,port=0x1,bus=pcie.0,addr=0x2,multifunction=on,chassis=1", "-device",
+                       "pcie-root-port,id=rp2,port=2,bus=pcie.0,addr=0x2.0x1"});
+  EXPECT_TRUE(c.devices[1].kind == Device::Kind::kRootPort && c.devices[1].port == 1 && c.devices[1].multifunction);
+  EXPECT_TRUE(c.devices[1].chassis == 1u);
+  EXPECT_TRUE(c.devices[2].pci_addr.slot == 2 && c.devices[2].pci_addr.function == 1 && !c.devices[2].chassis);
+  ExpectSame(FormatDevice(c.devices[0]), "virtio-blk-pci,drive=a,id=disk0,bus=rp1,addr=0x0.0");
+  ExpectSame(FormatDevice(c.devices[1]), "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x2.0,multifunction=on,chassis=1");
+}
+
 TEST("command line: -device order is slot order, whatever the -drive order") {
   VmmConfig c = Parse({"-kernel", "k", "-drive", "file=/a,id=a", "-drive", "file=/b,id=b", "-device",
                        "virtio-blk-device,drive=b", "-device", "virtio-blk-device,drive=a"});
@@ -312,7 +331,28 @@ const bool kCommandLineBad = [] {
        "^-device: virtio-balloon-pci needs -machine q35; the microvm takes virtio-balloon-device"},
       {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-device",
         "virtio-blk-pci,drive=a,bus=rp1,addr=0x3"},
-       "^-device: unknown bus 'rp1'; the q35 machine has pcie.0"},
+       "^-device: unknown bus 'rp1'; the q35 machine has pcie.0 and its pcie-root-ports' buses \\(no root ports\\)"},
+      {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-device", "pcie-root-port,id=rp2,port=2,bus=pcie.0,addr=2",
+        "-device", "virtio-blk-pci,drive=a,bus=rp1,addr=0"},
+       "^-device: unknown bus 'rp1'; the q35 machine has pcie.0 and its pcie-root-ports' buses \\('rp2'\\)"},
+      {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-device", "virtio-blk-pci,drive=a,bus=rp1,addr=0x1",
+        "-device", "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=2"},
+       "^-device: addr 0x1.0 on root port 'rp1': a root port has one slot, addr=0x0"},
+      {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-drive", "file=/b,id=b", "-device",
+        "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=2", "-device", "virtio-blk-pci,drive=a,bus=rp1,addr=0", "-device",
+        "virtio-blk-pci,drive=b,bus=rp1,addr=0x0"},
+       "^-device: root port 'rp1' already has device 'a'"},
+      {{"-machine", "q35", "-kernel", "k", "-device", "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=2", "-device",
+        "pcie-root-port,id=rp2,port=2,bus=rp1,addr=0"},
+       "^-device: a pcie-root-port goes on bus=pcie.0, not 'rp1'"},
+      {{"-machine", "q35", "-kernel", "k", "-device", "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=2", "-device",
+        "pcie-root-port,id=rp1,port=2,bus=pcie.0,addr=3"},
+       "^-device: duplicate id 'rp1'"},
+      {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-device", "virtio-blk-pci,drive=a,bus=pcie.0,addr=2",
+        "-device", "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=2"},
+       "^-device: addr 0x2.0 is taken by device 'a'"},
+      {{"-kernel", "k", "-device", "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=2"},
+       "^-device: pcie-root-port needs -machine q35 \\(the microvm has no PCI\\)"},
       {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-device", "virtio-blk-pci,drive=a,bus=pcie.0,addr=0"},
        "^-device: addr 0x0.0 is the host bridge's"},
       {{"-machine", "q35", "-kernel", "k", "-drive", "file=/a,id=a", "-device",

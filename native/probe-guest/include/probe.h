@@ -148,11 +148,18 @@ void pci_scan(void);
 /* Calls visit for each function present on `bus`, in scan order. */
 typedef void (*pci_visit)(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 id, void *ctx);
 void pci_each_function(const struct pci_ecam *e, u32 bus, pci_visit visit, void *ctx);
+/* The same, and behind each bridge found, its secondary bus. */
+void pci_each_function_below(const struct pci_ecam *e, u32 bus, pci_visit visit, void *ctx);
+/* `pci slot BB:DD.F [arm|ack|on|off]`: a root port's hot-plug slot. */
+void pci_slot(u32 bus, u32 dev, u32 fn, const char *action);
+/* The hot-plug MSI's pseudo-GSI (delivered on VEC_GSI_BASE + this). */
+#define PCI_SLOT_IRQ 0x5f
+void pci_slot_irq(void);
 /* `pci show BB:DD.F`: its BARs and capabilities. */
 void pci_show(u32 bus, u32 dev, u32 fn);
 /* BAR `bar`'s address as programmed (0 for an I/O BAR). */
 u64 pci_bar_address(const struct pci_ecam *e, u32 bus, u32 dev, u32 fn, u32 bar);
-/* virtio_pci.c: drives the virtio-blk functions on bus 0. */
+/* virtio_pci.c: drives the virtio-blk functions on bus 0 and behind its root ports. */
 void virtio_pci_probe(void);
 
 void virtio_probe_cmdline(const char *cmdline);

@@ -32,7 +32,12 @@ void CheckDevices(const VmmConfig& config) {
   }
   std::set<std::string> used, ids;
   std::set<uint32_t> block_slots, net_slots;
-  std::map<uint32_t, const Device*> pci_functions;  // by slot * 8 + function
+  std::map<uint32_t, const Device*> pci_functions;  // on pcie.0, by slot * 8 + function
+  // Root ports first: a device may name one that comes later on the line.
+  std::map<std::string, const Device*> root_ports, behind_port;
+  for (const Device& device : config.devices) {
+    if (device.kind == Device::Kind::kRootPort) root_ports.emplace(device.id, &device);
+  }
   uint32_t disks = 0, nics = 0, balloons = 0;
   for (const Device& device : config.devices) {
     std::string got = FormatDevice(device);
@@ -51,12 +56,28 @@ void CheckDevices(const VmmConfig& config) {
       case Device::Kind::kBalloon:
         if (++balloons > 1) throw bad(device.pci ? "at most one virtio-balloon-pci" : "at most one virtio-balloon-device");
         break;
+      case Device::Kind::kRootPort:
+        if (root_ports.size() > kMaxRootPorts) {
+          throw bad("at most " + std::to_string(kMaxRootPorts) + " pcie-root-port devices (their memory windows)");
+        }
+        if (device.bus != "pcie.0") throw bad("a pcie-root-port goes on bus=pcie.0, not '" + device.bus + "'");
+        break;
     }
     if (!ids.insert(device.id).second) throw bad("duplicate id '" + device.id + "'");
-    if (device.pci) {
-      if (device.bus != "pcie.0") {
-        throw bad("unknown bus '" + device.bus + "'; the q35 machine has pcie.0 (root ports are not built yet)");
+    if (device.pci && device.bus != "pcie.0") {
+      if (!root_ports.count(device.bus)) {
+        std::string names;
+        for (const auto& [name, port] : root_ports) names += ", '" + name + "'";
+        throw bad("unknown bus '" + device.bus + "'; the q35 machine has pcie.0 and its pcie-root-ports' buses" +
+                  (names.empty() ? " (no root ports)" : " (" + names.substr(2) + ")"));
       }
+      if (device.pci_addr.slot != 0 || device.pci_addr.function != 0) {
+        throw bad("addr " + FormatPciAddress(device.pci_addr) + " on root port '" + device.bus +
+                  "': a root port has one slot, addr=0x0");
+      }
+      auto [taken, added] = behind_port.emplace(device.bus, &device);
+      if (!added) throw bad("root port '" + device.bus + "' already has device '" + taken->second->id + "'");
+    } else if (device.pci) {
       if (device.pci_addr.slot == 0 && device.pci_addr.function == 0) throw bad("addr 0x0.0 is the host bridge's");
       uint32_t devfn = device.pci_addr.slot * kPciFunctions + device.pci_addr.function;
       if (!pci_functions.emplace(devfn, &device).second) {
@@ -108,6 +129,9 @@ void CheckMachine(const VmmConfig& config) {
     if (device.pci == q35) continue;
     std::string got = FormatDevice(device);
     std::string driver = got.substr(0, got.find(','));
+    if (device.kind == Device::Kind::kRootPort) {
+      throw UsageError::Expected("-device", kDeviceSyntax, got, "pcie-root-port needs -machine q35 (the microvm has no PCI)");
+    }
     std::string kind = driver.substr(0, driver.rfind('-'));
     throw UsageError::Expected("-device", kDeviceSyntax, got,
                                q35 ? driver + " is a microvm (virtio-mmio) device; the q35 machine takes " + kind +

@@ -66,6 +66,11 @@ std::string ToJson(const VmmConfig& c) {
           out += "{\"driver\":\"virtio-balloon-pci\",\"id\":" + JsonQuote(d.id) + place + ",\"deflateOnOom\":" +
                  Bool(d.deflate_on_oom) + ",\"freePageReporting\":" + Bool(d.free_page_reporting) + "}";
           break;
+        case Device::Kind::kRootPort:
+          out += "{\"driver\":\"pcie-root-port\",\"id\":" + JsonQuote(d.id) + ",\"port\":" + std::to_string(d.port) +
+                 place + ",\"multifunction\":" + Bool(d.multifunction) +
+                 (d.chassis ? ",\"chassis\":" + std::to_string(*d.chassis) : "") + "}";
+          break;
       }
       continue;
     }
@@ -81,6 +86,8 @@ std::string ToJson(const VmmConfig& c) {
         out += "{\"driver\":\"virtio-balloon-device\",\"id\":" + JsonQuote(d.id) + ",\"deflateOnOom\":" +
                Bool(d.deflate_on_oom) + ",\"freePageReporting\":" + Bool(d.free_page_reporting) + "}";
         break;
+      case Device::Kind::kRootPort:
+        break;  // always PCI, above
     }
   }
   out += std::string("],\"serial\":{\"kind\":\"") + SerialKind(c.serial.kind) + "\"";

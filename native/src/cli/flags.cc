@@ -20,8 +20,10 @@ const char kDeviceSyntax[] =
     "virtio-balloon-device[,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off] | "
     "virtio-blk-pci,drive=<drive id>,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>] | "
     "virtio-net-pci,netdev=<netdev id>,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>][,mac=<mac>] | "
-    "virtio-balloon-pci,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off] "
-    "(the -pci devices on -machine q35)";
+    "virtio-balloon-pci,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off] | "
+    "pcie-root-port,id=<bus>,port=<n>,bus=pcie.0,addr=<slot>[.<fn>][,multifunction=on|off][,chassis=<n>] "
+    "(the -pci devices and root ports on -machine q35; virtio-blk-pci and virtio-net-pci also take "
+    "bus=<root port id>,addr=0x0)";
 const char kNetdevSyntax[] = "tap,id=<id>,ifname=<tap name>|fd=<n>[,vhost=off]";
 const char kKernelSyntax[] = "<path to an ELF vmlinux or bzImage>";
 const char kInitrdSyntax[] = "<path to an initramfs>";
@@ -229,10 +231,26 @@ Drive ParseDrive(const std::string& text) {
   return drive;
 }
 
+namespace {
+
+// 0-255, decimal or hex with 0x, as QEMU and StratoVirt write slot and port numbers.
+std::optional<uint32_t> ParseSmallNumber(const std::string& text) {
+  std::string digits = text.rfind("0x", 0) == 0 ? text.substr(2) : text;
+  bool hex = digits.size() != text.size();
+  if (digits.empty() || digits.size() > (hex ? 2 : 3) ||
+      !std::all_of(digits.begin(), digits.end(), [hex](unsigned char c) { return hex ? std::isxdigit(c) : std::isdigit(c); })) {
+    return std::nullopt;
+  }
+  unsigned long n = std::stoul(digits, nullptr, hex ? 16 : 10);
+  if (n > 0xff) return std::nullopt;
+  return static_cast<uint32_t>(n);
+}
+
+}  // namespace
+
 Device ParseDevice(const std::string& text) {
   auto bad = [&](const std::string& problem) { return UsageError::Expected("-device", kDeviceSyntax, text, problem); };
   static const std::map<std::string, std::string> kLater = {
-      {"pcie-root-port", "not built yet (docs/q35.md says what -machine q35 has)"},
       {"vfio-pci", "not built yet (docs/q35.md says what -machine q35 has)"},
   };
   std::vector<OptionItem> items = ParseItems(text);
@@ -248,8 +266,8 @@ Device ParseDevice(const std::string& text) {
   const std::string& driver = items[driver_index].value;
   Device device;
   std::set<std::string> allowed = {"id"};
-  device.pci = driver.size() > 4 && driver.compare(driver.size() - 4, 4, "-pci") == 0;
-  if (device.pci) allowed.insert({"bus", "addr"});
+  device.pci = (driver.size() > 4 && driver.compare(driver.size() - 4, 4, "-pci") == 0) || driver == "pcie-root-port";
+  if (device.pci) allowed.insert({"bus", "addr", "multifunction"});
   if (driver == "virtio-blk-device" || driver == "virtio-blk-pci") {
     device.kind = Device::Kind::kBlock;
     allowed.insert({"drive", "addr"});
@@ -259,6 +277,9 @@ Device ParseDevice(const std::string& text) {
   } else if (driver == "virtio-balloon-device" || driver == "virtio-balloon-pci") {
     device.kind = Device::Kind::kBalloon;
     allowed.insert({"deflate-on-oom", "free-page-reporting"});
+  } else if (driver == "pcie-root-port") {
+    device.kind = Device::Kind::kRootPort;
+    allowed.insert({"port", "chassis"});
   } else {
     auto later = kLater.find(driver);
     throw bad(later == kLater.end() ? "unknown device '" + driver + "'" : driver + " " + later->second);
@@ -288,13 +309,18 @@ Device ParseDevice(const std::string& text) {
       device.pci_addr = *addr;
     } else if (key == "addr") {
       // The seed's hot-plug slot numbers: "0x1" or "1".
-      std::string digits = item.value.rfind("0x", 0) == 0 ? item.value.substr(2) : item.value;
-      bool hex = digits.size() != item.value.size();
-      if (digits.empty() || digits.size() > 2 ||
-          !std::all_of(digits.begin(), digits.end(), [hex](unsigned char c) { return hex ? std::isxdigit(c) : std::isdigit(c); })) {
-        throw bad("addr must be a slot number such as 0x1");
-      }
-      device.slot = static_cast<uint32_t>(std::stoul(digits, nullptr, hex ? 16 : 10));
+      std::optional<uint32_t> slot = ParseSmallNumber(item.value);
+      if (!slot) throw bad("addr must be a slot number such as 0x1");
+      device.slot = *slot;
+    } else if (key == "port" || key == "chassis") {
+      std::optional<uint32_t> n = ParseSmallNumber(item.value);
+      if (!n) throw bad(key + " must be a number from 0 to 255, such as 0x1");
+      if (key == "port") device.port = static_cast<uint8_t>(*n);
+      else device.chassis = *n;
+    } else if (key == "multifunction") {
+      std::optional<bool> on = ParseSwitch(item.value);
+      if (!on) throw bad("multifunction must be on or off");
+      device.multifunction = *on;
     } else if (key == "mac") {
       if (!IsUnicastMac(item.value)) throw bad("mac must be a unicast MAC address like 52:54:00:12:34:56");
       device.mac = item.value;
@@ -309,6 +335,9 @@ Device ParseDevice(const std::string& text) {
   // StratoVirt's rule: a PCI device says where it goes.
   if (device.pci && !seen.count("bus")) throw bad("missing bus=");
   if (device.pci && !seen.count("addr")) throw bad("missing addr=");
+  // The root port's id names its bus; its port number is the link's.
+  if (device.kind == Device::Kind::kRootPort && !id) throw bad("missing id= (the root port's bus name)");
+  if (device.kind == Device::Kind::kRootPort && !seen.count("port")) throw bad("missing port=");
   // Without id= a disk or NIC is named after its backend (StratoVirt's
   // rule, so hot-plug's device_del finds it by the same name).
   device.id = id.value_or(device.kind == Device::Kind::kBalloon ? "balloon0" : device.backend);
@@ -496,6 +525,10 @@ std::string FormatDevice(const Device& device) {
         return "virtio-balloon-pci,id=" + Escape(device.id) + place + ",deflate-on-oom=" +
                (device.deflate_on_oom ? "on" : "off") + ",free-page-reporting=" +
                (device.free_page_reporting ? "on" : "off");
+      case Device::Kind::kRootPort:
+        return "pcie-root-port,id=" + Escape(device.id) + ",port=" + std::to_string(device.port) + place +
+               (device.multifunction ? ",multifunction=on" : "") +
+               (device.chassis ? ",chassis=" + std::to_string(*device.chassis) : "");
     }
   }
   switch (device.kind) {
@@ -508,6 +541,8 @@ std::string FormatDevice(const Device& device) {
       return "virtio-balloon-device,id=" + Escape(device.id) + ",deflate-on-oom=" +
              (device.deflate_on_oom ? "on" : "off") + ",free-page-reporting=" +
              (device.free_page_reporting ? "on" : "off");
+    case Device::Kind::kRootPort:
+      break;  // always PCI, above
   }
   return "";
 }

@@ -22,6 +22,9 @@ constexpr uint32_t kNetSlots = 2;
 // pcie.0 on the q35 machine; slot 0 function 0 is the host bridge's.
 constexpr uint32_t kPciSlots = 32;
 constexpr uint32_t kPciFunctions = 8;
+// Each root port gets a bus number and a 2 MiB memory window above the
+// root bus's own functions' BARs, inside its 32-bit window (docs/q35.md).
+constexpr uint32_t kMaxRootPorts = 248;
 // Commands per second per QMP client; StratoVirt's figure. 0 = unlimited.
 constexpr uint32_t kDefaultQmpRateLimit = 100;
 
@@ -53,9 +56,9 @@ struct PciAddress {
 };
 
 // A -device: the microvm's virtio-mmio devices (virtio-*-device), or the
-// q35 machine's virtio-pci functions (virtio-*-pci).
+// q35 machine's PCI functions (virtio-*-pci, pcie-root-port).
 struct Device {
-  enum class Kind { kBlock, kNet, kBalloon } kind = Kind::kBlock;
+  enum class Kind { kBlock, kNet, kBalloon, kRootPort } kind = Kind::kBlock;
   bool pci = false;
   std::string id;
   std::string backend;             // block: the -drive id; net: the -netdev id
@@ -65,6 +68,9 @@ struct Device {
   PciAddress pci_addr;             // pci: addr=
   bool deflate_on_oom = false;     // balloon
   bool free_page_reporting = false;
+  uint8_t port = 0;                // root port: port=
+  std::optional<uint32_t> chassis;  // root port: chassis=
+  bool multifunction = false;      // pci: multifunction=on
 };
 
 struct Serial {

@@ -64,8 +64,10 @@ constexpr int64_t kHostProbeIntervalMs = 2000;
 PciDeviceConfig ToPciDeviceConfig(const cli::VmmConfig& c, const cli::Device& device) {
   PciDeviceConfig p;
   p.id = device.id;
+  p.bus = device.bus;
   p.slot = device.pci_addr.slot;
   p.function = device.pci_addr.function;
+  p.multifunction = device.multifunction;
   p.backend = device.backend;
   switch (device.kind) {
     case cli::Device::Kind::kBlock:
@@ -87,6 +89,8 @@ PciDeviceConfig ToPciDeviceConfig(const cli::VmmConfig& c, const cli::Device& de
       p.kind = PciDeviceConfig::Kind::kBalloon;
       p.balloon = {device.deflate_on_oom, device.free_page_reporting};
       break;
+    case cli::Device::Kind::kRootPort:
+      break;  // not a virtio function: ToMachineConfig takes it
   }
   return p;
 }
@@ -125,6 +129,11 @@ MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
     return slot;
   };
   for (const cli::Device& device : c.devices) {
+    if (device.kind == cli::Device::Kind::kRootPort) {
+      m.root_ports.push_back(
+          {device.id, device.pci_addr.slot, device.pci_addr.function, device.port, device.multifunction});
+      continue;
+    }
     if (device.pci) {
       m.pci_devices.push_back(ToPciDeviceConfig(c, device));
       continue;
@@ -151,6 +160,8 @@ MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
       case cli::Device::Kind::kBalloon:
         m.balloon = BalloonDeviceConfig{device.id, {device.deflate_on_oom, device.free_page_reporting}};
         break;
+      case cli::Device::Kind::kRootPort:
+        break;  // PCI: above
     }
   }
   // docs/devices.md: default MACs derive from the name, else the QMP socket.

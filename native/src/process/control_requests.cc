@@ -72,6 +72,7 @@ DeviceAddRequest ToDeviceAdd(const Args& a) {
   r.slot_field = a.Has("slotField") ? a.String("slotField") : "addr";
   r.backend = a.String("backend");
   r.backend_field = a.String("backendField");
+  if (a.Has("bus")) r.bus = a.String("bus");
   if (a.Has("mac")) {
     r.mac = ParseMac(a.String("mac"));
     if (!r.mac) throw VmmError("mac: '" + a.String("mac") + "' is not a MAC address like 52:54:00:12:34:56");
@@ -85,7 +86,7 @@ Json RunControlRequest(Machine& machine, const std::string& op, const Json& args
                        const ControlContext& context) {
   Args a(args);
   // Looked up per request: a board without these refuses only them.
-  auto devices = [&machine]() -> MicrovmDevices& { return machine.devices(); };
+  auto devices = [&machine]() -> HotplugDevices& { return machine.devices(); };
   if (op == "pause") {
     machine.Pause();
   } else if (op == "resume") {

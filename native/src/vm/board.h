@@ -18,7 +18,7 @@
 
 namespace virga {
 
-class MicrovmDevices;
+class HotplugDevices;
 
 // What the core lends a board while it builds its devices.
 struct BoardContext {
@@ -68,8 +68,8 @@ class Board {
   // (the source's MACs).
   virtual void AdoptIncoming(const MachineLayout& source) { (void)source; }
 
-  // The microvm's virtio-mmio devices and hot-plug; null on other boards.
-  virtual MicrovmDevices* microvm_devices() { return nullptr; }
+  // Backends, hot-plug and the balloon for QMP; null on a board without them.
+  virtual HotplugDevices* hotplug_devices() { return nullptr; }
 };
 
 }  // namespace virga

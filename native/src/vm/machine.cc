@@ -32,7 +32,7 @@ namespace {
 std::unique_ptr<Board> MakeBoard(const MachineConfig& config, MicrovmDevices::Emit on_event) {
   switch (config.type) {
     case MachineType::kMicrovm: return std::make_unique<MicrovmBoard>(config, std::move(on_event));
-    case MachineType::kQ35: return std::make_unique<Q35Board>(config);
+    case MachineType::kQ35: return std::make_unique<Q35Board>(config, std::move(on_event));
   }
   throw VmmError("unknown machine type");
 }
@@ -141,8 +141,8 @@ void Machine::CreateLegacyDevices() {
   pio_.Insert(x86::kSleepControlPort, AcpiPmRegisters::kSize, std::make_shared<AcpiPmRegisters>(report));
 }
 
-MicrovmDevices& Machine::devices() {
-  MicrovmDevices* devices = board_->microvm_devices();
+HotplugDevices& Machine::devices() {
+  HotplugDevices* devices = board_->hotplug_devices();
   if (devices == nullptr) {
     throw VmmError(std::string("devices: the ") + board_->name() +
                    " machine has no hot-plug, backends or balloon yet (docs/q35.md)");

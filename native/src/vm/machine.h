@@ -83,7 +83,7 @@ class Machine {
   void RequireSavable() const { board_->RequireSavable(); }
   // Hot-plug, backends and the balloon (main thread); a board without
   // them is refused by name.
-  MicrovmDevices& devices();
+  HotplugDevices& devices();
   const GuestMemory& memory() const { return *memory_; }
   // The whole machine's state (docs/snapshots.md) as a state file; the VM
   // must be paused (the error says so otherwise).

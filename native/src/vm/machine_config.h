@@ -15,18 +15,30 @@ namespace virga {
 
 enum class MachineType { kMicrovm, kQ35 };
 
-// A virtio function on the q35 machine's pcie.0 (docs/q35.md).
+// A virtio function on the q35 machine (docs/q35.md): on pcie.0 at
+// slot.function, or in the slot of the root port `bus` names.
 struct PciDeviceConfig {
   enum class Kind { kBlock, kNet, kBalloon } kind = Kind::kBlock;
   std::string id;  // the -device id
+  std::string bus = "pcie.0";
   uint32_t slot = 0;
   uint32_t function = 0;
+  bool multifunction = false;
   std::string backend;  // block: the -drive id; net: the -netdev id
   BlockFileConfig file;
   std::string ifname;  // net: a tap by name, or
   int fd = -1;         // an inherited tap fd (-netdev fd=)
   std::optional<MacAddress> mac;
   virtio::BalloonConfig balloon;
+};
+
+// A pcie-root-port on pcie.0; its id names the bus behind it.
+struct PciRootPortConfig {
+  std::string id;
+  uint32_t slot = 0;
+  uint32_t function = 0;
+  uint8_t port = 0;
+  bool multifunction = false;
 };
 
 struct MachineConfig {
@@ -48,6 +60,7 @@ struct MachineConfig {
   std::vector<NicConfig> nics;
   std::optional<BalloonDeviceConfig> balloon;
   // q35 only.
+  std::vector<PciRootPortConfig> root_ports;
   std::vector<PciDeviceConfig> pci_devices;
   // What the NIC slots' default MACs derive from (docs/devices.md).
   std::string identity;

@@ -38,7 +38,7 @@ class MicrovmBoard : public Board {
   void Save(state::StateFileWriter& file) const override;
   void Load(const state::StateFile& file) override;
   void AdoptIncoming(const MachineLayout& source) override;
-  MicrovmDevices* microvm_devices() override { return devices_.get(); }
+  HotplugDevices* hotplug_devices() override { return devices_.get(); }
 
  private:
   struct Slot {

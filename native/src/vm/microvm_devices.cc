@@ -34,9 +34,43 @@ const char* StatName(uint16_t tag) {
   }
 }
 
+}  // namespace
+
 QmpError NotFound(const std::string& message) { return QmpError("DeviceNotFound", message); }
 
-}  // namespace
+void RequireBalloonReady(const virtio::Balloon* balloon) {
+  if (balloon == nullptr || !balloon->driver_ready()) {
+    throw QmpError("DeviceNotActive", "No balloon device has been activated");
+  }
+}
+
+void SetBalloonBytes(virtio::Balloon& balloon, uint64_t bytes, uint64_t memory_bytes) {
+  uint64_t wanted = bytes > memory_bytes ? memory_bytes : bytes;
+  balloon.SetTarget(static_cast<uint32_t>((memory_bytes - wanted) / kBalloonPage));
+}
+
+std::optional<Json> BalloonChanged(const virtio::Balloon& balloon, uint32_t actual_pages, uint64_t memory_bytes) {
+  // Told once the guest has got where it was asked to, as QMP.md says.
+  if (actual_pages != balloon.target_pages()) return std::nullopt;
+  return Json(Json::Object{{"actual", Json(memory_bytes - uint64_t{actual_pages} * kBalloonPage)}});
+}
+
+Json QueryBalloonJson(virtio::Balloon& balloon, uint64_t memory_bytes) {
+  balloon.RequestStats();
+  virtio::BalloonStats stats = balloon.Stats();
+  Json::Object out{
+      {"actual", Json(memory_bytes - uint64_t{balloon.actual_pages()} * kBalloonPage)},
+      {"target", Json(memory_bytes - uint64_t{balloon.target_pages()} * kBalloonPage)},
+      {"memory", Json(memory_bytes)},
+  };
+  Json::Object values;
+  for (const auto& [tag, value] : stats.values) {
+    if (const char* name = StatName(tag)) values[name] = Json(value);
+  }
+  out["stats"] = Json(std::move(values));
+  if (stats.updated_unix != 0) out["stats-updated"] = Json(stats.updated_unix);
+  return Json(std::move(out));
+}
 
 std::string FormatMac(const MacAddress& mac) {
   char text[18];
@@ -300,43 +334,25 @@ void MicrovmDevices::DeleteDevice(const std::string& id) {
 
 // ---- balloon ------------------------------------------------------------
 
-void MicrovmDevices::RequireBalloonActive() const {
-  if (!balloon_ || !balloon_->driver_ready()) throw QmpError("DeviceNotActive", "No balloon device has been activated");
-}
-
 void MicrovmDevices::SetBalloonTarget(uint64_t bytes) {
   {
     std::lock_guard guard(lock_);
-    RequireBalloonActive();
-    uint64_t wanted = bytes > memory_bytes_ ? memory_bytes_ : bytes;
-    balloon_->SetTarget(static_cast<uint32_t>((memory_bytes_ - wanted) / kBalloonPage));
+    RequireBalloonReady(balloon_.get());
+    SetBalloonBytes(*balloon_, bytes, memory_bytes_);
   }
   balloon_transport_->SignalConfigChange();
 }
 
 void MicrovmDevices::OnBalloonActual(uint32_t actual_pages) {
-  // Told once the guest has got where it was asked to, as QMP.md says.
-  if (actual_pages != balloon_->target_pages()) return;
-  emit_("BALLOON_CHANGED", Json(Json::Object{{"actual", Json(memory_bytes_ - uint64_t{actual_pages} * kBalloonPage)}}));
+  if (std::optional<Json> data = BalloonChanged(*balloon_, actual_pages, memory_bytes_)) {
+    emit_("BALLOON_CHANGED", std::move(*data));
+  }
 }
 
 Json MicrovmDevices::QueryBalloon() {
   std::lock_guard guard(lock_);
-  RequireBalloonActive();
-  balloon_->RequestStats();
-  virtio::BalloonStats stats = balloon_->Stats();
-  Json::Object out{
-      {"actual", Json(memory_bytes_ - uint64_t{balloon_->actual_pages()} * kBalloonPage)},
-      {"target", Json(memory_bytes_ - uint64_t{balloon_->target_pages()} * kBalloonPage)},
-      {"memory", Json(memory_bytes_)},
-  };
-  Json::Object values;
-  for (const auto& [tag, value] : stats.values) {
-    if (const char* name = StatName(tag)) values[name] = Json(value);
-  }
-  out["stats"] = Json(std::move(values));
-  if (stats.updated_unix != 0) out["stats-updated"] = Json(stats.updated_unix);
-  return Json(std::move(out));
+  RequireBalloonReady(balloon_.get());
+  return QueryBalloonJson(*balloon_, memory_bytes_);
 }
 
 Json MicrovmDevices::Describe() const {

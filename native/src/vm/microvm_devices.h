@@ -18,17 +18,17 @@
 #include "arch/x86_64/layout.h"
 #include "backends/block_file.h"
 #include "backends/tap.h"
+#include "common/error.h"
 #include "common/json.h"
 #include "io/event_loop.h"
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/mmio_transport.h"
 #include "virtio/net.h"
+#include "vm/hotplug.h"
 #include "vm/machine_layout.h"
 
 namespace virga {
-
-using MacAddress = std::array<uint8_t, 6>;
 
 struct DiskConfig {
   uint32_t slot;
@@ -51,16 +51,6 @@ struct BalloonDeviceConfig {
   virtio::BalloonConfig options;
 };
 
-struct DeviceAddRequest {
-  std::string id;
-  enum class Kind { kBlock, kNet } kind;
-  std::optional<uint32_t> slot;  // from addr or lun; none: the first free one
-  std::string slot_field;        // "addr" or "lun", for errors
-  std::string backend;           // node-name / netdev id
-  std::string backend_field;     // "id", "drive" or "netdev", for errors
-  std::optional<MacAddress> mac;
-};
-
 // "52:56:..:.." ↔ bytes.
 std::string FormatMac(const MacAddress& mac);
 std::optional<MacAddress> ParseMac(const std::string& text);
@@ -68,15 +58,23 @@ std::optional<MacAddress> ParseMac(const std::string& text);
 // stable for the VM's identity (its -name, else its QMP socket path).
 MacAddress DerivedMac(const std::string& identity, uint32_t slot);
 
-class MicrovmDevices {
+// QMP's balloon, on either board: DeviceNotActive until the guest's driver
+// is up; the target in bytes of guest memory; BALLOON_CHANGED's data once
+// the guest has got there (nothing before); query-balloon's answer.
+void RequireBalloonReady(const virtio::Balloon* balloon);
+void SetBalloonBytes(virtio::Balloon& balloon, uint64_t bytes, uint64_t memory_bytes);
+std::optional<Json> BalloonChanged(const virtio::Balloon& balloon, uint32_t actual_pages, uint64_t memory_bytes);
+Json QueryBalloonJson(virtio::Balloon& balloon, uint64_t memory_bytes);
+// An unknown device or backend (QMP.md's DeviceNotFound).
+QmpError NotFound(const std::string& message);
+
+class MicrovmDevices : public HotplugDevices {
  public:
   // Wraps a device in a virtio-mmio slot (its transport, I/O thread and
   // interrupt line); `make` builds the device for that slot's I/O thread.
   using AddSlot = std::function<virtio::MmioTransport*(
       uint32_t slot,
       const std::function<std::shared_ptr<virtio::VirtioDevice>(const std::shared_ptr<EventLoop>&)>& make)>;
-  // A QMP event for every client: {"event":NAME,"data":{...}}.
-  using Emit = std::function<void(const std::string& name, Json data)>;
 
   // A NIC's MAC is its mac=, else the one derived from `identity`. When
   // restoring (`saved`), its guest keeps the MAC it read at boot and the
@@ -86,22 +84,19 @@ class MicrovmDevices {
                  const std::optional<BalloonDeviceConfig>& balloon, const std::string& identity,
                  const MachineLayout* saved, uint64_t memory_bytes, const AddSlot& add_slot, Emit emit);
 
-  void AddBlockBackend(const std::string& node_name, const BlockFileConfig& file);
-  void RemoveBlockBackend(const std::string& node_name);
-  // `fd_label` names an fd handed over with the request (getfd name).
-  void AddNetBackend(const std::string& id, const std::string& ifname, UniqueFd fd, const std::string& fd_label);
-  void RemoveNetBackend(const std::string& id);
-  void AddDevice(const DeviceAddRequest& request);
+  void AddBlockBackend(const std::string& node_name, const BlockFileConfig& file) override;
+  void RemoveBlockBackend(const std::string& node_name) override;
+  void AddNetBackend(const std::string& id, const std::string& ifname, UniqueFd fd,
+                     const std::string& fd_label) override;
+  void RemoveNetBackend(const std::string& id) override;
+  void AddDevice(const DeviceAddRequest& request) override;
   // Microvm unplug is synchronous and closes the backend too.
-  void DeleteDevice(const std::string& id);
+  void DeleteDevice(const std::string& id) override;
 
-  // QMP balloon: the guest's target size in bytes, clamped to boot memory.
-  void SetBalloonTarget(uint64_t bytes);
-  // {actual, target, memory, driverReady, stats, statsUpdated}; asks the
-  // guest for fresh statistics on the way.
-  Json QueryBalloon();
+  void SetBalloonTarget(uint64_t bytes) override;
+  Json QueryBalloon() override;
   // virga-query-devices (docs/devices.md).
-  Json Describe() const;
+  Json Describe() const override;
   // What fills each slot now (hot-plugged devices included), for a snapshot.
   void FillLayout(MachineLayout* layout) const;
   // An incoming migration: each NIC takes the source's guest and wire MACs.
@@ -125,7 +120,6 @@ class MicrovmDevices {
 
   uint32_t PickSlot(const DeviceAddRequest& request, uint32_t count, const std::vector<SlotState>& states,
                     const char* kind_name) const;
-  void RequireBalloonActive() const;
   void OnBalloonActual(uint32_t actual_pages);
 
   mutable std::mutex lock_;

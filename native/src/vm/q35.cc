@@ -6,41 +6,25 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 #include <tuple>
 
 #include "arch/x86_64/layout.h"
 #include "common/error.h"
 #include "devices/pci/host_bridge.h"
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "vm/microvm_devices.h"
 
 namespace virga {
 
 namespace {
 
-std::shared_ptr<virtio::VirtioDevice> MakeDevice(const PciDeviceConfig& config, const MacAddress& mac,
-                                                 const std::shared_ptr<EventLoop>& loop) {
-  switch (config.kind) {
-    case PciDeviceConfig::Kind::kBlock:
-      try {
-        return std::make_shared<virtio::Block>(BlockFile::Open(config.file));
-      } catch (const VmmError& e) {
-        throw VmmError("disk " + config.id, e);
-      }
-    case PciDeviceConfig::Kind::kNet: {
-      std::unique_ptr<Tap> tap;
-      try {
-        tap = config.fd >= 0 ? Tap::Adopt(UniqueFd(config.fd), "fd=" + std::to_string(config.fd))
-                             : Tap::Open(config.ifname);
-      } catch (const VmmError& e) {
-        throw VmmError("netdev " + config.backend, e);
-      }
-      return std::make_shared<virtio::Net>(mac, std::move(tap), loop);
-    }
-    case PciDeviceConfig::Kind::kBalloon:
-      // No QMP balloon on q35 yet: the guest's reports go nowhere.
-      return std::make_shared<virtio::Balloon>(config.balloon, [](uint32_t) {});
-  }
-  throw VmmError("unknown PCI device kind");
+std::string PciAddr(uint32_t slot, uint32_t function) {
+  char text[16];
+  std::snprintf(text, sizeof(text), "0x%x.%u", slot, function);
+  return text;
 }
 
 const char* DriverName(PciDeviceConfig::Kind kind) {
@@ -84,21 +68,43 @@ const MachineLayout::PciFunction* FindFunction(const MachineLayout& layout, uint
 
 }  // namespace
 
-Q35Board::Q35Board(const MachineConfig& config) : config_(config) {}
+Q35Board::Q35Board(const MachineConfig& config, Emit on_event) : config_(config), emit_(std::move(on_event)) {}
 
 Q35Board::~Q35Board() = default;
 
 void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) {
+  vm_ = &context.vm;
+  memory_ = &context.memory;
   root_ = std::make_shared<pci::RootBus>(&context.mmio);
   root_->Attach(0, 0, std::make_shared<pci::HostBridge>());
   routes_ = std::make_unique<kvm::GsiRoutes>(&context.vm);
   // A guest looks at functions 1-7 of a slot only when function 0 says there are more.
   std::set<uint32_t> multifunction;
   for (const PciDeviceConfig& device : config_.pci_devices) {
-    if (device.function != 0) multifunction.insert(device.slot);
+    if (device.bus == "pcie.0" && device.function != 0) multifunction.insert(device.slot);
   }
+  for (const PciRootPortConfig& port : config_.root_ports) {
+    if (port.function != 0) multifunction.insert(port.slot);
+  }
+  // Bus numbers in address order, as firmware's scan would give them.
+  std::vector<PciRootPortConfig> ports = config_.root_ports;
+  std::sort(ports.begin(), ports.end(), [](const PciRootPortConfig& a, const PciRootPortConfig& b) {
+    return a.slot * pci::kFunctions + a.function < b.slot * pci::kFunctions + b.function;
+  });
+  for (size_t i = 0; i < ports.size(); ++i) AddRootPort(context, ports[i], static_cast<uint8_t>(i + 1));
   for (const PciDeviceConfig& device : config_.pci_devices) {
-    AddVirtio(context, device, device.function == 0 && multifunction.count(device.slot), saved);
+    bool first = device.bus == "pcie.0" && device.function == 0 && multifunction.count(device.slot);
+    AddColdPlugged(device, device.multifunction || first, saved);
+  }
+  // On pcie.0 once their slots are filled: what a reset returns them to.
+  for (const PciRootPortConfig& config : ports) {
+    const std::shared_ptr<pci::RootPort>& port = ports_.at(config.id).port;
+    if (config.multifunction || (config.function == 0 && multifunction.count(config.slot))) port->SetMultiFunction();
+    try {
+      root_->Attach(config.slot, config.function, port);
+    } catch (const VmmError& e) {
+      throw VmmError("device " + config.id, e);
+    }
   }
   context.mmio.Insert(x86::kPciEcamBase, (uint64_t{x86::kPciLastBus} + 1) * pci::kEcamBytesPerBus,
                       std::make_shared<pci::EcamWindow>(root_));
@@ -106,49 +112,152 @@ void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) 
   context.pio.Insert(pci::ConfigPorts::kBase, pci::ConfigPorts::kSize, config_ports_);
 }
 
-void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, bool multifunction,
-                         const MachineLayout* saved) {
-  Function function;
-  function.config = config;
-  function.loop = std::make_shared<EventLoop>();
-  io_threads_.Add(function.loop);
-  // A NIC keeps the MAC its guest read at boot: mac=, else a restored guest's, else derived.
-  MacAddress mac = DerivedMac(config_.identity, config.slot * pci::kFunctions + config.function);
-  const MachineLayout::PciFunction* before = saved ? FindFunction(*saved, config.slot, config.function) : nullptr;
-  if (config.mac) {
-    mac = *config.mac;
-  } else if (before != nullptr && before->nic.present) {
-    mac = before->nic.mac;
+void Q35Board::AddRootPort(BoardContext& context, const PciRootPortConfig& config, uint8_t bus) {
+  Port port;
+  port.bus = bus;
+  port.window = kRootPortWindows + uint64_t{bus - 1u} * kRootPortWindowSize;
+  port.addr = PciAddr(config.slot, config.function);
+  port.slot = config.slot;
+  uint32_t gsi = routes_->AllocateMsi();
+  port.irq = std::make_unique<IrqLine>(gsi);
+  context.vm.RegisterIrqfd(port.irq->fd(), gsi);
+  kvm::GsiRoutes* routes = routes_.get();
+  IrqLine* irq = port.irq.get();
+  port.port = std::make_shared<pci::RootPort>(
+      pci::RootPort::Options{config.port, bus, static_cast<uint32_t>(port.window),
+                             static_cast<uint32_t>(kRootPortWindowSize)},
+      &context.mmio, [routes, gsi](const pci::MsiMessage& m) { routes->SetMsi(gsi, m.address, m.data); },
+      [irq] { irq->Trigger(); });
+  ports_.emplace(config.id, std::move(port));
+}
+
+uint32_t Q35Board::MacPlace(const std::string& bus, uint32_t slot, uint32_t function) const {
+  // pcie.0's functions by devfn; behind root port n, 256 + n.
+  auto port = ports_.find(bus);
+  return port != ports_.end() ? pci::kSlots * pci::kFunctions + port->second.bus : slot * pci::kFunctions + function;
+}
+
+void Q35Board::AddColdPlugged(const PciDeviceConfig& config, bool multifunction, const MachineLayout* saved) {
+  // A device's thread is its loop: made here, started with the others.
+  auto loop = std::make_shared<EventLoop>();
+  std::shared_ptr<virtio::VirtioDevice> device;
+  Kind kind = Kind::kBalloon;
+  switch (config.kind) {
+    case PciDeviceConfig::Kind::kBlock:
+      kind = Kind::kBlock;
+      try {
+        device = std::make_shared<virtio::Block>(BlockFile::Open(config.file));
+      } catch (const VmmError& e) {
+        throw VmmError("disk " + config.id, e);
+      }
+      block_backends_[config.backend] = {config.file, nullptr, config.id};
+      break;
+    case PciDeviceConfig::Kind::kNet: {
+      kind = Kind::kNet;
+      std::unique_ptr<Tap> tap;
+      try {
+        tap = config.fd >= 0 ? Tap::Adopt(UniqueFd(config.fd), "fd=" + std::to_string(config.fd))
+                             : Tap::Open(config.ifname);
+      } catch (const VmmError& e) {
+        throw VmmError("netdev " + config.backend, e);
+      }
+      net_backends_[config.backend] = {tap->ifname(), nullptr, config.id};
+      // A NIC keeps the MAC its guest read at boot: mac=, else a restored guest's, else derived.
+      MacAddress mac = DerivedMac(config_.identity, MacPlace(config.bus, config.slot, config.function));
+      const MachineLayout::PciFunction* before =
+          saved != nullptr && config.bus == "pcie.0" ? FindFunction(*saved, config.slot, config.function) : nullptr;
+      if (config.mac) {
+        mac = *config.mac;
+      } else if (before != nullptr && before->nic.present) {
+        mac = before->nic.mac;
+      }
+      device = std::make_shared<virtio::Net>(mac, std::move(tap), loop);
+      break;
+    }
+    case PciDeviceConfig::Kind::kBalloon:
+      balloon_ = std::make_shared<virtio::Balloon>(config.balloon,
+                                                   [this](uint32_t actual) { OnBalloonActual(actual); });
+      balloon_id_ = config.id;
+      device = balloon_;
+      break;
   }
-  std::shared_ptr<virtio::VirtioDevice> device = MakeDevice(config, mac, function.loop);
-  function.block = std::dynamic_pointer_cast<virtio::Block>(device);
-  function.net = std::dynamic_pointer_cast<virtio::Net>(device);
-  std::vector<uint32_t> gsis;
+  auto port = ports_.find(config.bus);
+  uint64_t base = port != ports_.end()
+                      ? port->second.window
+                      : x86::kPciMmioBase + uint64_t{config.slot * pci::kFunctions + config.function} * kBarStride;
+  // Behind a root port, pin A of its slot 0 reaches pcie.0 as the port's own pin A (the bridge swizzle).
+  uint32_t intx_gsi = IntxGsi(port != ports_.end() ? port->second.slot : config.slot, 0);
+  Function function = MakeFunction(device, loop, base, intx_gsi);
+  function.config = config;
+  function.id = config.id;
+  function.bus = config.bus;
+  function.addr = PciAddr(config.slot, config.function);
+  function.kind = kind;
+  function.backend = config.backend;
+  if (kind == Kind::kBalloon) balloon_transport_ = function.transport.get();
+  if (multifunction) function.transport->SetMultiFunction();
+  try {
+    if (port != ports_.end()) {
+      port->second.port->ColdPlug(function.transport);
+    } else {
+      root_->Attach(config.slot, config.function, function.transport);
+    }
+  } catch (const VmmError& e) {
+    throw VmmError("device " + config.id, e);
+  }
+  io_threads_.Add(function.loop);
+  functions_.push_back(std::move(function));
+}
+
+Q35Board::Function Q35Board::MakeFunction(std::shared_ptr<virtio::VirtioDevice> device,
+                                          std::shared_ptr<EventLoop> loop, uint64_t base, uint32_t intx_gsi) {
+  Function function;
+  function.device = device;
+  function.loop = std::move(loop);
   for (uint16_t v = 0; v < virtio::PciTransport::VectorsFor(*device); ++v) {
-    gsis.push_back(routes_->AllocateMsi());
-    function.vectors.push_back(std::make_unique<IrqLine>(gsis.back()));
-    context.vm.RegisterIrqfd(function.vectors.back()->fd(), gsis.back());
+    function.gsis.push_back(routes_->AllocateMsi());
+    function.vectors.push_back(std::make_unique<IrqLine>(function.gsis.back()));
+    vm_->RegisterIrqfd(function.vectors.back()->fd(), function.gsis.back());
   }
   kvm::GsiRoutes* routes = routes_.get();
   std::vector<IrqLine*> lines;
   for (const auto& line : function.vectors) lines.push_back(line.get());
+  std::vector<uint32_t> gsis = function.gsis;
   function.transport = std::make_shared<virtio::PciTransport>(
-      device, &context.memory,
+      device, memory_,
       [routes, gsis](uint16_t vector, const pci::MsiMessage& message) {
         routes->SetMsi(gsis[vector], message.address, message.data);
       },
       [lines](uint16_t vector) { lines[vector]->Trigger(); });
 
   virtio::PciTransport* transport = function.transport.get();
-  kvm::Vm* vm = &context.vm;
+  kvm::Vm* vm = vm_;
   transport->ServeNotifications(*function.loop);
+  // The notify registers' ioeventfds follow BAR 0 wherever the guest puts it.
+  transport->SetNotifyMoved([vm, transport](uint64_t from, uint64_t to) {
+    const auto& fds = transport->notify_fds();
+    for (uint16_t q = 0; q < fds.size(); ++q) {
+      uint64_t offset = uint64_t{q} * virtio::PciTransport::kNotifyMultiplier;
+      // The driver writes the queue's index, 16 bits wide (4.1.5.2). On a
+      // vCPU thread: a refused ioeventfd leaves the write to exit to the
+      // transport, which signals the same eventfd, rather than end the VM.
+      try {
+        if (from != 0) vm->UnregisterIoeventfd(fds[q].get(), from + offset, 2, q, false);
+      } catch (const VmmError&) {
+      }
+      try {
+        if (to != 0) vm->RegisterIoeventfd(fds[q].get(), to + offset, 2, q, false);
+      } catch (const VmmError&) {
+      }
+    }
+  });
   // INTx for a driver without MSI-X: a level line, asserted again at each
   // EOI while the ISR still holds something (a line shared by several
   // functions stays up while any of them is pending).
-  function.intx = std::make_unique<IrqLine>(IntxGsi(config.slot, 0));
+  function.intx = std::make_unique<IrqLine>(intx_gsi);
   function.resample.Reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!function.resample.valid()) throw ErrnoError("eventfd for an INTx resample");
-  context.vm.RegisterResampleIrqfd(function.intx->fd(), function.intx->gsi(), function.resample.get());
+  vm_->RegisterResampleIrqfd(function.intx->fd(), function.intx->gsi(), function.resample.get());
   IrqLine* intx = function.intx.get();
   transport->SetIntx([intx] { intx->Trigger(); });
   int resample = function.resample.get();
@@ -177,16 +286,9 @@ void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, b
       }
     }
   });
-  uint64_t base = x86::kPciMmioBase + uint64_t{config.slot * pci::kFunctions + config.function} * kBarStride;
   transport->AssignBar(virtio::PciTransport::kRegistersBar, base);
   transport->AssignBar(virtio::PciTransport::kMsixBar, base + virtio::PciTransport::kRegistersBarSize);
-  if (multifunction) transport->SetMultiFunction();
-  try {
-    root_->Attach(config.slot, config.function, function.transport);
-  } catch (const VmmError& e) {
-    throw VmmError("device " + config.id, e);
-  }
-  functions_.push_back(std::move(function));
+  return function;
 }
 
 void Q35Board::DescribeAcpi(acpi::AcpiLayout* layout) const {
@@ -206,6 +308,12 @@ void Q35Board::Stop() { io_threads_.Stop(); }
 void Q35Board::Reset() { root_->Reset(); }
 
 void Q35Board::RequireSavable() const {
+  // A port's slot state is in its configuration space, but the functions
+  // behind it and their hot-plug bookkeeping are not saved yet.
+  if (!config_.root_ports.empty()) {
+    throw VmmError("the VM cannot be saved or migrated: it has pcie-root-port '" + config_.root_ports.front().id +
+                   "', and snapshots and migration of a q35 VM with root ports are not built yet (docs/q35.md)");
+  }
   // Before CreateDevices (a restore checks first) there are no functions to ask yet.
   std::string refusal = root_ ? root_->SaveRefusal() : std::string();
   if (!refusal.empty()) throw VmmError("the VM cannot be saved or migrated: PCI function " + refusal);
@@ -230,11 +338,11 @@ void Q35Board::FillLayout(MachineLayout* layout) const {
   layout->machine = name();
   for (const Function& function : functions_) {
     MachineLayout::PciFunction f = Outline(function.config);
-    if (function.block) {
-      f.disk.bytes = function.block->capacity_sectors() * 512;
-      f.disk.read_only = function.block->read_only();
+    if (auto block = std::dynamic_pointer_cast<virtio::Block>(function.device)) {
+      f.disk.bytes = block->capacity_sectors() * 512;
+      f.disk.read_only = block->read_only();
     }
-    if (function.net) f.nic.mac = function.net->guest_mac();
+    if (auto net = std::dynamic_pointer_cast<virtio::Net>(function.device)) f.nic.mac = net->guest_mac();
     layout->pci.push_back(f);
   }
   SortByAddress(&layout->pci);
@@ -243,7 +351,8 @@ void Q35Board::FillLayout(MachineLayout* layout) const {
 void Q35Board::AdoptIncoming(const MachineLayout& source) {
   for (const Function& function : functions_) {
     const auto* f = FindFunction(source, function.config.slot, function.config.function);
-    if (function.net && f != nullptr && f->nic.present) function.net->SetMacs(f->nic.mac, f->nic.mac);
+    auto net = std::dynamic_pointer_cast<virtio::Net>(function.device);
+    if (net && f != nullptr && f->nic.present) net->SetMacs(f->nic.mac, f->nic.mac);
   }
 }
 

@@ -92,6 +92,39 @@ const CONFIGS: VmConfig[] = [
     daemonize: false,
     startPaused: false,
   },
+  {
+    machine: "q35",
+    kernel: "k",
+    append: "",
+    bootEntry: "linux64",
+    smp: { cpus: 1, maxCpus: 1, sockets: 1, cores: 1, threads: 1 },
+    memoryBytes: 256 * MiB,
+    drives: [{ id: "d0", file: "/img/root.raw", readOnly: false, direct: false }],
+    netdevs: [],
+    devices: [
+      {
+        driver: "pcie-root-port",
+        id: "pcie.1",
+        port: 1,
+        bus: "pcie.0",
+        addr: "0x2.0",
+        multifunction: true,
+        chassis: 1,
+      },
+      {
+        driver: "pcie-root-port",
+        id: "pcie.2",
+        port: 2,
+        bus: "pcie.0",
+        addr: "0x2.1",
+        multifunction: false,
+      },
+      { driver: "virtio-blk-pci", id: "disk0", drive: "d0", bus: "pcie.1", addr: "0x0.0" },
+    ],
+    serial: { kind: "none" },
+    daemonize: false,
+    startPaused: false,
+  },
 ];
 
 describe("toArgv", () => {

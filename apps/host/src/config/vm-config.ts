@@ -167,6 +167,18 @@ export const pciBalloonDeviceSchema = z
   })
   .strict();
 
+/** A q35 root port on pcie.0; its id names the bus behind it (docs/q35.md). */
+export const pcieRootPortSchema = z
+  .object({
+    driver: z.literal("pcie-root-port"),
+    id: z.string().min(1),
+    port: z.number().int().min(0).max(255),
+    ...pciPlace,
+    multifunction: z.boolean(),
+    chassis: z.number().int().min(0).max(255).optional(),
+  })
+  .strict();
+
 export const deviceSchema = z.discriminatedUnion("driver", [
   blockDeviceSchema,
   netDeviceSchema,
@@ -174,6 +186,7 @@ export const deviceSchema = z.discriminatedUnion("driver", [
   pciBlockDeviceSchema,
   pciNetDeviceSchema,
   pciBalloonDeviceSchema,
+  pcieRootPortSchema,
 ]);
 export type Device = z.infer<typeof deviceSchema>;
 
@@ -294,6 +307,8 @@ export const vmConfigSchema = z
         if (!netdevIds.has(device.netdev)) issue(`unknown netdev '${device.netdev}'`);
         if (used.has(`netdev:${device.netdev}`)) issue(`netdev '${device.netdev}' is used twice`);
         used.add(`netdev:${device.netdev}`);
+      } else if (device.driver === "pcie-root-port") {
+        continue;
       } else if (++counts.balloons > 1) {
         issue("at most one balloon");
       }

@@ -8,6 +8,7 @@ import type {
   BlockdevAddArgs,
   DeviceAddArgs,
   DevicesInfo,
+  Q35DevicesInfo,
   NetdevAddArgs,
 } from "./device-types";
 import type { MigrationInfo } from "./migration";
@@ -89,11 +90,14 @@ export interface VmControl {
   netdevAdd(args: NetdevAddArgs): Promise<void>;
   netdevDel(id: string): Promise<void>;
   deviceAdd(args: DeviceAddArgs): Promise<void>;
-  /** Synchronous on the microvm: emits DEVICE_DELETED before resolving. */
+  /**
+   * Synchronous on the microvm: emits DEVICE_DELETED before resolving. On
+   * q35 the VM process emits it later, once the guest has let go.
+   */
   deviceDel(id: string): Promise<void>;
   balloon(bytes: number): Promise<void>;
   queryBalloon(): Promise<BalloonInfo>;
-  devices(): Promise<DevicesInfo>;
+  devices(): Promise<DevicesInfo | Q35DevicesInfo>;
 
   /**
    * migrate file:<dir>: pauses a running VM (STOP) and writes a snapshot;

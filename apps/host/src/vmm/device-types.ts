@@ -29,6 +29,8 @@ export interface DeviceAddArgs {
   backend: string;
   backendField: "id" | "drive" | "netdev";
   mac?: string;
+  /** q35: the root port's id (slot 0x0 of its bus). */
+  bus?: string;
 }
 
 export interface BlockSlotInfo {
@@ -85,6 +87,14 @@ export interface DevicesInfo {
   };
 }
 
+/** virga-query-devices on q35 (docs/q35.md): root ports and PCI functions. */
+export interface Q35DevicesInfo {
+  machine: "q35";
+  pci: Record<string, unknown>[];
+  balloon: { device: string; "driver-ready": boolean } | null;
+  backends: DevicesInfo["backends"];
+}
+
 /** virga-query-balloon. */
 export interface BalloonInfo {
   actual: number;
@@ -115,7 +125,7 @@ export interface NativeDevices {
   deviceDel(id: string): Promise<void>;
   balloon(bytes: number): Promise<void>;
   queryBalloon(): Promise<BalloonInfo>;
-  devices(): Promise<DevicesInfo>;
+  devices(): Promise<DevicesInfo | Q35DevicesInfo>;
   /** Writes the paused VM into `dir` (docs/snapshots.md). */
   snapshot(dir: string): Promise<SnapshotResult>;
   /** Starts a live migration to tcp:/unix: (docs/migration.md); progress comes as events. */

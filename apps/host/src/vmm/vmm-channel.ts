@@ -11,6 +11,7 @@ import type {
   BlockdevAddArgs,
   DeviceAddArgs,
   DevicesInfo,
+  Q35DevicesInfo,
   NetdevAddArgs,
   SnapshotResult,
 } from "./device-types";
@@ -146,8 +147,8 @@ export class VmmChannel implements NativeVm {
   queryBalloon(): Promise<BalloonInfo> {
     return this.request("query-balloon") as Promise<BalloonInfo>;
   }
-  devices(): Promise<DevicesInfo> {
-    return this.request("devices") as Promise<DevicesInfo>;
+  devices(): Promise<DevicesInfo | Q35DevicesInfo> {
+    return this.request("devices") as Promise<DevicesInfo | Q35DevicesInfo>;
   }
   snapshot(dir: string): Promise<SnapshotResult> {
     return this.request("snapshot", { dir }) as Promise<SnapshotResult>;

@@ -58,7 +58,7 @@ describe("q35 machine", () => {
   );
 
   it(
-    "resets like the microvm; hot-plug is refused by name and the guest runs on",
+    "resets like the microvm; hot-plug onto pcie.0 is refused by name and the guest runs on",
     TEST,
     async () => {
       const tmp = tempDir();
@@ -76,13 +76,7 @@ describe("q35 machine", () => {
             qmp,
             "device_add",
             { driver: "virtio-blk-pci", id: "d1", drive: "x", bus: "pcie.0" },
-            machine,
-          );
-          await refused(
-            qmp,
-            "blockdev-add",
-            { "node-name": "x", file: { driver: "file", filename: "/dev/null" } },
-            machine,
+            /bus: pcie\.0 has no hot-plug controller; plug virtio-blk-pci into a pcie-root-port \(the command line has none\)$/,
           );
           assert.deepEqual(await qmp.execute("query-status"), {
             running: true,

@@ -32,8 +32,9 @@ import type { Scenario } from "./scenarios";
 const BOOT_MS = 120000;
 const MIB = 1024 * 1024;
 
-async function deviceDel(qmp: QmpClient, id: string): Promise<void> {
+async function deviceDel(vmm: DeviceVmm, qmp: QmpClient, id: string): Promise<void> {
   await qmp.execute("device_del", { id });
+  await vmm.whileUnplugging?.(qmp, id);
   // virga-vmm sends DEVICE_DELETED before its reply; QEMU's PCIe unplug
   // waits for the guest (pciehp's 5 s attention-button delay).
   await qmp.waitFor(
@@ -115,7 +116,7 @@ function hotPlugDisk(vmm: DeviceVmm): Scenario {
           assert.equal(readAt(data, 4 * MIB, PATTERN.length).toString("latin1"), PATTERN);
           assert.equal(md5(readAt(data, 0, MIB)), md5(image.subarray(0, MIB)));
 
-          await deviceDel(qmp, "disk1");
+          await deviceDel(vmm, qmp, "disk1");
           const gone = await guestScenario(vm, "wait-disk-gone /dev/vdb 60");
           assert.match(gone, /^\/dev\/vdb (sectors=0|removed)$/);
           await vmm.releaseDisk(qmp, "disk1");
@@ -172,7 +173,7 @@ function hotPlugNic(vmm: DeviceVmm, subnet: number): Scenario {
             assert.equal(numberField(got, "bytes"), mib * MIB);
             assert.equal(fields(got).from, l1);
 
-            await deviceDel(qmp, "net1");
+            await deviceDel(vmm, qmp, "net1");
             assert.match(
               await guestScenario(vm, "wait-nic-down eth0 60"),
               /^eth0 (carrier=0|removed)$/,

@@ -59,6 +59,8 @@ export interface DeviceVmm {
   ): Promise<void>;
   checkNic(qmp: QmpClient, id: string, expected: { tap: string; mac: string }): Promise<void>;
   checkBalloon(qmp: QmpClient, memoryBytes: number): Promise<void>;
+  /** Between device_del and DEVICE_DELETED, while the guest still holds the slot. */
+  whileUnplugging?(qmp: QmpClient, id: string): Promise<void>;
 }
 
 /** The scenarios' guest command line: quiet, and a shell on the console. */
@@ -126,6 +128,116 @@ export const VIRGA: DeviceVmm = {
     };
     assert.equal(balloon.memory, memoryBytes);
     assert.equal(balloon.actual, balloon.target);
+  },
+};
+
+/** virga-vmm's q35 view of one PCI function (virga-query-devices, docs/q35.md). */
+interface VirgaPciFunction {
+  id: string;
+  driver: string;
+  bus: string;
+  "node-name"?: string;
+  file?: string;
+  size?: number;
+  ifname?: string;
+  mac?: string;
+  link?: string;
+}
+interface VirgaQ35Devices {
+  pci: VirgaPciFunction[];
+  backends: { block: { "node-name": string }[]; net: { id: string }[] };
+}
+
+async function q35Function(qmp: QmpClient, id: string): Promise<VirgaPciFunction | undefined> {
+  const devices = (await qmp.execute("virga-query-devices")) as VirgaQ35Devices;
+  return devices.pci.find((f) => f.id === id);
+}
+
+/**
+ * virga-vmm's standard machine (docs/q35.md): root ports pcie.1 (the seed's
+ * hot-plug bus) and, for disks present from boot, one more each; hot-plug
+ * with the seed's standard-machine requests as written (addr 0x0, bus pcie.1).
+ */
+export const VIRGA_Q35: DeviceVmm = {
+  label: "virga-vmm q35",
+  command: vmmBin,
+  args: (o) => [
+    "-machine",
+    "q35",
+    ...kernelArgs(o.memMiB),
+    "-device",
+    "pcie-root-port,id=pcie.1,port=0x1,bus=pcie.0,addr=0x2",
+    ...(o.disks ?? []).flatMap((d, i) => [
+      "-device",
+      `pcie-root-port,id=pcie.${i + 2},port=0x${(i + 2).toString(16)},bus=pcie.0,addr=0x${(i + 3).toString(16)}`,
+      "-drive",
+      `file=${d.file},id=${d.id},readonly=${d.readOnly === true ? "on" : "off"}`,
+      "-device",
+      `virtio-blk-pci,drive=${d.id},id=${d.id},bus=pcie.${i + 2},addr=0x0`,
+    ]),
+    ...(o.balloon === true
+      ? ["-device", "virtio-balloon-pci,id=balloon0,bus=pcie.0,addr=0x1f"]
+      : []),
+    "-qmp",
+    `unix:${o.qmpSocket},server,nowait`,
+    "-serial",
+    "stdio",
+  ],
+  diskDeviceAdd: (id) => ({
+    id,
+    driver: "virtio-blk-pci",
+    drive: id,
+    addr: "0x0",
+    bus: "pcie.1",
+  }),
+  netdevAdd: (id, tap) => ({ id, ifname: tap }),
+  nicDeviceAdd: (id) => ({
+    id,
+    driver: "virtio-net-pci",
+    addr: "0x0",
+    netdev: id,
+    bus: "pcie.1",
+  }),
+  // The seed's standard-machine unplug: device_del, DEVICE_DELETED, then blockdev-del.
+  async releaseDisk(qmp, id) {
+    await qmp.execute("blockdev-del", { "node-name": id });
+  },
+  async checkDisk(qmp, id, expected) {
+    const disk = await q35Function(qmp, id);
+    if (expected === null) {
+      assert.equal(disk, undefined, `virga-query-devices still shows ${id}`);
+      const devices = (await qmp.execute("virga-query-devices")) as VirgaQ35Devices;
+      assert.ok(
+        !devices.backends.block.some((b) => b["node-name"] === id),
+        `backend ${id} is still open after blockdev-del`,
+      );
+      return;
+    }
+    assert.ok(disk !== undefined, `virga-query-devices has no PCI function ${id}`);
+    assert.equal(disk.driver, "virtio-blk-pci");
+    assert.equal(disk.bus, "pcie.1");
+    assert.equal(disk["node-name"], id);
+    assert.equal(disk.file, expected.file);
+    assert.equal(disk.size, expected.size);
+  },
+  async checkNic(qmp, id, expected) {
+    const nic = await q35Function(qmp, id);
+    assert.ok(nic !== undefined, `virga-query-devices has no PCI function ${id}`);
+    assert.equal(nic.driver, "virtio-net-pci");
+    assert.equal(nic.ifname, expected.tap);
+    assert.equal(nic.link, "up");
+    assert.equal(nic.mac, expected.mac);
+  },
+  checkBalloon: (qmp, memoryBytes) => VIRGA.checkBalloon(qmp, memoryBytes),
+  // pciehp waits 5 s after the attention button before it lets go.
+  async whileUnplugging(qmp, id) {
+    await assert.rejects(qmp.execute("device_del", { id }), (error: Error) => {
+      assert.match(
+        error.message,
+        /is already being unplugged: the guest has not released its slot yet/,
+      );
+      return true;
+    });
   },
 };
 

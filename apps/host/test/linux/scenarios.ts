@@ -8,7 +8,7 @@ import { connectQmp, withVmm } from "../support/guest";
 import { deviceScenarios } from "./device-scenarios";
 import { fields, guestScenario } from "./guest-scenario";
 import { createTap } from "./l1-net";
-import { QEMU_REFERENCE, VIRGA } from "./device-vmms";
+import { QEMU_REFERENCE, VIRGA, VIRGA_Q35 } from "./device-vmms";
 import { linuxGuest, linuxKernelArgs } from "./guest-images";
 import { migrationScenario } from "./migration-scenario";
 import { migrationSoakScenarios } from "./migration-soak";
@@ -71,9 +71,10 @@ const POWERED_OFF = /shutdown: guest-shutdown \(ACPI sleep control: S5\)$/;
 
 /**
  * The device scenarios (device-scenarios.ts: hot-plugged disk and NIC,
- * balloon; docs/devices.md) run against virga-vmm in the default suite.
- * VIRGA_LINUX_DEVICES=qemu runs them against Debian's QEMU instead (the
- * reference), =all against both, =none not at all.
+ * balloon; docs/devices.md, docs/q35.md) run against virga-vmm's microvm
+ * and q35 in the default suite. VIRGA_LINUX_DEVICES=q35 runs only q35's,
+ * =qemu runs them against Debian's QEMU instead (the reference), =all
+ * against all three, =none not at all.
  */
 function deviceScenariosToRun(): Scenario[] {
   const which = process.env.VIRGA_LINUX_DEVICES ?? "virga";
@@ -81,13 +82,21 @@ function deviceScenariosToRun(): Scenario[] {
     case "none":
       return [];
     case "virga":
-      return deviceScenarios(VIRGA, 101);
+      return [...deviceScenarios(VIRGA, 101), ...deviceScenarios(VIRGA_Q35, 111)];
+    case "q35":
+      return deviceScenarios(VIRGA_Q35, 111);
     case "qemu":
       return deviceScenarios(QEMU_REFERENCE, 102);
     case "all":
-      return [...deviceScenarios(VIRGA, 101), ...deviceScenarios(QEMU_REFERENCE, 102)];
+      return [
+        ...deviceScenarios(VIRGA, 101),
+        ...deviceScenarios(VIRGA_Q35, 111),
+        ...deviceScenarios(QEMU_REFERENCE, 102),
+      ];
     default:
-      throw new Error(`VIRGA_LINUX_DEVICES: expected virga, qemu, all or none, got '${which}'`);
+      throw new Error(
+        `VIRGA_LINUX_DEVICES: expected virga, q35, qemu, all or none, got '${which}'`,
+      );
   }
 }
 

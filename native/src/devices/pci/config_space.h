@@ -66,7 +66,7 @@ class ConfigSpace {
   uint64_t BarAddress(int index) const;
   uint64_t BarSize(int index) const { return index >= 0 && index < kBarCount ? bar_size_[index] : 0; }
   bool BarIs64bit(int index) const { return index >= 0 && index < kBarCount && bar_64bit_[index]; }
-  void SetMultiFunction() { Set(kHeaderType, 1, 0x80); }
+  void SetMultiFunction() { Set(kHeaderType, 1, Read(kHeaderType, 1) | 0x80); }
   // 1-4: INTA#-INTD#; 0: no INTx.
   void SetInterruptPin(uint8_t pin) { Set(kInterruptPin, 1, pin); }
   bool IntxDisabled() const { return (Read(kCommand, 2) & kCommandIntxDisable) != 0; }
@@ -84,10 +84,12 @@ class ConfigSpace {
   void Save(state::ByteWriter& out) const { out.Bytes(bytes_.data(), bytes_.size()); }
   void Restore(state::ByteReader& in);
 
- private:
+  // The device's own view: a register's value whatever its mask (status
+  // bits the hardware sets), and which of its bits the guest may write.
   void Set(uint32_t offset, uint32_t len, uint64_t value);
   void SetMask(uint32_t offset, uint32_t len, uint64_t mask);
 
+ private:
   std::array<uint8_t, kConfigSize> bytes_{};
   std::array<uint8_t, kConfigSize> writable_{};
   std::array<bool, kBarCount> bar_64bit_{};

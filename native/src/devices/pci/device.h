@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "devices/bus.h"
 #include "devices/pci/config_space.h"
@@ -66,6 +67,12 @@ class PciDevice {
   // Why this function cannot be saved (a passed-through device's state is
   // in its hardware); empty when it can.
   virtual std::string SaveRefusal() const { return {}; }
+  // A bridge's view of the buses behind it: the function at `devfn` on
+  // bus number `bus` (which it compares with its own bus registers), or
+  // nothing. Endpoints have no buses behind them.
+  virtual std::shared_ptr<PciDevice> Downstream(uint32_t bus, uint32_t devfn) { return nullptr; }
+  // Every function behind this one (a machine reset maps their BARs again).
+  virtual std::vector<std::shared_ptr<PciDevice>> Children() { return {}; }
 
   // Maps each memory BAR with registers where the guest put it, while
   // memory decoding is on; unmaps it otherwise. A BAR the guest placed

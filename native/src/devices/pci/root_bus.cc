@@ -37,7 +37,9 @@ void RootBus::Reset() {
   for (const auto& device : functions_) {
     if (!device) continue;
     device->ResetFunction();
-    if (mmio_ != nullptr) device->UpdateBarMappings(*mmio_);
+    if (mmio_ == nullptr) continue;
+    device->UpdateBarMappings(*mmio_);
+    for (const auto& child : device->Children()) child->UpdateBarMappings(*mmio_);
   }
 }
 
@@ -107,10 +109,16 @@ void ConfigPorts::Restore(state::ByteReader& in) {
 }
 
 std::shared_ptr<PciDevice> RootBus::Find(uint32_t bus, uint32_t devfn) const {
-  // pcie.0 is bus 0; nothing sits behind it yet.
-  if (bus != 0 || devfn >= functions_.size()) return nullptr;
+  if (devfn >= functions_.size()) return nullptr;
   std::lock_guard guard(lock_);
-  return functions_[devfn];
+  if (bus == 0) return functions_[devfn];
+  // The other buses are behind pcie.0's root ports, by the bus numbers
+  // each was given (a port takes only its own lock, never this one).
+  for (const auto& bridge : functions_) {
+    if (!bridge) continue;
+    if (std::shared_ptr<PciDevice> device = bridge->Downstream(bus, devfn)) return device;
+  }
+  return nullptr;
 }
 
 uint32_t RootBus::ReadConfig(uint32_t bus, uint32_t devfn, uint32_t offset, uint32_t len) const {

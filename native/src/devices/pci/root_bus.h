@@ -1,4 +1,5 @@
-// PCIe root bus pcie.0: 32 slots of 8 functions, reached through ECAM
+// PCIe root bus pcie.0: 32 slots of 8 functions (and, through the root
+// ports among them, the buses behind them), reached through ECAM
 // (an MMIO window, 1 MiB per bus number, 4 KiB per function: the MCFG
 // describes it) and through the legacy configuration mechanism #1 (an
 // address at 0xcf8, data at 0xcfc-0xcff), which firmware and early boot

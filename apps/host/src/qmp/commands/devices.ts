@@ -1,5 +1,7 @@
-// Hot-plug on the microvm (docs/devices.md, the seed's requests verbatim):
-// blockdev-add/-del, netdev_add/_del, device_add/_del, virga-query-devices.
+// Hot-plug (the seed's requests verbatim): blockdev-add/-del, netdev_add/_del,
+// device_add/_del, virga-query-devices. On the microvm into its virtio-mmio
+// slots (docs/devices.md); on q35 into a pcie-root-port's slot, native PCIe
+// hot-plug (docs/q35.md).
 // Arguments are checked and normalised here, each mistake naming its field;
 // the VM process then checks them against its slots and backends.
 import { z } from "zod";
@@ -118,6 +120,82 @@ export const netdevDel = defineCommand({
   },
 });
 
+/**
+ * q35: `virtio-blk-pci` / `virtio-net-pci` into slot 0 of a root port
+ * (`bus`, `addr` 0x0). The VM process checks the bus, its slot and the
+ * backend; here, what the request itself says.
+ */
+function q35Request(args: {
+  id: string;
+  driver: string;
+  addr?: string | number;
+  lun?: number;
+  drive?: string;
+  netdev?: string;
+  bus?: string;
+  mac?: string;
+  host?: string;
+}): DeviceAddArgs {
+  const { driver } = args;
+  const block = driver === "virtio-blk-pci";
+  if (!block && driver !== "virtio-net-pci") {
+    if (driver === "vfio-pci") {
+      throw genericError(
+        "driver: vfio-pci is not built yet (docs/q35.md); the q35 machine hot-plugs virtio-blk-pci and virtio-net-pci",
+      );
+    }
+    if (driver === "pcie-root-port") {
+      throw genericError(
+        "driver: root ports cannot be hot-plugged; give them on the command line (-device pcie-root-port,...)",
+      );
+    }
+    if (driver.startsWith("virtio-balloon")) {
+      throw genericError(
+        "driver: the balloon cannot be hot-plugged; start the VM with -device virtio-balloon-pci",
+      );
+    }
+    throw genericError(
+      BLOCK_DRIVERS.has(driver) || NET_DRIVERS.has(driver)
+        ? `driver: '${driver}' is a microvm device; the q35 machine takes virtio-blk-pci and virtio-net-pci`
+        : `driver: unknown device type '${driver}'; the q35 machine hot-plugs virtio-blk-pci and virtio-net-pci`,
+    );
+  }
+  if (args.host !== undefined) throw genericError("host: only vfio-pci takes host");
+  if (args.lun !== undefined)
+    throw genericError("lun: the q35 machine takes bus (a root port) and addr 0x0");
+  if (args.bus === undefined) {
+    throw genericError(`bus: missing; ${driver} is hot-plugged into a pcie-root-port (its id)`);
+  }
+  if (block && args.netdev !== undefined)
+    throw genericError(`netdev: '${driver}' takes drive, not netdev`);
+  if (!block && args.drive !== undefined)
+    throw genericError(`drive: '${driver}' takes netdev, not drive`);
+  if (block && args.mac !== undefined) throw genericError("mac: only NICs have a MAC address");
+  if (args.mac !== undefined && !MAC_PATTERN.test(args.mac)) {
+    throw genericError(`mac: '${args.mac}' is not a unicast MAC address like 52:54:00:12:34:56`);
+  }
+  const request: DeviceAddArgs = {
+    id: args.id,
+    kind: block ? "block" : "net",
+    backend: args.drive ?? args.netdev ?? args.id,
+    backendField: args.drive !== undefined ? "drive" : args.netdev !== undefined ? "netdev" : "id",
+    bus: args.bus,
+    slot: 0,
+    slotField: "addr",
+  };
+  if (args.addr !== undefined) {
+    // QEMU's form, slot[.function]: only function 0 of slot 0 is a root port's.
+    const m = /^(?:0x)?([0-9a-f]+)(?:\.(?:0x)?([0-9a-f]+))?$/i.exec(String(args.addr).trim());
+    if (!m || parseInt(m[1] ?? "", 16) !== 0 || parseInt(m[2] ?? "0", 16) !== 0) {
+      throw genericError(
+        `addr: a root port has one slot; expected "0x0", got ${describe(args.addr)}`,
+      );
+    }
+  }
+  if (args.mac !== undefined) request.mac = args.mac.toLowerCase();
+  return request;
+}
+
 const BLOCK_DRIVERS = new Set(["virtio-blk-mmio", "virtio-blk-device"]);
 const NET_DRIVERS = new Set(["virtio-net-mmio", "virtio-net-device"]);
 const STANDARD_DRIVERS = new Set([
@@ -159,10 +237,9 @@ export const deviceAdd = defineCommand({
     .strict(),
   async handler(args, { vm }) {
     const { driver } = args;
-    if (vm.config.machine !== "microvm") {
-      throw genericError(
-        `driver: the ${vm.config.machine} machine has no hot-plug yet, so no '${driver}' (docs/q35.md)`,
-      );
+    if (vm.config.machine === "q35") {
+      await vm.deviceAdd(q35Request(args));
+      return {};
     }
     const block = BLOCK_DRIVERS.has(driver);
     if (!block && !NET_DRIVERS.has(driver)) {
@@ -214,7 +291,10 @@ export const deviceAdd = defineCommand({
   },
 });
 
-/** DEVICE_DELETED is emitted before the return (the microvm unplugs at once). */
+/**
+ * The microvm unplugs at once: DEVICE_DELETED comes before the return. On
+ * q35 the return comes first, the event once the guest has let go.
+ */
 export const deviceDel = defineCommand({
   name: "device_del",
   args: z.object({ id: nonEmpty }).strict(),

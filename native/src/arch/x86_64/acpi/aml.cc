@@ -161,6 +161,11 @@ Bytes Scope(const std::string& name, const std::vector<Bytes>& body) {
   return WithPkgLength({kScopeOp}, inner);
 }
 
+Bytes ReturnArg(uint8_t index) {
+  constexpr uint8_t kReturnOp = 0xa4, kArg0Op = 0x68;
+  return {kReturnOp, static_cast<uint8_t>(kArg0Op + index)};
+}
+
 Bytes Method(const std::string& name, uint8_t arg_count, const std::vector<Bytes>& body) {
   Bytes inner = NameString(name);
   inner.push_back(static_cast<uint8_t>(arg_count & 0x7));  // not serialized, sync level 0

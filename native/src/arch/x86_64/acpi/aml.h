@@ -24,6 +24,8 @@ Bytes Device(const std::string& name, const std::vector<Bytes>& body);
 Bytes Scope(const std::string& name, const std::vector<Bytes>& body);
 Bytes Method(const std::string& name, uint8_t arg_count, const std::vector<Bytes>& body);
 Bytes Notify(const std::string& object, uint64_t value);
+// Return (ArgN): a method's answer is its argument N (0-6).
+Bytes ReturnArg(uint8_t index);
 
 // Resource descriptors, to be wrapped by ResourceTemplate.
 Bytes Memory32Fixed(uint32_t base, uint32_t length, bool writable);

@@ -84,6 +84,11 @@ Bytes PciHostDevice(const PciHost& pci) {
                        WordIo(0x0d00, 0xffff),
                        DWordMemory(pci.mmio_base, pci.mmio_base + pci.mmio_size - 1),
                    })),
+      // _OSC (ACPI 6.2.11) hands the OS every PCIe feature it asks for: its
+      // capabilities buffer back unchanged, no error bits, each requested
+      // control granted. Native hot-plug is the one that matters: Linux's
+      // pciehp drives the root ports' slots.
+      Method("_OSC", 4, {ReturnArg(3)}),
   };
   if (pci.intx_first_gsi != 0) body.push_back(PciRoutingTable(pci.intx_first_gsi));
   return Device("PCI0", body);
