@@ -225,13 +225,14 @@ export async function stop(guest: BootedGuest): Promise<void> {
   await guest.exited;
 }
 
-/** One round's figures for one VMM: one boot, each measurement once. */
+/** One direction each way of the TCP stream, and the counts behind each. */
 interface NetRound {
   guestToL1: number;
   l1ToGuest: number;
   counts: { guestToL1: NetCounts; l1ToGuest: NetCounts };
 }
 
+/** One round's figures for one VMM: one boot, each measurement once. */
 interface Round {
   net: NetRound | Unsupported;
   blk: { seqRead: number; seqWrite: number; rand1: number; rand4: number; latency1: number };
