@@ -225,7 +225,7 @@ export async function stop(guest: BootedGuest): Promise<void> {
   await guest.exited;
 }
 
-/** One direction each way of the TCP stream, and the counts behind each. */
+/** The TCP stream's MB/s each way, and the counts behind each. */
 interface NetRound {
   guestToL1: number;
   l1ToGuest: number;
