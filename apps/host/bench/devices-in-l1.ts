@@ -9,7 +9,7 @@
 // A VMM that refuses the NIC's flags gets its net rows marked unsupported
 // with its own error line (nothing estimated); the other rows run without.
 import { spawn, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import {
   fields,
@@ -21,7 +21,16 @@ import {
 } from "../test/linux/guest-scenario";
 import { createTap, l1Receive, l1Send } from "../test/linux/l1-net";
 import { SerialConsole } from "../test/support/console";
+import { QmpClient } from "../src/qmp/client";
 import { median, qemuMicrovm } from "./measure";
+import {
+  countsPerMiB,
+  describeCounts,
+  type NetCounts,
+  readGuestNet,
+  readVmmNet,
+  type VmmNetReading,
+} from "./net-counts";
 
 const APPEND = "console=ttyS0 quiet virga.action=stay";
 const L1_ADDRESS = "192.168.100.1";
@@ -52,6 +61,8 @@ export interface DeviceVmm {
    * guest frees an empty block slot.
    */
   mmioAddress?: string;
+  /** Flags giving the VMM a QMP socket whose virga-query-devices has NIC counters (virga-vmm). */
+  countersQmp?: (socket: string) => string[];
 }
 
 export function virgaDeviceVmm(vmmBin: string): DeviceVmm {
@@ -85,6 +96,7 @@ export function virgaDeviceVmm(vmmBin: string): DeviceVmm {
         ? []
         : ["-netdev", `tap,id=n0,ifname=${tap}`, "-device", "virtio-net-device,netdev=n0"]),
     ],
+    countersQmp: (socket) => ["-qmp", `unix:${socket},server,nowait`],
   };
 }
 
@@ -129,6 +141,8 @@ export interface NetResult {
   guestToL1MBps: number;
   l1ToGuestMBps: number;
   samples: { guestToL1: number[]; l1ToGuest: number[] };
+  /** Per round: counts per MiB moved (net-counts.ts). */
+  counts: { guestToL1: NetCounts; l1ToGuest: NetCounts }[];
 }
 export interface BlkResult {
   seqReadMBps: number;
@@ -211,30 +225,98 @@ export async function stop(guest: BootedGuest): Promise<void> {
   await guest.exited;
 }
 
+/** The TCP stream's MB/s each way, and the counts behind each. */
+interface NetRound {
+  guestToL1: number;
+  l1ToGuest: number;
+  counts: { guestToL1: NetCounts; l1ToGuest: NetCounts };
+}
+
 /** One round's figures for one VMM: one boot, each measurement once. */
 interface Round {
-  net: { guestToL1: number; l1ToGuest: number } | Unsupported;
+  net: NetRound | Unsupported;
   blk: { seqRead: number; seqWrite: number; rand1: number; rand4: number; latency1: number };
   mmio: MmioResult;
+}
+
+/** Where the guest runs its NIC's interrupt and the stream's task; unset: where it chooses. */
+export interface NetPlacement {
+  irqCpu?: number;
+  taskCpu?: number;
+}
+
+async function place(guest: BootedGuest, placement: NetPlacement): Promise<void> {
+  if (placement.irqCpu !== undefined) {
+    guest.console.send(
+      "d=$(basename $(readlink /sys/class/net/eth0/device)); " +
+        'irq=$(awk -v d=$d \'$NF == d { sub(":", "", $1); print $1; exit }\' /proc/interrupts); ' +
+        `echo ${(1 << placement.irqCpu).toString(16)} > /proc/irq/$irq/smp_affinity; ` +
+        // An IO-APIC interrupt moves when it next fires: some traffic first.
+        `ping -c 2 -W 2 ${L1_ADDRESS} >/dev/null; ` +
+        "echo VIRGA-PLACED irq=$irq cpus=$(cat /proc/irq/$irq/effective_affinity_list) end",
+    );
+    const match = await guest.console.waitFor(/VIRGA-PLACED irq=(\d+) cpus=([\d,-]*) end/, 30000);
+    if (match[2] !== String(placement.irqCpu))
+      throw new Error(
+        `the guest put the NIC's interrupt ${match[1] ?? "?"} on CPU ${match[2] ?? "?"}, not ${placement.irqCpu}`,
+      );
+  }
+  if (placement.taskCpu !== undefined) {
+    // The console's shell, and so every command it starts from now on.
+    guest.console.send(
+      `taskset -p ${(1 << placement.taskCpu).toString(16)} $$ >/dev/null && echo VIRGA-PLACED task end`,
+    );
+    await guest.console.waitFor(/VIRGA-PLACED task end/, 30000);
+  }
 }
 
 async function measureNet(
   guest: BootedGuest,
   mib: number,
-): Promise<{ guestToL1: number; l1ToGuest: number }> {
+  qmp: QmpClient | null,
+  placement: NetPlacement,
+): Promise<NetRound> {
   await guestScenario(guest.console, `net-up eth0 ${GUEST_ADDRESS}/24`);
+  await place(guest, placement);
   await guestScenario(guest.console, `ping ${L1_ADDRESS} 2`);
+  const vmmReading = (): Promise<VmmNetReading | undefined> =>
+    qmp === null ? Promise.resolve(undefined) : readVmmNet(qmp);
+  // Read before and after each stream, outside its clock.
+  const reading = async () => ({
+    guest: await readGuestNet(guest.console),
+    vmm: await vmmReading(),
+  });
+  const counts = (before: Awaited<ReturnType<typeof reading>>, after: typeof before): NetCounts =>
+    countsPerMiB(
+      mib,
+      [before.guest, after.guest],
+      before.vmm && after.vmm ? [before.vmm, after.vmm] : undefined,
+    );
   // guest → L1: L1's receiver clock counts what arrived.
   const receiver = l1Receive(5001);
   await receiver.listening;
+  const beforeSend = await reading();
   await guestScenario(guest.console, `io tcp-send ${L1_ADDRESS} 5001 ${mib}`, 180000);
   const guestToL1 = Number((await receiver.result)["MB/s"]);
+  const afterSend = await reading();
   // L1 → guest: the guest's receiver clock.
   sendScenario(guest.console, "io tcp-recv 5002");
   await guest.console.waitFor(/VIRGA-IO tcp-recv listening/, 60000);
   await l1Send(GUEST_ADDRESS, 5002, mib);
   const l1ToGuest = numberField(await scenarioResult(guest.console, "io", 180000), "MB/s");
-  return { guestToL1, l1ToGuest };
+  const afterRecv = await reading();
+  return {
+    guestToL1,
+    l1ToGuest,
+    counts: { guestToL1: counts(beforeSend, afterSend), l1ToGuest: counts(afterSend, afterRecv) },
+  };
+}
+
+/** A QMP connection for the VMM's own counters, or null (QEMU's have none). */
+async function countersClient(socket: string | null): Promise<QmpClient | null> {
+  if (socket === null) return null;
+  // The first connection starts the control plane, which takes a few seconds in L1.
+  return QmpClient.connect(socket, 60000);
 }
 
 async function measureBlk(guest: BootedGuest): Promise<Round["blk"]> {
@@ -278,21 +360,28 @@ async function measureRound(
   disks: string[],
   tap: string,
   mib: number,
+  placement: NetPlacement,
 ): Promise<Round> {
   let refused: string | null = null;
   let guest: BootedGuest;
+  const socket =
+    vmm.countersQmp === undefined ? null : path.join(path.dirname(disks[0] ?? "."), "counters.qmp");
+  const qmpArgs = socket === null || vmm.countersQmp === undefined ? [] : vmm.countersQmp(socket);
+  if (socket !== null) rmSync(socket, { force: true });
   try {
-    guest = await bootGuest(vmm.command, vmm.args(files, disks, tap));
+    guest = await bootGuest(vmm.command, [...vmm.args(files, disks, tap), ...qmpArgs]);
   } catch (error) {
     if (!(error instanceof VmmExited) || error.code === 0) throw error;
     // The refusal as the VMM words it; the other rows run without a NIC.
     refused = error.stderr.split("\n")[0] ?? error.message;
-    guest = await bootGuest(vmm.command, vmm.args(files, disks, null));
+    guest = await bootGuest(vmm.command, [...vmm.args(files, disks, null), ...qmpArgs]);
   }
+  let qmp: QmpClient | null = null;
   try {
+    qmp = await countersClient(socket);
     const net =
       refused === null
-        ? await measureNet(guest, mib)
+        ? await measureNet(guest, mib, qmp, placement)
         : { supported: false as const, reason: refused };
     return { net, blk: await measureBlk(guest), mmio: await measureMmio(guest, vmm) };
   } catch (error) {
@@ -301,6 +390,7 @@ async function measureRound(
       `${vmm.key}: ${message}\n--- console:\n${guest.text().slice(-3000)}\n--- stderr:\n${guest.stderr()}`,
     );
   } finally {
+    qmp?.close();
     await stop(guest);
   }
 }
@@ -318,6 +408,7 @@ function summarise(rounds: Round[]): DeviceResult {
       guestToL1: nets.map((n) => n.guestToL1),
       l1ToGuest: nets.map((n) => n.l1ToGuest),
     },
+    counts: nets.map((n) => n.counts),
   };
   const blk = of((r) => r.blk);
   const pick = (key: keyof Round["blk"]): number[] => blk.map((b) => b[key]);
@@ -355,7 +446,8 @@ function describe(key: string, round: Round): string {
   const net =
     "supported" in round.net
       ? `net: ${round.net.reason}`
-      : `net guest->L1 ${round.net.guestToL1} MB/s, L1->guest ${round.net.l1ToGuest} MB/s`;
+      : `net guest->L1 ${round.net.guestToL1} MB/s (${describeCounts(round.net.counts.guestToL1)}), ` +
+        `L1->guest ${round.net.l1ToGuest} MB/s (${describeCounts(round.net.counts.l1ToGuest)})`;
   const { blk, mmio } = round;
   return (
     `${key}: ${net}; blk read ${blk.seqRead} MB/s, write ${blk.seqWrite} MB/s, 4K random ${blk.rand1}/${blk.rand4} IOPS ` +
@@ -374,7 +466,7 @@ export async function runDeviceBench(
   vmms: DeviceVmm[],
   files: GuestFiles,
   scratch: string,
-  options: { mib: number; reps: number },
+  options: { mib: number; reps: number; placement: NetPlacement },
   log: (line: string) => void,
 ): Promise<Record<string, DeviceResult>> {
   const disks = ["blk-a.img", "blk-b.img"].map((name) => path.join(scratch, name));
@@ -388,12 +480,12 @@ export async function runDeviceBench(
       for (const vmm of vmms) {
         let round: Round;
         try {
-          round = await measureRound(vmm, files, disks, tap.tap, options.mib);
+          round = await measureRound(vmm, files, disks, tap.tap, options.mib, options.placement);
         } catch (error) {
           const first = error instanceof Error ? error.message : String(error);
           log(`${vmm.key}: round ${i + 1} failed; running it once more. It failed with:\n${first}`);
           if (!firstErrors.has(vmm.key)) firstErrors.set(vmm.key, first);
-          round = await measureRound(vmm, files, disks, tap.tap, options.mib);
+          round = await measureRound(vmm, files, disks, tap.tap, options.mib, options.placement);
         }
         rounds.get(vmm.key)?.push(round);
         log(`round ${i + 1}: ${describe(vmm.key, round)}`);

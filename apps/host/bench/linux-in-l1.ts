@@ -5,7 +5,8 @@
 // section (devices-in-l1.ts): network, disk and MMIO figures under each;
 // then snapshots, restores and live migration (snapmig-in-l1.ts).
 // usage: node linux-in-l1.js --runs N --out FILE [--section boot|devices|snapmig|all]
-//        [--device-runs N] [--net-mib MIB] [--snapmig-runs N]
+//        [--device-runs N] [--net-mib MIB] [--net-irq-cpu 0|1] [--net-task-cpu 0|1]
+//        [--snapmig-runs N]
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -171,12 +172,27 @@ async function main(): Promise<void> {
   if (wanted("devices")) {
     const reps = Number(arg("device-runs", "3"));
     const mib = Number(arg("net-mib", "64"));
-    console.log(`devices: ${reps} rounds of one boot per VMM (alternating), 2 vCPUs, ${mem} MiB`);
+    const cpu = (name: string): number | undefined => {
+      const value = arg(name, "");
+      if (value === "") return undefined;
+      if (!/^[01]$/.test(value))
+        throw new Error(`--${name}: expected 0 or 1 (the guest has 2 vCPUs), got '${value}'`);
+      return Number(value);
+    };
+    const placement = { irqCpu: cpu("net-irq-cpu"), taskCpu: cpu("net-task-cpu") };
+    const placed = [
+      placement.irqCpu === undefined ? "" : `the NIC's interrupt on CPU ${placement.irqCpu}`,
+      placement.taskCpu === undefined ? "" : `the stream's task on CPU ${placement.taskCpu}`,
+    ].filter(Boolean);
+    console.log(
+      `devices: ${reps} rounds of one boot per VMM (alternating), 2 vCPUs, ${mem} MiB` +
+        (placed.length === 0 ? "" : `; in the guest, ${placed.join(" and ")}`),
+    );
     const devices = await runDeviceBench(
       [virgaDeviceVmm(vmmBin), qemuDeviceVmm],
       { kernel, initrd, memMiB: mem, smp: "2" },
       scratch,
-      { mib, reps },
+      { mib, reps, placement },
       (line) => {
         console.log(line);
       },

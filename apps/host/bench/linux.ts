@@ -46,7 +46,14 @@ interface SnapMigFigures {
 }
 
 /** Options passed on to the L1 side as they are. */
-const PASSED_ON = ["--section", "--device-runs", "--net-mib", "--snapmig-runs"];
+const PASSED_ON = [
+  "--section",
+  "--device-runs",
+  "--net-mib",
+  "--net-irq-cpu",
+  "--net-task-cpu",
+  "--snapmig-runs",
+];
 
 function passedOn(): string[] {
   const out: string[] = [];

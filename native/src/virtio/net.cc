@@ -58,6 +58,17 @@ size_t WriteIntoChain(const GuestMemory& memory, const DescriptorChain& chain, s
   return copied;
 }
 
+// The header's gso_type (its second byte) is not VIRTIO_NET_HDR_GSO_NONE:
+// the guest handed a TSO frame of up to 64 KiB rather than one segment.
+bool IsGsoFrame(const std::vector<iovec>& iov) {
+  size_t offset = kGsoTypeOffset;
+  for (const iovec& part : iov) {
+    if (offset < part.iov_len) return static_cast<const uint8_t*>(part.iov_base)[offset] != 0;
+    offset -= part.iov_len;
+  }
+  return false;
+}
+
 size_t WritableBytes(const DescriptorChain& chain) {
   size_t total = 0;
   for (const DescriptorSegment& seg : chain.segments) {
@@ -147,8 +158,10 @@ bool Net::driver_ready() const {
 }
 
 NetCounters Net::counters() const {
-  return {rx_frames_.load(), tx_frames_.load(), rx_bytes_.load(), tx_bytes_.load(), rx_dropped_.load(),
-          tx_dropped_.load()};
+  return {rx_frames_.load(),        tx_frames_.load(),        rx_bytes_.load(),      tx_bytes_.load(),
+          rx_dropped_.load(),       tx_dropped_.load(),       tx_notifications_.load(),
+          rx_notifications_.load(), tx_interrupts_.load(),    rx_interrupts_.load(),
+          tx_gso_frames_.load(),    tx_blocked_count_.load()};
 }
 
 void Net::Attach(std::unique_ptr<Tap> tap) {
@@ -213,19 +226,34 @@ void Net::UpdateWatchLocked() {
 
 void Net::OnTapEvent(uint32_t events) {
   std::lock_guard guard(io_lock_);
+  bool transmitted = false;
   if (events & EPOLLOUT) {
     tx_blocked_ = false;
     UpdateWatchLocked();
-    if (activated_) TransmitLocked();
+    if (activated_) transmitted = TransmitLocked();
   }
-  if (events & ~static_cast<uint32_t>(EPOLLOUT)) ReceiveLocked();
+  bool received = (transmitted || (events & ~static_cast<uint32_t>(EPOLLOUT))) && ReceiveLocked();
+  if (transmitted) InterruptIfWantedLocked(kTxQueue);
+  if (received) InterruptIfWantedLocked(kRxQueue);
 }
 
 void Net::ProcessQueue(uint16_t queue) {
   std::lock_guard guard(io_lock_);
   if (!activated_) return;
-  if (queue == kRxQueue) ReceiveLocked();
-  if (queue == kTxQueue) TransmitLocked();
+  bool transmitted = false;
+  if (queue == kTxQueue) {
+    tx_notifications_.fetch_add(1, std::memory_order_relaxed);
+    transmitted = TransmitLocked();
+  }
+  if (queue == kRxQueue) rx_notifications_.fetch_add(1, std::memory_order_relaxed);
+  // After a transmit, what the host answered at once (a local TCP peer
+  // acknowledges inside the tap write itself) is already waiting: it goes
+  // to the guest in the same pass, with the transmit's completions, rather
+  // than one more I/O-thread wakeup and interrupt later. The guest's TCP
+  // sees its ACK as soon as its frame is known to be sent.
+  bool received = (queue == kRxQueue || transmitted) && ReceiveLocked();
+  if (transmitted) InterruptIfWantedLocked(kTxQueue);
+  if (received) InterruptIfWantedLocked(kRxQueue);
 }
 
 bool Net::DeliverPendingLocked(Queue& queue, bool* used_any) {
@@ -273,10 +301,10 @@ bool Net::DeliverPendingLocked(Queue& queue, bool* used_any) {
   return true;
 }
 
-void Net::ReceiveLocked() {
-  if (!activated_ || !tap_) return;
+bool Net::ReceiveLocked() {
+  if (!activated_ || !tap_) return false;
   Queue& queue = (*active_.queues)[kRxQueue];
-  if (!queue.ready()) return;
+  if (!queue.ready()) return false;
   bool used_any = false;
   int batch = 0;
   for (;;) {
@@ -297,12 +325,12 @@ void Net::ReceiveLocked() {
                       (frame_[0] & kHeaderNeedsCsum) != 0);
     }
     if (++batch == kRxBatch) {
-      if (used_any && queue.ShouldInterrupt(*active_.memory)) active_.signal_used(kRxQueue);
+      if (used_any) InterruptIfWantedLocked(kRxQueue);
       used_any = false;
       batch = 0;
     }
   }
-  if (used_any && queue.ShouldInterrupt(*active_.memory)) active_.signal_used(kRxQueue);
+  return used_any;
 }
 
 void Net::RewriteTransmitLocked(std::vector<iovec>* iov, size_t total) {
@@ -330,8 +358,8 @@ void Net::RewriteTransmitLocked(std::vector<iovec>* iov, size_t total) {
   iov->insert(iov->begin(), {tx_rewritten_.data(), copy});
 }
 
-void Net::TransmitLocked() {
-  if (tx_blocked_) return;  // the tap says when it has room
+bool Net::TransmitLocked() {
+  if (tx_blocked_) return false;  // the tap says when it has room
   Queue& queue = (*active_.queues)[kTxQueue];
   const GuestMemory& memory = *active_.memory;
   bool used_any = false;
@@ -361,6 +389,7 @@ void Net::TransmitLocked() {
         // Dropping it would make TCP back off; it waits in the ring instead.
         queue.Unpop();
         tx_blocked_ = true;
+        tx_blocked_count_.fetch_add(1, std::memory_order_relaxed);
         UpdateWatchLocked();
         break;
       }
@@ -368,6 +397,7 @@ void Net::TransmitLocked() {
     }
     if (sent) {
       tx_frames_.fetch_add(1, std::memory_order_relaxed);
+      if (IsGsoFrame(iov)) tx_gso_frames_.fetch_add(1, std::memory_order_relaxed);
       tx_bytes_.fetch_add(total - kHeaderSize, std::memory_order_relaxed);
     } else {
       tx_dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -375,7 +405,13 @@ void Net::TransmitLocked() {
     queue.PushUsed(memory, chain->head, 0);
     used_any = true;
   }
-  if (used_any && queue.ShouldInterrupt(memory)) active_.signal_used(kTxQueue);
+  return used_any;
+}
+
+void Net::InterruptIfWantedLocked(uint16_t queue) {
+  if (!(*active_.queues)[queue].ShouldInterrupt(*active_.memory)) return;
+  (queue == kTxQueue ? tx_interrupts_ : rx_interrupts_).fetch_add(1, std::memory_order_relaxed);
+  active_.signal_used(queue);
 }
 
 }  // namespace virga::virtio

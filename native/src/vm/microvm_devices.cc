@@ -392,7 +392,13 @@ Json MicrovmDevices::Describe() const {
                      {"rx-bytes", Json(c.rx_bytes)},
                      {"tx-bytes", Json(c.tx_bytes)},
                      {"rx-dropped", Json(c.rx_dropped)},
-                     {"tx-dropped", Json(c.tx_dropped)}};
+                     {"tx-dropped", Json(c.tx_dropped)},
+                     {"tx-notifications", Json(c.tx_notifications)},
+                     {"rx-notifications", Json(c.rx_notifications)},
+                     {"tx-interrupts", Json(c.tx_interrupts)},
+                     {"rx-interrupts", Json(c.rx_interrupts)},
+                     {"tx-gso-frames", Json(c.tx_gso_frames)},
+                     {"tx-blocked", Json(c.tx_blocked)}};
     // The guest's own name for itself, when the VMM translates (a clone).
     if (guest_mac != wire_mac) nic["guest-mac"] = Json(FormatMac(guest_mac));
     net.push_back(Json(std::move(nic)));

@@ -64,6 +64,16 @@ export interface NetSlotInfo {
   "tx-bytes": number;
   "rx-dropped": number;
   "tx-dropped": number;
+  /** The driver's queue notifications served, per queue (docs/devices.md). */
+  "tx-notifications": number;
+  "rx-notifications": number;
+  /** Used-buffer interrupts raised, per queue. */
+  "tx-interrupts": number;
+  "rx-interrupts": number;
+  /** Transmitted frames the guest handed as TSO. */
+  "tx-gso-frames": number;
+  /** Times the tap had no room for a frame. */
+  "tx-blocked": number;
 }
 
 /** virga-query-devices. */

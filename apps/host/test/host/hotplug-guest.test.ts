@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { QmpClient } from "../../src/qmp/client";
+import type { NetSlotInfo } from "../../src/vmm/device-types";
 import { makeDisk, readSector, sectorPattern, tempDir } from "../support/disk";
 import {
   connectQmp,
@@ -127,12 +128,16 @@ describe("devices as the guest sees them", () => {
       assert.deepEqual(got.slice(1, 5), ["1400", mac, ETHERTYPE, "7"]);
 
       const devices = (await qmp.execute("virga-query-devices")) as {
-        net: { "tx-frames": number; "rx-frames": number; "driver-ready": boolean }[];
+        net: NetSlotInfo[];
       };
       const eth0 = devices.net[0];
       assert.ok(eth0 !== undefined);
       assert.equal(eth0["driver-ready"], true);
       assert.ok(eth0["tx-frames"] >= 1 && eth0["rx-frames"] >= 1);
+      // The probe's frame went on its own notification, as one plain (not TSO) frame.
+      assert.ok(eth0["tx-notifications"] >= 1);
+      assert.equal(eth0["tx-gso-frames"], 0);
+      assert.equal(eth0["tx-blocked"], 0);
     });
   });
 
