@@ -51,6 +51,11 @@ void CheckDevices(const VmmConfig& config) {
       case Device::Kind::kBalloon:
         if (++balloons > 1) throw bad(device.pci ? "at most one virtio-balloon-pci" : "at most one virtio-balloon-device");
         break;
+      case Device::Kind::kVfio: {
+        std::string function = device.host.empty() ? "sysfsdev:" + device.sysfsdev : "host:" + device.host;
+        if (!used.insert(function).second) throw bad(function.substr(function.find(':') + 1) + " is passed through twice");
+        break;
+      }
     }
     if (!ids.insert(device.id).second) throw bad("duplicate id '" + device.id + "'");
     if (device.pci) {
@@ -107,6 +112,10 @@ void CheckMachine(const VmmConfig& config) {
   for (const Device& device : config.devices) {
     if (device.pci == q35) continue;
     std::string got = FormatDevice(device);
+    if (device.kind == Device::Kind::kVfio) {
+      throw UsageError::Expected("-device", kDeviceSyntax, got,
+                                 "vfio-pci needs -machine q35; the microvm has no PCI bus to pass a host device through to");
+    }
     std::string driver = got.substr(0, got.find(','));
     std::string kind = driver.substr(0, driver.rfind('-'));
     throw UsageError::Expected("-device", kDeviceSyntax, got,
@@ -115,6 +124,15 @@ void CheckMachine(const VmmConfig& config) {
                                    : driver + " needs -machine q35; the microvm takes " + kind + "-device");
   }
   if (!q35) return;
+  for (const Device& device : config.devices) {
+    // Checked first so it stands when q35 learns snapshots and migration:
+    // the device's state is in the host's hardware, out of the VMM's reach.
+    if (config.incoming && device.kind == Device::Kind::kVfio) {
+      throw UsageError::Expected("-incoming", "no -incoming with vfio-pci", *config.incoming,
+                                 "a VM with vfio-pci device '" + device.id +
+                                     "' cannot be restored or migrated in (a passed-through device's state cannot be saved)");
+    }
+  }
   if (config.incoming) {
     throw UsageError::Expected("-incoming", "none with -machine q35", *config.incoming,
                                "the q35 machine has no snapshots or live migration yet (docs/q35.md)");

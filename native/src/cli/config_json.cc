@@ -66,6 +66,10 @@ std::string ToJson(const VmmConfig& c) {
           out += "{\"driver\":\"virtio-balloon-pci\",\"id\":" + JsonQuote(d.id) + place + ",\"deflateOnOom\":" +
                  Bool(d.deflate_on_oom) + ",\"freePageReporting\":" + Bool(d.free_page_reporting) + "}";
           break;
+        case Device::Kind::kVfio:
+          out += "{\"driver\":\"vfio-pci\",\"id\":" + JsonQuote(d.id) +
+                 (d.host.empty() ? ",\"sysfsdev\":" + JsonQuote(d.sysfsdev) : ",\"host\":" + JsonQuote(d.host)) + place + "}";
+          break;
       }
       continue;
     }
@@ -81,6 +85,8 @@ std::string ToJson(const VmmConfig& c) {
         out += "{\"driver\":\"virtio-balloon-device\",\"id\":" + JsonQuote(d.id) + ",\"deflateOnOom\":" +
                Bool(d.deflate_on_oom) + ",\"freePageReporting\":" + Bool(d.free_page_reporting) + "}";
         break;
+      case Device::Kind::kVfio:
+        break;  // always pci
     }
   }
   out += std::string("],\"serial\":{\"kind\":\"") + SerialKind(c.serial.kind) + "\"";

@@ -10,6 +10,7 @@
 #include "backends/tap.h"
 #include "cli/option_items.h"
 #include "cli/usage_error.h"
+#include "devices/pci/vfio_container.h"
 
 namespace virga::cli {
 
@@ -20,7 +21,8 @@ const char kDeviceSyntax[] =
     "virtio-balloon-device[,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off] | "
     "virtio-blk-pci,drive=<drive id>,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>] | "
     "virtio-net-pci,netdev=<netdev id>,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>][,mac=<mac>] | "
-    "virtio-balloon-pci,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off] "
+    "virtio-balloon-pci,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off] | "
+    "vfio-pci,host=<DDDD:BB:SS.F>|sysfsdev=<sysfs path>,id=<id>,bus=pcie.0,addr=<slot>[.<fn>] "
     "(the -pci devices on -machine q35)";
 const char kNetdevSyntax[] = "tap,id=<id>,ifname=<tap name>|fd=<n>[,vhost=off]";
 const char kKernelSyntax[] = "<path to an ELF vmlinux or bzImage>";
@@ -233,7 +235,6 @@ Device ParseDevice(const std::string& text) {
   auto bad = [&](const std::string& problem) { return UsageError::Expected("-device", kDeviceSyntax, text, problem); };
   static const std::map<std::string, std::string> kLater = {
       {"pcie-root-port", "not built yet (docs/q35.md says what -machine q35 has)"},
-      {"vfio-pci", "not built yet (docs/q35.md says what -machine q35 has)"},
   };
   std::vector<OptionItem> items = ParseItems(text);
   // The driver first: an unsupported device gets its own message, whatever its options.
@@ -259,6 +260,9 @@ Device ParseDevice(const std::string& text) {
   } else if (driver == "virtio-balloon-device" || driver == "virtio-balloon-pci") {
     device.kind = Device::Kind::kBalloon;
     allowed.insert({"deflate-on-oom", "free-page-reporting"});
+  } else if (driver == "vfio-pci") {
+    device.kind = Device::Kind::kVfio;
+    allowed.insert({"host", "sysfsdev"});
   } else {
     auto later = kLater.find(driver);
     throw bad(later == kLater.end() ? "unknown device '" + driver + "'" : driver + " " + later->second);
@@ -295,6 +299,12 @@ Device ParseDevice(const std::string& text) {
         throw bad("addr must be a slot number such as 0x1");
       }
       device.slot = static_cast<uint32_t>(std::stoul(digits, nullptr, hex ? 16 : 10));
+    } else if (key == "host") {
+      device.host = pci::CanonicalHostAddress(item.value);
+      if (device.host.empty()) throw bad("host must be a PCI address DDDD:BB:SS.F, such as 0000:00:03.0");
+    } else if (key == "sysfsdev") {
+      if (item.value.empty() || item.value[0] != '/') throw bad("sysfsdev must be an absolute path, such as /sys/bus/pci/devices/0000:00:03.0");
+      device.sysfsdev = item.value;
     } else if (key == "mac") {
       if (!IsUnicastMac(item.value)) throw bad("mac must be a unicast MAC address like 52:54:00:12:34:56");
       device.mac = item.value;
@@ -306,6 +316,11 @@ Device ParseDevice(const std::string& text) {
   }
   if (device.kind == Device::Kind::kBlock && device.backend.empty()) throw bad("missing drive=");
   if (device.kind == Device::Kind::kNet && device.backend.empty()) throw bad("missing netdev=");
+  if (device.kind == Device::Kind::kVfio) {
+    if (seen.count("host") == seen.count("sysfsdev")) throw bad("vfio-pci takes exactly one of host= and sysfsdev=");
+    // Hot-plug and DEVICE_DELETED name it by id, and it has no backend to borrow one from.
+    if (!id) throw bad("missing id=");
+  }
   // StratoVirt's rule: a PCI device says where it goes.
   if (device.pci && !seen.count("bus")) throw bad("missing bus=");
   if (device.pci && !seen.count("addr")) throw bad("missing addr=");
@@ -496,6 +511,9 @@ std::string FormatDevice(const Device& device) {
         return "virtio-balloon-pci,id=" + Escape(device.id) + place + ",deflate-on-oom=" +
                (device.deflate_on_oom ? "on" : "off") + ",free-page-reporting=" +
                (device.free_page_reporting ? "on" : "off");
+      case Device::Kind::kVfio:
+        return "vfio-pci," + (device.host.empty() ? "sysfsdev=" + Escape(device.sysfsdev) : "host=" + device.host) +
+               ",id=" + Escape(device.id) + place;
     }
   }
   switch (device.kind) {
@@ -508,6 +526,8 @@ std::string FormatDevice(const Device& device) {
       return "virtio-balloon-device,id=" + Escape(device.id) + ",deflate-on-oom=" +
              (device.deflate_on_oom ? "on" : "off") + ",free-page-reporting=" +
              (device.free_page_reporting ? "on" : "off");
+    case Device::Kind::kVfio:
+      break;  // always pci
   }
   return "";
 }

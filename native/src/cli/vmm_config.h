@@ -55,7 +55,7 @@ struct PciAddress {
 // A -device: the microvm's virtio-mmio devices (virtio-*-device), or the
 // q35 machine's virtio-pci functions (virtio-*-pci).
 struct Device {
-  enum class Kind { kBlock, kNet, kBalloon } kind = Kind::kBlock;
+  enum class Kind { kBlock, kNet, kBalloon, kVfio } kind = Kind::kBlock;
   bool pci = false;
   std::string id;
   std::string backend;             // block: the -drive id; net: the -netdev id
@@ -65,6 +65,8 @@ struct Device {
   PciAddress pci_addr;             // pci: addr=
   bool deflate_on_oom = false;     // balloon
   bool free_page_reporting = false;
+  std::string host;      // vfio-pci: host=DDDD:BB:SS.F (canonical), or
+  std::string sysfsdev;  // sysfsdev=<the function's sysfs directory>
 };
 
 struct Serial {

@@ -87,6 +87,11 @@ PciDeviceConfig ToPciDeviceConfig(const cli::VmmConfig& c, const cli::Device& de
       p.kind = PciDeviceConfig::Kind::kBalloon;
       p.balloon = {device.deflate_on_oom, device.free_page_reporting};
       break;
+    case cli::Device::Kind::kVfio:
+      p.kind = PciDeviceConfig::Kind::kVfio;
+      p.host = device.host;
+      p.sysfsdev = device.sysfsdev;
+      break;
   }
   return p;
 }
@@ -151,6 +156,8 @@ MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
       case cli::Device::Kind::kBalloon:
         m.balloon = BalloonDeviceConfig{device.id, {device.deflate_on_oom, device.free_page_reporting}};
         break;
+      case cli::Device::Kind::kVfio:
+        break;  // always pci
     }
   }
   // docs/devices.md: default MACs derive from the name, else the QMP socket.

@@ -15,9 +15,11 @@ namespace virga {
 
 enum class MachineType { kMicrovm, kQ35 };
 
-// A virtio function on the q35 machine's pcie.0 (docs/q35.md).
+// A function on the q35 machine's pcie.0 (docs/q35.md): virtio, or a
+// host function passed through (vfio-pci). Hot-plug builds one from
+// device_add's arguments the same way.
 struct PciDeviceConfig {
-  enum class Kind { kBlock, kNet, kBalloon } kind = Kind::kBlock;
+  enum class Kind { kBlock, kNet, kBalloon, kVfio } kind = Kind::kBlock;
   std::string id;  // the -device id
   uint32_t slot = 0;
   uint32_t function = 0;
@@ -27,6 +29,9 @@ struct PciDeviceConfig {
   int fd = -1;         // an inherited tap fd (-netdev fd=)
   std::optional<MacAddress> mac;
   virtio::BalloonConfig balloon;
+  // vfio-pci: the host function by address (DDDD:BB:SS.F) or sysfs directory.
+  std::string host;
+  std::string sysfsdev;
 };
 
 struct MachineConfig {

@@ -33,6 +33,8 @@ std::shared_ptr<virtio::VirtioDevice> MakeDevice(const PciDeviceConfig& config, 
     case PciDeviceConfig::Kind::kBalloon:
       // No QMP balloon on q35 yet: the guest's reports go nowhere.
       return std::make_shared<virtio::Balloon>(config.balloon, [](uint32_t) {});
+    case PciDeviceConfig::Kind::kVfio:
+      break;  // Q35Vfio's
   }
   throw VmmError("unknown PCI device kind");
 }
@@ -54,7 +56,12 @@ void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) 
     if (device.function != 0) multifunction.insert(device.slot);
   }
   for (const PciDeviceConfig& device : config_.pci_devices) {
-    AddVirtio(context, device, device.function == 0 && multifunction.count(device.slot));
+    bool multi = device.function == 0 && multifunction.count(device.slot);
+    if (device.kind == PciDeviceConfig::Kind::kVfio) {
+      AddVfio(context, device, multi);
+    } else {
+      AddVirtio(context, device, multi);
+    }
   }
   context.mmio.Insert(x86::kPciEcamBase, (uint64_t{x86::kPciLastBus} + 1) * pci::kEcamBytesPerBus,
                       std::make_shared<pci::EcamWindow>(root_));
@@ -116,6 +123,18 @@ void Q35Board::AddVirtio(BoardContext& context, const PciDeviceConfig& config, b
   functions_.push_back(std::move(function));
 }
 
+void Q35Board::AddVfio(BoardContext& context, const PciDeviceConfig& config, bool multifunction) {
+  if (!vfio_) vfio_ = std::make_unique<Q35Vfio>(routes_.get());
+  std::shared_ptr<pci::VfioPciFunction> function = vfio_->Create(context, config);
+  vfio_->PlaceBars(*function, config.id);
+  if (multifunction) function->SetMultiFunction();
+  try {
+    root_->Attach(config.slot, config.function, function);
+  } catch (const VmmError& e) {
+    throw VmmError("device " + config.id, e);
+  }
+}
+
 void Q35Board::DescribeAcpi(acpi::AcpiLayout* layout) const {
   layout->pci = acpi::PciHost{x86::kPciEcamBase, static_cast<uint8_t>(x86::kPciLastBus),
                               static_cast<uint32_t>(x86::kPciMmioBase), static_cast<uint32_t>(x86::kPciMmioSize)};
@@ -132,6 +151,12 @@ void Q35Board::Stop() { io_threads_.Stop(); }
 void Q35Board::Reset() { root_->Reset(); }
 
 void Q35Board::RequireSavable() const {
+  // Before any other reason, so it stands when q35 learns snapshots: a
+  // passed-through device's state is in the host's hardware.
+  if (vfio_ && !vfio_->ids().empty()) {
+    throw VmmError("vfio-pci device '" + vfio_->ids().front() +
+                   "' is passed through: a VM with VFIO devices cannot be snapshotted or migrated");
+  }
   throw VmmError("the q35 machine has no snapshots or live migration yet (docs/q35.md)");
 }
 

@@ -7,7 +7,8 @@
 // placed in the root bus's window before the guest runs, as firmware
 // would. The rest of the machine (RAM, vCPUs, COM1, RTC, power button,
 // reset) is the core's, as on the microvm. Not built yet, and refused by
-// name: root ports, hot-plug, snapshots and migration.
+// name: root ports, hot-plug, snapshots and migration. Host functions
+// passed through (vfio-pci) are q35_vfio.h's.
 #pragma once
 
 #include <memory>
@@ -21,6 +22,7 @@
 #include "vm/board.h"
 #include "vm/io_threads.h"
 #include "vm/machine_config.h"
+#include "vm/q35_vfio.h"
 
 namespace virga {
 
@@ -51,11 +53,13 @@ class Q35Board : public Board {
   };
 
   void AddVirtio(BoardContext& context, const PciDeviceConfig& config, bool multifunction);
+  void AddVfio(BoardContext& context, const PciDeviceConfig& config, bool multifunction);
 
   const MachineConfig config_;
   std::shared_ptr<pci::RootBus> root_;
   std::unique_ptr<kvm::GsiRoutes> routes_;
   std::vector<Function> functions_;
+  std::unique_ptr<Q35Vfio> vfio_;
   IoThreads io_threads_;
 };
 
