@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/vfio.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -142,6 +143,21 @@ std::unique_ptr<VfioDevice> VfioContainer::OpenDevice(const HostFunction& functi
 }
 
 void VfioContainer::MapGuestRam() {
+  // VFIO pins all of guest RAM against RLIMIT_MEMLOCK (8 MiB by default);
+  // raise it as far as this process may, and let MAP_DMA name the limit
+  // when that is not enough.
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_MEMLOCK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    rlim_t want = memory_->size() + (64u << 20);
+    if (limit.rlim_cur < want) {
+      rlimit raised{want, limit.rlim_max == RLIM_INFINITY || limit.rlim_max > want ? limit.rlim_max : want};
+      if (::setrlimit(RLIMIT_MEMLOCK, &raised) != 0) {
+        raised.rlim_cur = limit.rlim_max;
+        raised.rlim_max = limit.rlim_max;
+        ::setrlimit(RLIMIT_MEMLOCK, &raised);
+      }
+    }
+  }
   for (const MemoryRegion& region : memory_->regions()) {
     vfio_iommu_type1_dma_map map{};
     map.argsz = sizeof(map);

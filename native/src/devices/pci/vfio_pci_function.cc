@@ -95,14 +95,9 @@ VfioPciFunction::VfioPciFunction(std::unique_ptr<VfioDeviceIo> io, std::vector<u
   emulated_power_on_ = emulated_;
 }
 
-VfioPciFunction::~VfioPciFunction() {
-  std::lock_guard guard(lock_);
-  try {
-    MsiOffLocked();
-  } catch (const VmmError&) {
-    // The device goes with its fd anyway.
-  }
-}
+// MSI is not turned off here: the board's GSI routes may be gone already,
+// and closing the device fd tears VFIO's vectors down anyway.
+VfioPciFunction::~VfioPciFunction() = default;
 
 void VfioPciFunction::Emulate(uint32_t offset, uint32_t len, uint64_t value, uint64_t writable) {
   for (uint32_t i = 0; i < len; ++i) {
