@@ -53,7 +53,8 @@ struct PciAddress {
 };
 
 // A -device: the microvm's virtio-mmio devices (virtio-*-device), or the
-// q35 machine's virtio-pci functions (virtio-*-pci).
+// q35 machine's virtio-pci functions (virtio-*-pci) and host functions
+// passed through (vfio-pci).
 struct Device {
   enum class Kind { kBlock, kNet, kBalloon, kVfio } kind = Kind::kBlock;
   bool pci = false;
