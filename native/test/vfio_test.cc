@@ -214,7 +214,7 @@ TEST("vfio-pci: enabling MSI hands VFIO the irqfds and routes each vector to the
   EXPECT_EQ(rig.routes[0].address, 0u);
 }
 
-TEST("vfio-pci: a machine reset turns MSI off, resets the function and forgets the guest's registers") {
+TEST("vfio-pci: a machine reset turns MSI off, stops decoding and DMA, resets the function and forgets the guest's registers") {
   Rig rig;
   VfioPciFunction& f = *rig.function;
   f.AssignBar(0, 0xc0800000);
@@ -223,7 +223,9 @@ TEST("vfio-pci: a machine reset turns MSI off, resets the function and forgets t
   f.WriteConfig(0x42, 2, 1);
   f.WriteConfig(0x3c, 1, 5);
   f.WriteConfig(0x10, 4, 0xc0c00000);
+  f.WriteConfig(0x04, 2, 0x0006);
   f.ResetFunction();
+  EXPECT_EQ(rig.device->config[0x04], 0u);  // no bus mastering into the next boot
   EXPECT_EQ(rig.device->resets, 1);
   EXPECT_EQ(rig.device->msi_calls.size(), 2u);
   EXPECT_TRUE(rig.device->msi_calls[1].empty());

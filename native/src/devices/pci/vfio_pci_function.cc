@@ -246,6 +246,10 @@ void VfioPciFunction::ResetFunction() {
   PciDevice::ResetFunction();
   std::lock_guard guard(lock_);
   MsiOffLocked();
+  // Decoding and bus mastering off at the device too, whether or not it
+  // has a reset VFIO can do: no DMA from the last boot into the next.
+  uint16_t command = 0;
+  io_->WriteRegion(kVfioConfigRegion, kCommand, &command, sizeof(command));
   io_->Reset();
   emulated_ = emulated_power_on_;
 }

@@ -14,8 +14,9 @@
 //     hidden (neither is emulated yet), and the interrupt pin reads 0: no
 //     INTx yet, so the guest uses MSI;
 //   - the header type's multi-function bit is the guest's slot's.
-// A machine reset turns MSI off, resets the function (VFIO_DEVICE_RESET,
-// when it has a reset) and puts the emulated registers back.
+// A machine reset turns MSI off, clears the device's command register,
+// resets the function (VFIO_DEVICE_RESET, when it has a reset) and puts
+// the emulated registers back.
 #pragma once
 
 #include <array>
