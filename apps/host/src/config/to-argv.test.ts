@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { spawnSync } from "node:child_process";
 import { VMM_BINARY } from "../vmm/vmm-binary";
 import { toArgv } from "./to-argv";
-import type { VmConfig } from "./vm-config";
+import { vmConfigSchema, type VmConfig } from "./vm-config";
 
 const MiB = 1024 * 1024;
 
@@ -92,6 +92,29 @@ const CONFIGS: VmConfig[] = [
     daemonize: false,
     startPaused: false,
   },
+  {
+    machine: "q35",
+    kernel: "k",
+    append: "",
+    bootEntry: "linux64",
+    smp: { cpus: 1, maxCpus: 1, sockets: 1, cores: 1, threads: 1 },
+    memoryBytes: 256 * MiB,
+    drives: [],
+    netdevs: [],
+    devices: [
+      { driver: "vfio-pci", id: "edu", host: "0000:00:01.0", bus: "pcie.0", addr: "0x5.0" },
+      {
+        driver: "vfio-pci",
+        id: "nic",
+        sysfsdev: "/sys/bus/pci/devices/0000:02:00.0",
+        bus: "pcie.0",
+        addr: "0x6.0",
+      },
+    ],
+    serial: { kind: "stdio" },
+    daemonize: false,
+    startPaused: false,
+  },
 ];
 
 describe("toArgv", () => {
@@ -99,6 +122,12 @@ describe("toArgv", () => {
     it(`round-trips config ${index}`, () => {
       assert.deepEqual(parse(toArgv(config)), config);
     });
+  });
+
+  it("the control plane accepts vfio-pci devices as virga-vmm prints them", () => {
+    const q35 = CONFIGS.find((c) => c.machine === "q35");
+    assert.ok(q35 !== undefined);
+    assert.deepEqual(vmConfigSchema.parse(parse(toArgv(q35))), q35);
   });
 
   it("round-trips what the command line parsed", () => {

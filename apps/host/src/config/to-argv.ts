@@ -49,6 +49,8 @@ function deviceArg(d: Device): string {
       return `${d.driver},netdev=${escape(d.netdev)},id=${escape(d.id)}${d.mac === undefined ? "" : `,mac=${d.mac}`}${place}`;
     case "virtio-balloon-pci":
       return `${d.driver},id=${escape(d.id)}${place},deflate-on-oom=${onOff(d.deflateOnOom)},free-page-reporting=${onOff(d.freePageReporting)}`;
+    case "vfio-pci":
+      return `${d.driver},${d.host === undefined ? `sysfsdev=${escape(d.sysfsdev ?? "")}` : `host=${d.host}`},id=${escape(d.id)}${place}`;
     case "virtio-blk-device":
       return `${d.driver},drive=${escape(d.drive)},id=${escape(d.id)}${slot}`;
     case "virtio-net-device":

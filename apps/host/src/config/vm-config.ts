@@ -167,6 +167,23 @@ export const pciBalloonDeviceSchema = z
   })
   .strict();
 
+/** A host function passed through (docs/q35.md, "VFIO"): virga-vmm prints exactly one of host and sysfsdev. */
+export const pciVfioDeviceSchema = z
+  .object({
+    driver: z.literal("vfio-pci"),
+    id: z.string().min(1),
+    host: z
+      .string()
+      .regex(
+        /^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/,
+        "must be DDDD:BB:SS.F like 0000:00:03.0",
+      )
+      .optional(),
+    sysfsdev: z.string().startsWith("/").optional(),
+    ...pciPlace,
+  })
+  .strict();
+
 export const deviceSchema = z.discriminatedUnion("driver", [
   blockDeviceSchema,
   netDeviceSchema,
@@ -174,6 +191,7 @@ export const deviceSchema = z.discriminatedUnion("driver", [
   pciBlockDeviceSchema,
   pciNetDeviceSchema,
   pciBalloonDeviceSchema,
+  pciVfioDeviceSchema,
 ]);
 export type Device = z.infer<typeof deviceSchema>;
 
@@ -294,6 +312,8 @@ export const vmConfigSchema = z
         if (!netdevIds.has(device.netdev)) issue(`unknown netdev '${device.netdev}'`);
         if (used.has(`netdev:${device.netdev}`)) issue(`netdev '${device.netdev}' is used twice`);
         used.add(`netdev:${device.netdev}`);
+      } else if (device.driver === "vfio-pci") {
+        // No backend: the host function is checked when the VM starts.
       } else if (++counts.balloons > 1) {
         issue("at most one balloon");
       }
