@@ -297,6 +297,18 @@ TEST("vfio-pci: no /dev/vfio is refused by name") {
                      "/nonexistent/vfio-dir/vfio (VFIO: load the vfio, vfio_pci and vfio_iommu_type1 modules): No such file");
 }
 
+TEST("vfio-pci: guest RAM pinned for DMA keeps its pages: zeroing writes zeros, the balloon's discard is refused") {
+  GuestMemory memory{1 << 20, 1ULL << 32};
+  memory.ForgetKnownZero();
+  uint8_t* page = memory.Translate(0x10000, 4096);
+  page[0] = 0x5a;
+  memory.PinForDevices();
+  EXPECT_TRUE(memory.Zero(0x10000, 0x4000));
+  EXPECT_EQ(page[0], 0u);
+  EXPECT_TRUE(memory.Translate(0x10000, 4096) == page);
+  EXPECT_TRUE(!memory.Discard(0x10000, 0x4000));
+}
+
 TEST("vfio-pci: host addresses are DDDD:BB:SS.F, the domain defaulting to 0000") {
   EXPECT_TRUE(CanonicalHostAddress("0000:00:03.0") == std::string("0000:00:03.0"));
   EXPECT_TRUE(CanonicalHostAddress("0A:1F.7") == std::string("0000:0a:1f.7"));

@@ -143,6 +143,9 @@ std::unique_ptr<VfioDevice> VfioContainer::OpenDevice(const HostFunction& functi
 }
 
 void VfioContainer::MapGuestRam() {
+  // A reset's kernel load would otherwise drop zero pages, and the device
+  // would go on reaching the old ones.
+  memory_->PinForDevices();
   // VFIO pins all of guest RAM against RLIMIT_MEMLOCK (8 MiB by default);
   // raise it as far as this process may, and let MAP_DMA name the limit
   // when that is not enough.
