@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { withVmm, type VmmProcess } from "../support/guest";
+import { connectQmp, withVmm, type VmmProcess } from "../support/guest";
 import { repoRoot, vmmBin } from "../support/paths";
 import { linuxKernelArgs } from "./guest-images";
 import type { Scenario } from "./scenarios";
@@ -128,7 +128,7 @@ async function config(
 }
 
 /** The guest's half: identity, registers, factorial, MSI and DMA of edu at GUEST_EDU. */
-async function driveEdu(vm: VmmProcess): Promise<void> {
+async function driveEdu(vm: VmmProcess, finish: "poweroff" | "stay" = "poweroff"): Promise<void> {
   await vm.waitFor(/VIRGA-GUEST action=stay/, BOOT_MS);
   const d = `${DEVICES}/${GUEST_EDU}`;
   const ids = await guestLine(
@@ -175,6 +175,7 @@ async function driveEdu(vm: VmmProcess): Promise<void> {
   // the guest-physical addresses the guest knows (VFIO maps guest RAM so).
   const dma = await guestLine(vm, `virga-io edu-dma ${GUEST_EDU}`, "DMA");
   assert.match(dma, /VIRGA-IO edu-dma from=0x[0-9a-f]+ to=0x[0-9a-f]+ bytes=2048 same=1/);
+  if (finish === "stay") return;
   vm.send("poweroff -f");
   assert.deepEqual(await vm.waitForExit(BOOT_MS), { code: 0, signal: null });
 }
@@ -226,15 +227,25 @@ export const VFIO_SCENARIOS: Scenario[] = [
     },
   },
   {
-    name: "edu passed through by sysfsdev= boots and answers the same way",
-    async run() {
+    name: "edu passed through by sysfsdev= answers the same way before and after system_reset",
+    async run(scratch) {
       loadVfioModules();
       const edu = findEdu();
       bindToVfio(edu);
-      await withVmm(
-        q35Args(`vfio-pci,sysfsdev=${DEVICES}/${edu},id=edu,bus=pcie.0,addr=0x5`),
-        driveEdu,
-      );
+      const socket = path.join(scratch, "qmp.sock");
+      const args = [
+        ...q35Args(`vfio-pci,sysfsdev=${DEVICES}/${edu},id=edu,bus=pcie.0,addr=0x5`),
+        "-qmp",
+        `unix:${socket},server,nowait`,
+      ];
+      await withVmm(args, async (vm) => {
+        await driveEdu(vm, "stay");
+        // The reset turns MSI off and clears the device's command register;
+        // the rebooted guest finds and drives it as before.
+        const qmp = await connectQmp(socket, vm);
+        await qmp.execute("system_reset");
+        await driveEdu(vm);
+      });
     },
   },
 ];
