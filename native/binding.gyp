@@ -28,6 +28,9 @@
         "src/devices/pci/msix.cc",
         "src/devices/pci/root_bus.cc",
         "src/devices/pci/root_port.cc",
+        "src/devices/pci/vfio_container.cc",
+        "src/devices/pci/vfio_device.cc",
+        "src/devices/pci/vfio_pci_function.cc",
         "src/devices/i8042.cc",
         "src/devices/rtc_cmos.cc",
         "src/devices/serial_8250.cc",
@@ -62,6 +65,7 @@
         "src/vm/microvm_devices.cc",
         "src/vm/q35.cc",
         "src/vm/q35_hotplug.cc",
+        "src/vm/q35_vfio.cc",
         "src/vm/snapshot.cc",
         "src/vm/vcpu_state.cc"
       ]

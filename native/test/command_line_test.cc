@@ -208,7 +208,7 @@ const bool kDeviceBad =
                 {"pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x1,chassis=x", "chassis must be a number"},
                 {"pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x1,multifunction=maybe", "multifunction must be on or off"},
                 {"pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x1,drive=d", "unknown option 'drive'"},
-                {"vfio-pci,host=0000:01:00.0", "vfio-pci not built yet"},
+                {"vfio-pci,bus=pcie.0,addr=0x3", "vfio-pci takes exactly one of host= and sysfsdev="},
                 {"virtio-blk-pci,drive=d,addr=0x3", "missing bus="},
                 {"virtio-blk-pci,drive=d,bus=pcie.0", "missing addr="},
                 {"virtio-blk-pci,drive=d,bus=pcie.0,addr=0x20", "addr 0x20.0 is out of range \\(slots 0x0-0x1f"},

@@ -62,6 +62,15 @@ void CheckDevices(const VmmConfig& config) {
         }
         if (device.bus != "pcie.0") throw bad("a pcie-root-port goes on bus=pcie.0, not '" + device.bus + "'");
         break;
+      case Device::Kind::kVfio: {
+        std::string function = device.host.empty() ? "sysfsdev:" + device.sysfsdev : "host:" + device.host;
+        if (!used.insert(function).second) throw bad(function.substr(function.find(':') + 1) + " is passed through twice");
+        if (device.bus != "pcie.0") {
+          throw bad("vfio-pci goes on bus=pcie.0; a root port's slot takes virtio-blk-pci and virtio-net-pci (VFIO in a "
+                    "root port is not built yet)");
+        }
+        break;
+      }
     }
     if (!ids.insert(device.id).second) throw bad("duplicate id '" + device.id + "'");
     if (device.pci && device.bus != "pcie.0") {
@@ -128,6 +137,10 @@ void CheckMachine(const VmmConfig& config) {
   for (const Device& device : config.devices) {
     if (device.pci == q35) continue;
     std::string got = FormatDevice(device);
+    if (device.kind == Device::Kind::kVfio) {
+      throw UsageError::Expected("-device", kDeviceSyntax, got,
+                                 "vfio-pci needs -machine q35; the microvm has no PCI bus to pass a host device through to");
+    }
     std::string driver = got.substr(0, got.find(','));
     if (device.kind == Device::Kind::kRootPort) {
       throw UsageError::Expected("-device", kDeviceSyntax, got, "pcie-root-port needs -machine q35 (the microvm has no PCI)");
@@ -137,6 +150,16 @@ void CheckMachine(const VmmConfig& config) {
                                q35 ? driver + " is a microvm (virtio-mmio) device; the q35 machine takes " + kind +
                                          "-pci,bus=pcie.0,addr=<slot>"
                                    : driver + " needs -machine q35; the microvm takes " + kind + "-device");
+  }
+  if (!q35) return;
+  for (const Device& device : config.devices) {
+    // Checked first so it stands when q35 learns snapshots and migration:
+    // the device's state is in the host's hardware, out of the VMM's reach.
+    if (config.incoming && device.kind == Device::Kind::kVfio) {
+      throw UsageError::Expected("-incoming", "no -incoming with vfio-pci", *config.incoming,
+                                 "a VM with vfio-pci device '" + device.id +
+                                     "' cannot be restored or migrated in (a passed-through device's state cannot be saved)");
+    }
   }
 }
 

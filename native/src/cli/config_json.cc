@@ -70,6 +70,9 @@ std::string ToJson(const VmmConfig& c) {
           out += "{\"driver\":\"pcie-root-port\",\"id\":" + JsonQuote(d.id) + ",\"port\":" + std::to_string(d.port) +
                  place + ",\"multifunction\":" + Bool(d.multifunction) +
                  (d.chassis ? ",\"chassis\":" + std::to_string(*d.chassis) : "") + "}";
+        case Device::Kind::kVfio:
+          out += "{\"driver\":\"vfio-pci\",\"id\":" + JsonQuote(d.id) +
+                 (d.host.empty() ? ",\"sysfsdev\":" + JsonQuote(d.sysfsdev) : ",\"host\":" + JsonQuote(d.host)) + place + "}";
           break;
       }
       continue;
@@ -88,6 +91,8 @@ std::string ToJson(const VmmConfig& c) {
         break;
       case Device::Kind::kRootPort:
         break;  // always PCI, above
+      case Device::Kind::kVfio:
+        break;  // always pci
     }
   }
   out += std::string("],\"serial\":{\"kind\":\"") + SerialKind(c.serial.kind) + "\"";

@@ -10,6 +10,7 @@
 #include "backends/tap.h"
 #include "cli/option_items.h"
 #include "cli/usage_error.h"
+#include "devices/pci/vfio_container.h"
 
 namespace virga::cli {
 
@@ -23,7 +24,8 @@ const char kDeviceSyntax[] =
     "virtio-balloon-pci,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off] | "
     "pcie-root-port,id=<bus>,port=<n>,bus=pcie.0,addr=<slot>[.<fn>][,multifunction=on|off][,chassis=<n>] "
     "(the -pci devices and root ports on -machine q35; virtio-blk-pci and virtio-net-pci also take "
-    "bus=<root port id>,addr=0x0)";
+    "bus=<root port id>,addr=0x0), "
+    "vfio-pci,host=<DDDD:BB:SS.F>|sysfsdev=<sysfs path>,id=<id>,bus=pcie.0,addr=<slot>[.<fn>]";
 const char kNetdevSyntax[] = "tap,id=<id>,ifname=<tap name>|fd=<n>[,vhost=off]";
 const char kKernelSyntax[] = "<path to an ELF vmlinux or bzImage>";
 const char kInitrdSyntax[] = "<path to an initramfs>";
@@ -250,9 +252,6 @@ std::optional<uint32_t> ParseSmallNumber(const std::string& text) {
 
 Device ParseDevice(const std::string& text) {
   auto bad = [&](const std::string& problem) { return UsageError::Expected("-device", kDeviceSyntax, text, problem); };
-  static const std::map<std::string, std::string> kLater = {
-      {"vfio-pci", "not built yet (docs/q35.md says what -machine q35 has)"},
-  };
   std::vector<OptionItem> items = ParseItems(text);
   // The driver first: an unsupported device gets its own message, whatever its options.
   size_t driver_index = items.size();
@@ -280,9 +279,11 @@ Device ParseDevice(const std::string& text) {
   } else if (driver == "pcie-root-port") {
     device.kind = Device::Kind::kRootPort;
     allowed.insert({"port", "chassis"});
+  } else if (driver == "vfio-pci") {
+    device.kind = Device::Kind::kVfio;
+    allowed.insert({"host", "sysfsdev"});
   } else {
-    auto later = kLater.find(driver);
-    throw bad(later == kLater.end() ? "unknown device '" + driver + "'" : driver + " " + later->second);
+    throw bad("unknown device '" + driver + "'");
   }
   std::optional<std::string> id;
   std::set<std::string> seen;
@@ -321,6 +322,12 @@ Device ParseDevice(const std::string& text) {
       std::optional<bool> on = ParseSwitch(item.value);
       if (!on) throw bad("multifunction must be on or off");
       device.multifunction = *on;
+    } else if (key == "host") {
+      device.host = pci::CanonicalHostAddress(item.value);
+      if (device.host.empty()) throw bad("host must be a PCI address DDDD:BB:SS.F, such as 0000:00:03.0");
+    } else if (key == "sysfsdev") {
+      if (item.value.empty() || item.value[0] != '/') throw bad("sysfsdev must be an absolute path, such as /sys/bus/pci/devices/0000:00:03.0");
+      device.sysfsdev = item.value;
     } else if (key == "mac") {
       if (!IsUnicastMac(item.value)) throw bad("mac must be a unicast MAC address like 52:54:00:12:34:56");
       device.mac = item.value;
@@ -332,6 +339,11 @@ Device ParseDevice(const std::string& text) {
   }
   if (device.kind == Device::Kind::kBlock && device.backend.empty()) throw bad("missing drive=");
   if (device.kind == Device::Kind::kNet && device.backend.empty()) throw bad("missing netdev=");
+  if (device.kind == Device::Kind::kVfio) {
+    if (seen.count("host") == seen.count("sysfsdev")) throw bad("vfio-pci takes exactly one of host= and sysfsdev=");
+    // Hot-plug and DEVICE_DELETED name it by id, and it has no backend to borrow one from.
+    if (!id) throw bad("missing id=");
+  }
   // StratoVirt's rule: a PCI device says where it goes.
   if (device.pci && !seen.count("bus")) throw bad("missing bus=");
   if (device.pci && !seen.count("addr")) throw bad("missing addr=");
@@ -529,6 +541,9 @@ std::string FormatDevice(const Device& device) {
         return "pcie-root-port,id=" + Escape(device.id) + ",port=" + std::to_string(device.port) + place +
                (device.multifunction ? ",multifunction=on" : "") +
                (device.chassis ? ",chassis=" + std::to_string(*device.chassis) : "");
+      case Device::Kind::kVfio:
+        return "vfio-pci," + (device.host.empty() ? "sysfsdev=" + Escape(device.sysfsdev) : "host=" + device.host) +
+               ",id=" + Escape(device.id) + place;
     }
   }
   switch (device.kind) {
@@ -543,6 +558,8 @@ std::string FormatDevice(const Device& device) {
              (device.free_page_reporting ? "on" : "off");
     case Device::Kind::kRootPort:
       break;  // always PCI, above
+    case Device::Kind::kVfio:
+      break;  // always pci
   }
   return "";
 }

@@ -56,9 +56,10 @@ struct PciAddress {
 };
 
 // A -device: the microvm's virtio-mmio devices (virtio-*-device), or the
-// q35 machine's PCI functions (virtio-*-pci, pcie-root-port).
+// q35 machine's PCI functions (virtio-*-pci, pcie-root-port) and host
+// functions passed through (vfio-pci).
 struct Device {
-  enum class Kind { kBlock, kNet, kBalloon, kRootPort } kind = Kind::kBlock;
+  enum class Kind { kBlock, kNet, kBalloon, kRootPort, kVfio } kind = Kind::kBlock;
   bool pci = false;
   std::string id;
   std::string backend;             // block: the -drive id; net: the -netdev id
@@ -71,6 +72,8 @@ struct Device {
   uint8_t port = 0;                // root port: port=
   std::optional<uint32_t> chassis;  // root port: chassis=
   bool multifunction = false;      // pci: multifunction=on
+  std::string host;      // vfio-pci: host=DDDD:BB:SS.F (canonical), or
+  std::string sysfsdev;  // sysfsdev=<the function's sysfs directory>
 };
 
 struct Serial {

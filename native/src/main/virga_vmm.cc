@@ -91,6 +91,11 @@ PciDeviceConfig ToPciDeviceConfig(const cli::VmmConfig& c, const cli::Device& de
       break;
     case cli::Device::Kind::kRootPort:
       break;  // not a virtio function: ToMachineConfig takes it
+    case cli::Device::Kind::kVfio:
+      p.kind = PciDeviceConfig::Kind::kVfio;
+      p.host = device.host;
+      p.sysfsdev = device.sysfsdev;
+      break;
   }
   return p;
 }
@@ -162,6 +167,8 @@ MachineConfig ToMachineConfig(const cli::VmmConfig& c) {
         break;
       case cli::Device::Kind::kRootPort:
         break;  // PCI: above
+      case cli::Device::Kind::kVfio:
+        break;  // always pci
     }
   }
   // docs/devices.md: default MACs derive from the name, else the QMP socket.

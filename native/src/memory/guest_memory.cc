@@ -113,7 +113,7 @@ bool GuestMemory::Zero(uint64_t gpa, uint64_t len) const {
   uint64_t start = gpa - region->guest_base, end = start + len;
   uint64_t first = (start + page - 1) / page * page, last = end / page * page;
   uint8_t* host = region->host;
-  if (first >= last) {
+  if (first >= last || pinned_.load(std::memory_order_relaxed)) {
     std::memset(host + start, 0, len);
     return true;
   }
@@ -125,7 +125,7 @@ bool GuestMemory::Zero(uint64_t gpa, uint64_t len) const {
 
 bool GuestMemory::Discard(uint64_t gpa, uint64_t len) const {
   const MemoryRegion* region = Find(gpa, len);
-  if (region == nullptr) return false;
+  if (region == nullptr || pinned_.load(std::memory_order_relaxed)) return false;
   MarkWhenWritten mark(*this, gpa, len);
   uint64_t page = backing_->page_size();
   uint64_t start = gpa - region->guest_base;

@@ -49,6 +49,10 @@ class GuestMemory {
   // copying into disjoint ranges through Translate() keep it fresh. The
   // machine calls this before its vCPUs first run.
   void ForgetKnownZero() const { known_zero_.store(false, std::memory_order_relaxed); }
+  // A device DMAs into RAM through pinned pages (VFIO): from now on Zero()
+  // writes zeros instead of giving pages back, and Discard() refuses, so
+  // the pages the device reaches stay the guest's.
+  void PinForDevices() const { pinned_.store(true, std::memory_order_relaxed); }
 
   // Pages device emulation writes (used rings, disk reads, received frames)
   // are invisible to KVM's dirty log; while tracking is on, they are
@@ -77,6 +81,7 @@ class GuestMemory {
   std::vector<std::unique_ptr<std::atomic<uint64_t>[]>> device_dirty_;  // per region, a bit per page
   // Device threads call Write() concurrently: atomic, read before stored.
   mutable std::atomic<bool> known_zero_{true};
+  mutable std::atomic<bool> pinned_{false};
 };
 
 }  // namespace virga

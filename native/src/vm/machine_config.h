@@ -15,10 +15,11 @@ namespace virga {
 
 enum class MachineType { kMicrovm, kQ35 };
 
-// A virtio function on the q35 machine (docs/q35.md): on pcie.0 at
-// slot.function, or in the slot of the root port `bus` names.
+// A function on the q35 machine (docs/q35.md): virtio, or a host function
+// passed through (vfio-pci); on pcie.0 at slot.function, or in the slot of
+// the root port `bus` names.
 struct PciDeviceConfig {
-  enum class Kind { kBlock, kNet, kBalloon } kind = Kind::kBlock;
+  enum class Kind { kBlock, kNet, kBalloon, kVfio } kind = Kind::kBlock;
   std::string id;  // the -device id
   std::string bus = "pcie.0";
   uint32_t slot = 0;
@@ -30,6 +31,9 @@ struct PciDeviceConfig {
   int fd = -1;         // an inherited tap fd (-netdev fd=)
   std::optional<MacAddress> mac;
   virtio::BalloonConfig balloon;
+  // vfio-pci: the host function by address (DDDD:BB:SS.F) or sysfs directory.
+  std::string host;
+  std::string sysfsdev;
 };
 
 // A pcie-root-port on pcie.0; its id names the bus behind it.

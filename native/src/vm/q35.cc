@@ -94,7 +94,11 @@ void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) 
   for (size_t i = 0; i < ports.size(); ++i) AddRootPort(context, ports[i], static_cast<uint8_t>(i + 1));
   for (const PciDeviceConfig& device : config_.pci_devices) {
     bool first = device.bus == "pcie.0" && device.function == 0 && multifunction.count(device.slot);
-    AddColdPlugged(device, device.multifunction || first, saved);
+    if (device.kind == PciDeviceConfig::Kind::kVfio) {
+      AddVfio(context, device, device.multifunction || first);
+    } else {
+      AddColdPlugged(device, device.multifunction || first, saved);
+    }
   }
   // On pcie.0 once their slots are filled: what a reset returns them to.
   for (const PciRootPortConfig& config : ports) {
@@ -180,6 +184,8 @@ void Q35Board::AddColdPlugged(const PciDeviceConfig& config, bool multifunction,
       balloon_id_ = config.id;
       device = balloon_;
       break;
+    case PciDeviceConfig::Kind::kVfio:
+      throw VmmError("device " + config.id + ": a vfio-pci function is not a virtio device");
   }
   auto port = ports_.find(config.bus);
   uint64_t base = port != ports_.end()
@@ -207,6 +213,18 @@ void Q35Board::AddColdPlugged(const PciDeviceConfig& config, bool multifunction,
   }
   io_threads_.Add(function.loop);
   functions_.push_back(std::move(function));
+}
+
+void Q35Board::AddVfio(BoardContext& context, const PciDeviceConfig& config, bool multifunction) {
+  if (!vfio_) vfio_ = std::make_unique<Q35Vfio>(routes_.get());
+  std::shared_ptr<pci::VfioPciFunction> function = vfio_->Create(context, config);
+  vfio_->PlaceBars(*function, config.id);
+  if (multifunction) function->SetMultiFunction();
+  try {
+    root_->Attach(config.slot, config.function, function);
+  } catch (const VmmError& e) {
+    throw VmmError("device " + config.id, e);
+  }
 }
 
 Q35Board::Function Q35Board::MakeFunction(std::shared_ptr<virtio::VirtioDevice> device,
@@ -291,6 +309,18 @@ Q35Board::Function Q35Board::MakeFunction(std::shared_ptr<virtio::VirtioDevice> 
   return function;
 }
 
+void Q35Board::AddVfio(BoardContext& context, const PciDeviceConfig& config, bool multifunction) {
+  if (!vfio_) vfio_ = std::make_unique<Q35Vfio>(routes_.get());
+  std::shared_ptr<pci::VfioPciFunction> function = vfio_->Create(context, config);
+  vfio_->PlaceBars(*function, config.id);
+  if (multifunction) function->SetMultiFunction();
+  try {
+    root_->Attach(config.slot, config.function, function);
+  } catch (const VmmError& e) {
+    throw VmmError("device " + config.id, e);
+  }
+}
+
 void Q35Board::DescribeAcpi(acpi::AcpiLayout* layout) const {
   layout->pci = acpi::PciHost{x86::kPciEcamBase, static_cast<uint8_t>(x86::kPciLastBus),
                               static_cast<uint32_t>(x86::kPciMmioBase), static_cast<uint32_t>(x86::kPciMmioSize),
@@ -308,6 +338,11 @@ void Q35Board::Stop() { io_threads_.Stop(); }
 void Q35Board::Reset() { root_->Reset(); }
 
 void Q35Board::RequireSavable() const {
+  // Before any other reason: a passed-through device's state is in the host's hardware.
+  if (vfio_ && !vfio_->ids().empty()) {
+    throw VmmError("vfio-pci device '" + vfio_->ids().front() +
+                   "' is passed through: a VM with VFIO devices cannot be snapshotted or migrated");
+  }
   // A port's slot state is in its configuration space, but the functions
   // behind it and their hot-plug bookkeeping are not saved yet.
   if (!config_.root_ports.empty()) {

@@ -15,7 +15,8 @@
 // once the guest lets go of them. Snapshots and migration save every
 // function generically (configuration space, then what the function adds:
 // MSI-X, the virtio transport and device); a VM with root ports is not
-// saved yet, and is refused by name.
+// saved yet, and is refused by name. Host functions passed through
+// (vfio-pci) are q35_vfio.h's.
 #pragma once
 
 #include <map>
@@ -37,6 +38,7 @@
 #include "vm/hotplug.h"
 #include "vm/io_threads.h"
 #include "vm/machine_config.h"
+#include "vm/q35_vfio.h"
 
 namespace virga {
 
@@ -139,6 +141,7 @@ class Q35Board : public Board, public HotplugDevices {
   void Removed(const std::string& id);
   std::string RootPortNames() const;
   void OnBalloonActual(uint32_t actual_pages);
+  void AddVfio(BoardContext& context, const PciDeviceConfig& config, bool multifunction);
 
   const MachineConfig config_;
   const Emit emit_;
@@ -148,6 +151,7 @@ class Q35Board : public Board, public HotplugDevices {
   std::shared_ptr<pci::ConfigPorts> config_ports_;
   std::unique_ptr<kvm::GsiRoutes> routes_;
   std::map<std::string, Port> ports_;  // by id, the name of the bus behind it
+  std::unique_ptr<Q35Vfio> vfio_;
   IoThreads io_threads_;
 
   // The main thread plugs, a vCPU thread (the guest letting go) unplugs.

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { spawnSync } from "node:child_process";
 import { VMM_BINARY } from "../vmm/vmm-binary";
 import { toArgv } from "./to-argv";
-import type { VmConfig } from "./vm-config";
+import { vmConfigSchema, type VmConfig } from "./vm-config";
 
 const MiB = 1024 * 1024;
 
@@ -120,6 +120,14 @@ const CONFIGS: VmConfig[] = [
         multifunction: false,
       },
       { driver: "virtio-blk-pci", id: "disk0", drive: "d0", bus: "pcie.1", addr: "0x0.0" },
+      { driver: "vfio-pci", id: "edu", host: "0000:00:01.0", bus: "pcie.0", addr: "0x5.0" },
+      {
+        driver: "vfio-pci",
+        id: "nic",
+        sysfsdev: "/sys/bus/pci/devices/0000:02:00.0",
+        bus: "pcie.0",
+        addr: "0x6.0",
+      },
     ],
     serial: { kind: "none" },
     daemonize: false,
@@ -132,6 +140,12 @@ describe("toArgv", () => {
     it(`round-trips config ${index}`, () => {
       assert.deepEqual(parse(toArgv(config)), config);
     });
+  });
+
+  it("the control plane accepts vfio-pci devices as virga-vmm prints them", () => {
+    const q35 = CONFIGS.find((c) => c.machine === "q35");
+    assert.ok(q35 !== undefined);
+    assert.deepEqual(vmConfigSchema.parse(parse(toArgv(q35))), q35);
   });
 
   it("round-trips what the command line parsed", () => {

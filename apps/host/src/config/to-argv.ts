@@ -56,7 +56,7 @@ function deviceArg(d: Device): string {
     case "virtio-net-device":
       return `${d.driver},netdev=${escape(d.netdev)},id=${escape(d.id)}${d.mac === undefined ? "" : `,mac=${d.mac}`}${slot}`;
     case "vfio-pci":
-      return `${d.driver},host=${d.host},id=${escape(d.id)}${place}`;
+      return `${d.driver},${d.host === undefined ? `sysfsdev=${escape(d.sysfsdev ?? "")}` : `host=${d.host}`},id=${escape(d.id)}${place}`;
     case "virtio-balloon-device":
       return `${d.driver},id=${escape(d.id)},deflate-on-oom=${onOff(d.deflateOnOom)},free-page-reporting=${onOff(d.freePageReporting)}`;
   }

@@ -169,12 +169,17 @@ export type RootPort = z.infer<typeof pcieRootPortSchema>;
 /** A host PCI function, as lspci and sysfs name it: domain:bus:slot.function. */
 export const HOST_PCI_PATTERN = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/;
 
+/**
+ * A host function passed through (docs/q35.md, "VFIO"), named by its
+ * address or its sysfs directory: exactly one of the two (checked with the
+ * whole config), as virga-vmm prints it.
+ */
 export const vfioDeviceSchema = z
   .object({
     driver: z.literal("vfio-pci"),
     id: z.string().min(1),
-    /** The host function passed through. */
-    host: z.string().regex(HOST_PCI_PATTERN, "must be a host PCI address like 0000:1a:00.3"),
+    host: z.string().regex(HOST_PCI_PATTERN, "must be a host PCI address like 0000:1a:00.3").optional(),
+    sysfsdev: z.string().startsWith("/", "must be an absolute path such as /sys/bus/pci/devices/0000:00:03.0").optional(),
     ...pciPlace,
   })
   .strict();
@@ -206,6 +211,7 @@ export const pciBalloonDeviceSchema = z
     freePageReporting: z.boolean(),
   })
   .strict();
+
 
 export const deviceSchema = z.discriminatedUnion("driver", [
   blockDeviceSchema,
@@ -448,6 +454,11 @@ export const vmConfigSchema = z
         if (!netdevIds.has(device.netdev)) issue(`unknown netdev '${device.netdev}'`);
         if (used.has(`netdev:${device.netdev}`)) issue(`netdev '${device.netdev}' is used twice`);
         used.add(`netdev:${device.netdev}`);
+      } else if (device.driver === "vfio-pci") {
+        // No backend: the host function is checked when the VM starts.
+        if ((device.host === undefined) === (device.sysfsdev === undefined)) {
+          issue("vfio-pci takes exactly one of host and sysfsdev");
+        }
       } else if (
         (device.driver === "virtio-balloon-device" || device.driver === "virtio-balloon-pci") &&
         ++counts.balloons > 1

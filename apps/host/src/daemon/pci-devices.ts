@@ -149,7 +149,7 @@ async function functionOf(view: DeviceView, device: PciDevice): Promise<PciFunct
     ifname,
     bridge: bridgeOf(view, ifname),
     mac: "mac" in device ? (device.mac ?? null) : null,
-    host: device.driver === "vfio-pci" ? device.host : null,
+    host: device.driver === "vfio-pci" ? (device.host ?? device.sysfsdev ?? null) : null,
     detaching: view.unplugging.includes(device.id),
   };
 }

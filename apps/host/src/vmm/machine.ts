@@ -249,11 +249,18 @@ export class Machine implements VmControl {
   }
 
   /**
-   * A root port's slot state and the functions behind it are not saved yet
+   * A passed-through device's state is in the host's hardware, and a root
+   * port's slot state and the functions behind it are not saved yet
    * (docs/q35.md): refused before the VM is paused, for a snapshot and a
    * live migration alike.
    */
-  private rootPortUnsavable(): Error | null {
+  private pciUnsavable(): Error | null {
+    const vfio = this.config.devices.find((device) => device.driver === "vfio-pci");
+    if (vfio !== undefined) {
+      return genericError(
+        `vfio-pci device '${vfio.id}' is passed through: a VM with VFIO devices cannot be snapshotted or migrated`,
+      );
+    }
     const port = this.config.devices.find((device) => device.driver === "pcie-root-port");
     if (port === undefined) return null;
     return genericError(
@@ -263,7 +270,7 @@ export class Machine implements VmControl {
   }
 
   snapshot(dir: string): Promise<void> {
-    const unsavable = this.ramUnsavable() ?? this.rootPortUnsavable();
+    const unsavable = this.ramUnsavable() ?? this.pciUnsavable();
     if (unsavable !== null) return Promise.reject(unsavable);
     if (this.migration.active)
       return Promise.reject(genericError("a migration is already in progress"));
@@ -291,7 +298,7 @@ export class Machine implements VmControl {
   }
 
   migrate(uri: string): Promise<void> {
-    const unsavable = this.rootPortUnsavable();
+    const unsavable = this.pciUnsavable();
     if (unsavable !== null) return Promise.reject(unsavable);
     if (this.migration.active)
       return Promise.reject(genericError("a migration is already in progress"));

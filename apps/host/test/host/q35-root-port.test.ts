@@ -279,7 +279,7 @@ describe("PCIe root ports on q35", () => {
             qmp,
             "device_add",
             { driver: "vfio-pci", id: "vf0", host: "0000:01:00.0", bus: "pcie.2", addr: "0x0" },
-            /^driver: vfio-pci is not built yet/,
+            /^driver: vfio-pci by device_add is not built yet/,
           );
 
           assert.deepEqual(await qmp.execute("device_del", { id: "disk1" }), {});

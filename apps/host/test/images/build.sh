@@ -12,6 +12,9 @@
 #   tools/virga-io            our static I/O probe (virga-io/*.c, gcc -static), for L1 and L2
 #   l1/vmlinux, l1/bzImage    the same kernel, for the L1 machine (links)
 #   l1/initramfs.cpio.gz      busybox + virtio/9p/overlay/kvm modules + l1-init.sh as /init
+#   l1-vfio/lib/modules, l1-vfio/etc/virga-modules
+#                             VFIO's modules and their load order, which the VFIO
+#                             scenario loads in its own L1 (run-in-l1.sh --machine q35-vfio)
 #   manifest.env, manifest.json   paths and versions
 #
 # Usage: build.sh [--force] [--no-qemu] [--quiet]
@@ -71,6 +74,9 @@ L2_MODULES=(virtio_mmio virtio_pci virtio_pci_modern_dev virtio_pci_legacy_dev
 L1_MODULES=(virtio_ring virtio virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev
     virtio_pci netfs fscache 9pnet 9pnet_virtio 9p overlay virtio_console ?virtio_rng
     irqbypass kvm ccp kvm_amd ?tun ?vhost_iotlb ?vhost ?vhost_net ?bridge)
+# VFIO for the pass-through scenario's L1 only (not in the L1 initramfs, so
+# the default L1 is unchanged): loaded there with insmod from l1-vfio/.
+VFIO_MODULES=(vfio vfio_iommu_type1 vfio_virqfd vfio_pci_core vfio_pci)
 
 # ---- tools -----------------------------------------------------------------
 as_root() {
@@ -350,7 +356,7 @@ INPUTS_SUM=$(cat "$HERE/build.sh" "$HERE/guest-init.sh" "$HERE/guest-scenario.sh
     "$HERE"/virga-io/*.[ch] | md5sum | cut -d' ' -f1)
 STAMP="kernel=$KPKG=$KVER busybox=$BBVER inputs=$INPUTS_SUM"
 OUTPUTS=(linux/bzImage linux/vmlinux linux/initramfs.cpio.gz linux/rootfs.ext4
-    l1/bzImage l1/vmlinux l1/initramfs.cpio.gz tools/virga-io manifest.env manifest.json)
+    l1/bzImage l1/vmlinux l1/initramfs.cpio.gz l1-vfio/etc/virga-modules tools/virga-io manifest.env manifest.json)
 all_outputs() {
     local o
     for o in "${OUTPUTS[@]}"; do [ -s "$OUT/$o" ] || return 1; done
@@ -443,6 +449,10 @@ stage_modules "$S" "${L1_MODULES[@]}"
 say "  load order: $(tr '\n' ' ' <"$S/etc/virga-modules")"
 install -m 755 "$HERE/l1-init.sh" "$S/init"
 make_cpio "$S" "$OUT/l1/initramfs.cpio.gz"
+
+say "L1 VFIO modules: ${VFIO_MODULES[*]}"
+rm -rf "$OUT/l1-vfio"
+stage_modules "$OUT/l1-vfio" "${VFIO_MODULES[@]}"
 
 cat >"$OUT/manifest.env" <<EOF
 # Written by apps/host/test/images/build.sh

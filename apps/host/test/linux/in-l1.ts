@@ -1,11 +1,12 @@
 // Runs every Linux scenario inside L1 and writes the results as JSON for
 // the host-side test (linux-guests.test.ts) that started this L1.
-// usage: node in-l1.js --out FILE [--only SUBSTRING]
+// usage: node in-l1.js --out FILE [--only SUBSTRING] [--set vfio]
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { reportStillRunningVmms } from "../support/guest";
 import { SCENARIOS, type Scenario } from "./scenarios";
+import { VFIO_SCENARIOS } from "./vfio-scenarios";
 import { STALL_REPORT_MARK, stallReport } from "./stall-report";
 
 export interface ScenarioResult {
@@ -49,7 +50,12 @@ async function main(): Promise<void> {
   const only = onlyIndex >= 0 ? process.argv[onlyIndex + 1] : undefined;
   const results: ScenarioResult[] = [];
   reportStillRunningVmms(stallReport);
-  for (const scenario of SCENARIOS) {
+  // --set vfio: the scenarios for run-in-l1.sh --machine q35-vfio.
+  const setIndex = process.argv.indexOf("--set");
+  const set = setIndex >= 0 ? process.argv[setIndex + 1] : undefined;
+  if (set !== undefined && set !== "vfio") throw new Error(`--set ${set}: expected vfio`);
+  const scenarios = set === "vfio" ? VFIO_SCENARIOS : SCENARIOS;
+  for (const scenario of scenarios) {
     if (only !== undefined && !scenario.name.includes(only)) continue;
     const started = performance.now();
     let error = await attempt(scenario);

@@ -141,7 +141,7 @@ function q35Request(args: {
   if (!block && driver !== "virtio-net-pci") {
     if (driver === "vfio-pci") {
       throw genericError(
-        "driver: vfio-pci is not built yet (docs/q35.md); the q35 machine hot-plugs virtio-blk-pci and virtio-net-pci",
+        "driver: vfio-pci by device_add is not built yet (docs/q35.md): give it on the command line (-device vfio-pci,host=...,bus=pcie.0,addr=...); the q35 machine hot-plugs virtio-blk-pci and virtio-net-pci",
       );
     }
     if (driver === "pcie-root-port") {

@@ -24,6 +24,9 @@ static const char USAGE[] =
     "  mmio-lat ADDR [COUNT] [OFFSET] [--load DEV]\n"
     "                                     time 32-bit reads of a virtio-mmio register via /dev/mem\n"
     "  dirty SIZE MIB_PER_S [SECONDS]     rewrite a SIZE region at MIB_PER_S until SIGTERM (or SECONDS)\n"
+    "  pci-reg DEV BAR OFFSET [VALUE]     read (after writing VALUE) a 32-bit register of a PCI memory BAR\n"
+    "  pci-cfg DEV OFFSET SIZE [VALUE]    read (after writing VALUE) a PCI configuration register\n"
+    "  edu-dma DEV                        QEMU edu: DMA a page from guest RAM to the device and back\n"
     "Sizes take K, M, G suffixes. Results: one line \"VIRGA-IO <command> key=value ...\".\n";
 
 void die(const char *what, const char *fmt, ...)
@@ -118,7 +121,8 @@ int main(int argc, char **argv)
     } commands[] = {
         {"tcp-send", cmd_tcp_send},   {"tcp-recv", cmd_tcp_recv},   {"seq-read", cmd_seq_read},
         {"seq-write", cmd_seq_write}, {"rand-read", cmd_rand_read}, {"mmio-lat", cmd_mmio_lat},
-        {"dirty", cmd_dirty},
+        {"dirty", cmd_dirty},         {"pci-reg", cmd_pci_reg},
+        {"pci-cfg", cmd_pci_cfg},     {"edu-dma", cmd_edu_dma},
     };
     /* The serial console is slow under emulation: whole lines only. */
     setvbuf(stdout, NULL, _IOLBF, 0);

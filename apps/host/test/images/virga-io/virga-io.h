@@ -37,6 +37,9 @@ int cmd_seq_write(int argc, char **argv);
 int cmd_rand_read(int argc, char **argv);
 int cmd_mmio_lat(int argc, char **argv);
 int cmd_dirty(int argc, char **argv);
+int cmd_pci_reg(int argc, char **argv);
+int cmd_pci_cfg(int argc, char **argv);
+int cmd_edu_dma(int argc, char **argv);
 
 /* Background load for mmio-lat: 64 KiB O_DIRECT sequential reads of a
  * device, from a thread, until load_stop(); returns the bytes read. */
