@@ -215,18 +215,6 @@ void Q35Board::AddColdPlugged(const PciDeviceConfig& config, bool multifunction,
   functions_.push_back(std::move(function));
 }
 
-void Q35Board::AddVfio(BoardContext& context, const PciDeviceConfig& config, bool multifunction) {
-  if (!vfio_) vfio_ = std::make_unique<Q35Vfio>(routes_.get());
-  std::shared_ptr<pci::VfioPciFunction> function = vfio_->Create(context, config);
-  vfio_->PlaceBars(*function, config.id);
-  if (multifunction) function->SetMultiFunction();
-  try {
-    root_->Attach(config.slot, config.function, function);
-  } catch (const VmmError& e) {
-    throw VmmError("device " + config.id, e);
-  }
-}
-
 Q35Board::Function Q35Board::MakeFunction(std::shared_ptr<virtio::VirtioDevice> device,
                                           std::shared_ptr<EventLoop> loop, uint64_t base, uint32_t intx_gsi) {
   Function function;

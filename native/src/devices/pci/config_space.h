@@ -15,6 +15,8 @@
 namespace virga::pci {
 
 constexpr uint32_t kConfigSize = 4096;
+// Capability ids (PCI Local Bus 3.0, appendix H) more than one function kind uses.
+constexpr uint8_t kCapabilityMsi = 0x05;
 constexpr uint32_t kVendorId = 0x00;
 constexpr uint32_t kDeviceId = 0x02;
 constexpr uint32_t kCommand = 0x04;

@@ -31,7 +31,6 @@
 namespace virga::pci {
 
 constexpr uint8_t kCapabilityPcie = 0x10;
-constexpr uint8_t kCapabilityMsi = 0x05;
 // Red Hat's PCIe root port ids (QEMU's pcie-root-port), class 0604 (PCI bridge).
 constexpr PciId kRootPortId{0x1b36, 0x000c, 0x060400};
 

@@ -30,7 +30,6 @@
 
 namespace virga::pci {
 
-constexpr uint8_t kCapabilityMsi = 0x05;
 
 class VfioPciFunction : public PciDevice {
  public:
