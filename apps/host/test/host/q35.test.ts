@@ -71,7 +71,6 @@ describe("q35 machine", () => {
           await qmp.waitForEvent("RESET");
           await vm.waitFor(/PROBE boot entry/, BOOT_MS);
           await vm.waitFor(/PROBE ready/, BOOT_MS);
-          const machine = /the q35 machine has no/;
           await refused(
             qmp,
             "device_add",
