@@ -178,8 +178,14 @@ export const vfioDeviceSchema = z
   .object({
     driver: z.literal("vfio-pci"),
     id: z.string().min(1),
-    host: z.string().regex(HOST_PCI_PATTERN, "must be a host PCI address like 0000:1a:00.3").optional(),
-    sysfsdev: z.string().startsWith("/", "must be an absolute path such as /sys/bus/pci/devices/0000:00:03.0").optional(),
+    host: z
+      .string()
+      .regex(HOST_PCI_PATTERN, "must be a host PCI address like 0000:1a:00.3")
+      .optional(),
+    sysfsdev: z
+      .string()
+      .startsWith("/", "must be an absolute path such as /sys/bus/pci/devices/0000:00:03.0")
+      .optional(),
     ...pciPlace,
   })
   .strict();
@@ -211,7 +217,6 @@ export const pciBalloonDeviceSchema = z
     freePageReporting: z.boolean(),
   })
   .strict();
-
 
 export const deviceSchema = z.discriminatedUnion("driver", [
   blockDeviceSchema,
