@@ -70,6 +70,7 @@ std::string ToJson(const VmmConfig& c) {
           out += "{\"driver\":\"pcie-root-port\",\"id\":" + JsonQuote(d.id) + ",\"port\":" + std::to_string(d.port) +
                  place + ",\"multifunction\":" + Bool(d.multifunction) +
                  (d.chassis ? ",\"chassis\":" + std::to_string(*d.chassis) : "") + "}";
+          break;
         case Device::Kind::kVfio:
           out += "{\"driver\":\"vfio-pci\",\"id\":" + JsonQuote(d.id) +
                  (d.host.empty() ? ",\"sysfsdev\":" + JsonQuote(d.sysfsdev) : ",\"host\":" + JsonQuote(d.host)) + place + "}";
