@@ -151,7 +151,9 @@ test("move a VM to a new process on its own host from its page", async ({
     const text = (await page.getByTestId("console-transcript").textContent()) ?? "";
     const counts = [...text.matchAll(/count (\d+)/g)].map((m) => Number(m[1]));
     const skips = counts.slice(1).filter((n, i) => n !== (counts[i] ?? 0) + 1);
-    expect(skips).toEqual([]);
+    // The transcript around the first skip says whether a line came twice or got cut.
+    const at = skips.length === 0 ? -1 : text.indexOf(`count ${skips[0]}`);
+    expect(skips, JSON.stringify(text.slice(Math.max(0, at - 120), at + 60))).toEqual([]);
   });
 
   await test.step("the Migrations page marks it as a new process", async () => {

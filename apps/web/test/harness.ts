@@ -72,6 +72,16 @@ export function killVms(runDir: string): void {
       // no pid file, or the process is gone already
     }
   }
+  // A control host virgad respawned a moment ago may not have written its
+  // pid file yet; every process of this run dir names it in its arguments.
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      if (args.some((arg) => arg.includes(runDir + "/"))) process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
 }
 
 /** A spawned `npm start` (apps/web/scripts/start.mjs) and what it printed. */

@@ -170,7 +170,11 @@ size_t Chardev::Write(const uint8_t* data, size_t len) {
       WaitWritable(fd);
       continue;
     }
-    if (kind_ == ChardevConfig::Kind::kSocket) AbandonClient();
+    if (kind_ == ChardevConfig::Kind::kSocket) {
+      // The client went away mid-write: the rest is the next client's.
+      AbandonClient();
+      HoldLocked(data + done, len - done);
+    }
     return len;
   }
   return len;

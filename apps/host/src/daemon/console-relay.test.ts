@@ -2,6 +2,7 @@
 // across restarts and compaction, and subscribers that fall behind.
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
@@ -113,6 +114,31 @@ describe("ConsoleRelay", () => {
     second.ingest(Buffer.from("count 1\n"));
     assert.deepEqual(await drain(second.subscribe(19)), { offset: 19, text: "count 1\n" });
     await second.close();
+  });
+
+  it("letting go of a running VMM keeps what it sent until it saw the client leave", async () => {
+    // Stands in for virga-vmm's socket: on the client's half-close it sends
+    // what the guest printed meanwhile, then ends (later output is held
+    // for its next client).
+    const socketPath = path.join(freshDir(), "console.sock");
+    const vmm = net.createServer({ allowHalfOpen: true }, (client) => {
+      client.write("count 1\n");
+      client.on("end", () => client.end("count 2\n"));
+    });
+    await new Promise<void>((resolve) => vmm.listen(socketPath, resolve));
+    const dir = freshDir();
+    const relay = new ConsoleRelay(dir);
+    let endedByVmm = false;
+    await relay.connect(socketPath, () => (endedByVmm = true));
+    const live = relay.subscribe();
+    assert.deepEqual(await live.next(), { offset: 0, data: Buffer.from("count 1\n") });
+    await relay.close();
+    vmm.close();
+    assert.equal(endedByVmm, false, "a close of its own is not the VMM going away");
+    const reopened = new ConsoleRelay(dir);
+    assert.equal(reopened.end, 16);
+    assert.deepEqual(reopened.lastLines(2), ["count 1", "count 2"]);
+    await reopened.close();
   });
 
   it("compacts the console file to the scrollback, keeping offsets", async () => {

@@ -3,7 +3,7 @@
 // Every byte from the guest goes to the in-memory scrollback, to the
 // console file and to each subscriber's bounded feed; reading never waits
 // for a subscriber, so a stuck one is dropped rather than stalling the
-// guest (whose output the VMM drops when nobody reads) or the others.
+// guest (the VMM holds its newest output while nobody reads) or the others.
 import net from "node:net";
 import { ConsoleFile } from "./console-file";
 import { Feed } from "./feed";
@@ -14,6 +14,8 @@ export const CONSOLE_FILE_MAX_BYTES = 8 * 1024 * 1024;
 export const SUBSCRIBER_MAX_PENDING_BYTES = 4 * 1024 * 1024;
 /** Backlog is handed to a new subscriber in pieces of this size. */
 const BACKLOG_PIECE = 64 * 1024;
+/** How long close() waits for a running VMM to end the connection. */
+const CLOSE_WAIT_MS = 500;
 
 export interface ConsoleBytes {
   /** Absolute offset of data's first byte. */
@@ -104,6 +106,30 @@ export class ConsoleRelay {
     if (this.socket === socket) this.disconnect();
   }
 
+  /**
+   * Leaves a running VMM without losing its output: closing outright would
+   * drop what sits unread in the socket. Half-closing tells the VMM, which
+   * drops this client and holds later output for the next one, then ends
+   * the connection; everything it sent before that is read here first.
+   */
+  private async letGo(timeoutMs: number): Promise<void> {
+    const socket = this.socket;
+    if (socket === null) return;
+    // Ours from here on: its end is no reason to call the owner's onClose.
+    this.socket = null;
+    if (!socket.closed) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        socket.once("close", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        socket.end();
+      });
+    }
+    socket.destroy();
+  }
+
   disconnect(): void {
     const socket = this.socket;
     this.socket = null;
@@ -155,7 +181,7 @@ export class ConsoleRelay {
 
   /** Stops relaying (virgad is exiting, the VM keeps running); ends every subscriber. */
   async close(): Promise<void> {
-    this.disconnect();
+    await this.letGo(CLOSE_WAIT_MS);
     for (const feed of this.feeds) feed.close();
     this.feeds.clear();
     await this.file.close();
