@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
-#include <tuple>
 
 #include "arch/x86_64/layout.h"
 #include "common/error.h"
