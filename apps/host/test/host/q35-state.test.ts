@@ -23,6 +23,7 @@ import {
 } from "../support/guest";
 import { probeGuest } from "../support/paths";
 import { pciFunctions, refusedWith, slot } from "../support/pci";
+import { makeTap, requireTaps } from "../support/tap";
 
 const BOOT_MS = 30000;
 const TEST = { timeout: 120000 };
@@ -585,6 +586,77 @@ describe("q35 snapshots and live migration with root ports", () => {
         );
         assert.deepEqual(readSector(disk, 8), sectorPattern(8, 32));
       } finally {
+        tmp.cleanup();
+      }
+    },
+  );
+
+  it(
+    "a NIC hot-plugged into a root port is restored in its slot with the MAC its guest had, though the clone's own would derive another",
+    TEST,
+    async () => {
+      requireTaps();
+      const tmp = tempDir();
+      const taps = [makeTap("vq35a"), makeTap("vq35b")];
+      try {
+        const disk = makeDisk(tmp.dir);
+        const template = path.join(tmp.dir, "template");
+        const first = path.join(tmp.dir, "first.sock");
+        const nicOf = async (qmp: QmpClient): Promise<Record<string, unknown> | undefined> => {
+          const listed = (await qmp.execute("virga-query-devices")) as {
+            pci: Record<string, unknown>[];
+          };
+          return listed.pci.find((f) => f.id === "nic1");
+        };
+        let saved: Record<string, unknown> | undefined;
+        await withVmm(portedMachine(disk, ["-qmp", `unix:${first},server,nowait`]), async (vm) => {
+          await vm.waitFor(/probe> /, BOOT_MS);
+          const qmp = await qmpOf(vm, first);
+          await qmp.execute("netdev_add", { id: "net-1", ifname: taps[0]?.name });
+          await qmp.execute("device_add", {
+            driver: "virtio-net-pci",
+            id: "nic1",
+            netdev: "net-1",
+            bus: "pcie.2",
+            addr: "0x0",
+          });
+          await slot(vm, "00:05.0", "on");
+          saved = await nicOf(qmp);
+          assert.deepEqual(await qmp.execute("migrate", { uri: `file:${template}` }), {});
+          qmp.close();
+        });
+        assert.equal(saved?.bus, "pcie.2");
+
+        // Another QMP socket: a MAC derived here would differ from the source's.
+        const socket = path.join(tmp.dir, "restored.sock");
+        await withVmm(
+          portedMachine(disk, [
+            "-netdev",
+            `tap,id=n1,ifname=${taps[1]?.name}`,
+            "-device",
+            "virtio-net-pci,netdev=n1,id=nic1,bus=pcie.2,addr=0x0",
+            "-qmp",
+            `unix:${socket},server,nowait`,
+            "-incoming",
+            `file:${template}`,
+          ]),
+          async (vm) => {
+            const qmp = await qmpOf(vm, socket);
+            assert.equal(await status(qmp), "running");
+            const restored = await nicOf(qmp);
+            assert.deepEqual(
+              [restored?.bus, restored?.addr, restored?.mac],
+              ["pcie.2", "0x0.0", saved?.mac],
+            );
+            assert.deepEqual(await scan(vm), [
+              ...PORTED_SCAN.slice(0, 4),
+              "02:00.0 1af4:1041 020000",
+            ]);
+            qmp.close();
+          },
+        );
+      } finally {
+        for (const tap of taps) tap.remove();
         tmp.cleanup();
       }
     },
