@@ -3,6 +3,7 @@
 
 #include "devices/pci/root_bus.h"
 #include "devices/pci/root_port.h"
+#include "state/state_file.h"
 #include "unit_test.h"
 
 namespace virga::pci {
@@ -227,6 +228,85 @@ TEST("root port: a machine reset finishes a pending unplug and keeps a hot-plugg
   EXPECT_EQ(f.Port(kSlotCtl, 2), 0x07c0u);
   // MSI is off after reset, and the route with it.
   EXPECT_EQ(f.routes.back().address, 0u);
+}
+
+// The guest's view of the port at 00:02.0 and the function behind it: what a save must carry.
+struct SlotView {
+  uint32_t control, status, link, msi_address, msi_data, bar, command;
+  bool operator==(const SlotView& o) const {
+    return control == o.control && status == o.status && link == o.link && msi_address == o.msi_address &&
+           msi_data == o.msi_data && bar == o.bar && command == o.command;
+  }
+};
+
+SlotView View(Fixture& f) {
+  return {f.Port(kSlotCtl, 2),
+          f.Port(kSlotSta, 2),
+          f.Port(kCap + kPcieLinkStatus, 2),
+          f.Port(kRootPortMsiCap + 4, 4),
+          f.Port(kRootPortMsiCap + 12, 2),
+          Read(f.ecam, Ecam(1, 0, 0, kBar0), 4),
+          Read(f.ecam, Ecam(1, 0, 0, kCommand), 2)};
+}
+
+state::StateFile SaveBus(Fixture& f) {
+  state::StateFileWriter writer;
+  f.bus->Save(writer);
+  return state::StateFile::Parse(writer.Finish("test"), "saved");
+}
+
+TEST("root port: a save carries the slot, its pending events and MSI, and the function in it with its BARs") {
+  Fixture source;
+  source.bus->Attach(2, 0, source.port);
+  source.EnableHotPlugInterrupts();
+  source.port->HotPlug(std::make_shared<Endpoint>());
+  // The guest powers the slot on, leaves the link event pending, moves the BAR and decodes.
+  source.PortWrite(kSlotSta, 2, kSlotPresenceChanged | kSlotAttentionButtonPressed);
+  source.PortWrite(kSlotCtl, 2,
+                   (source.Port(kSlotCtl, 2) & ~(kSlotPowerOff | kSlotPowerIndicatorMask)) | kSlotPowerIndicatorOn);
+  Write(source.ecam, Ecam(1, 0, 0, kBar0), 4, 0xc1100000);
+  Write(source.ecam, Ecam(1, 0, 0, kCommand), 2, kCommandMemory);
+  EXPECT_EQ(source.fired, 2);
+  SlotView saved = View(source);
+  EXPECT_EQ(saved.status, uint32_t{kSlotPresent | kSlotLinkChanged});
+  state::StateFile file = SaveBus(source);
+
+  // The destination has the device from its command line, cold-plugged (powered, no events).
+  Fixture dest;
+  auto endpoint = std::make_shared<Endpoint>();
+  endpoint->AssignBar(0, 0xc1000000);
+  dest.port->ColdPlug(endpoint);
+  dest.bus->Attach(2, 0, dest.port);
+  dest.bus->Load(file);
+  EXPECT_TRUE(View(dest) == saved);
+  EXPECT_EQ(dest.routes.back().address, 0xfee00000u);
+  EXPECT_EQ(dest.routes.back().data, 0x4041u);
+  // The BAR answers where the guest had moved it.
+  uint8_t byte = 0;
+  EXPECT_TRUE(dest.mmio.Read(0xc1100000, &byte, 1));
+  EXPECT_EQ(byte, 0x77u);
+  // The link event was still pending and already signalled: the restore sends nothing,
+  // and after the guest clears it the next event interrupts again.
+  EXPECT_EQ(dest.fired, 0);
+  dest.PortWrite(kSlotSta, 2, kSlotLinkChanged);
+  int gone = 0;
+  dest.port->RequestUnplug([&gone](std::shared_ptr<PciDevice>) { ++gone; });
+  EXPECT_EQ(dest.fired, 1);
+  dest.PortWrite(kSlotCtl, 2, dest.Port(kSlotCtl, 2) | kSlotPowerOff | kSlotPowerIndicatorOff);
+  EXPECT_EQ(gone, 1);
+}
+
+TEST("root port: a restore refuses a slot filled otherwise, and a save refuses a pending unplug") {
+  Fixture source;
+  source.bus->Attach(2, 0, source.port);
+  source.port->ColdPlug(std::make_shared<Endpoint>());
+  state::StateFile file = SaveBus(source);
+  Fixture empty;
+  empty.bus->Attach(2, 0, empty.port);
+  EXPECT_THROWS_WITH(empty.bus->Load(file), "the saved root port's slot holds a device, this one's is empty");
+
+  source.port->RequestUnplug([](std::shared_ptr<PciDevice>) {});
+  EXPECT_THROWS_WITH(SaveBus(source), "being unplugged");
 }
 
 }  // namespace

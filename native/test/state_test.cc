@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -224,6 +225,54 @@ TEST("machine layout: q35 functions compared by address, kind, disk and MAC; ano
   MachineLayout microvm;
   diffs = LayoutDifferences(decoded, microvm);
   EXPECT_TRUE(diffs == std::vector<std::string>{"-machine: the snapshot is a q35, the command line a microvm"});
+}
+
+TEST("machine layout: root ports and the functions in their slots travel after the rest, compared by port and address") {
+  MachineLayout plain;
+  plain.machine = "q35";
+  MachineLayout::PciFunction disk;
+  disk.slot = 3;
+  disk.driver = "virtio-blk-pci";
+  disk.disk = {true, 1 << 20, false};
+  plain.pci = {disk};
+  ByteWriter before;
+  plain.Encode(before);
+
+  MachineLayout saved = plain;
+  MachineLayout::PciFunction port;
+  port.slot = 2;
+  port.driver = "pcie-root-port";
+  port.id = "pcie.1";
+  port.port = 1;
+  MachineLayout::PciFunction behind = disk;
+  behind.slot = 0;
+  behind.id = "disk1";
+  behind.behind_port = true;
+  behind.port_slot = 2;
+  behind.bus = "pcie.1";
+  saved.pci = {disk, port, behind};
+  ByteWriter w;
+  saved.Encode(w);
+  // Without root ports the bytes are those of a layout from before them, which this reader reads.
+  ByteReader plain_reader(before.data().data(), before.data().size(), "MACH");
+  EXPECT_EQ(MachineLayout::Decode(plain_reader).pci.size(), 1u);
+  EXPECT_TRUE(std::equal(before.data().begin(), before.data().end(), w.data().begin()));
+  ByteReader r(w.data().data(), w.data().size(), "MACH");
+  MachineLayout decoded = MachineLayout::Decode(r);
+  EXPECT_EQ(decoded.pci.size(), 3u);
+  EXPECT_TRUE(LayoutDifferences(saved, decoded).empty());
+
+  MachineLayout other = decoded;
+  other.pci[1].port = 3;       // the root port's number
+  other.pci.pop_back();        // nothing in its slot
+  auto diffs = LayoutDifferences(decoded, other);
+  EXPECT_EQ(diffs.size(), 2u);
+  EXPECT_TRUE(diffs[0] ==
+              "pcie.0 addr 0x2.0: the snapshot has pcie-root-port 'pcie.1' (port 1), the command line pcie-root-port "
+              "'pcie.1' (port 3)");
+  EXPECT_TRUE(diffs[1] ==
+              "bus pcie.1 (the root port at pcie.0 addr 0x2.0) addr 0x0.0: the snapshot has virtio-blk-pci 'disk1' (a "
+              "1 MiB disk), the command line nothing");
 }
 
 }  // namespace

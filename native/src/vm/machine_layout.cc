@@ -37,8 +37,13 @@ std::string MacDifference(const std::string& where, const std::array<uint8_t, 6>
 }
 
 std::string PciAddr(const MachineLayout::PciFunction& f) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "pcie.0 addr 0x%x.%u", f.slot, f.function);
+  char text[96];
+  if (f.behind_port) {
+    std::snprintf(text, sizeof(text), "bus %s (the root port at pcie.0 addr 0x%x.%u) addr 0x%x.%u", f.bus.c_str(),
+                  f.port_slot, f.port_function, f.slot, f.function);
+  } else {
+    std::snprintf(text, sizeof(text), "pcie.0 addr 0x%x.%u", f.slot, f.function);
+  }
   return text;
 }
 
@@ -46,23 +51,53 @@ std::string PciText(const MachineLayout::PciFunction* f) {
   if (f == nullptr) return "nothing";
   std::string text = f->driver + (f->id.empty() ? "" : " '" + f->id + "'");
   if (f->disk.present) text += " (" + DiskText(f->disk) + ")";
+  if (f->driver == "pcie-root-port") text += " (port " + std::to_string(f->port) + ")";
   return text;
+}
+
+void EncodeFunction(const MachineLayout::PciFunction& f, state::ByteWriter& out) {
+  out.U32(f.slot);
+  out.U32(f.function);
+  out.String(f.driver);
+  out.String(f.id);
+  out.U64(f.disk.bytes);
+  out.Bool(f.disk.read_only);
+  out.Bytes(f.nic.mac.data(), f.nic.mac.size());
+  out.Bool(f.deflate_on_oom);
+  out.Bool(f.free_page_reporting);
+}
+
+MachineLayout::PciFunction DecodeFunction(state::ByteReader& in) {
+  MachineLayout::PciFunction f;
+  f.slot = in.U32();
+  f.function = in.U32();
+  f.driver = in.String();
+  f.id = in.String();
+  f.disk.present = f.driver == "virtio-blk-pci";
+  f.disk.bytes = in.U64();
+  f.disk.read_only = in.Bool();
+  f.nic.present = f.driver == "virtio-net-pci";
+  in.Bytes(f.nic.mac.data(), f.nic.mac.size());
+  f.deflate_on_oom = in.Bool();
+  f.free_page_reporting = in.Bool();
+  return f;
 }
 
 // Compared by address: the guest found each function where it is and keeps using it there.
 void PciDifferences(const std::vector<MachineLayout::PciFunction>& saved,
                     const std::vector<MachineLayout::PciFunction>& command_line, const std::string& other,
                     std::vector<std::string>* out) {
-  std::map<std::pair<uint32_t, uint32_t>, std::pair<const MachineLayout::PciFunction*, const MachineLayout::PciFunction*>>
+  std::map<std::array<uint32_t, 5>, std::pair<const MachineLayout::PciFunction*, const MachineLayout::PciFunction*>>
       by_address;
-  for (const auto& f : saved) by_address[{f.slot, f.function}].first = &f;
-  for (const auto& f : command_line) by_address[{f.slot, f.function}].second = &f;
+  for (const auto& f : saved) by_address[f.place()].first = &f;
+  for (const auto& f : command_line) by_address[f.place()].second = &f;
   for (const auto& [address, pair] : by_address) {
     const auto* a = pair.first;
     const auto* b = pair.second;
     std::string where = PciAddr(a != nullptr ? *a : *b) + ": ";
     if (a == nullptr || b == nullptr || a->driver != b->driver ||
         (a->disk.present && (a->disk.bytes != b->disk.bytes || a->disk.read_only != b->disk.read_only)) ||
+        (a->driver == "pcie-root-port" && a->port != b->port) ||
         (a->driver == "virtio-balloon-pci" &&
          (a->deflate_on_oom != b->deflate_on_oom || a->free_page_reporting != b->free_page_reporting))) {
       std::string suffix = a != nullptr && b != nullptr && a->driver == "virtio-balloon-pci" && a->driver == b->driver
@@ -95,24 +130,28 @@ void MachineLayout::Encode(state::ByteWriter& out) const {
   out.Bool(balloon_deflate_on_oom);
   out.Bool(balloon_free_page_reporting);
   out.String(machine);
-  out.U32(static_cast<uint32_t>(pci.size()));
-  for (const PciFunction& f : pci) {
-    out.U32(f.slot);
-    out.U32(f.function);
-    out.String(f.driver);
-    out.String(f.id);
-    out.U64(f.disk.bytes);
-    out.Bool(f.disk.read_only);
-    out.Bytes(f.nic.mac.data(), f.nic.mac.size());
-    out.Bool(f.deflate_on_oom);
-    out.Bool(f.free_page_reporting);
-  }
+  std::vector<const PciFunction*> plain, extended;
+  for (const PciFunction& f : pci) (f.extended() ? extended : plain).push_back(&f);
+  out.U32(static_cast<uint32_t>(plain.size()));
+  for (const PciFunction* f : plain) EncodeFunction(*f, out);
   // Last, and only when some NIC translates, so a snapshot without a
-  // clone's own MAC is written as before.
+  // clone's own MAC is written as before. Root ports and what is behind
+  // them come after (the wire MACs are then always written, so a reader
+  // can tell), so a layout without them is written as before too.
   bool translating = false;
   for (const Nic& n : nics) translating = translating || n.wire_mac != n.mac;
-  if (translating) {
+  if (translating || !extended.empty()) {
     for (const Nic& n : nics) out.Bytes(n.wire_mac.data(), n.wire_mac.size());
+  }
+  if (extended.empty()) return;
+  out.U32(static_cast<uint32_t>(extended.size()));
+  for (const PciFunction* f : extended) {
+    EncodeFunction(*f, out);
+    out.U32(f->port);
+    out.Bool(f->behind_port);
+    out.U32(f->port_slot);
+    out.U32(f->port_function);
+    out.String(f->bus);
   }
 }
 
@@ -134,26 +173,25 @@ MachineLayout MachineLayout::Decode(state::ByteReader& in) {
   l.balloon_free_page_reporting = in.Bool();
   l.machine = in.String();
   uint32_t count = in.Count(8);
-  for (uint32_t i = 0; i < count; ++i) {
-    PciFunction f;
-    f.slot = in.U32();
-    f.function = in.U32();
-    f.driver = in.String();
-    f.id = in.String();
-    f.disk.present = f.driver == "virtio-blk-pci";
-    f.disk.bytes = in.U64();
-    f.disk.read_only = in.Bool();
-    f.nic.present = f.driver == "virtio-net-pci";
-    in.Bytes(f.nic.mac.data(), f.nic.mac.size());
-    f.deflate_on_oom = in.Bool();
-    f.free_page_reporting = in.Bool();
-    l.pci.push_back(std::move(f));
-  }
+  for (uint32_t i = 0; i < count; ++i) l.pci.push_back(DecodeFunction(in));
+  bool more = in.remaining() != 0;
   for (Nic& n : l.nics) {
-    if (in.remaining() == 0) {
-      n.wire_mac = n.mac;
-    } else {
+    if (more) {
       in.Bytes(n.wire_mac.data(), n.wire_mac.size());
+    } else {
+      n.wire_mac = n.mac;
+    }
+  }
+  if (in.remaining() != 0) {
+    uint32_t extended = in.Count(8);
+    for (uint32_t i = 0; i < extended; ++i) {
+      PciFunction f = DecodeFunction(in);
+      f.port = in.U32();
+      f.behind_port = in.Bool();
+      f.port_slot = in.U32();
+      f.port_function = in.U32();
+      f.bus = in.String();
+      l.pci.push_back(std::move(f));
     }
   }
   in.ExpectEnd();

@@ -36,14 +36,28 @@ struct MachineLayout {
     // snapshot's). Not saved.
     bool mac_given = true;
   };
-  // A q35 function on pcie.0 (docs/q35.md); the host bridge is not listed.
+  // A q35 function (docs/q35.md): on pcie.0 at slot.function, root ports
+  // included, or in the slot of the root port at pcie.0
+  // port_slot.port_function (slot and function are then 0). The host
+  // bridge is not listed.
   struct PciFunction {
     uint32_t slot = 0, function = 0;
-    std::string driver;  // "virtio-blk-pci", "virtio-net-pci", "virtio-balloon-pci"
+    std::string driver;  // "virtio-blk-pci", "virtio-net-pci", "virtio-balloon-pci", "pcie-root-port"
     std::string id;      // the -device id, for messages only
     Disk disk;           // virtio-blk-pci
     Nic nic;             // virtio-net-pci
     bool deflate_on_oom = false, free_page_reporting = false;  // virtio-balloon-pci
+    uint32_t port = 0;                                         // pcie-root-port: port=, the guest's slot number
+    bool behind_port = false;
+    uint32_t port_slot = 0, port_function = 0;
+    std::string bus = "pcie.0";  // the root port's id, for messages only
+
+    // Where the guest finds it: pcie.0's functions first, by address, then those behind root ports.
+    std::array<uint32_t, 5> place() const {
+      return {behind_port ? 1u : 0u, port_slot, port_function, slot, function};
+    }
+    // Written after the rest, so a layout without root ports reads as before they existed.
+    bool extended() const { return behind_port || driver == "pcie-root-port"; }
   };
   std::string machine = "microvm";
   std::array<Disk, x86::kBlockSlots> disks{};

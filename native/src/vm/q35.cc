@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
-#include <tuple>
 
 #include "arch/x86_64/layout.h"
 #include "common/error.h"
@@ -53,15 +52,35 @@ MachineLayout::PciFunction Outline(const PciDeviceConfig& config) {
   return f;
 }
 
-void SortByAddress(std::vector<MachineLayout::PciFunction>* functions) {
-  std::sort(functions->begin(), functions->end(), [](const auto& a, const auto& b) {
-    return std::tie(a.slot, a.function) < std::tie(b.slot, b.function);
-  });
+// A function in a root port's slot is known by the port's address on
+// pcie.0: its id names the bus, but ids are free to differ.
+void PlaceOn(const std::string& bus, const std::vector<PciRootPortConfig>& ports, MachineLayout::PciFunction* f) {
+  for (const PciRootPortConfig& port : ports) {
+    if (port.id != bus) continue;
+    f->behind_port = true;
+    f->port_slot = port.slot;
+    f->port_function = port.function;
+    f->bus = bus;
+  }
 }
 
-const MachineLayout::PciFunction* FindFunction(const MachineLayout& layout, uint32_t slot, uint32_t function) {
+MachineLayout::PciFunction OutlinePort(const PciRootPortConfig& port) {
+  MachineLayout::PciFunction f;
+  f.slot = port.slot;
+  f.function = port.function;
+  f.driver = "pcie-root-port";
+  f.id = port.id;
+  f.port = port.port;
+  return f;
+}
+
+void SortByAddress(std::vector<MachineLayout::PciFunction>* functions) {
+  std::sort(functions->begin(), functions->end(), [](const auto& a, const auto& b) { return a.place() < b.place(); });
+}
+
+const MachineLayout::PciFunction* FindFunction(const MachineLayout& layout, const MachineLayout::PciFunction& at) {
   for (const auto& f : layout.pci) {
-    if (f.slot == slot && f.function == function) return &f;
+    if (f.place() == at.place()) return &f;
   }
   return nullptr;
 }
@@ -168,8 +187,9 @@ void Q35Board::AddColdPlugged(const PciDeviceConfig& config, bool multifunction,
       net_backends_[config.backend] = {tap->ifname(), nullptr, config.id};
       // A NIC keeps the MAC its guest read at boot: mac=, else a restored guest's, else derived.
       MacAddress mac = DerivedMac(config_.identity, MacPlace(config.bus, config.slot, config.function));
-      const MachineLayout::PciFunction* before =
-          saved != nullptr && config.bus == "pcie.0" ? FindFunction(*saved, config.slot, config.function) : nullptr;
+      MachineLayout::PciFunction here = Outline(config);
+      PlaceOn(config.bus, config_.root_ports, &here);
+      const MachineLayout::PciFunction* before = saved != nullptr ? FindFunction(*saved, here) : nullptr;
       if (config.mac) {
         mac = *config.mac;
       } else if (before != nullptr && before->nic.present) {
@@ -331,11 +351,19 @@ void Q35Board::RequireSavable() const {
     throw VmmError("vfio-pci device '" + vfio_->ids().front() +
                    "' is passed through: a VM with VFIO devices cannot be snapshotted or migrated");
   }
-  // A port's slot state is in its configuration space, but the functions
-  // behind it and their hot-plug bookkeeping are not saved yet.
-  if (!config_.root_ports.empty()) {
-    throw VmmError("the VM cannot be saved or migrated: it has pcie-root-port '" + config_.root_ports.front().id +
-                   "', and snapshots and migration of a q35 VM with root ports are not built yet (docs/q35.md)");
+  // Half unplugged, the device is neither the guest's nor gone: a
+  // destination could not put it back in that state from its command line.
+  {
+    std::lock_guard guard(lock_);
+    for (const auto& [id, port] : ports_) {
+      if (!port.port->unplug_pending()) continue;
+      std::string device;
+      for (const Function& f : functions_) {
+        if (f.bus == id) device = f.id;
+      }
+      throw VmmError("the VM cannot be saved or migrated: device '" + device + "' in root port '" + id +
+                     "' is being unplugged; wait for DEVICE_DELETED");
+    }
   }
   // Before CreateDevices (a restore checks first) there are no functions to ask yet.
   std::string refusal = root_ ? root_->SaveRefusal() : std::string();
@@ -344,8 +372,10 @@ void Q35Board::RequireSavable() const {
 
 void Q35Board::FillConfigLayout(MachineLayout* layout) const {
   layout->machine = name();
+  for (const PciRootPortConfig& port : config_.root_ports) layout->pci.push_back(OutlinePort(port));
   for (const PciDeviceConfig& device : config_.pci_devices) {
     MachineLayout::PciFunction f = Outline(device);
+    PlaceOn(device.bus, config_.root_ports, &f);
     if (f.disk.present) {
       struct stat st {};
       if (::stat(device.file.path.c_str(), &st) == 0) f.disk.bytes = static_cast<uint64_t>(st.st_size) / 512 * 512;
@@ -359,8 +389,12 @@ void Q35Board::FillConfigLayout(MachineLayout* layout) const {
 
 void Q35Board::FillLayout(MachineLayout* layout) const {
   layout->machine = name();
+  for (const PciRootPortConfig& port : config_.root_ports) layout->pci.push_back(OutlinePort(port));
+  // Hot-plugged functions too: a destination has them on its command line.
+  std::lock_guard guard(lock_);
   for (const Function& function : functions_) {
     MachineLayout::PciFunction f = Outline(function.config);
+    PlaceOn(function.bus, config_.root_ports, &f);
     if (auto block = std::dynamic_pointer_cast<virtio::Block>(function.device)) {
       f.disk.bytes = block->capacity_sectors() * 512;
       f.disk.read_only = block->read_only();
@@ -372,8 +406,11 @@ void Q35Board::FillLayout(MachineLayout* layout) const {
 }
 
 void Q35Board::AdoptIncoming(const MachineLayout& source) {
+  std::lock_guard guard(lock_);
   for (const Function& function : functions_) {
-    const auto* f = FindFunction(source, function.config.slot, function.config.function);
+    MachineLayout::PciFunction here = Outline(function.config);
+    PlaceOn(function.bus, config_.root_ports, &here);
+    const auto* f = FindFunction(source, here);
     auto net = std::dynamic_pointer_cast<virtio::Net>(function.device);
     if (net && f != nullptr && f->nic.present) net->SetMacs(f->nic.mac, f->nic.mac);
   }

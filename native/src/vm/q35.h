@@ -14,9 +14,9 @@
 // NICs plugged into a root port's slot while the guest runs, and unplugged
 // once the guest lets go of them. Snapshots and migration save every
 // function generically (configuration space, then what the function adds:
-// MSI-X, the virtio transport and device); a VM with root ports is not
-// saved yet, and is refused by name. Host functions passed through
-// (vfio-pci) are q35_vfio.h's.
+// MSI-X, the virtio transport and device), a root port with the function
+// in its slot; a VM with an unplug pending is refused by name. Host
+// functions passed through (vfio-pci) are q35_vfio.h's.
 #pragma once
 
 #include <map>
@@ -94,7 +94,7 @@ class Q35Board : public Board, public HotplugDevices {
  private:
   enum class Kind { kBlock, kNet, kBalloon };
   struct Function {
-    PciDeviceConfig config;  // as the command line gave it; empty for a hot-plugged one
+    PciDeviceConfig config;  // as the command line gave it; a hot-plugged one's kind, id and bus
     std::string id;
     std::string bus;      // "pcie.0", or the root port's id
     std::string addr;     // on that bus, "0x3.0"

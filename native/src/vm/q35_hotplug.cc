@@ -151,6 +151,10 @@ void Q35Board::AddDevice(const DeviceAddRequest& request) {
   function.id = request.id;
   function.bus = request.bus;
   function.addr = "0x0.0";
+  // What a snapshot's layout says of it (a destination has it on its command line).
+  function.config.kind = block ? PciDeviceConfig::Kind::kBlock : PciDeviceConfig::Kind::kNet;
+  function.config.id = request.id;
+  function.config.bus = request.bus;
   function.kind = block ? Kind::kBlock : Kind::kNet;
   function.backend = request.backend;
   // The guest's hot-plug driver takes it from here (presence, interrupt).

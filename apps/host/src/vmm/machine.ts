@@ -249,23 +249,32 @@ export class Machine implements VmControl {
   }
 
   /**
-   * A passed-through device's state is in the host's hardware, and a root
-   * port's slot state and the functions behind it are not saved yet
-   * (docs/q35.md): refused before the VM is paused, for a snapshot and a
-   * live migration alike.
+   * A passed-through device's state is in the host's hardware (docs/q35.md):
+   * refused before the VM is paused, for a snapshot and a live migration alike.
    */
   private pciUnsavable(): Error | null {
     const vfio = this.config.devices.find((device) => device.driver === "vfio-pci");
-    if (vfio !== undefined) {
-      return genericError(
-        `vfio-pci device '${vfio.id}' is passed through: a VM with VFIO devices cannot be snapshotted or migrated`,
-      );
-    }
-    const port = this.config.devices.find((device) => device.driver === "pcie-root-port");
+    if (vfio === undefined) return null;
+    return genericError(
+      `vfio-pci device '${vfio.id}' is passed through: a VM with VFIO devices cannot be snapshotted or migrated`,
+    );
+  }
+
+  /**
+   * A device whose device_del the guest has not finished is neither the
+   * guest's nor gone, and no restore could put it back so: a snapshot is
+   * refused before the pause (the VM process refuses a migration itself,
+   * while the VM runs).
+   */
+  private async unplugPending(): Promise<Error | null> {
+    if (!this.config.devices.some((device) => device.driver === "pcie-root-port")) return null;
+    const devices = await this.vm.devices();
+    if (!("machine" in devices)) return null;
+    const port = devices.pci.find((entry) => entry["unplug-pending"] === true);
     if (port === undefined) return null;
     return genericError(
-      `the VM cannot be saved or migrated: it has pcie-root-port '${port.id}', and snapshots and ` +
-        "migration of a q35 VM with root ports are not built yet (docs/q35.md)",
+      `the VM cannot be saved or migrated: device '${String(port.device)}' in root port ` +
+        `'${String(port.id)}' is being unplugged; wait for DEVICE_DELETED`,
     );
   }
 
@@ -278,6 +287,8 @@ export class Machine implements VmControl {
     return this.serial(async () => {
       try {
         if (this.state === "shutdown") throw genericError("the VM has shut down");
+        const unplugging = await this.unplugPending();
+        if (unplugging !== null) throw unplugging;
         if (this.state === "running") {
           await this.vm.pause();
           this.state = "paused";

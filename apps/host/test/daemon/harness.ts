@@ -293,6 +293,22 @@ export async function withVirgad<T>(body: (fixture: VirgadFixture) => Promise<T>
 }
 
 /** A console subscriber that collects text and the last message id. */
+/** Asks the probe guest something on its console and waits for the answer after this point. */
+export async function ask(
+  client: ReturnType<VirgadProcess["client"]>,
+  console: ConsoleWatcher,
+  id: string,
+  command: string,
+  answer: RegExp,
+): Promise<void> {
+  const from = console.text.length;
+  await client.vm.consoleInput.mutate({ id, data: `${command}\n` });
+  await waitUntil(
+    () => answer.test(console.text.slice(from)),
+    `${String(answer)} from '${command}' on ${id}'s console`,
+  );
+}
+
 export class ConsoleWatcher {
   text = "";
   lastId: string | null = null;

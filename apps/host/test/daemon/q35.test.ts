@@ -3,6 +3,8 @@
 // pcie.0 starts, its console shows the probe finding the disk by its ECAM
 // scan, it survives virgad's kill -9 (re-attached, not restarted), and it
 // stops; a misplaced device is refused naming the field, before any VM runs.
+// A VM with a disk hot-plugged into a root port is snapshotted into a
+// template, cloned and migrated locally, the disk in its port each time.
 // Root ports and PCI devices of a stopped VM are edited in its config; the
 // host's PCI functions are listed as sysfs has them, and a VFIO device is
 // refused by the VMM by name (this host has no /dev/vfio).
@@ -16,6 +18,7 @@ import { makeDisk } from "../support/disk";
 import { requireKvmHost } from "../support/guest";
 import { requireTaps, testBridge } from "../support/tap";
 import {
+  ask,
   ConsoleWatcher,
   refused,
   storedConfig,
@@ -286,6 +289,70 @@ describe("virgad q35 VMs", () => {
       );
       assert.deepEqual(await client.vm.list.query(), []);
     }),
+  );
+
+  it(
+    "snapshots, clones and migrates a q35 VM with a disk hot-plugged into a root port; each keeps it there",
+    TEST,
+    () =>
+      withVirgad(async (fx) => {
+        const virgad = await fx.start();
+        const client = virgad.client();
+        await client.vm.create.mutate({
+          id: "src",
+          config: q35Probe(fx, [rootPort("rp1", 1, "0x2.0", 1)]),
+        });
+        const console = new ConsoleWatcher(client, "src");
+        fx.track((await client.vm.start.mutate({ id: "src" })).pid);
+        await console.waitFor(/PROBE ready[\s\S]*probe> $/);
+        const image = await client.image.create.mutate({ name: "hot.img", sizeBytes: 4 * MIB });
+        const added = await client.vm.attachPciDisk.mutate({ id: "src", file: image.path });
+        // The probe is the guest's pciehp: it powers the slot.
+        await ask(client, console, "src", "pci slot 00:02.0 on", /OK pci slot/);
+        await ask(client, console, "src", "blk 0 write 3 7", /OK blk write/);
+        const inPort = (id: string) => async () => {
+          const devices = await client.vm.devices.query({ id });
+          assert.deepEqual(
+            devices.rootPorts.map((p) => [p.id, p.device]),
+            [["rp1", added.id]],
+            id,
+          );
+        };
+
+        await client.vm.snapshot.mutate({ id: "src", template: "ported" });
+        assert.equal((await client.vm.get.query({ id: "src" })).state, "running");
+        const report = await client.vm.clone.mutate({ template: "ported", count: 1 });
+        for (const clone of report.clones) fx.track(clone.pid);
+        const clone = report.clones[0];
+        assert.ok(clone !== undefined && clone.error === null, JSON.stringify(report));
+        assert.equal(clone.state, "running");
+        await inPort(clone.id)();
+        const cloneConsole = new ConsoleWatcher(client, clone.id);
+        await cloneConsole.waitStarted();
+        await ask(client, cloneConsole, clone.id, "blk 0 verify 3 7", /OK blk verify/);
+        await ask(
+          client,
+          cloneConsole,
+          clone.id,
+          "pci",
+          /pci 01:00\.0 1af4:1042 018000[\s\S]*OK pci/,
+        );
+        cloneConsole.close();
+
+        const info = await client.vm.migrate.mutate({ id: "src", local: true, wait: true });
+        assert.equal(info.status, "completed", JSON.stringify(info));
+        const moved = await client.vm.get.query({ id: "src" });
+        fx.track(moved.pid);
+        assert.equal(moved.state, "running");
+        await inPort("src")();
+        console.close();
+        // The new process's console, from where the old one's ended.
+        const there = new ConsoleWatcher(client, "src", console.lastId ?? undefined);
+        await there.waitStarted();
+        await ask(client, there, "src", "pci", /pci 01:00\.0 1af4:1042 018000[\s\S]*OK pci/);
+        await ask(client, there, "src", "blk 0 verify 3 7", /OK blk verify/);
+        there.close();
+      }),
   );
 
   it(

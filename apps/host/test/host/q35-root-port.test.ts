@@ -6,11 +6,10 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { before, describe, it } from "node:test";
-import { QmpReplyError, type QmpClient } from "../../src/qmp/client";
 import { makeDisk, readSector, sectorPattern, tempDir } from "../support/disk";
-import { connectQmp, requireKvmHost, withVmm, type VmmProcess } from "../support/guest";
+import { connectQmp, requireKvmHost, withVmm } from "../support/guest";
 import { probeGuest } from "../support/paths";
-import { pciFunctions } from "../support/pci";
+import { pciFunctions, probeLines, refusedWith, slot } from "../support/pci";
 
 const BOOT_MS = 30000;
 const TEST = { timeout: 90000 };
@@ -18,46 +17,6 @@ const INTERRUPT_MS = 2000;
 
 export function q35Args(extra: readonly string[]): string[] {
   return ["-machine", "q35", "-kernel", probeGuest, "-smp", "1", "-m", "128", ...extra];
-}
-
-/** The lines a probe command printed that start with `prefix`, once `done` shows. */
-export async function probeLines(
-  vm: VmmProcess,
-  command: string,
-  prefix: string,
-  done: RegExp,
-): Promise<string[]> {
-  const before = vm.serial.lines(/^pci /).length;
-  vm.send(command);
-  await vm.waitFor(done, BOOT_MS);
-  return vm.serial
-    .lines(/^pci /)
-    .slice(before)
-    .filter((l) => l.startsWith(prefix))
-    .map((l) => l.slice(prefix.length));
-}
-
-/** `pci slot <bdf> [action]`: the slot's control, status, link status and interrupt count. */
-export async function slot(
-  vm: VmmProcess,
-  bdf: string,
-  action = "",
-): Promise<{ ctl: number; sta: number; link: number; irqs: number }> {
-  const [line] = await probeLines(
-    vm,
-    `pci slot ${bdf} ${action}`.trim(),
-    `pci ${bdf} slot `,
-    /OK pci slot|ERR pci/,
-  );
-  const m = /^ctl=0x([0-9a-f]+) sta=0x([0-9a-f]+) link=0x([0-9a-f]+) irqs=(\d+)$/.exec(line ?? "");
-  assert.ok(m, `pci slot printed '${line}'`);
-  const [, ctl = "", sta = "", link = "", irqs = ""] = m;
-  return {
-    ctl: parseInt(ctl, 16),
-    sta: parseInt(sta, 16),
-    link: parseInt(link, 16),
-    irqs: Number(irqs),
-  };
 }
 
 describe("PCIe root ports on q35", () => {
@@ -340,17 +299,3 @@ describe("PCIe root ports on q35", () => {
     },
   );
 });
-
-async function refusedWith(
-  qmp: QmpClient,
-  command: string,
-  args: Record<string, unknown>,
-  pattern: RegExp,
-): Promise<void> {
-  await assert.rejects(qmp.execute(command, args), (error: unknown) => {
-    assert.ok(error instanceof QmpReplyError, String(error));
-    // The desc, after the class.
-    assert.match(error.message.slice(error.errorClass.length + 2), pattern);
-    return true;
-  });
-}

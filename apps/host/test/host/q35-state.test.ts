@@ -4,7 +4,10 @@
 // still answers by its MSI-X vector (so its configuration space, MSI-X
 // table and KVM routes came back), its BARs are where they were, and the
 // guest's counter carries on; a command line that describes another
-// machine is refused by name.
+// machine is refused by name. With root ports: the disk behind one and a
+// disk hot-plugged into another come back in their slots, the slots'
+// registers and hot-plug interrupt with them; a VM whose unplug is still
+// pending is refused before it is paused.
 import assert from "node:assert/strict";
 import path from "node:path";
 import { before, describe, it } from "node:test";
@@ -19,6 +22,8 @@ import {
   type VmmProcess,
 } from "../support/guest";
 import { probeGuest } from "../support/paths";
+import { pciFunctions, refusedWith, slot } from "../support/pci";
+import { makeTap, requireTaps } from "../support/tap";
 
 const BOOT_MS = 30000;
 const TEST = { timeout: 120000 };
@@ -319,6 +324,339 @@ describe("q35 snapshots and live migration", () => {
           },
         );
       } finally {
+        tmp.cleanup();
+      }
+    },
+  );
+});
+
+/** Root ports at 00:02.0 (the boot disk in its slot) and 00:05.0 (empty), as the command line has them. */
+function portedMachine(disk: string, extra: readonly string[] = []): string[] {
+  return [
+    "-machine",
+    "q35",
+    "-kernel",
+    probeGuest,
+    "-smp",
+    "2",
+    "-m",
+    "128",
+    "-device",
+    "pcie-root-port,id=pcie.1,port=0x1,bus=pcie.0,addr=0x2",
+    "-device",
+    "pcie-root-port,id=pcie.2,port=0x2,bus=pcie.0,addr=0x5",
+    "-drive",
+    `file=${disk},id=d0`,
+    "-device",
+    "virtio-blk-pci,drive=d0,id=disk0,bus=pcie.1,addr=0x0",
+    ...extra,
+  ];
+}
+
+/** What a destination gives for the disk hot-plugged into pcie.2 (as virgad does). */
+function hotPlugged(disk: string): string[] {
+  return [
+    "-drive",
+    `file=${disk},id=d1`,
+    "-device",
+    "virtio-blk-pci,drive=d1,id=disk1,bus=pcie.2,addr=0x0",
+  ];
+}
+
+/**
+ * Hot-plugs `disk` into pcie.2 as pciehp would take it: the slot armed, the
+ * device added, its events cleared and the slot powered, the link's event
+ * left pending. Returns the slot's registers then.
+ */
+async function plugIntoSecondPort(
+  vm: VmmProcess,
+  qmp: QmpClient,
+  disk: string,
+): Promise<Awaited<ReturnType<typeof slot>>> {
+  await slot(vm, "00:05.0", "arm");
+  await qmp.execute("blockdev-add", {
+    "node-name": "drive-1",
+    file: { driver: "file", filename: disk },
+    cache: { direct: false },
+    "read-only": false,
+  });
+  await qmp.execute("device_add", {
+    driver: "virtio-blk-pci",
+    id: "disk1",
+    drive: "drive-1",
+    bus: "pcie.2",
+    addr: "0x0",
+  });
+  await slot(vm, "00:05.0", "ack");
+  const powered = await slot(vm, "00:05.0", "on");
+  assert.deepEqual(powered, { ctl: 0x11e9, sta: 0x140, link: 0x3011, irqs: 2 });
+  return powered;
+}
+
+/** The functions the probe's scan finds. */
+async function scan(vm: VmmProcess): Promise<string[]> {
+  const before = vm.serial.lines(/^pci /).length;
+  vm.send("pci");
+  await vm.waitFor(/OK pci \d+/, BOOT_MS);
+  return pciFunctions(vm.serial.lines(/^pci /).slice(before));
+}
+
+const PORTED_SCAN = [
+  "00:00.0 8086:29c0 060000",
+  "00:02.0 1b36:000c 060400",
+  "00:05.0 1b36:000c 060400",
+  "01:00.0 1af4:1042 018000",
+  "02:00.0 1af4:1042 018000",
+];
+
+/**
+ * At the restored or migrated guest: both disks are where they were, the
+ * boot disk answers by MSI-X, the hot-plugged slot's registers (its link
+ * event still pending) and interrupt count are as the guest left them, and
+ * the port's MSI still reaches the guest: device_del presses the button
+ * (one more interrupt), and the guest powering the slot off ends it.
+ */
+async function checkPorted(
+  vm: VmmProcess,
+  qmp: QmpClient,
+  slotState: Awaited<ReturnType<typeof slot>>,
+  sector: number,
+  seed: number,
+): Promise<void> {
+  assert.deepEqual(await scan(vm), PORTED_SCAN);
+  assert.deepEqual(await slot(vm, "00:05.0"), slotState);
+  await byInterrupt(vm, `blk 0 verify ${sector} ${seed}`, /OK blk verify/);
+  await byInterrupt(vm, `blk 0 write ${sector + 1} ${seed + 1}`, /OK blk write/);
+  await shell(vm, "blk 0 flush", /OK blk flush/);
+  await slot(vm, "00:05.0", "ack");
+  assert.deepEqual(await qmp.execute("device_del", { id: "disk1" }), {});
+  assert.equal(
+    (await slot(vm, "00:05.0")).irqs,
+    slotState.irqs + 1,
+    "the port's MSI after the restore",
+  );
+  await slot(vm, "00:05.0", "off");
+  await qmp.waitForEvent("DEVICE_DELETED", BOOT_MS);
+}
+
+describe("q35 snapshots and live migration with root ports", () => {
+  before(() => {
+    requireKvmHost();
+  });
+
+  it(
+    "a snapshot of a guest with a disk behind a root port and one hot-plugged into another restores with both in their slots; a command line without the hot-plugged one is refused by port and address",
+    TEST,
+    async () => {
+      const tmp = tempDir();
+      try {
+        const disk = makeDisk(tmp.dir);
+        const plugged = makeDisk(tmp.dir, "plugged.img");
+        const template = path.join(tmp.dir, "template");
+        const first = path.join(tmp.dir, "first.sock");
+        let slotState = { ctl: 0, sta: 0, link: 0, irqs: 0 };
+        await withVmm(portedMachine(disk, ["-qmp", `unix:${first},server,nowait`]), async (vm) => {
+          await vm.waitFor(/PROBE virtio-blk 0 pci=01:00\.0 capacity=2048 ro=0/, BOOT_MS);
+          await vm.waitFor(/probe> /, BOOT_MS);
+          await byInterrupt(vm, "blk 0 write 4 21", /OK blk write/);
+          const qmp = await qmpOf(vm, first);
+          slotState = await plugIntoSecondPort(vm, qmp, plugged);
+          assert.deepEqual(await scan(vm), PORTED_SCAN);
+          assert.deepEqual(await qmp.execute("migrate", { uri: `file:${template}` }), {});
+          assert.equal(((await qmp.execute("query-migrate")) as MigrationInfo).status, "completed");
+          qmp.close();
+        });
+
+        const socket = path.join(tmp.dir, "restored.sock");
+        await withVmm(
+          portedMachine(disk, [
+            ...hotPlugged(plugged),
+            "-qmp",
+            `unix:${socket},server,nowait`,
+            "-incoming",
+            `file:${template}`,
+          ]),
+          async (vm) => {
+            const qmp = await qmpOf(vm, socket);
+            assert.equal(await status(qmp), "running");
+            await checkPorted(vm, qmp, slotState, 4, 21);
+            qmp.close();
+            vm.send("poweroff");
+            assert.deepEqual(await vm.waitForExit(), { code: 0, signal: null });
+          },
+        );
+        assert.deepEqual(readSector(disk, 5), sectorPattern(5, 22));
+
+        const refusal = (args: string[]): Promise<string> =>
+          withVmm([...args, "-incoming", `file:${template}`], async (vm) => {
+            assert.equal((await vm.waitForExit()).code, 1, vm.stderr);
+            return vm.stderr.trim();
+          });
+        assert.match(
+          await refusal(portedMachine(disk)),
+          /: bus pcie\.2 \(the root port at pcie\.0 addr 0x5\.0\) addr 0x0\.0: the snapshot has virtio-blk-pci 'disk1' \(a 1 MiB disk\), the command line nothing$/,
+        );
+        assert.match(
+          await refusal(
+            portedMachine(disk, hotPlugged(plugged)).map((a) =>
+              a.replace("port=0x2,", "port=0x3,"),
+            ),
+          ),
+          /: pcie\.0 addr 0x5\.0: the snapshot has pcie-root-port 'pcie\.2' \(port 2\), the command line pcie-root-port 'pcie\.2' \(port 3\)$/,
+        );
+      } finally {
+        tmp.cleanup();
+      }
+    },
+  );
+
+  it(
+    "a guest with disks behind root ports migrates over unix; a pending unplug refuses a snapshot and a migration before the pause, and the VM runs on",
+    TEST,
+    async () => {
+      const tmp = tempDir();
+      try {
+        const disk = makeDisk(tmp.dir);
+        const plugged = makeDisk(tmp.dir, "plugged.img");
+        const uri = `unix:${path.join(tmp.dir, "migration.sock")}`;
+        const sourceSocket = path.join(tmp.dir, "source.sock");
+        const destSocket = path.join(tmp.dir, "dest.sock");
+        await withVmm(
+          portedMachine(disk, ["-qmp", `unix:${sourceSocket},server,nowait`]),
+          async (source) => {
+            await source.waitFor(/probe> /, BOOT_MS);
+            await byInterrupt(source, "blk 0 write 7 31", /OK blk write/);
+            const sourceQmp = await qmpOf(source, sourceSocket);
+            // A pending unplug first: refused by name while the guest runs on.
+            await sourceQmp.execute("device_del", { id: "disk0" });
+            const pending =
+              /^the VM cannot be saved or migrated: device 'disk0' in root port 'pcie\.1' is being unplugged; wait for DEVICE_DELETED$/;
+            await refusedWith(
+              sourceQmp,
+              "migrate",
+              { uri: `file:${path.join(tmp.dir, "snap")}` },
+              pending,
+            );
+            await refusedWith(sourceQmp, "migrate", { uri }, pending);
+            assert.equal(await status(sourceQmp), "running");
+            source.send("count");
+            await source.waitFor(/count 2\r?\n/, BOOT_MS);
+            source.send("x");
+            await source.waitFor(/OK count/, BOOT_MS);
+            sourceQmp.close();
+          },
+        );
+
+        // Again, with the boot disk kept and a disk hot-plugged: the migration goes through.
+        await withVmm(
+          portedMachine(disk, ["-qmp", `unix:${sourceSocket},server,nowait`]),
+          async (source) => {
+            await source.waitFor(/probe> /, BOOT_MS);
+            await byInterrupt(source, "blk 0 write 7 31", /OK blk write/);
+            const sourceQmp = await qmpOf(source, sourceSocket);
+            const slotState = await plugIntoSecondPort(source, sourceQmp, plugged);
+            await withVmm(
+              portedMachine(disk, [
+                ...hotPlugged(plugged),
+                "-qmp",
+                `unix:${destSocket},server,nowait`,
+                "-incoming",
+                uri,
+              ]),
+              async (dest) => {
+                const destQmp = await qmpOf(dest, destSocket);
+                try {
+                  assert.deepEqual(await sourceQmp.execute("migrate", { uri }), {});
+                  const info = await migrationEnded(sourceQmp);
+                  assert.equal(info.status, "completed", JSON.stringify(info));
+                  assert.deepEqual(await source.waitForExit(BOOT_MS), { code: 0, signal: null });
+                  await destQmp.waitForEvent("RESUME", BOOT_MS);
+                  console.log(
+                    `q35 migration with root ports: total ${info["total-time"]} ms, downtime ${info.downtime} ms`,
+                  );
+                  await checkPorted(dest, destQmp, slotState, 7, 31);
+                  assert.equal(await status(destQmp), "running");
+                } finally {
+                  sourceQmp.close();
+                  destQmp.close();
+                }
+              },
+            );
+          },
+        );
+        assert.deepEqual(readSector(disk, 8), sectorPattern(8, 32));
+      } finally {
+        tmp.cleanup();
+      }
+    },
+  );
+
+  it(
+    "a NIC hot-plugged into a root port is restored in its slot with the MAC its guest had, though the clone's own would derive another",
+    TEST,
+    async () => {
+      requireTaps();
+      const tmp = tempDir();
+      const taps = [makeTap("vq35a"), makeTap("vq35b")];
+      try {
+        const disk = makeDisk(tmp.dir);
+        const template = path.join(tmp.dir, "template");
+        const first = path.join(tmp.dir, "first.sock");
+        const nicOf = async (qmp: QmpClient): Promise<Record<string, unknown> | undefined> => {
+          const listed = (await qmp.execute("virga-query-devices")) as {
+            pci: Record<string, unknown>[];
+          };
+          return listed.pci.find((f) => f.id === "nic1");
+        };
+        let saved: Record<string, unknown> | undefined;
+        await withVmm(portedMachine(disk, ["-qmp", `unix:${first},server,nowait`]), async (vm) => {
+          await vm.waitFor(/probe> /, BOOT_MS);
+          const qmp = await qmpOf(vm, first);
+          await qmp.execute("netdev_add", { id: "net-1", ifname: taps[0]?.name });
+          await qmp.execute("device_add", {
+            driver: "virtio-net-pci",
+            id: "nic1",
+            netdev: "net-1",
+            bus: "pcie.2",
+            addr: "0x0",
+          });
+          await slot(vm, "00:05.0", "on");
+          saved = await nicOf(qmp);
+          assert.deepEqual(await qmp.execute("migrate", { uri: `file:${template}` }), {});
+          qmp.close();
+        });
+        assert.equal(saved?.bus, "pcie.2");
+
+        // Another QMP socket: a MAC derived here would differ from the source's.
+        const socket = path.join(tmp.dir, "restored.sock");
+        await withVmm(
+          portedMachine(disk, [
+            "-netdev",
+            `tap,id=n1,ifname=${taps[1]?.name}`,
+            "-device",
+            "virtio-net-pci,netdev=n1,id=nic1,bus=pcie.2,addr=0x0",
+            "-qmp",
+            `unix:${socket},server,nowait`,
+            "-incoming",
+            `file:${template}`,
+          ]),
+          async (vm) => {
+            const qmp = await qmpOf(vm, socket);
+            assert.equal(await status(qmp), "running");
+            const restored = await nicOf(qmp);
+            assert.deepEqual(
+              [restored?.bus, restored?.addr, restored?.mac],
+              ["pcie.2", "0x0.0", saved?.mac],
+            );
+            assert.deepEqual(await scan(vm), [
+              ...PORTED_SCAN.slice(0, 4),
+              "02:00.0 1af4:1041 020000",
+            ]);
+            qmp.close();
+          },
+        );
+      } finally {
+        for (const tap of taps) tap.remove();
         tmp.cleanup();
       }
     },

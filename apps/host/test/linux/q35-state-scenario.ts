@@ -2,8 +2,10 @@
 // "Snapshots and live migration"), seen from outside: the guest's
 // virtio-blk-pci disk and virtio-net-pci NIC are in use (MSI-X on) when it
 // is saved; the restored guest's shell answers, it reads its disk and
-// pings L1; then it migrates live to another virga-vmm, whose NIC is a
-// second tap on the same L1 bridge, and does all of that again there.
+// pings L1; then a second disk is hot-plugged into its root port, and it
+// migrates live to another virga-vmm (whose command line has that disk in
+// the port, and whose NIC is a second tap on the same L1 bridge), and does
+// all of that again there, the hot-plugged disk included.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -48,7 +50,7 @@ async function carriesOn(vm: VmmProcess, token: string, l1: string, where: strin
 
 export function q35StateScenario(subnet: number): Scenario {
   return {
-    name: "on -machine q35 a Debian guest using virtio-blk-pci and virtio-net-pci is snapshotted, restored and migrated live: shell, disk and NIC carry on",
+    name: "on -machine q35 a Debian guest using virtio-blk-pci and virtio-net-pci is snapshotted, restored and migrated live with a disk hot-plugged into a root port: shell, disks and NIC carry on",
     async run(scratch) {
       const l1 = `192.168.${subnet}.1`;
       const bridge = `vq35s${process.pid % 10000}`;
@@ -63,7 +65,18 @@ export function q35StateScenario(subnet: number): Scenario {
       const image = Buffer.alloc(8 * 1024 * 1024);
       image.write(`${token}\n`, 0, "latin1");
       writeFileSync(data, image);
-      const machine = (tap: string, socket: string, incoming?: string): string[] => [
+      const plugged = path.join(scratch, "plugged.img");
+      const pluggedToken = `VIRGA-Q35-PLUGGED-${process.pid}`;
+      const pluggedImage = Buffer.alloc(8 * 1024 * 1024);
+      pluggedImage.write(`${pluggedToken}\n`, 0, "latin1");
+      writeFileSync(plugged, pluggedImage);
+      // `withPlugged`: the disk hot-plugged into pcie.1, as a destination's command line gives it.
+      const machine = (
+        tap: string,
+        socket: string,
+        incoming?: string,
+        withPlugged = false,
+      ): string[] => [
         "-machine",
         "q35",
         ...linuxKernelArgs({
@@ -79,6 +92,16 @@ export function q35StateScenario(subnet: number): Scenario {
         `tap,id=net0,ifname=${tap}`,
         "-device",
         `virtio-net-pci,netdev=net0,id=nic0,bus=pcie.0,addr=0x4,mac=52:54:00:00:01:${subnet.toString(16)}`,
+        "-device",
+        "pcie-root-port,id=pcie.1,port=0x1,bus=pcie.0,addr=0x5",
+        ...(withPlugged
+          ? [
+              "-drive",
+              `file=${plugged},id=plugged`,
+              "-device",
+              "virtio-blk-pci,drive=plugged,id=disk1,bus=pcie.1,addr=0x0",
+            ]
+          : []),
         "-serial",
         "stdio",
         "-qmp",
@@ -110,11 +133,28 @@ export function q35StateScenario(subnet: number): Scenario {
           const qmp = await qmpAt(restored, restoredSocket);
           assert.equal(await status(qmp), "running");
           await carriesOn(restored, token, l1, "restored");
+          // A disk into the root port (pciehp brings it up as vdb): the migration carries it.
+          await qmp.execute("blockdev-add", {
+            "node-name": "drive-1",
+            file: { driver: "file", filename: plugged },
+            cache: { direct: false },
+            "read-only": false,
+          });
+          await qmp.execute("device_add", {
+            driver: "virtio-blk-pci",
+            id: "disk1",
+            drive: "drive-1",
+            bus: "pcie.1",
+            addr: "0x0",
+          });
+          await guestScenario(restored, "wait-disk /dev/vdb 60");
+          const read = fields(await guestScenario(restored, "read-disk /dev/vdb 1024"));
+          assert.equal(read.first, pluggedToken, "restored: the hot-plugged disk's first line");
 
           // The destination's NIC: another port of the same bridge.
           second = makeTap("vqsb");
           execFileSync("ip", ["link", "set", second.name, "master", bridge]);
-          await withVmm(machine(second.name, destSocket, uri), async (dest) => {
+          await withVmm(machine(second.name, destSocket, uri, true), async (dest) => {
             const destQmp = await qmpAt(dest, destSocket);
             assert.equal(await status(destQmp), "inmigrate");
             assert.deepEqual(await qmp.execute("migrate", { uri }), {});
@@ -134,6 +174,13 @@ export function q35StateScenario(subnet: number): Scenario {
             await carriesOn(dest, token, l1, "migrated");
             const wrote = await guestScenario(dest, "write /dev/vda 4096");
             assert.match(wrote, /^\/dev\/vda bytes=3908 md5=a9a8f33c94eab5279b70e645a5c41a8e$/);
+            const again = fields(await guestScenario(dest, "read-disk /dev/vdb 1024"));
+            assert.equal(again.first, pluggedToken, "migrated: the hot-plugged disk's first line");
+            const wrotePlugged = await guestScenario(dest, "write /dev/vdb 4096");
+            assert.match(
+              wrotePlugged,
+              /^\/dev\/vdb bytes=3908 md5=a9a8f33c94eab5279b70e645a5c41a8e$/,
+            );
             console.log(
               `q35 migration (unix) of a 256 MiB Debian guest: total ${info["total-time"]} ms, downtime ${info.downtime} ms`,
             );
@@ -143,8 +190,10 @@ export function q35StateScenario(subnet: number): Scenario {
           });
           qmp.close();
         });
-        const written = readFileSync(data).subarray(4 * 1024 * 1024, 4 * 1024 * 1024 + 14);
-        assert.equal(written.toString("latin1"), "VIRGA-WRITE-OK");
+        for (const file of [data, plugged]) {
+          const written = readFileSync(file).subarray(4 * 1024 * 1024, 4 * 1024 * 1024 + 14);
+          assert.equal(written.toString("latin1"), "VIRGA-WRITE-OK", file);
+        }
       } finally {
         second?.remove();
         first.remove();

@@ -78,7 +78,9 @@ void RootBus::Load(const state::StateFile& file) {
     }
     functions_[devfn]->RestoreFunction(in);
     in.ExpectEnd();
-    if (mmio_ != nullptr) functions_[devfn]->UpdateBarMappings(*mmio_);
+    if (mmio_ == nullptr) continue;
+    functions_[devfn]->UpdateBarMappings(*mmio_);
+    for (const auto& child : functions_[devfn]->Children()) child->UpdateBarMappings(*mmio_);
   }
   if (n != file.Count("PCIF")) {
     throw state::StateError("it holds " + std::to_string(file.Count("PCIF")) + " PCI functions, this machine has " +

@@ -35,9 +35,10 @@ class RootBus {
   void Reset();
 
   // Snapshots: a PCIF section per function present (bus number, devfn,
-  // then the function's own state), in address order. Load expects the
-  // same functions (the machine layout was compared first) and maps each
-  // BAR where the saved guest put it.
+  // then the function's own state, which for a root port holds the
+  // function in its slot), in address order. Load expects the same
+  // functions (the machine layout was compared first) and maps each BAR,
+  // behind the root ports too, where the saved guest put it.
   void Save(state::StateFileWriter& file) const;
   void Load(const state::StateFile& file);
   // The first function that cannot be saved, and why; empty when all can.

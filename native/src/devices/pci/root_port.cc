@@ -240,6 +240,31 @@ void RootPort::ResetFunction() {
   }
 }
 
+void RootPort::SaveFunction(state::ByteWriter& out) {
+  std::lock_guard guard(lock_);
+  // The board refuses first, naming the device; this keeps a half-unplugged slot out of any file.
+  if (removed_) throw VmmError("its slot's device is being unplugged");
+  config_.Save(out);
+  out.Bool(asserted_);
+  out.Bool(device_ != nullptr);
+  if (device_) device_->SaveFunction(out);
+}
+
+void RootPort::RestoreFunction(state::ByteReader& in) {
+  std::lock_guard guard(lock_);
+  config_.Restore(in);
+  asserted_ = in.Bool();
+  bool occupied = in.Bool();
+  if (occupied != (device_ != nullptr)) {
+    throw state::StateError(in.what() + ": the saved root port's slot " + (occupied ? "holds a device" : "is empty") +
+                            ", this one's " + (device_ ? "holds one" : "is empty"));
+  }
+  if (device_) device_->RestoreFunction(in);
+  // KVM's route is the board's: it learns the saved guest's message again.
+  routed_ = MsiMessage{};
+  RouteMsiLocked();
+}
+
 void RootPort::Unmap(const std::shared_ptr<PciDevice>& device) {
   // Its power-on state has memory decoding off: its BARs leave the bus.
   device->ResetFunction();

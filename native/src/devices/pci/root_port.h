@@ -12,7 +12,9 @@
 // MSI, one vector, on the rising edge of "hot-plug interrupts enabled and
 // an enabled event is pending". Every register lives in the configuration
 // space bytes (a save of configuration space covers them); the port's
-// other state is the device in the slot and whether its unplug is pending.
+// other state is the device in the slot, whether its unplug is pending,
+// and where that edge stands. A save holds the device in the slot after
+// the port's own state; an unplug pending cannot be saved.
 //
 // Plugging: the slot shows presence and a presence change, and its
 // attention button is pressed; the guest powers the slot on, the link
@@ -99,6 +101,12 @@ class RootPort : public PciDevice {
 
   void WriteConfig(uint32_t offset, uint32_t len, uint32_t value) override;
   void ResetFunction() override;
+  // The configuration space, the interrupt edge, then the function in the
+  // slot (its own state), if any. A restore expects a slot filled as the
+  // saved one was (the board put the same device there from its command
+  // line) and routes the saved MSI message again.
+  void SaveFunction(state::ByteWriter& out) override;
+  void RestoreFunction(state::ByteReader& in) override;
   std::shared_ptr<PciDevice> Downstream(uint32_t bus, uint32_t devfn) override;
   std::vector<std::shared_ptr<PciDevice>> Children() override;
 
