@@ -154,7 +154,7 @@ void Q35Board::AddColdPlugged(const PciDeviceConfig& config, bool multifunction,
       } catch (const VmmError& e) {
         throw VmmError("disk " + config.id, e);
       }
-      block_backends_[config.backend] = {config.file, nullptr, config.id};
+      backends_.RecordBlock(config.backend, config.file, config.id);
       break;
     case PciDeviceConfig::Kind::kNet: {
       kind = Kind::kNet;
@@ -165,7 +165,7 @@ void Q35Board::AddColdPlugged(const PciDeviceConfig& config, bool multifunction,
       } catch (const VmmError& e) {
         throw VmmError("netdev " + config.backend, e);
       }
-      net_backends_[config.backend] = {tap->ifname(), nullptr, config.id};
+      backends_.RecordNet(config.backend, tap->ifname(), config.id);
       // A NIC keeps the MAC its guest read at boot: mac=, else a restored guest's, else derived.
       MacAddress mac = DerivedMac(config_.identity, MacPlace(config.bus, config.slot, config.function));
       const MachineLayout::PciFunction* before =

@@ -34,6 +34,7 @@
 #include "kvm/gsi_routes.h"
 #include "virtio/balloon.h"
 #include "virtio/pci_transport.h"
+#include "vm/backend_registry.h"
 #include "vm/board.h"
 #include "vm/hotplug.h"
 #include "vm/io_threads.h"
@@ -108,16 +109,6 @@ class Q35Board : public Board, public HotplugDevices {
     UniqueFd resample;                               // KVM signals it at the line's EOI
     std::shared_ptr<virtio::PciTransport> transport;
   };
-  struct BlockBackend {
-    BlockFileConfig config;
-    std::unique_ptr<BlockFile> file;  // while no device has it
-    std::string device;               // the device that has it
-  };
-  struct NetBackend {
-    std::string ifname;
-    std::unique_ptr<Tap> tap;  // while no device has it
-    std::string device;
-  };
   struct Port {
     std::shared_ptr<pci::RootPort> port;
     std::unique_ptr<IrqLine> irq;  // its hot-plug MSI's irqfd
@@ -157,8 +148,8 @@ class Q35Board : public Board, public HotplugDevices {
   // The main thread plugs, a vCPU thread (the guest letting go) unplugs.
   mutable std::mutex lock_;
   std::vector<Function> functions_;
-  std::map<std::string, BlockBackend> block_backends_;
-  std::map<std::string, NetBackend> net_backends_;
+  // A backend stays open after its device leaves, for blockdev-del / netdev_del.
+  BackendRegistry backends_{"device_del it first (and wait for DEVICE_DELETED)"};
   std::shared_ptr<virtio::Balloon> balloon_;
   virtio::PciTransport* balloon_transport_ = nullptr;
   std::string balloon_id_;

@@ -30,52 +30,23 @@ std::string Q35Board::RootPortNames() const {
 
 void Q35Board::AddBlockBackend(const std::string& node_name, const BlockFileConfig& file) {
   std::lock_guard guard(lock_);
-  if (block_backends_.count(node_name) || net_backends_.count(node_name)) {
-    throw VmmError("node-name: '" + node_name + "' is already in use");
-  }
-  std::unique_ptr<BlockFile> opened;
-  try {
-    opened = BlockFile::Open(file);
-  } catch (const VmmError& e) {
-    throw VmmError("file.filename", e);
-  }
-  block_backends_[node_name] = {file, std::move(opened), ""};
+  backends_.AddBlock(node_name, file);
 }
 
 void Q35Board::RemoveBlockBackend(const std::string& node_name) {
   std::lock_guard guard(lock_);
-  auto it = block_backends_.find(node_name);
-  if (it == block_backends_.end()) throw NotFound("node-name: no block backend '" + node_name + "'");
-  if (!it->second.device.empty()) {
-    throw VmmError("node-name: '" + node_name + "' is attached to device '" + it->second.device +
-                   "'; device_del it first (and wait for DEVICE_DELETED)");
-  }
-  block_backends_.erase(it);  // closes the file
+  backends_.RemoveBlock(node_name);
 }
 
 void Q35Board::AddNetBackend(const std::string& id, const std::string& ifname, UniqueFd fd,
                              const std::string& fd_label) {
   std::lock_guard guard(lock_);
-  if (net_backends_.count(id) || block_backends_.count(id)) throw VmmError("id: '" + id + "' is already in use");
-  std::unique_ptr<Tap> tap;
-  try {
-    tap = fd.valid() ? Tap::Adopt(std::move(fd), fd_label) : Tap::Open(ifname);
-  } catch (const VmmError& e) {
-    throw VmmError(fd_label.empty() ? "ifname" : "fd", e);
-  }
-  std::string name = tap->ifname();
-  net_backends_[id] = {name, std::move(tap), ""};
+  backends_.AddNet(id, ifname, std::move(fd), fd_label);
 }
 
 void Q35Board::RemoveNetBackend(const std::string& id) {
   std::lock_guard guard(lock_);
-  auto it = net_backends_.find(id);
-  if (it == net_backends_.end()) throw NotFound("id: no netdev '" + id + "'");
-  if (!it->second.device.empty()) {
-    throw VmmError("id: netdev '" + id + "' is attached to device '" + it->second.device +
-                   "'; device_del it first (and wait for DEVICE_DELETED)");
-  }
-  net_backends_.erase(it);  // closes the tap
+  backends_.RemoveNet(id);
 }
 
 // ---- hot-plug -----------------------------------------------------------
@@ -115,34 +86,17 @@ void Q35Board::AddDevice(const DeviceAddRequest& request) {
     throw VmmError("bus: root port '" + request.bus + "' is occupied by device '" + occupant + "'");
   }
 
-  bool is_block_backend = block_backends_.count(request.backend) > 0;
-  bool is_net_backend = net_backends_.count(request.backend) > 0;
-  if (block ? is_net_backend : is_block_backend) {
-    throw VmmError("driver: '" + driver + "' needs a " + (block ? "block" : "netdev") + " backend, but '" +
-                   request.backend + "' is a " + (block ? "netdev backend (netdev_add)" : "block backend (blockdev-add)"));
-  }
-  if (!is_block_backend && !is_net_backend) {
-    throw NotFound(request.backend_field + ": no backend '" + request.backend + "' (add it with " +
-                   (block ? "blockdev-add" : "netdev_add") + " first)");
-  }
+  backends_.RequireAttachable(request, driver);
   auto loop = std::make_shared<EventLoop>();
   std::shared_ptr<virtio::VirtioDevice> device;
   std::string* attached_to = nullptr;
   if (block) {
-    BlockBackend& backend = block_backends_[request.backend];
-    if (!backend.device.empty()) {
-      throw VmmError(request.backend_field + ": backend '" + request.backend + "' is already attached to '" +
-                     backend.device + "'");
-    }
+    BackendRegistry::Block& backend = backends_.block(request.backend);
     if (request.mac) throw VmmError("mac: only NICs have a MAC address");
     device = std::make_shared<virtio::Block>(std::move(backend.file));
     attached_to = &backend.device;
   } else {
-    NetBackend& backend = net_backends_[request.backend];
-    if (!backend.device.empty()) {
-      throw VmmError(request.backend_field + ": netdev '" + request.backend + "' is already attached to '" +
-                     backend.device + "'");
-    }
+    BackendRegistry::Net& backend = backends_.net(request.backend);
     MacAddress mac = request.mac ? *request.mac : DerivedMac(config_.identity, MacPlace(request.bus, 0, 0));
     device = std::make_shared<virtio::Net>(mac, std::move(backend.tap), loop);
     attached_to = &backend.device;
@@ -210,18 +164,14 @@ void Q35Board::Removed(const std::string& id) {
   {
     // The backend stays open, unattached, for blockdev-del / netdev_del (or another device_add).
     std::lock_guard guard(lock_);
-    if (gone.kind == Kind::kBlock) {
-      auto backend = block_backends_.find(gone.backend);
-      if (backend != block_backends_.end()) {
-        backend->second.file = std::static_pointer_cast<virtio::Block>(gone.device)->Detach();
-        backend->second.device.clear();
-      }
-    } else if (gone.kind == Kind::kNet) {
-      auto backend = net_backends_.find(gone.backend);
-      if (backend != net_backends_.end()) {
-        backend->second.tap = std::static_pointer_cast<virtio::Net>(gone.device)->Detach();
-        backend->second.device.clear();
-      }
+    if (gone.kind == Kind::kBlock && backends_.FindBlock(gone.backend)) {
+      BackendRegistry::Block& backend = backends_.block(gone.backend);
+      backend.file = std::static_pointer_cast<virtio::Block>(gone.device)->Detach();
+      backend.device.clear();
+    } else if (gone.kind == Kind::kNet && backends_.FindNet(gone.backend)) {
+      BackendRegistry::Net& backend = backends_.net(gone.backend);
+      backend.tap = std::static_pointer_cast<virtio::Net>(gone.device)->Detach();
+      backend.device.clear();
     }
   }
   if (emit_) {
@@ -274,7 +224,7 @@ Json Q35Board::Describe() const {
     Json::Object entry{{"id", Json(f.id)}, {"bus", Json(f.bus)}, {"addr", Json(f.addr)}};
     if (f.kind == Kind::kBlock) {
       auto disk = std::static_pointer_cast<virtio::Block>(f.device);
-      const BlockFileConfig& file = block_backends_.at(f.backend).config;
+      const BlockFileConfig& file = backends_.FindBlock(f.backend)->config;
       entry["driver"] = Json("virtio-blk-pci");
       entry["node-name"] = Json(f.backend);
       entry["file"] = Json(file.path);
@@ -286,7 +236,7 @@ Json Q35Board::Describe() const {
       virtio::NetCounters c = nic->counters();
       entry["driver"] = Json("virtio-net-pci");
       entry["netdev"] = Json(f.backend);
-      entry["ifname"] = Json(net_backends_.at(f.backend).ifname);
+      entry["ifname"] = Json(backends_.FindNet(f.backend)->ifname);
       entry["mac"] = Json(FormatMac(nic->wire_mac()));
       entry["link"] = Json(nic->link_up() ? "up" : "down");
       entry["driver-ready"] = Json(nic->driver_ready());
@@ -302,23 +252,11 @@ Json Q35Board::Describe() const {
   if (balloon_) {
     balloon = Json(Json::Object{{"device", Json(balloon_id_)}, {"driver-ready", Json(balloon_->driver_ready())}});
   }
-  Json::Array free_block, free_net;
-  for (const auto& [name, backend] : block_backends_) {
-    if (!backend.device.empty()) continue;
-    free_block.push_back(Json(Json::Object{{"node-name", Json(name)},
-                                           {"file", Json(backend.config.path)},
-                                           {"read-only", Json(backend.config.read_only)},
-                                           {"direct", Json(backend.config.direct)}}));
-  }
-  for (const auto& [id, backend] : net_backends_) {
-    if (!backend.device.empty()) continue;
-    free_net.push_back(Json(Json::Object{{"id", Json(id)}, {"ifname", Json(backend.ifname)}}));
-  }
   return Json(Json::Object{
       {"machine", Json("q35")},
       {"pci", Json(std::move(pci))},
       {"balloon", balloon},
-      {"backends", Json(Json::Object{{"block", Json(std::move(free_block))}, {"net", Json(std::move(free_net))}})},
+      {"backends", backends_.DescribeUnattached()},
   });
 }
 
