@@ -339,6 +339,37 @@ TEST("command line: vfio-pci on q35 by host= or sysfsdev=, with an id, bus and a
               std::string::npos);
 }
 
+TEST("command line: vfio-pci in a root port's slot, addr 0x0 and alone there") {
+  VmmConfig c = Parse({"-machine", "q35", "-kernel", "k", "-device", "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x2",
+                       "-device", "vfio-pci,host=00:03.0,id=edu,bus=rp1,addr=0x0"});
+  EXPECT_EQ(c.devices.size(), 2u);
+  EXPECT_TRUE(c.devices[1].bus == std::string("rp1"));
+  EXPECT_TRUE(FormatDevice(c.devices[1]) == std::string("vfio-pci,host=0000:00:03.0,id=edu,bus=rp1,addr=0x0.0"));
+  std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"-device", "vfio-pci,host=00:03.0,id=edu,bus=rp1,addr=0x1"},
+       "^-device: .*addr 0x1.0 on root port 'rp1': a root port has one slot, addr=0x0"},
+      {{"-device", "vfio-pci,host=00:03.0,id=edu,bus=rp2,addr=0x0"}, "^-device: .*unknown bus 'rp2'"},
+      {{"-device", "virtio-balloon-pci,bus=pcie.0,addr=0x4", "-device", "vfio-pci,host=00:03.0,id=edu,bus=rp1,addr=0",
+        "-device", "vfio-pci,host=00:04.0,id=nic,bus=rp1,addr=0"},
+       "^-device: .*root port 'rp1' already has device 'edu'"},
+  };
+  for (const auto& [devices, pattern] : cases) {
+    std::vector<std::string> argv = {"-machine", "q35", "-kernel", "k", "-device",
+                                     "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x2"};
+    argv.insert(argv.end(), devices.begin(), devices.end());
+    bool threw = false;
+    try {
+      Parse(argv);
+    } catch (const UsageError& e) {
+      threw = true;
+      if (!std::regex_search(e.what(), std::regex(pattern))) {
+        throw test::Failure("message '" + std::string(e.what()) + "' does not match /" + pattern + "/");
+      }
+    }
+    if (!threw) throw test::Failure("no UsageError; wanted /" + pattern + "/");
+  }
+}
+
 TEST("command line: vfio-pci's mistakes and the machines and flags it cannot go with are refused by name") {
   std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"-kernel", "k", "-device", "vfio-pci,host=0000:00:03.0,id=edu,bus=pcie.0,addr=5"},

@@ -217,6 +217,9 @@ uint32_t MicrovmDevices::PickSlot(const DeviceAddRequest& request, uint32_t coun
 }
 
 void MicrovmDevices::AddDevice(const DeviceAddRequest& request) {
+  if (request.kind == DeviceAddRequest::Kind::kVfio) {
+    throw VmmError("driver: 'vfio-pci' needs the standard machine (-machine q35)");
+  }
   bool block = request.kind == DeviceAddRequest::Kind::kBlock;
   virtio::MmioTransport* transport = nullptr;
   {

@@ -93,7 +93,7 @@ class Q35Board : public Board, public HotplugDevices {
   Json Describe() const override;
 
  private:
-  enum class Kind { kBlock, kNet, kBalloon };
+  enum class Kind { kBlock, kNet, kBalloon, kVfio };
   struct Function {
     PciDeviceConfig config;  // as the command line gave it; empty for a hot-plugged one
     std::string id;
@@ -107,7 +107,9 @@ class Q35Board : public Board, public HotplugDevices {
     std::shared_ptr<virtio::VirtioDevice> device;
     std::unique_ptr<IrqLine> intx;                   // pin A's level-triggered irqfd
     UniqueFd resample;                               // KVM signals it at the line's EOI
-    std::shared_ptr<virtio::PciTransport> transport;
+    std::shared_ptr<virtio::PciTransport> transport;  // null for vfio-pci
+    std::shared_ptr<pci::VfioPciFunction> vfio;        // vfio-pci's
+    std::string host;                                  // vfio-pci: DDDD:BB:SS.F
   };
   struct Port {
     std::shared_ptr<pci::RootPort> port;
@@ -130,9 +132,13 @@ class Q35Board : public Board, public HotplugDevices {
   // The guest powered the slot of device `id` off (or a reset finished
   // its unplug): it leaves, its backend stays for blockdev-del/netdev_del.
   void Removed(const std::string& id);
+  // A virtio function's part of that: its I/O thread, irqfds and routes go.
+  void RemoveVirtio(Function& gone);
   std::string RootPortNames() const;
   void OnBalloonActual(uint32_t actual_pages);
-  void AddVfio(BoardContext& context, const PciDeviceConfig& config, bool multifunction);
+  void AddVfio(const PciDeviceConfig& config, bool multifunction);
+  // device_add vfio-pci into `port` (checked free): nothing stays open when it throws.
+  void HotPlugVfio(const DeviceAddRequest& request, Port& port);
 
   const MachineConfig config_;
   const Emit emit_;

@@ -53,7 +53,8 @@ void Q35Board::RemoveNetBackend(const std::string& id) {
 
 void Q35Board::AddDevice(const DeviceAddRequest& request) {
   bool block = request.kind == DeviceAddRequest::Kind::kBlock;
-  const std::string driver = block ? "virtio-blk-pci" : "virtio-net-pci";
+  bool vfio = request.kind == DeviceAddRequest::Kind::kVfio;
+  const std::string driver = vfio ? "vfio-pci" : block ? "virtio-blk-pci" : "virtio-net-pci";
   std::lock_guard guard(lock_);
   if (ports_.count(request.id)) throw VmmError("id: '" + request.id + "' is a pcie-root-port's id");
   for (const Function& f : functions_) {
@@ -85,6 +86,10 @@ void Q35Board::AddDevice(const DeviceAddRequest& request) {
   if (!occupant.empty()) {
     throw VmmError("bus: root port '" + request.bus + "' is occupied by device '" + occupant + "'");
   }
+  if (vfio) {
+    HotPlugVfio(request, port->second);
+    return;
+  }
 
   backends_.RequireAttachable(request, driver);
   auto loop = std::make_shared<EventLoop>();
@@ -114,6 +119,36 @@ void Q35Board::AddDevice(const DeviceAddRequest& request) {
   functions_.push_back(std::move(function));
 }
 
+void Q35Board::HotPlugVfio(const DeviceAddRequest& request, Port& port) {
+  if (request.host.empty() == request.sysfsdev.empty()) {
+    throw VmmError("host: vfio-pci takes exactly one of host (DDDD:BB:SS.F) and sysfsdev (a sysfs directory)");
+  }
+  if (request.mac) throw VmmError("mac: only NICs have a MAC address");
+  PciDeviceConfig config;
+  config.kind = PciDeviceConfig::Kind::kVfio;
+  config.id = request.id;
+  config.bus = request.bus;
+  config.host = request.host;
+  config.sysfsdev = request.sysfsdev;
+  // Its BARs start the port's window, as firmware would leave them (the
+  // guest's pciehp may move them, within the window).
+  std::shared_ptr<pci::VfioPciFunction> function = vfio_->Create(config, port.window, kRootPortWindowSize, request.bus);
+  try {
+    port.port->HotPlug(function);
+  } catch (const VmmError& e) {
+    vfio_->Remove(request.id);
+    throw VmmError("bus: root port '" + request.bus + "'", e);
+  }
+  Function entry;
+  entry.id = request.id;
+  entry.bus = request.bus;
+  entry.addr = "0x0.0";
+  entry.kind = Kind::kVfio;
+  entry.vfio = std::move(function);
+  entry.host = entry.vfio->host();
+  functions_.push_back(std::move(entry));
+}
+
 void Q35Board::DeleteDevice(const std::string& id) {
   std::shared_ptr<pci::RootPort> port;
   {
@@ -140,7 +175,12 @@ void Q35Board::DeleteDevice(const std::string& id) {
                    "when it has)");
   }
   // Outside our lock: a slot the guest never powered gives the device back at once.
-  port->RequestUnplug([this, id](std::shared_ptr<pci::PciDevice>) { Removed(id); });
+  port->RequestUnplug([this, id](std::shared_ptr<pci::PciDevice> device) {
+    // The port's reference is the last but ours and our list's: a vfio-pci
+    // function's device, group and container close within Removed.
+    device.reset();
+    Removed(id);
+  });
 }
 
 void Q35Board::Removed(const std::string& id) {
@@ -154,7 +194,21 @@ void Q35Board::Removed(const std::string& id) {
       break;
     }
   }
-  if (!gone.device) return;
+  if (gone.kind == Kind::kVfio) {
+    gone.vfio.reset();
+    vfio_->Remove(id);
+  } else if (!gone.device) {
+    return;
+  } else {
+    RemoveVirtio(gone);
+  }
+  if (emit_) {
+    emit_("DEVICE_DELETED",
+          Json(Json::Object{{"device", Json(id)}, {"path", Json("/machine/peripheral/" + id)}}));
+  }
+}
+
+void Q35Board::RemoveVirtio(Function& gone) {
   io_threads_.Remove(gone.loop);
   for (size_t v = 0; v < gone.vectors.size(); ++v) {
     vm_->UnregisterIrqfd(gone.vectors[v]->fd(), gone.gsis[v]);
@@ -173,10 +227,6 @@ void Q35Board::Removed(const std::string& id) {
       backend.tap = std::static_pointer_cast<virtio::Net>(gone.device)->Detach();
       backend.device.clear();
     }
-  }
-  if (emit_) {
-    emit_("DEVICE_DELETED",
-          Json(Json::Object{{"device", Json(id)}, {"path", Json("/machine/peripheral/" + id)}}));
   }
 }
 
@@ -242,6 +292,9 @@ Json Q35Board::Describe() const {
       entry["driver-ready"] = Json(nic->driver_ready());
       entry["rx-frames"] = Json(c.rx_frames);
       entry["tx-frames"] = Json(c.tx_frames);
+    } else if (f.kind == Kind::kVfio) {
+      entry["driver"] = Json("vfio-pci");
+      entry["host"] = Json(f.host);
     } else {
       entry["driver"] = Json("virtio-balloon-pci");
       entry["driver-ready"] = Json(balloon_->driver_ready());
