@@ -326,6 +326,22 @@ namespace {
 
 VmmConfig Parse(const std::vector<std::string>& argv) { return ParseCommandLine(argv).config; }
 
+// Each command line is refused with a message matching its pattern.
+void ExpectRefused(const std::vector<std::pair<std::vector<std::string>, std::string>>& cases) {
+  for (const auto& [argv, pattern] : cases) {
+    bool threw = false;
+    try {
+      Parse(argv);
+    } catch (const UsageError& e) {
+      threw = true;
+      if (!std::regex_search(e.what(), std::regex(pattern))) {
+        throw test::Failure("message '" + std::string(e.what()) + "' does not match /" + pattern + "/");
+      }
+    }
+    if (!threw) throw test::Failure("no UsageError; wanted /" + pattern + "/");
+  }
+}
+
 TEST("command line: vfio-pci on q35 by host= or sysfsdev=, with an id, bus and addr") {
   VmmConfig c = Parse({"-machine", "q35", "-kernel", "k", "-device", "vfio-pci,host=00:03.0,id=edu,bus=pcie.0,addr=0x5",
                        "-device", "vfio-pci,sysfsdev=/sys/bus/pci/devices/0000:00:04.0,id=nic,bus=pcie.0,addr=6"});
@@ -353,21 +369,11 @@ TEST("command line: vfio-pci in a root port's slot, addr 0x0 and alone there") {
         "-device", "vfio-pci,host=00:04.0,id=nic,bus=rp1,addr=0"},
        "^-device: .*root port 'rp1' already has device 'edu'"},
   };
-  for (const auto& [devices, pattern] : cases) {
-    std::vector<std::string> argv = {"-machine", "q35", "-kernel", "k", "-device",
-                                     "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x2"};
-    argv.insert(argv.end(), devices.begin(), devices.end());
-    bool threw = false;
-    try {
-      Parse(argv);
-    } catch (const UsageError& e) {
-      threw = true;
-      if (!std::regex_search(e.what(), std::regex(pattern))) {
-        throw test::Failure("message '" + std::string(e.what()) + "' does not match /" + pattern + "/");
-      }
-    }
-    if (!threw) throw test::Failure("no UsageError; wanted /" + pattern + "/");
+  for (auto& [devices, pattern] : cases) {
+    devices.insert(devices.begin(), {"-machine", "q35", "-kernel", "k", "-device",
+                                     "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x2"});
   }
+  ExpectRefused(cases);
 }
 
 TEST("command line: vfio-pci's mistakes and the machines and flags it cannot go with are refused by name") {
@@ -390,18 +396,7 @@ TEST("command line: vfio-pci's mistakes and the machines and flags it cannot go 
         "file:/snap"},
        "^-incoming: a VM with vfio-pci device 'a' cannot be restored or migrated in"},
   };
-  for (const auto& [argv, pattern] : cases) {
-    bool threw = false;
-    try {
-      Parse(argv);
-    } catch (const UsageError& e) {
-      threw = true;
-      if (!std::regex_search(e.what(), std::regex(pattern))) {
-        throw test::Failure("message '" + std::string(e.what()) + "' does not match /" + pattern + "/");
-      }
-    }
-    if (!threw) throw test::Failure("no UsageError; wanted /" + pattern + "/");
-  }
+  ExpectRefused(cases);
 }
 
 }  // namespace

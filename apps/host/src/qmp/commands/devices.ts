@@ -125,7 +125,8 @@ export const netdevDel = defineCommand({
  * (`bus`, `addr` 0x0). The VM process checks the bus, its slot and the
  * backend; here, what the request itself says.
  */
-function q35Request(args: {
+/** device_add's arguments, once the schema has checked their types. */
+interface DeviceAddInput {
   id: string;
   driver: string;
   addr?: string | number;
@@ -136,7 +137,9 @@ function q35Request(args: {
   mac?: string;
   host?: string;
   sysfsdev?: string;
-}): DeviceAddArgs {
+}
+
+function q35Request(args: DeviceAddInput): DeviceAddArgs {
   const { driver } = args;
   const block = driver === "virtio-blk-pci";
   if (driver === "vfio-pci") return vfioRequest(args);
@@ -182,12 +185,7 @@ function q35Request(args: {
 }
 
 /** What every q35 hot-plug says of its place: a root port's bus, its slot 0x0. */
-function requireRootPortSlot(args: {
-  driver: string;
-  bus?: string;
-  addr?: string | number;
-  lun?: number;
-}): void {
+function requireRootPortSlot(args: DeviceAddInput): void {
   if (args.lun !== undefined)
     throw genericError("lun: the q35 machine takes bus (a root port) and addr 0x0");
   if (args.bus === undefined) {
@@ -211,18 +209,7 @@ function requireRootPortSlot(args: {
  * (DDDD:BB:SS.F) or `sysfsdev`. The VM process opens it and says by name
  * why it cannot (no /dev/vfio, not bound to vfio-pci, a group not viable).
  */
-function vfioRequest(args: {
-  id: string;
-  driver: string;
-  addr?: string | number;
-  lun?: number;
-  drive?: string;
-  netdev?: string;
-  bus?: string;
-  mac?: string;
-  host?: string;
-  sysfsdev?: string;
-}): DeviceAddArgs {
+function vfioRequest(args: DeviceAddInput): DeviceAddArgs {
   for (const key of ["drive", "netdev", "mac"] as const) {
     if (args[key] !== undefined)
       throw genericError(`${key}: vfio-pci takes host or sysfsdev, not ${key}`);
