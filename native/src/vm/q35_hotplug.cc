@@ -140,6 +140,7 @@ void Q35Board::HotPlugVfio(const DeviceAddRequest& request, Port& port) {
     throw VmmError("bus: root port '" + request.bus + "'", e);
   }
   Function entry;
+  entry.config = config;
   entry.id = request.id;
   entry.bus = request.bus;
   entry.addr = "0x0.0";
