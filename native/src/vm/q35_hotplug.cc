@@ -213,7 +213,7 @@ void Q35Board::RemoveVirtio(Function& gone) {
   io_threads_.Remove(gone.loop);
   for (size_t v = 0; v < gone.vectors.size(); ++v) {
     vm_->UnregisterIrqfd(gone.vectors[v]->fd(), gone.gsis[v]);
-    routes_->SetMsi(gone.gsis[v], 0, 0);
+    routes_->ReleaseMsi(gone.gsis[v]);
   }
   vm_->UnregisterIrqfd(gone.intx->fd(), gone.intx->gsi());
   {

@@ -108,7 +108,7 @@ void Q35Vfio::Release(Passthrough& gone) {
       vm_->UnregisterIrqfd(line->fd(), line->gsi());
     } catch (const VmmError&) {
     }
-    routes_->SetMsi(line->gsi(), 0, 0);
+    routes_->ReleaseMsi(line->gsi());
   }
   gone.vectors.clear();
 }
