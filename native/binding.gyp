@@ -62,6 +62,7 @@
         "src/vm/machine.cc",
         "src/vm/machine_layout.cc",
         "src/vm/microvm.cc",
+        "src/vm/backend_registry.cc",
         "src/vm/microvm_devices.cc",
         "src/vm/q35.cc",
         "src/vm/q35_hotplug.cc",

@@ -326,6 +326,22 @@ namespace {
 
 VmmConfig Parse(const std::vector<std::string>& argv) { return ParseCommandLine(argv).config; }
 
+// Each command line is refused with a message matching its pattern.
+void ExpectRefused(const std::vector<std::pair<std::vector<std::string>, std::string>>& cases) {
+  for (const auto& [argv, pattern] : cases) {
+    bool threw = false;
+    try {
+      Parse(argv);
+    } catch (const UsageError& e) {
+      threw = true;
+      if (!std::regex_search(e.what(), std::regex(pattern))) {
+        throw test::Failure("message '" + std::string(e.what()) + "' does not match /" + pattern + "/");
+      }
+    }
+    if (!threw) throw test::Failure("no UsageError; wanted /" + pattern + "/");
+  }
+}
+
 TEST("command line: vfio-pci on q35 by host= or sysfsdev=, with an id, bus and addr") {
   VmmConfig c = Parse({"-machine", "q35", "-kernel", "k", "-device", "vfio-pci,host=00:03.0,id=edu,bus=pcie.0,addr=0x5",
                        "-device", "vfio-pci,sysfsdev=/sys/bus/pci/devices/0000:00:04.0,id=nic,bus=pcie.0,addr=6"});
@@ -337,6 +353,27 @@ TEST("command line: vfio-pci on q35 by host= or sysfsdev=, with an id, bus and a
   EXPECT_TRUE(FormatDevice(c.devices[0]) == std::string("vfio-pci,host=0000:00:03.0,id=edu,bus=pcie.0,addr=0x5.0"));
   EXPECT_TRUE(ToJson(c).find("{\"driver\":\"vfio-pci\",\"id\":\"edu\",\"host\":\"0000:00:03.0\",\"bus\":\"pcie.0\"") !=
               std::string::npos);
+}
+
+TEST("command line: vfio-pci in a root port's slot, addr 0x0 and alone there") {
+  VmmConfig c = Parse({"-machine", "q35", "-kernel", "k", "-device", "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x2",
+                       "-device", "vfio-pci,host=00:03.0,id=edu,bus=rp1,addr=0x0"});
+  EXPECT_EQ(c.devices.size(), 2u);
+  EXPECT_TRUE(c.devices[1].bus == std::string("rp1"));
+  EXPECT_TRUE(FormatDevice(c.devices[1]) == std::string("vfio-pci,host=0000:00:03.0,id=edu,bus=rp1,addr=0x0.0"));
+  std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"-device", "vfio-pci,host=00:03.0,id=edu,bus=rp1,addr=0x1"},
+       "^-device: .*addr 0x1.0 on root port 'rp1': a root port has one slot, addr=0x0"},
+      {{"-device", "vfio-pci,host=00:03.0,id=edu,bus=rp2,addr=0x0"}, "^-device: .*unknown bus 'rp2'"},
+      {{"-device", "virtio-balloon-pci,bus=pcie.0,addr=0x4", "-device", "vfio-pci,host=00:03.0,id=edu,bus=rp1,addr=0",
+        "-device", "vfio-pci,host=00:04.0,id=nic,bus=rp1,addr=0"},
+       "^-device: .*root port 'rp1' already has device 'edu'"},
+  };
+  for (auto& [devices, pattern] : cases) {
+    devices.insert(devices.begin(), {"-machine", "q35", "-kernel", "k", "-device",
+                                     "pcie-root-port,id=rp1,port=1,bus=pcie.0,addr=0x2"});
+  }
+  ExpectRefused(cases);
 }
 
 TEST("command line: vfio-pci's mistakes and the machines and flags it cannot go with are refused by name") {
@@ -359,18 +396,7 @@ TEST("command line: vfio-pci's mistakes and the machines and flags it cannot go 
         "file:/snap"},
        "^-incoming: a VM with vfio-pci device 'a' cannot be restored or migrated in"},
   };
-  for (const auto& [argv, pattern] : cases) {
-    bool threw = false;
-    try {
-      Parse(argv);
-    } catch (const UsageError& e) {
-      threw = true;
-      if (!std::regex_search(e.what(), std::regex(pattern))) {
-        throw test::Failure("message '" + std::string(e.what()) + "' does not match /" + pattern + "/");
-      }
-    }
-    if (!threw) throw test::Failure("no UsageError; wanted /" + pattern + "/");
-  }
+  ExpectRefused(cases);
 }
 
 }  // namespace

@@ -65,10 +65,6 @@ void CheckDevices(const VmmConfig& config) {
       case Device::Kind::kVfio: {
         std::string function = device.host.empty() ? "sysfsdev:" + device.sysfsdev : "host:" + device.host;
         if (!used.insert(function).second) throw bad(function.substr(function.find(':') + 1) + " is passed through twice");
-        if (device.bus != "pcie.0") {
-          throw bad("vfio-pci goes on bus=pcie.0; a root port's slot takes virtio-blk-pci and virtio-net-pci (VFIO in a "
-                    "root port is not built yet)");
-        }
         break;
       }
     }

@@ -23,9 +23,9 @@ const char kDeviceSyntax[] =
     "virtio-net-pci,netdev=<netdev id>,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>][,mac=<mac>] | "
     "virtio-balloon-pci,bus=pcie.0,addr=<slot>[.<fn>][,id=<id>][,deflate-on-oom=on|off][,free-page-reporting=on|off] | "
     "pcie-root-port,id=<bus>,port=<n>,bus=pcie.0,addr=<slot>[.<fn>][,multifunction=on|off][,chassis=<n>] "
-    "(the -pci devices and root ports on -machine q35; virtio-blk-pci and virtio-net-pci also take "
-    "bus=<root port id>,addr=0x0), "
-    "vfio-pci,host=<DDDD:BB:SS.F>|sysfsdev=<sysfs path>,id=<id>,bus=pcie.0,addr=<slot>[.<fn>]";
+    "vfio-pci,host=<DDDD:BB:SS.F>|sysfsdev=<sysfs path>,id=<id>,bus=pcie.0,addr=<slot>[.<fn>] "
+    "(the -pci devices and root ports on -machine q35; virtio-blk-pci, virtio-net-pci and vfio-pci also take "
+    "bus=<root port id>,addr=0x0)";
 const char kNetdevSyntax[] = "tap,id=<id>,ifname=<tap name>|fd=<n>[,vhost=off]";
 const char kKernelSyntax[] = "<path to an ELF vmlinux or bzImage>";
 const char kInitrdSyntax[] = "<path to an initramfs>";

@@ -24,6 +24,11 @@ kvm_irq_routing_entry Irqchip(uint32_t gsi, uint32_t chip, uint32_t pin) {
 
 uint32_t GsiRoutes::AllocateMsi() {
   std::lock_guard guard(lock_);
+  if (!released_.empty()) {
+    uint32_t gsi = *released_.begin();
+    released_.erase(released_.begin());
+    return gsi;
+  }
   if (next_gsi_ >= kMaxGsi) throw VmmError("MSI: every GSI up to " + std::to_string(kMaxGsi) + " is taken");
   return next_gsi_++;
 }
@@ -39,6 +44,12 @@ void GsiRoutes::SetMsi(uint32_t gsi, uint64_t address, uint32_t data) {
     msi_[gsi] = {address, data};
   }
   CommitLocked();
+}
+
+void GsiRoutes::ReleaseMsi(uint32_t gsi) {
+  SetMsi(gsi, 0, 0);
+  std::lock_guard guard(lock_);
+  if (gsi >= kFirstMsiGsi && gsi < next_gsi_) released_.insert(gsi);
 }
 
 void GsiRoutes::CommitLocked() {

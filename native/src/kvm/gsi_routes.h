@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "kvm/vm.h"
 
@@ -28,6 +29,9 @@ class GsiRoutes {
   // programmed, or one cleared by a reset) routes it nowhere, so its
   // irqfd raises nothing.
   void SetMsi(uint32_t gsi, uint64_t address, uint32_t data);
+  // A hot-unplugged function's GSI: routed nowhere, and AllocateMsi's again
+  // (its irqfd must be gone already).
+  void ReleaseMsi(uint32_t gsi);
 
  private:
   struct Message {
@@ -39,6 +43,7 @@ class GsiRoutes {
   Vm* vm_;
   std::mutex lock_;
   uint32_t next_gsi_ = kFirstMsiGsi;
+  std::set<uint32_t> released_;
   std::map<uint32_t, Message> msi_;
 };
 

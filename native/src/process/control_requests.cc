@@ -66,12 +66,18 @@ DeviceAddRequest ToDeviceAdd(const Args& a) {
   DeviceAddRequest r;
   r.id = a.String("id");
   const std::string& kind = a.String("kind");
-  if (kind != "block" && kind != "net") throw VmmError("control request: kind must be block or net");
-  r.kind = kind == "block" ? DeviceAddRequest::Kind::kBlock : DeviceAddRequest::Kind::kNet;
+  if (kind != "block" && kind != "net" && kind != "vfio") {
+    throw VmmError("control request: kind must be block, net or vfio");
+  }
+  r.kind = kind == "block" ? DeviceAddRequest::Kind::kBlock
+           : kind == "net" ? DeviceAddRequest::Kind::kNet
+                           : DeviceAddRequest::Kind::kVfio;
   if (a.Has("slot")) r.slot = static_cast<uint32_t>(a.Unsigned("slot"));
   r.slot_field = a.Has("slotField") ? a.String("slotField") : "addr";
-  r.backend = a.String("backend");
-  r.backend_field = a.String("backendField");
+  r.backend = a.OptionalString("backend");
+  r.backend_field = a.OptionalString("backendField");
+  r.host = a.OptionalString("host");
+  r.sysfsdev = a.OptionalString("sysfsdev");
   if (a.Has("bus")) r.bus = a.String("bus");
   if (a.Has("mac")) {
     r.mac = ParseMac(a.String("mac"));

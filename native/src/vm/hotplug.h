@@ -22,13 +22,16 @@ using MacAddress = std::array<uint8_t, 6>;
 
 struct DeviceAddRequest {
   std::string id;
-  enum class Kind { kBlock, kNet } kind;
+  enum class Kind { kBlock, kNet, kVfio } kind;
   std::optional<uint32_t> slot;  // from addr or lun; none: the first free one
   std::string slot_field;        // "addr" or "lun", for errors
   std::string backend;           // node-name / netdev id
   std::string backend_field;     // "id", "drive" or "netdev", for errors
   std::optional<MacAddress> mac;
   std::string bus;  // q35: the root port's id
+  // vfio-pci: the host function, by address (DDDD:BB:SS.F) or sysfs directory.
+  std::string host;
+  std::string sysfsdev;
 };
 
 class HotplugDevices {

@@ -36,8 +36,6 @@ const char* StatName(uint16_t tag) {
 
 }  // namespace
 
-QmpError NotFound(const std::string& message) { return QmpError("DeviceNotFound", message); }
-
 void RequireBalloonReady(const virtio::Balloon* balloon) {
   if (balloon == nullptr || !balloon->driver_ready()) {
     throw QmpError("DeviceNotActive", "No balloon device has been activated");
@@ -125,7 +123,7 @@ MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::
       } catch (const VmmError& e) {
         throw VmmError("disk " + disk.id, e);
       }
-      block_backends_[disk.node_name] = {disk.file, nullptr, slot};
+      backends_.RecordBlock(disk.node_name, disk.file, disk.id);
       block_slots_[slot] = {disk.id, disk.node_name};
     }
     auto device = std::make_shared<virtio::Block>(std::move(file));
@@ -146,7 +144,7 @@ MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::
       if (nic.mac) mac = *nic.mac;
       // A NIC restored without mac= is still on the network it was.
       keeps_wire_mac = !nic.mac.has_value();
-      net_backends_[nic.netdev] = {tap->ifname(), nullptr, i};
+      backends_.RecordNet(nic.netdev, tap->ifname(), nic.id);
       net_slots_[i] = {nic.id, nic.netdev};
     }
     MacAddress guest_mac = saved != nullptr ? saved->nics[i].mac : mac;
@@ -174,52 +172,23 @@ MicrovmDevices::MicrovmDevices(const std::vector<DiskConfig>& disks, const std::
 
 void MicrovmDevices::AddBlockBackend(const std::string& node_name, const BlockFileConfig& file) {
   std::lock_guard guard(lock_);
-  if (block_backends_.count(node_name) || net_backends_.count(node_name)) {
-    throw VmmError("node-name: '" + node_name + "' is already in use");
-  }
-  std::unique_ptr<BlockFile> opened;
-  try {
-    opened = BlockFile::Open(file);
-  } catch (const VmmError& e) {
-    throw VmmError("file.filename", e);
-  }
-  block_backends_[node_name] = {file, std::move(opened), std::nullopt};
+  backends_.AddBlock(node_name, file);
 }
 
 void MicrovmDevices::RemoveBlockBackend(const std::string& node_name) {
   std::lock_guard guard(lock_);
-  auto it = block_backends_.find(node_name);
-  if (it == block_backends_.end()) throw NotFound("node-name: no block backend '" + node_name + "'");
-  if (it->second.slot) {
-    throw VmmError("node-name: '" + node_name + "' is attached to device '" + block_slots_[*it->second.slot].device_id +
-                   "'; device_del it first");
-  }
-  block_backends_.erase(it);  // closes the file
+  backends_.RemoveBlock(node_name);
 }
 
 void MicrovmDevices::AddNetBackend(const std::string& id, const std::string& ifname, UniqueFd fd,
                                    const std::string& fd_label) {
   std::lock_guard guard(lock_);
-  if (net_backends_.count(id) || block_backends_.count(id)) throw VmmError("id: '" + id + "' is already in use");
-  std::unique_ptr<Tap> tap;
-  try {
-    tap = fd.valid() ? Tap::Adopt(std::move(fd), fd_label) : Tap::Open(ifname);
-  } catch (const VmmError& e) {
-    throw VmmError(fd_label.empty() ? "ifname" : "fd", e);
-  }
-  std::string name = tap->ifname();
-  net_backends_[id] = {name, std::move(tap), std::nullopt};
+  backends_.AddNet(id, ifname, std::move(fd), fd_label);
 }
 
 void MicrovmDevices::RemoveNetBackend(const std::string& id) {
   std::lock_guard guard(lock_);
-  auto it = net_backends_.find(id);
-  if (it == net_backends_.end()) throw NotFound("id: no netdev '" + id + "'");
-  if (it->second.slot) {
-    throw VmmError("id: netdev '" + id + "' is attached to device '" + net_slots_[*it->second.slot].device_id +
-                   "'; device_del it first");
-  }
-  net_backends_.erase(it);  // closes the tap
+  backends_.RemoveNet(id);
 }
 
 // ---- devices ------------------------------------------------------------
@@ -248,6 +217,9 @@ uint32_t MicrovmDevices::PickSlot(const DeviceAddRequest& request, uint32_t coun
 }
 
 void MicrovmDevices::AddDevice(const DeviceAddRequest& request) {
+  if (request.kind == DeviceAddRequest::Kind::kVfio) {
+    throw VmmError("driver: 'vfio-pci' needs the standard machine (-machine q35)");
+  }
   bool block = request.kind == DeviceAddRequest::Kind::kBlock;
   virtio::MmioTransport* transport = nullptr;
   {
@@ -261,35 +233,17 @@ void MicrovmDevices::AddDevice(const DeviceAddRequest& request) {
     if (in_use(block_slots_) || in_use(net_slots_) || (balloon_ && balloon_id_ == request.id)) {
       throw VmmError("id: device '" + request.id + "' already exists");
     }
-    const char* driver = block ? "virtio-blk-mmio" : "virtio-net-mmio";
-    bool is_block_backend = block_backends_.count(request.backend) > 0;
-    bool is_net_backend = net_backends_.count(request.backend) > 0;
-    if (block ? is_net_backend : is_block_backend) {
-      throw VmmError(std::string("driver: '") + driver + "' needs a " + (block ? "block" : "netdev") + " backend, but '" +
-                     request.backend + "' is a " + (block ? "netdev backend (netdev_add)" : "block backend (blockdev-add)"));
-    }
-    if (!is_block_backend && !is_net_backend) {
-      throw NotFound(request.backend_field + ": no backend '" + request.backend + "' (add it with " +
-                     (block ? "blockdev-add" : "netdev_add") + " first)");
-    }
+    backends_.RequireAttachable(request, block ? "virtio-blk-mmio" : "virtio-net-mmio");
     if (block) {
-      BlockBackend& backend = block_backends_[request.backend];
-      if (backend.slot) {
-        throw VmmError(request.backend_field + ": backend '" + request.backend + "' is already attached to '" +
-                       block_slots_[*backend.slot].device_id + "'");
-      }
+      BackendRegistry::Block& backend = backends_.block(request.backend);
       if (request.mac) throw VmmError("mac: only NICs have a MAC address");
       uint32_t slot = PickSlot(request, x86::kBlockSlots, block_slots_, "block");
       blocks_[slot]->Attach(std::move(backend.file));
-      backend.slot = slot;
+      backend.device = request.id;
       block_slots_[slot] = {request.id, request.backend};
       transport = block_transports_[slot];
     } else {
-      NetBackend& backend = net_backends_[request.backend];
-      if (backend.slot) {
-        throw VmmError(request.backend_field + ": netdev '" + request.backend + "' is already attached to '" +
-                       net_slots_[*backend.slot].device_id + "'");
-      }
+      BackendRegistry::Net& backend = backends_.net(request.backend);
       uint32_t slot = PickSlot(request, x86::kNetSlots, net_slots_, "NIC");
       if (request.mac && *request.mac != nets_[slot]->wire_mac()) {
         throw VmmError("mac: NIC slot " + SlotAddr(slot) + " has MAC " + FormatMac(nets_[slot]->wire_mac()) +
@@ -297,7 +251,7 @@ void MicrovmDevices::AddDevice(const DeviceAddRequest& request) {
                        "(-device virtio-net-device,mac=...) or omit mac");
       }
       nets_[slot]->Attach(std::move(backend.tap));
-      backend.slot = slot;
+      backend.device = request.id;
       net_slots_[slot] = {request.id, request.backend};
       transport = net_transports_[slot];
     }
@@ -316,14 +270,14 @@ void MicrovmDevices::DeleteDevice(const std::string& id) {
     for (uint32_t slot = 0; slot < block_slots_.size() && !transport; ++slot) {
       if (block_slots_[slot].device_id != id) continue;
       blocks_[slot]->Detach();  // the file closes here
-      block_backends_.erase(block_slots_[slot].backend);
+      backends_.EraseBlock(block_slots_[slot].backend);
       block_slots_[slot] = {};
       transport = block_transports_[slot];
     }
     for (uint32_t slot = 0; slot < net_slots_.size() && !transport; ++slot) {
       if (net_slots_[slot].device_id != id) continue;
       nets_[slot]->Detach();  // the tap closes here
-      net_backends_.erase(net_slots_[slot].backend);
+      backends_.EraseNet(net_slots_[slot].backend);
       net_slots_[slot] = {};
       transport = net_transports_[slot];
     }
@@ -364,18 +318,18 @@ Json MicrovmDevices::Describe() const {
     Json::Object entry{{"slot", Json(slot)},           {"addr", Json(SlotAddr(slot))},
                        {"guest-name", Json(BlockName(slot))}, {"device", id_or_null(state.device_id)},
                        {"node-name", id_or_null(state.backend)}, {"size", Json(blocks_[slot]->capacity_sectors() * 512)}};
-    auto it = block_backends_.find(state.backend);
-    bool attached = !state.device_id.empty() && it != block_backends_.end();
-    entry["file"] = attached ? Json(it->second.config.path) : Json();
-    entry["read-only"] = Json(attached && it->second.config.read_only);
-    entry["direct"] = Json(attached && it->second.config.direct);
+    const BackendRegistry::Block* backend = backends_.FindBlock(state.backend);
+    bool attached = !state.device_id.empty() && backend != nullptr;
+    entry["file"] = attached ? Json(backend->config.path) : Json();
+    entry["read-only"] = Json(attached && backend->config.read_only);
+    entry["direct"] = Json(attached && backend->config.direct);
     block.push_back(Json(std::move(entry)));
   }
   Json::Array net;
   for (uint32_t slot = 0; slot < net_slots_.size(); ++slot) {
     const SlotState& state = net_slots_[slot];
-    auto it = net_backends_.find(state.backend);
-    bool attached = !state.device_id.empty() && it != net_backends_.end();
+    const BackendRegistry::Net* backend = backends_.FindNet(state.backend);
+    bool attached = !state.device_id.empty() && backend != nullptr;
     virtio::NetCounters c = nets_[slot]->counters();
     MacAddress wire_mac = nets_[slot]->wire_mac(), guest_mac = nets_[slot]->guest_mac();
     Json::Object nic{{"slot", Json(slot)},
@@ -383,7 +337,7 @@ Json MicrovmDevices::Describe() const {
                      {"guest-name", Json(NetName(slot))},
                      {"device", id_or_null(state.device_id)},
                      {"netdev", id_or_null(state.backend)},
-                     {"ifname", attached ? Json(it->second.ifname) : Json()},
+                     {"ifname", attached ? Json(backend->ifname) : Json()},
                      {"mac", Json(FormatMac(wire_mac))},
                      {"link", Json(nets_[slot]->link_up() ? "up" : "down")},
                      {"driver-ready", Json(nets_[slot]->driver_ready())},
@@ -407,23 +361,11 @@ Json MicrovmDevices::Describe() const {
   if (balloon_) {
     balloon = Json(Json::Object{{"device", Json(balloon_id_)}, {"driver-ready", Json(balloon_->driver_ready())}});
   }
-  Json::Array free_block, free_net;
-  for (const auto& [name, backend] : block_backends_) {
-    if (backend.slot) continue;
-    free_block.push_back(Json(Json::Object{{"node-name", Json(name)},
-                                           {"file", Json(backend.config.path)},
-                                           {"read-only", Json(backend.config.read_only)},
-                                           {"direct", Json(backend.config.direct)}}));
-  }
-  for (const auto& [id, backend] : net_backends_) {
-    if (backend.slot) continue;
-    free_net.push_back(Json(Json::Object{{"id", Json(id)}, {"ifname", Json(backend.ifname)}}));
-  }
   return Json(Json::Object{
       {"block", Json(std::move(block))},
       {"net", Json(std::move(net))},
       {"balloon", balloon},
-      {"backends", Json(Json::Object{{"block", Json(std::move(free_block))}, {"net", Json(std::move(free_net))}})},
+      {"backends", backends_.DescribeUnattached()},
   });
 }
 

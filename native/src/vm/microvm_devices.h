@@ -25,6 +25,7 @@
 #include "virtio/blk.h"
 #include "virtio/mmio_transport.h"
 #include "virtio/net.h"
+#include "vm/backend_registry.h"
 #include "vm/hotplug.h"
 #include "vm/machine_layout.h"
 
@@ -65,8 +66,6 @@ void RequireBalloonReady(const virtio::Balloon* balloon);
 void SetBalloonBytes(virtio::Balloon& balloon, uint64_t bytes, uint64_t memory_bytes);
 std::optional<Json> BalloonChanged(const virtio::Balloon& balloon, uint32_t actual_pages, uint64_t memory_bytes);
 Json QueryBalloonJson(virtio::Balloon& balloon, uint64_t memory_bytes);
-// An unknown device or backend (QMP.md's DeviceNotFound).
-QmpError NotFound(const std::string& message);
 
 class MicrovmDevices : public HotplugDevices {
  public:
@@ -103,16 +102,6 @@ class MicrovmDevices : public HotplugDevices {
   void AdoptMacs(const MachineLayout& layout);
 
  private:
-  struct BlockBackend {
-    BlockFileConfig config;
-    std::unique_ptr<BlockFile> file;  // while not attached
-    std::optional<uint32_t> slot;
-  };
-  struct NetBackend {
-    std::string ifname;
-    std::unique_ptr<Tap> tap;  // while not attached
-    std::optional<uint32_t> slot;
-  };
   struct SlotState {
     std::string device_id;  // empty: free
     std::string backend;
@@ -129,8 +118,8 @@ class MicrovmDevices : public HotplugDevices {
   std::vector<std::shared_ptr<virtio::Net>> nets_;
   std::vector<virtio::MmioTransport*> block_transports_, net_transports_;
   std::vector<SlotState> block_slots_, net_slots_;
-  std::map<std::string, BlockBackend> block_backends_;
-  std::map<std::string, NetBackend> net_backends_;
+  // A microvm unplug closes the backend too: nothing to wait for.
+  BackendRegistry backends_{"device_del it first"};
   std::shared_ptr<virtio::Balloon> balloon_;
   virtio::MmioTransport* balloon_transport_ = nullptr;
   std::string balloon_id_;

@@ -31,6 +31,7 @@ const char* DriverName(PciDeviceConfig::Kind kind) {
     case PciDeviceConfig::Kind::kBlock: return "virtio-blk-pci";
     case PciDeviceConfig::Kind::kNet: return "virtio-net-pci";
     case PciDeviceConfig::Kind::kBalloon: return "virtio-balloon-pci";
+    case PciDeviceConfig::Kind::kVfio: return "vfio-pci";
   }
   return "?";
 }
@@ -97,6 +98,7 @@ void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) 
   root_ = std::make_shared<pci::RootBus>(&context.mmio);
   root_->Attach(0, 0, std::make_shared<pci::HostBridge>());
   routes_ = std::make_unique<kvm::GsiRoutes>(&context.vm);
+  vfio_ = std::make_unique<Q35Vfio>(vm_, memory_, routes_.get());
   // A guest looks at functions 1-7 of a slot only when function 0 says there are more.
   std::set<uint32_t> multifunction;
   for (const PciDeviceConfig& device : config_.pci_devices) {
@@ -114,7 +116,7 @@ void Q35Board::CreateDevices(BoardContext& context, const MachineLayout* saved) 
   for (const PciDeviceConfig& device : config_.pci_devices) {
     bool first = device.bus == "pcie.0" && device.function == 0 && multifunction.count(device.slot);
     if (device.kind == PciDeviceConfig::Kind::kVfio) {
-      AddVfio(context, device, device.multifunction || first);
+      AddVfio(device, device.multifunction || first);
     } else {
       AddColdPlugged(device, device.multifunction || first, saved);
     }
@@ -173,7 +175,7 @@ void Q35Board::AddColdPlugged(const PciDeviceConfig& config, bool multifunction,
       } catch (const VmmError& e) {
         throw VmmError("disk " + config.id, e);
       }
-      block_backends_[config.backend] = {config.file, nullptr, config.id};
+      backends_.RecordBlock(config.backend, config.file, config.id);
       break;
     case PciDeviceConfig::Kind::kNet: {
       kind = Kind::kNet;
@@ -184,7 +186,7 @@ void Q35Board::AddColdPlugged(const PciDeviceConfig& config, bool multifunction,
       } catch (const VmmError& e) {
         throw VmmError("netdev " + config.backend, e);
       }
-      net_backends_[config.backend] = {tap->ifname(), nullptr, config.id};
+      backends_.RecordNet(config.backend, tap->ifname(), config.id);
       // A NIC keeps the MAC its guest read at boot: mac=, else a restored guest's, else derived.
       MacAddress mac = DerivedMac(config_.identity, MacPlace(config.bus, config.slot, config.function));
       MachineLayout::PciFunction here = Outline(config);
@@ -317,16 +319,30 @@ Q35Board::Function Q35Board::MakeFunction(std::shared_ptr<virtio::VirtioDevice> 
   return function;
 }
 
-void Q35Board::AddVfio(BoardContext& context, const PciDeviceConfig& config, bool multifunction) {
-  if (!vfio_) vfio_ = std::make_unique<Q35Vfio>(routes_.get());
-  std::shared_ptr<pci::VfioPciFunction> function = vfio_->Create(context, config);
-  vfio_->PlaceBars(*function, config.id);
+void Q35Board::AddVfio(const PciDeviceConfig& config, bool multifunction) {
+  auto port = ports_.find(config.bus);
+  bool in_port = port != ports_.end();
+  std::shared_ptr<pci::VfioPciFunction> function =
+      in_port ? vfio_->Create(config, port->second.window, kRootPortWindowSize, config.bus) : vfio_->Create(config);
   if (multifunction) function->SetMultiFunction();
   try {
-    root_->Attach(config.slot, config.function, function);
+    if (in_port) {
+      port->second.port->ColdPlug(function);
+    } else {
+      root_->Attach(config.slot, config.function, function);
+    }
   } catch (const VmmError& e) {
     throw VmmError("device " + config.id, e);
   }
+  Function entry;
+  entry.config = config;
+  entry.id = config.id;
+  entry.bus = config.bus;
+  entry.addr = PciAddr(config.slot, config.function);
+  entry.kind = Kind::kVfio;
+  entry.vfio = function;
+  entry.host = function->host();
+  functions_.push_back(std::move(entry));
 }
 
 void Q35Board::DescribeAcpi(acpi::AcpiLayout* layout) const {
@@ -347,8 +363,9 @@ void Q35Board::Reset() { root_->Reset(); }
 
 void Q35Board::RequireSavable() const {
   // Before any other reason: a passed-through device's state is in the host's hardware.
-  if (vfio_ && !vfio_->ids().empty()) {
-    throw VmmError("vfio-pci device '" + vfio_->ids().front() +
+  std::vector<std::string> passed = vfio_ ? vfio_->ids() : std::vector<std::string>();
+  if (!passed.empty()) {
+    throw VmmError("vfio-pci device '" + passed.front() +
                    "' is passed through: a VM with VFIO devices cannot be snapshotted or migrated");
   }
   // Half unplugged, the device is neither the guest's nor gone: a
@@ -432,6 +449,7 @@ void Q35Board::Load(const state::StateFile& file) {
   // What the driver posted before the snapshot is served once the I/O threads
   // run; a pending INTx is asserted again (KVM's line state is not saved).
   for (const Function& function : functions_) {
+    if (!function.transport) continue;
     function.transport->KickQueues();
     if (function.transport->IntxPending()) function.intx->Trigger();
   }

@@ -34,6 +34,7 @@
 #include "kvm/gsi_routes.h"
 #include "virtio/balloon.h"
 #include "virtio/pci_transport.h"
+#include "vm/backend_registry.h"
 #include "vm/board.h"
 #include "vm/hotplug.h"
 #include "vm/io_threads.h"
@@ -92,7 +93,7 @@ class Q35Board : public Board, public HotplugDevices {
   Json Describe() const override;
 
  private:
-  enum class Kind { kBlock, kNet, kBalloon };
+  enum class Kind { kBlock, kNet, kBalloon, kVfio };
   struct Function {
     PciDeviceConfig config;  // as the command line gave it; a hot-plugged one's kind, id and bus
     std::string id;
@@ -106,17 +107,9 @@ class Q35Board : public Board, public HotplugDevices {
     std::shared_ptr<virtio::VirtioDevice> device;
     std::unique_ptr<IrqLine> intx;                   // pin A's level-triggered irqfd
     UniqueFd resample;                               // KVM signals it at the line's EOI
-    std::shared_ptr<virtio::PciTransport> transport;
-  };
-  struct BlockBackend {
-    BlockFileConfig config;
-    std::unique_ptr<BlockFile> file;  // while no device has it
-    std::string device;               // the device that has it
-  };
-  struct NetBackend {
-    std::string ifname;
-    std::unique_ptr<Tap> tap;  // while no device has it
-    std::string device;
+    std::shared_ptr<virtio::PciTransport> transport;  // null for vfio-pci
+    std::shared_ptr<pci::VfioPciFunction> vfio;        // vfio-pci's
+    std::string host;                                  // vfio-pci: DDDD:BB:SS.F
   };
   struct Port {
     std::shared_ptr<pci::RootPort> port;
@@ -139,9 +132,13 @@ class Q35Board : public Board, public HotplugDevices {
   // The guest powered the slot of device `id` off (or a reset finished
   // its unplug): it leaves, its backend stays for blockdev-del/netdev_del.
   void Removed(const std::string& id);
+  // A virtio function's part of that: its I/O thread, irqfds and routes go.
+  void RemoveVirtio(Function& gone);
   std::string RootPortNames() const;
   void OnBalloonActual(uint32_t actual_pages);
-  void AddVfio(BoardContext& context, const PciDeviceConfig& config, bool multifunction);
+  void AddVfio(const PciDeviceConfig& config, bool multifunction);
+  // device_add vfio-pci into `port` (checked free): nothing stays open when it throws.
+  void HotPlugVfio(const DeviceAddRequest& request, Port& port);
 
   const MachineConfig config_;
   const Emit emit_;
@@ -157,8 +154,8 @@ class Q35Board : public Board, public HotplugDevices {
   // The main thread plugs, a vCPU thread (the guest letting go) unplugs.
   mutable std::mutex lock_;
   std::vector<Function> functions_;
-  std::map<std::string, BlockBackend> block_backends_;
-  std::map<std::string, NetBackend> net_backends_;
+  // A backend stays open after its device leaves, for blockdev-del / netdev_del.
+  BackendRegistry backends_{"device_del it first (and wait for DEVICE_DELETED)"};
   std::shared_ptr<virtio::Balloon> balloon_;
   virtio::PciTransport* balloon_transport_ = nullptr;
   std::string balloon_id_;

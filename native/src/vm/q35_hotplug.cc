@@ -30,59 +30,31 @@ std::string Q35Board::RootPortNames() const {
 
 void Q35Board::AddBlockBackend(const std::string& node_name, const BlockFileConfig& file) {
   std::lock_guard guard(lock_);
-  if (block_backends_.count(node_name) || net_backends_.count(node_name)) {
-    throw VmmError("node-name: '" + node_name + "' is already in use");
-  }
-  std::unique_ptr<BlockFile> opened;
-  try {
-    opened = BlockFile::Open(file);
-  } catch (const VmmError& e) {
-    throw VmmError("file.filename", e);
-  }
-  block_backends_[node_name] = {file, std::move(opened), ""};
+  backends_.AddBlock(node_name, file);
 }
 
 void Q35Board::RemoveBlockBackend(const std::string& node_name) {
   std::lock_guard guard(lock_);
-  auto it = block_backends_.find(node_name);
-  if (it == block_backends_.end()) throw NotFound("node-name: no block backend '" + node_name + "'");
-  if (!it->second.device.empty()) {
-    throw VmmError("node-name: '" + node_name + "' is attached to device '" + it->second.device +
-                   "'; device_del it first (and wait for DEVICE_DELETED)");
-  }
-  block_backends_.erase(it);  // closes the file
+  backends_.RemoveBlock(node_name);
 }
 
 void Q35Board::AddNetBackend(const std::string& id, const std::string& ifname, UniqueFd fd,
                              const std::string& fd_label) {
   std::lock_guard guard(lock_);
-  if (net_backends_.count(id) || block_backends_.count(id)) throw VmmError("id: '" + id + "' is already in use");
-  std::unique_ptr<Tap> tap;
-  try {
-    tap = fd.valid() ? Tap::Adopt(std::move(fd), fd_label) : Tap::Open(ifname);
-  } catch (const VmmError& e) {
-    throw VmmError(fd_label.empty() ? "ifname" : "fd", e);
-  }
-  std::string name = tap->ifname();
-  net_backends_[id] = {name, std::move(tap), ""};
+  backends_.AddNet(id, ifname, std::move(fd), fd_label);
 }
 
 void Q35Board::RemoveNetBackend(const std::string& id) {
   std::lock_guard guard(lock_);
-  auto it = net_backends_.find(id);
-  if (it == net_backends_.end()) throw NotFound("id: no netdev '" + id + "'");
-  if (!it->second.device.empty()) {
-    throw VmmError("id: netdev '" + id + "' is attached to device '" + it->second.device +
-                   "'; device_del it first (and wait for DEVICE_DELETED)");
-  }
-  net_backends_.erase(it);  // closes the tap
+  backends_.RemoveNet(id);
 }
 
 // ---- hot-plug -----------------------------------------------------------
 
 void Q35Board::AddDevice(const DeviceAddRequest& request) {
   bool block = request.kind == DeviceAddRequest::Kind::kBlock;
-  const std::string driver = block ? "virtio-blk-pci" : "virtio-net-pci";
+  bool vfio = request.kind == DeviceAddRequest::Kind::kVfio;
+  const std::string driver = vfio ? "vfio-pci" : block ? "virtio-blk-pci" : "virtio-net-pci";
   std::lock_guard guard(lock_);
   if (ports_.count(request.id)) throw VmmError("id: '" + request.id + "' is a pcie-root-port's id");
   for (const Function& f : functions_) {
@@ -114,35 +86,22 @@ void Q35Board::AddDevice(const DeviceAddRequest& request) {
   if (!occupant.empty()) {
     throw VmmError("bus: root port '" + request.bus + "' is occupied by device '" + occupant + "'");
   }
+  if (vfio) {
+    HotPlugVfio(request, port->second);
+    return;
+  }
 
-  bool is_block_backend = block_backends_.count(request.backend) > 0;
-  bool is_net_backend = net_backends_.count(request.backend) > 0;
-  if (block ? is_net_backend : is_block_backend) {
-    throw VmmError("driver: '" + driver + "' needs a " + (block ? "block" : "netdev") + " backend, but '" +
-                   request.backend + "' is a " + (block ? "netdev backend (netdev_add)" : "block backend (blockdev-add)"));
-  }
-  if (!is_block_backend && !is_net_backend) {
-    throw NotFound(request.backend_field + ": no backend '" + request.backend + "' (add it with " +
-                   (block ? "blockdev-add" : "netdev_add") + " first)");
-  }
+  backends_.RequireAttachable(request, driver);
   auto loop = std::make_shared<EventLoop>();
   std::shared_ptr<virtio::VirtioDevice> device;
   std::string* attached_to = nullptr;
   if (block) {
-    BlockBackend& backend = block_backends_[request.backend];
-    if (!backend.device.empty()) {
-      throw VmmError(request.backend_field + ": backend '" + request.backend + "' is already attached to '" +
-                     backend.device + "'");
-    }
+    BackendRegistry::Block& backend = backends_.block(request.backend);
     if (request.mac) throw VmmError("mac: only NICs have a MAC address");
     device = std::make_shared<virtio::Block>(std::move(backend.file));
     attached_to = &backend.device;
   } else {
-    NetBackend& backend = net_backends_[request.backend];
-    if (!backend.device.empty()) {
-      throw VmmError(request.backend_field + ": netdev '" + request.backend + "' is already attached to '" +
-                     backend.device + "'");
-    }
+    BackendRegistry::Net& backend = backends_.net(request.backend);
     MacAddress mac = request.mac ? *request.mac : DerivedMac(config_.identity, MacPlace(request.bus, 0, 0));
     device = std::make_shared<virtio::Net>(mac, std::move(backend.tap), loop);
     attached_to = &backend.device;
@@ -162,6 +121,37 @@ void Q35Board::AddDevice(const DeviceAddRequest& request) {
   *attached_to = request.id;
   io_threads_.Add(function.loop);
   functions_.push_back(std::move(function));
+}
+
+void Q35Board::HotPlugVfio(const DeviceAddRequest& request, Port& port) {
+  if (request.host.empty() == request.sysfsdev.empty()) {
+    throw VmmError("host: vfio-pci takes exactly one of host (DDDD:BB:SS.F) and sysfsdev (a sysfs directory)");
+  }
+  if (request.mac) throw VmmError("mac: only NICs have a MAC address");
+  PciDeviceConfig config;
+  config.kind = PciDeviceConfig::Kind::kVfio;
+  config.id = request.id;
+  config.bus = request.bus;
+  config.host = request.host;
+  config.sysfsdev = request.sysfsdev;
+  // Its BARs start the port's window, as firmware would leave them (the
+  // guest's pciehp may move them, within the window).
+  std::shared_ptr<pci::VfioPciFunction> function = vfio_->Create(config, port.window, kRootPortWindowSize, request.bus);
+  try {
+    port.port->HotPlug(function);
+  } catch (const VmmError& e) {
+    vfio_->Remove(request.id);
+    throw VmmError("bus: root port '" + request.bus + "'", e);
+  }
+  Function entry;
+  entry.config = config;
+  entry.id = request.id;
+  entry.bus = request.bus;
+  entry.addr = "0x0.0";
+  entry.kind = Kind::kVfio;
+  entry.vfio = std::move(function);
+  entry.host = entry.vfio->host();
+  functions_.push_back(std::move(entry));
 }
 
 void Q35Board::DeleteDevice(const std::string& id) {
@@ -190,7 +180,12 @@ void Q35Board::DeleteDevice(const std::string& id) {
                    "when it has)");
   }
   // Outside our lock: a slot the guest never powered gives the device back at once.
-  port->RequestUnplug([this, id](std::shared_ptr<pci::PciDevice>) { Removed(id); });
+  port->RequestUnplug([this, id](std::shared_ptr<pci::PciDevice> device) {
+    // The port's reference is the last but ours and our list's: a vfio-pci
+    // function's device, group and container close within Removed.
+    device.reset();
+    Removed(id);
+  });
 }
 
 void Q35Board::Removed(const std::string& id) {
@@ -204,33 +199,39 @@ void Q35Board::Removed(const std::string& id) {
       break;
     }
   }
-  if (!gone.device) return;
+  if (gone.kind == Kind::kVfio) {
+    gone.vfio.reset();
+    vfio_->Remove(id);
+  } else if (!gone.device) {
+    return;
+  } else {
+    RemoveVirtio(gone);
+  }
+  if (emit_) {
+    emit_("DEVICE_DELETED",
+          Json(Json::Object{{"device", Json(id)}, {"path", Json("/machine/peripheral/" + id)}}));
+  }
+}
+
+void Q35Board::RemoveVirtio(Function& gone) {
   io_threads_.Remove(gone.loop);
   for (size_t v = 0; v < gone.vectors.size(); ++v) {
     vm_->UnregisterIrqfd(gone.vectors[v]->fd(), gone.gsis[v]);
-    routes_->SetMsi(gone.gsis[v], 0, 0);
+    routes_->ReleaseMsi(gone.gsis[v]);
   }
   vm_->UnregisterIrqfd(gone.intx->fd(), gone.intx->gsi());
   {
     // The backend stays open, unattached, for blockdev-del / netdev_del (or another device_add).
     std::lock_guard guard(lock_);
-    if (gone.kind == Kind::kBlock) {
-      auto backend = block_backends_.find(gone.backend);
-      if (backend != block_backends_.end()) {
-        backend->second.file = std::static_pointer_cast<virtio::Block>(gone.device)->Detach();
-        backend->second.device.clear();
-      }
-    } else if (gone.kind == Kind::kNet) {
-      auto backend = net_backends_.find(gone.backend);
-      if (backend != net_backends_.end()) {
-        backend->second.tap = std::static_pointer_cast<virtio::Net>(gone.device)->Detach();
-        backend->second.device.clear();
-      }
+    if (gone.kind == Kind::kBlock && backends_.FindBlock(gone.backend)) {
+      BackendRegistry::Block& backend = backends_.block(gone.backend);
+      backend.file = std::static_pointer_cast<virtio::Block>(gone.device)->Detach();
+      backend.device.clear();
+    } else if (gone.kind == Kind::kNet && backends_.FindNet(gone.backend)) {
+      BackendRegistry::Net& backend = backends_.net(gone.backend);
+      backend.tap = std::static_pointer_cast<virtio::Net>(gone.device)->Detach();
+      backend.device.clear();
     }
-  }
-  if (emit_) {
-    emit_("DEVICE_DELETED",
-          Json(Json::Object{{"device", Json(id)}, {"path", Json("/machine/peripheral/" + id)}}));
   }
 }
 
@@ -278,7 +279,7 @@ Json Q35Board::Describe() const {
     Json::Object entry{{"id", Json(f.id)}, {"bus", Json(f.bus)}, {"addr", Json(f.addr)}};
     if (f.kind == Kind::kBlock) {
       auto disk = std::static_pointer_cast<virtio::Block>(f.device);
-      const BlockFileConfig& file = block_backends_.at(f.backend).config;
+      const BlockFileConfig& file = backends_.FindBlock(f.backend)->config;
       entry["driver"] = Json("virtio-blk-pci");
       entry["node-name"] = Json(f.backend);
       entry["file"] = Json(file.path);
@@ -290,12 +291,15 @@ Json Q35Board::Describe() const {
       virtio::NetCounters c = nic->counters();
       entry["driver"] = Json("virtio-net-pci");
       entry["netdev"] = Json(f.backend);
-      entry["ifname"] = Json(net_backends_.at(f.backend).ifname);
+      entry["ifname"] = Json(backends_.FindNet(f.backend)->ifname);
       entry["mac"] = Json(FormatMac(nic->wire_mac()));
       entry["link"] = Json(nic->link_up() ? "up" : "down");
       entry["driver-ready"] = Json(nic->driver_ready());
       entry["rx-frames"] = Json(c.rx_frames);
       entry["tx-frames"] = Json(c.tx_frames);
+    } else if (f.kind == Kind::kVfio) {
+      entry["driver"] = Json("vfio-pci");
+      entry["host"] = Json(f.host);
     } else {
       entry["driver"] = Json("virtio-balloon-pci");
       entry["driver-ready"] = Json(balloon_->driver_ready());
@@ -306,23 +310,11 @@ Json Q35Board::Describe() const {
   if (balloon_) {
     balloon = Json(Json::Object{{"device", Json(balloon_id_)}, {"driver-ready", Json(balloon_->driver_ready())}});
   }
-  Json::Array free_block, free_net;
-  for (const auto& [name, backend] : block_backends_) {
-    if (!backend.device.empty()) continue;
-    free_block.push_back(Json(Json::Object{{"node-name", Json(name)},
-                                           {"file", Json(backend.config.path)},
-                                           {"read-only", Json(backend.config.read_only)},
-                                           {"direct", Json(backend.config.direct)}}));
-  }
-  for (const auto& [id, backend] : net_backends_) {
-    if (!backend.device.empty()) continue;
-    free_net.push_back(Json(Json::Object{{"id", Json(id)}, {"ifname", Json(backend.ifname)}}));
-  }
   return Json(Json::Object{
       {"machine", Json("q35")},
       {"pci", Json(std::move(pci))},
       {"balloon", balloon},
-      {"backends", Json(Json::Object{{"block", Json(std::move(free_block))}, {"net", Json(std::move(free_net))}})},
+      {"backends", backends_.DescribeUnattached()},
   });
 }
 

@@ -20,17 +20,20 @@ export interface NetdevAddArgs {
 
 export interface DeviceAddArgs {
   id: string;
-  kind: "block" | "net";
+  kind: "block" | "net" | "vfio";
   /** The slot within its kind (0 = vda / eth0); absent: the first free one. */
   slot?: number;
   /** Which QMP argument gave the slot, for errors. */
   slotField?: "addr" | "lun";
-  /** The backend's node-name / netdev id, and the argument that named it. */
-  backend: string;
-  backendField: "id" | "drive" | "netdev";
+  /** The backend's node-name / netdev id, and the argument that named it (none for vfio). */
+  backend?: string;
+  backendField?: "id" | "drive" | "netdev";
   mac?: string;
   /** q35: the root port's id (slot 0x0 of its bus). */
   bus?: string;
+  /** vfio-pci: the host function, by address (DDDD:BB:SS.F) or sysfs directory. */
+  host?: string;
+  sysfsdev?: string;
 }
 
 export interface BlockSlotInfo {

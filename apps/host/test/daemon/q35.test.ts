@@ -512,6 +512,43 @@ describe("virgad q35 VMs", () => {
         const vm = await client.vm.get.query({ id: "cold-vfio" });
         assert.notEqual(vm.state, "running");
         assert.match(vm.exit?.error ?? "", /vfio-pci/);
+
+        // In a root port too: the VMM's reason, by name, not a refusal of the place.
+        await refused(
+          client.vm.start.mutate({ id: "pass" }),
+          "INTERNAL_SERVER_ERROR",
+          new RegExp(
+            `^VM 'pass' failed to start: .*vfio-pci device ${vfio.id}: /dev/vfio/vfio \\(VFIO: load the vfio, vfio_pci and vfio_iommu_type1 modules\\)`,
+          ),
+        );
+
+        // Hot-plugged into a running VM's root port: device_add reaches the
+        // VMM, whose refusal comes back as it is; the VM runs on and its
+        // config.json is as it was.
+        await client.vm.create.mutate({
+          id: "hot-vfio",
+          config: q35Probe(fx, [rootPort("rp1", 1, "0x2.0")]),
+        });
+        const console = new ConsoleWatcher(client, "hot-vfio");
+        const running = await client.vm.start.mutate({ id: "hot-vfio" });
+        fx.track(running.pid);
+        await console.waitFor(/PROBE ready/);
+        const before = storedConfig(fx, "hot-vfio");
+        await refused(
+          client.vm.attachVfio.mutate({ id: "hot-vfio", host: first }),
+          "BAD_REQUEST",
+          /^vfio-pci device vfio-rp1: \/dev\/vfio\/vfio \(VFIO: load the vfio, vfio_pci and vfio_iommu_type1 modules\): No such file or directory$/,
+        );
+        assert.deepEqual(storedConfig(fx, "hot-vfio"), before);
+        const listed = await client.vm.devices.query({ id: "hot-vfio" });
+        assert.deepEqual(
+          listed.rootPorts.map((p) => [p.id, p.device]),
+          [["rp1", null]],
+        );
+        assert.equal((await client.vm.get.query({ id: "hot-vfio" })).state, "running");
+        await client.vm.consoleInput.mutate({ id: "hot-vfio", data: "pci\n" });
+        await console.waitFor(/OK pci \d+/);
+        console.close();
       }),
   );
 });

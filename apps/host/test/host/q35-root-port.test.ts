@@ -234,11 +234,56 @@ describe("PCIe root ports on q35", () => {
             { ...add, id: "disk2", bus: "pcie.2", drive: "nope" },
             /^drive: no backend 'nope' \(add it with blockdev-add first\)$/,
           );
+          // vfio-pci by hot-plug: the same rules of place, then the VMM's own
+          // refusal by name (this host has no /dev/vfio).
+          const vfio = { driver: "vfio-pci", id: "vf0", host: "0000:01:00.0", bus: "pcie.2" };
           await refusedWith(
             qmp,
             "device_add",
-            { driver: "vfio-pci", id: "vf0", host: "0000:01:00.0", bus: "pcie.2", addr: "0x0" },
-            /^driver: vfio-pci by device_add is not built yet/,
+            { ...vfio, addr: "0x0" },
+            /^vfio-pci device vf0: \/dev\/vfio\/vfio \(VFIO: load the vfio, vfio_pci and vfio_iommu_type1 modules\): No such file or directory$/,
+          );
+          await refusedWith(
+            qmp,
+            "device_add",
+            { ...vfio, bus: "pcie.0" },
+            /^bus: pcie\.0 has no hot-plug controller; plug vfio-pci into a pcie-root-port \('pcie\.1', 'pcie\.2'\)$/,
+          );
+          await refusedWith(
+            qmp,
+            "device_add",
+            { ...vfio, bus: "pcie.9" },
+            /^bus: no bus 'pcie\.9'; expected a pcie-root-port's id/,
+          );
+          await refusedWith(
+            qmp,
+            "device_add",
+            { ...vfio, addr: "0x1" },
+            /^addr: a root port has one slot; expected "0x0", got '0x1'$/,
+          );
+          await refusedWith(
+            qmp,
+            "device_add",
+            { ...vfio, bus: "pcie.1" },
+            /^bus: root port 'pcie\.1' is occupied by device 'disk1'$/,
+          );
+          await refusedWith(
+            qmp,
+            "device_add",
+            { ...vfio, id: "disk1" },
+            /^id: device 'disk1' already exists$/,
+          );
+          await refusedWith(
+            qmp,
+            "device_add",
+            { ...vfio, sysfsdev: "/sys/bus/pci/devices/0000:01:00.0" },
+            /^host: vfio-pci takes exactly one of host \(DDDD:BB:SS\.F\) and sysfsdev/,
+          );
+          await refusedWith(
+            qmp,
+            "device_add",
+            { ...vfio, host: "1:0.0" },
+            /^host: expected a PCI address DDDD:BB:SS\.F/,
           );
 
           assert.deepEqual(await qmp.execute("device_del", { id: "disk1" }), {});

@@ -146,7 +146,7 @@ void RootPort::RequestUnplug(Removed removed) {
     UpdateInterruptLocked();
   }
   Unmap(gone);
-  removed(gone);
+  removed(std::move(gone));
 }
 
 bool RootPort::occupied() {
@@ -174,7 +174,7 @@ void RootPort::WriteConfig(uint32_t offset, uint32_t len, uint32_t value) {
   }
   if (gone) {
     Unmap(gone);
-    removed(gone);
+    removed(std::move(gone));
   }
 }
 
@@ -236,7 +236,7 @@ void RootPort::ResetFunction() {
   if (child) child->ResetFunction();
   if (gone) {
     Unmap(gone);
-    removed(gone);
+    removed(std::move(gone));
   }
 }
 

@@ -53,6 +53,12 @@ std::string GroupCulprits(uint32_t group, const std::string& sysfs) {
 
 }  // namespace
 
+// An open group, in the container it holds open.
+struct VfioContainer::Group {
+  UniqueFd fd;
+  std::shared_ptr<VfioContainer> container;
+};
+
 std::string CanonicalHostAddress(const std::string& text) {
   std::string full = std::count(text.begin(), text.end(), ':') == 1 ? "0000:" + text : text;
   // DDDD:BB:SS.F
@@ -112,14 +118,24 @@ VfioContainer::VfioContainer(const GuestMemory* memory, const std::string& dev) 
 
 std::unique_ptr<VfioDevice> VfioContainer::OpenDevice(const HostFunction& function, const std::string& sysfs) {
   std::string what = "host " + function.address;
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    it = it->second.expired() ? groups_.erase(it) : std::next(it);
+  }
+  // The kernel dropped the IOMMU (and its mappings) with the last group.
+  if (groups_.empty()) iommu_set_ = false;
+  std::shared_ptr<Group> group;
   auto found = groups_.find(function.group);
-  if (found == groups_.end()) {
+  if (found != groups_.end()) group = found->second.lock();
+  if (!group) {
+    group = std::make_shared<Group>();
     std::string path = dev_ + "/" + std::to_string(function.group);
-    UniqueFd group(::open(path.c_str(), O_RDWR | O_CLOEXEC));
-    if (!group.valid()) throw ErrnoError(what + ": " + path);
+    group->fd.Reset(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (!group->fd.valid()) throw ErrnoError(what + ": " + path);
     vfio_group_status status{};
     status.argsz = sizeof(status);
-    if (::ioctl(group.get(), VFIO_GROUP_GET_STATUS, &status) != 0) throw ErrnoError(what + ": VFIO_GROUP_GET_STATUS");
+    if (::ioctl(group->fd.get(), VFIO_GROUP_GET_STATUS, &status) != 0) {
+      throw ErrnoError(what + ": VFIO_GROUP_GET_STATUS");
+    }
     if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
       std::string culprits = GroupCulprits(function.group, sysfs);
       throw VmmError(what + ": IOMMU group " + std::to_string(function.group) + " is not viable" +
@@ -127,7 +143,7 @@ std::unique_ptr<VfioDevice> VfioContainer::OpenDevice(const HostFunction& functi
                      "; every function in it must be bound to vfio-pci or to no driver");
     }
     int container = container_.get();
-    if (::ioctl(group.get(), VFIO_GROUP_SET_CONTAINER, &container) != 0) {
+    if (::ioctl(group->fd.get(), VFIO_GROUP_SET_CONTAINER, &container) != 0) {
       throw ErrnoError(what + ": VFIO_GROUP_SET_CONTAINER");
     }
     if (!iommu_set_) {
@@ -135,11 +151,12 @@ std::unique_ptr<VfioDevice> VfioContainer::OpenDevice(const HostFunction& functi
       iommu_set_ = true;
       MapGuestRam();
     }
-    found = groups_.emplace(function.group, std::move(group)).first;
+    group->container = shared_from_this();
+    groups_[function.group] = group;
   }
-  int fd = ::ioctl(found->second.get(), VFIO_GROUP_GET_DEVICE_FD, function.address.c_str());
+  int fd = ::ioctl(group->fd.get(), VFIO_GROUP_GET_DEVICE_FD, function.address.c_str());
   if (fd < 0) throw ErrnoError(what + ": VFIO_GROUP_GET_DEVICE_FD");
-  return std::make_unique<VfioDevice>(function.address, UniqueFd(fd));
+  return std::make_unique<VfioDevice>(function.address, UniqueFd(fd), std::move(group));
 }
 
 void VfioContainer::MapGuestRam() {

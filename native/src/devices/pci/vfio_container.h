@@ -32,21 +32,26 @@ struct HostFunction {
 // their own).
 HostFunction LocateHostFunction(const std::string& name, bool is_sysfs_path, const std::string& sysfs = "/sys");
 
-class VfioContainer {
+// Made with std::make_shared: each open group keeps its container open.
+class VfioContainer : public std::enable_shared_from_this<VfioContainer> {
  public:
   // Opens `<dev>/vfio`, throwing by name when VFIO is not on this host.
   explicit VfioContainer(const GuestMemory* memory, const std::string& dev = "/dev/vfio");
   // Opens the function's group (once per group; the first also sets the
-  // IOMMU and maps guest RAM) and then the function.
+  // IOMMU and maps guest RAM) and then the function. The device holds its
+  // group open: when the last device of a group closes, the group leaves
+  // the container, and when the last group has left, the kernel drops the
+  // IOMMU and its DMA mappings. Nothing stays open when this throws.
   std::unique_ptr<VfioDevice> OpenDevice(const HostFunction& function, const std::string& sysfs = "/sys");
 
  private:
+  struct Group;
   void MapGuestRam();
 
   const GuestMemory* memory_;
   std::string dev_;
   UniqueFd container_;
-  std::map<uint32_t, UniqueFd> groups_;
+  std::map<uint32_t, std::weak_ptr<Group>> groups_;
   bool iommu_set_ = false;
 };
 

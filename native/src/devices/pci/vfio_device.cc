@@ -10,7 +10,8 @@
 
 namespace virga::pci {
 
-VfioDevice::VfioDevice(std::string name, UniqueFd fd) : name_(std::move(name)), fd_(std::move(fd)) {
+VfioDevice::VfioDevice(std::string name, UniqueFd fd, std::shared_ptr<void> group)
+    : group_(std::move(group)), name_(std::move(name)), fd_(std::move(fd)) {
   vfio_device_info info{};
   info.argsz = sizeof(info);
   if (::ioctl(fd_.get(), VFIO_DEVICE_GET_INFO, &info) != 0) throw ErrnoError(name_ + ": VFIO_DEVICE_GET_INFO");

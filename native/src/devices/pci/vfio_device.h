@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,8 +45,9 @@ class VfioDeviceIo {
 
 class VfioDevice : public VfioDeviceIo {
  public:
-  // `fd`: from VFIO_GROUP_GET_DEVICE_FD; throws when it is not a PCI function.
-  VfioDevice(std::string name, UniqueFd fd);
+  // `fd`: from VFIO_GROUP_GET_DEVICE_FD; throws when it is not a PCI
+  // function. `group` stays open until the device fd has closed.
+  VfioDevice(std::string name, UniqueFd fd, std::shared_ptr<void> group = nullptr);
   ~VfioDevice() override;
 
   const std::string& name() const override { return name_; }
@@ -62,6 +64,7 @@ class VfioDevice : public VfioDeviceIo {
     uint64_t offset = 0;  // where the region starts in the device fd
     void* mapped = nullptr;
   };
+  std::shared_ptr<void> group_;  // first: destroyed after fd_
   std::string name_;
   UniqueFd fd_;
   bool resettable_ = false;

@@ -125,7 +125,8 @@ export const netdevDel = defineCommand({
  * (`bus`, `addr` 0x0). The VM process checks the bus, its slot and the
  * backend; here, what the request itself says.
  */
-function q35Request(args: {
+/** device_add's arguments, once the schema has checked their types. */
+interface DeviceAddInput {
   id: string;
   driver: string;
   addr?: string | number;
@@ -135,15 +136,14 @@ function q35Request(args: {
   bus?: string;
   mac?: string;
   host?: string;
-}): DeviceAddArgs {
+  sysfsdev?: string;
+}
+
+function q35Request(args: DeviceAddInput): DeviceAddArgs {
   const { driver } = args;
   const block = driver === "virtio-blk-pci";
+  if (driver === "vfio-pci") return vfioRequest(args);
   if (!block && driver !== "virtio-net-pci") {
-    if (driver === "vfio-pci") {
-      throw genericError(
-        "driver: vfio-pci by device_add is not built yet (docs/q35.md): give it on the command line (-device vfio-pci,host=...,bus=pcie.0,addr=...); the q35 machine hot-plugs virtio-blk-pci and virtio-net-pci",
-      );
-    }
     if (driver === "pcie-root-port") {
       throw genericError(
         "driver: root ports cannot be hot-plugged; give them on the command line (-device pcie-root-port,...)",
@@ -157,15 +157,12 @@ function q35Request(args: {
     throw genericError(
       BLOCK_DRIVERS.has(driver) || NET_DRIVERS.has(driver)
         ? `driver: '${driver}' is a microvm device; the q35 machine takes virtio-blk-pci and virtio-net-pci`
-        : `driver: unknown device type '${driver}'; the q35 machine hot-plugs virtio-blk-pci and virtio-net-pci`,
+        : `driver: unknown device type '${driver}'; the q35 machine hot-plugs virtio-blk-pci, virtio-net-pci and vfio-pci`,
     );
   }
   if (args.host !== undefined) throw genericError("host: only vfio-pci takes host");
-  if (args.lun !== undefined)
-    throw genericError("lun: the q35 machine takes bus (a root port) and addr 0x0");
-  if (args.bus === undefined) {
-    throw genericError(`bus: missing; ${driver} is hot-plugged into a pcie-root-port (its id)`);
-  }
+  if (args.sysfsdev !== undefined) throw genericError("sysfsdev: only vfio-pci takes sysfsdev");
+  requireRootPortSlot(args);
   if (block && args.netdev !== undefined)
     throw genericError(`netdev: '${driver}' takes drive, not netdev`);
   if (!block && args.drive !== undefined)
@@ -183,6 +180,19 @@ function q35Request(args: {
     slot: 0,
     slotField: "addr",
   };
+  if (args.mac !== undefined) request.mac = args.mac.toLowerCase();
+  return request;
+}
+
+/** What every q35 hot-plug says of its place: a root port's bus, its slot 0x0. */
+function requireRootPortSlot(args: DeviceAddInput): void {
+  if (args.lun !== undefined)
+    throw genericError("lun: the q35 machine takes bus (a root port) and addr 0x0");
+  if (args.bus === undefined) {
+    throw genericError(
+      `bus: missing; ${args.driver} is hot-plugged into a pcie-root-port (its id)`,
+    );
+  }
   if (args.addr !== undefined) {
     // QEMU's form, slot[.function]: only function 0 of slot 0 is a root port's.
     const m = /^(?:0x)?([0-9a-f]+)(?:\.(?:0x)?([0-9a-f]+))?$/i.exec(String(args.addr).trim());
@@ -192,9 +202,48 @@ function q35Request(args: {
       );
     }
   }
-  if (args.mac !== undefined) request.mac = args.mac.toLowerCase();
+}
+
+/**
+ * q35: `vfio-pci` into slot 0 of a root port, the host function by `host`
+ * (DDDD:BB:SS.F) or `sysfsdev`. The VM process opens it and says by name
+ * why it cannot (no /dev/vfio, not bound to vfio-pci, a group not viable).
+ */
+function vfioRequest(args: DeviceAddInput): DeviceAddArgs {
+  for (const key of ["drive", "netdev", "mac"] as const) {
+    if (args[key] !== undefined)
+      throw genericError(`${key}: vfio-pci takes host or sysfsdev, not ${key}`);
+  }
+  if ((args.host === undefined) === (args.sysfsdev === undefined)) {
+    throw genericError(
+      "host: vfio-pci takes exactly one of host (DDDD:BB:SS.F) and sysfsdev (a sysfs directory)",
+    );
+  }
+  if (args.host !== undefined && !HOST_ADDRESS.test(args.host)) {
+    throw genericError(
+      `host: expected a PCI address DDDD:BB:SS.F such as 0000:00:03.0, got ${describe(args.host)}`,
+    );
+  }
+  if (args.sysfsdev !== undefined && !args.sysfsdev.startsWith("/")) {
+    throw genericError(
+      `sysfsdev: expected an absolute path such as /sys/bus/pci/devices/0000:00:03.0, got ${describe(args.sysfsdev)}`,
+    );
+  }
+  requireRootPortSlot(args);
+  const request: DeviceAddArgs = {
+    id: args.id,
+    kind: "vfio",
+    bus: args.bus,
+    slot: 0,
+    slotField: "addr",
+  };
+  if (args.host !== undefined) request.host = args.host;
+  if (args.sysfsdev !== undefined) request.sysfsdev = args.sysfsdev;
   return request;
 }
+
+/** DDDD:BB:SS.F, or BB:SS.F (domain 0000), as `-device vfio-pci,host=` takes it. */
+const HOST_ADDRESS = /^(?:[0-9a-f]{4}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]$/i;
 
 const BLOCK_DRIVERS = new Set(["virtio-blk-mmio", "virtio-blk-device"]);
 const NET_DRIVERS = new Set(["virtio-net-mmio", "virtio-net-device"]);
@@ -233,6 +282,7 @@ export const deviceAdd = defineCommand({
       bus: z.string().optional(),
       mac: z.string().optional(),
       host: z.string().optional(),
+      sysfsdev: z.string().optional(),
     })
     .strict(),
   async handler(args, { vm }) {
@@ -259,6 +309,8 @@ export const deviceAdd = defineCommand({
       throw genericError("bus: the microvm has no buses; give the slot with addr");
     if (args.host !== undefined)
       throw genericError("host: only vfio-pci takes host (standard machine)");
+    if (args.sysfsdev !== undefined)
+      throw genericError("sysfsdev: only vfio-pci takes sysfsdev (standard machine)");
     if (args.addr !== undefined && args.lun !== undefined) {
       throw genericError("give the slot with addr or with lun, not both");
     }
