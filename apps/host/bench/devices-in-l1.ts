@@ -22,7 +22,7 @@ import {
 import { createTap, l1Receive, l1Send } from "../test/linux/l1-net";
 import { SerialConsole } from "../test/support/console";
 import { QmpClient } from "../src/qmp/client";
-import { median, qemuMicrovm } from "./measure";
+import { median, qemuMicrovm, virgaKernelBoot } from "./measure";
 import {
   countsPerMiB,
   describeCounts,
@@ -70,20 +70,7 @@ export function virgaDeviceVmm(vmmBin: string): DeviceVmm {
     key: "virga",
     command: vmmBin,
     args: (files, disks, tap) => [
-      "-machine",
-      "microvm",
-      "-kernel",
-      files.kernel,
-      "-initrd",
-      files.initrd,
-      "-smp",
-      files.smp,
-      "-m",
-      files.memMiB,
-      "-append",
-      APPEND,
-      "-serial",
-      "stdio",
+      ...virgaKernelBoot({ machine: "microvm", ...files, append: APPEND }),
       // direct=off: L1's 6.1 kernel has no O_DIRECT on tmpfs (EINVAL), and
       // QEMU's default cache mode goes through L1's page cache the same way.
       ...disks.flatMap((file, i) => [
@@ -218,6 +205,14 @@ class VmmExited extends Error {
   ) {
     super(`the VMM exited (${String(code)}): ${stderr || "(no stderr)"}`);
   }
+}
+
+/** An error met while measuring, with the guest's console and the VMM's stderr. */
+export function withTranscript(key: string, guest: BootedGuest, error: unknown): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  return new Error(
+    `${key}: ${message}\n--- console:\n${guest.text().slice(-3000)}\n--- stderr:\n${guest.stderr()}`,
+  );
 }
 
 export async function stop(guest: BootedGuest): Promise<void> {
@@ -385,10 +380,7 @@ async function measureRound(
         : { supported: false as const, reason: refused };
     return { net, blk: await measureBlk(guest), mmio: await measureMmio(guest, vmm) };
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new Error(
-      `${vmm.key}: ${message}\n--- console:\n${guest.text().slice(-3000)}\n--- stderr:\n${guest.stderr()}`,
-    );
+    throw withTranscript(vmm.key, guest, error);
   } finally {
     qmp?.close();
     await stop(guest);

@@ -3,16 +3,19 @@
 // microvm with the same kernel, initramfs, vCPUs, memory and block slots
 // (and QEMU with no devices, for reference), alternating; then the device
 // section (devices-in-l1.ts): network, disk and MMIO figures under each;
-// then snapshots, restores and live migration (snapmig-in-l1.ts).
-// usage: node linux-in-l1.js --runs N --out FILE [--section boot|devices|snapmig|all]
+// then snapshots, restores and live migration (snapmig-in-l1.ts); then the
+// q35 board's boot and hot-plug (q35-in-l1.ts).
+// usage: node linux-in-l1.js --runs N --out FILE [--section boot|devices|snapmig|q35|all]
 //        [--device-runs N] [--net-mib MIB] [--net-irq-cpu 0|1] [--net-task-cpu 0|1]
-//        [--snapmig-runs N]
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+//        [--snapmig-runs N] [--hotplug-runs N]
+import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { qemuDeviceVmm, runDeviceBench, virgaDeviceVmm } from "./devices-in-l1";
 import { qemuSnapshotVmm, runSnapMigBench, virgaSnapshotVmm } from "./snapmig-in-l1";
-import { bootOnce, median, QEMU_SAME_DISKS, qemuMicrovm, startVmm } from "./measure";
+import { accountedBoot, describeAccounting, summariseAccounting } from "./accounted-boot";
+import { bootOnce, median, QEMU_SAME_DISKS, qemuMicrovm, virgaKernelBoot } from "./measure";
+import { q35BootFigures, q35HotPlugFigures } from "./q35-in-l1";
 
 const root = path.resolve(__dirname, "..", "..", "..", "..");
 const built = path.join(root, "build", "guests", "linux");
@@ -31,60 +34,6 @@ const vmmBin = path.join(root, "native", "build", "Release", "virga-vmm");
 const append = "console=ttyS0 quiet virga.action=poweroff";
 const MARKER = "VIRGA-GUEST ready";
 
-/** Where virga-vmm's boot went, from its -D log line for vcpu0 at exit. */
-interface Accounting {
-  readyMs: number;
-  /** Ready marker → process exit (the guest's last markers and power-off). */
-  tailMs: number;
-  startToFirstEntryMs: number;
-  exits: number;
-  runMs: number;
-  exitHandlingMs: number;
-  /** At least this much of the boot to ready was inside KVM_RUN. */
-  runBeforeReadyMs: number;
-}
-
-const VCPU0_LINE =
-  /vcpu0: (\d+) exits \(.*\), ([\d.]+) ms in KVM_RUN, ([\d.]+) ms handling exits, first guest entry ([\d.]+) ms after start/;
-
-// One boot that runs to the guest's own power-off, so the VMM writes its
-// per-vCPU accounting to the -D log. Time inside KVM_RUN is the guest's
-// code plus the kernel's exit handling: the same for any VMM that gives the
-// guest the same machine. Up to the marker it is at least the total less
-// everything after the marker.
-async function accountedBoot(command: string, args: string[]): Promise<Accounting> {
-  const log = path.join(scratch, "accounted.log");
-  rmSync(log, { force: true });
-  const vmm = startVmm(command, [...args, "-D", log], MARKER, 180000);
-  try {
-    const readyMs = await vmm.ready;
-    const exitMs = await Promise.race([
-      vmm.exited,
-      new Promise<never>((_, reject) =>
-        setTimeout(() => {
-          reject(new Error("the guest did not power off within 60 s of its ready marker"));
-        }, 60000),
-      ),
-    ]);
-    const match = VCPU0_LINE.exec(readFileSync(log, "utf8"));
-    if (match === null) throw new Error(`no vcpu0 accounting line in ${log}`);
-    const [exits, runMs, exitHandlingMs, startToFirstEntryMs] = match.slice(1).map(Number);
-    const tailMs = exitMs - readyMs;
-    return {
-      readyMs,
-      tailMs,
-      startToFirstEntryMs: startToFirstEntryMs ?? 0,
-      exits: exits ?? 0,
-      runMs: runMs ?? 0,
-      exitHandlingMs: exitHandlingMs ?? 0,
-      runBeforeReadyMs: (runMs ?? 0) - tailMs,
-    };
-  } finally {
-    vmm.child.kill("SIGKILL");
-    await vmm.exited;
-  }
-}
-
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
@@ -93,22 +42,7 @@ function arg(name: string, fallback: string): string {
 async function bootSection(runs: number, smp: string, mem: string): Promise<object> {
   const virga: [string, string[]] = [
     vmmBin,
-    [
-      "-machine",
-      "microvm",
-      "-kernel",
-      kernel,
-      "-initrd",
-      initrd,
-      "-smp",
-      smp,
-      "-m",
-      mem,
-      "-append",
-      append,
-      "-serial",
-      "stdio",
-    ],
+    virgaKernelBoot({ machine: "microvm", kernel, initrd, smp, memMiB: mem, append }),
   ];
   // QEMU's microvm finds its virtio-mmio devices and COM1 through ACPI, as
   // ours; the RTC is on (without it Linux spins ~4 s probing one).
@@ -132,29 +66,17 @@ async function bootSection(runs: number, smp: string, mem: string): Promise<obje
       `run ${i + 1}: virga ${samples.virga.at(-1)?.toFixed(0)} ms, qemu (same disks) ${samples.qemu.at(-1)?.toFixed(0)} ms, qemu (no devices) ${samples.qemuBare.at(-1)?.toFixed(0)} ms`,
     );
   }
-  const accounted: Accounting[] = [];
+  const accounted = [];
   for (let i = 0; i < runs; i++) {
-    const one = await accountedBoot(...virga);
+    const one = await accountedBoot(...virga, MARKER, path.join(scratch, "accounted.log"));
     accounted.push(one);
-    console.log(
-      `accounted run ${i + 1}: ready ${one.readyMs.toFixed(0)} ms; first guest entry ${one.startToFirstEntryMs.toFixed(0)} ms; ` +
-        `${one.exits} exits handled in ${one.exitHandlingMs.toFixed(0)} ms; ` +
-        `in KVM_RUN ${one.runMs.toFixed(0)} ms to exit, >= ${one.runBeforeReadyMs.toFixed(0)} ms before ready`,
-    );
+    console.log(describeAccounting(i + 1, one));
   }
-  const medianOf = (pick: (a: Accounting) => number) => median(accounted.map(pick));
   return {
     virga: { medianMs: median(samples.virga), samples: samples.virga },
     qemu: { medianMs: median(samples.qemu), samples: samples.qemu },
     qemuNoDevices: { medianMs: median(samples.qemuBare), samples: samples.qemuBare },
-    virgaAccounting: {
-      readyMs: medianOf((a) => a.readyMs),
-      startToFirstEntryMs: medianOf((a) => a.startToFirstEntryMs),
-      exits: medianOf((a) => a.exits),
-      exitHandlingMs: medianOf((a) => a.exitHandlingMs),
-      runBeforeReadyMs: medianOf((a) => a.runBeforeReadyMs),
-      runs: accounted,
-    },
+    virgaAccounting: summariseAccounting(accounted),
   };
 }
 
@@ -164,8 +86,8 @@ async function main(): Promise<void> {
   const mem = arg("mem", "512");
   const out = arg("out", "linux-bench.json");
   const section = arg("section", "all");
-  if (!["boot", "devices", "snapmig", "all"].includes(section))
-    throw new Error(`--section: expected boot, devices, snapmig or all, got '${section}'`);
+  if (!["boot", "devices", "snapmig", "q35", "all"].includes(section))
+    throw new Error(`--section: expected boot, devices, snapmig, q35 or all, got '${section}'`);
   const wanted = (name: string) => section === "all" || section === name;
   let result: object = { runs, smp, memMiB: Number(mem), kernel };
   if (wanted("boot")) result = { ...result, ...(await bootSection(runs, smp, mem)) };
@@ -216,6 +138,24 @@ async function main(): Promise<void> {
       },
     );
     result = { ...result, snapmig: { reps, smp: 2, memMiB: Number(mem), ...dirty, ...figures } };
+  }
+  if (wanted("q35")) {
+    const rounds = Number(arg("hotplug-runs", "2"));
+    const cycles = 3;
+    const bootDisk = path.join(scratch, "q35-boot.img");
+    writeFileSync(bootDisk, Buffer.alloc(16 * 1024 * 1024, 0x5a));
+    const files = { kernel, initrd, memMiB: mem, smp, bootDisk };
+    const log = (line: string) => {
+      console.log(line);
+    };
+    console.log(
+      `q35: ${runs} boots per VMM (alternating), ${smp} vCPU(s), ${mem} MiB, root port 1 empty and a ` +
+        `virtio-blk-pci disk in root port 2; then ${rounds} rounds of one boot per VMM with ${cycles} ` +
+        `plug/unplug cycles each`,
+    );
+    const boot = await q35BootFigures(vmmBin, files, runs, scratch, log);
+    const hotplug = await q35HotPlugFigures(vmmBin, files, { rounds, cycles }, scratch, log);
+    result = { ...result, q35: { smp: Number(smp), memMiB: Number(mem), boot, hotplug } };
   }
   writeFileSync(out, JSON.stringify(result, null, 2));
 }

@@ -1,13 +1,16 @@
 // `npm run bench linux`: boots one L1 machine with real KVM (the host's PVM
 // cannot run stock Linux) and compares Linux boot times, device figures and
-// snapshot, restore and migration figures there (linux-in-l1.ts runs inside).
+// snapshot, restore and migration figures and the q35 board's boot and
+// hot-plug figures there (linux-in-l1.ts runs inside).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import type { DeviceResult } from "./devices-in-l1";
 import type { SnapMigResult } from "./snapmig-in-l1";
+import type { Q35Figures } from "./q35-in-l1";
 import { printTable } from "./measure";
+import { printQ35 } from "./q35-report";
 
 const root = path.resolve(__dirname, "..", "..", "..", "..");
 /** run-in-l1.sh's status when L1 died or hung while the command ran. */
@@ -53,6 +56,7 @@ const PASSED_ON = [
   "--net-irq-cpu",
   "--net-task-cpu",
   "--snapmig-runs",
+  "--hotplug-runs",
 ];
 
 function passedOn(): string[] {
@@ -207,6 +211,7 @@ export function runLinuxBench(runs: number, smp: number, memMiB: number): void {
         ],
         { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
       );
+    const loadBefore = loadavg()[0] ?? 0;
     let run = runL1();
     // L1 itself lost (exit 91: QEMU's TCG SVM losing an interrupt, as the
     // Linux tests meet it too): one fresh L1, as they get.
@@ -217,19 +222,26 @@ export function runLinuxBench(runs: number, smp: number, memMiB: number): void {
       run = runL1();
     }
     if (run.status !== 0) throw new Error(`the L1 run failed (exit ${String(run.status)})`);
+    const hostLoad = [loadBefore, loadavg()[0] ?? 0];
     const result = JSON.parse(readFileSync(out, "utf8")) as Partial<BootFigures> & {
       devices?: DeviceFigures;
       snapmig?: SnapMigFigures;
+      q35?: Q35Figures;
     };
     let ratios = {};
     if (result.virga !== undefined) ratios = printBoot(result as BootFigures, runs);
     if (result.devices !== undefined) printDevices(result.devices);
     if (result.snapmig !== undefined) printSnapMig(result.snapmig);
+    if (result.q35 !== undefined) printQ35(result.q35);
+    console.log(
+      `the host's load average (1 min) before / after: ${hostLoad.map((l) => l.toFixed(1)).join(" / ")}`,
+    );
     const outDir = path.join(root, "bench-results");
     mkdirSync(outDir, { recursive: true });
     writeFileSync(
       path.join(outDir, "linux.json"),
-      JSON.stringify({ date: new Date().toISOString(), ...ratios, ...result }, null, 2) + "\n",
+      JSON.stringify({ date: new Date().toISOString(), hostLoad, ...ratios, ...result }, null, 2) +
+        "\n",
     );
     console.log("wrote bench-results/linux.json");
   } finally {

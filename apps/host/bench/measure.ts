@@ -72,6 +72,33 @@ export function qemuMicrovm(options: {
   ];
 }
 
+/** virga-vmm booting a kernel with its console on stdio, as the Linux benches start it. */
+export function virgaKernelBoot(options: {
+  machine: string;
+  kernel: string;
+  initrd: string;
+  smp: string;
+  memMiB: string;
+  append: string;
+}): string[] {
+  return [
+    "-machine",
+    options.machine,
+    "-kernel",
+    options.kernel,
+    "-initrd",
+    options.initrd,
+    "-smp",
+    options.smp,
+    "-m",
+    options.memMiB,
+    "-append",
+    options.append,
+    "-serial",
+    "stdio",
+  ];
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
