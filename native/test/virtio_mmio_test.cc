@@ -39,6 +39,21 @@ struct Rig {
     std::memcpy(data, &value, 4);
     mmio->Write(offset, data, 4);
   }
+  void DriverOk() { Write(kStatus, kDriverOk); }
+  // Raises a configuration-change interrupt: how often that asserted the line.
+  uint64_t Interrupt() {
+    mmio->SignalConfigChange();
+    return Assertions();
+  }
+  // Into this fresh transport, `source`'s saved state, then what the board
+  // does after a restore.
+  void RestoreFrom(Rig& source) {
+    state::ByteWriter out;
+    source.mmio->SaveState(out);
+    state::ByteReader in(out.data().data(), out.data().size(), "SLOT");
+    mmio->RestoreState(in);
+    mmio->LineLowered();
+  }
   // How often the line was asserted since the last call (the irqfd's count).
   uint64_t Assertions() {
     uint64_t count = 0;
@@ -49,13 +64,11 @@ struct Rig {
 
 TEST("virtio-mmio: while the line is up and the guest has not ended the interrupt, more interrupts assert nothing") {
   Rig rig;
-  rig.Write(kStatus, kDriverOk);
-  rig.mmio->SignalConfigChange();
-  EXPECT_EQ(rig.Assertions(), 1u);
+  rig.DriverOk();
+  EXPECT_EQ(rig.Interrupt(), 1u);
   // A burst the guest's handler will find in the status anyway: no new edge.
-  rig.mmio->SignalConfigChange();
-  rig.mmio->SignalConfigChange();
-  EXPECT_EQ(rig.Assertions(), 0u);
+  EXPECT_EQ(rig.Interrupt(), 0u);
+  EXPECT_EQ(rig.Interrupt(), 0u);
   EXPECT_EQ(rig.Read(kInterruptStatus), 2u);
   rig.Write(kInterruptAck, 2);
   EXPECT_EQ(rig.Read(kInterruptStatus), 0u);
@@ -63,23 +76,20 @@ TEST("virtio-mmio: while the line is up and the guest has not ended the interrup
   rig.mmio->LineLowered();
   EXPECT_EQ(rig.Assertions(), 0u);
   // ...until the next interrupt.
-  rig.mmio->SignalConfigChange();
-  EXPECT_EQ(rig.Assertions(), 1u);
+  EXPECT_EQ(rig.Interrupt(), 1u);
 }
 
 TEST("virtio-mmio: at the EOI the line comes up again while the status is still set") {
   Rig rig;
-  rig.Write(kStatus, kDriverOk);
-  rig.mmio->SignalConfigChange();
-  EXPECT_EQ(rig.Assertions(), 1u);
+  rig.DriverOk();
+  EXPECT_EQ(rig.Interrupt(), 1u);
   // Ended without acknowledging: up again at once.
   rig.mmio->LineLowered();
   EXPECT_EQ(rig.Assertions(), 1u);
   // Acknowledged, then a new interrupt before the EOI: the line is still up,
   // so nothing now, and up again at the EOI because the status is set.
   rig.Write(kInterruptAck, 2);
-  rig.mmio->SignalConfigChange();
-  EXPECT_EQ(rig.Assertions(), 0u);
+  EXPECT_EQ(rig.Interrupt(), 0u);
   rig.mmio->LineLowered();
   EXPECT_EQ(rig.Assertions(), 1u);
   EXPECT_EQ(rig.Read(kInterruptStatus), 2u);
@@ -87,40 +97,28 @@ TEST("virtio-mmio: at the EOI the line comes up again while the status is still 
 
 TEST("virtio-mmio: after a device reset the next interrupt asserts the line without waiting for an EOI") {
   Rig rig;
-  rig.Write(kStatus, kDriverOk);
-  rig.mmio->SignalConfigChange();
-  EXPECT_EQ(rig.Assertions(), 1u);
+  rig.DriverOk();
+  EXPECT_EQ(rig.Interrupt(), 1u);
   rig.Write(kStatus, 0);
   EXPECT_EQ(rig.Read(kInterruptStatus), 0u);
-  rig.Write(kStatus, kDriverOk);
-  rig.mmio->SignalConfigChange();
-  EXPECT_EQ(rig.Assertions(), 1u);
+  rig.DriverOk();
+  EXPECT_EQ(rig.Interrupt(), 1u);
 }
 
 TEST("virtio-mmio: a restored transport raises its line from the saved interrupt status, once") {
   Rig source;
-  source.Write(kStatus, kDriverOk);
-  source.mmio->SignalConfigChange();
-  state::ByteWriter out;
-  source.mmio->SaveState(out);
-
+  source.DriverOk();
+  EXPECT_EQ(source.Interrupt(), 1u);
   Rig restored;
-  state::ByteReader in(out.data().data(), out.data().size(), "SLOT");
-  restored.mmio->RestoreState(in);
-  restored.mmio->LineLowered();
+  restored.RestoreFrom(source);
   EXPECT_EQ(restored.Assertions(), 1u);
   EXPECT_EQ(restored.Read(kInterruptStatus), 2u);
-  restored.mmio->SignalConfigChange();
-  EXPECT_EQ(restored.Assertions(), 0u);
+  EXPECT_EQ(restored.Interrupt(), 0u);
 
   // Saved with the status clear: the line stays down after the restore.
   source.Write(kInterruptAck, 2);
-  state::ByteWriter clear;
-  source.mmio->SaveState(clear);
   Rig quiet;
-  state::ByteReader clear_in(clear.data().data(), clear.data().size(), "SLOT");
-  quiet.mmio->RestoreState(clear_in);
-  quiet.mmio->LineLowered();
+  quiet.RestoreFrom(source);
   EXPECT_EQ(quiet.Assertions(), 0u);
 }
 
