@@ -1,5 +1,7 @@
 // An interrupt line handed to a device: an eventfd the kernel turns into a
-// GSI edge (irqfd), so raising it never needs the VM fd or a vCPU exit.
+// GSI edge (a plain irqfd), or holds up until the guest's EOI (a resample
+// irqfd, devices/level_irq.h), so raising it never needs the VM fd or a
+// vCPU exit.
 #pragma once
 
 #include <sys/eventfd.h>

@@ -35,9 +35,14 @@ constexpr uint64_t kRegConfig = 0x100;
 }  // namespace
 
 MmioTransport::MmioTransport(std::shared_ptr<VirtioDevice> device, const GuestMemory* memory, const IrqLine* irq)
-    : Transport(std::move(device), memory), irq_(irq) {}
+    : Transport(std::move(device), memory),
+      line_([irq] { irq->Trigger(); }, [this] { return interrupt_status() != 0; }) {}
 
-void MmioTransport::Deliver(uint32_t, uint16_t) { irq_->Trigger(); }
+void MmioTransport::Deliver(uint32_t, uint16_t) { line_.Raise(); }
+
+// The status is clear after a reset; whatever KVM still holds up falls at
+// the next EOI, and the next interrupt asserts the line afresh.
+void MmioTransport::ResetRegistersLocked() { line_.Lowered(); }
 
 void MmioTransport::Read(uint64_t offset, uint8_t* data, uint32_t len) {
   if (offset == kRegInterruptStatus && len == 4) {

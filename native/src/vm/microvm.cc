@@ -1,10 +1,12 @@
 #include "vm/microvm.h"
 
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "arch/x86_64/layout.h"
+#include "common/error.h"
 #include "common/hex.h"
 
 namespace virga {
@@ -30,8 +32,19 @@ virtio::MmioTransport* MicrovmBoard::AddSlot(
   slot.loop = std::make_shared<EventLoop>();
   io_threads_.Add(slot.loop);
   slot.irq = std::make_unique<IrqLine>(index == x86::kBalloonSlot ? x86::kBalloonGsi : x86::kVirtioFirstGsi + index);
-  context.vm.RegisterIrqfd(slot.irq->fd(), slot.irq->gsi());
+  slot.resample.Reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!slot.resample.valid()) throw ErrnoError("eventfd for a virtio-mmio line's resample");
+  context.vm.RegisterResampleIrqfd(slot.irq->fd(), slot.irq->gsi(), slot.resample.get());
   slot.transport = std::make_shared<virtio::MmioTransport>(make(slot.loop), &context.memory, slot.irq.get());
+  // Served by the slot's own I/O thread, which also raises the line: the
+  // EOI of a busy NIC never waits for another device's work.
+  int resample = slot.resample.get();
+  virtio::MmioTransport* transport = slot.transport.get();
+  slot.loop->Add(resample, EPOLLIN, [resample, transport](uint32_t) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t n = ::read(resample, &count, sizeof(count));
+    transport->LineLowered();
+  });
   context.mmio.Insert(slot.base, x86::kVirtioMmioStride, slot.transport);
   const auto& fds = slot.transport->notify_fds();
   for (uint16_t q = 0; q < fds.size(); ++q) {
@@ -113,6 +126,8 @@ void MicrovmBoard::Load(const state::StateFile& file) {
     if (base != slots_[i].base) throw state::StateError("its device slots are laid out differently");
     slots_[i].transport->RestoreState(in);
     in.ExpectEnd();
+    // The irqchip is restored already; the line follows the saved status.
+    slots_[i].transport->LineLowered();
     // What the driver posted before the snapshot is served once the I/O threads run.
     slots_[i].transport->KickQueues();
   }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/fd.h"
 #include "devices/irq.h"
 #include "io/event_loop.h"
 #include "virtio/mmio_transport.h"
@@ -47,7 +48,8 @@ class MicrovmBoard : public Board {
     // the console or a vCPU. Shared with a device that watches its own fds
     // (a NIC's tap), which may outlive the slot (the MMIO bus holds it).
     std::shared_ptr<EventLoop> loop;
-    std::unique_ptr<IrqLine> irq;
+    std::unique_ptr<IrqLine> irq;  // a level line: a resample irqfd (devices/level_irq.h)
+    UniqueFd resample;             // KVM signals it at the EOI that lowers the line
     std::shared_ptr<virtio::MmioTransport> transport;
   };
 

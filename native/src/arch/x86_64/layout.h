@@ -53,7 +53,8 @@ constexpr uint32_t kPowerButtonGsi = 9;  // the SCI's traditional line, free on 
 constexpr uint32_t kVirtioFirstGsi = 16;
 // The microvm's fixed virtio-mmio slots (docs/devices.md): 6 block, 2 NIC,
 // then the balloon. GSIs 16-23 fill the IOAPIC's 24 pins, so the balloon
-// takes ISA IRQ 5, free on this machine (edge, active-high as ISA lines are).
+// takes ISA IRQ 5, free on this machine. Every slot's line is
+// level-triggered, active high (the ACPI _CRS and the MP table say so).
 constexpr uint32_t kBlockSlots = 6;
 constexpr uint32_t kNetSlots = 2;
 constexpr uint32_t kBalloonSlot = kBlockSlots + kNetSlots;

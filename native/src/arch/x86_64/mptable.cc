@@ -75,7 +75,8 @@ constexpr uint8_t kIrqTypeInt = 0;
 constexpr uint8_t kIrqTypeNmi = 1;
 constexpr uint8_t kIrqTypeExtInt = 3;
 constexpr uint8_t kApicVersion = 0x14;
-constexpr uint16_t kActiveHighEdge = 0x5;
+// Polarity 01 (active high), trigger 11 (level).
+constexpr uint16_t kActiveHighLevel = 0xd;
 
 uint8_t Checksum(const uint8_t* data, size_t len) {
   uint8_t sum = 0;
@@ -125,7 +126,10 @@ void WriteMpTable(const GuestMemory& memory, const std::vector<uint32_t>& apic_i
     if (pin == 2) continue;
     uint8_t source = pin;
     uint8_t dest = pin == 0 ? 2 : pin;
-    uint16_t flags = pin >= kVirtioFirstGsi ? kActiveHighEdge : 0;
+    // The virtio-mmio slots' lines (and q35's INTx on the same pins) are
+    // level-triggered: up while the device has an interrupt pending.
+    bool level = pin >= kVirtioFirstGsi || pin == kBalloonGsi;
+    uint16_t flags = level ? kActiveHighLevel : 0;
     append(MpInterrupt{3, kIrqTypeInt, flags, 0, source, static_cast<uint8_t>(ioapic_id), dest});
     ++count;
   }

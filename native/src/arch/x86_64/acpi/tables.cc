@@ -168,7 +168,9 @@ Bytes BuildDsdt(const AcpiLayout& layout) {
                                        Name("_CRS", ResourceTemplate({
                                                         Memory32Fixed(static_cast<uint32_t>(slot.base),
                                                                       static_cast<uint32_t>(slot.size), true),
-                                                        ExtendedInterrupt(slot.gsi, true, false, false),
+                                                        // Level, active high: up while the
+                                                        // slot's interrupt status is set.
+                                                        ExtendedInterrupt(slot.gsi, false, false, false),
                                                     })),
                                    }));
   }
