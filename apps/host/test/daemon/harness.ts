@@ -292,7 +292,6 @@ export async function withVirgad<T>(body: (fixture: VirgadFixture) => Promise<T>
   }
 }
 
-/** A console subscriber that collects text and the last message id. */
 /** Asks the probe guest something on its console and waits for the answer after this point. */
 export async function ask(
   client: ReturnType<VirgadProcess["client"]>,
@@ -303,12 +302,20 @@ export async function ask(
 ): Promise<void> {
   const from = console.text.length;
   await client.vm.consoleInput.mutate({ id, data: `${command}\n` });
-  await waitUntil(
-    () => answer.test(console.text.slice(from)),
-    `${String(answer)} from '${command}' on ${id}'s console`,
-  );
+  try {
+    await waitUntil(
+      () => answer.test(console.text.slice(from)),
+      `${String(answer)} from '${command}' on ${id}'s console`,
+    );
+  } catch (error) {
+    // What the guest did say is what tells a slow answer from a wrong one.
+    if (error instanceof Error)
+      error.message += ` (got ${JSON.stringify(console.text.slice(from).slice(-200))})`;
+    throw error;
+  }
 }
 
+/** A console subscriber that collects text and the last message id. */
 export class ConsoleWatcher {
   text = "";
   lastId: string | null = null;

@@ -16,37 +16,19 @@ import { readSector, sectorPattern } from "../support/disk";
 import { requireKvmHost } from "../support/guest";
 import { requireTaps, testBridge } from "../support/tap";
 import {
+  ask,
   ConsoleWatcher,
   refused,
   storedConfig,
   waitUntil,
   withVirgad,
   type VirgadFixture,
-  type VirgadProcess,
 } from "./harness";
 
 const TEST = { timeout: 120000 };
 const MIB = 1024 * 1024;
 const testNet = testBridge("vgtpl");
 const bridge = testNet.name;
-
-type Client = ReturnType<VirgadProcess["client"]>;
-
-/** Sends a probe shell command and waits for its answer line. */
-async function shell(
-  client: Client,
-  console: ConsoleWatcher,
-  id: string,
-  command: string,
-  answer: RegExp,
-): Promise<void> {
-  const from = console.text.length;
-  await client.vm.consoleInput.mutate({ id, data: `${command}\n` });
-  await waitUntil(
-    () => answer.test(console.text.slice(from)),
-    `${String(answer)} from '${command}' on ${id}'s console (got ${JSON.stringify(console.text.slice(from).slice(-200))})`,
-  );
-}
 
 function templateEntries(fx: VirgadFixture): string[] {
   return readdirSync(path.join(fx.runDir, "templates")).sort();
@@ -83,8 +65,8 @@ describe("virgad templates and clones", () => {
         fx.track((await client.vm.start.mutate({ id: "src" })).pid);
         await srcConsole.waitFor(/PROBE ready[\s\S]*probe> $/);
         const nic = await client.vm.attachNic.mutate({ id: "src", bridge, slot: 0 });
-        await shell(client, srcConsole, "src", "blk 0 write 3 7", /OK blk write/);
-        await shell(client, srcConsole, "src", "blk 0 flush", /OK blk flush/);
+        await ask(client, srcConsole, "src", "blk 0 write 3 7", /OK blk write/);
+        await ask(client, srcConsole, "src", "blk 0 flush", /OK blk flush/);
 
         // Refusals first: each leaves nothing behind.
         await refused(
@@ -132,7 +114,7 @@ describe("virgad templates and clones", () => {
         assert.deepEqual(templateEntries(fx), ["tpl"], "no staging or temporary left");
         // The source runs on (the default) and still answers.
         assert.equal((await client.vm.get.query({ id: "src" })).state, "running");
-        await shell(client, srcConsole, "src", "blk 0 verify 3 7", /OK blk verify/);
+        await ask(client, srcConsole, "src", "blk 0 verify 3 7", /OK blk verify/);
 
         await refused(
           client.vm.snapshot.mutate({ id: "src", template: "tpl" }),
@@ -212,8 +194,8 @@ describe("virgad templates and clones", () => {
           const console = new ConsoleWatcher(client, id);
           consoles.set(id, console);
           // Restored at the prompt: its shell answers, and its disk holds the template's data.
-          await shell(client, console, id, "blk 0 verify 3 7", /OK blk verify/);
-          await shell(client, console, id, "net 0 info", new RegExp(`OK net info mac=${nic.mac}`));
+          await ask(client, console, id, "blk 0 verify 3 7", /OK blk verify/);
+          await ask(client, console, id, "net 0 info", new RegExp(`OK net info mac=${nic.mac}`));
         }
         const cloneMacs = new Set(
           await Promise.all(
@@ -234,9 +216,9 @@ describe("virgad templates and clones", () => {
         const c1 = consoles.get("tpl-1");
         const c2 = consoles.get("tpl-2");
         assert.ok(c1 !== undefined && c2 !== undefined);
-        await shell(client, c1, "tpl-1", "blk 0 write 5 9", /OK blk write/);
-        await shell(client, c1, "tpl-1", "blk 0 flush", /OK blk flush/);
-        await shell(client, c2, "tpl-2", "blk 0 verify 5 9", /ERR blk verify mismatch/);
+        await ask(client, c1, "tpl-1", "blk 0 write 5 9", /OK blk write/);
+        await ask(client, c1, "tpl-1", "blk 0 flush", /OK blk flush/);
+        await ask(client, c2, "tpl-2", "blk 0 verify 5 9", /ERR blk verify mismatch/);
         const pattern = sectorPattern(5, 9);
         assert.deepEqual(
           readSector(path.join(fx.runDir, "vms", "tpl-1", "disks", "0-data.img"), 5),
@@ -277,13 +259,7 @@ describe("virgad templates and clones", () => {
         const rebooted = (await client.vm.devices.query({ id: "tpl-3" })).nics[0];
         assert.equal(rebooted?.mac, derivedMac("tpl-3", 0));
         assert.equal(rebooted.guestMac, undefined);
-        await shell(
-          client,
-          c3,
-          "tpl-3",
-          "net 0 info",
-          new RegExp(`OK net info mac=${rebooted.mac}`),
-        );
+        await ask(client, c3, "tpl-3", "net 0 info", new RegExp(`OK net info mac=${rebooted.mac}`));
 
         // Deleting the template leaves running clones running (they map its memory).
         const deleted = await client.template.delete.mutate({ name: "tpl" });
@@ -294,7 +270,7 @@ describe("virgad templates and clones", () => {
           "NOT_FOUND",
           /^name: no template named 'tpl'/,
         );
-        await shell(client, c1, "tpl-1", "blk 0 verify 5 9", /OK blk verify/);
+        await ask(client, c1, "tpl-1", "blk 0 verify 5 9", /OK blk verify/);
 
         // A clone's tap goes with it.
         await client.vm.kill.mutate({ id: "tpl-2" });
